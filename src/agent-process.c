@@ -1,0 +1,768 @@
+/* agentbroker — one agent process: spawn, stderr to the journal, teardown */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/types.h>
+#include <syslog.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gio/gunixinputstream.h>
+#include <gio/gunixoutputstream.h>
+#include <glib-unix.h>
+#include <systemd/sd-journal.h>
+
+#include "agent-process.h"
+#include "error.h"
+
+/* at most this many stderr lines per window are logged, per agent */
+#define STDERR_BURST_LINES 200
+#define STDERR_WINDOW_USEC (10 * G_USEC_PER_SEC)
+/* how often the group is checked for stragglers once the agent is reaped */
+#define GROUP_POLL_MSEC 20
+/* how long stragglers may take to die after the last SIGKILL */
+#define GROUP_GIVE_UP_USEC (2 * G_USEC_PER_SEC)
+
+typedef struct
+{
+  AbAgentProcess *self; /* unowned; the waiter dies before self */
+  GTask *task;
+  GSource *cancel_source;
+} TerminateWaiter;
+
+struct _AbAgentProcess
+{
+  GObject parent_instance;
+
+  char *thread;
+  char *command; /* argv[0], for messages */
+  GPid pid;
+  pid_t pgid;
+  gboolean running;
+  gboolean group_gone; /* once seen empty, never signal the pgid again */
+  int wait_status;
+  char *exit_description;
+  GSource *child_watch;
+  GOutputStream *stdin_stream;
+  GInputStream *stdout_stream;
+  GInputStream *stderr_stream;
+
+  /* stderr */
+  gboolean to_journal;
+  GSource *stderr_source;
+  char stderr_line[AB_AGENT_STDERR_MAX_LINE];
+  gsize stderr_line_len;
+  GQueue stderr_tail; /* char *, oldest first */
+  gint64 window_start;
+  guint window_lines;
+  guint suppressed;
+  GSource *window_source;
+
+  /* teardown */
+  gboolean terminating;
+  gint64 sigkill_time; /* 0 until the group got SIGKILL */
+  GSource *kill_source;
+  GSource *poll_source;
+  GPtrArray *waiters; /* TerminateWaiter * */
+};
+
+G_DEFINE_TYPE (AbAgentProcess, ab_agent_process, G_TYPE_OBJECT)
+
+enum
+{
+  SIGNAL_EXITED,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+static void check_terminated (AbAgentProcess *self);
+
+/* ------------------------------------------------------------------ */
+/* Environment                                                         */
+/* ------------------------------------------------------------------ */
+
+char **
+ab_agent_build_env (const char *const *inherit_env, GPtrArray *extra,
+                    const char *thread)
+{
+  static const char *const base[] = { "HOME", "PATH", "USER", "LANG" };
+  char **env = g_new0 (char *, 1);
+
+  g_return_val_if_fail (thread != NULL, NULL);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (base); i++)
+    {
+      const char *value = g_getenv (base[i]);
+
+      if (value != NULL)
+        env = g_environ_setenv (env, base[i], value, TRUE);
+    }
+
+  for (gsize i = 0; inherit_env != NULL && inherit_env[i] != NULL; i++)
+    {
+      const char *value = g_getenv (inherit_env[i]);
+
+      if (value != NULL)
+        env = g_environ_setenv (env, inherit_env[i], value, TRUE);
+    }
+
+  for (guint i = 0; extra != NULL && i < extra->len; i++)
+    {
+      const char *entry = g_ptr_array_index (extra, i);
+      const char *eq = strchr (entry, '=');
+      g_autofree char *name = NULL;
+
+      if (eq == NULL || eq == entry)
+        {
+          g_warning ("ignoring malformed agent environment entry '%s'", entry);
+          continue;
+        }
+      name = g_strndup (entry, (gsize)(eq - entry));
+      env = g_environ_setenv (env, name, eq + 1, TRUE);
+    }
+
+  return g_environ_setenv (env, "AGENTBROKER_THREAD", thread, TRUE);
+}
+
+/* ------------------------------------------------------------------ */
+/* stderr                                                              */
+/* ------------------------------------------------------------------ */
+
+static void
+log_agent_line (AbAgentProcess *self, int priority, const char *message)
+{
+  if (self->to_journal)
+    sd_journal_send ("MESSAGE=%s", message, "PRIORITY=%d", priority,
+                     "AGENTBROKER_THREAD=%s", self->thread,
+                     "SYSLOG_IDENTIFIER=agentbrokerd", "AGENT_PID=%d",
+                     (int)self->pid, NULL);
+  else
+    g_message ("agent %s[%d]: %s", self->thread, (int)self->pid, message);
+}
+
+static void
+flush_suppressed (AbAgentProcess *self)
+{
+  g_autofree char *message = NULL;
+
+  if (self->suppressed == 0)
+    return;
+  message = g_strdup_printf ("suppressed %u lines of agent stderr",
+                             self->suppressed);
+  log_agent_line (self, LOG_NOTICE, message);
+  self->suppressed = 0;
+}
+
+static gboolean
+on_window_end (gpointer user_data)
+{
+  AbAgentProcess *self = AB_AGENT_PROCESS (user_data);
+
+  g_clear_pointer (&self->window_source, g_source_unref);
+  flush_suppressed (self);
+  self->window_start = g_get_monotonic_time ();
+  self->window_lines = 0;
+  return G_SOURCE_REMOVE;
+}
+
+static void
+handle_stderr_line (AbAgentProcess *self, const char *line, gsize len)
+{
+  /* D-Bus error messages and journal fields want valid UTF-8 */
+  g_autofree char *text = g_utf8_make_valid (line, (gssize)len);
+  gint64 now = g_get_monotonic_time ();
+
+  g_queue_push_tail (&self->stderr_tail, g_strdup (text));
+  while (g_queue_get_length (&self->stderr_tail) > AB_AGENT_STDERR_TAIL_LINES)
+    g_free (g_queue_pop_head (&self->stderr_tail));
+
+  if (self->window_source == NULL
+      && now - self->window_start >= STDERR_WINDOW_USEC)
+    {
+      self->window_start = now;
+      self->window_lines = 0;
+    }
+
+  if (self->window_lines < STDERR_BURST_LINES)
+    {
+      self->window_lines++;
+      log_agent_line (self, LOG_INFO, text);
+      return;
+    }
+
+  self->suppressed++;
+  if (self->window_source == NULL)
+    {
+      gint64 remaining = self->window_start + STDERR_WINDOW_USEC - now;
+
+      self->window_source
+          = g_timeout_source_new ((guint)(MAX (remaining, 0) / 1000));
+      g_source_set_callback (self->window_source, on_window_end, self, NULL);
+      g_source_attach (self->window_source, NULL);
+    }
+}
+
+static void
+handle_stderr_bytes (AbAgentProcess *self, const char *data, gsize len)
+{
+  while (len > 0)
+    {
+      const char *nl = memchr (data, '\n', len);
+      gsize chunk = nl != NULL ? (gsize)(nl - data) : len;
+      gsize room = sizeof self->stderr_line - self->stderr_line_len;
+      gsize take = MIN (chunk, room);
+
+      memcpy (self->stderr_line + self->stderr_line_len, data, take);
+      self->stderr_line_len += take;
+      data += take;
+      len -= take;
+
+      if (self->stderr_line_len == sizeof self->stderr_line
+          || (take == chunk && nl != NULL))
+        {
+          /* a complete line, or a long one cut into bounded pieces */
+          handle_stderr_line (self, self->stderr_line, self->stderr_line_len);
+          self->stderr_line_len = 0;
+        }
+      if (take == chunk && nl != NULL)
+        {
+          data++;
+          len--;
+        }
+    }
+}
+
+static gboolean
+on_stderr_readable (GObject *stream, gpointer user_data)
+{
+  AbAgentProcess *self = AB_AGENT_PROCESS (user_data);
+  char buf[4096];
+  g_autoptr (GError) error = NULL;
+  gssize n;
+
+  n = g_pollable_input_stream_read_nonblocking (
+      G_POLLABLE_INPUT_STREAM (stream), buf, sizeof buf, NULL, &error);
+  if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+    return G_SOURCE_CONTINUE;
+  if (n > 0)
+    {
+      handle_stderr_bytes (self, buf, (gsize)n);
+      return G_SOURCE_CONTINUE;
+    }
+
+  if (n < 0)
+    g_warning ("cannot read stderr of agent %s[%d]: %s", self->thread,
+               (int)self->pid, error->message);
+  if (self->stderr_line_len > 0)
+    handle_stderr_line (self, self->stderr_line, self->stderr_line_len);
+  self->stderr_line_len = 0;
+  g_clear_pointer (&self->stderr_source, g_source_unref);
+  return G_SOURCE_REMOVE;
+}
+
+char *
+ab_agent_process_get_stderr_tail (AbAgentProcess *self)
+{
+  GString *tail = g_string_new (NULL);
+  GList *l;
+
+  g_return_val_if_fail (AB_IS_AGENT_PROCESS (self), NULL);
+
+  l = self->stderr_tail.head;
+  /* the partial line below counts as one of the last lines */
+  if (self->stderr_line_len > 0
+      && g_queue_get_length (&self->stderr_tail) == AB_AGENT_STDERR_TAIL_LINES)
+    l = l->next;
+  for (; l != NULL; l = l->next)
+    {
+      if (tail->len > 0)
+        g_string_append_c (tail, '\n');
+      g_string_append (tail, l->data);
+    }
+  /* a line still waiting for its '\n' may be what explains a crash */
+  if (self->stderr_line_len > 0)
+    {
+      g_autofree char *partial = g_utf8_make_valid (
+          self->stderr_line, (gssize)self->stderr_line_len);
+
+      if (tail->len > 0)
+        g_string_append_c (tail, '\n');
+      g_string_append (tail, partial);
+    }
+  return g_string_free (tail, FALSE);
+}
+
+/* ------------------------------------------------------------------ */
+/* Exit and teardown                                                   */
+/* ------------------------------------------------------------------ */
+
+static gboolean
+group_is_gone (AbAgentProcess *self)
+{
+  if (!self->group_gone && kill (-self->pgid, 0) == -1 && errno == ESRCH)
+    self->group_gone = TRUE;
+  return self->group_gone;
+}
+
+/* kill(-pgid, 0) also counts zombies, and where PID 1 is not a reaper
+ * (some containers) a killed orphan stays a zombie for ever.  A zombie
+ * holds no memory and runs nothing, so only living members count. */
+static gboolean
+group_has_live_members (pid_t pgid)
+{
+  g_autoptr (GDir) dir = g_dir_open ("/proc", 0, NULL);
+  const char *name;
+
+  if (dir == NULL)
+    return TRUE;
+
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = NULL;
+      g_autofree char *stat = NULL;
+      const char *end;
+      char state;
+      long long ppid, pgrp;
+
+      if (!g_ascii_isdigit (name[0]))
+        continue;
+      path = g_build_filename ("/proc", name, "stat", NULL);
+      if (!g_file_get_contents (path, &stat, NULL, NULL))
+        continue; /* exited meanwhile */
+      /* "pid (comm) state ppid pgrp ...": comm may contain anything */
+      end = strrchr (stat, ')');
+      if (end == NULL
+          || sscanf (end + 1, " %c %lld %lld", &state, &ppid, &pgrp) != 3)
+        continue;
+      if (pgrp == pgid && state != 'Z' && state != 'X')
+        return TRUE;
+    }
+  return FALSE;
+}
+
+/* TRUE once no living process of the agent's group remains */
+static gboolean
+group_is_dead (AbAgentProcess *self)
+{
+  return group_is_gone (self) || !group_has_live_members (self->pgid);
+}
+
+static void
+signal_group (AbAgentProcess *self, int signo)
+{
+  if (group_is_gone (self))
+    return;
+  if (kill (-self->pgid, signo) == -1 && errno == ESRCH)
+    self->group_gone = TRUE;
+}
+
+static char *
+describe_wait_status (int status)
+{
+  if (WIFEXITED (status))
+    return g_strdup_printf ("exited with status %d", WEXITSTATUS (status));
+  if (WIFSIGNALED (status))
+    return g_strdup_printf ("killed by signal %d", WTERMSIG (status));
+  return g_strdup_printf ("ended with wait status %d", status);
+}
+
+static void
+on_child_exited (GPid pid, int status, gpointer user_data)
+{
+  AbAgentProcess *self = g_object_ref (AB_AGENT_PROCESS (user_data));
+
+  g_clear_pointer (&self->child_watch, g_source_unref);
+  self->running = FALSE;
+  self->wait_status = status;
+  self->exit_description = describe_wait_status (status);
+  /* the sooner an empty group is noticed, the smaller the window in which
+   * its id could be reused by an unrelated process */
+  (void)group_is_gone (self);
+
+  g_signal_emit (self, signals[SIGNAL_EXITED], 0, self->wait_status,
+                 self->exit_description);
+  if (self->terminating)
+    check_terminated (self);
+  g_object_unref (self);
+}
+
+static void
+waiter_free (TerminateWaiter *waiter)
+{
+  if (waiter->cancel_source != NULL)
+    {
+      g_source_destroy (waiter->cancel_source);
+      g_source_unref (waiter->cancel_source);
+    }
+  g_clear_object (&waiter->task);
+  g_free (waiter);
+}
+
+static void
+complete_waiters (AbAgentProcess *self)
+{
+  g_autoptr (GPtrArray) waiters = g_steal_pointer (&self->waiters);
+
+  self->waiters = g_ptr_array_new_with_free_func ((GDestroyNotify)waiter_free);
+  for (guint i = 0; i < waiters->len; i++)
+    {
+      TerminateWaiter *waiter = g_ptr_array_index (waiters, i);
+      g_autoptr (GTask) task = g_steal_pointer (&waiter->task);
+
+      if (task != NULL)
+        g_task_return_boolean (task, TRUE);
+    }
+}
+
+static gboolean
+on_group_poll (gpointer user_data)
+{
+  AbAgentProcess *self = AB_AGENT_PROCESS (user_data);
+
+  g_clear_pointer (&self->poll_source, g_source_unref);
+  check_terminated (self);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+on_kill_timeout (gpointer user_data)
+{
+  AbAgentProcess *self = AB_AGENT_PROCESS (user_data);
+
+  g_clear_pointer (&self->kill_source, g_source_unref);
+  signal_group (self, SIGKILL);
+  self->sigkill_time = g_get_monotonic_time ();
+  return G_SOURCE_REMOVE;
+}
+
+/* Completes the teardown once the agent is reaped and its group is
+ * empty; until then polls the group, since nothing notifies us when
+ * processes we are not the parent of die. */
+static void
+check_terminated (AbAgentProcess *self)
+{
+  g_autoptr (AbAgentProcess) hold G_GNUC_UNUSED = g_object_ref (self);
+
+  if (self->running || self->poll_source != NULL)
+    return;
+
+  if (!group_is_dead (self))
+    {
+      if (self->sigkill_time == 0
+          || g_get_monotonic_time () - self->sigkill_time < GROUP_GIVE_UP_USEC)
+        {
+          self->poll_source = g_timeout_source_new (GROUP_POLL_MSEC);
+          g_source_set_callback (self->poll_source, on_group_poll, self, NULL);
+          g_source_attach (self->poll_source, NULL);
+          return;
+        }
+      g_warning ("process group %d of agent %s still has members after "
+                 "SIGKILL; giving up waiting",
+                 (int)self->pgid, self->thread);
+    }
+
+  if (self->kill_source != NULL)
+    {
+      g_source_destroy (self->kill_source);
+      g_clear_pointer (&self->kill_source, g_source_unref);
+    }
+  complete_waiters (self);
+}
+
+static gboolean
+on_terminate_cancelled (GCancellable *cancellable, gpointer user_data)
+{
+  TerminateWaiter *waiter = user_data;
+  g_autoptr (GTask) task = g_steal_pointer (&waiter->task);
+
+  g_clear_pointer (&waiter->cancel_source, g_source_unref);
+  if (task != NULL)
+    g_task_return_error_if_cancelled (task);
+  return G_SOURCE_REMOVE;
+}
+
+void
+ab_agent_process_terminate_async (AbAgentProcess *self,
+                                  gint64 kill_timeout_usec,
+                                  GCancellable *cancellable,
+                                  GAsyncReadyCallback callback,
+                                  gpointer user_data)
+{
+  TerminateWaiter *waiter;
+
+  g_return_if_fail (AB_IS_AGENT_PROCESS (self));
+
+  waiter = g_new0 (TerminateWaiter, 1);
+  waiter->self = self;
+  waiter->task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (waiter->task, ab_agent_process_terminate_async);
+  if (cancellable != NULL)
+    {
+      waiter->cancel_source = g_cancellable_source_new (cancellable);
+      g_source_set_callback (waiter->cancel_source,
+                             G_SOURCE_FUNC (on_terminate_cancelled), waiter,
+                             NULL);
+      g_source_attach (waiter->cancel_source, NULL);
+    }
+  g_ptr_array_add (self->waiters, waiter);
+
+  if (!self->terminating)
+    {
+      self->terminating = TRUE;
+
+      /* EOF on stdin is the polite way to ask an ACP agent to leave */
+      if (self->stdin_stream != NULL)
+        g_output_stream_close (self->stdin_stream, NULL, NULL);
+
+      signal_group (self, SIGTERM);
+      if (!group_is_gone (self))
+        {
+          self->kill_source = g_timeout_source_new (
+              (guint)(MAX (kill_timeout_usec, 0) / 1000));
+          g_source_set_callback (self->kill_source, on_kill_timeout, self,
+                                 NULL);
+          g_source_attach (self->kill_source, NULL);
+        }
+    }
+
+  /* completes from an idle at the earliest: GTask defers returns made in
+   * the iteration that created it */
+  check_terminated (self);
+}
+
+gboolean
+ab_agent_process_terminate_finish (AbAgentProcess *self, GAsyncResult *result,
+                                   GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+void
+ab_agent_process_kill_now (AbAgentProcess *self)
+{
+  g_return_if_fail (AB_IS_AGENT_PROCESS (self));
+
+  signal_group (self, SIGKILL);
+  if (self->sigkill_time == 0)
+    self->sigkill_time = g_get_monotonic_time ();
+}
+
+/* ------------------------------------------------------------------ */
+/* Spawning                                                            */
+/* ------------------------------------------------------------------ */
+
+/* Runs in the child between fork and exec: async-signal-safe calls only. */
+static void
+child_setup (gpointer user_data)
+{
+  struct sigaction dfl;
+  sigset_t none;
+
+  /* own group, so teardown reaches everything the agent starts */
+  setpgid (0, 0);
+
+  /* the daemon ignores SIGPIPE and blocks nothing the agent should see;
+   * ignored signals and the mask would otherwise survive exec */
+  memset (&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  sigaction (SIGPIPE, &dfl, NULL);
+  sigemptyset (&none);
+  sigprocmask (SIG_SETMASK, &none, NULL);
+}
+
+AbAgentProcess *
+ab_agent_process_spawn (const char *const *argv, const char *const *envp,
+                        const char *cwd, const char *thread, GError **error)
+{
+  g_autoptr (AbAgentProcess) self = NULL;
+  g_autoptr (GError) local_error = NULL;
+  int stdin_fd = -1, stdout_fd = -1, stderr_fd = -1;
+
+  g_return_val_if_fail (envp != NULL, NULL);
+  g_return_val_if_fail (thread != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (argv == NULL || argv[0] == NULL || argv[0][0] == '\0')
+    {
+      g_set_error_literal (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                           "agent command is empty");
+      return NULL;
+    }
+
+  self = g_object_new (AB_TYPE_AGENT_PROCESS, NULL);
+  self->thread = g_strdup (thread);
+  self->command = g_strdup (argv[0]);
+
+  /* DO_NOT_REAP_CHILD: the child is reaped by our own watch on the main
+   * loop, so its pid (and with it the pgid) cannot be reused before we
+   * have seen the exit.  Every other fd is closed in the child, and exec
+   * failures are reported here, synchronously. */
+  if (!g_spawn_async_with_pipes_and_fds (
+          cwd, argv, envp,
+          G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH_FROM_ENVP
+              | G_SPAWN_CLOEXEC_PIPES,
+          child_setup, NULL, -1, -1, -1, NULL, NULL, 0, &self->pid, &stdin_fd,
+          &stdout_fd, &stderr_fd, &local_error))
+    {
+      if (g_error_matches (local_error, G_SPAWN_ERROR, G_SPAWN_ERROR_NOENT))
+        g_set_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED,
+                     "agent command '%s' not found: %s", argv[0],
+                     local_error->message);
+      else
+        g_set_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED,
+                     "cannot start agent command '%s': %s", argv[0],
+                     local_error->message);
+      return NULL;
+    }
+
+  self->pgid = self->pid;
+  self->running = TRUE;
+  self->child_watch = g_child_watch_source_new (self->pid);
+  g_source_set_callback (self->child_watch, G_SOURCE_FUNC (on_child_exited),
+                         self, NULL);
+  g_source_attach (self->child_watch, NULL);
+
+  g_unix_set_fd_nonblocking (stdin_fd, TRUE, NULL);
+  g_unix_set_fd_nonblocking (stdout_fd, TRUE, NULL);
+  g_unix_set_fd_nonblocking (stderr_fd, TRUE, NULL);
+  self->stdin_stream = g_unix_output_stream_new (stdin_fd, TRUE);
+  self->stdout_stream = g_unix_input_stream_new (stdout_fd, TRUE);
+  self->stderr_stream = g_unix_input_stream_new (stderr_fd, TRUE);
+
+  self->to_journal = g_log_writer_is_journald (fileno (stderr));
+  self->window_start = g_get_monotonic_time ();
+  self->stderr_source = g_pollable_input_stream_create_source (
+      G_POLLABLE_INPUT_STREAM (self->stderr_stream), NULL);
+  g_source_set_callback (self->stderr_source,
+                         G_SOURCE_FUNC (on_stderr_readable), self, NULL);
+  g_source_attach (self->stderr_source, NULL);
+
+  return g_steal_pointer (&self);
+}
+
+GPid
+ab_agent_process_get_pid (AbAgentProcess *self)
+{
+  g_return_val_if_fail (AB_IS_AGENT_PROCESS (self), 0);
+
+  return self->pid;
+}
+
+GOutputStream *
+ab_agent_process_get_stdin (AbAgentProcess *self)
+{
+  g_return_val_if_fail (AB_IS_AGENT_PROCESS (self), NULL);
+
+  return self->stdin_stream;
+}
+
+GInputStream *
+ab_agent_process_get_stdout (AbAgentProcess *self)
+{
+  g_return_val_if_fail (AB_IS_AGENT_PROCESS (self), NULL);
+
+  return self->stdout_stream;
+}
+
+gboolean
+ab_agent_process_is_running (AbAgentProcess *self)
+{
+  g_return_val_if_fail (AB_IS_AGENT_PROCESS (self), FALSE);
+
+  return self->running;
+}
+
+const char *
+ab_agent_process_get_exit_description (AbAgentProcess *self)
+{
+  g_return_val_if_fail (AB_IS_AGENT_PROCESS (self), NULL);
+
+  return self->exit_description;
+}
+
+static void
+destroy_source (GSource **source)
+{
+  if (*source == NULL)
+    return;
+  g_source_destroy (*source);
+  g_clear_pointer (source, g_source_unref);
+}
+
+static void
+reap_only (GPid pid, int status, gpointer user_data)
+{
+  g_spawn_close_pid (pid);
+}
+
+static void
+ab_agent_process_dispose (GObject *object)
+{
+  AbAgentProcess *self = AB_AGENT_PROCESS (object);
+
+  /* Never leave an agent behind, alive or as a zombie: kill its group and
+   * hand the reaping to a watch that needs nothing of this object. */
+  if (self->pid > 0 && (self->running || !self->group_gone))
+    signal_group (self, SIGKILL);
+  if (self->child_watch != NULL)
+    {
+      destroy_source (&self->child_watch);
+      g_child_watch_add (self->pid, reap_only, NULL);
+    }
+  destroy_source (&self->stderr_source);
+  destroy_source (&self->kill_source);
+  destroy_source (&self->poll_source);
+  if (self->window_source != NULL)
+    {
+      destroy_source (&self->window_source);
+      flush_suppressed (self);
+    }
+  if (self->waiters != NULL)
+    g_ptr_array_set_size (self->waiters, 0);
+  g_clear_object (&self->stdin_stream);
+  g_clear_object (&self->stdout_stream);
+  g_clear_object (&self->stderr_stream);
+
+  G_OBJECT_CLASS (ab_agent_process_parent_class)->dispose (object);
+}
+
+static void
+ab_agent_process_finalize (GObject *object)
+{
+  AbAgentProcess *self = AB_AGENT_PROCESS (object);
+
+  g_queue_clear_full (&self->stderr_tail, g_free);
+  g_clear_pointer (&self->waiters, g_ptr_array_unref);
+  g_free (self->thread);
+  g_free (self->command);
+  g_free (self->exit_description);
+
+  G_OBJECT_CLASS (ab_agent_process_parent_class)->finalize (object);
+}
+
+static void
+ab_agent_process_init (AbAgentProcess *self)
+{
+  g_queue_init (&self->stderr_tail);
+  self->waiters = g_ptr_array_new_with_free_func ((GDestroyNotify)waiter_free);
+}
+
+static void
+ab_agent_process_class_init (AbAgentProcessClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = ab_agent_process_dispose;
+  object_class->finalize = ab_agent_process_finalize;
+
+  signals[SIGNAL_EXITED]
+      = g_signal_new ("exited", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                      NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_INT,
+                      G_TYPE_STRING | G_SIGNAL_TYPE_STATIC_SCOPE);
+}
