@@ -1,0 +1,375 @@
+/* agentbroker — the broker
+ *
+ * Owns the daemon's state (DESIGN.md §3), the configuration in force and
+ * the ingress gate. The D-Bus service, the systemd notifier and the
+ * health shim only observe it through its properties.
+ */
+#include "config.h"
+
+#include <glib/gi18n.h>
+
+#include "broker.h"
+#include "error.h"
+
+struct _AbBroker
+{
+  GObject parent_instance;
+
+  AbBrokerState state;
+  guint generation;
+  AbConfig *config;
+  char *config_path;
+  char *state_dir;
+  char *status;
+  char *drain_reason;
+  guint64 started_at;
+};
+
+enum
+{
+  PROP_0,
+  PROP_STATE,
+  PROP_ACCEPTING,
+  PROP_GENERATION,
+  PROP_MAX_SESSIONS,
+  PROP_STATUS,
+  N_PROPS
+};
+
+static GParamSpec *props[N_PROPS];
+
+G_DEFINE_TYPE (AbBroker, ab_broker, G_TYPE_OBJECT)
+
+static const char *const state_names[] = {
+  [AB_BROKER_STATE_STARTING] = "starting",
+  [AB_BROKER_STATE_RUNNING] = "running",
+  [AB_BROKER_STATE_DRAINING] = "draining",
+  [AB_BROKER_STATE_DRAINED] = "drained",
+  [AB_BROKER_STATE_RELOADING] = "reloading",
+  [AB_BROKER_STATE_STOPPING] = "stopping",
+};
+
+const char *
+ab_broker_state_to_string (AbBrokerState state)
+{
+  g_return_val_if_fail (state < G_N_ELEMENTS (state_names), "unknown");
+  return state_names[state];
+}
+
+static gboolean
+state_accepts (AbBrokerState state)
+{
+  return state == AB_BROKER_STATE_RUNNING || state == AB_BROKER_STATE_RELOADING;
+}
+
+static void
+set_status (AbBroker *self, const char *status)
+{
+  if (g_strcmp0 (self->status, status) == 0)
+    return;
+  g_free (self->status);
+  self->status = g_strdup (status);
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_STATUS]);
+}
+
+static void
+set_state (AbBroker *self, AbBrokerState state)
+{
+  gboolean was_accepting = state_accepts (self->state);
+
+  if (self->state == state)
+    return;
+
+  g_debug ("state %s → %s", ab_broker_state_to_string (self->state),
+           ab_broker_state_to_string (state));
+  self->state = state;
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_STATE]);
+  if (was_accepting != state_accepts (state))
+    g_object_notify_by_pspec (G_OBJECT (self), props[PROP_ACCEPTING]);
+}
+
+static void
+ab_broker_get_property (GObject *object, guint prop_id, GValue *value,
+                        GParamSpec *pspec)
+{
+  AbBroker *self = AB_BROKER (object);
+
+  switch (prop_id)
+    {
+    case PROP_STATE:
+      g_value_set_string (value, ab_broker_state_to_string (self->state));
+      break;
+    case PROP_ACCEPTING:
+      g_value_set_boolean (value, ab_broker_get_accepting (self));
+      break;
+    case PROP_GENERATION:
+      g_value_set_uint (value, self->generation);
+      break;
+    case PROP_MAX_SESSIONS:
+      g_value_set_uint (value, self->config->max_sessions);
+      break;
+    case PROP_STATUS:
+      g_value_set_string (value, self->status);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+ab_broker_finalize (GObject *object)
+{
+  AbBroker *self = AB_BROKER (object);
+
+  g_clear_pointer (&self->config, ab_config_unref);
+  g_free (self->config_path);
+  g_free (self->state_dir);
+  g_free (self->status);
+  g_free (self->drain_reason);
+
+  G_OBJECT_CLASS (ab_broker_parent_class)->finalize (object);
+}
+
+static void
+ab_broker_class_init (AbBrokerClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->get_property = ab_broker_get_property;
+  object_class->finalize = ab_broker_finalize;
+
+  /* Read-only views for adapters; "state" is the string of DESIGN.md §3. */
+  props[PROP_STATE] = g_param_spec_string (
+      "state", NULL, NULL, "starting",
+      G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  props[PROP_ACCEPTING] = g_param_spec_boolean (
+      "accepting", NULL, NULL, FALSE,
+      G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  props[PROP_GENERATION] = g_param_spec_uint (
+      "generation", NULL, NULL, 0, G_MAXUINT, 1,
+      G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  props[PROP_MAX_SESSIONS] = g_param_spec_uint (
+      "max-sessions", NULL, NULL, 0, G_MAXUINT, 0,
+      G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  props[PROP_STATUS] = g_param_spec_string (
+      "status", NULL, NULL, NULL,
+      G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, props);
+}
+
+static void
+ab_broker_init (AbBroker *self)
+{
+  self->state = AB_BROKER_STATE_STARTING;
+  self->generation = 1;
+  self->status = g_strdup (_ ("Starting"));
+  self->started_at = (guint64)g_get_real_time ();
+}
+
+AbBroker *
+ab_broker_new (const char *config_path, AbConfig *config, const char *state_dir)
+{
+  AbBroker *self = g_object_new (AB_TYPE_BROKER, NULL);
+
+  self->config_path = g_strdup (config_path);
+  self->config = ab_config_ref (config);
+  self->state_dir = g_strdup (state_dir);
+  return self;
+}
+
+AbBrokerState
+ab_broker_get_state (AbBroker *self)
+{
+  return self->state;
+}
+
+gboolean
+ab_broker_get_accepting (AbBroker *self)
+{
+  return state_accepts (self->state);
+}
+
+guint
+ab_broker_get_generation (AbBroker *self)
+{
+  return self->generation;
+}
+
+AbConfig *
+ab_broker_get_config (AbBroker *self)
+{
+  return self->config;
+}
+
+const char *
+ab_broker_get_config_path (AbBroker *self)
+{
+  return self->config_path;
+}
+
+const char *
+ab_broker_get_state_dir (AbBroker *self)
+{
+  return self->state_dir;
+}
+
+const char *
+ab_broker_get_status (AbBroker *self)
+{
+  return self->status;
+}
+
+guint64
+ab_broker_get_started_at (AbBroker *self)
+{
+  return self->started_at;
+}
+
+static void
+set_running_status (AbBroker *self)
+{
+  g_autofree char *status
+      = g_strdup_printf (_ ("Running (generation %u)"), self->generation);
+
+  set_status (self, status);
+}
+
+/* Called once the bus name is owned: the daemon is ready for work. */
+void
+ab_broker_start (AbBroker *self)
+{
+  g_return_if_fail (self->state == AB_BROKER_STATE_STARTING);
+
+  set_state (self, AB_BROKER_STATE_RUNNING);
+  set_running_status (self);
+}
+
+gboolean
+ab_broker_check_accepting (AbBroker *self, GError **error)
+{
+  const char *reason;
+
+  if (state_accepts (self->state))
+    return TRUE;
+
+  switch (self->state)
+    {
+    case AB_BROKER_STATE_STARTING:
+      reason = _ ("start-up");
+      break;
+    case AB_BROKER_STATE_STOPPING:
+      reason = _ ("shutdown");
+      break;
+    default:
+      reason
+          = self->drain_reason != NULL ? self->drain_reason : _ ("maintenance");
+      break;
+    }
+  g_set_error (error, AB_ERROR, AB_ERROR_DRAINING,
+               _ ("agentbroker is draining for %s; retry in a moment"), reason);
+  return FALSE;
+}
+
+/* Parse and validate the whole new configuration before touching
+ * anything; on failure the old one stays in force. */
+gboolean
+ab_broker_reload (AbBroker *self, GError **error)
+{
+  AbBrokerState previous = self->state;
+  g_autoptr (AbConfig) config = NULL;
+  g_autoptr (GError) local_error = NULL;
+
+  if (previous == AB_BROKER_STATE_STARTING
+      || previous == AB_BROKER_STATE_STOPPING
+      || previous == AB_BROKER_STATE_RELOADING)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_BUSY, _ ("cannot reload while %s"),
+                   ab_broker_state_to_string (previous));
+      return FALSE;
+    }
+
+  set_state (self, AB_BROKER_STATE_RELOADING);
+  set_status (self, _ ("Reloading configuration"));
+
+  config = ab_config_load (self->config_path, &local_error);
+  if (config == NULL)
+    {
+      guint problems = 1;
+      g_autofree char *status = NULL;
+
+      for (const char *p = local_error->message; *p != '\0'; p++)
+        problems += (*p == '\n');
+      g_warning ("reload failed; keeping the previous configuration:\n%s",
+                 local_error->message);
+      status = g_strdup_printf (
+          g_dngettext (GETTEXT_PACKAGE,
+                       "Reload failed: %u problem in the configuration; "
+                       "previous configuration kept",
+                       "Reload failed: %u problems in the configuration; "
+                       "previous configuration kept",
+                       problems),
+          problems);
+      set_state (self, previous);
+      set_status (self, status);
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+
+  g_clear_pointer (&self->config, ab_config_unref);
+  self->config = g_steal_pointer (&config);
+  self->generation++;
+  g_message ("configuration reloaded from %s; generation %u", self->config_path,
+             self->generation);
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_GENERATION]);
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_MAX_SESSIONS]);
+  set_state (self, previous);
+  if (previous == AB_BROKER_STATE_RUNNING)
+    set_running_status (self);
+  else
+    set_status (self, _ ("Drained; reloaded configuration"));
+  return TRUE;
+}
+
+gboolean
+ab_broker_drain (AbBroker *self, const char *reason, GError **error)
+{
+  if (self->state != AB_BROKER_STATE_RUNNING
+      && self->state != AB_BROKER_STATE_DRAINED)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_BUSY, _ ("cannot drain while %s"),
+                   ab_broker_state_to_string (self->state));
+      return FALSE;
+    }
+
+  g_free (self->drain_reason);
+  self->drain_reason = g_strdup (reason);
+  set_state (self, AB_BROKER_STATE_DRAINING);
+  set_status (self, _ ("Draining"));
+  /* No turn can be in flight without sessions; the drain is complete. */
+  set_state (self, AB_BROKER_STATE_DRAINED);
+  set_status (self, _ ("Drained; not accepting prompts"));
+  return TRUE;
+}
+
+gboolean
+ab_broker_resume (AbBroker *self, GError **error)
+{
+  if (self->state != AB_BROKER_STATE_DRAINED)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_BUSY, _ ("cannot resume while %s"),
+                   ab_broker_state_to_string (self->state));
+      return FALSE;
+    }
+
+  g_clear_pointer (&self->drain_reason, g_free);
+  set_state (self, AB_BROKER_STATE_RUNNING);
+  set_running_status (self);
+  return TRUE;
+}
+
+void
+ab_broker_stop (AbBroker *self)
+{
+  set_state (self, AB_BROKER_STATE_STOPPING);
+  set_status (self, _ ("Stopping"));
+}

@@ -1,0 +1,44 @@
+/* agentbroker — the broker: daemon state machine, ingress gate, config */
+#pragma once
+
+#include <glib-object.h>
+
+#include "ab-config.h"
+
+G_BEGIN_DECLS
+
+typedef enum
+{
+  AB_BROKER_STATE_STARTING,
+  AB_BROKER_STATE_RUNNING,
+  AB_BROKER_STATE_DRAINING,
+  AB_BROKER_STATE_DRAINED,
+  AB_BROKER_STATE_RELOADING,
+  AB_BROKER_STATE_STOPPING,
+} AbBrokerState;
+
+#define AB_TYPE_BROKER (ab_broker_get_type ())
+G_DECLARE_FINAL_TYPE (AbBroker, ab_broker, AB, BROKER, GObject)
+
+AbBroker *ab_broker_new (const char *config_path, AbConfig *config,
+                         const char *state_dir);
+
+const char *ab_broker_state_to_string (AbBrokerState state);
+
+AbBrokerState ab_broker_get_state (AbBroker *self);
+gboolean ab_broker_get_accepting (AbBroker *self);
+guint ab_broker_get_generation (AbBroker *self);
+AbConfig *ab_broker_get_config (AbBroker *self);
+const char *ab_broker_get_config_path (AbBroker *self);
+const char *ab_broker_get_state_dir (AbBroker *self);
+const char *ab_broker_get_status (AbBroker *self);
+guint64 ab_broker_get_started_at (AbBroker *self);
+
+void ab_broker_start (AbBroker *self);
+gboolean ab_broker_check_accepting (AbBroker *self, GError **error);
+gboolean ab_broker_reload (AbBroker *self, GError **error);
+gboolean ab_broker_drain (AbBroker *self, const char *reason, GError **error);
+gboolean ab_broker_resume (AbBroker *self, GError **error);
+void ab_broker_stop (AbBroker *self);
+
+G_END_DECLS

@@ -1,0 +1,245 @@
+/* agentbrokerd — entry point
+ *
+ * Loads the configuration, builds the broker and its adapters (D-Bus,
+ * systemd notifications), owns the bus name and runs the main loop until
+ * SIGTERM or SIGINT.
+ */
+#include "config.h"
+
+#include <locale.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <glib-unix.h>
+#include <glib/gi18n.h>
+
+#include "ab-config.h"
+#include "broker.h"
+#include "bus.h"
+#include "error.h"
+#include "log.h"
+#include "notify.h"
+
+typedef struct
+{
+  GMainLoop *loop;
+  AbBroker *broker;
+  AbNotifier *notifier;
+  AbBus *bus;
+  gboolean system_bus;
+  int exit_status;
+} AbDaemon;
+
+static void
+print_config_problems (const char *problems)
+{
+  g_auto (GStrv) lines = g_strsplit (problems, "\n", -1);
+
+  for (char **line = lines; *line != NULL; line++)
+    if (**line != '\0')
+      fprintf (stderr, "%s\n", *line);
+}
+
+static char *
+default_config_path (gboolean system_bus)
+{
+  const char *from_systemd = g_getenv ("CONFIGURATION_DIRECTORY");
+
+  /* ConfigurationDirectory= names /etc/agentbroker whatever the prefix. */
+  if (from_systemd != NULL && from_systemd[0] != '\0')
+    {
+      g_auto (GStrv) dirs = g_strsplit (from_systemd, ":", 2);
+      return g_build_filename (dirs[0], "agentbroker.yaml", NULL);
+    }
+  if (system_bus)
+    return g_build_filename (SYSCONFDIR, "agentbroker", "agentbroker.yaml",
+                             NULL);
+  return g_build_filename (g_get_user_config_dir (), "agentbroker",
+                           "agentbroker.yaml", NULL);
+}
+
+static char *
+default_state_dir (gboolean system_bus)
+{
+  const char *from_systemd = g_getenv ("STATE_DIRECTORY");
+
+  /* systemd may pass several, colon-separated; ours is the first. */
+  if (from_systemd != NULL && from_systemd[0] != '\0')
+    {
+      g_auto (GStrv) dirs = g_strsplit (from_systemd, ":", 2);
+      return g_strdup (dirs[0]);
+    }
+  if (system_bus)
+    return g_strdup ("/var/lib/agentbroker");
+  return g_build_filename (g_get_user_state_dir (), "agentbroker", NULL);
+}
+
+/* Started by the system manager as a system service? Then the system bus
+ * is the default; everywhere else the session bus is. */
+static gboolean
+started_as_system_service (void)
+{
+  return g_getenv ("INVOCATION_ID") != NULL && getppid () == 1
+         && g_getenv ("MANAGERPID") == NULL;
+}
+
+static gboolean
+on_sighup (gpointer user_data)
+{
+  AbDaemon *daemon = user_data;
+  g_autoptr (GError) error = NULL;
+
+  g_message ("SIGHUP received; reloading configuration");
+  if (!ab_broker_reload (daemon->broker, &error))
+    g_warning ("reload on SIGHUP failed: %s", error->message);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_sigterm (gpointer user_data)
+{
+  AbDaemon *daemon = user_data;
+
+  g_message ("stop requested; shutting down");
+  ab_broker_stop (daemon->broker);
+  g_main_loop_quit (daemon->loop);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+on_bus_acquired (GDBusConnection *connection, const char *name,
+                 gpointer user_data)
+{
+  AbDaemon *daemon = user_data;
+  g_autoptr (GError) error = NULL;
+
+  daemon->bus
+      = ab_bus_new (daemon->broker, connection, daemon->system_bus, &error);
+  if (daemon->bus == NULL)
+    {
+      g_critical ("cannot export the D-Bus objects: %s", error->message);
+      daemon->exit_status = EXIT_FAILURE;
+      g_main_loop_quit (daemon->loop);
+    }
+}
+
+static void
+on_name_acquired (GDBusConnection *connection, const char *name,
+                  gpointer user_data)
+{
+  AbDaemon *daemon = user_data;
+
+  g_message ("owning %s on the %s bus; ready", name,
+             daemon->system_bus ? "system" : "session");
+  if (ab_broker_get_state (daemon->broker) == AB_BROKER_STATE_STARTING)
+    ab_broker_start (daemon->broker);
+}
+
+static void
+on_name_lost (GDBusConnection *connection, const char *name, gpointer user_data)
+{
+  AbDaemon *daemon = user_data;
+
+  if (connection == NULL)
+    g_critical ("cannot connect to the %s bus",
+                daemon->system_bus ? "system" : "session");
+  else
+    g_critical ("cannot own the name %s (already taken, or not allowed by "
+                "the bus policy)",
+                name);
+  daemon->exit_status = EXIT_FAILURE;
+  g_main_loop_quit (daemon->loop);
+}
+
+int
+main (int argc, char **argv)
+{
+  gboolean opt_system = FALSE, opt_session = FALSE, opt_version = FALSE;
+  gboolean opt_verbose = FALSE;
+  g_autofree char *opt_config = NULL;
+  g_autofree char *state_dir = NULL;
+  g_autoptr (GOptionContext) context = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (AbConfig) config = NULL;
+  AbDaemon daemon = { 0 };
+  guint owner_id;
+  const GOptionEntry entries[]
+      = { { "system", 0, 0, G_OPTION_ARG_NONE, &opt_system,
+            N_ ("Serve on the system bus"), NULL },
+          { "session", 0, 0, G_OPTION_ARG_NONE, &opt_session,
+            N_ ("Serve on the session bus"), NULL },
+          { "config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config,
+            N_ ("Configuration file"), N_ ("PATH") },
+          { "verbose", 'v', 0, G_OPTION_ARG_NONE, &opt_verbose,
+            N_ ("Log debug messages"), NULL },
+          { "version", 0, 0, G_OPTION_ARG_NONE, &opt_version,
+            N_ ("Print the version and exit"), NULL },
+          { NULL } };
+
+  setlocale (LC_ALL, "");
+  bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
+  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+  textdomain (GETTEXT_PACKAGE);
+
+  context = g_option_context_new (NULL);
+  g_option_context_set_summary (
+      context, _ ("Keeps AI coding-agent sessions alive behind D-Bus."));
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    {
+      fprintf (stderr, "agentbrokerd: %s\n", error->message);
+      return 2;
+    }
+  if (opt_version)
+    {
+      printf ("agentbrokerd %s\n", PACKAGE_VERSION);
+      return EXIT_SUCCESS;
+    }
+  if (opt_system && opt_session)
+    {
+      fprintf (stderr, "agentbrokerd: %s\n",
+               _ ("--system and --session exclude each other"));
+      return 2;
+    }
+
+  ab_log_init (opt_verbose);
+  /* A write to an agent that has gone away must fail, not kill us. */
+  signal (SIGPIPE, SIG_IGN);
+  daemon.system_bus
+      = opt_system || (!opt_session && started_as_system_service ());
+  if (opt_config == NULL)
+    opt_config = default_config_path (daemon.system_bus);
+
+  config = ab_config_load (opt_config, &error);
+  if (config == NULL)
+    {
+      print_config_problems (error->message);
+      return EXIT_FAILURE;
+    }
+
+  state_dir = default_state_dir (daemon.system_bus);
+  daemon.loop = g_main_loop_new (NULL, FALSE);
+  daemon.broker = ab_broker_new (opt_config, config, state_dir);
+  daemon.notifier = ab_notifier_new (daemon.broker);
+
+  g_unix_signal_add (SIGHUP, on_sighup, &daemon);
+  g_unix_signal_add (SIGTERM, on_sigterm, &daemon);
+  g_unix_signal_add (SIGINT, on_sigterm, &daemon);
+
+  owner_id = g_bus_own_name (
+      daemon.system_bus ? G_BUS_TYPE_SYSTEM : G_BUS_TYPE_SESSION, AB_BUS_NAME,
+      G_BUS_NAME_OWNER_FLAGS_DO_NOT_QUEUE, on_bus_acquired, on_name_acquired,
+      on_name_lost, &daemon, NULL);
+
+  g_main_loop_run (daemon.loop);
+
+  g_bus_unown_name (owner_id);
+  g_clear_object (&daemon.bus);
+  g_clear_object (&daemon.notifier);
+  g_clear_object (&daemon.broker);
+  g_main_loop_unref (daemon.loop);
+  g_message ("stopped");
+  return daemon.exit_status;
+}

@@ -1,0 +1,252 @@
+/* agentbroker tests — the real daemon on a private session bus
+ *
+ * Each test gets its own dbus-daemon (GTestDBus), temporary config and
+ * state directories, and the built agentbrokerd. The daemon's log goes to
+ * a file that is printed when the test fails.
+ */
+#include "config.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "daemon-fixture.h"
+
+#define BUS_NAME "org.agentbroker.Broker1"
+#define BUS_PATH "/org/agentbroker/Broker1"
+
+/* One private bus for the whole test program: each test starts and
+ * stops its own daemon on it. */
+static GTestDBus *test_bus;
+
+void
+ab_test_bus_up (void)
+{
+  test_bus = g_test_dbus_new (G_TEST_DBUS_NONE);
+  g_test_dbus_up (test_bus);
+}
+
+void
+ab_test_bus_down (void)
+{
+  g_test_dbus_down (test_bus);
+  g_clear_object (&test_bus);
+}
+
+const char *
+ab_test_builddir (void)
+{
+  const char *dir = g_getenv ("AB_TEST_BUILDDIR");
+
+  g_assert_nonnull (dir);
+  return dir;
+}
+
+char *
+ab_test_program (const char *name)
+{
+  return g_build_filename (ab_test_builddir (), "src", name, NULL);
+}
+
+void
+ab_daemon_fixture_write_config (AbDaemonFixture *fx, const char *yaml)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_file_set_contents (fx->config_path, yaml, -1, &error);
+  g_assert_no_error (error);
+}
+
+void
+ab_daemon_fixture_setup (AbDaemonFixture *fx, const char *config_yaml)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *bindir = g_build_filename (ab_test_builddir (), "src", NULL);
+  g_autofree char *path = g_strdup_printf ("%s:%s", bindir, g_getenv ("PATH"));
+
+  memset (fx, 0, sizeof *fx);
+  fx->tmpdir = g_dir_make_tmp ("agentbroker-test-XXXXXX", &error);
+  g_assert_no_error (error);
+  fx->config_path = g_build_filename (fx->tmpdir, "agentbroker.yaml", NULL);
+  fx->state_dir = g_build_filename (fx->tmpdir, "state", NULL);
+  fx->log_path = g_build_filename (fx->tmpdir, "daemon.log", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (fx->state_dir, 0700), ==, 0);
+  if (config_yaml != NULL)
+    ab_daemon_fixture_write_config (fx, config_yaml);
+
+  /* The daemon and its agents find the built programs first. */
+  g_setenv ("PATH", path, TRUE);
+
+  fx->connection = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, &error);
+  g_assert_no_error (error);
+}
+
+static void
+on_name_appeared (GDBusConnection *connection, const char *name,
+                  const char *owner, gpointer user_data)
+{
+  *(gboolean *)user_data = TRUE;
+}
+
+static void
+on_wait_check (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GError) error = NULL;
+
+  /* Cancelled: the fixture behind user_data may be gone. */
+  if (g_subprocess_wait_finish (G_SUBPROCESS (source), result, &error)
+      || !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    *(gboolean *)user_data = TRUE;
+}
+
+gboolean
+ab_daemon_fixture_start (AbDaemonFixture *fx, GError **error)
+{
+  g_autoptr (GSubprocessLauncher) launcher = NULL;
+  g_autofree char *daemon_path = ab_test_program ("agentbrokerd");
+  g_autoptr (GCancellable) cancellable = g_cancellable_new ();
+  gboolean appeared = FALSE, exited = FALSE;
+  guint watch, timeout_ms = 20000;
+  gint64 deadline;
+
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+  g_subprocess_launcher_setenv (launcher, "STATE_DIRECTORY", fx->state_dir,
+                                TRUE);
+  g_subprocess_launcher_setenv (launcher, "G_MESSAGES_DEBUG", "all", TRUE);
+  g_subprocess_launcher_unsetenv (launcher, "NOTIFY_SOCKET");
+  g_subprocess_launcher_set_stderr_file_path (launcher, fx->log_path);
+  g_subprocess_launcher_set_stdout_file_path (launcher, fx->log_path);
+  fx->daemon
+      = g_subprocess_launcher_spawn (launcher, error, daemon_path, "--session",
+                                     "--config", fx->config_path, NULL);
+  if (fx->daemon == NULL)
+    return FALSE;
+
+  watch = g_bus_watch_name_on_connection (
+      fx->connection, BUS_NAME, G_BUS_NAME_WATCHER_FLAGS_NONE, on_name_appeared,
+      NULL, &appeared, NULL);
+  g_subprocess_wait_async (fx->daemon, cancellable, on_wait_check, &exited);
+  deadline = g_get_monotonic_time () + timeout_ms * 1000;
+  while (!appeared && !exited && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_bus_unwatch_name (watch);
+  g_cancellable_cancel (cancellable);
+
+  if (!appeared)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                   exited ? "agentbrokerd exited before owning its name"
+                          : "agentbrokerd did not own its name in time");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Sends @signum and waits for the exit; returns the exit status, or
+ * 128 + signal when it died of one. */
+int
+ab_daemon_fixture_stop (AbDaemonFixture *fx, int signum)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (fx->daemon == NULL)
+    return -1;
+  g_subprocess_send_signal (fx->daemon, signum);
+  g_subprocess_wait (fx->daemon, NULL, &error);
+  g_assert_no_error (error);
+  if (g_subprocess_get_if_exited (fx->daemon))
+    fx->exit_status = g_subprocess_get_exit_status (fx->daemon);
+  else
+    fx->exit_status = 128 + g_subprocess_get_term_sig (fx->daemon);
+  g_clear_object (&fx->daemon);
+  return fx->exit_status;
+}
+
+static void
+print_log (AbDaemonFixture *fx)
+{
+  g_autofree char *log = NULL;
+
+  if (g_file_get_contents (fx->log_path, &log, NULL, NULL))
+    g_printerr ("---- agentbrokerd log ----\n%s---- end of log ----\n", log);
+}
+
+void
+ab_daemon_fixture_teardown (AbDaemonFixture *fx)
+{
+  if (fx->daemon != NULL)
+    ab_daemon_fixture_stop (fx, SIGTERM);
+  if (g_test_failed ())
+    print_log (fx);
+  g_clear_object (&fx->connection);
+  if (!g_test_failed () && fx->tmpdir != NULL)
+    {
+      g_autofree char *cmd = g_strdup_printf ("rm -rf '%s'", fx->tmpdir);
+      g_assert_cmpint (system (cmd), ==, 0);
+    }
+  g_free (fx->tmpdir);
+  g_free (fx->config_path);
+  g_free (fx->state_dir);
+  g_free (fx->log_path);
+}
+
+GVariant *
+ab_daemon_call (AbDaemonFixture *fx, const char *method, GVariant *params,
+                const char *reply_type, GError **error)
+{
+  return g_dbus_connection_call_sync (
+      fx->connection, BUS_NAME, BUS_PATH, "org.agentbroker.Broker1", method,
+      params, reply_type != NULL ? G_VARIANT_TYPE (reply_type) : NULL,
+      G_DBUS_CALL_FLAGS_NONE, 60000, NULL, error);
+}
+
+GVariant *
+ab_daemon_get_property (AbDaemonFixture *fx, const char *name)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = NULL;
+  GVariant *value = NULL;
+
+  reply = g_dbus_connection_call_sync (
+      fx->connection, BUS_NAME, BUS_PATH, "org.freedesktop.DBus.Properties",
+      "Get", g_variant_new ("(ss)", "org.agentbroker.Broker1", name),
+      G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE, 10000, NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(v)", &value);
+  return value;
+}
+
+int
+ab_run_agentctl (AbDaemonFixture *fx, char **out, char **err, ...)
+{
+  g_autoptr (GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GSubprocess) proc = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *stdout_buf = NULL, *stderr_buf = NULL;
+  const char *arg;
+  va_list ap;
+
+  g_ptr_array_add (argv, ab_test_program ("agentctl"));
+  g_ptr_array_add (argv, g_strdup ("--user"));
+  va_start (ap, err);
+  while ((arg = va_arg (ap, const char *)) != NULL)
+    g_ptr_array_add (argv, g_strdup (arg));
+  va_end (ap);
+  g_ptr_array_add (argv, NULL);
+
+  proc = g_subprocess_newv (
+      (const char *const *)argv->pdata,
+      G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE, &error);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8 (proc, NULL, NULL, &stdout_buf, &stderr_buf,
+                                 &error);
+  g_assert_no_error (error);
+  if (out != NULL)
+    *out = g_steal_pointer (&stdout_buf);
+  if (err != NULL)
+    *err = g_steal_pointer (&stderr_buf);
+  return g_subprocess_get_if_exited (proc) ? g_subprocess_get_exit_status (proc)
+                                           : -1;
+}

@@ -1,0 +1,28 @@
+#!/bin/sh
+# Installs what building and testing agentbroker needs on Debian 12.
+set -eu
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps.sh: run as root (apt-get)" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+packages="build-essential autoconf automake autopoint gettext pkg-config
+  libglib2.0-dev libglib2.0-dev-bin libglib2.0-bin libsystemd-dev
+  libjson-glib-dev libsoup-3.0-dev libyaml-dev
+  dbus dbus-user-session systemd systemd-container
+  clang libclang-rt-14-dev valgrind curl python3"
+# The SDK agent test needs Node.js and npm; a machine that already has
+# them (Debian's or NodeSource's) keeps its own.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    packages="$packages nodejs npm"
+fi
+missing=""
+for p in $packages; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' ||
+        missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    apt-get update -q
+    # shellcheck disable=SC2086
+    apt-get install -y -q --no-install-recommends $missing
+fi

@@ -1,0 +1,351 @@
+/* agentbroker tests — the daemon on a private bus: names, properties,
+ * reload, drain gate, stop */
+#include "config.h"
+
+#include <signal.h>
+#include <string.h>
+
+#include <json-glib/json-glib.h>
+
+#include "daemon-fixture.h"
+#include "error.h"
+
+static const char good_config[] = "default_agent: demo\n"
+                                  "agents:\n"
+                                  "  demo:\n"
+                                  "    command: [agentbroker-demo-agent]\n"
+                                  "pool:\n"
+                                  "  max_sessions: 7\n";
+
+static void
+fixture_up (AbDaemonFixture *fx, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+
+  ab_daemon_fixture_setup (fx, good_config);
+  ab_daemon_fixture_start (fx, &error);
+  g_assert_no_error (error);
+}
+
+static void
+fixture_down (AbDaemonFixture *fx, gconstpointer data)
+{
+  ab_daemon_fixture_teardown (fx);
+}
+
+static void
+test_introspection (AbDaemonFixture *fx, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GDBusNodeInfo) node = NULL;
+  const char *xml;
+
+  reply = g_dbus_connection_call_sync (
+      fx->connection, "org.agentbroker.Broker1", "/org/agentbroker/Broker1",
+      "org.freedesktop.DBus.Introspectable", "Introspect", NULL,
+      G_VARIANT_TYPE ("(s)"), G_DBUS_CALL_FLAGS_NONE, 10000, NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(&s)", &xml);
+  node = g_dbus_node_info_new_for_xml (xml, &error);
+  g_assert_no_error (error);
+
+  g_assert_nonnull (
+      g_dbus_node_info_lookup_interface (node, "org.agentbroker.Broker1"));
+  g_assert_nonnull (g_dbus_node_info_lookup_interface (
+      node, "org.freedesktop.DBus.ObjectManager"));
+  g_assert_nonnull (g_dbus_interface_info_lookup_method (
+      g_dbus_node_info_lookup_interface (node, "org.agentbroker.Broker1"),
+      "Prompt"));
+}
+
+static void
+test_properties (AbDaemonFixture *fx, gconstpointer data)
+{
+  g_autoptr (GVariant) state = ab_daemon_get_property (fx, "State");
+  g_autoptr (GVariant) accepting = ab_daemon_get_property (fx, "Accepting");
+  g_autoptr (GVariant) generation = ab_daemon_get_property (fx, "Generation");
+  g_autoptr (GVariant) version = ab_daemon_get_property (fx, "Version");
+  g_autoptr (GVariant) max = ab_daemon_get_property (fx, "MaxSessions");
+  g_autoptr (GVariant) started = ab_daemon_get_property (fx, "StartedAt");
+  g_autoptr (GVariant) count = ab_daemon_get_property (fx, "SessionCount");
+  guint64 now = (guint64)g_get_real_time ();
+
+  g_assert_cmpstr (g_variant_get_string (state, NULL), ==, "running");
+  g_assert_true (g_variant_get_boolean (accepting));
+  g_assert_cmpuint (g_variant_get_uint32 (generation), ==, 1);
+  g_assert_cmpstr (g_variant_get_string (version, NULL), ==, PACKAGE_VERSION);
+  g_assert_cmpuint (g_variant_get_uint32 (max), ==, 7);
+  g_assert_cmpuint (g_variant_get_uint32 (count), ==, 0);
+  g_assert_cmpuint (g_variant_get_uint64 (started), <=, now);
+  g_assert_cmpuint (g_variant_get_uint64 (started), >,
+                    now - 60 * G_USEC_PER_SEC);
+}
+
+static void
+test_reload_valid (AbDaemonFixture *fx, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GVariant) generation = NULL;
+  g_autoptr (GVariant) max = NULL;
+
+  ab_daemon_fixture_write_config (fx, "agents:\n"
+                                      "  demo:\n"
+                                      "    command: [agentbroker-demo-agent]\n"
+                                      "pool:\n"
+                                      "  max_sessions: 9\n");
+  reply = ab_daemon_call (fx, "Reload", NULL, "()", &error);
+  g_assert_no_error (error);
+
+  generation = ab_daemon_get_property (fx, "Generation");
+  max = ab_daemon_get_property (fx, "MaxSessions");
+  g_assert_cmpuint (g_variant_get_uint32 (generation), ==, 2);
+  g_assert_cmpuint (g_variant_get_uint32 (max), ==, 9);
+}
+
+static void
+test_reload_invalid (AbDaemonFixture *fx, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GVariant) generation = NULL;
+  g_autoptr (GVariant) max = NULL;
+  g_autoptr (GVariant) state = NULL;
+  g_autofree char *remote = NULL;
+
+  /* Three problems: a bad duration, an unknown key, a wrong type. */
+  ab_daemon_fixture_write_config (fx, "agents:\n"
+                                      "  demo:\n"
+                                      "    command: [agentbroker-demo-agent]\n"
+                                      "pool:\n"
+                                      "  max_sessions: 3\n"
+                                      "  idle_timeout: soon\n"
+                                      "  bogus_key: 1\n"
+                                      "timeouts: [1, 2]\n");
+  reply = ab_daemon_call (fx, "Reload", NULL, "()", &error);
+  g_assert_error (error, AB_ERROR, AB_ERROR_INVALID_CONFIG);
+  remote = g_dbus_error_get_remote_error (error);
+  g_assert_cmpstr (remote, ==, "org.agentbroker.Error.InvalidConfig");
+  g_assert_nonnull (strstr (error->message, "agentbroker.yaml:6:17: "));
+  g_assert_nonnull (strstr (error->message, "agentbroker.yaml:7:3: "));
+  g_assert_nonnull (strstr (error->message, "agentbroker.yaml:8:11: "));
+  g_assert_nonnull (strstr (error->message, "bogus_key"));
+
+  /* Nothing changed. */
+  generation = ab_daemon_get_property (fx, "Generation");
+  max = ab_daemon_get_property (fx, "MaxSessions");
+  state = ab_daemon_get_property (fx, "State");
+  g_assert_cmpuint (g_variant_get_uint32 (generation), ==, 1);
+  g_assert_cmpuint (g_variant_get_uint32 (max), ==, 7);
+  g_assert_cmpstr (g_variant_get_string (state, NULL), ==, "running");
+}
+
+static void
+test_sighup_reloads (AbDaemonFixture *fx, gconstpointer data)
+{
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  guint generation = 1;
+
+  ab_daemon_fixture_write_config (fx,
+                                  "agents:\n"
+                                  "  demo:\n"
+                                  "    command: [agentbroker-demo-agent]\n");
+  g_subprocess_send_signal (fx->daemon, SIGHUP);
+  while (generation == 1 && g_get_monotonic_time () < deadline)
+    {
+      g_autoptr (GVariant) value = ab_daemon_get_property (fx, "Generation");
+      generation = g_variant_get_uint32 (value);
+      if (generation == 1)
+        g_usleep (20000);
+    }
+  g_assert_cmpuint (generation, ==, 2);
+}
+
+static void
+test_unbacked_methods_answer (AbDaemonFixture *fx, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = NULL;
+
+  /* Every method answers: a result or a named error, never silence. */
+  reply = ab_daemon_call (fx, "AnswerPermission",
+                          g_variant_new ("(sss)", "cli:x", "1", "allow"), NULL,
+                          &error);
+  g_assert_nonnull (error);
+  g_assert_true (g_dbus_error_is_remote_error (error));
+}
+
+static void
+test_drain_gate (AbDaemonFixture *fx, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GVariant) state = NULL;
+  g_autoptr (GVariant) accepting = NULL;
+  g_autoptr (GVariant) generation = NULL;
+
+  reply
+      = ab_daemon_call (fx, "Drain", g_variant_new ("(u)", 5), "(uu)", &error);
+  g_assert_no_error (error);
+  state = ab_daemon_get_property (fx, "State");
+  accepting = ab_daemon_get_property (fx, "Accepting");
+  g_assert_cmpstr (g_variant_get_string (state, NULL), ==, "drained");
+  g_assert_false (g_variant_get_boolean (accepting));
+  g_clear_pointer (&reply, g_variant_unref);
+
+  /* A reload while drained keeps the gate closed. */
+  reply = ab_daemon_call (fx, "Reload", NULL, "()", &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&state, g_variant_unref);
+  state = ab_daemon_get_property (fx, "State");
+  g_assert_cmpstr (g_variant_get_string (state, NULL), ==, "drained");
+  generation = ab_daemon_get_property (fx, "Generation");
+  g_assert_cmpuint (g_variant_get_uint32 (generation), ==, 2);
+  g_clear_pointer (&reply, g_variant_unref);
+
+  reply = ab_daemon_call (fx, "Resume", NULL, "()", &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&state, g_variant_unref);
+  g_clear_pointer (&accepting, g_variant_unref);
+  state = ab_daemon_get_property (fx, "State");
+  accepting = ab_daemon_get_property (fx, "Accepting");
+  g_assert_cmpstr (g_variant_get_string (state, NULL), ==, "running");
+  g_assert_true (g_variant_get_boolean (accepting));
+  g_clear_pointer (&reply, g_variant_unref);
+
+  /* Resume when not drained is refused with a reason. */
+  reply = ab_daemon_call (fx, "Resume", NULL, "()", &error);
+  g_assert_error (error, AB_ERROR, AB_ERROR_BUSY);
+}
+
+static void
+test_sigterm_exits_zero (AbDaemonFixture *fx, gconstpointer data)
+{
+  g_assert_cmpint (ab_daemon_fixture_stop (fx, SIGTERM), ==, 0);
+}
+
+static void
+test_sigint_exits_zero (AbDaemonFixture *fx, gconstpointer data)
+{
+  g_assert_cmpint (ab_daemon_fixture_stop (fx, SIGINT), ==, 0);
+}
+
+static void
+test_agentctl_status (AbDaemonFixture *fx, gconstpointer data)
+{
+  g_autofree char *out = NULL, *err = NULL;
+  g_autofree char *json_out = NULL;
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (GError) error = NULL;
+  JsonObject *obj;
+
+  g_assert_cmpint (ab_run_agentctl (fx, &out, &err, "status", NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "running"));
+  g_assert_nonnull (strstr (out, "Generation: 1"));
+
+  g_assert_cmpint (
+      ab_run_agentctl (fx, &json_out, NULL, "--json", "status", NULL), ==, 0);
+  json_parser_load_from_data (parser, json_out, -1, &error);
+  g_assert_no_error (error);
+  obj = json_node_get_object (json_parser_get_root (parser));
+  g_assert_cmpstr (json_object_get_string_member (obj, "state"), ==, "running");
+  g_assert_cmpint (json_object_get_int_member (obj, "generation"), ==, 1);
+  g_assert_cmpint (json_object_get_int_member (obj, "max_sessions"), ==, 7);
+}
+
+static void
+test_agentctl_reload (AbDaemonFixture *fx, gconstpointer data)
+{
+  g_autofree char *out = NULL, *err = NULL;
+  g_autofree char *out2 = NULL, *err2 = NULL;
+  g_autoptr (GVariant) generation = NULL;
+
+  g_assert_cmpint (ab_run_agentctl (fx, &out, &err, "reload", NULL), ==, 0);
+  generation = ab_daemon_get_property (fx, "Generation");
+  g_assert_cmpuint (g_variant_get_uint32 (generation), ==, 2);
+  g_assert_nonnull (strstr (out, "generation 2"));
+
+  ab_daemon_fixture_write_config (fx, "agents: {}\nwhat: 1\n");
+  g_assert_cmpint (ab_run_agentctl (fx, &out2, &err2, "reload", NULL), !=, 0);
+  /* A header, then one line per problem, each with its position. */
+  g_assert_true (g_str_has_prefix (err2, "agentctl: the configuration is "
+                                         "invalid; nothing was changed:\n"));
+  g_assert_nonnull (strstr (err2, "agentbroker.yaml:1:"));
+  g_assert_nonnull (strstr (err2, "agentbroker.yaml:2:1: "));
+}
+
+static void
+test_agentctl_errors (AbDaemonFixture *fx, gconstpointer data)
+{
+  g_autofree char *err = NULL, *err2 = NULL;
+
+  g_assert_cmpint (ab_run_agentctl (fx, NULL, &err, "frobnicate", NULL), !=, 0);
+  g_assert_nonnull (strstr (err, "frobnicate"));
+  g_assert_cmpint (ab_run_agentctl (fx, NULL, &err2, NULL), !=, 0);
+  g_assert_nonnull (strstr (err2, "verb"));
+}
+
+static void
+test_invalid_config_at_start (void)
+{
+  AbDaemonFixture fx;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *log = NULL;
+  g_auto (GStrv) lines = NULL;
+
+  ab_daemon_fixture_setup (&fx, "agents:\n"
+                                "  demo:\n"
+                                "    command: []\n"
+                                "pool:\n"
+                                "  max_sessions: lots\n");
+  g_assert_false (ab_daemon_fixture_start (&fx, &error));
+  g_clear_error (&error);
+  g_subprocess_wait (fx.daemon, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (fx.daemon));
+  g_assert_cmpint (g_subprocess_get_exit_status (fx.daemon), ==, 1);
+  g_clear_object (&fx.daemon);
+
+  g_assert_true (g_file_get_contents (fx.log_path, &log, NULL, NULL));
+  lines = g_strsplit (g_strstrip (log), "\n", -1);
+  g_assert_cmpuint (g_strv_length (lines), ==, 2);
+  g_assert_true (g_str_has_prefix (lines[0], fx.config_path));
+  g_assert_nonnull (strstr (lines[0], ":3:"));
+  g_assert_nonnull (strstr (lines[1], ":5:"));
+  ab_daemon_fixture_teardown (&fx);
+}
+
+int
+main (int argc, char **argv)
+{
+  int status;
+
+  g_test_init (&argc, &argv, NULL);
+
+#define ADD(name, func)                                                        \
+  g_test_add ("/daemon/" name, AbDaemonFixture, NULL, fixture_up, func,        \
+              fixture_down)
+  ADD ("introspection", test_introspection);
+  ADD ("properties", test_properties);
+  ADD ("reload/valid", test_reload_valid);
+  ADD ("reload/invalid", test_reload_invalid);
+  ADD ("reload/sighup", test_sighup_reloads);
+  ADD ("methods/answer", test_unbacked_methods_answer);
+  ADD ("drain-gate", test_drain_gate);
+  ADD ("stop/sigterm", test_sigterm_exits_zero);
+  ADD ("stop/sigint", test_sigint_exits_zero);
+  ADD ("agentctl/status", test_agentctl_status);
+  ADD ("agentctl/reload", test_agentctl_reload);
+  ADD ("agentctl/errors", test_agentctl_errors);
+#undef ADD
+  g_test_add_func ("/daemon/invalid-config-at-start",
+                   test_invalid_config_at_start);
+
+  /* Remote errors map back to AB_ERROR once the domain is registered. */
+  (void)ab_error_quark ();
+  ab_test_bus_up ();
+  status = g_test_run ();
+  ab_test_bus_down ();
+  return status;
+}
