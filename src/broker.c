@@ -10,6 +10,7 @@
 
 #include "broker.h"
 #include "error.h"
+#include "pool.h"
 
 struct _AbBroker
 {
@@ -23,6 +24,13 @@ struct _AbBroker
   char *status;
   char *drain_reason;
   guint64 started_at;
+  AbPool *pool;
+
+  /* the drain in progress */
+  GTask *drain_task;
+  guint drain_deadline;
+  guint drain_interrupted;
+  gulong drain_busy_handler;
 };
 
 enum
@@ -121,6 +129,7 @@ ab_broker_finalize (GObject *object)
 {
   AbBroker *self = AB_BROKER (object);
 
+  g_clear_object (&self->pool);
   g_clear_pointer (&self->config, ab_config_unref);
   g_free (self->config_path);
   g_free (self->state_dir);
@@ -174,7 +183,14 @@ ab_broker_new (const char *config_path, AbConfig *config, const char *state_dir)
   self->config_path = g_strdup (config_path);
   self->config = ab_config_ref (config);
   self->state_dir = g_strdup (state_dir);
+  self->pool = ab_pool_new (config, state_dir);
   return self;
+}
+
+AbPool *
+ab_broker_get_pool (AbBroker *self)
+{
+  return self->pool;
 }
 
 AbBrokerState
@@ -317,6 +333,7 @@ ab_broker_reload (AbBroker *self, GError **error)
 
   g_clear_pointer (&self->config, ab_config_unref);
   self->config = g_steal_pointer (&config);
+  ab_pool_set_config (self->pool, self->config);
   self->generation++;
   g_message ("configuration reloaded from %s; generation %u", self->config_path,
              self->generation);
@@ -330,24 +347,115 @@ ab_broker_reload (AbBroker *self, GError **error)
   return TRUE;
 }
 
-gboolean
-ab_broker_drain (AbBroker *self, const char *reason, GError **error)
+static void
+drain_finish (AbBroker *self)
 {
+  g_autoptr (GTask) task = g_steal_pointer (&self->drain_task);
+  guint *counts = g_new (guint, 2);
+
+  g_clear_handle_id (&self->drain_deadline, g_source_remove);
+  g_clear_signal_handler (&self->drain_busy_handler, self->pool);
+  counts[0] = GPOINTER_TO_UINT (g_task_get_task_data (task));
+  counts[1] = self->drain_interrupted;
+  counts[0] = counts[0] > counts[1] ? counts[0] - counts[1] : 0;
+
+  set_state (self, AB_BROKER_STATE_DRAINED);
+  set_status (self, _ ("Drained; not accepting prompts"));
+  g_message ("drained: %u turn(s) finished, %u interrupted", counts[0],
+             counts[1]);
+  g_task_return_pointer (task, counts, g_free);
+}
+
+static void
+on_busy_changed (AbPool *pool, GParamSpec *pspec, AbBroker *self)
+{
+  if (ab_pool_get_busy_count (pool) == 0 && self->drain_task != NULL)
+    drain_finish (self);
+}
+
+static gboolean
+on_drain_deadline (gpointer user_data)
+{
+  AbBroker *self = user_data;
+  g_autoptr (GPtrArray) all = ab_pool_list (self->pool);
+
+  self->drain_deadline = 0;
+  for (guint i = 0; i < all->len; i++)
+    {
+      AbSession *s = g_ptr_array_index (all, i);
+
+      if (ab_session_is_busy (s))
+        {
+          self->drain_interrupted++;
+          ab_session_interrupt (s);
+        }
+    }
+  g_message ("drain deadline reached: interrupting %u turn(s)",
+             self->drain_interrupted);
+  return G_SOURCE_REMOVE;
+}
+
+/* Gates ingress, then waits for every turn in flight; at the deadline
+ * the remaining ones are cut and reported interrupted. Pending permission
+ * requests are denied so they cannot hold the drain. */
+void
+ab_broker_drain_async (AbBroker *self, guint timeout_seconds,
+                       const char *reason, GAsyncReadyCallback callback,
+                       gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (self, NULL, callback, user_data);
+  g_autoptr (GPtrArray) all = NULL;
+  guint busy;
+
   if (self->state != AB_BROKER_STATE_RUNNING
       && self->state != AB_BROKER_STATE_DRAINED)
     {
-      g_set_error (error, AB_ERROR, AB_ERROR_BUSY, _ ("cannot drain while %s"),
-                   ab_broker_state_to_string (self->state));
-      return FALSE;
+      g_task_return_new_error (task, AB_ERROR, AB_ERROR_BUSY,
+                               _ ("cannot drain while %s"),
+                               ab_broker_state_to_string (self->state));
+      return;
     }
 
   g_free (self->drain_reason);
   self->drain_reason = g_strdup (reason);
   set_state (self, AB_BROKER_STATE_DRAINING);
   set_status (self, _ ("Draining"));
-  /* No turn can be in flight without sessions; the drain is complete. */
-  set_state (self, AB_BROKER_STATE_DRAINED);
-  set_status (self, _ ("Drained; not accepting prompts"));
+
+  all = ab_pool_list (self->pool);
+  busy = 0;
+  for (guint i = 0; i < all->len; i++)
+    {
+      AbSession *s = g_ptr_array_index (all, i);
+
+      ab_session_deny_permissions (s);
+      busy += ab_session_get_queued (s)
+              + (ab_session_get_state (s) == AB_SESSION_STATE_BUSY);
+    }
+
+  g_task_set_task_data (task, GUINT_TO_POINTER (busy), NULL);
+  self->drain_task = g_steal_pointer (&task);
+  self->drain_interrupted = 0;
+  if (ab_pool_get_busy_count (self->pool) == 0)
+    {
+      drain_finish (self);
+      return;
+    }
+  self->drain_busy_handler = g_signal_connect (
+      self->pool, "notify::busy-count", G_CALLBACK (on_busy_changed), self);
+  self->drain_deadline
+      = g_timeout_add_seconds (timeout_seconds, on_drain_deadline, self);
+}
+
+gboolean
+ab_broker_drain_finish (AbBroker *self, GAsyncResult *result, guint *finished,
+                        guint *interrupted, GError **error)
+{
+  g_autofree guint *counts = g_task_propagate_pointer (G_TASK (result), error);
+
+  if (counts == NULL)
+    return FALSE;
+  *finished = counts[0];
+  *interrupted = counts[1];
   return TRUE;
 }
 

@@ -3,7 +3,10 @@
 
 #include <glib-object.h>
 
+#include <gio/gio.h>
+
 #include "ab-config.h"
+#include "pool.h"
 
 G_BEGIN_DECLS
 
@@ -37,7 +40,13 @@ guint64 ab_broker_get_started_at (AbBroker *self);
 void ab_broker_start (AbBroker *self);
 gboolean ab_broker_check_accepting (AbBroker *self, GError **error);
 gboolean ab_broker_reload (AbBroker *self, GError **error);
-gboolean ab_broker_drain (AbBroker *self, const char *reason, GError **error);
+AbPool *ab_broker_get_pool (AbBroker *self);
+void ab_broker_drain_async (AbBroker *self, guint timeout_seconds,
+                            const char *reason, GAsyncReadyCallback callback,
+                            gpointer user_data);
+gboolean ab_broker_drain_finish (AbBroker *self, GAsyncResult *result,
+                                 guint *finished, guint *interrupted,
+                                 GError **error);
 gboolean ab_broker_resume (AbBroker *self, GError **error);
 void ab_broker_stop (AbBroker *self);
 

@@ -12,6 +12,12 @@
 #include "access.h"
 #include "bus.h"
 #include "error.h"
+#include "pool.h"
+#include "session.h"
+#include "thread-id.h"
+
+/* Threads one connection may watch at a time. */
+#define AB_BUS_MAX_WATCHES 1024
 
 struct _AbBus
 {
@@ -22,6 +28,8 @@ struct _AbBus
   gboolean system_bus;
   AbDBusBroker1 *skeleton;
   GDBusObjectManagerServer *object_manager;
+  GHashTable *watchers; /* unique name → set of thread ids or "*" */
+  guint name_owner_subscription;
 };
 
 G_DEFINE_TYPE (AbBus, ab_bus, G_TYPE_OBJECT)
@@ -115,7 +123,7 @@ authorize (AbBus *self, GDBusMethodInvocation *invocation, AbAccess required,
   return TRUE;
 }
 
-/* ---- methods backed by the broker ---------------------------------- */
+/* ---- the broker's lifecycle ------------------------------------------ */
 
 static void
 do_reload (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
@@ -133,21 +141,34 @@ do_reload (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
 }
 
 static void
-do_drain (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
-          uid_t uid, AbAccess access)
+on_drained (GObject *source, GAsyncResult *result, gpointer user_data)
 {
+  g_autoptr (GDBusMethodInvocation) invocation = user_data;
   g_autoptr (GError) error = NULL;
-  g_autofree char *reason
-      = g_strdup_printf (_ ("a drain requested by uid %u"), uid);
+  guint finished = 0, interrupted = 0;
 
-  g_message ("Drain requested by uid %u", uid);
-  if (!ab_broker_drain (self->broker, reason, &error))
+  if (!ab_broker_drain_finish (AB_BROKER (source), result, &finished,
+                               &interrupted, &error))
     {
       g_dbus_method_invocation_return_gerror (invocation, error);
       return;
     }
-  g_dbus_method_invocation_return_value (invocation,
-                                         g_variant_new ("(uu)", 0, 0));
+  g_dbus_method_invocation_return_value (
+      invocation, g_variant_new ("(uu)", finished, interrupted));
+}
+
+static void
+do_drain (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
+          uid_t uid, AbAccess access)
+{
+  g_autofree char *reason
+      = g_strdup_printf (_ ("a drain requested by uid %u"), uid);
+  guint timeout_seconds;
+
+  g_variant_get (params, "(u)", &timeout_seconds);
+  g_message ("Drain (%u s) requested by uid %u", timeout_seconds, uid);
+  ab_broker_drain_async (self->broker, timeout_seconds, reason, on_drained,
+                         g_object_ref (invocation));
 }
 
 static void
@@ -165,23 +186,408 @@ do_resume (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
   g_dbus_method_invocation_return_value (invocation, NULL);
 }
 
-/* ---- methods the sessions layer will back -------------------------- */
+/* ---- sessions ---------------------------------------------------------- */
+
+/* The session of @thread if the caller may act on it: its owner or an
+ * admin. Otherwise NULL, with the invocation answered. */
+static AbSession *
+session_for_caller (AbBus *self, GDBusMethodInvocation *invocation,
+                    const char *thread, uid_t uid, AbAccess access)
+{
+  g_autoptr (GError) error = NULL;
+  AbSession *session;
+
+  if (!ab_thread_id_validate (thread, &error))
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return NULL;
+    }
+  session = ab_pool_lookup (ab_broker_get_pool (self->broker), thread);
+  if (session == NULL)
+    {
+      g_dbus_method_invocation_return_error (
+          invocation, AB_ERROR, AB_ERROR_NO_SUCH_SESSION,
+          _ ("no session for thread %s"), thread);
+      return NULL;
+    }
+  if (access < AB_ACCESS_ADMIN && ab_session_get_owner (session) != uid)
+    {
+      g_dbus_method_invocation_return_error (
+          invocation, AB_ERROR, AB_ERROR_ACCESS_DENIED,
+          _ ("session %s belongs to uid %u; uid %u may not %s it"), thread,
+          (guint)ab_session_get_owner (session), (guint)uid,
+          g_dbus_method_invocation_get_method_name (invocation));
+      return NULL;
+    }
+  return session;
+}
 
 static void
-do_not_supported (AbBus *self, GDBusMethodInvocation *invocation,
+do_list_sessions (AbBus *self, GDBusMethodInvocation *invocation,
                   GVariant *params, uid_t uid, AbAccess access)
 {
-  g_dbus_method_invocation_return_error (
-      invocation, AB_ERROR, AB_ERROR_NOT_SUPPORTED,
-      _ ("%s is not available in agentbroker %s"),
-      g_dbus_method_invocation_get_method_name (invocation), PACKAGE_VERSION);
+  g_autoptr (GPtrArray) all = ab_pool_list (ab_broker_get_pool (self->broker));
+  GVariantBuilder b;
+
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("aa{sv}"));
+  for (guint i = 0; i < all->len; i++)
+    g_variant_builder_add_value (
+        &b, ab_session_to_variant (g_ptr_array_index (all, i)));
+  g_dbus_method_invocation_return_value (invocation,
+                                         g_variant_new ("(aa{sv})", &b));
 }
+
+static void
+do_get_session (AbBus *self, GDBusMethodInvocation *invocation,
+                GVariant *params, uid_t uid, AbAccess access)
+{
+  g_autoptr (GError) error = NULL;
+  const char *thread;
+  AbSession *session;
+
+  g_variant_get (params, "(&s)", &thread);
+  if (!ab_thread_id_validate (thread, &error))
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  session = ab_pool_lookup (ab_broker_get_pool (self->broker), thread);
+  if (session == NULL)
+    {
+      g_dbus_method_invocation_return_error (
+          invocation, AB_ERROR, AB_ERROR_NO_SUCH_SESSION,
+          _ ("no session for thread %s"), thread);
+      return;
+    }
+  g_dbus_method_invocation_return_value (
+      invocation, g_variant_new_tuple (
+                      (GVariant *[]){ ab_session_to_variant (session) }, 1));
+}
+
+static void
+on_prompted (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GDBusMethodInvocation) invocation = user_data;
+  g_autoptr (GError) error = NULL;
+  guint64 turn = 0;
+
+  if (!ab_pool_prompt_finish (AB_POOL (source), result, &turn, &error))
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  g_dbus_method_invocation_return_value (invocation,
+                                         g_variant_new ("(t)", turn));
+}
+
+static void
+do_prompt (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
+           uid_t uid, AbAccess access)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) options = NULL;
+  g_autoptr (GVariant) agent_value = NULL;
+  const char *thread, *text, *agent = NULL;
+  AbSession *session;
+
+  g_variant_get (params, "(&s&s@a{sv})", &thread, &text, &options);
+  if (!ab_broker_check_accepting (self->broker, &error))
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+
+  agent_value = g_variant_lookup_value (options, "agent", NULL);
+  if (agent_value != NULL)
+    {
+      if (!g_variant_is_of_type (agent_value, G_VARIANT_TYPE_STRING))
+        {
+          g_dbus_method_invocation_return_error (
+              invocation, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+              _ ("option 'agent' must be a string, not '%s'"),
+              g_variant_get_type_string (agent_value));
+          return;
+        }
+      agent = g_variant_get_string (agent_value, NULL);
+    }
+
+  session = ab_pool_lookup (ab_broker_get_pool (self->broker), thread);
+  if (session != NULL && access < AB_ACCESS_ADMIN
+      && ab_session_get_owner (session) != uid)
+    {
+      g_dbus_method_invocation_return_error (
+          invocation, AB_ERROR, AB_ERROR_ACCESS_DENIED,
+          _ ("session %s belongs to uid %u"), thread,
+          (guint)ab_session_get_owner (session));
+      return;
+    }
+
+  ab_pool_prompt_async (ab_broker_get_pool (self->broker), thread, text, agent,
+                        uid, g_dbus_method_invocation_get_sender (invocation),
+                        on_prompted, g_object_ref (invocation));
+}
+
+static void
+do_cancel (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
+           uid_t uid, AbAccess access)
+{
+  const char *thread;
+  AbSession *session;
+
+  g_variant_get (params, "(&s)", &thread);
+  session = session_for_caller (self, invocation, thread, uid, access);
+  if (session == NULL)
+    return;
+  g_message ("Cancel of %s requested by uid %u", thread, uid);
+  ab_session_cancel (session);
+  g_dbus_method_invocation_return_value (invocation, NULL);
+}
+
+static void
+on_removed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GDBusMethodInvocation) invocation = user_data;
+  g_autoptr (GError) error = NULL;
+
+  if (!ab_pool_remove_finish (AB_POOL (source), result, &error))
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  g_dbus_method_invocation_return_value (invocation, NULL);
+}
+
+static void
+do_remove_session (AbBus *self, GDBusMethodInvocation *invocation,
+                   GVariant *params, uid_t uid, AbAccess access)
+{
+  const char *thread;
+
+  g_variant_get (params, "(&s)", &thread);
+  if (session_for_caller (self, invocation, thread, uid, access) == NULL)
+    return;
+  g_message ("RemoveSession of %s requested by uid %u", thread, uid);
+  ab_pool_remove_async (ab_broker_get_pool (self->broker), thread, "removed",
+                        on_removed, g_object_ref (invocation));
+}
+
+static void
+do_answer_permission (AbBus *self, GDBusMethodInvocation *invocation,
+                      GVariant *params, uid_t uid, AbAccess access)
+{
+  g_autoptr (GError) error = NULL;
+  const char *thread, *request, *option;
+  AbSession *session;
+
+  g_variant_get (params, "(&s&s&s)", &thread, &request, &option);
+  session = session_for_caller (self, invocation, thread, uid, access);
+  if (session == NULL)
+    return;
+  if (!ab_session_answer_permission (session, request, option, &error))
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  g_dbus_method_invocation_return_value (invocation, NULL);
+}
+
+/* ---- watching ----------------------------------------------------------- */
+
+static void
+on_watcher_vanished (GDBusConnection *connection, const char *sender_name,
+                     const char *object_path, const char *interface_name,
+                     const char *signal_name, GVariant *parameters,
+                     gpointer user_data)
+{
+  AbBus *self = user_data;
+  const char *name, *old_owner, *new_owner;
+
+  g_variant_get (parameters, "(&s&s&s)", &name, &old_owner, &new_owner);
+  if (new_owner[0] == '\0')
+    g_hash_table_remove (self->watchers, name);
+}
+
+static void
+do_watch (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
+          uid_t uid, AbAccess access)
+{
+  const char *thread;
+  const char *sender = g_dbus_method_invocation_get_sender (invocation);
+  gboolean watch = g_str_equal (
+      g_dbus_method_invocation_get_method_name (invocation), "Watch");
+  GHashTable *threads;
+
+  g_variant_get (params, "(&s)", &thread);
+  if (g_str_equal (thread, "*"))
+    {
+      if (access < AB_ACCESS_ADMIN)
+        {
+          g_dbus_method_invocation_return_error (
+              invocation, AB_ERROR, AB_ERROR_ACCESS_DENIED,
+              _ ("watching all sessions needs administrator access"));
+          return;
+        }
+    }
+  else
+    {
+      g_autoptr (GError) error = NULL;
+      AbSession *session;
+
+      if (!ab_thread_id_validate (thread, &error))
+        {
+          g_dbus_method_invocation_return_gerror (invocation, error);
+          return;
+        }
+      session = ab_pool_lookup (ab_broker_get_pool (self->broker), thread);
+      if (session != NULL && access < AB_ACCESS_ADMIN
+          && ab_session_get_owner (session) != uid)
+        {
+          g_dbus_method_invocation_return_error (
+              invocation, AB_ERROR, AB_ERROR_ACCESS_DENIED,
+              _ ("session %s belongs to uid %u"), thread,
+              (guint)ab_session_get_owner (session));
+          return;
+        }
+    }
+
+  threads = g_hash_table_lookup (self->watchers, sender);
+  if (!watch)
+    {
+      if (threads != NULL)
+        g_hash_table_remove (threads, thread);
+      g_dbus_method_invocation_return_value (invocation, NULL);
+      return;
+    }
+
+  if (threads == NULL)
+    {
+      threads = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+      g_hash_table_insert (self->watchers, g_strdup (sender), threads);
+    }
+  if (g_hash_table_size (threads) >= AB_BUS_MAX_WATCHES
+      && !g_hash_table_contains (threads, thread))
+    {
+      g_dbus_method_invocation_return_error (
+          invocation, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+          _ ("a connection may watch at most %d threads"), AB_BUS_MAX_WATCHES);
+      return;
+    }
+  g_hash_table_add (threads, g_strdup (thread));
+  g_dbus_method_invocation_return_value (invocation, NULL);
+}
+
+/* ---- the stream: unicast to the prompter and the watchers ---------------- */
+
+static void
+emit_to_recipients (AbBus *self, AbSession *session, const char *prompter,
+                    const char *signal, GVariant *params)
+{
+  const char *thread = ab_session_get_thread (session);
+  g_autoptr (GPtrArray) sent = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer key, value;
+
+  g_variant_ref_sink (params);
+  if (prompter != NULL)
+    {
+      g_dbus_connection_emit_signal (
+          self->connection, prompter, ab_session_get_path (session),
+          "org.agentbroker.Session1", signal, params, NULL);
+      g_ptr_array_add (sent, (gpointer)prompter);
+    }
+
+  g_hash_table_iter_init (&iter, self->watchers);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    {
+      if (!g_hash_table_contains (value, thread)
+          && !g_hash_table_contains (value, "*"))
+        continue;
+      if (g_strcmp0 (key, prompter) == 0)
+        continue;
+      g_dbus_connection_emit_signal (
+          self->connection, key, ab_session_get_path (session),
+          "org.agentbroker.Session1", signal, params, NULL);
+    }
+  g_variant_unref (params);
+}
+
+static void
+on_session_update (AbSession *session, guint64 turn, const char *const *updates,
+                   const char *prompter, AbBus *self)
+{
+  emit_to_recipients (self, session, prompter, "Update",
+                      g_variant_new ("(t^as)", turn, updates));
+}
+
+static void
+on_session_turn_ended (AbSession *session, guint64 turn, const char *reason,
+                       const char *message, const char *prompter, AbBus *self)
+{
+  emit_to_recipients (self, session, prompter, "TurnEnded",
+                      g_variant_new ("(tss)", turn, reason, message));
+}
+
+static void
+on_session_permission (AbSession *session, guint64 turn, const char *request,
+                       const char *json, const char *prompter, AbBus *self)
+{
+  emit_to_recipients (self, session, prompter, "PermissionRequested",
+                      g_variant_new ("(tss)", turn, request, json));
+}
+
+/* ---- session objects ----------------------------------------------------- */
+
+static void
+on_session_added (AbPool *pool, AbSession *session, AbBus *self)
+{
+  g_autoptr (AbDBusObjectSkeleton) object = NULL;
+  g_autoptr (AbDBusSession1) iface = ab_dbus_session1_skeleton_new ();
+  static const char *const bound[]
+      = { "state", "pid", "acp-session", "last-activity", "turns", "queued" };
+
+  ab_dbus_session1_set_thread (iface, ab_session_get_thread (session));
+  ab_dbus_session1_set_agent (iface, ab_session_get_agent (session));
+  ab_dbus_session1_set_owner (iface, ab_session_get_owner (session));
+  ab_dbus_session1_set_cwd (iface, ab_session_get_cwd (session));
+  ab_dbus_session1_set_created (iface,
+                                (guint64)ab_session_get_created (session));
+  for (gsize i = 0; i < G_N_ELEMENTS (bound); i++)
+    g_object_bind_property (session, bound[i], iface, bound[i],
+                            G_BINDING_SYNC_CREATE);
+
+  g_signal_connect (session, "update", G_CALLBACK (on_session_update), self);
+  g_signal_connect (session, "turn-ended", G_CALLBACK (on_session_turn_ended),
+                    self);
+  g_signal_connect (session, "permission-requested",
+                    G_CALLBACK (on_session_permission), self);
+
+  object = ab_dbus_object_skeleton_new (ab_session_get_path (session));
+  ab_dbus_object_skeleton_set_session1 (object, iface);
+  g_dbus_object_manager_server_export (self->object_manager,
+                                       G_DBUS_OBJECT_SKELETON (object));
+  ab_dbus_broker1_emit_session_added (self->skeleton,
+                                      ab_session_get_thread (session),
+                                      ab_session_get_path (session));
+}
+
+static void
+on_session_removed (AbPool *pool, AbSession *session, const char *reason,
+                    AbBus *self)
+{
+  g_signal_handlers_disconnect_by_data (session, self);
+  g_dbus_object_manager_server_unexport (self->object_manager,
+                                         ab_session_get_path (session));
+  ab_dbus_broker1_emit_session_removed (
+      self->skeleton, ab_session_get_thread (session), reason);
+}
+
+/* ---- method entry points ------------------------------------------------- */
 
 static gboolean
 on_handle_list_sessions (AbDBusBroker1 *skeleton,
                          GDBusMethodInvocation *invocation, AbBus *self)
 {
-  return authorize (self, invocation, AB_ACCESS_USER, do_not_supported);
+  return authorize (self, invocation, AB_ACCESS_USER, do_list_sessions);
 }
 
 static gboolean
@@ -189,7 +595,7 @@ on_handle_get_session (AbDBusBroker1 *skeleton,
                        GDBusMethodInvocation *invocation, const char *thread,
                        AbBus *self)
 {
-  return authorize (self, invocation, AB_ACCESS_USER, do_not_supported);
+  return authorize (self, invocation, AB_ACCESS_USER, do_get_session);
 }
 
 static gboolean
@@ -197,14 +603,14 @@ on_handle_prompt (AbDBusBroker1 *skeleton, GDBusMethodInvocation *invocation,
                   const char *thread, const char *text, GVariant *options,
                   AbBus *self)
 {
-  return authorize (self, invocation, AB_ACCESS_USER, do_not_supported);
+  return authorize (self, invocation, AB_ACCESS_USER, do_prompt);
 }
 
 static gboolean
 on_handle_cancel (AbDBusBroker1 *skeleton, GDBusMethodInvocation *invocation,
                   const char *thread, AbBus *self)
 {
-  return authorize (self, invocation, AB_ACCESS_USER, do_not_supported);
+  return authorize (self, invocation, AB_ACCESS_USER, do_cancel);
 }
 
 static gboolean
@@ -212,21 +618,21 @@ on_handle_remove_session (AbDBusBroker1 *skeleton,
                           GDBusMethodInvocation *invocation, const char *thread,
                           AbBus *self)
 {
-  return authorize (self, invocation, AB_ACCESS_USER, do_not_supported);
+  return authorize (self, invocation, AB_ACCESS_USER, do_remove_session);
 }
 
 static gboolean
 on_handle_watch (AbDBusBroker1 *skeleton, GDBusMethodInvocation *invocation,
                  const char *thread, AbBus *self)
 {
-  return authorize (self, invocation, AB_ACCESS_USER, do_not_supported);
+  return authorize (self, invocation, AB_ACCESS_USER, do_watch);
 }
 
 static gboolean
 on_handle_unwatch (AbDBusBroker1 *skeleton, GDBusMethodInvocation *invocation,
                    const char *thread, AbBus *self)
 {
-  return authorize (self, invocation, AB_ACCESS_USER, do_not_supported);
+  return authorize (self, invocation, AB_ACCESS_USER, do_watch);
 }
 
 static gboolean
@@ -235,7 +641,7 @@ on_handle_answer_permission (AbDBusBroker1 *skeleton,
                              const char *thread, const char *request,
                              const char *option, AbBus *self)
 {
-  return authorize (self, invocation, AB_ACCESS_USER, do_not_supported);
+  return authorize (self, invocation, AB_ACCESS_USER, do_answer_permission);
 }
 
 static gboolean
@@ -266,6 +672,14 @@ ab_bus_dispose (GObject *object)
 {
   AbBus *self = AB_BUS (object);
 
+  if (self->broker != NULL)
+    g_signal_handlers_disconnect_by_data (ab_broker_get_pool (self->broker),
+                                          self);
+  if (self->name_owner_subscription != 0)
+    g_dbus_connection_signal_unsubscribe (self->connection,
+                                          self->name_owner_subscription);
+  self->name_owner_subscription = 0;
+  g_clear_pointer (&self->watchers, g_hash_table_unref);
   if (self->skeleton != NULL)
     g_dbus_interface_skeleton_unexport (
         G_DBUS_INTERFACE_SKELETON (self->skeleton));
@@ -297,6 +711,9 @@ ab_bus_new (AbBroker *broker, GDBusConnection *connection, gboolean system_bus,
   g_autoptr (AbBus) self = g_object_new (AB_TYPE_BUS, NULL);
   static const char *const bound[]
       = { "state", "accepting", "generation", "max-sessions" };
+  static const char *const counts[]
+      = { "session-count", "running-count", "busy-count" };
+  AbPool *pool = ab_broker_get_pool (broker);
 
   self->broker = g_object_ref (broker);
   self->connection = g_object_ref (connection);
@@ -305,6 +722,9 @@ ab_bus_new (AbBroker *broker, GDBusConnection *connection, gboolean system_bus,
 
   for (gsize i = 0; i < G_N_ELEMENTS (bound); i++)
     g_object_bind_property (broker, bound[i], self->skeleton, bound[i],
+                            G_BINDING_SYNC_CREATE);
+  for (gsize i = 0; i < G_N_ELEMENTS (counts); i++)
+    g_object_bind_property (pool, counts[i], self->skeleton, counts[i],
                             G_BINDING_SYNC_CREATE);
   ab_dbus_broker1_set_version (self->skeleton, PACKAGE_VERSION);
   ab_dbus_broker1_set_started_at (self->skeleton,
@@ -333,5 +753,16 @@ ab_bus_new (AbBroker *broker, GDBusConnection *connection, gboolean system_bus,
   self->object_manager = g_dbus_object_manager_server_new (AB_BUS_PATH);
   g_dbus_object_manager_server_set_connection (self->object_manager,
                                                connection);
+
+  self->watchers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                          (GDestroyNotify)g_hash_table_unref);
+  self->name_owner_subscription = g_dbus_connection_signal_subscribe (
+      connection, "org.freedesktop.DBus", "org.freedesktop.DBus",
+      "NameOwnerChanged", "/org/freedesktop/DBus", NULL,
+      G_DBUS_SIGNAL_FLAGS_NONE, on_watcher_vanished, self, NULL);
+
+  g_signal_connect (pool, "session-added", G_CALLBACK (on_session_added), self);
+  g_signal_connect (pool, "session-removed", G_CALLBACK (on_session_removed),
+                    self);
   return g_steal_pointer (&self);
 }

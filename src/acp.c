@@ -1,0 +1,351 @@
+/* agentbroker — ACP message shapes
+ *
+ * Builds the client's requests and reads the fields the broker needs out
+ * of the agent's answers. Everything read here came from an agent and is
+ * checked for its type before use.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "acp.h"
+
+static JsonNode *
+builder_result (JsonBuilder *builder)
+{
+  return json_builder_get_root (builder);
+}
+
+JsonNode *
+ab_acp_initialize_params (void)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "protocolVersion");
+  json_builder_add_int_value (b, AB_ACP_PROTOCOL_VERSION);
+  /* The broker offers no file system and no terminal to agents. */
+  json_builder_set_member_name (b, "clientCapabilities");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "fs");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "readTextFile");
+  json_builder_add_boolean_value (b, FALSE);
+  json_builder_set_member_name (b, "writeTextFile");
+  json_builder_add_boolean_value (b, FALSE);
+  json_builder_end_object (b);
+  json_builder_set_member_name (b, "terminal");
+  json_builder_add_boolean_value (b, FALSE);
+  json_builder_end_object (b);
+  json_builder_set_member_name (b, "clientInfo");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "name");
+  json_builder_add_string_value (b, "agentbroker");
+  json_builder_set_member_name (b, "version");
+  json_builder_add_string_value (b, PACKAGE_VERSION);
+  json_builder_end_object (b);
+  json_builder_end_object (b);
+  return builder_result (b);
+}
+
+JsonNode *
+ab_acp_authenticate_params (const char *method_id)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "methodId");
+  json_builder_add_string_value (b, method_id);
+  json_builder_end_object (b);
+  return builder_result (b);
+}
+
+static void
+add_session_fields (JsonBuilder *b, const char *session_id, const char *cwd)
+{
+  if (session_id != NULL)
+    {
+      json_builder_set_member_name (b, "sessionId");
+      json_builder_add_string_value (b, session_id);
+    }
+  json_builder_set_member_name (b, "cwd");
+  json_builder_add_string_value (b, cwd);
+  json_builder_set_member_name (b, "mcpServers");
+  json_builder_begin_array (b);
+  json_builder_end_array (b);
+}
+
+JsonNode *
+ab_acp_new_session_params (const char *cwd)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  add_session_fields (b, NULL, cwd);
+  json_builder_end_object (b);
+  return builder_result (b);
+}
+
+JsonNode *
+ab_acp_load_session_params (const char *session_id, const char *cwd)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  add_session_fields (b, session_id, cwd);
+  json_builder_end_object (b);
+  return builder_result (b);
+}
+
+JsonNode *
+ab_acp_prompt_params (const char *session_id, const char *text)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "sessionId");
+  json_builder_add_string_value (b, session_id);
+  json_builder_set_member_name (b, "prompt");
+  json_builder_begin_array (b);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "type");
+  json_builder_add_string_value (b, "text");
+  json_builder_set_member_name (b, "text");
+  json_builder_add_string_value (b, text);
+  json_builder_end_object (b);
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  return builder_result (b);
+}
+
+JsonNode *
+ab_acp_cancel_params (const char *session_id)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "sessionId");
+  json_builder_add_string_value (b, session_id);
+  json_builder_end_object (b);
+  return builder_result (b);
+}
+
+static JsonObject *
+object_or_null (JsonNode *node)
+{
+  return node != NULL && JSON_NODE_HOLDS_OBJECT (node)
+             ? json_node_get_object (node)
+             : NULL;
+}
+
+static const char *
+string_member (JsonObject *obj, const char *name)
+{
+  JsonNode *node;
+
+  if (obj == NULL)
+    return NULL;
+  node = json_object_get_member (obj, name);
+  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node)
+      || json_node_get_value_type (node) != G_TYPE_STRING)
+    return NULL;
+  return json_node_get_string (node);
+}
+
+static JsonObject *
+object_member (JsonObject *obj, const char *name)
+{
+  return obj != NULL ? object_or_null (json_object_get_member (obj, name))
+                     : NULL;
+}
+
+static JsonArray *
+array_member (JsonObject *obj, const char *name)
+{
+  JsonNode *node = obj != NULL ? json_object_get_member (obj, name) : NULL;
+
+  return node != NULL && JSON_NODE_HOLDS_ARRAY (node)
+             ? json_node_get_array (node)
+             : NULL;
+}
+
+gboolean
+ab_acp_agent_can_load (JsonNode *initialize_result)
+{
+  JsonObject *caps
+      = object_member (object_or_null (initialize_result), "agentCapabilities");
+  JsonNode *node
+      = caps != NULL ? json_object_get_member (caps, "loadSession") : NULL;
+
+  return node != NULL && JSON_NODE_HOLDS_VALUE (node)
+         && json_node_get_value_type (node) == G_TYPE_BOOLEAN
+         && json_node_get_boolean (node);
+}
+
+char *
+ab_acp_describe_auth_methods (JsonNode *initialize_result)
+{
+  JsonArray *methods
+      = array_member (object_or_null (initialize_result), "authMethods");
+  GString *text = g_string_new (NULL);
+
+  for (guint i = 0; methods != NULL && i < json_array_get_length (methods); i++)
+    {
+      JsonObject *m = object_or_null (json_array_get_element (methods, i));
+      const char *id = string_member (m, "id");
+      const char *name = string_member (m, "name");
+
+      if (id == NULL)
+        continue;
+      if (text->len > 0)
+        g_string_append (text, ", ");
+      g_string_append (text, id);
+      if (name != NULL)
+        g_string_append_printf (text, " (%s)", name);
+    }
+  return g_string_free (text, FALSE);
+}
+
+char *
+ab_acp_session_id_from_result (JsonNode *new_session_result)
+{
+  const char *id
+      = string_member (object_or_null (new_session_result), "sessionId");
+
+  if (id == NULL || id[0] == '\0' || strlen (id) > 1024
+      || !g_utf8_validate (id, -1, NULL))
+    return NULL;
+  return g_strdup (id);
+}
+
+char *
+ab_acp_stop_reason (JsonNode *prompt_result)
+{
+  const char *reason
+      = string_member (object_or_null (prompt_result), "stopReason");
+
+  /* A reason is passed on to D-Bus clients: keep it a short token. */
+  if (reason == NULL || reason[0] == '\0' || strlen (reason) > 64)
+    return g_strdup ("end_turn");
+  for (const char *p = reason; *p != '\0'; p++)
+    if (!g_ascii_isalnum (*p) && *p != '_' && *p != '-')
+      return g_strdup ("end_turn");
+  return g_strdup (reason);
+}
+
+/* The option of @kind, if the agent offered one. */
+static const char *
+option_of_kind (JsonArray *options, const char *kind)
+{
+  for (guint i = 0; options != NULL && i < json_array_get_length (options); i++)
+    {
+      JsonObject *o = object_or_null (json_array_get_element (options, i));
+
+      if (g_strcmp0 (string_member (o, "kind"), kind) == 0
+          && string_member (o, "optionId") != NULL)
+        return string_member (o, "optionId");
+    }
+  return NULL;
+}
+
+char *
+ab_acp_permission_pick (JsonNode *params, AbPermissions policy)
+{
+  JsonArray *options = array_member (object_or_null (params), "options");
+  const char *pick = NULL;
+
+  if (policy == AB_PERMISSIONS_ALLOW)
+    {
+      pick = option_of_kind (options, "allow_always");
+      if (pick == NULL)
+        pick = option_of_kind (options, "allow_once");
+      /* else the first option that is not a rejection */
+      for (guint i = 0; pick == NULL && options != NULL
+                        && i < json_array_get_length (options);
+           i++)
+        {
+          JsonObject *o = object_or_null (json_array_get_element (options, i));
+          const char *kind = string_member (o, "kind");
+
+          if (kind != NULL && !g_str_has_prefix (kind, "reject"))
+            pick = string_member (o, "optionId");
+        }
+    }
+  else
+    {
+      pick = option_of_kind (options, "reject_once");
+      if (pick == NULL)
+        pick = option_of_kind (options, "reject_always");
+    }
+  return g_strdup (pick);
+}
+
+gboolean
+ab_acp_permission_has_option (JsonNode *params, const char *option_id)
+{
+  JsonArray *options = array_member (object_or_null (params), "options");
+
+  for (guint i = 0; options != NULL && i < json_array_get_length (options); i++)
+    {
+      JsonObject *o = object_or_null (json_array_get_element (options, i));
+
+      if (g_strcmp0 (string_member (o, "optionId"), option_id) == 0)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+JsonNode *
+ab_acp_permission_selected (const char *option_id)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "outcome");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "outcome");
+  json_builder_add_string_value (b, "selected");
+  json_builder_set_member_name (b, "optionId");
+  json_builder_add_string_value (b, option_id);
+  json_builder_end_object (b);
+  json_builder_end_object (b);
+  return builder_result (b);
+}
+
+JsonNode *
+ab_acp_permission_cancelled (void)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "outcome");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "outcome");
+  json_builder_add_string_value (b, "cancelled");
+  json_builder_end_object (b);
+  json_builder_end_object (b);
+  return builder_result (b);
+}
+
+/* A note from the broker itself, shaped like agent text so every client
+ * shows it. */
+char *
+ab_acp_text_update (const char *text)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (JsonNode) root = NULL;
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "sessionUpdate");
+  json_builder_add_string_value (b, "agent_message_chunk");
+  json_builder_set_member_name (b, "content");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "type");
+  json_builder_add_string_value (b, "text");
+  json_builder_set_member_name (b, "text");
+  json_builder_add_string_value (b, text);
+  json_builder_end_object (b);
+  json_builder_end_object (b);
+  root = json_builder_get_root (b);
+  return json_to_string (root, FALSE);
+}

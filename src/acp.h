@@ -1,0 +1,32 @@
+/* agentbroker — ACP message shapes (Agent Client Protocol, version 1) */
+#pragma once
+
+#include <json-glib/json-glib.h>
+
+#include "ab-config.h"
+
+G_BEGIN_DECLS
+
+#define AB_ACP_PROTOCOL_VERSION 1
+
+JsonNode *ab_acp_initialize_params (void);
+JsonNode *ab_acp_authenticate_params (const char *method_id);
+JsonNode *ab_acp_new_session_params (const char *cwd);
+JsonNode *ab_acp_load_session_params (const char *session_id, const char *cwd);
+JsonNode *ab_acp_prompt_params (const char *session_id, const char *text);
+JsonNode *ab_acp_cancel_params (const char *session_id);
+
+gboolean ab_acp_agent_can_load (JsonNode *initialize_result);
+char *ab_acp_describe_auth_methods (JsonNode *initialize_result);
+char *ab_acp_session_id_from_result (JsonNode *new_session_result);
+char *ab_acp_stop_reason (JsonNode *prompt_result);
+
+/* session/request_permission: the option a policy picks, and answers. */
+char *ab_acp_permission_pick (JsonNode *params, AbPermissions policy);
+gboolean ab_acp_permission_has_option (JsonNode *params, const char *option_id);
+JsonNode *ab_acp_permission_selected (const char *option_id);
+JsonNode *ab_acp_permission_cancelled (void);
+
+char *ab_acp_text_update (const char *text);
+
+G_END_DECLS

@@ -1,0 +1,562 @@
+/* agentbroker — the pool
+ *
+ * Holds every session by thread id, creates them on their first prompt,
+ * keeps the number of running agents within pool.max_sessions by
+ * suspending the least recently active idle one, and suspends or forgets
+ * sessions as pool.idle_timeout, pool.max_age and pool.forget_after say.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include <glib/gi18n.h>
+
+#include "error.h"
+#include "pool.h"
+#include "thread-id.h"
+
+/* How often idle and expired sessions are looked for, at most. */
+#define SWEEP_MAX_MSEC 30000
+#define SWEEP_MIN_MSEC 250
+
+struct _AbPool
+{
+  GObject parent_instance;
+
+  AbConfig *config;
+  char *state_dir;
+  GHashTable *sessions; /* thread → AbSession */
+  guint session_count, running_count, busy_count;
+  guint sweep_source;
+};
+
+enum
+{
+  PROP_0,
+  PROP_SESSION_COUNT,
+  PROP_RUNNING_COUNT,
+  PROP_BUSY_COUNT,
+  N_PROPS
+};
+
+enum
+{
+  SIGNAL_SESSION_ADDED,
+  SIGNAL_SESSION_REMOVED,
+  N_SIGNALS
+};
+
+static GParamSpec *props[N_PROPS];
+static guint signals[N_SIGNALS];
+
+G_DEFINE_TYPE (AbPool, ab_pool, G_TYPE_OBJECT)
+
+static void
+set_count (AbPool *self, guint *field, guint value, int prop)
+{
+  if (*field == value)
+    return;
+  *field = value;
+  g_object_notify_by_pspec (G_OBJECT (self), props[prop]);
+}
+
+static void
+recount (AbPool *self)
+{
+  GHashTableIter iter;
+  gpointer value;
+  guint running = 0, busy = 0;
+
+  g_hash_table_iter_init (&iter, self->sessions);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      running += ab_session_is_running (value);
+      busy += ab_session_is_busy (value);
+    }
+  set_count (self, &self->session_count, g_hash_table_size (self->sessions),
+             PROP_SESSION_COUNT);
+  set_count (self, &self->running_count, running, PROP_RUNNING_COUNT);
+  set_count (self, &self->busy_count, busy, PROP_BUSY_COUNT);
+}
+
+static void
+on_session_changed (AbSession *session, GParamSpec *pspec, AbPool *self)
+{
+  recount (self);
+}
+
+static void
+on_suspended (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  ab_session_suspend_finish (AB_SESSION (source), result, NULL);
+}
+
+static gboolean
+is_idle (AbSession *session)
+{
+  return ab_session_get_state (session) == AB_SESSION_STATE_IDLE
+         && ab_session_get_queued (session) == 0;
+}
+
+/* Makes room for one more running agent, or says why there is none. */
+static gboolean
+reserve_slot (AbPool *self, AbSession *for_session, GError **error)
+{
+  GHashTableIter iter;
+  gpointer value;
+  AbSession *oldest = NULL;
+
+  recount (self);
+  if (self->running_count < self->config->max_sessions)
+    return TRUE;
+
+  g_hash_table_iter_init (&iter, self->sessions);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      AbSession *s = value;
+
+      if (s == for_session || !ab_session_is_running (s) || !is_idle (s))
+        continue;
+      if (oldest == NULL
+          || ab_session_get_last_activity (s)
+                 < ab_session_get_last_activity (oldest))
+        oldest = s;
+    }
+  if (oldest == NULL)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_POOL_EXHAUSTED,
+                   _ ("all %u agent slots (pool.max_sessions) are busy; "
+                      "retry when a turn has finished"),
+                   self->config->max_sessions);
+      return FALSE;
+    }
+
+  g_message ("pool full: suspending the least recently active session %s",
+             ab_session_get_thread (oldest));
+  ab_session_suspend_async (oldest, _ ("suspended to make room"), on_suspended,
+                            NULL);
+  return TRUE;
+}
+
+static guint
+sessions_of (AbPool *self, uid_t owner)
+{
+  GHashTableIter iter;
+  gpointer value;
+  guint n = 0;
+
+  g_hash_table_iter_init (&iter, self->sessions);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    n += ab_session_get_owner (value) == owner;
+  return n;
+}
+
+static AbSession *
+create_session (AbPool *self, const char *thread, const char *agent,
+                uid_t owner)
+{
+  AbSession *session
+      = ab_session_new (thread, agent, owner, self->config, self->state_dir);
+
+  g_hash_table_insert (self->sessions, g_strdup (thread), session);
+  g_signal_connect (session, "notify::state", G_CALLBACK (on_session_changed),
+                    self);
+  g_signal_connect (session, "notify::pid", G_CALLBACK (on_session_changed),
+                    self);
+  g_signal_connect (session, "notify::queued", G_CALLBACK (on_session_changed),
+                    self);
+  g_message ("session %s created for uid %u with agent '%s'", thread,
+             (guint)owner, agent);
+  recount (self);
+  g_signal_emit (self, signals[SIGNAL_SESSION_ADDED], 0, session);
+  return session;
+}
+
+static void
+on_prompted (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  g_autoptr (GError) error = NULL;
+  guint64 turn = 0;
+
+  if (!ab_session_prompt_finish (AB_SESSION (source), result, &turn, &error))
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  g_task_return_pointer (task, g_memdup2 (&turn, sizeof turn), g_free);
+}
+
+void
+ab_pool_prompt_async (AbPool *self, const char *thread, const char *text,
+                      const char *agent, uid_t caller, const char *sender,
+                      GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (self, NULL, callback, user_data);
+  g_autoptr (GError) error = NULL;
+  AbSession *session;
+  gsize len = strlen (text);
+
+  if (!ab_thread_id_validate (thread, &error))
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  if (len > AB_SESSION_MAX_PROMPT_BYTES || !g_utf8_validate (text, len, NULL))
+    {
+      g_task_return_new_error (
+          task, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+          _ ("prompt text must be valid UTF-8 of at most %d bytes; got %zu "
+             "bytes"),
+          AB_SESSION_MAX_PROMPT_BYTES, len);
+      return;
+    }
+
+  session = g_hash_table_lookup (self->sessions, thread);
+  if (session != NULL && agent != NULL
+      && g_strcmp0 (agent, ab_session_get_agent (session)) != 0)
+    {
+      g_task_return_new_error (task, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                               _ ("thread %s is bound to agent '%s', not '%s'"),
+                               thread, ab_session_get_agent (session), agent);
+      return;
+    }
+  if (session == NULL)
+    {
+      if (agent == NULL)
+        agent = self->config->default_agent;
+      if (ab_config_lookup_agent (self->config, agent) == NULL)
+        {
+          g_task_return_new_error (task, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                                   _ ("unknown agent '%s'"), agent);
+          return;
+        }
+      if (self->config->max_sessions_per_user > 0
+          && sessions_of (self, caller) >= self->config->max_sessions_per_user)
+        {
+          g_task_return_new_error (task, AB_ERROR, AB_ERROR_POOL_EXHAUSTED,
+                                   _ ("uid %u already has %u sessions "
+                                      "(pool.max_sessions_per_user)"),
+                                   (guint)caller,
+                                   self->config->max_sessions_per_user);
+          return;
+        }
+    }
+
+  if ((session == NULL || !ab_session_is_running (session))
+      && !reserve_slot (self, session, &error))
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+
+  if (session == NULL)
+    session = create_session (self, thread, agent, caller);
+  ab_session_prompt_async (session, text, sender, on_prompted,
+                           g_steal_pointer (&task));
+}
+
+gboolean
+ab_pool_prompt_finish (AbPool *self, GAsyncResult *result, guint64 *turn,
+                       GError **error)
+{
+  g_autofree guint64 *value = g_task_propagate_pointer (G_TASK (result), error);
+
+  if (value == NULL)
+    return FALSE;
+  *turn = *value;
+  return TRUE;
+}
+
+typedef struct
+{
+  char *thread;
+  char *reason;
+} RemoveData;
+
+static void
+remove_data_free (RemoveData *data)
+{
+  g_free (data->thread);
+  g_free (data->reason);
+  g_free (data);
+}
+
+static void
+on_removed_stopped (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  AbPool *self = g_task_get_source_object (task);
+  RemoveData *data = g_task_get_task_data (task);
+  AbSession *session = AB_SESSION (source);
+
+  ab_session_suspend_finish (session, result, NULL);
+  /* Still the same session? A new one may have taken the thread. */
+  if (g_hash_table_lookup (self->sessions, data->thread) == session)
+    {
+      g_object_ref (session);
+      g_signal_handlers_disconnect_by_data (session, self);
+      g_hash_table_remove (self->sessions, data->thread);
+      g_message ("session %s removed (%s)", data->thread, data->reason);
+      recount (self);
+      g_signal_emit (self, signals[SIGNAL_SESSION_REMOVED], 0, session,
+                     data->reason);
+      g_object_unref (session);
+    }
+  g_task_return_boolean (task, TRUE);
+}
+
+void
+ab_pool_remove_async (AbPool *self, const char *thread, const char *reason,
+                      GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (self, NULL, callback, user_data);
+  AbSession *session = g_hash_table_lookup (self->sessions, thread);
+  RemoveData *data;
+
+  if (session == NULL)
+    {
+      g_task_return_new_error (task, AB_ERROR, AB_ERROR_NO_SUCH_SESSION,
+                               _ ("no session for thread %s"), thread);
+      return;
+    }
+  data = g_new0 (RemoveData, 1);
+  data->thread = g_strdup (thread);
+  data->reason = g_strdup (reason);
+  g_task_set_task_data (task, data, (GDestroyNotify)remove_data_free);
+  ab_session_suspend_async (session, _ ("the session was removed"),
+                            on_removed_stopped, g_steal_pointer (&task));
+}
+
+gboolean
+ab_pool_remove_finish (AbPool *self, GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+static void
+on_expired_removed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  ab_pool_remove_finish (AB_POOL (source), result, NULL);
+}
+
+static gboolean
+on_sweep (gpointer user_data)
+{
+  AbPool *self = user_data;
+  const AbConfig *c = self->config;
+  gint64 now = g_get_real_time ();
+  g_autoptr (GPtrArray) all = ab_pool_list (self);
+
+  for (guint i = 0; i < all->len; i++)
+    {
+      AbSession *s = g_ptr_array_index (all, i);
+      gint64 quiet = now - ab_session_get_last_activity (s);
+      gint64 age = now - ab_session_get_created (s);
+
+      if (ab_session_is_busy (s) || ab_session_get_queued (s) > 0)
+        continue;
+
+      if ((c->forget_after_usec > 0 && quiet > c->forget_after_usec)
+          || (c->max_age_usec > 0 && age > c->max_age_usec))
+        ab_pool_remove_async (self, ab_session_get_thread (s), "expired",
+                              on_expired_removed, NULL);
+      else if (c->idle_timeout_usec > 0 && is_idle (s)
+               && ab_session_is_running (s) && quiet > c->idle_timeout_usec)
+        {
+          g_message ("session %s idle for longer than pool.idle_timeout; "
+                     "suspending it",
+                     ab_session_get_thread (s));
+          ab_session_suspend_async (s, _ ("suspended after being idle"),
+                                    on_suspended, NULL);
+        }
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+schedule_sweep (AbPool *self)
+{
+  gint64 shortest = G_MAXINT64;
+  const gint64 limits[]
+      = { self->config->idle_timeout_usec, self->config->max_age_usec,
+          self->config->forget_after_usec };
+  guint interval;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (limits); i++)
+    if (limits[i] > 0)
+      shortest = MIN (shortest, limits[i]);
+  interval = (guint)CLAMP (shortest / 4 / 1000, SWEEP_MIN_MSEC, SWEEP_MAX_MSEC);
+  g_clear_handle_id (&self->sweep_source, g_source_remove);
+  self->sweep_source = g_timeout_add (interval, on_sweep, self);
+}
+
+void
+ab_pool_set_config (AbPool *self, AbConfig *config)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_clear_pointer (&self->config, ab_config_unref);
+  self->config = ab_config_ref (config);
+  g_hash_table_iter_init (&iter, self->sessions);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    ab_session_set_config (value, config);
+  schedule_sweep (self);
+}
+
+AbSession *
+ab_pool_lookup (AbPool *self, const char *thread)
+{
+  return g_hash_table_lookup (self->sessions, thread);
+}
+
+static int
+compare_threads (gconstpointer a, gconstpointer b)
+{
+  return g_strcmp0 (ab_session_get_thread (*(AbSession *const *)a),
+                    ab_session_get_thread (*(AbSession *const *)b));
+}
+
+/* Every session, sorted by thread id, each with a reference. */
+GPtrArray *
+ab_pool_list (AbPool *self)
+{
+  GPtrArray *all = g_ptr_array_new_full (g_hash_table_size (self->sessions),
+                                         g_object_unref);
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, self->sessions);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (all, g_object_ref (value));
+  g_ptr_array_sort (all, compare_threads);
+  return all;
+}
+
+guint
+ab_pool_get_session_count (AbPool *self)
+{
+  return self->session_count;
+}
+
+guint
+ab_pool_get_running_count (AbPool *self)
+{
+  return self->running_count;
+}
+
+guint
+ab_pool_get_busy_count (AbPool *self)
+{
+  return self->busy_count;
+}
+
+void
+ab_pool_kill_all (AbPool *self)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, self->sessions);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    ab_session_kill_now (value);
+}
+
+static void
+ab_pool_get_property (GObject *object, guint prop_id, GValue *value,
+                      GParamSpec *pspec)
+{
+  AbPool *self = AB_POOL (object);
+
+  switch (prop_id)
+    {
+    case PROP_SESSION_COUNT:
+      g_value_set_uint (value, self->session_count);
+      break;
+    case PROP_RUNNING_COUNT:
+      g_value_set_uint (value, self->running_count);
+      break;
+    case PROP_BUSY_COUNT:
+      g_value_set_uint (value, self->busy_count);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+ab_pool_dispose (GObject *object)
+{
+  AbPool *self = AB_POOL (object);
+
+  g_clear_handle_id (&self->sweep_source, g_source_remove);
+  if (self->sessions != NULL)
+    {
+      GHashTableIter iter;
+      gpointer value;
+
+      g_hash_table_iter_init (&iter, self->sessions);
+      while (g_hash_table_iter_next (&iter, NULL, &value))
+        g_signal_handlers_disconnect_by_data (value, self);
+    }
+  g_clear_pointer (&self->sessions, g_hash_table_unref);
+
+  G_OBJECT_CLASS (ab_pool_parent_class)->dispose (object);
+}
+
+static void
+ab_pool_finalize (GObject *object)
+{
+  AbPool *self = AB_POOL (object);
+
+  g_clear_pointer (&self->config, ab_config_unref);
+  g_free (self->state_dir);
+
+  G_OBJECT_CLASS (ab_pool_parent_class)->finalize (object);
+}
+
+static void
+ab_pool_class_init (AbPoolClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  const GParamFlags flags
+      = G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS;
+
+  object_class->get_property = ab_pool_get_property;
+  object_class->dispose = ab_pool_dispose;
+  object_class->finalize = ab_pool_finalize;
+
+  props[PROP_SESSION_COUNT]
+      = g_param_spec_uint ("session-count", NULL, NULL, 0, G_MAXUINT, 0, flags);
+  props[PROP_RUNNING_COUNT]
+      = g_param_spec_uint ("running-count", NULL, NULL, 0, G_MAXUINT, 0, flags);
+  props[PROP_BUSY_COUNT]
+      = g_param_spec_uint ("busy-count", NULL, NULL, 0, G_MAXUINT, 0, flags);
+  g_object_class_install_properties (object_class, N_PROPS, props);
+
+  signals[SIGNAL_SESSION_ADDED] = g_signal_new (
+      "session-added", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
+      NULL, NULL, G_TYPE_NONE, 1, AB_TYPE_SESSION);
+  signals[SIGNAL_SESSION_REMOVED] = g_signal_new (
+      "session-removed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
+      NULL, NULL, G_TYPE_NONE, 2, AB_TYPE_SESSION, G_TYPE_STRING);
+}
+
+static void
+ab_pool_init (AbPool *self)
+{
+  self->sessions
+      = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
+}
+
+AbPool *
+ab_pool_new (AbConfig *config, const char *state_dir)
+{
+  AbPool *self = g_object_new (AB_TYPE_POOL, NULL);
+
+  self->config = ab_config_ref (config);
+  self->state_dir = g_strdup (state_dir);
+  schedule_sweep (self);
+  return self;
+}

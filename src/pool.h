@@ -1,0 +1,38 @@
+/* agentbroker — the pool: every session, capacity and expiry */
+#pragma once
+
+#include <sys/types.h>
+
+#include <gio/gio.h>
+
+#include "ab-config.h"
+#include "session.h"
+
+G_BEGIN_DECLS
+
+#define AB_TYPE_POOL (ab_pool_get_type ())
+G_DECLARE_FINAL_TYPE (AbPool, ab_pool, AB, POOL, GObject)
+
+AbPool *ab_pool_new (AbConfig *config, const char *state_dir);
+void ab_pool_set_config (AbPool *self, AbConfig *config);
+
+AbSession *ab_pool_lookup (AbPool *self, const char *thread);
+GPtrArray *ab_pool_list (AbPool *self);
+guint ab_pool_get_session_count (AbPool *self);
+guint ab_pool_get_running_count (AbPool *self);
+guint ab_pool_get_busy_count (AbPool *self);
+
+void ab_pool_prompt_async (AbPool *self, const char *thread, const char *text,
+                           const char *agent, uid_t caller, const char *sender,
+                           GAsyncReadyCallback callback, gpointer user_data);
+gboolean ab_pool_prompt_finish (AbPool *self, GAsyncResult *result,
+                                guint64 *turn, GError **error);
+
+void ab_pool_remove_async (AbPool *self, const char *thread, const char *reason,
+                           GAsyncReadyCallback callback, gpointer user_data);
+gboolean ab_pool_remove_finish (AbPool *self, GAsyncResult *result,
+                                GError **error);
+
+void ab_pool_kill_all (AbPool *self);
+
+G_END_DECLS

@@ -1,0 +1,1568 @@
+/* agentbroker — one session
+ *
+ * A conversation thread bound to one ACP agent process (DESIGN.md §2):
+ * the handshake, the FIFO of prompts, the turn in flight, permission
+ * requests, and the agent's death. Everything the agent sends is read
+ * through AbJsonRpc, which bounds and parses it; here it is only
+ * interpreted.
+ *
+ * States: starting → idle ⇄ busy → suspended | failed. Signals carry the
+ * stream to the D-Bus adapter together with the unique name of the
+ * connection that sent the prompt.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <glib/gi18n.h>
+#include <glib/gstdio.h>
+
+#include "acp.h"
+#include "agent-process.h"
+#include "error.h"
+#include "jsonrpc.h"
+#include "session.h"
+#include "thread-id.h"
+
+/* How long an exited agent's remaining output may take to arrive. */
+#define EXIT_DRAIN_MSEC 200
+/* Longest credential file read into an agent's environment. */
+#define MAX_CREDENTIAL_BYTES (64 * 1024)
+
+typedef struct
+{
+  guint64 number;
+  char *text;
+  char *sender;
+} AbTurn;
+
+typedef struct
+{
+  GTask *task;
+  char *text;
+  char *sender;
+} StartWaiter;
+
+typedef struct
+{
+  AbSession *session; /* unowned */
+  char *id;
+  JsonNode *rpc_id;
+  JsonNode *params;
+  guint64 turn;
+  guint timeout_source;
+} PendingPermission;
+
+struct _AbSession
+{
+  GObject parent_instance;
+
+  char *thread;
+  char *agent;
+  char *path;
+  char *cwd;
+  char *state_dir;
+  uid_t owner;
+  AbConfig *config;
+  AbSessionState state;
+  gint64 created;
+  gint64 last_activity;
+  guint64 turns;
+
+  /* the agent, while one runs */
+  AbAgentProcess *process;
+  AbJsonRpc *rpc;
+  char *acp_session;
+  gboolean loading; /* session/load replays history: not news to anyone */
+  gboolean history_lost;
+  gboolean tearing_down;
+  guint handshake_source;
+  guint exit_drain_source;
+  char *failure; /* why the last start or run failed */
+
+  /* prompts */
+  GQueue queue;              /* AbTurn *, accepted, not yet started */
+  GQueue waiters;            /* StartWaiter *, waiting for the handshake */
+  AbTurn *current;           /* the turn in flight */
+  const char *cancel_reason; /* static: set once the turn is being cut */
+  guint grace_source;
+  guint inactivity_source;
+  gint64 last_progress;
+  guint64 last_turn;
+  char *last_reason;
+  guint kick_source;
+
+  /* updates read but not yet signalled */
+  GPtrArray *pending_updates;
+  guint64 pending_turn;
+  guint flush_source;
+
+  GHashTable *permissions; /* id → PendingPermission */
+  guint permission_counter;
+
+  GPtrArray *suspend_tasks; /* GTask *, completed when the agent is gone */
+};
+
+enum
+{
+  PROP_0,
+  PROP_STATE,
+  PROP_PID,
+  PROP_ACP_SESSION,
+  PROP_LAST_ACTIVITY,
+  PROP_TURNS,
+  PROP_QUEUED,
+  N_PROPS
+};
+
+enum
+{
+  SIGNAL_UPDATE,
+  SIGNAL_TURN_ENDED,
+  SIGNAL_PERMISSION_REQUESTED,
+  N_SIGNALS
+};
+
+static GParamSpec *props[N_PROPS];
+static guint signals[N_SIGNALS];
+
+G_DEFINE_TYPE (AbSession, ab_session, G_TYPE_OBJECT)
+
+static void start_agent (AbSession *self);
+static void schedule_kick (AbSession *self);
+static void teardown (AbSession *self, AbSessionState final_state);
+
+static const char *const state_names[] = {
+  [AB_SESSION_STATE_STARTING] = "starting",
+  [AB_SESSION_STATE_IDLE] = "idle",
+  [AB_SESSION_STATE_BUSY] = "busy",
+  [AB_SESSION_STATE_SUSPENDED] = "suspended",
+  [AB_SESSION_STATE_FAILED] = "failed",
+};
+
+const char *
+ab_session_state_to_string (AbSessionState state)
+{
+  g_return_val_if_fail (state < G_N_ELEMENTS (state_names), "unknown");
+  return state_names[state];
+}
+
+static void
+turn_free (AbTurn *turn)
+{
+  g_free (turn->text);
+  g_free (turn->sender);
+  g_free (turn);
+}
+
+static void
+waiter_free (StartWaiter *waiter)
+{
+  g_clear_object (&waiter->task);
+  g_free (waiter->text);
+  g_free (waiter->sender);
+  g_free (waiter);
+}
+
+static void
+permission_free (PendingPermission *p)
+{
+  g_clear_handle_id (&p->timeout_source, g_source_remove);
+  g_free (p->id);
+  json_node_unref (p->rpc_id);
+  json_node_unref (p->params);
+  g_free (p);
+}
+
+/* ---- properties ----------------------------------------------------- */
+
+static void
+set_state (AbSession *self, AbSessionState state)
+{
+  if (self->state == state)
+    return;
+  g_debug ("session %s: %s → %s", self->thread,
+           ab_session_state_to_string (self->state),
+           ab_session_state_to_string (state));
+  self->state = state;
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_STATE]);
+}
+
+/* Activity is shown in seconds: notifying it for every streamed update
+ * would cost a PropertiesChanged per update. */
+static void
+touch (AbSession *self)
+{
+  gint64 now = g_get_real_time ();
+  gboolean visible
+      = now / G_USEC_PER_SEC != self->last_activity / G_USEC_PER_SEC;
+
+  self->last_activity = now;
+  if (visible)
+    g_object_notify_by_pspec (G_OBJECT (self), props[PROP_LAST_ACTIVITY]);
+}
+
+static void
+notify_queued (AbSession *self)
+{
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_QUEUED]);
+}
+
+static guint
+get_pid (AbSession *self)
+{
+  return self->process != NULL ? (guint)ab_agent_process_get_pid (self->process)
+                               : 0;
+}
+
+static const AbAgentProfile *
+profile (AbSession *self)
+{
+  return ab_config_lookup_agent (self->config, self->agent);
+}
+
+/* ---- the stream ------------------------------------------------------ */
+
+static void
+flush_updates (AbSession *self)
+{
+  g_autoptr (GPtrArray) batch = NULL;
+  const char *sender = NULL;
+
+  g_clear_handle_id (&self->flush_source, g_source_remove);
+  if (self->pending_updates->len == 0)
+    return;
+
+  batch = g_steal_pointer (&self->pending_updates);
+  self->pending_updates = g_ptr_array_new_with_free_func (g_free);
+  g_ptr_array_add (batch, NULL);
+  if (self->current != NULL && self->current->number == self->pending_turn)
+    sender = self->current->sender;
+  g_signal_emit (self, signals[SIGNAL_UPDATE], 0, self->pending_turn,
+                 (const char *const *)batch->pdata, sender);
+}
+
+static gboolean
+on_flush (gpointer user_data)
+{
+  AbSession *self = user_data;
+
+  self->flush_source = 0;
+  flush_updates (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* Everything read in one go leaves in one signal; a slow agent's update
+ * leaves alone on the next turn of the main loop. */
+static void
+queue_update (AbSession *self, guint64 turn, char *json)
+{
+  if (self->pending_updates->len > 0 && self->pending_turn != turn)
+    flush_updates (self);
+  self->pending_turn = turn;
+  g_ptr_array_add (self->pending_updates, json);
+  if (self->flush_source == 0)
+    self->flush_source
+        = g_idle_add_full (G_PRIORITY_DEFAULT, on_flush, self, NULL);
+}
+
+/* ---- permissions ----------------------------------------------------- */
+
+static void
+answer_permission (AbSession *self, PendingPermission *p, const char *option)
+{
+  g_autoptr (JsonNode) result = NULL;
+
+  if (option != NULL)
+    result = ab_acp_permission_selected (option);
+  else
+    result = ab_acp_permission_cancelled ();
+  if (self->rpc != NULL)
+    ab_jsonrpc_reply (self->rpc, p->rpc_id, g_steal_pointer (&result));
+  g_hash_table_remove (self->permissions, p->id);
+}
+
+static void
+deny_permission (AbSession *self, PendingPermission *p)
+{
+  g_autofree char *reject
+      = ab_acp_permission_pick (p->params, AB_PERMISSIONS_DENY);
+
+  /* After a cancel the protocol asks for "cancelled", not a choice. */
+  answer_permission (self, p, self->cancel_reason != NULL ? NULL : reject);
+}
+
+static void
+deny_all_permissions (AbSession *self)
+{
+  GHashTableIter iter;
+  gpointer value;
+  g_autoptr (GPtrArray) all = g_ptr_array_new ();
+
+  g_hash_table_iter_init (&iter, self->permissions);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (all, value);
+  for (guint i = 0; i < all->len; i++)
+    deny_permission (self, g_ptr_array_index (all, i));
+}
+
+static gboolean
+on_permission_timeout (gpointer user_data)
+{
+  PendingPermission *p = user_data;
+
+  p->timeout_source = 0;
+  g_message ("session %s: permission request %s not answered in time; "
+             "denied",
+             p->session->thread, p->id);
+  deny_permission (p->session, p);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+handle_permission_request (AbSession *self, JsonNode *id, JsonNode *params)
+{
+  const AbAgentProfile *prof = profile (self);
+  AbPermissions policy = prof != NULL ? prof->permissions : AB_PERMISSIONS_DENY;
+  PendingPermission *p;
+  g_autofree char *json = NULL;
+
+  if (self->current == NULL || self->cancel_reason != NULL
+      || policy != AB_PERMISSIONS_ASK)
+    {
+      g_autofree char *pick = NULL;
+
+      if (self->current != NULL && self->cancel_reason == NULL)
+        pick = ab_acp_permission_pick (params, policy);
+      ab_jsonrpc_reply (self->rpc, id,
+                        pick != NULL ? ab_acp_permission_selected (pick)
+                                     : ab_acp_permission_cancelled ());
+      return TRUE;
+    }
+
+  p = g_new0 (PendingPermission, 1);
+  p->session = self;
+  p->id = g_strdup_printf ("%u", ++self->permission_counter);
+  p->rpc_id = json_node_ref (id);
+  p->params = json_node_ref (params);
+  p->turn = self->current->number;
+  p->timeout_source
+      = g_timeout_add (MAX (self->config->permission_timeout_usec / 1000, 1),
+                       on_permission_timeout, p);
+  g_hash_table_insert (self->permissions, p->id, p);
+
+  /* Updates sent before the question belong before it. */
+  flush_updates (self);
+  json = json_to_string (params, FALSE);
+  g_signal_emit (self, signals[SIGNAL_PERMISSION_REQUESTED], 0, p->turn, p->id,
+                 json, self->current->sender);
+  return TRUE;
+}
+
+gboolean
+ab_session_answer_permission (AbSession *self, const char *request,
+                              const char *option, GError **error)
+{
+  PendingPermission *p = g_hash_table_lookup (self->permissions, request);
+
+  if (p == NULL)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                   _ ("session %s has no pending permission request '%s'"),
+                   self->thread, request);
+      return FALSE;
+    }
+  if (option[0] == '\0')
+    {
+      deny_permission (self, p);
+      return TRUE;
+    }
+  if (!ab_acp_permission_has_option (p->params, option))
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                   _ ("permission request '%s' of session %s has no option "
+                      "'%s'"),
+                   request, self->thread, option);
+      return FALSE;
+    }
+  answer_permission (self, p, option);
+  return TRUE;
+}
+
+/* ---- turns ------------------------------------------------------------ */
+
+static void
+end_turn (AbSession *self, const char *reason, const char *message)
+{
+  g_autoptr (GError) unused = NULL;
+  AbTurn *turn = self->current;
+
+  if (turn == NULL)
+    return;
+
+  flush_updates (self);
+  deny_all_permissions (self);
+  g_clear_handle_id (&self->grace_source, g_source_remove);
+  g_clear_handle_id (&self->inactivity_source, g_source_remove);
+  self->current = NULL;
+  self->cancel_reason = NULL;
+  self->last_turn = turn->number;
+  g_free (self->last_reason);
+  self->last_reason = g_strdup (reason);
+  touch (self);
+
+  g_debug ("session %s: turn %" G_GUINT64_FORMAT " ended: %s%s%s", self->thread,
+           turn->number, reason, message[0] ? ": " : "", message);
+  g_signal_emit (self, signals[SIGNAL_TURN_ENDED], 0, turn->number, reason,
+                 message, turn->sender);
+  turn_free (turn);
+
+  if (self->state == AB_SESSION_STATE_BUSY)
+    set_state (self, AB_SESSION_STATE_IDLE);
+  schedule_kick (self);
+}
+
+/* Queued turns end without having started. */
+static void
+drop_queue (AbSession *self, const char *reason, const char *message)
+{
+  AbTurn *turn;
+
+  if (g_queue_is_empty (&self->queue))
+    return;
+  while ((turn = g_queue_pop_head (&self->queue)) != NULL)
+    {
+      g_signal_emit (self, signals[SIGNAL_TURN_ENDED], 0, turn->number, reason,
+                     message, turn->sender);
+      turn_free (turn);
+    }
+  notify_queued (self);
+}
+
+static void
+on_prompt_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (AbSession) self = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) reply = NULL;
+  g_autofree char *reason = NULL;
+
+  reply = ab_jsonrpc_call_finish (AB_JSONRPC (source), result, &error);
+  if (AB_JSONRPC (source) != self->rpc || self->current == NULL)
+    return; /* from an agent that is gone, or a turn already ended */
+
+  if (reply == NULL)
+    {
+      /* The connection failing is reported when the agent is lost. */
+      if (error->domain != AB_JSONRPC_ERROR)
+        return;
+      end_turn (self,
+                self->cancel_reason != NULL ? self->cancel_reason
+                                            : "agent-error",
+                error->message);
+      return;
+    }
+
+  reason = ab_acp_stop_reason (reply);
+  end_turn (self, self->cancel_reason != NULL ? self->cancel_reason : reason,
+            "");
+}
+
+static gboolean
+on_grace_expired (gpointer user_data)
+{
+  AbSession *self = user_data;
+  const char *reason = self->cancel_reason;
+
+  self->grace_source = 0;
+  g_message ("session %s: the agent did not stop turn %" G_GUINT64_FORMAT
+             " within %s; stopping it",
+             self->thread, self->current != NULL ? self->current->number : 0,
+             "timeouts.kill");
+  end_turn (self, reason != NULL ? reason : "cancelled",
+            _ ("the agent did not stop in time and was stopped"));
+  teardown (self, AB_SESSION_STATE_SUSPENDED);
+  return G_SOURCE_REMOVE;
+}
+
+/* Asks the agent to stop the turn in flight; it answers the prompt with
+ * stopReason "cancelled", or is stopped after timeouts.kill. */
+static void
+cut_turn (AbSession *self, const char *reason)
+{
+  if (self->current == NULL || self->cancel_reason != NULL)
+    return;
+
+  self->cancel_reason = reason;
+  deny_all_permissions (self);
+  if (self->rpc != NULL && self->acp_session != NULL)
+    ab_jsonrpc_notify (self->rpc, "session/cancel",
+                       ab_acp_cancel_params (self->acp_session));
+  self->grace_source = g_timeout_add (
+      MAX (self->config->kill_timeout_usec / 1000, 1), on_grace_expired, self);
+}
+
+static gboolean
+on_inactivity (gpointer user_data)
+{
+  AbSession *self = user_data;
+  gint64 limit = self->config->turn_inactivity_usec;
+  gint64 quiet = g_get_monotonic_time () - self->last_progress;
+
+  if (quiet < limit)
+    {
+      /* Progress since: look again when the limit would be reached. */
+      g_source_set_ready_time (g_main_current_source (),
+                               self->last_progress + limit);
+      return G_SOURCE_CONTINUE;
+    }
+  self->inactivity_source = 0;
+  g_message ("session %s: no update for %s; cancelling the turn", self->thread,
+             "timeouts.turn_inactivity");
+  cut_turn (self, "timeout");
+  return G_SOURCE_REMOVE;
+}
+
+static void
+start_turn (AbSession *self)
+{
+  AbTurn *turn = g_queue_pop_head (&self->queue);
+
+  notify_queued (self);
+  self->current = turn;
+  self->cancel_reason = NULL;
+  set_state (self, AB_SESSION_STATE_BUSY);
+  touch (self);
+  self->last_progress = g_get_monotonic_time ();
+  self->inactivity_source = g_timeout_add (
+      MAX (self->config->turn_inactivity_usec / 1000, 1), on_inactivity, self);
+
+  if (self->history_lost)
+    {
+      self->history_lost = FALSE;
+      queue_update (self, turn->number,
+                    ab_acp_text_update (_ ("[agentbroker: the agent could "
+                                           "not restore this conversation; "
+                                           "it starts afresh]\n")));
+    }
+
+  ab_jsonrpc_call (self->rpc, "session/prompt",
+                   ab_acp_prompt_params (self->acp_session, turn->text), NULL,
+                   on_prompt_done, g_object_ref (self));
+}
+
+static gboolean
+on_kick (gpointer user_data)
+{
+  AbSession *self = user_data;
+
+  self->kick_source = 0;
+  if (g_queue_is_empty (&self->queue))
+    return G_SOURCE_REMOVE;
+
+  switch (self->state)
+    {
+    case AB_SESSION_STATE_IDLE:
+      start_turn (self);
+      break;
+    case AB_SESSION_STATE_SUSPENDED:
+    case AB_SESSION_STATE_FAILED:
+      if (!self->tearing_down)
+        start_agent (self);
+      break;
+    case AB_SESSION_STATE_STARTING:
+    case AB_SESSION_STATE_BUSY:
+      break;
+    }
+  return G_SOURCE_REMOVE;
+}
+
+/* Runs after pending replies, so a prompt's reply precedes its turn. */
+static void
+schedule_kick (AbSession *self)
+{
+  if (self->kick_source == 0)
+    self->kick_source
+        = g_idle_add_full (G_PRIORITY_DEFAULT_IDLE, on_kick, self, NULL);
+}
+
+static guint64
+accept_turn (AbSession *self, const char *text, const char *sender)
+{
+  AbTurn *turn = g_new0 (AbTurn, 1);
+
+  turn->number = ++self->turns;
+  turn->text = g_strdup (text);
+  turn->sender = g_strdup (sender);
+  g_queue_push_tail (&self->queue, turn);
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_TURNS]);
+  notify_queued (self);
+  schedule_kick (self);
+  return turn->number;
+}
+
+/* ---- the agent's messages ---------------------------------------------- */
+
+static void
+on_notification (AbJsonRpc *rpc, const char *method, JsonNode *params,
+                 AbSession *self)
+{
+  JsonObject *obj;
+  JsonNode *update;
+  const char *session_id;
+
+  if (g_strcmp0 (method, "session/update") != 0 || params == NULL
+      || !JSON_NODE_HOLDS_OBJECT (params))
+    return; /* unknown notifications are ignored */
+
+  obj = json_node_get_object (params);
+  session_id
+      = json_object_get_string_member_with_default (obj, "sessionId", NULL);
+  update = json_object_get_member (obj, "update");
+  if (update == NULL || !JSON_NODE_HOLDS_OBJECT (update))
+    return;
+  if (self->acp_session != NULL && g_strcmp0 (session_id, self->acp_session))
+    return;
+  if (self->loading)
+    return;
+
+  self->last_progress = g_get_monotonic_time ();
+  touch (self);
+  queue_update (self, self->current != NULL ? self->current->number : 0,
+                json_to_string (update, FALSE));
+}
+
+static gboolean
+on_request (AbJsonRpc *rpc, const char *method, JsonNode *id, JsonNode *params,
+            AbSession *self)
+{
+  if (g_strcmp0 (method, "session/request_permission") == 0)
+    return handle_permission_request (self, id, params);
+  return FALSE; /* AbJsonRpc answers -32601 */
+}
+
+static void
+complete_suspend_tasks (AbSession *self)
+{
+  g_autoptr (GPtrArray) tasks = g_steal_pointer (&self->suspend_tasks);
+
+  self->suspend_tasks = g_ptr_array_new_with_free_func (g_object_unref);
+  for (guint i = 0; i < tasks->len; i++)
+    g_task_return_boolean (g_ptr_array_index (tasks, i), TRUE);
+}
+
+static void
+on_terminated (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (AbSession) self = user_data;
+  g_autoptr (GError) error = NULL;
+
+  if (!ab_agent_process_terminate_finish (AB_AGENT_PROCESS (source), result,
+                                          &error))
+    g_warning ("session %s: stopping the agent: %s", self->thread,
+               error->message);
+  if (self->process == AB_AGENT_PROCESS (source))
+    {
+      g_clear_object (&self->process);
+      g_object_notify_by_pspec (G_OBJECT (self), props[PROP_PID]);
+    }
+  self->tearing_down = FALSE;
+  complete_suspend_tasks (self);
+  schedule_kick (self);
+}
+
+static void
+fail_waiters (AbSession *self, const char *message)
+{
+  StartWaiter *waiter;
+
+  while ((waiter = g_queue_pop_head (&self->waiters)) != NULL)
+    {
+      g_task_return_new_error (waiter->task, AB_ERROR, AB_ERROR_AGENT_FAILED,
+                               "%s", message);
+      waiter_free (waiter);
+    }
+  notify_queued (self);
+}
+
+/* Stops the agent process group; the session ends in @final_state. */
+static void
+teardown (AbSession *self, AbSessionState final_state)
+{
+  g_clear_handle_id (&self->handshake_source, g_source_remove);
+  g_clear_handle_id (&self->exit_drain_source, g_source_remove);
+  flush_updates (self);
+  deny_all_permissions (self);
+
+  if (self->rpc != NULL)
+    {
+      g_signal_handlers_disconnect_by_data (self->rpc, self);
+      ab_jsonrpc_close (self->rpc);
+      g_clear_object (&self->rpc);
+    }
+  self->loading = FALSE;
+  set_state (self, final_state);
+
+  if (self->process != NULL && !self->tearing_down)
+    {
+      self->tearing_down = TRUE;
+      g_signal_handlers_disconnect_by_data (self->process, self);
+      ab_agent_process_terminate_async (self->process,
+                                        self->config->kill_timeout_usec, NULL,
+                                        on_terminated, g_object_ref (self));
+    }
+  else if (self->process == NULL)
+    complete_suspend_tasks (self);
+}
+
+/* The agent died or broke the protocol. Whoever waits hears why; the
+ * session is failed and the next prompt starts a new agent. */
+static void
+agent_lost (AbSession *self, const char *reason, const char *why)
+{
+  g_autofree char *tail = NULL;
+  g_autofree char *message = NULL;
+
+  if (self->rpc == NULL && self->process == NULL)
+    return;
+
+  tail = self->process != NULL
+             ? ab_agent_process_get_stderr_tail (self->process)
+             : NULL;
+  if (tail != NULL && tail[0] != '\0')
+    message = g_strdup_printf ("%s; agent stderr:\n%s", why, tail);
+  else
+    message = g_strdup (why);
+
+  g_message ("session %s: agent lost: %s", self->thread, why);
+  g_free (self->failure);
+  self->failure = g_strdup (message);
+
+  fail_waiters (self, message);
+  end_turn (self, reason, message);
+  teardown (self, AB_SESSION_STATE_FAILED);
+}
+
+static void
+on_rpc_closed (AbJsonRpc *rpc, const GError *error, AbSession *self)
+{
+  const char *why = NULL;
+
+  if (error != NULL)
+    {
+      agent_lost (self, "agent-error", error->message);
+      return;
+    }
+  if (self->process != NULL && !ab_agent_process_is_running (self->process))
+    why = ab_agent_process_get_exit_description (self->process);
+  agent_lost (self, "agent-exited",
+              why != NULL ? why : _ ("the agent closed its output"));
+}
+
+static gboolean
+on_exit_drained (gpointer user_data)
+{
+  AbSession *self = user_data;
+  const char *why = ab_agent_process_get_exit_description (self->process);
+
+  self->exit_drain_source = 0;
+  agent_lost (self, "agent-exited", why != NULL ? why : "exited");
+  return G_SOURCE_REMOVE;
+}
+
+/* Output the agent wrote before it died may still be in the pipe: read it
+ * first, unless a grandchild keeps the pipe open. */
+static void
+on_process_exited (AbAgentProcess *process, int wait_status,
+                   const char *description, AbSession *self)
+{
+  if (self->exit_drain_source == 0)
+    self->exit_drain_source
+        = g_timeout_add (EXIT_DRAIN_MSEC, on_exit_drained, self);
+}
+
+/* ---- start-up: spawn and handshake -------------------------------------- */
+
+static void
+handshake_failed (AbSession *self, const char *what, const GError *error)
+{
+  g_autofree char *why = g_strdup_printf (_ ("agent '%s' failed %s: %s"),
+                                          self->agent, what, error->message);
+
+  agent_lost (self, "agent-error", why);
+}
+
+static void
+handshake_done (AbSession *self)
+{
+  StartWaiter *waiter;
+
+  g_clear_handle_id (&self->handshake_source, g_source_remove);
+  self->loading = FALSE;
+  g_clear_pointer (&self->failure, g_free);
+  set_state (self, AB_SESSION_STATE_IDLE);
+  g_message ("session %s: agent '%s' ready (pid %u, ACP session %s)",
+             self->thread, self->agent, get_pid (self), self->acp_session);
+
+  while ((waiter = g_queue_pop_head (&self->waiters)) != NULL)
+    {
+      guint64 turn = accept_turn (self, waiter->text, waiter->sender);
+      g_task_return_pointer (waiter->task, g_memdup2 (&turn, sizeof turn),
+                             g_free);
+      waiter_free (waiter);
+    }
+  schedule_kick (self);
+}
+
+static void
+set_acp_session (AbSession *self, char *id)
+{
+  if (g_strcmp0 (self->acp_session, id) == 0)
+    {
+      g_free (id);
+      return;
+    }
+  g_free (self->acp_session);
+  self->acp_session = id;
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_ACP_SESSION]);
+}
+
+static void
+on_session_new (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (AbSession) self = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) reply = NULL;
+  char *id;
+
+  reply = ab_jsonrpc_call_finish (AB_JSONRPC (source), result, &error);
+  if (AB_JSONRPC (source) != self->rpc)
+    return;
+  if (reply == NULL)
+    {
+      handshake_failed (self, "session/new", error);
+      return;
+    }
+  id = ab_acp_session_id_from_result (reply);
+  if (id == NULL)
+    {
+      g_autoptr (GError) bad = g_error_new_literal (
+          AB_ERROR, AB_ERROR_AGENT_FAILED, _ ("no valid sessionId"));
+      handshake_failed (self, "session/new", bad);
+      return;
+    }
+  set_acp_session (self, id);
+  handshake_done (self);
+}
+
+static void
+new_session (AbSession *self)
+{
+  ab_jsonrpc_call (self->rpc, "session/new",
+                   ab_acp_new_session_params (self->cwd), NULL, on_session_new,
+                   g_object_ref (self));
+}
+
+static void
+on_session_load (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (AbSession) self = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) reply = NULL;
+
+  reply = ab_jsonrpc_call_finish (AB_JSONRPC (source), result, &error);
+  if (AB_JSONRPC (source) != self->rpc)
+    return;
+  self->loading = FALSE;
+  if (reply == NULL)
+    {
+      if (error->domain != AB_JSONRPC_ERROR)
+        return; /* the connection failed: reported as the agent lost */
+      g_message ("session %s: session/load of %s failed (%s); starting a "
+                 "new ACP session",
+                 self->thread, self->acp_session, error->message);
+      self->history_lost = TRUE;
+      new_session (self);
+      return;
+    }
+  handshake_done (self);
+}
+
+static void
+open_session (AbSession *self, gboolean can_load)
+{
+  if (self->acp_session != NULL && can_load)
+    {
+      self->loading = TRUE;
+      ab_jsonrpc_call (
+          self->rpc, "session/load",
+          ab_acp_load_session_params (self->acp_session, self->cwd), NULL,
+          on_session_load, g_object_ref (self));
+      return;
+    }
+  if (self->acp_session != NULL)
+    self->history_lost = TRUE;
+  new_session (self);
+}
+
+typedef struct
+{
+  AbSession *self;
+  gboolean can_load;
+  char *auth_methods;
+} AuthStep;
+
+static void
+on_authenticated (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  AuthStep *step = user_data;
+  g_autoptr (AbSession) self = step->self;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) reply = NULL;
+  gboolean can_load = step->can_load;
+
+  g_free (step->auth_methods);
+  g_free (step);
+  reply = ab_jsonrpc_call_finish (AB_JSONRPC (source), result, &error);
+  if (AB_JSONRPC (source) != self->rpc)
+    return;
+  if (reply == NULL)
+    {
+      handshake_failed (self, "authenticate", error);
+      return;
+    }
+  open_session (self, can_load);
+}
+
+/* Without authentication, an agent that needs it fails session/new with
+ * "Authentication required": say which methods it offers. */
+static void
+on_session_new_unauthenticated (GObject *source, GAsyncResult *result,
+                                gpointer user_data)
+{
+  AuthStep *step = user_data;
+  g_autoptr (AbSession) self = step->self;
+  g_autofree char *methods = step->auth_methods;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) reply = NULL;
+  char *id;
+
+  g_free (step);
+  reply = ab_jsonrpc_call_finish (AB_JSONRPC (source), result, &error);
+  if (AB_JSONRPC (source) != self->rpc)
+    return;
+  if (reply == NULL)
+    {
+      g_autofree char *why = NULL;
+
+      if (methods != NULL && methods[0] != '\0')
+        why = g_strdup_printf (
+            _ ("agent '%s' failed session/new: %s (the agent offers the "
+               "auth methods %s; name one as auth_method in its profile)"),
+            self->agent, error->message, methods);
+      else
+        why = g_strdup_printf (_ ("agent '%s' failed session/new: %s"),
+                               self->agent, error->message);
+      if (error->domain == AB_JSONRPC_ERROR)
+        agent_lost (self, "agent-error", why);
+      return;
+    }
+  id = ab_acp_session_id_from_result (reply);
+  if (id == NULL)
+    {
+      agent_lost (self, "agent-error",
+                  _ ("agent answered session/new without a valid sessionId"));
+      return;
+    }
+  set_acp_session (self, id);
+  handshake_done (self);
+}
+
+static void
+on_initialized (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (AbSession) self = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) reply = NULL;
+  const AbAgentProfile *prof;
+  AuthStep *step;
+
+  reply = ab_jsonrpc_call_finish (AB_JSONRPC (source), result, &error);
+  if (AB_JSONRPC (source) != self->rpc)
+    return;
+  if (reply == NULL)
+    {
+      if (error->domain == AB_JSONRPC_ERROR)
+        handshake_failed (self, "initialize", error);
+      return;
+    }
+
+  prof = profile (self);
+  step = g_new0 (AuthStep, 1);
+  step->self = g_object_ref (self);
+  step->can_load = ab_acp_agent_can_load (reply);
+  step->auth_methods = ab_acp_describe_auth_methods (reply);
+
+  if (prof != NULL && prof->auth_method != NULL)
+    {
+      ab_jsonrpc_call (self->rpc, "authenticate",
+                       ab_acp_authenticate_params (prof->auth_method), NULL,
+                       on_authenticated, step);
+      return;
+    }
+  if (self->acp_session != NULL && step->can_load)
+    {
+      open_session (self, TRUE);
+      g_object_unref (step->self);
+      g_free (step->auth_methods);
+      g_free (step);
+      return;
+    }
+  if (self->acp_session != NULL)
+    self->history_lost = TRUE;
+  ab_jsonrpc_call (self->rpc, "session/new",
+                   ab_acp_new_session_params (self->cwd), NULL,
+                   on_session_new_unauthenticated, step);
+}
+
+static gboolean
+on_handshake_timeout (gpointer user_data)
+{
+  AbSession *self = user_data;
+
+  self->handshake_source = 0;
+  agent_lost (self, "agent-error",
+              _ ("the agent did not complete the ACP handshake within "
+                 "timeouts.handshake"));
+  return G_SOURCE_REMOVE;
+}
+
+static char *
+expand_working_directory (AbSession *self, const char *template)
+{
+  g_autofree char *escaped = g_dbus_escape_object_path (self->thread);
+  GString *out = g_string_new (NULL);
+
+  for (const char *p = template; *p != '\0';)
+    {
+      if (g_str_has_prefix (p, "{thread}"))
+        {
+          g_string_append (out, escaped);
+          p += strlen ("{thread}");
+        }
+      else if (g_str_has_prefix (p, "{state}"))
+        {
+          g_string_append (out, self->state_dir);
+          p += strlen ("{state}");
+        }
+      else
+        g_string_append_c (out, *p++);
+    }
+  return g_string_free (out, FALSE);
+}
+
+static GPtrArray *
+profile_environment (AbSession *self, const AbAgentProfile *prof,
+                     GError **error)
+{
+  g_autoptr (GPtrArray) extra = g_ptr_array_new_with_free_func (g_free);
+  const char *credentials = g_getenv ("CREDENTIALS_DIRECTORY");
+
+  for (guint i = 0; prof->env != NULL && i < prof->env->len; i++)
+    {
+      AbEnvEntry *e = g_ptr_array_index (prof->env, i);
+      g_autofree char *path = NULL;
+      g_autofree char *value = NULL;
+      gsize len = 0;
+      g_autoptr (GError) local = NULL;
+
+      if (e->credential == NULL)
+        {
+          g_ptr_array_add (extra, g_strdup_printf ("%s=%s", e->name, e->value));
+          continue;
+        }
+      if (credentials == NULL)
+        {
+          g_set_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED,
+                       _ ("agent '%s' needs credential '%s' but "
+                          "$CREDENTIALS_DIRECTORY is not set"),
+                       self->agent, e->credential);
+          return NULL;
+        }
+      path = g_build_filename (credentials, e->credential, NULL);
+      if (!g_file_get_contents (path, &value, &len, &local))
+        {
+          g_set_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED,
+                       _ ("cannot read credential '%s' for agent '%s': %s"),
+                       e->credential, self->agent, local->message);
+          return NULL;
+        }
+      if (len > MAX_CREDENTIAL_BYTES || strlen (value) != len)
+        {
+          g_set_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED,
+                       _ ("credential '%s' is not a text of at most %d "
+                          "bytes"),
+                       e->credential, MAX_CREDENTIAL_BYTES);
+          return NULL;
+        }
+      /* One trailing newline is the file's, not the secret's. */
+      if (len > 0 && value[len - 1] == '\n')
+        value[len - 1] = '\0';
+      g_ptr_array_add (extra, g_strdup_printf ("%s=%s", e->name, value));
+    }
+  return g_steal_pointer (&extra);
+}
+
+/* Spawns the agent and sends `initialize`; NULL, or why it failed. */
+static char *
+spawn_agent (AbSession *self)
+{
+  const AbAgentProfile *prof = profile (self);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) extra = NULL;
+  g_auto (GStrv) envp = NULL;
+
+  if (prof == NULL)
+    return g_strdup_printf (_ ("agent profile '%s' is not configured"),
+                            self->agent);
+
+  g_free (self->cwd);
+  self->cwd = expand_working_directory (self, prof->working_directory);
+  if (g_mkdir_with_parents (self->cwd, 0700) != 0)
+    return g_strdup_printf (_ ("cannot create working directory %s: %s"),
+                            self->cwd, g_strerror (errno));
+
+  extra = profile_environment (self, prof, &error);
+  if (extra == NULL)
+    return g_strdup (error->message);
+  envp = ab_agent_build_env ((const char *const *)prof->inherit_env, extra,
+                             self->thread);
+
+  self->process = ab_agent_process_spawn ((const char *const *)prof->command,
+                                          (const char *const *)envp, self->cwd,
+                                          self->thread, &error);
+  if (self->process == NULL)
+    return g_strdup (error->message);
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_PID]);
+  g_signal_connect (self->process, "exited", G_CALLBACK (on_process_exited),
+                    self);
+
+  self->rpc = ab_jsonrpc_new (ab_agent_process_get_stdout (self->process),
+                              ab_agent_process_get_stdin (self->process),
+                              self->config->max_message_bytes);
+  g_signal_connect (self->rpc, "notification", G_CALLBACK (on_notification),
+                    self);
+  g_signal_connect (self->rpc, "request", G_CALLBACK (on_request), self);
+  g_signal_connect (self->rpc, "closed", G_CALLBACK (on_rpc_closed), self);
+  ab_jsonrpc_start (self->rpc);
+
+  self->handshake_source
+      = g_timeout_add (MAX (self->config->handshake_timeout_usec / 1000, 1),
+                       on_handshake_timeout, self);
+  ab_jsonrpc_call (self->rpc, "initialize", ab_acp_initialize_params (), NULL,
+                   on_initialized, g_object_ref (self));
+  return NULL;
+}
+
+static void
+start_agent (AbSession *self)
+{
+  g_autofree char *message = NULL;
+
+  g_return_if_fail (self->process == NULL);
+
+  set_state (self, AB_SESSION_STATE_STARTING);
+  message = spawn_agent (self);
+  if (message == NULL)
+    return;
+
+  g_message ("session %s: cannot start agent: %s", self->thread, message);
+  g_free (self->failure);
+  self->failure = g_strdup (message);
+  fail_waiters (self, message);
+  drop_queue (self, "agent-error", message);
+  set_state (self, AB_SESSION_STATE_FAILED);
+}
+
+/* ---- public ---------------------------------------------------------- */
+
+void
+ab_session_prompt_async (AbSession *self, const char *text, const char *sender,
+                         GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (self, NULL, callback, user_data);
+  guint queued
+      = g_queue_get_length (&self->queue) + g_queue_get_length (&self->waiters);
+  gboolean occupied
+      = self->current != NULL || self->state == AB_SESSION_STATE_STARTING;
+  StartWaiter *waiter;
+
+  if (occupied && queued >= self->config->max_queued_prompts)
+    {
+      g_task_return_new_error (task, AB_ERROR, AB_ERROR_BUSY,
+                               _ ("session %s already has %u prompts queued "
+                                  "(pool.max_queued_prompts)"),
+                               self->thread, queued);
+      return;
+    }
+
+  if (self->rpc != NULL && self->state != AB_SESSION_STATE_STARTING)
+    {
+      guint64 turn = accept_turn (self, text, sender);
+      g_task_return_pointer (task, g_memdup2 (&turn, sizeof turn), g_free);
+      return;
+    }
+
+  waiter = g_new0 (StartWaiter, 1);
+  waiter->task = g_steal_pointer (&task);
+  waiter->text = g_strdup (text);
+  waiter->sender = g_strdup (sender);
+  g_queue_push_tail (&self->waiters, waiter);
+  notify_queued (self);
+  if (self->state != AB_SESSION_STATE_STARTING && !self->tearing_down)
+    start_agent (self);
+}
+
+gboolean
+ab_session_prompt_finish (AbSession *self, GAsyncResult *result, guint64 *turn,
+                          GError **error)
+{
+  g_autofree guint64 *value = g_task_propagate_pointer (G_TASK (result), error);
+
+  if (value == NULL)
+    return FALSE;
+  *turn = *value;
+  return TRUE;
+}
+
+/* Drain: questions to the operator cannot hold it up. */
+void
+ab_session_deny_permissions (AbSession *self)
+{
+  deny_all_permissions (self);
+}
+
+/* Drain deadline: the turn in flight is cut and reported interrupted. */
+void
+ab_session_interrupt (AbSession *self)
+{
+  cut_turn (self, "interrupted");
+}
+
+void
+ab_session_cancel (AbSession *self)
+{
+  drop_queue (self, "cancelled", _ ("cancelled before it started"));
+  cut_turn (self, "cancelled");
+}
+
+void
+ab_session_suspend_async (AbSession *self, const char *reason,
+                          GAsyncReadyCallback callback, gpointer user_data)
+{
+  GTask *task = g_task_new (self, NULL, callback, user_data);
+
+  g_ptr_array_add (self->suspend_tasks, task);
+  if (self->current != NULL && self->rpc != NULL && self->acp_session != NULL)
+    ab_jsonrpc_notify (self->rpc, "session/cancel",
+                       ab_acp_cancel_params (self->acp_session));
+  fail_waiters (self, reason);
+  end_turn (self, "cancelled", reason);
+  drop_queue (self, "cancelled", reason);
+  if (self->process != NULL || self->rpc != NULL)
+    teardown (self, AB_SESSION_STATE_SUSPENDED);
+  else if (!self->tearing_down)
+    complete_suspend_tasks (self);
+}
+
+gboolean
+ab_session_suspend_finish (AbSession *self, GAsyncResult *result,
+                           GError **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+void
+ab_session_kill_now (AbSession *self)
+{
+  if (self->process != NULL)
+    ab_agent_process_kill_now (self->process);
+}
+
+void
+ab_session_set_config (AbSession *self, AbConfig *config)
+{
+  if (self->config == config)
+    return;
+  ab_config_unref (self->config);
+  self->config = ab_config_ref (config);
+}
+
+const char *
+ab_session_get_thread (AbSession *self)
+{
+  return self->thread;
+}
+
+const char *
+ab_session_get_agent (AbSession *self)
+{
+  return self->agent;
+}
+
+const char *
+ab_session_get_path (AbSession *self)
+{
+  return self->path;
+}
+
+uid_t
+ab_session_get_owner (AbSession *self)
+{
+  return self->owner;
+}
+
+AbSessionState
+ab_session_get_state (AbSession *self)
+{
+  return self->state;
+}
+
+gboolean
+ab_session_is_running (AbSession *self)
+{
+  return self->process != NULL;
+}
+
+/* A turn in flight, or accepted and waiting for one. */
+gboolean
+ab_session_is_busy (AbSession *self)
+{
+  return self->current != NULL || !g_queue_is_empty (&self->queue);
+}
+
+gint64
+ab_session_get_created (AbSession *self)
+{
+  return self->created;
+}
+
+const char *
+ab_session_get_cwd (AbSession *self)
+{
+  return self->cwd;
+}
+
+gint64
+ab_session_get_last_activity (AbSession *self)
+{
+  return self->last_activity;
+}
+
+guint
+ab_session_get_queued (AbSession *self)
+{
+  return g_queue_get_length (&self->queue)
+         + g_queue_get_length (&self->waiters);
+}
+
+GVariant *
+ab_session_to_variant (AbSession *self)
+{
+  GVariantBuilder b;
+
+  g_variant_builder_init (&b, G_VARIANT_TYPE_VARDICT);
+  g_variant_builder_add (&b, "{sv}", "thread",
+                         g_variant_new_string (self->thread));
+  g_variant_builder_add (&b, "{sv}", "agent",
+                         g_variant_new_string (self->agent));
+  g_variant_builder_add (
+      &b, "{sv}", "state",
+      g_variant_new_string (ab_session_state_to_string (self->state)));
+  g_variant_builder_add (&b, "{sv}", "owner",
+                         g_variant_new_uint32 (self->owner));
+  g_variant_builder_add (&b, "{sv}", "cwd", g_variant_new_string (self->cwd));
+  g_variant_builder_add (&b, "{sv}", "pid",
+                         g_variant_new_uint32 (get_pid (self)));
+  g_variant_builder_add (&b, "{sv}", "acp_session",
+                         g_variant_new_string (self->acp_session != NULL
+                                                   ? self->acp_session
+                                                   : ""));
+  g_variant_builder_add (&b, "{sv}", "created",
+                         g_variant_new_uint64 ((guint64)self->created));
+  g_variant_builder_add (&b, "{sv}", "last_activity",
+                         g_variant_new_uint64 ((guint64)self->last_activity));
+  g_variant_builder_add (&b, "{sv}", "turns",
+                         g_variant_new_uint32 ((guint32)self->turns));
+  g_variant_builder_add (&b, "{sv}", "queued",
+                         g_variant_new_uint32 (ab_session_get_queued (self)));
+  g_variant_builder_add (&b, "{sv}", "last_turn",
+                         g_variant_new_uint64 (self->last_turn));
+  g_variant_builder_add (&b, "{sv}", "last_reason",
+                         g_variant_new_string (self->last_reason != NULL
+                                                   ? self->last_reason
+                                                   : ""));
+  g_variant_builder_add (&b, "{sv}", "path",
+                         g_variant_new_object_path (self->path));
+  return g_variant_builder_end (&b);
+}
+
+/* ---- object ------------------------------------------------------------ */
+
+static void
+ab_session_get_property (GObject *object, guint prop_id, GValue *value,
+                         GParamSpec *pspec)
+{
+  AbSession *self = AB_SESSION (object);
+
+  switch (prop_id)
+    {
+    case PROP_STATE:
+      g_value_set_string (value, ab_session_state_to_string (self->state));
+      break;
+    case PROP_PID:
+      g_value_set_uint (value, get_pid (self));
+      break;
+    case PROP_ACP_SESSION:
+      g_value_set_string (value,
+                          self->acp_session != NULL ? self->acp_session : "");
+      break;
+    case PROP_LAST_ACTIVITY:
+      g_value_set_uint64 (value, (guint64)self->last_activity);
+      break;
+    case PROP_TURNS:
+      g_value_set_uint (value, (guint)self->turns);
+      break;
+    case PROP_QUEUED:
+      g_value_set_uint (value, ab_session_get_queued (self));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+ab_session_dispose (GObject *object)
+{
+  AbSession *self = AB_SESSION (object);
+
+  g_clear_handle_id (&self->kick_source, g_source_remove);
+  g_clear_handle_id (&self->flush_source, g_source_remove);
+  g_clear_handle_id (&self->grace_source, g_source_remove);
+  g_clear_handle_id (&self->inactivity_source, g_source_remove);
+  g_clear_handle_id (&self->handshake_source, g_source_remove);
+  g_clear_handle_id (&self->exit_drain_source, g_source_remove);
+  g_hash_table_remove_all (self->permissions);
+  if (self->rpc != NULL)
+    {
+      g_signal_handlers_disconnect_by_data (self->rpc, self);
+      ab_jsonrpc_close (self->rpc);
+      g_clear_object (&self->rpc);
+    }
+  if (self->process != NULL)
+    {
+      g_signal_handlers_disconnect_by_data (self->process, self);
+      g_clear_object (&self->process); /* kills the group if still alive */
+    }
+
+  G_OBJECT_CLASS (ab_session_parent_class)->dispose (object);
+}
+
+static void
+ab_session_finalize (GObject *object)
+{
+  AbSession *self = AB_SESSION (object);
+
+  g_queue_clear_full (&self->queue, (GDestroyNotify)turn_free);
+  g_queue_clear_full (&self->waiters, (GDestroyNotify)waiter_free);
+  g_clear_pointer (&self->current, turn_free);
+  g_ptr_array_unref (self->pending_updates);
+  g_ptr_array_unref (self->suspend_tasks);
+  g_hash_table_unref (self->permissions);
+  g_clear_pointer (&self->config, ab_config_unref);
+  g_free (self->thread);
+  g_free (self->agent);
+  g_free (self->path);
+  g_free (self->cwd);
+  g_free (self->state_dir);
+  g_free (self->acp_session);
+  g_free (self->failure);
+  g_free (self->last_reason);
+
+  G_OBJECT_CLASS (ab_session_parent_class)->finalize (object);
+}
+
+static void
+ab_session_class_init (AbSessionClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  const GParamFlags flags
+      = G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS;
+
+  object_class->get_property = ab_session_get_property;
+  object_class->dispose = ab_session_dispose;
+  object_class->finalize = ab_session_finalize;
+
+  props[PROP_STATE]
+      = g_param_spec_string ("state", NULL, NULL, "suspended", flags);
+  props[PROP_PID]
+      = g_param_spec_uint ("pid", NULL, NULL, 0, G_MAXUINT, 0, flags);
+  props[PROP_ACP_SESSION]
+      = g_param_spec_string ("acp-session", NULL, NULL, "", flags);
+  props[PROP_LAST_ACTIVITY] = g_param_spec_uint64 ("last-activity", NULL, NULL,
+                                                   0, G_MAXUINT64, 0, flags);
+  props[PROP_TURNS]
+      = g_param_spec_uint ("turns", NULL, NULL, 0, G_MAXUINT, 0, flags);
+  props[PROP_QUEUED]
+      = g_param_spec_uint ("queued", NULL, NULL, 0, G_MAXUINT, 0, flags);
+  g_object_class_install_properties (object_class, N_PROPS, props);
+
+  /* (turn, updates, recipient): recipient is the prompting connection's
+   * unique name, or NULL for updates outside a turn. */
+  signals[SIGNAL_UPDATE] = g_signal_new (
+      "update", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+      NULL, G_TYPE_NONE, 3, G_TYPE_UINT64, G_TYPE_STRV, G_TYPE_STRING);
+  signals[SIGNAL_TURN_ENDED] = g_signal_new (
+      "turn-ended", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+      NULL, G_TYPE_NONE, 4, G_TYPE_UINT64, G_TYPE_STRING, G_TYPE_STRING,
+      G_TYPE_STRING);
+  signals[SIGNAL_PERMISSION_REQUESTED] = g_signal_new (
+      "permission-requested", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+      NULL, NULL, NULL, G_TYPE_NONE, 4, G_TYPE_UINT64, G_TYPE_STRING,
+      G_TYPE_STRING, G_TYPE_STRING);
+}
+
+static void
+ab_session_init (AbSession *self)
+{
+  self->state = AB_SESSION_STATE_SUSPENDED;
+  self->pending_updates = g_ptr_array_new_with_free_func (g_free);
+  self->suspend_tasks = g_ptr_array_new_with_free_func (g_object_unref);
+  self->permissions = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                             (GDestroyNotify)permission_free);
+  g_queue_init (&self->queue);
+  g_queue_init (&self->waiters);
+}
+
+AbSession *
+ab_session_new (const char *thread, const char *agent, uid_t owner,
+                AbConfig *config, const char *state_dir)
+{
+  AbSession *self = g_object_new (AB_TYPE_SESSION, NULL);
+  const AbAgentProfile *prof;
+
+  self->thread = g_strdup (thread);
+  self->agent = g_strdup (agent);
+  self->path = ab_thread_id_to_object_path (thread);
+  self->owner = owner;
+  self->config = ab_config_ref (config);
+  self->state_dir = g_strdup (state_dir);
+  self->created = g_get_real_time ();
+  self->last_activity = self->created;
+  prof = profile (self);
+  self->cwd = prof != NULL
+                  ? expand_working_directory (self, prof->working_directory)
+                  : g_strdup ("");
+  return self;
+}

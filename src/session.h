@@ -1,0 +1,69 @@
+/* agentbroker — one session: a thread bound to one ACP agent process */
+#pragma once
+
+#include <sys/types.h>
+
+#include <gio/gio.h>
+
+#include "ab-config.h"
+
+G_BEGIN_DECLS
+
+typedef enum
+{
+  AB_SESSION_STATE_STARTING,
+  AB_SESSION_STATE_IDLE,
+  AB_SESSION_STATE_BUSY,
+  AB_SESSION_STATE_SUSPENDED,
+  AB_SESSION_STATE_FAILED,
+} AbSessionState;
+
+#define AB_TYPE_SESSION (ab_session_get_type ())
+G_DECLARE_FINAL_TYPE (AbSession, ab_session, AB, SESSION, GObject)
+
+/* Longest prompt text accepted, in bytes. */
+#define AB_SESSION_MAX_PROMPT_BYTES (1024 * 1024)
+
+AbSession *ab_session_new (const char *thread, const char *agent, uid_t owner,
+                           AbConfig *config, const char *state_dir);
+
+const char *ab_session_state_to_string (AbSessionState state);
+
+const char *ab_session_get_thread (AbSession *self);
+const char *ab_session_get_agent (AbSession *self);
+const char *ab_session_get_path (AbSession *self);
+uid_t ab_session_get_owner (AbSession *self);
+AbSessionState ab_session_get_state (AbSession *self);
+gboolean ab_session_is_running (AbSession *self);
+gboolean ab_session_is_busy (AbSession *self);
+gint64 ab_session_get_created (AbSession *self);
+const char *ab_session_get_cwd (AbSession *self);
+gint64 ab_session_get_last_activity (AbSession *self);
+guint ab_session_get_queued (AbSession *self);
+GVariant *ab_session_to_variant (AbSession *self);
+
+void ab_session_set_config (AbSession *self, AbConfig *config);
+
+void ab_session_prompt_async (AbSession *self, const char *text,
+                              const char *sender, GAsyncReadyCallback callback,
+                              gpointer user_data);
+gboolean ab_session_prompt_finish (AbSession *self, GAsyncResult *result,
+                                   guint64 *turn, GError **error);
+
+void ab_session_cancel (AbSession *self);
+void ab_session_interrupt (AbSession *self);
+void ab_session_deny_permissions (AbSession *self);
+gboolean ab_session_answer_permission (AbSession *self, const char *request,
+                                       const char *option, GError **error);
+
+/* Stops the agent; the session stays, suspended, and resumes through
+ * session/load on its next prompt. A running turn is cancelled with
+ * @reason. */
+void ab_session_suspend_async (AbSession *self, const char *reason,
+                               GAsyncReadyCallback callback,
+                               gpointer user_data);
+gboolean ab_session_suspend_finish (AbSession *self, GAsyncResult *result,
+                                    GError **error);
+void ab_session_kill_now (AbSession *self);
+
+G_END_DECLS
