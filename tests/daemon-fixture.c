@@ -6,11 +6,14 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "daemon-fixture.h"
 
@@ -109,6 +112,7 @@ ab_daemon_fixture_start (AbDaemonFixture *fx, GError **error)
   g_autoptr (GCancellable) cancellable = g_cancellable_new ();
   gboolean appeared = FALSE, exited = FALSE;
   guint watch, timeout_ms = 20000;
+  int log_fd;
   gint64 deadline;
 
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
@@ -116,8 +120,23 @@ ab_daemon_fixture_start (AbDaemonFixture *fx, GError **error)
                                 TRUE);
   g_subprocess_launcher_setenv (launcher, "G_MESSAGES_DEBUG", "all", TRUE);
   g_subprocess_launcher_unsetenv (launcher, "NOTIFY_SOCKET");
-  g_subprocess_launcher_set_stderr_file_path (launcher, fx->log_path);
-  g_subprocess_launcher_set_stdout_file_path (launcher, fx->log_path);
+  for (guint i = 0; fx->env != NULL && fx->env[i] != NULL; i++)
+    {
+      g_auto (GStrv) pair = g_strsplit (fx->env[i], "=", 2);
+
+      g_subprocess_launcher_setenv (launcher, pair[0], pair[1], TRUE);
+    }
+  /* One open file description for both, appending: two separate opens
+   * would write over each other's lines. */
+  log_fd = open (fx->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (log_fd < 0)
+    {
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno),
+                   "cannot open %s: %s", fx->log_path, g_strerror (errno));
+      return FALSE;
+    }
+  g_subprocess_launcher_take_stderr_fd (launcher, dup (log_fd));
+  g_subprocess_launcher_take_stdout_fd (launcher, log_fd);
   fx->daemon
       = g_subprocess_launcher_spawn (launcher, error, daemon_path, "--session",
                                      "--config", fx->config_path, NULL);
@@ -142,6 +161,13 @@ ab_daemon_fixture_start (AbDaemonFixture *fx, GError **error)
       return FALSE;
     }
   return TRUE;
+}
+
+void
+ab_daemon_fixture_setenv (AbDaemonFixture *fx, const char *name,
+                          const char *value)
+{
+  fx->env = g_environ_setenv (fx->env, name, value, TRUE);
 }
 
 /* Sends @signum and waits for the exit; returns the exit status, or
@@ -190,6 +216,7 @@ ab_daemon_fixture_teardown (AbDaemonFixture *fx)
   g_free (fx->config_path);
   g_free (fx->state_dir);
   g_free (fx->log_path);
+  g_strfreev (fx->env);
 }
 
 GVariant *

@@ -14,6 +14,7 @@ typedef struct
   char *state_dir;
   char *log_path;
   int exit_status;
+  char **env; /* extra environment of the daemon, see _setenv() */
 } AbDaemonFixture;
 
 void ab_test_bus_up (void);
@@ -26,6 +27,9 @@ char *ab_test_program (const char *name);
 void ab_daemon_fixture_setup (AbDaemonFixture *fx, const char *config_yaml);
 gboolean ab_daemon_fixture_start (AbDaemonFixture *fx, GError **error);
 void ab_daemon_fixture_write_config (AbDaemonFixture *fx, const char *yaml);
+/* Sets @name=@value in the environment of the daemon started next. */
+void ab_daemon_fixture_setenv (AbDaemonFixture *fx, const char *name,
+                               const char *value);
 int ab_daemon_fixture_stop (AbDaemonFixture *fx, int signum);
 void ab_daemon_fixture_teardown (AbDaemonFixture *fx);
 
