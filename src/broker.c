@@ -350,6 +350,9 @@ ab_broker_reload (AbBroker *self, GError **error)
 static void
 drain_finish (AbBroker *self)
 {
+  AbBrokerState next = self->state == AB_BROKER_STATE_STOPPING
+                           ? AB_BROKER_STATE_STOPPING
+                           : AB_BROKER_STATE_DRAINED;
   g_autoptr (GTask) task = g_steal_pointer (&self->drain_task);
   guint *counts = g_new (guint, 2);
 
@@ -359,8 +362,9 @@ drain_finish (AbBroker *self)
   counts[1] = self->drain_interrupted;
   counts[0] = counts[0] > counts[1] ? counts[0] - counts[1] : 0;
 
-  set_state (self, AB_BROKER_STATE_DRAINED);
-  set_status (self, _ ("Drained; not accepting prompts"));
+  set_state (self, next);
+  if (next == AB_BROKER_STATE_DRAINED)
+    set_status (self, _ ("Drained; not accepting prompts"));
   g_message ("drained: %u turn(s) finished, %u interrupted", counts[0],
              counts[1]);
   g_task_return_pointer (task, counts, g_free);
@@ -395,34 +399,19 @@ on_drain_deadline (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-/* Gates ingress, then waits for every turn in flight; at the deadline
- * the remaining ones are cut and reported interrupted. Pending permission
- * requests are denied so they cannot hold the drain. */
-void
-ab_broker_drain_async (AbBroker *self, guint timeout_seconds,
-                       const char *reason, GAsyncReadyCallback callback,
-                       gpointer user_data)
+/* Gates ingress (the caller has set the state), then waits for every
+ * turn in flight; at the deadline the remaining ones are cut and reported
+ * interrupted. Pending permission requests are denied so they cannot hold
+ * the drain. */
+static void
+start_drain (AbBroker *self, guint timeout_seconds, const char *reason,
+             GTask *task)
 {
-  g_autoptr (GTask) task = g_task_new (self, NULL, callback, user_data);
-  g_autoptr (GPtrArray) all = NULL;
-  guint busy;
-
-  if (self->state != AB_BROKER_STATE_RUNNING
-      && self->state != AB_BROKER_STATE_DRAINED)
-    {
-      g_task_return_new_error (task, AB_ERROR, AB_ERROR_BUSY,
-                               _ ("cannot drain while %s"),
-                               ab_broker_state_to_string (self->state));
-      return;
-    }
+  g_autoptr (GPtrArray) all = ab_pool_list (self->pool);
+  guint busy = 0;
 
   g_free (self->drain_reason);
   self->drain_reason = g_strdup (reason);
-  set_state (self, AB_BROKER_STATE_DRAINING);
-  set_status (self, _ ("Draining"));
-
-  all = ab_pool_list (self->pool);
-  busy = 0;
   for (guint i = 0; i < all->len; i++)
     {
       AbSession *s = g_ptr_array_index (all, i);
@@ -433,7 +422,7 @@ ab_broker_drain_async (AbBroker *self, guint timeout_seconds,
     }
 
   g_task_set_task_data (task, GUINT_TO_POINTER (busy), NULL);
-  self->drain_task = g_steal_pointer (&task);
+  self->drain_task = task;
   self->drain_interrupted = 0;
   if (ab_pool_get_busy_count (self->pool) == 0)
     {
@@ -444,6 +433,27 @@ ab_broker_drain_async (AbBroker *self, guint timeout_seconds,
       self->pool, "notify::busy-count", G_CALLBACK (on_busy_changed), self);
   self->drain_deadline
       = g_timeout_add_seconds (timeout_seconds, on_drain_deadline, self);
+}
+
+void
+ab_broker_drain_async (AbBroker *self, guint timeout_seconds,
+                       const char *reason, GAsyncReadyCallback callback,
+                       gpointer user_data)
+{
+  GTask *task = g_task_new (self, NULL, callback, user_data);
+
+  if (self->state != AB_BROKER_STATE_RUNNING
+      && self->state != AB_BROKER_STATE_DRAINED)
+    {
+      g_task_return_new_error (task, AB_ERROR, AB_ERROR_BUSY,
+                               _ ("cannot drain while %s"),
+                               ab_broker_state_to_string (self->state));
+      g_object_unref (task);
+      return;
+    }
+  set_state (self, AB_BROKER_STATE_DRAINING);
+  set_status (self, _ ("Draining"));
+  start_drain (self, timeout_seconds, reason, task);
 }
 
 gboolean
@@ -475,9 +485,92 @@ ab_broker_resume (AbBroker *self, GError **error)
   return TRUE;
 }
 
-void
-ab_broker_stop (AbBroker *self)
+typedef struct
 {
+  guint pending;
+} StopData;
+
+static void
+on_stop_session_suspended (GObject *source, GAsyncResult *result,
+                           gpointer user_data)
+{
+  GTask *task = user_data;
+  StopData *data = g_task_get_task_data (task);
+
+  ab_session_suspend_finish (AB_SESSION (source), result, NULL);
+  if (--data->pending == 0)
+    g_task_return_boolean (task, TRUE);
+  g_object_unref (task);
+}
+
+/* Every turn has ended: stop the agents, gracefully, and finish. */
+static void
+stop_agents (AbBroker *self, GTask *task)
+{
+  g_autoptr (GPtrArray) all = ab_pool_list (self->pool);
+  StopData *data = g_task_get_task_data (task);
+
+  data->pending = 1;
+  for (guint i = 0; i < all->len; i++)
+    {
+      AbSession *s = g_ptr_array_index (all, i);
+
+      if (!ab_session_is_running (s))
+        continue;
+      data->pending++;
+      ab_session_suspend_async (s, _ ("agentbroker is stopping"),
+                                on_stop_session_suspended, g_object_ref (task));
+    }
+  if (--data->pending == 0)
+    g_task_return_boolean (task, TRUE);
+}
+
+static void
+on_stop_drained (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  AbBroker *self = AB_BROKER (source);
+  guint finished = 0, interrupted = 0;
+
+  ab_broker_drain_finish (self, result, &finished, &interrupted, NULL);
   set_state (self, AB_BROKER_STATE_STOPPING);
-  set_status (self, _ ("Stopping"));
+  set_status (self, _ ("Stopping agents"));
+  stop_agents (self, task);
+}
+
+/* Stop: gate ingress, let running turns finish within timeouts.drain,
+ * then stop every agent. The state stays "stopping" throughout. */
+void
+ab_broker_stop_async (AbBroker *self, GAsyncReadyCallback callback,
+                      gpointer user_data)
+{
+  GTask *task = g_task_new (self, NULL, callback, user_data);
+  guint seconds
+      = (guint)((self->config->drain_timeout_usec + G_USEC_PER_SEC - 1)
+                / G_USEC_PER_SEC);
+
+  g_task_set_task_data (task, g_new0 (StopData, 1), g_free);
+  if (self->drain_task != NULL)
+    {
+      /* A drain is already waiting: cut it short, then stop. */
+      g_clear_handle_id (&self->drain_deadline, g_source_remove);
+      on_drain_deadline (self);
+    }
+  if (self->state == AB_BROKER_STATE_DRAINING || self->drain_task != NULL)
+    {
+      set_state (self, AB_BROKER_STATE_STOPPING);
+      stop_agents (self, task);
+      return;
+    }
+
+  set_state (self, AB_BROKER_STATE_STOPPING);
+  set_status (self, _ ("Stopping: waiting for running turns"));
+  start_drain (self, seconds, _ ("shutdown"),
+               g_task_new (self, NULL, on_stop_drained, task));
+}
+
+gboolean
+ab_broker_stop_finish (AbBroker *self, GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
 }

@@ -48,6 +48,9 @@ gboolean ab_broker_drain_finish (AbBroker *self, GAsyncResult *result,
                                  guint *finished, guint *interrupted,
                                  GError **error);
 gboolean ab_broker_resume (AbBroker *self, GError **error);
-void ab_broker_stop (AbBroker *self);
+void ab_broker_stop_async (AbBroker *self, GAsyncReadyCallback callback,
+                           gpointer user_data);
+gboolean ab_broker_stop_finish (AbBroker *self, GAsyncResult *result,
+                                GError **error);
 
 G_END_DECLS

@@ -29,6 +29,7 @@ typedef struct
   AbNotifier *notifier;
   AbBus *bus;
   gboolean system_bus;
+  gboolean stopping;
   int exit_status;
 } AbDaemon;
 
@@ -97,14 +98,37 @@ on_sighup (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+static void
+on_stopped (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  AbDaemon *daemon = user_data;
+
+  ab_broker_stop_finish (AB_BROKER (source), result, NULL);
+  g_main_loop_quit (daemon->loop);
+}
+
 static gboolean
 on_sigterm (gpointer user_data)
 {
   AbDaemon *daemon = user_data;
+  AbConfig *config = ab_broker_get_config (daemon->broker);
 
-  g_message ("stop requested; shutting down");
-  ab_broker_stop (daemon->broker);
-  g_main_loop_quit (daemon->loop);
+  if (daemon->stopping)
+    {
+      g_message ("second stop request; stopping agents at once");
+      ab_pool_kill_all (ab_broker_get_pool (daemon->broker));
+      g_main_loop_quit (daemon->loop);
+      return G_SOURCE_CONTINUE;
+    }
+  daemon->stopping = TRUE;
+  g_message ("stop requested; draining for at most %" G_GINT64_FORMAT " s",
+             config->drain_timeout_usec / G_USEC_PER_SEC);
+  /* The drain, the agents' grace period and a margin. */
+  ab_notifier_extend_timeout (daemon->notifier,
+                              config->drain_timeout_usec
+                                  + 2 * config->kill_timeout_usec
+                                  + 5 * G_USEC_PER_SEC);
+  ab_broker_stop_async (daemon->broker, on_stopped, daemon);
   return G_SOURCE_CONTINUE;
 }
 
@@ -235,6 +259,8 @@ main (int argc, char **argv)
 
   g_main_loop_run (daemon.loop);
 
+  /* Nothing outlives the daemon: agents still running are killed. */
+  ab_pool_kill_all (ab_broker_get_pool (daemon.broker));
   g_bus_unown_name (owner_id);
   g_clear_object (&daemon.bus);
   g_clear_object (&daemon.notifier);
