@@ -184,6 +184,7 @@ ab_broker_new (const char *config_path, AbConfig *config, const char *state_dir)
   self->config = ab_config_ref (config);
   self->state_dir = g_strdup (state_dir);
   self->pool = ab_pool_new (config, state_dir);
+  ab_pool_restore (self->pool);
   return self;
 }
 

@@ -222,6 +222,23 @@ session_for_caller (AbBus *self, GDBusMethodInvocation *invocation,
   return session;
 }
 
+/* A turn cut off by the previous instance is told to the first
+ * connection that prompts or watches its thread. */
+static void
+report_interrupted (AbBus *self, AbSession *session, const char *recipient)
+{
+  guint64 turn;
+
+  if (!ab_session_take_interrupted (session, &turn))
+    return;
+  g_dbus_connection_emit_signal (
+      self->connection, recipient, ab_session_get_path (session),
+      "org.agentbroker.Session1", "TurnEnded",
+      g_variant_new ("(tss)", turn, "interrupted",
+                     _ ("agentbroker stopped while this turn was running")),
+      NULL);
+}
+
 static void
 do_list_sessions (AbBus *self, GDBusMethodInvocation *invocation,
                   GVariant *params, uid_t uid, AbAccess access)
@@ -322,6 +339,9 @@ do_prompt (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
       return;
     }
 
+  if (session != NULL)
+    report_interrupted (self, session,
+                        g_dbus_method_invocation_get_sender (invocation));
   ab_pool_prompt_async (ab_broker_get_pool (self->broker), thread, text, agent,
                         uid, g_dbus_method_invocation_get_sender (invocation),
                         on_prompted, g_object_ref (invocation));
@@ -474,6 +494,18 @@ do_watch (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
     }
   g_hash_table_add (threads, g_strdup (thread));
   g_dbus_method_invocation_return_value (invocation, NULL);
+
+  if (g_str_equal (thread, "*"))
+    {
+      g_autoptr (GPtrArray) all
+          = ab_pool_list (ab_broker_get_pool (self->broker));
+      for (guint i = 0; i < all->len; i++)
+        report_interrupted (self, g_ptr_array_index (all, i), sender);
+    }
+  else if (ab_pool_lookup (ab_broker_get_pool (self->broker), thread) != NULL)
+    report_interrupted (
+        self, ab_pool_lookup (ab_broker_get_pool (self->broker), thread),
+        sender);
 }
 
 /* ---- the stream: unicast to the prompter and the watchers ---------------- */

@@ -13,6 +13,7 @@
 
 #include "error.h"
 #include "pool.h"
+#include "store.h"
 #include "thread-id.h"
 
 /* How often idle and expired sessions are looked for, at most. */
@@ -151,6 +152,21 @@ sessions_of (AbPool *self, uid_t owner)
   return n;
 }
 
+static void
+add_session (AbPool *self, AbSession *session)
+{
+  g_hash_table_insert (self->sessions,
+                       g_strdup (ab_session_get_thread (session)), session);
+  g_signal_connect (session, "notify::state", G_CALLBACK (on_session_changed),
+                    self);
+  g_signal_connect (session, "notify::pid", G_CALLBACK (on_session_changed),
+                    self);
+  g_signal_connect (session, "notify::queued", G_CALLBACK (on_session_changed),
+                    self);
+  recount (self);
+  g_signal_emit (self, signals[SIGNAL_SESSION_ADDED], 0, session);
+}
+
 static AbSession *
 create_session (AbPool *self, const char *thread, const char *agent,
                 uid_t owner)
@@ -158,18 +174,31 @@ create_session (AbPool *self, const char *thread, const char *agent,
   AbSession *session
       = ab_session_new (thread, agent, owner, self->config, self->state_dir);
 
-  g_hash_table_insert (self->sessions, g_strdup (thread), session);
-  g_signal_connect (session, "notify::state", G_CALLBACK (on_session_changed),
-                    self);
-  g_signal_connect (session, "notify::pid", G_CALLBACK (on_session_changed),
-                    self);
-  g_signal_connect (session, "notify::queued", G_CALLBACK (on_session_changed),
-                    self);
   g_message ("session %s created for uid %u with agent '%s'", thread,
              (guint)owner, agent);
-  recount (self);
-  g_signal_emit (self, signals[SIGNAL_SESSION_ADDED], 0, session);
+  ab_session_persist (session);
+  add_session (self, session);
   return session;
+}
+
+/* Every session of the previous instance comes back suspended. */
+void
+ab_pool_restore (AbPool *self)
+{
+  g_autofree char *dir = ab_store_dir (self->state_dir);
+  g_autoptr (GPtrArray) records = ab_store_load_all (dir);
+
+  for (guint i = 0; i < records->len; i++)
+    {
+      AbSessionRecord *r = g_ptr_array_index (records, i);
+
+      if (g_hash_table_contains (self->sessions, r->thread))
+        continue;
+      add_session (
+          self, ab_session_new_from_record (r, self->config, self->state_dir));
+    }
+  if (records->len > 0)
+    g_message ("restored %u session(s) from %s", records->len, dir);
 }
 
 static void
@@ -294,6 +323,12 @@ on_removed_stopped (GObject *source, GAsyncResult *result, gpointer user_data)
   /* Still the same session? A new one may have taken the thread. */
   if (g_hash_table_lookup (self->sessions, data->thread) == session)
     {
+      g_autofree char *dir = ab_store_dir (self->state_dir);
+      g_autoptr (GError) error = NULL;
+
+      if (!ab_store_delete (dir, data->thread, &error))
+        g_warning ("session %s: cannot delete its record: %s", data->thread,
+                   error->message);
       g_object_ref (session);
       g_signal_handlers_disconnect_by_data (session, self);
       g_hash_table_remove (self->sessions, data->thread);

@@ -15,6 +15,7 @@ G_DECLARE_FINAL_TYPE (AbPool, ab_pool, AB, POOL, GObject)
 
 AbPool *ab_pool_new (AbConfig *config, const char *state_dir);
 void ab_pool_set_config (AbPool *self, AbConfig *config);
+void ab_pool_restore (AbPool *self);
 
 AbSession *ab_pool_lookup (AbPool *self, const char *thread);
 GPtrArray *ab_pool_list (AbPool *self);

@@ -23,6 +23,7 @@
 #include "error.h"
 #include "jsonrpc.h"
 #include "session.h"
+#include "store.h"
 #include "thread-id.h"
 
 /* How long an exited agent's remaining output may take to arrive. */
@@ -63,6 +64,7 @@ struct _AbSession
   char *path;
   char *cwd;
   char *state_dir;
+  char *store_dir;
   uid_t owner;
   AbConfig *config;
   AbSessionState state;
@@ -92,6 +94,10 @@ struct _AbSession
   guint64 last_turn;
   char *last_reason;
   guint kick_source;
+
+  /* a turn cut off by the previous instance, not yet reported */
+  guint64 interrupted_turn;
+  gboolean interrupted_reported;
 
   /* updates read but not yet signalled */
   GPtrArray *pending_updates;
@@ -220,6 +226,55 @@ static const AbAgentProfile *
 profile (AbSession *self)
 {
   return ab_config_lookup_agent (self->config, self->agent);
+}
+
+/* ---- durability ------------------------------------------------------ */
+
+/* Written at every change a restart must not lose (DESIGN.md §3). */
+static void
+persist (AbSession *self)
+{
+  g_autoptr (GError) error = NULL;
+  AbSessionRecord record = {
+    .thread = self->thread,
+    .agent = self->agent,
+    .owner = (guint32)self->owner,
+    .cwd = self->cwd,
+    .acp_session = self->acp_session,
+    .created = self->created,
+    .last_activity = self->last_activity,
+    .turns = self->turns,
+    .last_turn = self->last_turn,
+    .last_reason = self->last_reason,
+    .running_turn = self->current != NULL ? self->current->number : 0,
+    .running_text = self->current != NULL ? self->current->text : NULL,
+    .interrupted_reported = self->interrupted_reported,
+  };
+
+  if (self->store_dir == NULL)
+    return;
+  if (!ab_store_save (self->store_dir, &record, &error))
+    g_warning ("session %s: cannot save its record: %s", self->thread,
+               error->message);
+}
+
+void
+ab_session_persist (AbSession *self)
+{
+  persist (self);
+}
+
+/* The turn the previous instance was running when it ended, reported
+ * once: to the first connection that prompts or watches. */
+gboolean
+ab_session_take_interrupted (AbSession *self, guint64 *turn)
+{
+  if (self->interrupted_turn == 0 || self->interrupted_reported)
+    return FALSE;
+  *turn = self->interrupted_turn;
+  self->interrupted_reported = TRUE;
+  persist (self);
+  return TRUE;
 }
 
 /* ---- the stream ------------------------------------------------------ */
@@ -411,6 +466,7 @@ end_turn (AbSession *self, const char *reason, const char *message)
   g_free (self->last_reason);
   self->last_reason = g_strdup (reason);
   touch (self);
+  persist (self);
 
   g_debug ("session %s: turn %" G_GUINT64_FORMAT " ended: %s%s%s", self->thread,
            turn->number, reason, message[0] ? ": " : "", message);
@@ -535,6 +591,7 @@ start_turn (AbSession *self)
   set_state (self, AB_SESSION_STATE_BUSY);
   touch (self);
   self->last_progress = g_get_monotonic_time ();
+  persist (self);
   self->inactivity_source = g_timeout_add (
       MAX (self->config->turn_inactivity_usec / 1000, 1), on_inactivity, self);
 
@@ -826,6 +883,7 @@ set_acp_session (AbSession *self, char *id)
   g_free (self->acp_session);
   self->acp_session = id;
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_ACP_SESSION]);
+  persist (self);
 }
 
 static void
@@ -1486,6 +1544,7 @@ ab_session_finalize (GObject *object)
   g_free (self->path);
   g_free (self->cwd);
   g_free (self->state_dir);
+  g_free (self->store_dir);
   g_free (self->acp_session);
   g_free (self->failure);
   g_free (self->last_reason);
@@ -1558,11 +1617,55 @@ ab_session_new (const char *thread, const char *agent, uid_t owner,
   self->owner = owner;
   self->config = ab_config_ref (config);
   self->state_dir = g_strdup (state_dir);
+  self->store_dir = ab_store_dir (state_dir);
   self->created = g_get_real_time ();
   self->last_activity = self->created;
   prof = profile (self);
   self->cwd = prof != NULL
                   ? expand_working_directory (self, prof->working_directory)
                   : g_strdup ("");
+  return self;
+}
+
+/* A session of the previous instance, suspended until its next prompt. */
+AbSession *
+ab_session_new_from_record (const AbSessionRecord *record, AbConfig *config,
+                            const char *state_dir)
+{
+  AbSession *self = ab_session_new (record->thread, record->agent,
+                                    (uid_t)record->owner, config, state_dir);
+  const AbAgentProfile *prof = profile (self);
+
+  g_free (self->cwd);
+  self->cwd = g_strdup (record->cwd);
+  self->acp_session = g_strdup (record->acp_session);
+  self->created = record->created;
+  self->last_activity = record->last_activity;
+  self->turns = record->turns;
+  self->last_turn = record->last_turn;
+  self->last_reason = g_strdup (record->last_reason);
+  self->interrupted_reported = record->interrupted_reported;
+
+  if (record->running_turn != 0)
+    {
+      /* It was in flight when the previous instance ended. */
+      self->interrupted_turn = record->running_turn;
+      self->last_turn = record->running_turn;
+      g_free (self->last_reason);
+      self->last_reason = g_strdup ("interrupted");
+      self->interrupted_reported = FALSE;
+      g_message ("session %s: turn %" G_GUINT64_FORMAT
+                 " was interrupted by the end of the previous instance",
+                 self->thread, record->running_turn);
+      if (prof != NULL && prof->resend_interrupted
+          && record->running_text != NULL)
+        {
+          g_message ("session %s: re-sending the interrupted prompt "
+                     "(resend_interrupted)",
+                     self->thread);
+          accept_turn (self, record->running_text, NULL);
+        }
+      persist (self);
+    }
   return self;
 }

@@ -6,6 +6,7 @@
 #include <gio/gio.h>
 
 #include "ab-config.h"
+#include "store.h"
 
 G_BEGIN_DECLS
 
@@ -26,6 +27,11 @@ G_DECLARE_FINAL_TYPE (AbSession, ab_session, AB, SESSION, GObject)
 
 AbSession *ab_session_new (const char *thread, const char *agent, uid_t owner,
                            AbConfig *config, const char *state_dir);
+
+AbSession *ab_session_new_from_record (const AbSessionRecord *record,
+                                       AbConfig *config, const char *state_dir);
+void ab_session_persist (AbSession *self);
+gboolean ab_session_take_interrupted (AbSession *self, guint64 *turn);
 
 const char *ab_session_state_to_string (AbSessionState state);
 

@@ -1,0 +1,402 @@
+/* agentbroker — durable session records
+ *
+ * One JSON file per session in $STATE_DIRECTORY/sessions, named by the
+ * SHA-256 of its thread id (thread ids can be longer than a file name).
+ * Written atomically: temporary file, fsync, 0600, rename, fsync of the
+ * directory; so a SIGKILL at any moment leaves the old record or the new
+ * one. Records are read back as untrusted input: every field is checked,
+ * and a record that fails is moved aside as *.corrupt.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gio/gio.h>
+#include <glib/gi18n.h>
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+
+#include "error.h"
+#include "store.h"
+#include "thread-id.h"
+
+#define RECORD_VERSION 1
+
+void
+ab_session_record_free (AbSessionRecord *record)
+{
+  if (record == NULL)
+    return;
+  g_free (record->thread);
+  g_free (record->agent);
+  g_free (record->cwd);
+  g_free (record->acp_session);
+  g_free (record->last_reason);
+  g_free (record->running_text);
+  g_free (record);
+}
+
+char *
+ab_session_record_to_json (const AbSessionRecord *r)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (JsonNode) root = NULL;
+
+#define STR(name, value)                                                       \
+  do                                                                           \
+    {                                                                          \
+      json_builder_set_member_name (b, name);                                  \
+      json_builder_add_string_value (b, value);                                \
+    }                                                                          \
+  while (0)
+#define INT(name, value)                                                       \
+  do                                                                           \
+    {                                                                          \
+      json_builder_set_member_name (b, name);                                  \
+      json_builder_add_int_value (b, (gint64)(value));                         \
+    }                                                                          \
+  while (0)
+
+  json_builder_begin_object (b);
+  INT ("version", RECORD_VERSION);
+  STR ("thread", r->thread);
+  STR ("agent", r->agent);
+  INT ("owner", r->owner);
+  STR ("cwd", r->cwd);
+  if (r->acp_session != NULL)
+    STR ("acp_session", r->acp_session);
+  INT ("created", r->created);
+  INT ("last_activity", r->last_activity);
+  INT ("turns", r->turns);
+  INT ("last_turn", r->last_turn);
+  if (r->last_reason != NULL)
+    STR ("last_reason", r->last_reason);
+  if (r->running_turn != 0)
+    {
+      INT ("running_turn", r->running_turn);
+      STR ("running_text", r->running_text != NULL ? r->running_text : "");
+    }
+  json_builder_set_member_name (b, "interrupted_reported");
+  json_builder_add_boolean_value (b, r->interrupted_reported);
+  json_builder_end_object (b);
+#undef STR
+#undef INT
+
+  root = json_builder_get_root (b);
+  return json_to_string (root, FALSE);
+}
+
+static gboolean
+get_string (JsonObject *obj, const char *name, gboolean required, gsize max_len,
+            char **out, GError **error)
+{
+  JsonNode *node = json_object_get_member (obj, name);
+  const char *value;
+
+  *out = NULL;
+  if (node == NULL)
+    {
+      if (!required)
+        return TRUE;
+      g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                   _ ("field '%s' is missing"), name);
+      return FALSE;
+    }
+  if (!JSON_NODE_HOLDS_VALUE (node)
+      || json_node_get_value_type (node) != G_TYPE_STRING)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                   _ ("field '%s' is not a string"), name);
+      return FALSE;
+    }
+  value = json_node_get_string (node);
+  if (strlen (value) > max_len)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                   _ ("field '%s' is longer than %zu bytes"), name, max_len);
+      return FALSE;
+    }
+  *out = g_strdup (value);
+  return TRUE;
+}
+
+static gboolean
+get_int (JsonObject *obj, const char *name, gint64 min, gint64 max, gint64 *out,
+         GError **error)
+{
+  JsonNode *node = json_object_get_member (obj, name);
+
+  *out = 0;
+  if (node == NULL)
+    return TRUE;
+  if (!JSON_NODE_HOLDS_VALUE (node)
+      || json_node_get_value_type (node) != G_TYPE_INT64)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                   _ ("field '%s' is not an integer"), name);
+      return FALSE;
+    }
+  *out = json_node_get_int (node);
+  if (*out < min || *out > max)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                   _ ("field '%s' is out of range"), name);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+AbSessionRecord *
+ab_session_record_parse (const char *data, gsize len, GError **error)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (AbSessionRecord) r = g_new0 (AbSessionRecord, 1);
+  JsonNode *root;
+  JsonObject *obj;
+  JsonNode *flag;
+  gint64 version, owner, created, activity, turns, last_turn, running;
+
+  if (len > AB_STORE_MAX_RECORD_BYTES)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                   _ ("record is larger than %d bytes"),
+                   AB_STORE_MAX_RECORD_BYTES);
+      return NULL;
+    }
+  if (!json_parser_load_from_data (parser, data, (gssize)len, error))
+    return NULL;
+  root = json_parser_get_root (parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                   _ ("record is not a JSON object"));
+      return NULL;
+    }
+  obj = json_node_get_object (root);
+
+  if (!get_int (obj, "version", 0, G_MAXINT, &version, error))
+    return NULL;
+  if (version != RECORD_VERSION)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                   _ ("unknown record version %" G_GINT64_FORMAT), version);
+      return NULL;
+    }
+  if (!get_string (obj, "thread", TRUE, 200, &r->thread, error)
+      || !ab_thread_id_validate (r->thread, error)
+      || !get_string (obj, "agent", TRUE, 64, &r->agent, error)
+      || !get_string (obj, "cwd", TRUE, 4096, &r->cwd, error)
+      || !get_string (obj, "acp_session", FALSE, 1024, &r->acp_session, error)
+      || !get_string (obj, "last_reason", FALSE, 64, &r->last_reason, error)
+      || !get_string (obj, "running_text", FALSE, 1024 * 1024, &r->running_text,
+                      error)
+      || !get_int (obj, "owner", 0, G_MAXUINT32, &owner, error)
+      || !get_int (obj, "created", 0, G_MAXINT64, &created, error)
+      || !get_int (obj, "last_activity", 0, G_MAXINT64, &activity, error)
+      || !get_int (obj, "turns", 0, G_MAXINT64, &turns, error)
+      || !get_int (obj, "last_turn", 0, G_MAXINT64, &last_turn, error)
+      || !get_int (obj, "running_turn", 0, G_MAXINT64, &running, error))
+    return NULL;
+  if (last_turn > turns || running > turns)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                   _ ("turn numbers are inconsistent"));
+      return NULL;
+    }
+
+  r->owner = (guint32)owner;
+  r->created = created;
+  r->last_activity = activity;
+  r->turns = (guint64)turns;
+  r->last_turn = (guint64)last_turn;
+  r->running_turn = (guint64)running;
+  flag = json_object_get_member (obj, "interrupted_reported");
+  r->interrupted_reported = flag != NULL && JSON_NODE_HOLDS_VALUE (flag)
+                            && json_node_get_value_type (flag) == G_TYPE_BOOLEAN
+                            && json_node_get_boolean (flag);
+  return g_steal_pointer (&r);
+}
+
+char *
+ab_store_dir (const char *state_dir)
+{
+  return g_build_filename (state_dir, "sessions", NULL);
+}
+
+static char *
+record_path (const char *store_dir, const char *thread)
+{
+  g_autofree char *hash
+      = g_compute_checksum_for_string (G_CHECKSUM_SHA256, thread, -1);
+  g_autofree char *name = g_strconcat (hash, ".json", NULL);
+
+  return g_build_filename (store_dir, name, NULL);
+}
+
+static gboolean
+fsync_dir (const char *dir, GError **error)
+{
+  int fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int saved;
+
+  if (fd < 0 || fsync (fd) < 0)
+    {
+      saved = errno;
+      if (fd >= 0)
+        close (fd);
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+                   _ ("cannot sync directory %s: %s"), dir, g_strerror (saved));
+      return FALSE;
+    }
+  close (fd);
+  return TRUE;
+}
+
+gboolean
+ab_store_save (const char *store_dir, const AbSessionRecord *record,
+               GError **error)
+{
+  g_autofree char *json = ab_session_record_to_json (record);
+  g_autofree char *path = record_path (store_dir, record->thread);
+  g_autofree char *tmp = g_strconcat (path, ".tmp", NULL);
+  gsize len = strlen (json);
+  gsize written = 0;
+  int fd;
+
+  if (g_mkdir_with_parents (store_dir, 0700) != 0)
+    {
+      int saved = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+                   _ ("cannot create %s: %s"), store_dir, g_strerror (saved));
+      return FALSE;
+    }
+
+  fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0)
+    {
+      int saved = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+                   _ ("cannot write %s: %s"), tmp, g_strerror (saved));
+      return FALSE;
+    }
+  while (written < len)
+    {
+      ssize_t n = write (fd, json + written, len - written);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        break;
+      written += (gsize)n;
+    }
+  if (written < len || fsync (fd) < 0)
+    {
+      int saved = errno;
+      close (fd);
+      g_unlink (tmp);
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+                   _ ("cannot write %s: %s"), tmp, g_strerror (saved));
+      return FALSE;
+    }
+  close (fd);
+  if (g_rename (tmp, path) != 0)
+    {
+      int saved = errno;
+      g_unlink (tmp);
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+                   _ ("cannot rename %s: %s"), tmp, g_strerror (saved));
+      return FALSE;
+    }
+  return fsync_dir (store_dir, error);
+}
+
+gboolean
+ab_store_delete (const char *store_dir, const char *thread, GError **error)
+{
+  g_autofree char *path = record_path (store_dir, thread);
+
+  if (g_unlink (path) != 0 && errno != ENOENT)
+    {
+      int saved = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+                   _ ("cannot remove %s: %s"), path, g_strerror (saved));
+      return FALSE;
+    }
+  return fsync_dir (store_dir, error);
+}
+
+static void
+set_aside (const char *path, const char *why)
+{
+  g_autofree char *aside = g_strconcat (path, ".corrupt", NULL);
+
+  g_warning ("session record %s is unusable (%s); moved aside as %s", path, why,
+             aside);
+  if (g_rename (path, aside) != 0)
+    g_warning ("cannot move %s aside: %s", path, g_strerror (errno));
+}
+
+/* Every readable record; the others are moved aside and logged. */
+GPtrArray *
+ab_store_load_all (const char *store_dir)
+{
+  GPtrArray *records
+      = g_ptr_array_new_with_free_func ((GDestroyNotify)ab_session_record_free);
+  g_autoptr (GDir) dir = g_dir_open (store_dir, 0, NULL);
+  const char *name;
+
+  if (dir == NULL)
+    return records;
+
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = g_build_filename (store_dir, name, NULL);
+      g_autofree char *data = NULL;
+      g_autofree char *expected = NULL;
+      g_autoptr (GError) error = NULL;
+      g_autoptr (AbSessionRecord) record = NULL;
+      gsize len = 0;
+      GStatBuf st;
+
+      if (g_str_has_suffix (name, ".tmp"))
+        {
+          g_unlink (path); /* a write cut short; the record before it stands */
+          continue;
+        }
+      if (!g_str_has_suffix (name, ".json"))
+        continue;
+      if (g_lstat (path, &st) != 0 || !S_ISREG (st.st_mode))
+        {
+          set_aside (path, "not a regular file");
+          continue;
+        }
+      if (st.st_size > AB_STORE_MAX_RECORD_BYTES)
+        {
+          set_aside (path, "too large");
+          continue;
+        }
+      if (!g_file_get_contents (path, &data, &len, &error))
+        {
+          set_aside (path, error->message);
+          continue;
+        }
+      record = ab_session_record_parse (data, len, &error);
+      if (record == NULL)
+        {
+          set_aside (path, error->message);
+          continue;
+        }
+      expected = record_path (store_dir, record->thread);
+      if (!g_str_equal (expected, path))
+        {
+          set_aside (path, "file name does not match its thread");
+          continue;
+        }
+      g_ptr_array_add (records, g_steal_pointer (&record));
+    }
+  return records;
+}

@@ -1,0 +1,42 @@
+/* agentbroker — durable session records in the state directory */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* Largest record file read back; a record holds at most one prompt. */
+#define AB_STORE_MAX_RECORD_BYTES (8 * 1024 * 1024)
+
+typedef struct
+{
+  char *thread;
+  char *agent;
+  guint32 owner;
+  char *cwd;
+  char *acp_session; /* NULL until the agent named one */
+  gint64 created;
+  gint64 last_activity;
+  guint64 turns;
+  guint64 last_turn;
+  char *last_reason;    /* NULL if no turn ended yet */
+  guint64 running_turn; /* the turn in flight when written, or 0 */
+  char *running_text;   /* its prompt, for resend_interrupted */
+  gboolean interrupted_reported;
+} AbSessionRecord;
+
+void ab_session_record_free (AbSessionRecord *record);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbSessionRecord, ab_session_record_free)
+
+char *ab_session_record_to_json (const AbSessionRecord *record);
+AbSessionRecord *ab_session_record_parse (const char *data, gsize len,
+                                          GError **error);
+
+char *ab_store_dir (const char *state_dir);
+gboolean ab_store_save (const char *store_dir, const AbSessionRecord *record,
+                        GError **error);
+gboolean ab_store_delete (const char *store_dir, const char *thread,
+                          GError **error);
+GPtrArray *ab_store_load_all (const char *store_dir);
+
+G_END_DECLS
