@@ -80,10 +80,28 @@ recount (AbPool *self)
   set_count (self, &self->busy_count, busy, PROP_BUSY_COUNT);
 }
 
+static void on_expired_removed (GObject *source, GAsyncResult *result,
+                                gpointer user_data);
+
+/* A session whose profile a reload removed goes once its work is done. */
+static void
+remove_if_orphaned (AbPool *self, AbSession *session)
+{
+  if (ab_config_lookup_agent (self->config, ab_session_get_agent (session))
+          != NULL
+      || ab_session_is_busy (session)
+      || ab_session_get_state (session) == AB_SESSION_STATE_STARTING
+      || g_object_get_data (G_OBJECT (session), "ab-pool-removing") != NULL)
+    return;
+  ab_pool_remove_async (self, ab_session_get_thread (session),
+                        "profile-removed", on_expired_removed, NULL);
+}
+
 static void
 on_session_changed (AbSession *session, GParamSpec *pspec, AbPool *self)
 {
   recount (self);
+  remove_if_orphaned (self, session);
 }
 
 static void
@@ -355,6 +373,8 @@ ab_pool_remove_async (AbPool *self, const char *thread, const char *reason,
                                _ ("no session for thread %s"), thread);
       return;
     }
+  g_object_set_data (G_OBJECT (session), "ab-pool-removing",
+                     GINT_TO_POINTER (TRUE));
   data = g_new0 (RemoveData, 1);
   data->thread = g_strdup (thread);
   data->reason = g_strdup (reason);
@@ -429,14 +449,16 @@ schedule_sweep (AbPool *self)
 void
 ab_pool_set_config (AbPool *self, AbConfig *config)
 {
-  GHashTableIter iter;
-  gpointer value;
+  g_autoptr (GPtrArray) all = NULL;
 
   g_clear_pointer (&self->config, ab_config_unref);
   self->config = ab_config_ref (config);
-  g_hash_table_iter_init (&iter, self->sessions);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
-    ab_session_set_config (value, config);
+  all = ab_pool_list (self);
+  for (guint i = 0; i < all->len; i++)
+    {
+      ab_session_set_config (g_ptr_array_index (all, i), config);
+      remove_if_orphaned (self, g_ptr_array_index (all, i));
+    }
   schedule_sweep (self);
 }
 

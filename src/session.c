@@ -79,6 +79,7 @@ struct _AbSession
   gboolean loading; /* session/load replays history: not news to anyone */
   gboolean history_lost;
   gboolean tearing_down;
+  gboolean restart_pending; /* the profile changed: new agent next turn */
   guint handshake_source;
   guint exit_drain_source;
   char *failure; /* why the last start or run failed */
@@ -138,6 +139,7 @@ G_DEFINE_TYPE (AbSession, ab_session, G_TYPE_OBJECT)
 static void start_agent (AbSession *self);
 static void schedule_kick (AbSession *self);
 static void teardown (AbSession *self, AbSessionState final_state);
+static void switch_agent (AbSession *self);
 
 static const char *const state_names[] = {
   [AB_SESSION_STATE_STARTING] = "starting",
@@ -447,6 +449,14 @@ ab_session_answer_permission (AbSession *self, const char *request,
 
 /* ---- turns ------------------------------------------------------------ */
 
+/* The old agent goes; queued prompts start the new one. */
+static void
+switch_agent (AbSession *self)
+{
+  self->restart_pending = FALSE;
+  teardown (self, AB_SESSION_STATE_SUSPENDED);
+}
+
 static void
 end_turn (AbSession *self, const char *reason, const char *message)
 {
@@ -476,6 +486,8 @@ end_turn (AbSession *self, const char *reason, const char *message)
 
   if (self->state == AB_SESSION_STATE_BUSY)
     set_state (self, AB_SESSION_STATE_IDLE);
+  if (self->restart_pending && self->process != NULL)
+    switch_agent (self);
   schedule_kick (self);
 }
 
@@ -1348,13 +1360,30 @@ ab_session_kill_now (AbSession *self)
     ab_agent_process_kill_now (self->process);
 }
 
+/* Settings apply in place. A changed agent profile takes effect on the
+ * agent's next start: an idle agent is stopped now, a busy one after its
+ * turn, and the next turn runs on a new process through session/load. */
 void
 ab_session_set_config (AbSession *self, AbConfig *config)
 {
+  const AbAgentProfile *old = profile (self);
+  const AbAgentProfile *new = ab_config_lookup_agent (config, self->agent);
+  gboolean changed
+      = old == NULL || new == NULL || !ab_agent_profile_equal (old, new);
+
   if (self->config == config)
     return;
   ab_config_unref (self->config);
   self->config = ab_config_ref (config);
+
+  if (!changed || self->process == NULL)
+    return;
+  g_message ("session %s: agent profile '%s' changed; switching its agent "
+             "after the running turn",
+             self->thread, self->agent);
+  self->restart_pending = TRUE;
+  if (self->current == NULL && self->state != AB_SESSION_STATE_STARTING)
+    switch_agent (self);
 }
 
 const char *
