@@ -1,0 +1,317 @@
+/* agentbroker tests — agentctl against the real daemon on a private bus:
+ * list/show output, prompt streaming and its exit statuses, Ctrl+C,
+ * kill, drain and resume (DESIGN.md §5).
+ *
+ * A SIGALRM per test turns a hang into a failure.
+ */
+#include "config.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-glib/json-glib.h>
+
+#include "daemon-fixture.h"
+#include "error.h"
+
+#define TEST_ALARM_SECONDS 60
+
+typedef struct
+{
+  AbDaemonFixture d;
+} Fixture;
+
+static void
+fixture_up (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+
+  ab_daemon_fixture_setup (&fx->d, "default_agent: demo\n"
+                                   "agents:\n"
+                                   "  demo:\n"
+                                   "    command: [agentbroker-demo-agent]\n"
+                                   "timeouts:\n"
+                                   "  drain: 2s\n"
+                                   "  kill: 2s\n");
+  alarm (TEST_ALARM_SECONDS);
+  ab_daemon_fixture_start (&fx->d, &error);
+  g_assert_no_error (error);
+}
+
+static void
+fixture_down (Fixture *fx, gconstpointer data)
+{
+  ab_daemon_fixture_teardown (&fx->d);
+  alarm (0);
+}
+
+static int
+count_lines (const char *text)
+{
+  int n = 0;
+
+  for (const char *p = text; *p != '\0'; p++)
+    n += *p == '\n';
+  return n;
+}
+
+/* Waits until the session of @thread is busy. */
+static void
+wait_busy (Fixture *fx, const char *thread)
+{
+  for (int i = 0; i < 400; i++)
+    {
+      g_autoptr (GVariant) reply = NULL;
+      g_autoptr (GVariant) session = NULL;
+      const char *state = NULL;
+
+      reply = ab_daemon_call (&fx->d, "GetSession",
+                              g_variant_new ("(s)", thread), "(a{sv})", NULL);
+      if (reply != NULL)
+        {
+          session = g_variant_get_child_value (reply, 0);
+          if (g_variant_lookup (session, "state", "&s", &state)
+              && g_str_equal (state, "busy"))
+            return;
+        }
+      g_usleep (25 * 1000);
+    }
+  g_assert_not_reached ();
+}
+
+static GSubprocess *spawn_agentctl (const char *first,
+                                    ...) G_GNUC_NULL_TERMINATED;
+
+static GSubprocess *
+spawn_agentctl (const char *first, ...)
+{
+  g_autoptr (GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GError) error = NULL;
+  GSubprocess *proc;
+  va_list ap;
+
+  g_ptr_array_add (argv, ab_test_program ("agentctl"));
+  g_ptr_array_add (argv, g_strdup ("--user"));
+  va_start (ap, first);
+  for (const char *arg = first; arg != NULL; arg = va_arg (ap, const char *))
+    g_ptr_array_add (argv, g_strdup (arg));
+  va_end (ap);
+  g_ptr_array_add (argv, NULL);
+
+  proc = g_subprocess_newv (
+      (const char *const *)argv->pdata,
+      G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE, &error);
+  g_assert_no_error (error);
+  return proc;
+}
+
+static int
+finish_agentctl (GSubprocess *proc, char **out, char **err)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_subprocess_communicate_utf8 (proc, NULL, NULL, out, err, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (proc));
+  return g_subprocess_get_exit_status (proc);
+}
+
+static void
+test_list_and_show (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *out = NULL, *err = NULL;
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (GError) error = NULL;
+  JsonArray *sessions;
+  JsonObject *session;
+  static const char *const keys[]
+      = { "thread", "agent",       "state",       "owner",         "cwd",
+          "pid",    "acp_session", "created",     "last_activity", "turns",
+          "queued", "last_turn",   "last_reason", "path",          NULL };
+
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "list", NULL), ==, 0);
+  g_assert_cmpstr (out, ==, "No sessions.\n");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "prompt", "cli:t/one",
+                                    "hello", "there", NULL),
+                   ==, 0);
+  g_assert_nonnull (strstr (out, "Hello from the demo agent"));
+  g_assert_nonnull (strstr (out, "[tool] "));
+  g_assert_true (g_str_has_suffix (out, "\n"));
+  g_assert_cmpstr (err, ==, "");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "list", NULL), ==, 0);
+  g_assert_true (g_str_has_prefix (out, "THREAD "));
+  g_assert_nonnull (strstr (out, "\ncli:t/one "));
+  g_assert_cmpint (count_lines (out), ==, 2);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "list", "--json", NULL),
+                   ==, 0);
+  json_parser_load_from_data (parser, out, -1, &error);
+  g_assert_no_error (error);
+  sessions = json_node_get_array (json_parser_get_root (parser));
+  g_assert_cmpint (json_array_get_length (sessions), ==, 1);
+  session = json_array_get_object_element (sessions, 0);
+  for (gsize i = 0; keys[i] != NULL; i++)
+    g_assert_true (json_object_has_member (session, keys[i]));
+  g_assert_cmpstr (json_object_get_string_member (session, "thread"), ==,
+                   "cli:t/one");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "show", "cli:t/one", NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "thread: cli:t/one\n"));
+  g_assert_nonnull (strstr (out, "turns: 1\n"));
+  g_assert_nonnull (strstr (out, "last_reason: end_turn\n"));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "show", "cli:none", NULL), ==, 1);
+  g_assert_cmpstr (out, ==, "");
+  g_assert_true (g_str_has_prefix (err, "agentctl: "));
+  g_assert_cmpint (count_lines (err), ==, 1);
+}
+
+static void
+test_prompt_json (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *out = NULL, *err = NULL;
+  g_auto (GStrv) lines = NULL;
+
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "--json", "prompt",
+                                    "cli:j", "stream", "3", NULL),
+                   ==, 0);
+  lines = g_strsplit (out, "\n", -1);
+  g_assert_cmpint (g_strv_length (lines), ==, 5);
+  for (int i = 0; i < 3; i++)
+    g_assert_true (g_str_has_prefix (
+        lines[i], "{\"sessionUpdate\":\"agent_message_chunk\""));
+  g_assert_nonnull (strstr (lines[3], "\"reason\":\"end_turn\""));
+  g_assert_cmpstr (lines[4], ==, "");
+}
+
+static void
+test_prompt_failures (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *out = NULL, *err = NULL;
+
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "prompt", "cli:e", "error", NULL),
+      ==, 1);
+  g_assert_true (g_str_has_prefix (err, "agentctl: turn ended: agent-error"));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  /* Refused by the daemon: one line. */
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "prompt", "--agent",
+                                    "nope", "cli:f", "hi", NULL),
+                   ==, 1);
+  g_assert_true (g_str_has_prefix (err, "agentctl: "));
+  g_assert_cmpint (count_lines (err), ==, 1);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "prompt", "cli:f", NULL), ==, 1);
+  g_assert_true (g_str_has_prefix (err, "agentctl: usage: "));
+}
+
+static void
+test_prompt_sigint (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (GSubprocess) proc = NULL;
+  g_autofree char *out = NULL, *err = NULL;
+
+  proc = spawn_agentctl ("prompt", "cli:s", "sleep", "30", NULL);
+  wait_busy (fx, "cli:s");
+  g_subprocess_send_signal (proc, SIGINT);
+  g_assert_cmpint (finish_agentctl (proc, &out, &err), ==, 3);
+  g_assert_nonnull (strstr (err, "turn ended: cancelled"));
+}
+
+static void
+test_cancel_and_kill (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (GSubprocess) proc = NULL;
+  g_autofree char *out = NULL, *err = NULL;
+  g_autofree char *pout = NULL, *perr = NULL;
+
+  proc = spawn_agentctl ("prompt", "cli:c", "sleep", "30", NULL);
+  wait_busy (fx, "cli:c");
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "cancel", "cli:c", NULL), ==, 0);
+  g_assert_cmpint (finish_agentctl (proc, &pout, &perr), ==, 3);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "kill", "cli:c", NULL),
+                   ==, 0);
+  g_assert_cmpstr (out, ==, "Removed cli:c.\n");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "show", "cli:c", NULL),
+                   ==, 1);
+}
+
+static void
+test_drain_resume (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *out = NULL, *err = NULL;
+
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "drain", "--timeout", "1", NULL), ==,
+      0);
+  g_assert_cmpstr (out, ==, "Drained: 0 finished, 0 interrupted.\n");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "prompt", "cli:d", "hi", NULL), ==,
+      1);
+  g_assert_nonnull (strstr (err, "draining"));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "resume", NULL), ==, 0);
+  g_assert_cmpstr (out, ==, "Resumed; accepting prompts.\n");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "prompt", "cli:d", "hi", NULL), ==,
+      0);
+}
+
+int
+main (int argc, char **argv)
+{
+  int status;
+
+  g_test_init (&argc, &argv, NULL);
+
+#define ADD(name, func)                                                        \
+  g_test_add ("/agentctl/" name, Fixture, NULL, fixture_up, func, fixture_down)
+  ADD ("list-and-show", test_list_and_show);
+  ADD ("prompt/json", test_prompt_json);
+  ADD ("prompt/failures", test_prompt_failures);
+  ADD ("prompt/sigint", test_prompt_sigint);
+  ADD ("cancel-and-kill", test_cancel_and_kill);
+  ADD ("drain-resume", test_drain_resume);
+#undef ADD
+
+  (void)ab_error_quark ();
+  ab_test_bus_up ();
+  status = g_test_run ();
+  ab_test_bus_down ();
+  return status;
+}
