@@ -553,12 +553,14 @@ session_state (Fixture *fx, const char *thread)
   return g_strdup (state);
 }
 
+/* @want: a state, or several separated by "|". */
 static gboolean
 state_is (Fixture *fx, const char *thread, const char *want)
 {
   g_autofree char *state = session_state (fx, thread);
+  g_auto (GStrv) wanted = g_strsplit (want, "|", -1);
 
-  return g_str_equal (state, want);
+  return g_strv_contains ((const char *const *)wanted, state);
 }
 
 static guint32
@@ -988,6 +990,47 @@ test_unknown_session (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (count_sessions (fx), ==, 0);
 }
 
+static void
+on_properties_changed (GDBusConnection *connection, const char *sender,
+                       const char *path, const char *iface, const char *member,
+                       GVariant *params, gpointer user_data)
+{
+  GPtrArray *states = user_data;
+  g_autoptr (GVariant) changed = NULL;
+  const char *iface_name, *state;
+
+  g_variant_get (params, "(&s@a{sv}@as)", &iface_name, &changed, NULL);
+  if (g_str_equal (iface_name, SESSION_IFACE)
+      && g_variant_lookup (changed, "State", "&s", &state))
+    g_ptr_array_add (states, g_strdup (state));
+}
+
+static void
+test_properties_changed (Fixture *fx, gconstpointer data)
+{
+  const char *thread = "cli:props";
+  g_autofree char *path = session_path (thread);
+  g_autoptr (GPtrArray) states = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *answer = NULL;
+  guint sub;
+
+  start_daemon (fx, NULL, NULL, NULL);
+  sub = g_dbus_connection_signal_subscribe (
+      fx->d.connection, NULL, "org.freedesktop.DBus.Properties",
+      "PropertiesChanged", path, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
+      on_properties_changed, states, NULL);
+  answer = prompt_ok (fx, thread, "echo hi");
+  answer = (g_free (answer), prompt_ok (fx, thread, "sleep 0.3"));
+  WAIT_FOR (states->len > 0
+                && g_str_equal (states->pdata[states->len - 1], "idle"),
+            5000);
+  g_dbus_connection_signal_unsubscribe (fx->d.connection, sub);
+  drain_main_context ();
+  /* The second turn went busy and back to idle, seen as it happened. */
+  g_assert_true (collector_has (states, "busy"));
+  g_assert_true (collector_has (states, "idle"));
+}
+
 /* ---- tests: bad input --------------------------------------------------- */
 
 static guint
@@ -1132,6 +1175,16 @@ test_refuse_initialize (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (turn, ==, 0);
   assert_error_named (error2, AB_ERROR_AGENT_FAILED,
                       "org.agentbroker.Error.AgentFailed");
+  g_assert_nonnull (strstr (error2->message, "refusing initialize"));
+
+  /* A session that never got an agent can be listed and removed. */
+  if (count_sessions (fx) > 0)
+    {
+      WAIT_FOR (state_is (fx, "cli:refused", "failed"), 5000);
+      g_assert_cmpuint (session_u (fx, "cli:refused", "pid"), ==, 0);
+      call_ok (fx, "RemoveSession", g_variant_new ("(s)", "cli:refused"));
+      g_assert_cmpuint (count_sessions (fx), ==, 0);
+    }
 
   answer = prompt_ok (fx, "cli:fine", "echo still here");
   g_assert_cmpstr (answer, ==, "echo still here");
@@ -1146,6 +1199,7 @@ typedef struct
   const char *state; /* after the turn */
   const char *pool;
   const char *timeouts;
+  gboolean retry_at_once; /* prompt again as soon as the turn ended */
 } FailureCase;
 
 static const FailureCase crash_case
@@ -1157,6 +1211,14 @@ static const FailureCase longline_case
         "  max_message_bytes: 64KiB\n", NULL };
 static const FailureCase hang_case
     = { "hang", "timeout", "idle", NULL, "  turn_inactivity: 2s\n" };
+/* An agent that ignores session/cancel is stopped after timeouts.kill;
+ * whether that leaves the session failed or suspended is the daemon's
+ * choice. */
+static const FailureCase hanghard_case
+    = { "hang-hard", "timeout", "failed|suspended", NULL,
+        "  turn_inactivity: 2s\n" };
+static const FailureCase garbage_retry_case
+    = { "garbage", "agent-error", "failed", NULL, NULL, TRUE };
 
 static void
 test_agent_failure (Fixture *fx, gconstpointer data)
@@ -1180,16 +1242,33 @@ test_agent_failure (Fixture *fx, gconstpointer data)
   started = g_get_monotonic_time ();
   turn = prompt (fx, victim, fc->prompt);
   rec = wait_turn (fx->c, victim, turn, TURN_TIMEOUT_MS);
+  if (fc->retry_at_once)
+    {
+      /* A client that retries as soon as it hears of the failure, while
+       * the old agent may still be being stopped: the prompt is accepted
+       * and runs on a new agent. */
+      g_assert_cmpstr (rec->reason, ==, fc->reason);
+      answer = prompt_ok (fx, victim, "echo back again");
+      g_assert_cmpstr (answer, ==, "echo back again");
+      g_assert_cmpuint (session_u (fx, victim, "pid"), !=, old_pid);
+      WAIT_FOR (process_gone (old_pid), 5000);
+      brec = wait_turn (fx->c, bystander, bystander_turn, TURN_TIMEOUT_MS);
+      g_assert_cmpstr (brec->reason, ==, "end_turn");
+      return;
+    }
   if (g_strcmp0 (rec->reason, fc->reason) != 0)
     g_test_message ("\"%s\" ended %s (%s), expected %s", fc->prompt,
                     rec->reason, rec->message, fc->reason);
   g_assert_cmpstr (rec->reason, ==, fc->reason);
+  /* A cause for the failures (a timeout may say nothing more). */
+  if (!g_str_equal (fc->reason, "timeout"))
+    g_assert_cmpstr (rec->message, !=, "");
   if (g_str_equal (fc->reason, "timeout"))
-    /* turn_inactivity is 2 s: not much sooner, not much later. */
+    /* turn_inactivity is 2 s: not sooner. */
     g_assert_cmpint (g_get_monotonic_time () - started, >=,
                      1500 * G_TIME_SPAN_MILLISECOND);
   WAIT_FOR (state_is (fx, victim, fc->state), 10000);
-  if (g_str_equal (fc->state, "failed"))
+  if (!g_str_equal (fc->state, "idle"))
     {
       WAIT_FOR (process_gone (old_pid), 10000);
       g_assert_cmpuint (session_u (fx, victim, "pid"), ==, 0);
@@ -1206,7 +1285,7 @@ test_agent_failure (Fixture *fx, gconstpointer data)
   answer = prompt_ok (fx, victim, "echo back again");
   g_assert_cmpstr (answer, ==, "echo back again");
   g_assert_cmpstr (session_s (fx, victim, "state"), ==, "idle");
-  if (g_str_equal (fc->state, "failed"))
+  if (!g_str_equal (fc->state, "idle"))
     g_assert_cmpuint (session_u (fx, victim, "pid"), !=, old_pid);
 }
 
@@ -1510,6 +1589,12 @@ test_watch_all_turn0 (Fixture *fx, gconstpointer data)
 
   answer = prompt_ok (fx, thread, "echo hi");
   /* The agent's update outside any turn, right after session/new. */
+  WAIT_FOR (turn_ended (watcher, thread, 1), 5000);
+  rec = collector_lookup (watcher, thread, 1);
+  for (guint i = 0; i < rec->updates->len; i++)
+    if (strstr (rec->updates->pdata[i], "available_commands_update") != NULL)
+      g_test_message ("available_commands_update came as turn 1: %s",
+                      (char *)rec->updates->pdata[i]);
   WAIT_FOR (has_turn0_commands (watcher, thread), 5000);
   /* The watcher also has the turn. */
   WAIT_FOR (turn_ended (watcher, thread, 1), 5000);
@@ -1540,6 +1625,8 @@ test_idle_suspend_resume (Fixture *fx, gconstpointer data)
   WAIT_FOR (process_gone (pid), 5000);
   g_assert_cmpuint (broker_u (fx, "RunningCount"), ==, 0);
   g_assert_cmpuint (broker_u (fx, "SessionCount"), ==, 1);
+  drain_main_context ();
+  g_assert_cmpuint (fx->c->removed->len, ==, 0);
 
   /* Resumed through session/load: the agent has its history back. */
   a2 = prompt_ok (fx, thread, "what do you remember");
@@ -1584,6 +1671,8 @@ test_eviction (Fixture *fx, gconstpointer data)
   assert_error_named (error, AB_ERROR_POOL_EXHAUSTED,
                       "org.agentbroker.Error.PoolExhausted");
   g_clear_error (&error);
+  /* Refused, so nothing was accepted: no session for d. */
+  g_assert_cmpuint (count_sessions (fx), ==, 3);
   refused = prompt_on (fx->c, "cli:a", "echo a", NULL, &error);
   g_assert_cmpuint (refused, ==, 0);
   assert_error_named (error, AB_ERROR_POOL_EXHAUSTED,
@@ -1748,6 +1837,16 @@ test_permission_ask (Fixture *fx, gconstpointer data)
   g_assert_cmpstr (rec->reason, ==, "end_turn");
   g_assert_nonnull (strstr (rec->text->str, "permission: allow_once"));
   g_assert_cmpuint (fx->c->perms->len, ==, 1);
+
+  /* The request is answered: a second answer is refused with a named
+   * error, not silently taken. */
+  g_clear_pointer (&reply, g_variant_unref);
+  reply = call (fx, "AnswerPermission",
+                g_variant_new ("(sss)", thread, perm->request, "allow_once"),
+                "()", &error);
+  g_assert_null (reply);
+  g_assert_nonnull (error);
+  g_assert_true (g_dbus_error_is_remote_error (error));
 }
 
 static void
@@ -1901,6 +2000,7 @@ main (int argc, char **argv)
   g_test_add ("/sessions/" name, Fixture, data, fixture_up, func, fixture_down)
   ADD ("prompt/basic", test_prompt_basic, NULL);
   ADD ("object-manager", test_object_manager, NULL);
+  ADD ("properties-changed", test_properties_changed, NULL);
   ADD ("unknown-session", test_unknown_session, NULL);
   ADD ("bad-input/thread-id", test_invalid_thread, NULL);
   ADD ("bad-input/text-size", test_invalid_text, NULL);
@@ -1911,6 +2011,9 @@ main (int argc, char **argv)
   ADD ("failure/garbage", test_agent_failure, &garbage_case);
   ADD ("failure/longline", test_agent_failure, &longline_case);
   ADD ("failure/hang-timeout", test_agent_failure, &hang_case);
+  ADD ("failure/hang-hard", test_agent_failure, &hanghard_case);
+  ADD ("failure/garbage-retry-at-once", test_agent_failure,
+       &garbage_retry_case);
   ADD ("failure/error-response", test_agent_error, NULL);
   ADD ("queue/order", test_queue_order, NULL);
   ADD ("queue/full", test_queue_full, NULL);
