@@ -597,7 +597,7 @@ verb_show (AbCtl *ctl, int argc, char **argv)
 static int
 verb_status (AbCtl *ctl, int argc, char **argv)
 {
-  AbDBusBroker1 *b = ctl->broker;
+  AbDBusBroker1 *b;
   g_autofree char *started = NULL;
   int status;
 
@@ -605,6 +605,7 @@ verb_status (AbCtl *ctl, int argc, char **argv)
     return status;
   if (argc > 1)
     return fail (_ ("status takes no arguments"));
+  b = ctl->broker; /* connected by parse_verb_options () */
 
   if (ctl->json)
     {
