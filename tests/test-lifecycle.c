@@ -1,0 +1,1683 @@
+/* agentbroker tests — the lifecycle on a private bus (DESIGN.md §3):
+ * durable session records, restart and crash-safe resume, corrupt
+ * records, Drain/Resume (deadline, pending permissions), stop while a
+ * turn runs, reload with an unchanged profile.
+ *
+ * Every wait is bounded: a predicate is re-checked while the main context
+ * runs, until a deadline, and a timeout fails the test with what it waited
+ * for. A SIGALRM per test turns a hang anywhere (a blocking call included)
+ * into a failure that prints the daemon's log.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-glib/json-glib.h>
+
+#include "daemon-fixture.h"
+#include "error.h"
+
+#define BUS_NAME "org.agentbroker.Broker1"
+#define BUS_PATH "/org/agentbroker/Broker1"
+#define BROKER_IFACE "org.agentbroker.Broker1"
+#define SESSION_IFACE "org.agentbroker.Session1"
+#define SESSION_PREFIX BUS_PATH "/session/"
+
+#define CALL_TIMEOUT_MS 20000
+#define TURN_TIMEOUT_MS 20000
+#define TEST_ALARM_SECONDS 60
+
+/* ---- signal collector -------------------------------------------------- */
+
+/* Everything one connection saw of one turn of one session. */
+typedef struct
+{
+  char *path;
+  guint64 turn;
+  GPtrArray *updates; /* JSON text of each update, in arrival order */
+  GPtrArray *chunks;  /* text of each agent_message_chunk */
+  GString *text;      /* the chunks concatenated */
+  gboolean ended;
+  guint ended_count;
+  char *reason;
+  char *message;
+} TurnRec;
+
+typedef struct
+{
+  char *path;
+  guint64 turn;
+  char *request;
+} PermRec;
+
+typedef struct
+{
+  GDBusConnection *connection;
+  guint session_sub;
+  GPtrArray *turns;       /* TurnRec */
+  GPtrArray *perms;       /* PermRec */
+  guint turn_ended_count; /* TurnEnded signals of any session */
+} Collector;
+
+static void
+turn_rec_free (TurnRec *rec)
+{
+  g_free (rec->path);
+  g_ptr_array_unref (rec->updates);
+  g_ptr_array_unref (rec->chunks);
+  g_string_free (rec->text, TRUE);
+  g_free (rec->reason);
+  g_free (rec->message);
+  g_free (rec);
+}
+
+static void
+perm_rec_free (PermRec *rec)
+{
+  g_free (rec->path);
+  g_free (rec->request);
+  g_free (rec);
+}
+
+static char *
+session_path (const char *thread)
+{
+  g_autofree char *escaped = g_dbus_escape_object_path (thread);
+
+  return g_strconcat (SESSION_PREFIX, escaped, NULL);
+}
+
+static TurnRec *
+collector_find (Collector *c, const char *path, guint64 turn)
+{
+  for (guint i = 0; i < c->turns->len; i++)
+    {
+      TurnRec *rec = c->turns->pdata[i];
+
+      if (rec->turn == turn && g_str_equal (rec->path, path))
+        return rec;
+    }
+  return NULL;
+}
+
+static TurnRec *
+collector_lookup (Collector *c, const char *thread, guint64 turn)
+{
+  g_autofree char *path = session_path (thread);
+
+  return collector_find (c, path, turn);
+}
+
+static TurnRec *
+collector_get (Collector *c, const char *path, guint64 turn)
+{
+  TurnRec *rec = collector_find (c, path, turn);
+
+  if (rec != NULL)
+    return rec;
+  rec = g_new0 (TurnRec, 1);
+  rec->path = g_strdup (path);
+  rec->turn = turn;
+  rec->updates = g_ptr_array_new_with_free_func (g_free);
+  rec->chunks = g_ptr_array_new_with_free_func (g_free);
+  rec->text = g_string_new (NULL);
+  g_ptr_array_add (c->turns, rec);
+  return rec;
+}
+
+/* Keeps the update's JSON, and the text of an agent_message_chunk. */
+static void
+turn_rec_add_update (TurnRec *rec, const char *json)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  JsonObject *update, *content;
+
+  g_ptr_array_add (rec->updates, g_strdup (json));
+  if (!json_parser_load_from_data (parser, json, -1, NULL)
+      || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+    {
+      g_test_message ("update is not a JSON object: %.200s", json);
+      g_test_fail ();
+      return;
+    }
+  update = json_node_get_object (json_parser_get_root (parser));
+  if (g_strcmp0 (json_object_get_string_member_with_default (
+                     update, "sessionUpdate", NULL),
+                 "agent_message_chunk")
+          != 0
+      || !json_object_has_member (update, "content")
+      || !JSON_NODE_HOLDS_OBJECT (json_object_get_member (update, "content")))
+    return;
+  content = json_object_get_object_member (update, "content");
+  if (g_strcmp0 (
+          json_object_get_string_member_with_default (content, "type", NULL),
+          "text")
+      != 0)
+    return;
+  g_ptr_array_add (rec->chunks,
+                   g_strdup (json_object_get_string_member_with_default (
+                       content, "text", "")));
+  g_string_append (rec->text, rec->chunks->pdata[rec->chunks->len - 1]);
+}
+
+static void
+on_session_signal (GDBusConnection *connection, const char *sender,
+                   const char *path, const char *iface, const char *member,
+                   GVariant *params, gpointer user_data)
+{
+  Collector *c = user_data;
+
+  if (g_str_equal (member, "Update")
+      && g_variant_is_of_type (params, G_VARIANT_TYPE ("(tas)")))
+    {
+      guint64 turn;
+      g_autofree const char **updates = NULL;
+      TurnRec *rec;
+
+      g_variant_get (params, "(t^a&s)", &turn, &updates);
+      rec = collector_get (c, path, turn);
+      for (guint i = 0; updates[i] != NULL; i++)
+        turn_rec_add_update (rec, updates[i]);
+    }
+  else if (g_str_equal (member, "TurnEnded")
+           && g_variant_is_of_type (params, G_VARIANT_TYPE ("(tss)")))
+    {
+      guint64 turn;
+      const char *reason, *message;
+      TurnRec *rec;
+
+      g_variant_get (params, "(t&s&s)", &turn, &reason, &message);
+      rec = collector_get (c, path, turn);
+      c->turn_ended_count++;
+      rec->ended_count++;
+      if (rec->ended)
+        {
+          g_test_message ("TurnEnded twice for %s turn %" G_GUINT64_FORMAT
+                          " (%s, then %s)",
+                          path, turn, rec->reason, reason);
+          g_test_fail ();
+        }
+      rec->ended = TRUE;
+      g_free (rec->reason);
+      g_free (rec->message);
+      rec->reason = g_strdup (reason);
+      rec->message = g_strdup (message);
+    }
+  else if (g_str_equal (member, "PermissionRequested")
+           && g_variant_is_of_type (params, G_VARIANT_TYPE ("(tss)")))
+    {
+      PermRec *rec = g_new0 (PermRec, 1);
+
+      rec->path = g_strdup (path);
+      g_variant_get (params, "(tss)", &rec->turn, &rec->request, NULL);
+      g_ptr_array_add (c->perms, rec);
+    }
+}
+
+static Collector *
+collector_new (GDBusConnection *connection)
+{
+  Collector *c = g_new0 (Collector, 1);
+
+  c->connection = g_object_ref (connection);
+  c->turns = g_ptr_array_new_with_free_func ((GDestroyNotify)turn_rec_free);
+  c->perms = g_ptr_array_new_with_free_func ((GDestroyNotify)perm_rec_free);
+  c->session_sub = g_dbus_connection_signal_subscribe (
+      connection, NULL, SESSION_IFACE, NULL, NULL, NULL,
+      G_DBUS_SIGNAL_FLAGS_NONE, on_session_signal, c, NULL);
+  return c;
+}
+
+static void
+collector_free (Collector *c)
+{
+  if (c == NULL)
+    return;
+  g_dbus_connection_signal_unsubscribe (c->connection, c->session_sub);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_object_unref (c->connection);
+  g_ptr_array_unref (c->turns);
+  g_ptr_array_unref (c->perms);
+  g_free (c);
+}
+
+/* ---- bounded waits ------------------------------------------------------ */
+
+static gboolean
+tick_cb (gpointer user_data)
+{
+  return G_SOURCE_CONTINUE;
+}
+
+/* Runs the main context until @cond holds or @ms pass; @cond is checked
+ * at least every 20 ms, so it may poll the daemon. */
+#define WAIT_UNTIL(cond, ms)                                                   \
+  ({                                                                           \
+    gint64 _deadline = g_get_monotonic_time () + (gint64)(ms)*1000;            \
+    guint _tick = g_timeout_add (20, tick_cb, NULL);                           \
+    gboolean _ok;                                                              \
+    while (!(_ok = (cond)) && g_get_monotonic_time () < _deadline)             \
+      g_main_context_iteration (NULL, TRUE);                                   \
+    g_source_remove (_tick);                                                   \
+    _ok;                                                                       \
+  })
+
+#define WAIT_FOR(cond, ms)                                                     \
+  G_STMT_START                                                                 \
+  {                                                                            \
+    if (!WAIT_UNTIL (cond, ms))                                                \
+      {                                                                        \
+        g_autofree char *_msg = g_strdup_printf (                              \
+            "timed out after %d ms waiting for: %s", (int)(ms), #cond);        \
+        g_assertion_message (G_LOG_DOMAIN, __FILE__, __LINE__, G_STRFUNC,      \
+                             _msg);                                            \
+      }                                                                        \
+  }                                                                            \
+  G_STMT_END
+
+static void
+drain_main_context (void)
+{
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+}
+
+/* ---- fixture ------------------------------------------------------------ */
+
+typedef struct
+{
+  AbDaemonFixture d;
+  Collector *c;    /* signals on the test's main connection */
+  GArray *orphans; /* agent pids a killed daemon left behind */
+} Fixture;
+
+/* For the signal handlers: a failed g_assert aborts the test program
+ * before the fixture's teardown could print the daemon's log, and a hang
+ * ends in SIGALRM; both print it here, with async-signal-safe calls only,
+ * and stop the daemon. */
+static const char *current_log_path;
+static pid_t current_daemon_pid;
+
+static void
+print_log_from_handler (const char *header, gsize len)
+{
+  static const char footer[] = "---- end of log ----\n";
+  char buf[4096];
+  ssize_t n;
+  int fd;
+
+  if (write (STDERR_FILENO, header, len) < 0)
+    return;
+  fd = current_log_path != NULL ? open (current_log_path, O_RDONLY) : -1;
+  while (fd >= 0 && (n = read (fd, buf, sizeof buf)) > 0)
+    if (write (STDERR_FILENO, buf, n) < 0)
+      break;
+  if (fd >= 0)
+    close (fd);
+  if (write (STDERR_FILENO, footer, sizeof footer - 1) < 0)
+    return;
+  if (current_daemon_pid > 0)
+    kill (current_daemon_pid, SIGTERM);
+}
+
+static void
+on_alarm (int signum)
+{
+  static const char msg[]
+      = "\ntest-lifecycle: the test hung (no end after " G_STRINGIFY (
+          TEST_ALARM_SECONDS) " s)\n"
+                              "---- agentbrokerd log ----\n";
+
+  print_log_from_handler (msg, sizeof msg - 1);
+  _exit (99);
+}
+
+static void
+on_abort (int signum)
+{
+  static const char msg[] = "---- agentbrokerd log ----\n";
+
+  print_log_from_handler (msg, sizeof msg - 1);
+  signal (SIGABRT, SIG_DFL);
+  raise (SIGABRT);
+}
+
+static void
+fixture_up (Fixture *fx, gconstpointer data)
+{
+  ab_daemon_fixture_setup (&fx->d, NULL);
+  fx->c = collector_new (fx->d.connection);
+  fx->orphans = g_array_new (FALSE, FALSE, sizeof (pid_t));
+  current_log_path = fx->d.log_path;
+  current_daemon_pid = 0;
+  signal (SIGALRM, on_alarm);
+  signal (SIGABRT, on_abort);
+  alarm (TEST_ALARM_SECONDS);
+}
+
+static void
+fixture_down (Fixture *fx, gconstpointer data)
+{
+  collector_free (fx->c);
+  if (fx->d.daemon != NULL)
+    {
+      int status = ab_daemon_fixture_stop (&fx->d, SIGTERM);
+
+      if (!g_test_failed () && status != 0)
+        {
+          g_test_message ("agentbrokerd exited with status %d at teardown",
+                          status);
+          g_test_fail ();
+        }
+    }
+  /* Agents of a daemon that was SIGKILLed: each leads its own group. */
+  for (guint i = 0; i < fx->orphans->len; i++)
+    {
+      pid_t pid = g_array_index (fx->orphans, pid_t, i);
+
+      if (pid > 1)
+        kill (-pid, SIGKILL);
+    }
+  g_array_unref (fx->orphans);
+  ab_daemon_fixture_teardown (&fx->d);
+  alarm (0);
+  current_log_path = NULL;
+  current_daemon_pid = 0;
+}
+
+static gboolean
+name_has_owner (Fixture *fx)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = g_dbus_connection_call_sync (
+      fx->d.connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+      "org.freedesktop.DBus", "NameHasOwner", g_variant_new ("(s)", BUS_NAME),
+      G_VARIANT_TYPE ("(b)"), G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS, NULL,
+      &error);
+  gboolean owned = FALSE;
+
+  g_assert_no_error (error);
+  g_variant_get (reply, "(b)", &owned);
+  return owned;
+}
+
+/* Starts the daemon on the config and state already in place (again,
+ * after a stop or a kill): the previous instance's name must be gone
+ * first, or the start would see it and the new daemon could not own it. */
+static void
+restart_daemon (Fixture *fx)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_assert_null (fx->d.daemon);
+  WAIT_FOR (!name_has_owner (fx), 10000);
+  ab_daemon_fixture_start (&fx->d, &error);
+  if (fx->d.daemon != NULL)
+    current_daemon_pid
+        = atoi (g_subprocess_get_identifier (fx->d.daemon) ?: "0");
+  g_assert_no_error (error);
+}
+
+/* Writes a config with the demo agent as default plus @agents (YAML lines
+ * under agents:) and @timeouts (lines under timeouts:, NULL for drain and
+ * kill of 2 s), and starts the daemon on it. */
+static char *
+config_yaml (const char *agents, const char *extra, const char *timeouts)
+{
+  GString *yaml = g_string_new (NULL);
+
+  g_string_append (yaml, "default_agent: demo\n"
+                         "agents:\n"
+                         "  demo:\n"
+                         "    command: [agentbroker-demo-agent]\n");
+  if (agents != NULL)
+    g_string_append (yaml, agents);
+  if (extra != NULL)
+    g_string_append (yaml, extra);
+  g_string_append (yaml, "timeouts:\n");
+  g_string_append (yaml,
+                   timeouts != NULL ? timeouts : "  drain: 2s\n  kill: 2s\n");
+  return g_string_free (yaml, FALSE);
+}
+
+static void
+start_daemon (Fixture *fx, const char *agents, const char *timeouts)
+{
+  g_autofree char *yaml = config_yaml (agents, NULL, timeouts);
+
+  ab_daemon_fixture_write_config (&fx->d, yaml);
+  restart_daemon (fx);
+}
+
+/* Stops the daemon with @signum and returns its exit status. */
+static int
+stop_daemon (Fixture *fx, int signum)
+{
+  current_daemon_pid = 0;
+  return ab_daemon_fixture_stop (&fx->d, signum);
+}
+
+static GDBusConnection *
+second_connection (void)
+{
+  g_autoptr (GError) error = NULL;
+  GDBusConnection *connection = g_dbus_connection_new_for_address_sync (
+      g_getenv ("DBUS_SESSION_BUS_ADDRESS"),
+      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT
+          | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+      NULL, NULL, &error);
+
+  g_assert_no_error (error);
+  return connection;
+}
+
+/* ---- calls ------------------------------------------------------------- */
+
+static GVariant *
+call_on (GDBusConnection *connection, const char *method, GVariant *params,
+         const char *reply_type, GError **error)
+{
+  return g_dbus_connection_call_sync (
+      connection, BUS_NAME, BUS_PATH, BROKER_IFACE, method, params,
+      reply_type != NULL ? G_VARIANT_TYPE (reply_type) : NULL,
+      G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS, NULL, error);
+}
+
+static void
+call_ok_on (GDBusConnection *connection, const char *method, GVariant *params)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply
+      = call_on (connection, method, params, "()", &error);
+
+  g_assert_no_error (error);
+}
+
+static void
+call_ok (Fixture *fx, const char *method, GVariant *params)
+{
+  call_ok_on (fx->d.connection, method, params);
+}
+
+/* A round trip from @connection to the daemon: whatever the daemon sent
+ * to it before answering has been dispatched afterwards. */
+static void
+sync_with_daemon (GDBusConnection *connection)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply
+      = call_on (connection, "ListSessions", NULL, "(aa{sv})", &error);
+
+  g_assert_no_error (error);
+  drain_main_context ();
+}
+
+static GVariant *
+get_session (Fixture *fx, const char *thread, GError **error)
+{
+  g_autoptr (GVariant) reply
+      = call_on (fx->d.connection, "GetSession", g_variant_new ("(s)", thread),
+                 "(a{sv})", error);
+  GVariant *dict = NULL;
+
+  if (reply != NULL)
+    g_variant_get (reply, "(@a{sv})", &dict);
+  return dict;
+}
+
+static guint32
+session_u (Fixture *fx, const char *thread, const char *key)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) dict = get_session (fx, thread, &error);
+  guint32 value = G_MAXUINT32;
+
+  g_assert_no_error (error);
+  g_assert_true (g_variant_lookup (dict, key, "u", &value));
+  return value;
+}
+
+static guint64
+session_t (Fixture *fx, const char *thread, const char *key)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) dict = get_session (fx, thread, &error);
+  guint64 value = G_MAXUINT64;
+
+  g_assert_no_error (error);
+  g_assert_true (g_variant_lookup (dict, key, "t", &value));
+  return value;
+}
+
+static char *
+session_s (Fixture *fx, const char *thread, const char *key)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) dict = get_session (fx, thread, &error);
+  char *value = NULL;
+
+  g_assert_no_error (error);
+  g_assert_true (g_variant_lookup (dict, key, "s", &value));
+  return value;
+}
+
+static gboolean
+state_is (Fixture *fx, const char *thread, const char *want)
+{
+  g_autofree char *state = session_s (fx, thread, "state");
+
+  return g_str_equal (state, want);
+}
+
+static gboolean
+session_exists (Fixture *fx, const char *thread)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) dict = get_session (fx, thread, &error);
+
+  if (dict != NULL)
+    return TRUE;
+  g_assert_error (error, AB_ERROR, AB_ERROR_NO_SUCH_SESSION);
+  return FALSE;
+}
+
+static GVariant *
+list_sessions (Fixture *fx)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply
+      = call_on (fx->d.connection, "ListSessions", NULL, "(aa{sv})", &error);
+  GVariant *list = NULL;
+
+  g_assert_no_error (error);
+  g_variant_get (reply, "(@aa{sv})", &list);
+  return list;
+}
+
+/* The entry of @thread in ListSessions, or NULL. */
+static GVariant *
+list_entry (GVariant *list, const char *thread)
+{
+  for (gsize i = 0; i < g_variant_n_children (list); i++)
+    {
+      g_autoptr (GVariant) entry = g_variant_get_child_value (list, i);
+      const char *t;
+
+      if (g_variant_lookup (entry, "thread", "&s", &t)
+          && g_str_equal (t, thread))
+        return g_steal_pointer (&entry);
+    }
+  return NULL;
+}
+
+static char *
+broker_state (Fixture *fx)
+{
+  g_autoptr (GVariant) value = ab_daemon_get_property (&fx->d, "State");
+
+  return g_variant_dup_string (value, NULL);
+}
+
+static gboolean
+broker_state_is (Fixture *fx, const char *want)
+{
+  g_autofree char *state = broker_state (fx);
+
+  return g_str_equal (state, want);
+}
+
+static gboolean
+broker_accepting (Fixture *fx)
+{
+  g_autoptr (GVariant) value = ab_daemon_get_property (&fx->d, "Accepting");
+
+  return g_variant_get_boolean (value);
+}
+
+static guint32
+broker_u (Fixture *fx, const char *name)
+{
+  g_autoptr (GVariant) value = ab_daemon_get_property (&fx->d, name);
+
+  return g_variant_get_uint32 (value);
+}
+
+/* A process is gone when kill(pid, 0) finds nothing, or when it is a
+ * zombie: PID 1 of this sandbox may not reap what it inherits. */
+static gboolean
+process_gone (pid_t pid)
+{
+  g_autofree char *stat_path = g_strdup_printf ("/proc/%d/stat", (int)pid);
+  g_autofree char *stat = NULL;
+  const char *paren;
+
+  if (kill (pid, 0) == -1 && errno == ESRCH)
+    return TRUE;
+  if (!g_file_get_contents (stat_path, &stat, NULL, NULL))
+    return TRUE;
+  paren = strrchr (stat, ')');
+  return paren != NULL && (paren[2] == 'Z' || paren[2] == 'X');
+}
+
+static void
+assert_error_named (const GError *error, int code, const char *name)
+{
+  g_autofree char *remote = NULL;
+
+  g_assert_nonnull (error);
+  remote = g_dbus_error_get_remote_error (error);
+  if (!g_error_matches (error, AB_ERROR, code))
+    g_test_message ("expected %s, got %s: %s", name, remote, error->message);
+  g_assert_error (error, AB_ERROR, code);
+  g_assert_cmpstr (remote, ==, name);
+}
+
+/* ---- prompts ------------------------------------------------------------ */
+
+typedef struct
+{
+  char *thread;
+  gboolean done;
+  guint64 turn;
+  GError *error;
+} PromptCall;
+
+static void
+prompt_call_free (PromptCall *p)
+{
+  g_free (p->thread);
+  g_clear_error (&p->error);
+  g_free (p);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (PromptCall, prompt_call_free)
+
+static void
+on_prompt_reply (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  PromptCall *p = user_data;
+  g_autoptr (GVariant) reply = g_dbus_connection_call_finish (
+      G_DBUS_CONNECTION (source), result, &p->error);
+
+  if (reply != NULL)
+    g_variant_get (reply, "(t)", &p->turn);
+  p->done = TRUE;
+}
+
+/* Prompt from @connection: the turn, or 0 with @error. */
+static guint64
+prompt_on (GDBusConnection *connection, const char *thread, const char *text,
+           const char *agent, GError **error)
+{
+  g_autoptr (PromptCall) p = g_new0 (PromptCall, 1);
+  GVariantBuilder options;
+
+  g_variant_builder_init (&options, G_VARIANT_TYPE_VARDICT);
+  if (agent != NULL)
+    g_variant_builder_add (&options, "{sv}", "agent",
+                           g_variant_new_string (agent));
+  p->thread = g_strdup (thread);
+  g_dbus_connection_call (connection, BUS_NAME, BUS_PATH, BROKER_IFACE,
+                          "Prompt",
+                          g_variant_new ("(ssa{sv})", thread, text, &options),
+                          G_VARIANT_TYPE ("(t)"), G_DBUS_CALL_FLAGS_NONE,
+                          CALL_TIMEOUT_MS, NULL, on_prompt_reply, p);
+  WAIT_FOR (p->done, CALL_TIMEOUT_MS + 2000);
+  if (p->error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&p->error));
+      return 0;
+    }
+  return p->turn;
+}
+
+static guint64
+prompt (Fixture *fx, const char *thread, const char *text)
+{
+  g_autoptr (GError) error = NULL;
+  guint64 turn = prompt_on (fx->d.connection, thread, text, NULL, &error);
+
+  g_assert_no_error (error);
+  g_assert_cmpuint (turn, >, 0);
+  return turn;
+}
+
+static gboolean
+turn_ended (Collector *c, const char *thread, guint64 turn)
+{
+  TurnRec *rec = collector_lookup (c, thread, turn);
+
+  return rec != NULL && rec->ended;
+}
+
+static gboolean
+turn_has_update (Collector *c, const char *thread, guint64 turn)
+{
+  TurnRec *rec = collector_lookup (c, thread, turn);
+
+  return rec != NULL && rec->updates->len > 0;
+}
+
+static TurnRec *
+wait_turn (Collector *c, const char *thread, guint64 turn, guint ms)
+{
+  WAIT_FOR (turn_ended (c, thread, turn), ms);
+  return collector_lookup (c, thread, turn);
+}
+
+/* True once the daemon says @turn of @thread is over (whatever reached
+ * us); asks at most every 100 ms. */
+static gboolean
+daemon_says_turn_over (Fixture *fx, const char *thread, guint64 turn,
+                       gint64 *next_check)
+{
+  g_autoptr (GVariant) dict = NULL;
+  const char *state = NULL;
+  guint64 last_turn = 0;
+
+  if (g_get_monotonic_time () < *next_check)
+    return FALSE;
+  *next_check = g_get_monotonic_time () + 100 * 1000;
+  dict = get_session (fx, thread, NULL);
+  return dict != NULL && g_variant_lookup (dict, "state", "&s", &state)
+         && g_variant_lookup (dict, "last_turn", "t", &last_turn)
+         && last_turn >= turn && !g_str_equal (state, "busy")
+         && !g_str_equal (state, "starting");
+}
+
+/* Waits for TurnEnded of @turn on the main connection; when the daemon
+ * says the turn is over but no TurnEnded came within 2 s more, fails at
+ * once saying so instead of running into the long timeout. */
+static TurnRec *
+wait_turn_checked (Fixture *fx, Collector *c, const char *thread, guint64 turn)
+{
+  gint64 next_check = 0;
+
+  if (!WAIT_UNTIL (turn_ended (c, thread, turn)
+                       || daemon_says_turn_over (fx, thread, turn, &next_check),
+                   TURN_TIMEOUT_MS))
+    return wait_turn (c, thread, turn, 0);
+  if (!WAIT_UNTIL (turn_ended (c, thread, turn), 2000))
+    {
+      TurnRec *rec = collector_lookup (c, thread, turn);
+
+      g_test_message ("%s turn %" G_GUINT64_FORMAT
+                      " is over for the daemon (GetSession), but the prompter "
+                      "got %u update(s) and no TurnEnded",
+                      thread, turn, rec != NULL ? rec->updates->len : 0);
+    }
+  return wait_turn (c, thread, turn, 0);
+}
+
+/* Prompts and asserts the turn ends with end_turn; returns the text. */
+static char *
+prompt_ok (Fixture *fx, const char *thread, const char *text)
+{
+  guint64 turn = prompt (fx, thread, text);
+  TurnRec *rec = wait_turn_checked (fx, fx->c, thread, turn);
+
+  if (g_strcmp0 (rec->reason, "end_turn") != 0)
+    g_test_message ("turn of \"%s\" on %s ended %s: %s", text, thread,
+                    rec->reason, rec->message);
+  g_assert_cmpstr (rec->reason, ==, "end_turn");
+  return g_strdup (rec->text->str);
+}
+
+/* Drain(timeout) sent without waiting for its reply. */
+typedef struct
+{
+  gboolean done;
+  guint32 finished;
+  guint32 interrupted;
+  gint64 sent;
+  gint64 replied;
+  GError *error;
+} DrainCall;
+
+static void
+on_drain_reply (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  DrainCall *d = user_data;
+  g_autoptr (GVariant) reply = g_dbus_connection_call_finish (
+      G_DBUS_CONNECTION (source), result, &d->error);
+
+  if (reply != NULL)
+    g_variant_get (reply, "(uu)", &d->finished, &d->interrupted);
+  d->replied = g_get_monotonic_time ();
+  d->done = TRUE;
+}
+
+static void
+drain_send (Fixture *fx, DrainCall *d, guint32 timeout_seconds)
+{
+  memset (d, 0, sizeof *d);
+  d->sent = g_get_monotonic_time ();
+  g_dbus_connection_call (fx->d.connection, BUS_NAME, BUS_PATH, BROKER_IFACE,
+                          "Drain", g_variant_new ("(u)", timeout_seconds),
+                          G_VARIANT_TYPE ("(uu)"), G_DBUS_CALL_FLAGS_NONE,
+                          CALL_TIMEOUT_MS + 20000, NULL, on_drain_reply, d);
+}
+
+static double
+drain_seconds (DrainCall *d)
+{
+  return (double)(d->replied - d->sent) / G_USEC_PER_SEC;
+}
+
+/* ---- durable records ---------------------------------------------------- */
+
+static char *
+store_dir (Fixture *fx)
+{
+  return g_build_filename (fx->d.state_dir, "sessions", NULL);
+}
+
+static char *
+record_file (Fixture *fx, const char *thread)
+{
+  g_autofree char *hash
+      = g_compute_checksum_for_string (G_CHECKSUM_SHA256, thread, -1);
+  g_autofree char *name = g_strconcat (hash, ".json", NULL);
+  g_autofree char *dir = store_dir (fx);
+
+  return g_build_filename (dir, name, NULL);
+}
+
+/* The record of @thread parsed as a JSON object. */
+static JsonObject *
+read_record (Fixture *fx, const char *thread)
+{
+  g_autofree char *path = record_file (fx, thread);
+  g_autofree char *data = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  JsonNode *root;
+
+  g_file_get_contents (path, &data, NULL, &error);
+  g_assert_no_error (error);
+  json_parser_load_from_data (parser, data, -1, &error);
+  g_assert_no_error (error);
+  root = json_parser_get_root (parser);
+  g_assert_true (JSON_NODE_HOLDS_OBJECT (root));
+  return json_object_ref (json_node_get_object (root));
+}
+
+static guint
+count_files_with_suffix (const char *dir_path, const char *suffix)
+{
+  g_autoptr (GDir) dir = g_dir_open (dir_path, 0, NULL);
+  const char *name;
+  guint n = 0;
+
+  if (dir == NULL)
+    return 0;
+  while ((name = g_dir_read_name (dir)) != NULL)
+    if (g_str_has_suffix (name, suffix))
+      n++;
+  return n;
+}
+
+static void
+test_records (Fixture *fx, gconstpointer data)
+{
+  const char *thread = "cli:durable/records";
+  g_autofree char *path = record_file (fx, thread);
+  g_autofree char *dir = store_dir (fx);
+  g_autofree char *answer = NULL, *acp = NULL;
+  g_autoptr (JsonObject) rec1 = NULL;
+  g_autoptr (JsonObject) running = NULL;
+  g_autoptr (JsonObject) rec2 = NULL;
+  struct stat st;
+  guint64 turn;
+
+  start_daemon (fx, NULL, NULL);
+  answer = prompt_ok (fx, thread, "hello");
+
+  /* Written by the first turn, 0600 in a 0700 directory. */
+  g_assert_cmpint (stat (dir, &st), ==, 0);
+  g_assert_cmpint (st.st_mode & 0777, ==, 0700);
+  g_assert_cmpint (stat (path, &st), ==, 0);
+  g_assert_true (S_ISREG (st.st_mode));
+  g_assert_cmpint (st.st_mode & 0777, ==, 0600);
+  rec1 = read_record (fx, thread);
+  g_assert_cmpstr (json_object_get_string_member (rec1, "thread"), ==, thread);
+  g_assert_cmpstr (json_object_get_string_member (rec1, "agent"), ==, "demo");
+  acp = session_s (fx, thread, "acp_session");
+  g_assert_cmpstr (json_object_get_string_member_with_default (
+                       rec1, "acp_session", "(none)"),
+                   ==, acp);
+  g_assert_cmpint (json_object_get_int_member (rec1, "turns"), ==, 1);
+  g_assert_cmpint (json_object_get_int_member (rec1, "last_turn"), ==, 1);
+  g_assert_cmpstr (json_object_get_string_member_with_default (
+                       rec1, "last_reason", "(none)"),
+                   ==, "end_turn");
+  g_assert_cmpint (
+      json_object_get_int_member_with_default (rec1, "running_turn", 0), ==, 0);
+
+  /* At turn start the record names the turn in flight. */
+  turn = prompt (fx, thread, "sleep 1");
+  WAIT_FOR (turn_has_update (fx->c, thread, turn), TURN_TIMEOUT_MS);
+  running = read_record (fx, thread);
+  g_assert_cmpint (json_object_get_int_member (running, "turns"), ==, 2);
+  g_assert_cmpint (
+      json_object_get_int_member_with_default (running, "running_turn", 0), ==,
+      turn);
+  /* At turn end it no longer does. */
+  g_assert_cmpstr (wait_turn (fx->c, thread, turn, TURN_TIMEOUT_MS)->reason, ==,
+                   "end_turn");
+  rec2 = read_record (fx, thread);
+  g_assert_cmpint (
+      json_object_get_int_member_with_default (rec2, "running_turn", 0), ==, 0);
+  g_assert_cmpint (json_object_get_int_member (rec2, "last_turn"), ==, 2);
+  g_assert_cmpint (stat (path, &st), ==, 0);
+  g_assert_cmpint (st.st_mode & 0777, ==, 0600);
+  /* No temporary file left behind. */
+  g_assert_cmpuint (count_files_with_suffix (dir, ".tmp"), ==, 0);
+
+  /* RemoveSession deletes it. */
+  call_ok (fx, "RemoveSession", g_variant_new ("(s)", thread));
+  g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+  g_assert_cmpuint (count_files_with_suffix (dir, ".json"), ==, 0);
+}
+
+/* ---- restart ------------------------------------------------------------ */
+
+/* The session object of @thread answers Properties.Get(State). */
+static void
+assert_session_object (Fixture *fx, const char *thread, const char *state)
+{
+  g_autofree char *path = session_path (thread);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GVariant) value = NULL;
+
+  reply = g_dbus_connection_call_sync (
+      fx->d.connection, BUS_NAME, path, "org.freedesktop.DBus.Properties",
+      "Get", g_variant_new ("(ss)", SESSION_IFACE, "State"),
+      G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS, NULL,
+      &error);
+  if (error != NULL)
+    g_test_message ("session object %s of a listed session: %s", path,
+                    error->message);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(v)", &value);
+  g_assert_cmpstr (g_variant_get_string (value, NULL), ==, state);
+}
+
+static void
+test_restart_resume (Fixture *fx, gconstpointer data)
+{
+  const char *threads[] = { "cli:restart/a", "cli:restart/b", "cli:restart/c" };
+  char *acp[G_N_ELEMENTS (threads)] = { NULL };
+  guint32 pids[G_N_ELEMENTS (threads)];
+  g_autoptr (GVariant) list = NULL;
+  g_autofree char *answer = NULL;
+
+  start_daemon (fx, NULL, NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+    {
+      g_autofree char *text = g_strdup_printf ("first words of %s", threads[i]);
+      g_autofree char *a = prompt_ok (fx, threads[i], text);
+
+      acp[i] = session_s (fx, threads[i], "acp_session");
+      pids[i] = session_u (fx, threads[i], "pid");
+      g_assert_cmpuint (pids[i], >, 1);
+    }
+
+  g_assert_cmpint (stop_daemon (fx, SIGTERM), ==, 0);
+  /* The agents went with it. */
+  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+    WAIT_FOR (process_gone (pids[i]), 5000);
+
+  restart_daemon (fx);
+  list = list_sessions (fx);
+  g_assert_cmpuint (g_variant_n_children (list), ==, G_N_ELEMENTS (threads));
+  g_assert_cmpuint (broker_u (fx, "SessionCount"), ==, G_N_ELEMENTS (threads));
+  g_assert_cmpuint (broker_u (fx, "RunningCount"), ==, 0);
+  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+    {
+      g_autoptr (GVariant) entry = list_entry (list, threads[i]);
+      const char *s;
+      guint32 u;
+      guint64 t;
+
+      g_assert_nonnull (entry);
+      g_assert_true (g_variant_lookup (entry, "state", "&s", &s));
+      g_assert_cmpstr (s, ==, "suspended");
+      g_assert_true (g_variant_lookup (entry, "pid", "u", &u));
+      g_assert_cmpuint (u, ==, 0);
+      g_assert_true (g_variant_lookup (entry, "acp_session", "&s", &s));
+      g_assert_cmpstr (s, ==, acp[i]);
+      g_assert_true (g_variant_lookup (entry, "agent", "&s", &s));
+      g_assert_cmpstr (s, ==, "demo");
+      g_assert_true (g_variant_lookup (entry, "owner", "u", &u));
+      g_assert_cmpuint (u, ==, getuid ());
+      g_assert_true (g_variant_lookup (entry, "turns", "u", &u));
+      g_assert_cmpuint (u, ==, 1);
+      g_assert_true (g_variant_lookup (entry, "last_turn", "t", &t));
+      g_assert_cmpuint (t, ==, 1);
+      g_assert_true (g_variant_lookup (entry, "last_reason", "&s", &s));
+      g_assert_cmpstr (s, ==, "end_turn");
+    }
+
+  /* Each restored session is on the bus as an object again. */
+  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+    assert_session_object (fx, threads[i], "suspended");
+
+  /* The next prompt resumes through session/load: history is back, and
+   * the turn counter carries on. */
+  answer = prompt_ok (fx, threads[1], "what do you remember");
+  g_assert_nonnull (
+      strstr (answer, "I remember 1 earlier prompt in this session"));
+  g_assert_nonnull (strstr (answer, "first words of cli:restart/b"));
+  g_assert_cmpstr (session_s (fx, threads[1], "acp_session"), ==, acp[1]);
+  g_assert_cmpuint (session_u (fx, threads[1], "turns"), ==, 2);
+  g_assert_cmpuint (session_u (fx, threads[1], "pid"), >, 1);
+  /* The others were left alone. */
+  g_assert_true (state_is (fx, threads[0], "suspended"));
+  g_assert_true (state_is (fx, threads[2], "suspended"));
+
+  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+    g_free (acp[i]);
+}
+
+/* ---- crash -------------------------------------------------------------- */
+
+/* Starts "sleep 30" on @thread, waits until it streams, and SIGKILLs the
+ * daemon (its agent is killed too, as systemd would with the cgroup).
+ * Returns the turn. */
+static guint64
+crash_mid_turn (Fixture *fx, const char *thread)
+{
+  guint64 turn;
+  pid_t pid;
+
+  turn = prompt (fx, thread, "sleep 30");
+  WAIT_FOR (turn_has_update (fx->c, thread, turn), TURN_TIMEOUT_MS);
+  pid = (pid_t)session_u (fx, thread, "pid");
+  g_assert_cmpint (pid, >, 1);
+  g_array_append_val (fx->orphans, pid);
+
+  g_assert_cmpint (stop_daemon (fx, SIGKILL), ==, 128 + SIGKILL);
+  kill (-pid, SIGKILL);
+  WAIT_FOR (process_gone (pid), 5000);
+  drain_main_context ();
+  g_assert_false (turn_ended (fx->c, thread, turn));
+  return turn;
+}
+
+static void
+assert_interrupted_last_turn (Fixture *fx, const char *thread, guint64 turn)
+{
+  g_autofree char *reason = session_s (fx, thread, "last_reason");
+
+  g_assert_true (state_is (fx, thread, "suspended"));
+  g_assert_cmpuint (session_u (fx, thread, "pid"), ==, 0);
+  g_assert_cmpuint (session_t (fx, thread, "last_turn"), ==, turn);
+  g_assert_cmpstr (reason, ==, "interrupted");
+}
+
+static void
+test_crash (Fixture *fx, gconstpointer data)
+{
+  const char *thread = "cli:crash";
+  g_autoptr (GDBusConnection) other_conn = second_connection ();
+  g_autoptr (GDBusConnection) third_conn = second_connection ();
+  g_autofree char *answer = NULL;
+  Collector *other, *third;
+  TurnRec *rec;
+  guint64 turn;
+
+  start_daemon (fx, NULL, NULL);
+  answer = prompt_ok (fx, thread, "remember the crash");
+  turn = crash_mid_turn (fx, thread);
+  g_assert_cmpuint (turn, ==, 2);
+  /* Turn 1 ended before the crash. */
+  g_assert_cmpuint (fx->c->turn_ended_count, ==, 1);
+
+  restart_daemon (fx);
+  assert_interrupted_last_turn (fx, thread, turn);
+  g_assert_cmpuint (session_u (fx, thread, "turns"), ==, 2);
+  /* Nobody asked yet: nothing was sent. */
+  sync_with_daemon (fx->d.connection);
+  g_assert_false (turn_ended (fx->c, thread, turn));
+
+  /* The first connection that watches gets it, once. */
+  call_ok (fx, "Watch", g_variant_new ("(s)", thread));
+  rec = wait_turn (fx->c, thread, turn, 5000);
+  g_assert_cmpstr (rec->reason, ==, "interrupted");
+  g_assert_cmpstr (rec->message, !=, "");
+  sync_with_daemon (fx->d.connection);
+  g_assert_cmpuint (rec->ended_count, ==, 1);
+  g_assert_cmpuint (fx->c->turn_ended_count, ==, 2);
+
+  /* A second connection watching gets nothing: reported once. */
+  other = collector_new (other_conn);
+  sync_with_daemon (other_conn);
+  call_ok_on (other_conn, "Watch", g_variant_new ("(s)", thread));
+  sync_with_daemon (other_conn);
+  g_assert_cmpuint (other->turn_ended_count, ==, 0);
+  collector_free (other);
+
+  /* Persisted: not again after another restart either. */
+  g_assert_cmpint (stop_daemon (fx, SIGTERM), ==, 0);
+  restart_daemon (fx);
+  assert_interrupted_last_turn (fx, thread, turn);
+  third = collector_new (third_conn);
+  sync_with_daemon (third_conn);
+  call_ok_on (third_conn, "Watch", g_variant_new ("(s)", thread));
+  sync_with_daemon (third_conn);
+  g_assert_cmpuint (third->turn_ended_count, ==, 0);
+  collector_free (third);
+  sync_with_daemon (fx->d.connection);
+  g_assert_cmpuint (fx->c->turn_ended_count, ==, 2);
+
+  /* The session carries on with its history. */
+  g_clear_pointer (&answer, g_free);
+  answer = prompt_ok (fx, thread, "after the crash");
+  /* Both earlier prompts, the cut one included, are in its history. */
+  g_assert_nonnull (
+      strstr (answer, "I remember 2 earlier prompts in this session"));
+  g_assert_nonnull (strstr (answer, "the last one was \"sleep 30\""));
+  g_assert_cmpuint (session_u (fx, thread, "turns"), ==, 3);
+  g_assert_cmpuint (fx->c->turn_ended_count, ==, 3);
+}
+
+/* The first Prompt (rather than Watch) gets the report, before the
+ * signals of its own turn. */
+static void
+test_crash_report_on_prompt (Fixture *fx, gconstpointer data)
+{
+  const char *thread = "cli:crash/prompt";
+  g_autoptr (GDBusConnection) other_conn = second_connection ();
+  Collector *other;
+  TurnRec *rec, *next;
+  guint64 turn, turn2;
+  GError *error = NULL;
+
+  start_daemon (fx, NULL, NULL);
+  turn = crash_mid_turn (fx, thread);
+  restart_daemon (fx);
+  assert_interrupted_last_turn (fx, thread, turn);
+
+  other = collector_new (other_conn);
+  sync_with_daemon (other_conn);
+  turn2 = prompt_on (other_conn, thread, "echo again", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (turn2, ==, turn + 1);
+  next = wait_turn_checked (fx, other, thread, turn2);
+  g_assert_cmpstr (next->reason, ==, "end_turn");
+  rec = collector_lookup (other, thread, turn);
+  g_assert_nonnull (rec);
+  g_assert_true (rec->ended);
+  g_assert_cmpstr (rec->reason, ==, "interrupted");
+  g_assert_cmpuint (other->turn_ended_count, ==, 2);
+  collector_free (other);
+
+  /* The main connection, which prompted the cut turn, watches later and
+   * gets nothing: it was reported. */
+  call_ok (fx, "Watch", g_variant_new ("(s)", thread));
+  sync_with_daemon (fx->d.connection);
+  g_assert_false (turn_ended (fx->c, thread, turn));
+}
+
+/* A report nobody has collected yet survives a further restart: the
+ * first connection that watches after it still gets it. */
+static void
+test_crash_report_survives_restart (Fixture *fx, gconstpointer data)
+{
+  const char *thread = "cli:crash/twice";
+  g_autofree char *record = NULL;
+  TurnRec *rec;
+  guint64 turn;
+
+  start_daemon (fx, NULL, NULL);
+  turn = crash_mid_turn (fx, thread);
+  restart_daemon (fx);
+  assert_interrupted_last_turn (fx, thread, turn);
+  /* Restarted again before anyone prompted or watched. */
+  g_assert_cmpint (stop_daemon (fx, SIGTERM), ==, 0);
+  restart_daemon (fx);
+  assert_interrupted_last_turn (fx, thread, turn);
+
+  call_ok (fx, "Watch", g_variant_new ("(s)", thread));
+  if (!WAIT_UNTIL (turn_ended (fx->c, thread, turn), 3000))
+    {
+      g_autofree char *path = record_file (fx, thread);
+
+      g_file_get_contents (path, &record, NULL, NULL);
+      g_test_message ("no TurnEnded(%" G_GUINT64_FORMAT
+                      ", interrupted) after a second restart; record: %s",
+                      turn, record);
+    }
+  rec = wait_turn (fx->c, thread, turn, 100);
+  g_assert_cmpstr (rec->reason, ==, "interrupted");
+}
+
+/* ---- corrupt records ---------------------------------------------------- */
+
+static void
+write_file (const char *path, const char *contents)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_file_set_contents (path, contents, -1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (chmod (path, 0600), ==, 0);
+}
+
+static void
+test_corrupt_records (Fixture *fx, gconstpointer data)
+{
+  const char *good[] = { "cli:good/1", "cli:good/2" };
+  const char *victim = "cli:victim";
+  const char *missing = "cli:missing-field";
+  const char *wrong = "cli:wrong-type";
+  g_autofree char *victim_path = record_file (fx, victim);
+  g_autofree char *missing_path = record_file (fx, missing);
+  g_autofree char *wrong_path = record_file (fx, wrong);
+  g_autofree char *victim_aside = g_strconcat (victim_path, ".corrupt", NULL);
+  g_autofree char *missing_aside = g_strconcat (missing_path, ".corrupt", NULL);
+  g_autofree char *wrong_aside = g_strconcat (wrong_path, ".corrupt", NULL);
+  g_autofree char *aside_data = NULL;
+  g_autofree char *wrong_json = NULL;
+  g_autofree char *log = NULL;
+  g_autofree char *answer = NULL;
+  g_autofree char *escaped = NULL;
+  g_autofree char *cwd = NULL;
+  g_autoptr (GVariant) list = NULL;
+
+  start_daemon (fx, NULL, NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (good); i++)
+    g_free (prompt_ok (fx, good[i], "keep me"));
+  g_free (prompt_ok (fx, victim, "break me"));
+  g_assert_cmpint (stop_daemon (fx, SIGTERM), ==, 0);
+
+  /* Garbage over a real record; valid JSON without a required field; a
+   * field of the wrong type. */
+  write_file (victim_path, "{\"version\": 1, \"thread\": \x01garbage");
+  write_file (missing_path,
+              "{\"version\":1,\"thread\":\"cli:missing-field\",\"owner\":0}");
+  escaped = g_dbus_escape_object_path (wrong);
+  cwd = g_build_filename (fx->d.state_dir, "work", escaped, NULL);
+  wrong_json = g_strdup_printf (
+      "{\"version\":1,\"thread\":\"%s\",\"agent\":\"demo\",\"owner\":%u,"
+      "\"cwd\":\"%s\",\"created\":1,\"last_activity\":1,\"turns\":\"many\","
+      "\"last_turn\":0,\"interrupted_reported\":false}",
+      wrong, (guint)getuid (), cwd);
+  write_file (wrong_path, wrong_json);
+
+  restart_daemon (fx);
+  list = list_sessions (fx);
+  g_assert_cmpuint (g_variant_n_children (list), ==, G_N_ELEMENTS (good));
+  for (guint i = 0; i < G_N_ELEMENTS (good); i++)
+    {
+      g_autoptr (GVariant) entry = list_entry (list, good[i]);
+
+      g_assert_nonnull (entry);
+    }
+  g_assert_false (session_exists (fx, victim));
+  g_assert_false (session_exists (fx, missing));
+  g_assert_false (session_exists (fx, wrong));
+
+  /* Each bad file is set aside, unchanged. */
+  g_assert_false (g_file_test (victim_path, G_FILE_TEST_EXISTS));
+  g_assert_false (g_file_test (missing_path, G_FILE_TEST_EXISTS));
+  g_assert_false (g_file_test (wrong_path, G_FILE_TEST_EXISTS));
+  g_assert_true (g_file_get_contents (victim_aside, &aside_data, NULL, NULL));
+  g_assert_cmpstr (aside_data, ==, "{\"version\": 1, \"thread\": \x01garbage");
+  g_assert_true (g_file_test (missing_aside, G_FILE_TEST_IS_REGULAR));
+  g_assert_true (g_file_test (wrong_aside, G_FILE_TEST_IS_REGULAR));
+  /* ... and logged. */
+  g_assert_true (g_file_get_contents (fx->d.log_path, &log, NULL, NULL));
+  g_assert_nonnull (strstr (log, victim_path));
+  g_assert_nonnull (strstr (log, missing_path));
+  g_assert_nonnull (strstr (log, wrong_path));
+
+  /* The good ones resume. */
+  answer = prompt_ok (fx, good[0], "still there?");
+  g_assert_nonnull (
+      strstr (answer, "I remember 1 earlier prompt in this session"));
+  /* The thread of a set-aside record starts afresh when prompted. */
+  g_clear_pointer (&answer, g_free);
+  answer = prompt_ok (fx, victim, "again");
+  g_assert_nonnull (
+      strstr (answer, "I remember 0 earlier prompts in this session"));
+}
+
+/* ---- drain -------------------------------------------------------------- */
+
+static void
+assert_prompt_refused (Fixture *fx, const char *thread)
+{
+  g_autoptr (GError) error = NULL;
+  guint64 turn = prompt_on (fx->d.connection, thread, "refused", NULL, &error);
+
+  g_assert_cmpuint (turn, ==, 0);
+  assert_error_named (error, AB_ERROR_DRAINING,
+                      "org.agentbroker.Error.Draining");
+  if (strstr (error->message, "draining") == NULL)
+    g_test_message ("Draining error without the word: %s", error->message);
+  g_assert_nonnull (strstr (error->message, "draining"));
+}
+
+static void
+test_drain (Fixture *fx, gconstpointer data)
+{
+  const char *busy = "cli:drain/busy";
+  const char *idle = "cli:drain/idle";
+  const char *late = "cli:drain/late";
+  g_autofree char *answer = NULL;
+  g_autoptr (GVariant) list = NULL;
+  DrainCall d;
+  TurnRec *rec;
+  guint64 turn;
+
+  start_daemon (fx, NULL, NULL);
+  g_assert_true (broker_state_is (fx, "running"));
+  g_assert_true (broker_accepting (fx));
+  answer = prompt_ok (fx, idle, "echo idle");
+  turn = prompt (fx, busy, "sleep 2");
+  WAIT_FOR (turn_has_update (fx->c, busy, turn), TURN_TIMEOUT_MS);
+
+  drain_send (fx, &d, 10);
+  WAIT_FOR (d.done || broker_state_is (fx, "draining"), 5000);
+  g_assert_false (d.done);
+  g_assert_false (broker_accepting (fx));
+
+  /* Refused, not queued: neither a new thread nor a known one. */
+  assert_prompt_refused (fx, late);
+  assert_prompt_refused (fx, idle);
+  assert_prompt_refused (fx, busy);
+  g_assert_false (session_exists (fx, late));
+  g_assert_cmpuint (session_u (fx, busy, "queued"), ==, 0);
+  /* Reading keeps working. */
+  list = list_sessions (fx);
+  g_assert_cmpuint (g_variant_n_children (list), ==, 2);
+  g_assert_true (state_is (fx, busy, "busy"));
+
+  /* The running turn finishes, then the drain returns. */
+  rec = wait_turn (fx->c, busy, turn, TURN_TIMEOUT_MS);
+  g_assert_cmpstr (rec->reason, ==, "end_turn");
+  WAIT_FOR (d.done, 10000);
+  g_assert_no_error (d.error);
+  g_assert_cmpuint (d.finished, ==, 1);
+  g_assert_cmpuint (d.interrupted, ==, 0);
+  g_assert_true (broker_state_is (fx, "drained"));
+  g_assert_false (broker_accepting (fx));
+  assert_prompt_refused (fx, late);
+  g_clear_pointer (&list, g_variant_unref);
+  list = list_sessions (fx);
+  g_assert_cmpuint (g_variant_n_children (list), ==, 2);
+  g_assert_cmpuint (session_u (fx, busy, "turns"), ==, 1);
+
+  /* Resume reopens ingress. */
+  call_ok (fx, "Resume", NULL);
+  g_assert_true (broker_state_is (fx, "running"));
+  g_assert_true (broker_accepting (fx));
+  g_clear_pointer (&answer, g_free);
+  answer = prompt_ok (fx, late, "echo back in business");
+  g_assert_cmpstr (answer, ==, "echo back in business");
+
+  /* A drain with nothing running returns at once, and Resume again. */
+  drain_send (fx, &d, 10);
+  WAIT_FOR (d.done, 5000);
+  g_assert_no_error (d.error);
+  g_assert_cmpuint (d.finished, ==, 0);
+  g_assert_cmpuint (d.interrupted, ==, 0);
+  g_assert_true (broker_state_is (fx, "drained"));
+  call_ok (fx, "Resume", NULL);
+  g_assert_true (broker_accepting (fx));
+}
+
+static void
+test_drain_deadline (Fixture *fx, gconstpointer data)
+{
+  const char *mode = data;
+  const char *thread = "cli:drain/deadline";
+  g_autofree char *reason = NULL;
+  DrainCall d;
+  TurnRec *rec;
+  guint64 turn;
+
+  start_daemon (fx, NULL, NULL);
+  turn = prompt (fx, thread, mode);
+  /* "hang" sends nothing: the session's state says the turn runs. */
+  WAIT_FOR (state_is (fx, thread, "busy"), TURN_TIMEOUT_MS);
+
+  drain_send (fx, &d, 1);
+  /* 1 s deadline, then at most timeouts.kill (2 s) for an agent that
+   * ignores session/cancel; an order of magnitude below would be tight. */
+  WAIT_FOR (d.done, 10000);
+  g_assert_no_error (d.error);
+  g_test_message ("Drain(1) with \"%s\" returned after %.2f s", mode,
+                  drain_seconds (&d));
+  g_assert_cmpuint (d.finished, ==, 0);
+  g_assert_cmpuint (d.interrupted, ==, 1);
+  /* It waited for the deadline (g_timeout_add_seconds may fire a little
+   * early on its first round, so not a strict 1 s). */
+  g_assert_cmpfloat (drain_seconds (&d), >=, 0.5);
+
+  rec = wait_turn (fx->c, thread, turn, 5000);
+  g_assert_cmpstr (rec->reason, ==, "interrupted");
+  g_assert_true (broker_state_is (fx, "drained"));
+  reason = session_s (fx, thread, "last_reason");
+  g_assert_cmpstr (reason, ==, "interrupted");
+  g_assert_cmpuint (session_t (fx, thread, "last_turn"), ==, turn);
+
+  call_ok (fx, "Resume", NULL);
+  g_free (prompt_ok (fx, thread, "echo still usable"));
+}
+
+static void
+test_drain_denies_permission (Fixture *fx, gconstpointer data)
+{
+  const char *thread = "cli:drain/permission";
+  g_autoptr (GError) error = NULL;
+  DrainCall d;
+  TurnRec *rec;
+  guint64 turn;
+
+  start_daemon (fx,
+                "  asking:\n"
+                "    command: [agentbroker-demo-agent]\n"
+                "    permissions: ask\n",
+                "  drain: 2s\n  kill: 2s\n  permission: 60s\n");
+  turn = prompt_on (fx->d.connection, thread, "permission", "asking", &error);
+  g_assert_no_error (error);
+  WAIT_FOR (fx->c->perms->len > 0, 10000);
+  g_assert_false (turn_ended (fx->c, thread, turn));
+
+  drain_send (fx, &d, 10);
+  rec = wait_turn (fx->c, thread, turn, 8000);
+  WAIT_FOR (d.done, 8000);
+  g_assert_no_error (d.error);
+  g_test_message ("Drain(10) with a pending permission returned after %.2f s",
+                  drain_seconds (&d));
+  /* Denied at once: far from the 10 s deadline. */
+  g_assert_cmpfloat (drain_seconds (&d), <, 5.0);
+  g_assert_cmpstr (rec->reason, ==, "end_turn");
+  if (strstr (rec->text->str, "permission: cancelled") == NULL
+      && strstr (rec->text->str, "permission: reject") == NULL)
+    g_test_message ("answer after the drain: %s", rec->text->str);
+  g_assert_true (strstr (rec->text->str, "permission: cancelled") != NULL
+                 || strstr (rec->text->str, "permission: reject") != NULL);
+  g_assert_cmpuint (d.finished, ==, 1);
+  g_assert_cmpuint (d.interrupted, ==, 0);
+  g_assert_true (broker_state_is (fx, "drained"));
+  call_ok (fx, "Resume", NULL);
+}
+
+/* ---- stop --------------------------------------------------------------- */
+
+static void
+test_stop_while_streaming (Fixture *fx, gconstpointer data)
+{
+  const char *thread = "cli:stop/streaming";
+  g_autofree char *record = NULL;
+  TurnRec *rec;
+  guint64 turn;
+  pid_t pid;
+  gint64 started;
+
+  start_daemon (fx, NULL, "  drain: 10s\n  kill: 2s\n");
+  turn = prompt (fx, thread, "sleep 2");
+  WAIT_FOR (turn_has_update (fx->c, thread, turn), TURN_TIMEOUT_MS);
+  pid = (pid_t)session_u (fx, thread, "pid");
+  g_assert_cmpint (pid, >, 1);
+
+  started = g_get_monotonic_time ();
+  g_assert_cmpint (stop_daemon (fx, SIGTERM), ==, 0);
+  g_test_message ("stop with a 2 s turn running took %.2f s",
+                  (double)(g_get_monotonic_time () - started) / G_USEC_PER_SEC);
+  /* The turn finished before the daemon left; its end reached us. */
+  rec = wait_turn (fx->c, thread, turn, 3000);
+  g_assert_cmpstr (rec->reason, ==, "end_turn");
+  g_assert_nonnull (strstr (rec->text->str, "sleep"));
+  /* Agents are stopped before the exit. */
+  WAIT_FOR (process_gone (pid), 3000);
+
+  /* And the record says so: nothing was in flight. */
+  restart_daemon (fx);
+  g_assert_true (state_is (fx, thread, "suspended"));
+  g_assert_cmpuint (session_t (fx, thread, "last_turn"), ==, turn);
+  record = session_s (fx, thread, "last_reason");
+  g_assert_cmpstr (record, ==, "end_turn");
+}
+
+/* A stop deadline shorter than the turn: the turn ends interrupted, the
+ * stop completes, and the next instance does not report it again. */
+static void
+test_stop_deadline (Fixture *fx, gconstpointer data)
+{
+  const char *thread = "cli:stop/deadline";
+  g_autofree char *reason = NULL;
+  TurnRec *rec;
+  guint64 turn;
+  pid_t pid;
+
+  start_daemon (fx, NULL, "  drain: 1s\n  kill: 2s\n");
+  turn = prompt (fx, thread, "sleep 30");
+  WAIT_FOR (turn_has_update (fx->c, thread, turn), TURN_TIMEOUT_MS);
+  pid = (pid_t)session_u (fx, thread, "pid");
+
+  g_assert_cmpint (stop_daemon (fx, SIGTERM), ==, 0);
+  rec = wait_turn (fx->c, thread, turn, 3000);
+  g_assert_cmpstr (rec->reason, ==, "interrupted");
+  WAIT_FOR (process_gone (pid), 3000);
+
+  restart_daemon (fx);
+  reason = session_s (fx, thread, "last_reason");
+  g_assert_cmpstr (reason, ==, "interrupted");
+  g_assert_cmpuint (session_t (fx, thread, "last_turn"), ==, turn);
+  call_ok (fx, "Watch", g_variant_new ("(s)", thread));
+  sync_with_daemon (fx->d.connection);
+  g_assert_cmpuint (fx->c->turn_ended_count, ==, 1);
+}
+
+/* ---- reload ------------------------------------------------------------- */
+
+static void
+assert_stream (TurnRec *rec, guint n, guint bytes)
+{
+  g_assert_nonnull (rec);
+  g_assert_cmpstr (rec->reason, ==, "end_turn");
+  g_assert_cmpuint (rec->chunks->len, ==, n);
+  for (guint i = 0; i < n; i++)
+    {
+      const char *chunk = rec->chunks->pdata[i];
+      g_autofree char *prefix = g_strdup_printf ("%u ", i + 1);
+
+      if (!g_str_has_prefix (chunk, prefix) || strlen (chunk) != bytes)
+        g_test_message ("chunk %u of %s turn %" G_GUINT64_FORMAT ": \"%s\"",
+                        i + 1, rec->path, rec->turn, chunk);
+      g_assert_true (g_str_has_prefix (chunk, prefix));
+      g_assert_cmpuint (strlen (chunk), ==, bytes);
+    }
+}
+
+static void
+test_reload_unchanged_profile (Fixture *fx, gconstpointer data)
+{
+  const char *slow = "cli:reload/slow";
+  const char *fast = "cli:reload/fast";
+  g_autofree char *yaml = NULL;
+  guint32 generation, pid_slow, pid_fast;
+  guint64 turn_slow, turn_fast;
+  TurnRec *rec;
+
+  start_daemon (fx, NULL, NULL);
+  g_free (prompt_ok (fx, fast, "echo warm up"));
+  pid_fast = session_u (fx, fast, "pid");
+  generation = broker_u (fx, "Generation");
+  g_assert_cmpuint (broker_u (fx, "MaxSessions"), !=, 7);
+
+  turn_slow = prompt (fx, slow, "sleep 2");
+  WAIT_FOR (turn_has_update (fx->c, slow, turn_slow), TURN_TIMEOUT_MS);
+  pid_slow = session_u (fx, slow, "pid");
+  turn_fast = prompt (fx, fast, "stream 2000");
+
+  /* Same profile, one setting changed: applied in place. */
+  yaml = config_yaml (NULL, "pool:\n  max_sessions: 7\n", NULL);
+  ab_daemon_fixture_write_config (&fx->d, yaml);
+  call_ok (fx, "Reload", NULL);
+  g_assert_false (turn_ended (fx->c, slow, turn_slow));
+  g_assert_cmpuint (broker_u (fx, "Generation"), ==, generation + 1);
+  g_assert_cmpuint (broker_u (fx, "MaxSessions"), ==, 7);
+  g_assert_true (broker_state_is (fx, "running"));
+  g_assert_true (broker_accepting (fx));
+
+  rec = wait_turn (fx->c, slow, turn_slow, TURN_TIMEOUT_MS);
+  g_assert_cmpstr (rec->reason, ==, "end_turn");
+  /* "sleep S" sends one chunk, then ends. */
+  g_assert_cmpuint (rec->chunks->len, ==, 1);
+  rec = wait_turn (fx->c, fast, turn_fast, TURN_TIMEOUT_MS);
+  assert_stream (rec, 2000, 16);
+
+  /* Untouched: the same processes carry on. */
+  g_assert_cmpuint (session_u (fx, slow, "pid"), ==, pid_slow);
+  g_assert_cmpuint (session_u (fx, fast, "pid"), ==, pid_fast);
+  g_free (prompt_ok (fx, slow, "echo after reload"));
+  g_assert_cmpuint (session_u (fx, slow, "pid"), ==, pid_slow);
+}
+
+int
+main (int argc, char **argv)
+{
+  int status;
+
+  g_test_init (&argc, &argv, NULL);
+
+#define ADD(name, func, data)                                                  \
+  g_test_add ("/lifecycle/" name, Fixture, data, fixture_up, func, fixture_down)
+  ADD ("records", test_records, NULL);
+  ADD ("restart/resume", test_restart_resume, NULL);
+  ADD ("crash/interrupted-once", test_crash, NULL);
+  ADD ("crash/reported-on-prompt", test_crash_report_on_prompt, NULL);
+  ADD ("crash/report-survives-restart", test_crash_report_survives_restart,
+       NULL);
+  ADD ("corrupt-records", test_corrupt_records, NULL);
+  ADD ("drain/resume", test_drain, NULL);
+  ADD ("drain/deadline", test_drain_deadline, "hang");
+  ADD ("drain/deadline-hang-hard", test_drain_deadline, "hang-hard");
+  ADD ("drain/denies-permission", test_drain_denies_permission, NULL);
+  ADD ("stop/while-streaming", test_stop_while_streaming, NULL);
+  ADD ("stop/deadline", test_stop_deadline, NULL);
+  ADD ("reload/unchanged-profile", test_reload_unchanged_profile, NULL);
+#undef ADD
+
+  /* Remote errors map back to AB_ERROR once the domain is registered. */
+  (void)ab_error_quark ();
+  ab_test_bus_up ();
+  status = g_test_run ();
+  ab_test_bus_down ();
+  return status;
+}
