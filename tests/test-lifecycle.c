@@ -1649,6 +1649,44 @@ test_reload_unchanged_profile (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (session_u (fx, slow, "pid"), ==, pid_slow);
 }
 
+/* ---- agentctl ----------------------------------------------------------- */
+
+static void
+test_agentctl_drain_resume (Fixture *fx, gconstpointer data)
+{
+  const char *thread = "cli:agentctl/drain";
+  g_autofree char *out = NULL, *err = NULL;
+  TurnRec *rec;
+  guint64 turn;
+  int status;
+
+  start_daemon (fx, NULL, NULL);
+  turn = prompt (fx, thread, "sleep 1");
+  WAIT_FOR (turn_has_update (fx->c, thread, turn), TURN_TIMEOUT_MS);
+
+  /* Waits for the running turn, which finishes. */
+  status
+      = ab_run_agentctl (&fx->d, &out, &err, "drain", "--timeout", "5", NULL);
+  if (status != 0)
+    g_test_message ("agentctl drain: %s%s", out, err);
+  g_assert_cmpint (status, ==, 0);
+  rec = wait_turn (fx->c, thread, turn, 5000);
+  g_assert_cmpstr (rec->reason, ==, "end_turn");
+  g_assert_true (broker_state_is (fx, "drained"));
+  g_assert_false (broker_accepting (fx));
+  assert_prompt_refused (fx, thread);
+
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  status = ab_run_agentctl (&fx->d, &out, &err, "resume", NULL);
+  if (status != 0)
+    g_test_message ("agentctl resume: %s%s", out, err);
+  g_assert_cmpint (status, ==, 0);
+  g_assert_true (broker_state_is (fx, "running"));
+  g_assert_true (broker_accepting (fx));
+  g_free (prompt_ok (fx, thread, "echo resumed"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1672,6 +1710,7 @@ main (int argc, char **argv)
   ADD ("stop/while-streaming", test_stop_while_streaming, NULL);
   ADD ("stop/deadline", test_stop_deadline, NULL);
   ADD ("reload/unchanged-profile", test_reload_unchanged_profile, NULL);
+  ADD ("agentctl/drain-resume", test_agentctl_drain_resume, NULL);
 #undef ADD
 
   /* Remote errors map back to AB_ERROR once the domain is registered. */
