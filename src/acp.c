@@ -169,6 +169,13 @@ array_member (JsonObject *obj, const char *name)
              : NULL;
 }
 
+/* A string member of an object node, or NULL if either is not there. */
+const char *
+ab_acp_get_string (JsonNode *node, const char *name)
+{
+  return string_member (object_or_null (node), name);
+}
+
 gboolean
 ab_acp_agent_can_load (JsonNode *initialize_result)
 {

@@ -16,6 +16,7 @@ JsonNode *ab_acp_load_session_params (const char *session_id, const char *cwd);
 JsonNode *ab_acp_prompt_params (const char *session_id, const char *text);
 JsonNode *ab_acp_cancel_params (const char *session_id);
 
+const char *ab_acp_get_string (JsonNode *node, const char *name);
 gboolean ab_acp_agent_can_load (JsonNode *initialize_result);
 char *ab_acp_describe_auth_methods (JsonNode *initialize_result);
 char *ab_acp_session_id_from_result (JsonNode *new_session_result);

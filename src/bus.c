@@ -570,7 +570,7 @@ on_session_permission (AbSession *session, guint64 turn, const char *request,
 /* ---- session objects ----------------------------------------------------- */
 
 static void
-on_session_added (AbPool *pool, AbSession *session, AbBus *self)
+export_session (AbBus *self, AbSession *session)
 {
   g_autoptr (AbDBusObjectSkeleton) object = NULL;
   g_autoptr (AbDBusSession1) iface = ab_dbus_session1_skeleton_new ();
@@ -597,6 +597,12 @@ on_session_added (AbPool *pool, AbSession *session, AbBus *self)
   ab_dbus_object_skeleton_set_session1 (object, iface);
   g_dbus_object_manager_server_export (self->object_manager,
                                        G_DBUS_OBJECT_SKELETON (object));
+}
+
+static void
+on_session_added (AbPool *pool, AbSession *session, AbBus *self)
+{
+  export_session (self, session);
   ab_dbus_broker1_emit_session_added (self->skeleton,
                                       ab_session_get_thread (session),
                                       ab_session_get_path (session));
@@ -746,6 +752,7 @@ ab_bus_new (AbBroker *broker, GDBusConnection *connection, gboolean system_bus,
   static const char *const counts[]
       = { "session-count", "running-count", "busy-count" };
   AbPool *pool = ab_broker_get_pool (broker);
+  g_autoptr (GPtrArray) restored = NULL;
 
   self->broker = g_object_ref (broker);
   self->connection = g_object_ref (connection);
@@ -796,5 +803,10 @@ ab_bus_new (AbBroker *broker, GDBusConnection *connection, gboolean system_bus,
   g_signal_connect (pool, "session-added", G_CALLBACK (on_session_added), self);
   g_signal_connect (pool, "session-removed", G_CALLBACK (on_session_removed),
                     self);
+
+  /* Sessions restored before the bus came up get their objects now. */
+  restored = ab_pool_list (pool);
+  for (guint i = 0; i < restored->len; i++)
+    export_session (self, g_ptr_array_index (restored, i));
   return g_steal_pointer (&self);
 }

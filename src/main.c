@@ -46,14 +46,6 @@ print_config_problems (const char *problems)
 static char *
 default_config_path (gboolean system_bus)
 {
-  const char *from_systemd = g_getenv ("CONFIGURATION_DIRECTORY");
-
-  /* ConfigurationDirectory= names /etc/agentbroker whatever the prefix. */
-  if (from_systemd != NULL && from_systemd[0] != '\0')
-    {
-      g_auto (GStrv) dirs = g_strsplit (from_systemd, ":", 2);
-      return g_build_filename (dirs[0], "agentbroker.yaml", NULL);
-    }
   if (system_bus)
     return g_build_filename (SYSCONFDIR, "agentbroker", "agentbroker.yaml",
                              NULL);

@@ -220,8 +220,10 @@ notify_queued (AbSession *self)
 static guint
 get_pid (AbSession *self)
 {
-  return self->process != NULL ? (guint)ab_agent_process_get_pid (self->process)
-                               : 0;
+  /* An agent being stopped no longer serves the session. */
+  return self->process != NULL && !self->tearing_down
+             ? (guint)ab_agent_process_get_pid (self->process)
+             : 0;
 }
 
 static const AbAgentProfile *
@@ -250,6 +252,7 @@ persist (AbSession *self)
     .last_reason = self->last_reason,
     .running_turn = self->current != NULL ? self->current->number : 0,
     .running_text = self->current != NULL ? self->current->text : NULL,
+    .interrupted_turn = self->interrupted_turn,
     .interrupted_reported = self->interrupted_reported,
   };
 
@@ -627,7 +630,7 @@ on_kick (gpointer user_data)
   AbSession *self = user_data;
 
   self->kick_source = 0;
-  if (g_queue_is_empty (&self->queue))
+  if (g_queue_is_empty (&self->queue) && g_queue_is_empty (&self->waiters))
     return G_SOURCE_REMOVE;
 
   switch (self->state)
@@ -673,6 +676,17 @@ accept_turn (AbSession *self, const char *text, const char *sender)
 
 /* ---- the agent's messages ---------------------------------------------- */
 
+/* Updates about the session rather than the turn: agents send them right
+ * after session/new, racing the first prompt. They always go as turn 0. */
+static gboolean
+is_session_level (JsonNode *update)
+{
+  const char *kind = ab_acp_get_string (update, "sessionUpdate");
+
+  return g_strcmp0 (kind, "available_commands_update") == 0
+         || g_strcmp0 (kind, "current_mode_update") == 0;
+}
+
 static void
 on_notification (AbJsonRpc *rpc, const char *method, JsonNode *params,
                  AbSession *self)
@@ -686,8 +700,7 @@ on_notification (AbJsonRpc *rpc, const char *method, JsonNode *params,
     return; /* unknown notifications are ignored */
 
   obj = json_node_get_object (params);
-  session_id
-      = json_object_get_string_member_with_default (obj, "sessionId", NULL);
+  session_id = ab_acp_get_string (params, "sessionId");
   update = json_object_get_member (obj, "update");
   if (update == NULL || !JSON_NODE_HOLDS_OBJECT (update))
     return;
@@ -698,7 +711,10 @@ on_notification (AbJsonRpc *rpc, const char *method, JsonNode *params,
 
   self->last_progress = g_get_monotonic_time ();
   touch (self);
-  queue_update (self, self->current != NULL ? self->current->number : 0,
+  queue_update (self,
+                self->current != NULL && !is_session_level (update)
+                    ? self->current->number
+                    : 0,
                 json_to_string (update, FALSE));
 }
 
@@ -776,6 +792,7 @@ teardown (AbSession *self, AbSessionState final_state)
   if (self->process != NULL && !self->tearing_down)
     {
       self->tearing_down = TRUE;
+      g_object_notify_by_pspec (G_OBJECT (self), props[PROP_PID]);
       g_signal_handlers_disconnect_by_data (self->process, self);
       ab_agent_process_terminate_async (self->process,
                                         self->config->kill_timeout_usec, NULL,
@@ -1673,6 +1690,7 @@ ab_session_new_from_record (const AbSessionRecord *record, AbConfig *config,
   self->turns = record->turns;
   self->last_turn = record->last_turn;
   self->last_reason = g_strdup (record->last_reason);
+  self->interrupted_turn = record->interrupted_turn;
   self->interrupted_reported = record->interrupted_reported;
 
   if (record->running_turn != 0)

@@ -80,6 +80,8 @@ ab_session_record_to_json (const AbSessionRecord *r)
       INT ("running_turn", r->running_turn);
       STR ("running_text", r->running_text != NULL ? r->running_text : "");
     }
+  if (r->interrupted_turn != 0)
+    INT ("interrupted_turn", r->interrupted_turn);
   json_builder_set_member_name (b, "interrupted_reported");
   json_builder_add_boolean_value (b, r->interrupted_reported);
   json_builder_end_object (b);
@@ -159,6 +161,7 @@ ab_session_record_parse (const char *data, gsize len, GError **error)
   JsonObject *obj;
   JsonNode *flag;
   gint64 version, owner, created, activity, turns, last_turn, running;
+  gint64 interrupted;
 
   if (len > AB_STORE_MAX_RECORD_BYTES)
     {
@@ -183,7 +186,7 @@ ab_session_record_parse (const char *data, gsize len, GError **error)
   if (version != RECORD_VERSION)
     {
       g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
-                   _ ("unknown record version %" G_GINT64_FORMAT), version);
+                   _ ("unknown record version %lld"), (long long)version);
       return NULL;
     }
   if (!get_string (obj, "thread", TRUE, 200, &r->thread, error)
@@ -199,9 +202,10 @@ ab_session_record_parse (const char *data, gsize len, GError **error)
       || !get_int (obj, "last_activity", 0, G_MAXINT64, &activity, error)
       || !get_int (obj, "turns", 0, G_MAXINT64, &turns, error)
       || !get_int (obj, "last_turn", 0, G_MAXINT64, &last_turn, error)
-      || !get_int (obj, "running_turn", 0, G_MAXINT64, &running, error))
+      || !get_int (obj, "running_turn", 0, G_MAXINT64, &running, error)
+      || !get_int (obj, "interrupted_turn", 0, G_MAXINT64, &interrupted, error))
     return NULL;
-  if (last_turn > turns || running > turns)
+  if (last_turn > turns || running > turns || interrupted > turns)
     {
       g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
                    _ ("turn numbers are inconsistent"));
@@ -214,6 +218,7 @@ ab_session_record_parse (const char *data, gsize len, GError **error)
   r->turns = (guint64)turns;
   r->last_turn = (guint64)last_turn;
   r->running_turn = (guint64)running;
+  r->interrupted_turn = (guint64)interrupted;
   flag = json_object_get_member (obj, "interrupted_reported");
   r->interrupted_reported = flag != NULL && JSON_NODE_HOLDS_VALUE (flag)
                             && json_node_get_value_type (flag) == G_TYPE_BOOLEAN

@@ -22,6 +22,7 @@ typedef struct
   char *last_reason;    /* NULL if no turn ended yet */
   guint64 running_turn; /* the turn in flight when written, or 0 */
   char *running_text;   /* its prompt, for resend_interrupted */
+  guint64 interrupted_turn; /* cut off by an earlier instance, or 0 */
   gboolean interrupted_reported;
 } AbSessionRecord;
 

@@ -1,12 +1,34 @@
 #!/bin/bash
-# The demo itself, run inside dbus-run-session by tests/demo.sh.
+# The demo itself, run inside dbus-run-session by tests/demo.sh: a real
+# conversation with the demo agent through agentbrokerd and agentctl.
 set -euo pipefail
 build=$1
 export PATH="$build/src:$PATH"
 work=$(mktemp -d)
-trap 'kill "$daemon" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+daemon=
+trap 'stop_daemon; rm -rf "$work"' EXIT
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+say() { printf '\n\033[1;34m# %s\033[0m\n' "$*"; }
+step() { printf '\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+
+start_daemon() {
+    agentbrokerd --session --config "$work/agentbroker.yaml" 2>>"$work/daemon.log" &
+    daemon=$!
+    for _ in $(seq 100); do
+        agentctl --user status >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "agentbrokerd did not come up; its log:" >&2
+    cat "$work/daemon.log" >&2
+    exit 1
+}
+
+stop_daemon() {
+    [ -n "$daemon" ] || return 0
+    kill -TERM "$daemon" 2>/dev/null || true
+    wait "$daemon" 2>/dev/null || true
+    daemon=
+}
 
 cat >"$work/agentbroker.yaml" <<YAML
 default_agent: demo
@@ -16,31 +38,60 @@ agents:
 pool:
   max_sessions: 8
 YAML
-
 export STATE_DIRECTORY="$work/state"
 mkdir -p "$STATE_DIRECTORY"
-agentbrokerd --session --config "$work/agentbroker.yaml" 2>"$work/daemon.log" &
-daemon=$!
-for _ in $(seq 100); do
-    agentctl --user status >/dev/null 2>&1 && break
-    sleep 0.1
-done
 
+say "agentbrokerd on a private session bus"
+start_daemon
 step agentctl --user status
-step busctl --user introspect org.agentbroker.Broker1 /org/agentbroker/Broker1 org.agentbroker.Broker1
 
-echo; echo "# a change to the configuration, then a reload"
+say "a prompt on a new thread: the demo agent's answer streams back"
+step agentctl --user prompt cli:alice/demo "Hello! What can you do?"
+step agentctl --user list
+step busctl --user tree org.agentbroker.Broker1
+
+say "a second thread streams at the same time as the first"
+echo '$ agentctl --user prompt cli:bob/demo "stream 5 24" > bob.txt &'
+agentctl --user prompt cli:bob/demo "stream 5 24" >"$work/bob.txt" &
+bob=$!
+step agentctl --user prompt cli:alice/demo "What did I ask you before?"
+wait "$bob"
+step cat "$work/bob.txt"
+
+say "drain: running turns finish, new prompts are refused with a reason"
+echo '$ agentctl --user prompt cli:bob/demo "sleep 2" > bob.txt &'
+agentctl --user prompt cli:bob/demo "sleep 2" >"$work/bob.txt" &
+bob=$!
+sleep 0.3
+step agentctl --user drain --timeout 10 &
+drain=$!
+sleep 0.3
+step agentctl --user prompt cli:alice/demo "Are you there?" || echo "(refused, exit status $?)"
+wait "$bob" "$drain"
+step cat "$work/bob.txt"
+step agentctl --user resume
+
+say "reload: a changed setting applies in place; the session keeps its agent"
 sed -i 's/max_sessions: 8/max_sessions: 16/' "$work/agentbroker.yaml"
 step agentctl --user reload
-step agentctl --user status
+step agentctl --user list
 
-echo; echo "# a broken configuration is refused; the old one stays in force"
+say "a broken configuration is refused, naming every problem; nothing changes"
+cp "$work/agentbroker.yaml" "$work/good.yaml"
 printf 'agents:\n  demo:\n    command: []\npool:\n  max_sessions: many\n' >"$work/agentbroker.yaml"
-step agentctl --user reload || echo "(exit status $?)"
-step busctl --user get-property org.agentbroker.Broker1 /org/agentbroker/Broker1 org.agentbroker.Broker1 Generation
+step agentctl --user reload || echo "(refused, exit status $?)"
+cp "$work/good.yaml" "$work/agentbroker.yaml"
 
-echo; echo "# stop: SIGTERM ends the daemon with status 0"
-kill -TERM "$daemon"
-wait "$daemon" && echo "agentbrokerd exited with status $?"
-echo; echo "# the daemon's log"
+say "restart: the daemon stops cleanly and the next one resumes every session"
+stop_daemon
+start_daemon
+step agentctl --user list
+step agentctl --user prompt cli:alice/demo "Do you still remember me?"
+
+say "removal: the agent's process group is stopped and the session is gone"
+step agentctl --user kill cli:bob/demo
+step agentctl --user list
+
+stop_daemon
+say "the daemon's log"
 cat "$work/daemon.log"
