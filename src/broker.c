@@ -44,7 +44,14 @@ enum
   N_PROPS
 };
 
+enum
+{
+  SIGNAL_PROMPT_REFUSED,
+  N_SIGNALS
+};
+
 static GParamSpec *props[N_PROPS];
+static guint signals[N_SIGNALS];
 
 G_DEFINE_TYPE (AbBroker, ab_broker, G_TYPE_OBJECT)
 
@@ -164,6 +171,11 @@ ab_broker_class_init (AbBrokerClass *klass)
       "status", NULL, NULL, NULL,
       G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties (object_class, N_PROPS, props);
+
+  /* (error): a Prompt was refused; the metrics count them by error. */
+  signals[SIGNAL_PROMPT_REFUSED] = g_signal_new (
+      "prompt-refused", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
+      NULL, NULL, G_TYPE_NONE, 1, G_TYPE_ERROR | G_SIGNAL_TYPE_STATIC_SCOPE);
 }
 
 static void
@@ -259,6 +271,14 @@ ab_broker_start (AbBroker *self)
 
   set_state (self, AB_BROKER_STATE_RUNNING);
   set_running_status (self);
+}
+
+/* The D-Bus service reports every Prompt it refuses, whatever refused it
+ * (the gate, access, the pool or the session), so observers can count. */
+void
+ab_broker_count_refusal (AbBroker *self, const GError *error)
+{
+  g_signal_emit (self, signals[SIGNAL_PROMPT_REFUSED], 0, error);
 }
 
 gboolean

@@ -39,6 +39,7 @@ guint64 ab_broker_get_started_at (AbBroker *self);
 
 void ab_broker_start (AbBroker *self);
 gboolean ab_broker_check_accepting (AbBroker *self, GError **error);
+void ab_broker_count_refusal (AbBroker *self, const GError *error);
 gboolean ab_broker_reload (AbBroker *self, GError **error);
 AbPool *ab_broker_get_pool (AbBroker *self);
 void ab_broker_drain_async (AbBroker *self, guint timeout_seconds,

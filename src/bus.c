@@ -80,16 +80,21 @@ on_caller_uid (GObject *source, GAsyncResult *result, gpointer user_data)
                               self->system_bus);
   if (access < call->required)
     {
-      g_message ("refused %s from uid %u (access %s)",
-                 g_dbus_method_invocation_get_method_name (invocation), uid,
-                 ab_access_to_string (access));
-      g_dbus_method_invocation_return_error (
-          invocation, AB_ERROR, AB_ERROR_ACCESS_DENIED,
+      g_autoptr (GError) denied = g_error_new (
+          AB_ERROR, AB_ERROR_ACCESS_DENIED,
           call->required == AB_ACCESS_ADMIN
               ? _ ("%s needs administrator access; uid %u has %s access")
               : _ ("%s needs user access; uid %u has %s access"),
           g_dbus_method_invocation_get_method_name (invocation), uid,
           ab_access_to_string (access));
+
+      g_message ("refused %s from uid %u (access %s)",
+                 g_dbus_method_invocation_get_method_name (invocation), uid,
+                 ab_access_to_string (access));
+      if (g_str_equal (g_dbus_method_invocation_get_method_name (invocation),
+                       "Prompt"))
+        ab_broker_count_refusal (self->broker, denied);
+      g_dbus_method_invocation_return_gerror (invocation, denied);
       auth_call_free (call);
       return;
     }
@@ -281,20 +286,28 @@ do_get_session (AbBus *self, GDBusMethodInvocation *invocation,
                       (GVariant *[]){ ab_session_to_variant (session) }, 1));
 }
 
+/* A refused Prompt is counted (for /metrics), then answered. */
+static void
+refuse_prompt (AbBus *self, GDBusMethodInvocation *invocation,
+               const GError *error)
+{
+  ab_broker_count_refusal (self->broker, error);
+  g_dbus_method_invocation_return_gerror (invocation, error);
+}
+
 static void
 on_prompted (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  g_autoptr (GDBusMethodInvocation) invocation = user_data;
+  AuthCall *call = user_data; /* only bus and invocation are set */
   g_autoptr (GError) error = NULL;
   guint64 turn = 0;
 
   if (!ab_pool_prompt_finish (AB_POOL (source), result, &turn, &error))
-    {
-      g_dbus_method_invocation_return_gerror (invocation, error);
-      return;
-    }
-  g_dbus_method_invocation_return_value (invocation,
-                                         g_variant_new ("(t)", turn));
+    refuse_prompt (call->bus, call->invocation, error);
+  else
+    g_dbus_method_invocation_return_value (call->invocation,
+                                           g_variant_new ("(t)", turn));
+  auth_call_free (call);
 }
 
 static void
@@ -306,11 +319,12 @@ do_prompt (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
   g_autoptr (GVariant) agent_value = NULL;
   const char *thread, *text, *agent = NULL;
   AbSession *session;
+  AuthCall *call;
 
   g_variant_get (params, "(&s&s@a{sv})", &thread, &text, &options);
   if (!ab_broker_check_accepting (self->broker, &error))
     {
-      g_dbus_method_invocation_return_gerror (invocation, error);
+      refuse_prompt (self, invocation, error);
       return;
     }
 
@@ -319,10 +333,10 @@ do_prompt (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
     {
       if (!g_variant_is_of_type (agent_value, G_VARIANT_TYPE_STRING))
         {
-          g_dbus_method_invocation_return_error (
-              invocation, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
-              _ ("option 'agent' must be a string, not '%s'"),
-              g_variant_get_type_string (agent_value));
+          g_set_error (&error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                       _ ("option 'agent' must be a string, not '%s'"),
+                       g_variant_get_type_string (agent_value));
+          refuse_prompt (self, invocation, error);
           return;
         }
       agent = g_variant_get_string (agent_value, NULL);
@@ -332,19 +346,22 @@ do_prompt (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
   if (session != NULL && access < AB_ACCESS_ADMIN
       && ab_session_get_owner (session) != uid)
     {
-      g_dbus_method_invocation_return_error (
-          invocation, AB_ERROR, AB_ERROR_ACCESS_DENIED,
-          _ ("session %s belongs to uid %u"), thread,
-          (guint)ab_session_get_owner (session));
+      g_set_error (&error, AB_ERROR, AB_ERROR_ACCESS_DENIED,
+                   _ ("session %s belongs to uid %u"), thread,
+                   (guint)ab_session_get_owner (session));
+      refuse_prompt (self, invocation, error);
       return;
     }
 
   if (session != NULL)
     report_interrupted (self, session,
                         g_dbus_method_invocation_get_sender (invocation));
+  call = g_new0 (AuthCall, 1);
+  call->bus = g_object_ref (self);
+  call->invocation = g_object_ref (invocation);
   ab_pool_prompt_async (ab_broker_get_pool (self->broker), thread, text, agent,
                         uid, g_dbus_method_invocation_get_sender (invocation),
-                        on_prompted, g_object_ref (invocation));
+                        on_prompted, call);
 }
 
 static void

@@ -19,6 +19,7 @@
 #include "broker.h"
 #include "bus.h"
 #include "error.h"
+#include "health.h"
 #include "log.h"
 #include "notify.h"
 
@@ -27,6 +28,7 @@ typedef struct
   GMainLoop *loop;
   AbBroker *broker;
   AbNotifier *notifier;
+  AbHealth *health;
   AbBus *bus;
   gboolean system_bus;
   gboolean stopping;
@@ -239,6 +241,9 @@ main (int argc, char **argv)
   daemon.loop = g_main_loop_new (NULL, FALSE);
   daemon.broker = ab_broker_new (opt_config, config, state_dir);
   daemon.notifier = ab_notifier_new (daemon.broker);
+  /* Probes answer from now on: /readyz says "starting" until the bus
+   * name is ours. */
+  daemon.health = ab_health_new (daemon.broker);
 
   g_unix_signal_add (SIGHUP, on_sighup, &daemon);
   g_unix_signal_add (SIGTERM, on_sigterm, &daemon);
@@ -255,6 +260,7 @@ main (int argc, char **argv)
   ab_pool_kill_all (ab_broker_get_pool (daemon.broker));
   g_bus_unown_name (owner_id);
   g_clear_object (&daemon.bus);
+  g_clear_object (&daemon.health);
   g_clear_object (&daemon.notifier);
   g_clear_object (&daemon.broker);
   g_main_loop_unref (daemon.loop);

@@ -36,6 +36,7 @@ typedef struct
   guint64 number;
   char *text;
   char *sender;
+  gint64 started; /* monotonic µs; 0 while queued */
 } AbTurn;
 
 typedef struct
@@ -127,6 +128,7 @@ enum
 {
   SIGNAL_UPDATE,
   SIGNAL_TURN_ENDED,
+  SIGNAL_TURN_FINISHED,
   SIGNAL_PERMISSION_REQUESTED,
   N_SIGNALS
 };
@@ -485,6 +487,8 @@ end_turn (AbSession *self, const char *reason, const char *message)
            turn->number, reason, message[0] ? ": " : "", message);
   g_signal_emit (self, signals[SIGNAL_TURN_ENDED], 0, turn->number, reason,
                  message, turn->sender);
+  g_signal_emit (self, signals[SIGNAL_TURN_FINISHED], 0, turn->number, reason,
+                 g_get_monotonic_time () - turn->started);
   turn_free (turn);
 
   if (self->state == AB_SESSION_STATE_BUSY)
@@ -602,6 +606,7 @@ start_turn (AbSession *self)
 
   notify_queued (self);
   self->current = turn;
+  turn->started = g_get_monotonic_time ();
   self->cancel_reason = NULL;
   set_state (self, AB_SESSION_STATE_BUSY);
   touch (self);
@@ -1632,6 +1637,11 @@ ab_session_class_init (AbSessionClass *klass)
       "turn-ended", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
       NULL, G_TYPE_NONE, 4, G_TYPE_UINT64, G_TYPE_STRING, G_TYPE_STRING,
       G_TYPE_STRING);
+  /* (turn, reason, duration µs): a turn that ran, for the metrics; queued
+   * turns dropped before starting only get "turn-ended". */
+  signals[SIGNAL_TURN_FINISHED] = g_signal_new (
+      "turn-finished", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
+      NULL, NULL, G_TYPE_NONE, 3, G_TYPE_UINT64, G_TYPE_STRING, G_TYPE_INT64);
   signals[SIGNAL_PERMISSION_REQUESTED] = g_signal_new (
       "permission-requested", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
       NULL, NULL, NULL, G_TYPE_NONE, 4, G_TYPE_UINT64, G_TYPE_STRING,

@@ -1,0 +1,23 @@
+/* agentbroker — the HTTP health shim: /livez, /readyz, /healthz, /metrics */
+#pragma once
+
+#include <glib-object.h>
+
+#include "broker.h"
+
+G_BEGIN_DECLS
+
+/* A request head (request line and headers) larger than this is refused. */
+#define AB_HEALTH_MAX_HEAD_BYTES 8192
+
+#define AB_TYPE_HEALTH (ab_health_get_type ())
+G_DECLARE_FINAL_TYPE (AbHealth, ab_health, AB, HEALTH, GObject)
+
+/* Serves on the sockets systemd passed under the name "health", else on
+ * the broker's health.listen addresses (again after every reload that
+ * changes them), else not at all. */
+AbHealth *ab_health_new (AbBroker *broker);
+
+gboolean ab_health_is_listening (AbHealth *self);
+
+G_END_DECLS
