@@ -452,8 +452,10 @@ start_drain (AbBroker *self, guint timeout_seconds, const char *reason,
     }
   self->drain_busy_handler = g_signal_connect (
       self->pool, "notify::busy-count", G_CALLBACK (on_busy_changed), self);
-  self->drain_deadline
-      = g_timeout_add_seconds (timeout_seconds, on_drain_deadline, self);
+  self->drain_deadline = g_timeout_add_full (
+      G_PRIORITY_DEFAULT,
+      (guint)MIN ((guint64)timeout_seconds * 1000, G_MAXUINT),
+      on_drain_deadline, self, NULL);
 }
 
 void
