@@ -679,13 +679,44 @@ fetch_generation (AbCtl *ctl)
   return g_variant_get_uint32 (value);
 }
 
+/* Sessions whose agent a reload is still replacing; -1 on error. */
+static int
+count_switching (AbCtl *ctl, GError **error)
+{
+  g_autoptr (GVariant) sessions = NULL;
+  GVariantIter iter;
+  GVariant *dict;
+  int n = 0;
+
+  if (!ab_dbus_broker1_call_list_sessions_sync (ctl->broker, &sessions, NULL,
+                                                error))
+    return -1;
+  g_variant_iter_init (&iter, sessions);
+  while ((dict = g_variant_iter_next_value (&iter)) != NULL)
+    {
+      gboolean switching = FALSE;
+
+      g_variant_lookup (dict, "switching", "b", &switching);
+      n += switching;
+      g_variant_unref (dict);
+    }
+  return n;
+}
+
 static int
 verb_reload (AbCtl *ctl, int argc, char **argv)
 {
   g_autoptr (GError) error = NULL;
+  gboolean wait = FALSE;
+  const GOptionEntry entries[]
+      = { { "wait", 0, 0, G_OPTION_ARG_NONE, &wait,
+            N_ ("Also wait until every session of a changed agent profile "
+                "runs on its new agent"),
+            NULL },
+          { NULL } };
   int status;
 
-  if (!parse_verb_options (ctl, NULL, FALSE, &argc, &argv, &status))
+  if (!parse_verb_options (ctl, entries, FALSE, &argc, &argv, &status))
     return status;
   if (argc > 1)
     return fail (_ ("reload takes no arguments"));
@@ -710,6 +741,26 @@ verb_reload (AbCtl *ctl, int argc, char **argv)
 
   if (!ctl->json)
     printf (_ ("Reloaded; generation %u.\n"), fetch_generation (ctl));
+  fflush (stdout);
+
+  /* A session switches after its running turn; poll until none is left. */
+  while (wait)
+    {
+      int switching = count_switching (ctl, &error);
+
+      if (switching < 0)
+        return fail_dbus (error);
+      if (switching == 0)
+        break;
+      if (!ctl->json)
+        fprintf (stderr,
+                 g_dngettext (GETTEXT_PACKAGE,
+                              "reload: %d session still switching agents\n",
+                              "reload: %d sessions still switching agents\n",
+                              switching),
+                 switching);
+      g_usleep (G_USEC_PER_SEC / 2);
+    }
   return EXIT_SUCCESS;
 }
 
@@ -1766,8 +1817,8 @@ static const AbCtlVerb verbs[] = {
   { "drain", "[--timeout DURATION]", "",
     N_ ("Stop accepting prompts; wait for running turns"), verb_drain },
   { "resume", "", "", N_ ("Accept prompts again after a drain"), verb_resume },
-  { "reload", "", "", N_ ("Re-read the configuration and wait for the result"),
-    verb_reload },
+  { "reload", "[--wait]", "",
+    N_ ("Re-read the configuration and wait for the result"), verb_reload },
 };
 
 static const AbCtlVerb *

@@ -1514,6 +1514,8 @@ ab_session_to_variant (AbSession *self)
                                                    : ""));
   g_variant_builder_add (&b, "{sv}", "path",
                          g_variant_new_object_path (self->path));
+  g_variant_builder_add (&b, "{sv}", "switching",
+                         g_variant_new_boolean (self->restart_pending));
   return g_variant_builder_end (&b);
 }
 

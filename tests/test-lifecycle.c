@@ -1649,6 +1649,70 @@ test_reload_unchanged_profile (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (session_u (fx, slow, "pid"), ==, pid_slow);
 }
 
+static void
+test_reload_changed_profile (Fixture *fx, gconstpointer data)
+{
+  const char *busy = "cli:switch/busy";
+  const char *idle = "cli:switch/idle";
+  const char *other = "cli:switch/other";
+  const char *agents = "  other:\n    command: [agentbroker-demo-agent]\n";
+  g_autofree char *yaml = NULL;
+  g_autofree char *out = NULL, *err = NULL;
+  g_autofree char *answer = NULL;
+  guint32 pid_busy, pid_other;
+  guint64 turn;
+  TurnRec *rec;
+
+  start_daemon (fx, agents, NULL);
+  g_free (prompt_ok (fx, idle, "echo one"));
+  {
+    g_autoptr (GError) error = NULL;
+    guint64 t
+        = prompt_on (fx->d.connection, other, "echo one", "other", &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpstr (wait_turn_checked (fx, fx->c, other, t)->reason, ==,
+                     "end_turn");
+  }
+  pid_other = session_u (fx, other, "pid");
+  turn = prompt (fx, busy, "sleep 2");
+  WAIT_FOR (turn_has_update (fx->c, busy, turn), TURN_TIMEOUT_MS);
+  pid_busy = session_u (fx, busy, "pid");
+
+  /* Only the demo profile changes. */
+  yaml = config_yaml (agents, NULL, NULL);
+  {
+    g_autoptr (GString) changed = g_string_new (yaml);
+    g_string_replace (changed, "    command: [agentbroker-demo-agent]\n",
+                      "    command: [agentbroker-demo-agent]\n"
+                      "    env: {AB_SWITCHED: \"1\"}\n",
+                      1);
+    ab_daemon_fixture_write_config (&fx->d, changed->str);
+  }
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "reload", "--wait", NULL), ==, 0);
+
+  /* reload --wait returned once the busy session had switched: its turn
+   * finished on the old agent first. */
+  rec = wait_turn (fx->c, busy, turn, TURN_TIMEOUT_MS);
+  g_assert_cmpstr (rec->reason, ==, "end_turn");
+  g_assert_cmpuint (session_u (fx, busy, "pid"), !=, pid_busy);
+  {
+    g_autoptr (GVariant) dict = get_session (fx, busy, NULL);
+    gboolean switching = TRUE;
+
+    g_assert_true (g_variant_lookup (dict, "switching", "b", &switching));
+    g_assert_false (switching);
+  }
+  g_assert_cmpuint (session_u (fx, idle, "pid"), ==, 0);
+  /* The unchanged profile's agent carries on. */
+  g_assert_cmpuint (session_u (fx, other, "pid"), ==, pid_other);
+
+  /* The next turn runs on a new agent that loaded the history. */
+  answer = prompt_ok (fx, busy, "env");
+  g_assert_nonnull (strstr (answer, "AB_SWITCHED=1"));
+}
+
 /* ---- agentctl ----------------------------------------------------------- */
 
 static void
@@ -1710,6 +1774,7 @@ main (int argc, char **argv)
   ADD ("stop/while-streaming", test_stop_while_streaming, NULL);
   ADD ("stop/deadline", test_stop_deadline, NULL);
   ADD ("reload/unchanged-profile", test_reload_unchanged_profile, NULL);
+  ADD ("reload/changed-profile", test_reload_changed_profile, NULL);
   ADD ("agentctl/drain-resume", test_agentctl_drain_resume, NULL);
 #undef ADD
 
