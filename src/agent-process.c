@@ -13,6 +13,7 @@
 #include <gio/gunixinputstream.h>
 #include <gio/gunixoutputstream.h>
 #include <glib-unix.h>
+#include <glib/gi18n.h>
 #include <systemd/sd-journal.h>
 
 #include "agent-process.h"
@@ -591,7 +592,7 @@ ab_agent_process_spawn (const char *const *argv, const char *const *envp,
   if (argv == NULL || argv[0] == NULL || argv[0][0] == '\0')
     {
       g_set_error_literal (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
-                           "agent command is empty");
+                           _ ("agent command is empty"));
       return NULL;
     }
 
@@ -612,11 +613,11 @@ ab_agent_process_spawn (const char *const *argv, const char *const *envp,
     {
       if (g_error_matches (local_error, G_SPAWN_ERROR, G_SPAWN_ERROR_NOENT))
         g_set_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED,
-                     "agent command '%s' not found: %s", argv[0],
+                     _ ("agent command '%s' not found: %s"), argv[0],
                      local_error->message);
       else
         g_set_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED,
-                     "cannot start agent command '%s': %s", argv[0],
+                     _ ("cannot start agent command '%s': %s"), argv[0],
                      local_error->message);
       return NULL;
     }
