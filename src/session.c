@@ -655,13 +655,16 @@ on_kick (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-/* Runs after pending replies, so a prompt's reply precedes its turn. */
+/* At the priority of agent output, so a session streaming flat out does
+ * not hold back other sessions' turns. A prompt's reply still precedes
+ * the turn's signals: those only come from the agent's answer to
+ * session/prompt, read on a later pass of the main loop. */
 static void
 schedule_kick (AbSession *self)
 {
   if (self->kick_source == 0)
     self->kick_source
-        = g_idle_add_full (G_PRIORITY_DEFAULT_IDLE, on_kick, self, NULL);
+        = g_idle_add_full (G_PRIORITY_DEFAULT, on_kick, self, NULL);
 }
 
 static guint64
