@@ -1,0 +1,187 @@
+#!/bin/bash
+# Access under real systemd (DESIGN §4): real non-root users on the real
+# system bus with the installed policy file.
+#   outsider  in no access group: refused by the bus policy, and — with a
+#             test policy that lets them through — by the daemon itself
+#   alice,bob in agentbroker (access.users): prompt; cannot cancel, remove
+#             or prompt the other's session, nor Watch "*" (the daemon
+#             decides), nor Drain or Reload (the policy decides)
+#   carol     in agentbroker-admin (access.admins): removes alice's session
+#   root      removes any session
+set -euo pipefail
+. /ab-tests/lib.sh
+
+bus_denied=org.freedesktop.DBus.Error.AccessDenied
+daemon_denied=org.agentbroker.Error.AccessDenied
+
+cat >"$ab_config" <<YAML
+default_agent: demo
+agents:
+  demo:
+    command: [$AB_BINDIR/agentbroker-demo-agent]
+timeouts:
+  kill: 2s
+YAML
+
+useradd -M -U outsider
+useradd -M -U -G agentbroker alice
+useradd -M -U -G agentbroker bob
+useradd -M -U -G agentbroker-admin carol
+alice_uid=$(id -u alice)
+diag "outsider: $(id outsider)" "alice: $(id alice)" "bob: $(id bob)" "carol: $(id carol)"
+
+check "systemctl start $ab_unit" systemctl start $ab_unit
+
+# call USER METHOD ARG...: gdbus call on the broker as USER (root when
+# USER is root); prints the reply, or the error with its D-Bus name.
+call() {
+    local user=$1 method=$2
+    shift 2
+    local cmd=(gdbus call --system --dest "$ab_name" --object-path "$ab_path"
+        --method "$ab_name.$method" -- "$@")
+    if [ "$user" = root ]; then "${cmd[@]}" 2>&1; else as_user "$user" "${cmd[@]}" 2>&1; fi
+}
+
+# refused DESCRIPTION ERROR_NAME USER METHOD ARG...: the call fails with
+# ERROR_NAME
+refused() {
+    local description=$1 name=$2 output
+    shift 2
+    if output=$(call "$@"); then
+        not_ok "$description"
+        diag "the call succeeded: $output"
+    elif grep -qF "$name" <<<"$output"; then
+        ok "$description"
+        diag "$output"
+    else
+        not_ok "$description"
+        diag "expected $name, got: $output"
+    fi
+}
+
+# succeeds DESCRIPTION USER METHOD ARG...
+succeeds() {
+    local description=$1 output
+    shift
+    if output=$(call "$@"); then ok "$description"; else
+        not_ok "$description"
+        diag "$output"
+    fi
+}
+
+has_session() { call root GetSession "$1" >/dev/null; }
+no_session() { ! has_session "$1"; }
+
+# agentctl USER ARG...: agentctl --system as USER; output on stdout
+agentctl_as() {
+    local user=$1
+    shift
+    as_user "$user" "$AB_BINDIR/agentctl" --system "$@" 2>&1
+}
+
+# --- outsider: the installed policy refuses ---------------------------------
+refused "outsider: Prompt is refused by the bus policy" "$bus_denied" \
+    outsider Prompt cli:outsider/x hello '{}'
+refused "outsider: ListSessions is refused by the bus policy" "$bus_denied" \
+    outsider ListSessions
+refused "outsider: RemoveSession is refused by the bus policy" "$bus_denied" \
+    outsider RemoveSession cli:alice/x
+if out=$(agentctl_as outsider prompt cli:outsider/x hello); then
+    not_ok "outsider: agentctl prompt fails"
+    diag "$out"
+else
+    ok "outsider: agentctl prompt fails"
+    diag "$out"
+fi
+state=$(as_user outsider busctl --system get-property "$ab_name" "$ab_path" \
+    "$ab_name" State 2>&1 || true)
+check_eq "outsider: the manager's State property stays readable" \
+    's "running"' "$state"
+check "outsider created no session" no_session cli:outsider/x
+
+# --- alice: prompts; the policy keeps the control plane from her -------------
+if out=$(agentctl_as alice prompt cli:alice/x hello); then
+    ok "alice: agentctl --system prompt cli:alice/x hello exits 0"
+else
+    not_ok "alice: agentctl --system prompt cli:alice/x hello exits 0"
+fi
+diag "$out"
+check "alice: the demo agent answered" test -n "$out"
+session=$(call root GetSession cli:alice/x || true)
+check "alice owns cli:alice/x (uid $alice_uid)" \
+    grep -qE "'owner': <uint32 $alice_uid>" <<<"$session"
+check "alice: ListSessions" call alice ListSessions
+refused "alice: Drain is refused by the bus policy" "$bus_denied" alice Drain 5
+refused "alice: Reload is refused by the bus policy" "$bus_denied" alice Reload
+refused "alice: Watch * is refused by the daemon (admins only)" "$daemon_denied" \
+    alice Watch '*'
+
+# --- bob: the policy lets these through; the daemon refuses ------------------
+refused "bob: RemoveSession of alice's session is refused by the daemon" \
+    "$daemon_denied" bob RemoveSession cli:alice/x
+refused "bob: Cancel of alice's session is refused by the daemon" \
+    "$daemon_denied" bob Cancel cli:alice/x
+refused "bob: Prompt on alice's session is refused by the daemon" \
+    "$daemon_denied" bob Prompt cli:alice/x 'echo from bob' '{}'
+refused "bob: Watch of alice's session is refused by the daemon" \
+    "$daemon_denied" bob Watch cli:alice/x
+if out=$(agentctl_as bob kill cli:alice/x); then
+    not_ok "bob: agentctl kill cli:alice/x fails"
+else
+    ok "bob: agentctl kill cli:alice/x fails"
+fi
+diag "$out"
+check "alice's session is still there" has_session cli:alice/x
+if out=$(agentctl_as bob prompt cli:bob/x 'echo bob here'); then
+    ok "bob: prompts his own session"
+else
+    not_ok "bob: prompts his own session"
+    diag "$out"
+fi
+succeeds "bob: removes his own session" bob RemoveSession cli:bob/x
+
+# --- carol (admin) and root may act on anyone's session ----------------------
+if out=$(agentctl_as carol kill cli:alice/x); then
+    ok "carol (admin): agentctl kill cli:alice/x"
+else
+    not_ok "carol (admin): agentctl kill cli:alice/x"
+    diag "$out"
+fi
+check "alice's session is gone" no_session cli:alice/x
+agentctl_as alice prompt cli:alice/y 'echo again' >/dev/null ||
+    not_ok "alice: prompts cli:alice/y"
+succeeds "root: RemoveSession of alice's session" root RemoveSession cli:alice/y
+check "cli:alice/y is gone" no_session cli:alice/y
+
+# --- outsider past the policy: the daemon's own check ------------------------
+# A test-only policy lets outsider send anything to the broker: what
+# refuses now is the daemon, from the caller's credentials.
+open_policy=/etc/dbus-1/system.d/zz-agentbroker-test-open.conf
+cat >"$open_policy" <<'XML'
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <policy user="outsider">
+    <allow send_destination="org.agentbroker.Broker1"/>
+  </policy>
+</busconfig>
+XML
+busctl --system call org.freedesktop.DBus /org/freedesktop/DBus \
+    org.freedesktop.DBus ReloadConfig
+refused "outsider past the policy: Prompt is refused by the daemon" \
+    "$daemon_denied" outsider Prompt cli:outsider/x hello '{}'
+refused "outsider past the policy: ListSessions is refused by the daemon" \
+    "$daemon_denied" outsider ListSessions
+refused "outsider past the policy: Drain is refused by the daemon" \
+    "$daemon_denied" outsider Drain 5
+check "outsider still created no session" no_session cli:outsider/x
+rm -f "$open_policy"
+busctl --system call org.freedesktop.DBus /org/freedesktop/DBus \
+    org.freedesktop.DBus ReloadConfig
+
+check_eq "the daemon is unharmed (active running)" "active running" \
+    "$(unit_prop $ab_unit ActiveState) $(unit_prop $ab_unit SubState)"
+check_eq "State is running" '"running"' "$(bus_prop State)"
+
+systemctl stop $ab_unit 2>/dev/null || true
+finish
