@@ -64,11 +64,11 @@ ab_access_to_string (AbAccess access)
   switch (access)
     {
     case AB_ACCESS_ADMIN:
-      return "admin";
+      return "admin access";
     case AB_ACCESS_USER:
-      return "user";
+      return "user access";
     case AB_ACCESS_NONE:
     default:
-      return "none";
+      return "no access";
     }
 }

@@ -83,8 +83,8 @@ on_caller_uid (GObject *source, GAsyncResult *result, gpointer user_data)
       g_autoptr (GError) denied = g_error_new (
           AB_ERROR, AB_ERROR_ACCESS_DENIED,
           call->required == AB_ACCESS_ADMIN
-              ? _ ("%s needs administrator access; uid %u has %s access")
-              : _ ("%s needs user access; uid %u has %s access"),
+              ? _ ("%s needs administrator access; uid %u has %s")
+              : _ ("%s needs user access; uid %u has %s"),
           g_dbus_method_invocation_get_method_name (invocation), uid,
           ab_access_to_string (access));
 
