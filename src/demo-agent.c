@@ -18,6 +18,8 @@
  *                     chunk i's text starts with "i " (i counts from 1); with
  *                     the word "stamp" anywhere in the prompt each chunk also
  *                     carries "t=<CLOCK_MONOTONIC µs at write time> "
+ *   pace R N [BYTES]  like "stream N BYTES stamp", but R chunks per second
+ *                     (one every 1000/R ms), for latency measurements
  *   sleep S           one chunk, then wait S seconds (cancellable), end_turn
  *   crash             one chunk, then _exit(3) in the middle of the turn
  *   hang              nothing at all until session/cancel → cancelled
@@ -136,6 +138,7 @@ struct _DemoTurn
   guint64 stream_next;
   guint stream_bytes;
   gboolean stream_stamp;
+  guint stream_pace_ms; /* between chunks; 0 = as fast as possible */
   GString *reply; /* what we said, for the transcript */
 };
 
@@ -681,7 +684,11 @@ turn_run_cb (gpointer user_data)
         case STEP_STREAM:
           turn_send_stream_chunk (turn);
           if (turn->stream_next++ < step->n)
-            continue; /* stay on this step */
+            {
+              /* Stay on this step; a paced stream waits for its timer. */
+              step->delay_ms = turn->stream_pace_ms;
+              continue;
+            }
           break;
         case STEP_PAUSE:
           break;
@@ -863,13 +870,22 @@ turn_plan (DemoTurn *turn, const char *mode_text, const char *prompt)
   words = (char **)nonempty->pdata;
   word = words[0] != NULL ? words[0] : "";
 
-  if (g_str_equal (word, "stream"))
+  if (g_str_equal (word, "stream") || g_str_equal (word, "pace"))
     {
       DemoStep *step = turn_add_step (turn, STEP_STREAM, 0);
+      guint first = 1;
 
-      step->n = parse_count (words, 1, 10);
-      turn->stream_bytes = parse_count (words, 2, DEMO_STREAM_BYTES);
-      turn->stream_stamp = strstr (mode_text, "stamp") != NULL;
+      if (g_str_equal (word, "pace"))
+        {
+          guint64 rate = parse_count (words, first++, 10);
+
+          turn->stream_pace_ms = (guint)CLAMP (1000 / MAX (rate, 1), 1, 1000);
+          turn->stream_stamp = TRUE;
+        }
+      else
+        turn->stream_stamp = strstr (mode_text, "stamp") != NULL;
+      step->n = parse_count (words, first, 10);
+      turn->stream_bytes = parse_count (words, first + 1, DEMO_STREAM_BYTES);
       turn->stream_next = 1;
       if (step->n == 0)
         g_queue_clear_full (&turn->steps, demo_step_free);
@@ -1416,6 +1432,7 @@ main (int argc, char **argv)
       "  stream N [BYTES]  N chunks at full speed, chunk i starts with \"i "
       "\";\n"
       "                    \"stamp\" in the prompt adds t=<monotonic usec>\n"
+      "  pace R N [BYTES]  N stamped chunks, R per second\n"
       "  sleep S           one chunk, wait S seconds (cancellable)\n"
       "  crash             one chunk, then exit 3 mid-turn\n"
       "  hang | hang-hard  never answer (hang-hard also ignores cancel)\n"

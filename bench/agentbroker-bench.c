@@ -1,0 +1,957 @@
+/* agentbroker-bench — what the daemon costs, measured next to what it
+ * cannot beat (issue 8).
+ *
+ * Runs its own dbus-daemon and the built agentbrokerd (temp config, state
+ * and NOTIFY_SOCKET) and prints one table: each figure is a median over
+ * repeated runs, with its spread, next to a baseline measured in the same
+ * run. With --json the output ends with one JSON object on a line of its
+ * own. Not a test: nothing here passes or fails on time.
+ *
+ *   relay      demo agent `stream N` → daemon → Update signals, 1 and 100
+ *              sessions; baselines: a trivial emitter (one unicast signal
+ *              per update, from a second connection) and the bench reading
+ *              the agent's pipe itself (json-glib per line)
+ *   latency    `pace 100 N` in 100 sessions (the agent stamps
+ *              CLOCK_MONOTONIC, the bench subtracts on arrival) vs the
+ *              emitter at the same rate
+ *   first      Prompt on a new thread → first Update vs the bench spawning
+ *              and handshaking the demo agent itself
+ *   drain      Drain() reply after the last turn's TurnEnded
+ *   scale      RSS, ListSessions and Reload() at 1,000 running sessions;
+ *              start and ListSessions with 10,000 suspended records
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <json-glib/json-glib.h>
+
+#include "bench-direct.h"
+#include "bench-sink.h"
+#include "bench-util.h"
+
+#define BUS_NAME "org.agentbroker.Broker1"
+#define BUS_PATH "/org/agentbroker/Broker1"
+#define BROKER_IFACE "org.agentbroker.Broker1"
+#define CALL_TIMEOUT_MS 120000
+
+typedef struct
+{
+  gboolean quick;
+  guint runs;       /* repeated runs of each throughput figure */
+  guint64 stream_n; /* updates per relay run (all sessions together) */
+  guint stream_bytes;
+  guint relay_sessions;
+  guint pace_rate; /* updates per second per session */
+  guint pace_n;    /* updates per session per latency run */
+  guint first_runs;
+  guint scale_sessions;
+  guint suspended_records;
+  guint call_reps; /* round trips per ListSessions/GetAll figure */
+} BenchPlan;
+
+typedef struct
+{
+  BenchPlan plan;
+  char *self_path;
+  char *daemon_path;
+  char *agent_path;
+  char *bus_address;
+  GDBusConnection *connection;
+  BenchSink sink;
+  GHashTable *series; /* key → BenchSeries */
+  GPtrArray *order;   /* keys, in the order they were first used */
+  guint pending_calls;
+  guint failed_calls;
+  char *tmpdir;
+} Bench;
+
+static BenchSeries *
+series (Bench *b, const char *key)
+{
+  BenchSeries *s = g_hash_table_lookup (b->series, key);
+
+  if (s == NULL)
+    {
+      s = bench_series_new (g_intern_string (key));
+      g_hash_table_insert (b->series, (gpointer)s->key, s);
+      g_ptr_array_add (b->order, (gpointer)s->key);
+    }
+  return s;
+}
+
+static void
+add (Bench *b, const char *key, double v)
+{
+  bench_series_add (series (b, key), v);
+}
+
+static double
+median (Bench *b, const char *key)
+{
+  return bench_series_median (series (b, key));
+}
+
+static char *
+config_yaml (Bench *b)
+{
+  return g_strdup_printf ("default_agent: demo\n"
+                          "agents:\n"
+                          "  demo:\n"
+                          "    command: [%s]\n"
+                          "pool:\n"
+                          "  max_sessions: 2000\n"
+                          "  max_queued_prompts: 8\n"
+                          "  idle_timeout: 2h\n",
+                          b->agent_path);
+}
+
+/* ---- D-Bus calls ----------------------------------------------------- */
+
+static GVariant *
+call (Bench *b, const char *method, GVariant *params, const char *reply_type,
+      GError **error)
+{
+  return g_dbus_connection_call_sync (
+      b->connection, BUS_NAME, BUS_PATH, BROKER_IFACE, method, params,
+      reply_type != NULL ? G_VARIANT_TYPE (reply_type) : NULL,
+      G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS, NULL, error);
+}
+
+/* Round trip time of a call in ms, or NAN when it failed. */
+static double
+timed_call (Bench *b, const char *iface, const char *method, GVariant *params,
+            GVariant **reply_out)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = NULL;
+  gint64 t0 = g_get_monotonic_time ();
+
+  reply = g_dbus_connection_call_sync (
+      b->connection, BUS_NAME, BUS_PATH, iface, method, params, NULL,
+      G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS, NULL, &error);
+  if (reply == NULL)
+    {
+      g_printerr ("%s: %s\n", method, error->message);
+      return NAN;
+    }
+  if (reply_out != NULL)
+    *reply_out = g_steal_pointer (&reply);
+  return (g_get_monotonic_time () - t0) / 1000.0;
+}
+
+static void
+on_prompt_reply (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Bench *b = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = NULL;
+
+  reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result,
+                                         &error);
+  if (reply == NULL)
+    {
+      if (b->failed_calls++ < 3)
+        g_printerr ("Prompt: %s\n", error->message);
+    }
+  b->pending_calls--;
+}
+
+static void
+prompt_async (Bench *b, const char *thread, const char *text)
+{
+  b->pending_calls++;
+  g_dbus_connection_call (
+      b->connection, BUS_NAME, BUS_PATH, BROKER_IFACE, "Prompt",
+      g_variant_new ("(ssa{sv})", thread, text, NULL), G_VARIANT_TYPE ("(t)"),
+      G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS, NULL, on_prompt_reply, b);
+}
+
+static char *
+thread_name (const char *prefix, guint i)
+{
+  return g_strdup_printf ("bench:%s/%u", prefix, i);
+}
+
+/* Prompts @text on threads prefix/first … prefix/first+count-1 at once and
+ * waits for every turn to end. FALSE on a refused prompt or a timeout. */
+static gboolean
+prompt_all (Bench *b, const char *prefix, guint first, guint count,
+            const char *text, guint timeout_ms)
+{
+  guint64 base = bench_sink_turns_ended (&b->sink);
+
+  b->failed_calls = 0;
+  for (guint i = first; i < first + count; i++)
+    {
+      g_autofree char *thread = thread_name (prefix, i);
+
+      prompt_async (b, thread, text);
+    }
+  if (!bench_sink_wait_turns (&b->sink, base + count, timeout_ms))
+    {
+      g_printerr ("%s: %" G_GUINT64_FORMAT " of %u turns ended in time\n",
+                  prefix, bench_sink_turns_ended (&b->sink) - base, count);
+      return FALSE;
+    }
+  while (b->pending_calls > 0)
+    g_main_context_iteration (NULL, TRUE);
+  return b->failed_calls == 0;
+}
+
+/* ---- relay throughput ------------------------------------------------- */
+
+/* Updates per second through the daemon, @sessions streaming at once. */
+static double
+relay_run (Bench *b, guint sessions)
+{
+  guint64 per = b->plan.stream_n / sessions;
+  g_autofree char *text = g_strdup_printf ("stream %" G_GUINT64_FORMAT " %u",
+                                           per, b->plan.stream_bytes);
+  gint64 t0;
+  guint64 got;
+
+  bench_sink_reset (&b->sink, FALSE);
+  t0 = g_get_monotonic_time ();
+  if (!prompt_all (b, "relay", 0, sessions, text, 300000))
+    return NAN;
+  got = b->sink.updates;
+  if (got != per * sessions)
+    g_printerr ("relay: %" G_GUINT64_FORMAT " updates of %" G_GUINT64_FORMAT
+                "\n",
+                got, per * sessions);
+  add (b,
+       sessions == 1 ? "relay_messages_per_run_1"
+                     : "relay_messages_per_run_100",
+       (double)b->sink.messages);
+  return got / ((b->sink.last_turn_ended_us - t0) / 1e6);
+}
+
+static GSubprocess *
+emitter_spawn (Bench *b, guint64 n, guint rate, guint streams)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *n_str = g_strdup_printf ("%" G_GUINT64_FORMAT, n);
+  g_autofree char *bytes_str = g_strdup_printf ("%u", b->plan.stream_bytes);
+  g_autofree char *rate_str = g_strdup_printf ("%u", rate);
+  g_autofree char *streams_str = g_strdup_printf ("%u", streams);
+  g_autoptr (GSubprocess) p = NULL;
+  g_autoptr (GDataInputStream) out = NULL;
+  g_autofree char *line = NULL;
+
+  p = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE
+                            | G_SUBPROCESS_FLAGS_STDOUT_PIPE,
+                        &error, b->self_path, "--emit", b->bus_address,
+                        g_dbus_connection_get_unique_name (b->connection),
+                        n_str, bytes_str, rate_str, streams_str, NULL);
+  if (p == NULL)
+    {
+      g_printerr ("emitter: %s\n", error->message);
+      return NULL;
+    }
+  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (p));
+  line = g_data_input_stream_read_line (out, NULL, NULL, NULL);
+  if (g_strcmp0 (line, "ready") != 0)
+    {
+      g_printerr ("emitter did not start\n");
+      return NULL;
+    }
+  return g_steal_pointer (&p);
+}
+
+static gboolean
+emitter_go (Bench *b, GSubprocess *p, guint streams, gint64 *t0)
+{
+  bench_sink_reset (&b->sink, TRUE);
+  *t0 = g_get_monotonic_time ();
+  g_output_stream_write_all (g_subprocess_get_stdin_pipe (p), "go\n", 3, NULL,
+                             NULL, NULL);
+  g_output_stream_flush (g_subprocess_get_stdin_pipe (p), NULL, NULL);
+  if (!bench_sink_wait_turns (&b->sink, streams, 300000))
+    return FALSE;
+  g_subprocess_wait (p, NULL, NULL);
+  return TRUE;
+}
+
+/* Updates per second from the trivial emitter, one signal each. */
+static double
+emitter_rate_run (Bench *b)
+{
+  g_autoptr (GSubprocess) p = emitter_spawn (b, b->plan.stream_n, 0, 1);
+  gint64 t0;
+
+  if (p == NULL || !emitter_go (b, p, 1, &t0))
+    return NAN;
+  return b->sink.updates / ((b->sink.last_turn_ended_us - t0) / 1e6);
+}
+
+/* Updates per second read and parsed by the bench from the agent's pipe. */
+static double
+direct_rate_run (Bench *b)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (BenchDirect) d
+      = bench_direct_start (b->agent_path, b->tmpdir, &error);
+  g_autofree char *text = NULL;
+  guint64 chunks = 0;
+  gint64 t0, t1;
+
+  if (d == NULL)
+    {
+      g_printerr ("direct: %s\n", error->message);
+      return NAN;
+    }
+  text = g_strdup_printf ("stream %" G_GUINT64_FORMAT " %u", b->plan.stream_n,
+                          b->plan.stream_bytes);
+  t0 = g_get_monotonic_time ();
+  if (!bench_direct_prompt (d, text, &chunks, NULL, &error))
+    {
+      g_printerr ("direct: %s\n", error->message);
+      return NAN;
+    }
+  t1 = g_get_monotonic_time ();
+  return chunks / ((t1 - t0) / 1e6);
+}
+
+static void
+bench_relay (Bench *b)
+{
+  /* Sessions exist and their agents run before anything is timed. */
+  if (!prompt_all (b, "relay", 0, b->plan.relay_sessions, "stream 1", 120000))
+    return;
+  for (guint r = 0; r < b->plan.runs; r++)
+    {
+      add (b, "relay_rate_1", relay_run (b, 1));
+      add (b, "dbus_rate", emitter_rate_run (b));
+      add (b, "direct_rate", direct_rate_run (b));
+      add (b, "relay_rate_100", relay_run (b, b->plan.relay_sessions));
+    }
+}
+
+/* ---- added latency at a steady rate ----------------------------------- */
+
+static void
+add_latency (Bench *b, const char *prefix)
+{
+  g_autofree char *p50 = g_strconcat (prefix, "_p50_us", NULL);
+  g_autofree char *p99 = g_strconcat (prefix, "_p99_us", NULL);
+
+  add (b, p50, bench_percentile (b->sink.latency_us, 50));
+  add (b, p99, bench_percentile (b->sink.latency_us, 99));
+}
+
+static void
+bench_latency (Bench *b)
+{
+  g_autofree char *text = g_strdup_printf (
+      "pace %u %u %u", b->plan.pace_rate, b->plan.pace_n, b->plan.stream_bytes);
+  guint sessions = b->plan.relay_sessions;
+
+  for (guint r = 0; r < b->plan.runs; r++)
+    {
+      g_autoptr (GSubprocess) p = NULL;
+      gint64 t0;
+
+      bench_sink_reset (&b->sink, TRUE);
+      if (prompt_all (b, "relay", 0, sessions, text, 300000))
+        {
+          if (b->sink.latency_us->len != (guint64)sessions * b->plan.pace_n)
+            g_printerr ("latency: %u samples of %u\n", b->sink.latency_us->len,
+                        sessions * b->plan.pace_n);
+          add_latency (b, "relay_latency");
+        }
+      p = emitter_spawn (b, b->plan.pace_n, b->plan.pace_rate, sessions);
+      if (p != NULL && emitter_go (b, p, sessions, &t0))
+        add_latency (b, "dbus_latency");
+    }
+  bench_sink_reset (&b->sink, FALSE);
+}
+
+/* ---- first update of a new thread -------------------------------------- */
+
+static void
+bench_first_update (Bench *b)
+{
+  for (guint r = 0; r < b->plan.first_runs; r++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autofree char *thread = thread_name ("first", r);
+      gint64 t0, first = 0;
+      guint64 chunks;
+
+      bench_sink_reset (&b->sink, FALSE);
+      t0 = g_get_monotonic_time ();
+      prompt_async (b, thread, "stream 1");
+      if (bench_sink_wait_first_update (&b->sink, 60000))
+        add (b, "first_update_ms",
+             (bench_sink_first_update (&b->sink) - t0) / 1000.0);
+      bench_sink_wait_turns (&b->sink, 1, 60000);
+      while (b->pending_calls > 0)
+        g_main_context_iteration (NULL, TRUE);
+
+      /* The same agent, spawned and handshaken by the bench. */
+      t0 = g_get_monotonic_time ();
+      {
+        g_autoptr (BenchDirect) d
+            = bench_direct_start (b->agent_path, b->tmpdir, &error);
+
+        if (d != NULL
+            && bench_direct_prompt (d, "stream 1", &chunks, &first, &error))
+          add (b, "direct_first_update_ms", (first - t0) / 1000.0);
+        else
+          g_printerr ("direct first update: %s\n", error->message);
+      }
+    }
+}
+
+/* ---- Drain() return ---------------------------------------------------- */
+
+static void
+bench_drain (Bench *b)
+{
+  for (guint r = 0; r < MAX (b->plan.runs, 5); r++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (GVariant) reply = NULL;
+      gint64 returned;
+
+      bench_sink_reset (&b->sink, FALSE);
+      prompt_async (b, "bench:drain", "sleep 0.2");
+      if (!bench_sink_wait_first_update (&b->sink, 60000))
+        continue;
+      reply = call (b, "Drain", g_variant_new ("(u)", 30), "(uu)", &error);
+      returned = g_get_monotonic_time ();
+      if (reply == NULL)
+        g_printerr ("Drain: %s\n", error->message);
+      else if (bench_sink_turns_ended (&b->sink) == 0)
+        g_printerr ("Drain returned before the turn's TurnEnded\n");
+      else
+        add (b, "drain_return_ms",
+             (returned - b->sink.last_turn_ended_us) / 1000.0);
+      g_clear_pointer (&reply, g_variant_unref);
+      reply = call (b, "Resume", NULL, NULL, &error);
+      if (reply == NULL)
+        g_printerr ("Resume: %s\n", error->message);
+      while (b->pending_calls > 0)
+        g_main_context_iteration (NULL, TRUE);
+    }
+}
+
+/* ---- scale: 1,000 running sessions --------------------------------------- */
+
+/* thread → pid of every session. */
+static GHashTable *
+session_pids (Bench *b, guint *running)
+{
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GVariantIter) iter = NULL;
+  GVariant *dict;
+  GHashTable *pids
+      = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+
+  *running = 0;
+  if (isnan (timed_call (b, BROKER_IFACE, "ListSessions", NULL, &reply)))
+    return pids;
+  g_variant_get (reply, "(aa{sv})", &iter);
+  while ((dict = g_variant_iter_next_value (iter)) != NULL)
+    {
+      const char *thread = NULL;
+      guint32 pid = 0;
+
+      g_variant_lookup (dict, "thread", "&s", &thread);
+      g_variant_lookup (dict, "pid", "u", &pid);
+      if (pid != 0)
+        (*running)++;
+      g_hash_table_insert (pids, g_strdup (thread), GUINT_TO_POINTER (pid));
+      g_variant_unref (dict);
+    }
+  return pids;
+}
+
+static gboolean
+same_pids (GHashTable *a, GHashTable *b)
+{
+  GHashTableIter it;
+  gpointer k, v;
+
+  if (g_hash_table_size (a) != g_hash_table_size (b))
+    return FALSE;
+  g_hash_table_iter_init (&it, a);
+  while (g_hash_table_iter_next (&it, &k, &v))
+    if (g_hash_table_lookup (b, k) != v)
+      return FALSE;
+  return TRUE;
+}
+
+static gboolean
+start_daemon (Bench *b, BenchDaemon *d)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (!bench_daemon_start (d, b->daemon_path, b->bus_address, &error))
+    {
+      g_printerr ("%s\n", error->message);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+bench_scale_running (Bench *b)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *yaml = config_yaml (b);
+  g_autoptr (BenchDaemon) d = bench_daemon_new (yaml, &error);
+  g_autoptr (GHashTable) before = NULL;
+  g_autoptr (GHashTable) after = NULL;
+  guint n = b->plan.scale_sessions, running = 0;
+  gint64 rss0, rss1, t0;
+
+  if (d == NULL || !start_daemon (b, d))
+    return;
+  for (guint i = 0; i < b->plan.call_reps; i++)
+    add (b, "getall_ms",
+         timed_call (b, "org.freedesktop.DBus.Properties", "GetAll",
+                     g_variant_new ("(s)", BROKER_IFACE), NULL));
+  for (guint i = 0; i < 5; i++)
+    add (b, "reload_0_ms", timed_call (b, BROKER_IFACE, "Reload", NULL, NULL));
+  g_usleep (200000);
+  rss0 = bench_rss_kib (d->pid);
+
+  t0 = g_get_monotonic_time ();
+  for (guint i = 0; i < n; i += 100)
+    if (!prompt_all (b, "scale", i, MIN (100, n - i), "stream 1", 300000))
+      return;
+  add (b, "spawn_1000_s", (g_get_monotonic_time () - t0) / 1e6);
+  g_usleep (500000);
+  rss1 = bench_rss_kib (d->pid);
+  add (b, "rss_0_kib", (double)rss0);
+  add (b, "rss_1000_kib", (double)rss1);
+  add (b, "rss_per_session_kib", (double)(rss1 - rss0) / n);
+
+  before = session_pids (b, &running);
+  if (running != n)
+    g_printerr ("scale: %u sessions running, not %u\n", running, n);
+  for (guint i = 0; i < b->plan.call_reps; i++)
+    add (b, "list_1000_ms",
+         timed_call (b, BROKER_IFACE, "ListSessions", NULL, NULL));
+  for (guint i = 0; i < 5; i++)
+    add (b, "reload_1000_ms",
+         timed_call (b, BROKER_IFACE, "Reload", NULL, NULL));
+  after = session_pids (b, &running);
+  add (b, "reload_agents_restarted", same_pids (before, after) ? 0 : (double)n);
+  bench_daemon_stop (d, 60000);
+}
+
+/* ---- scale: 10,000 suspended records ------------------------------------- */
+
+static gboolean
+write_records (const char *state_dir, guint n, GError **error)
+{
+  g_autofree char *dir = g_build_filename (state_dir, "sessions", NULL);
+  gint64 now = g_get_real_time ();
+
+  if (g_mkdir_with_parents (dir, 0700) != 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot create %s",
+                   dir);
+      return FALSE;
+    }
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *thread = thread_name ("suspended", i);
+      g_autofree char *hash
+          = g_compute_checksum_for_string (G_CHECKSUM_SHA256, thread, -1);
+      g_autofree char *name = g_strconcat (hash, ".json", NULL);
+      g_autofree char *path = g_build_filename (dir, name, NULL);
+      g_autofree char *json = g_strdup_printf (
+          "{\"version\":1,\"thread\":\"%s\",\"agent\":\"demo\","
+          "\"owner\":%u,\"cwd\":\"%s/work/suspended-%u\","
+          "\"acp_session\":\"bench-%u\",\"created\":%" G_GINT64_FORMAT
+          ",\"last_activity\":%" G_GINT64_FORMAT ",\"turns\":1,"
+          "\"last_turn\":1,\"last_reason\":\"end_turn\","
+          "\"interrupted_reported\":false}",
+          thread, (guint)getuid (), state_dir, i, i, now, now);
+
+      if (!g_file_set_contents_full (path, json, -1, G_FILE_SET_CONTENTS_NONE,
+                                     0600, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+bench_scale_suspended (Bench *b)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *yaml = config_yaml (b);
+  g_autoptr (BenchDaemon) empty = bench_daemon_new (yaml, &error);
+  g_autoptr (BenchDaemon) full = NULL;
+  guint n = b->plan.suspended_records, runs = b->plan.quick ? 2 : 3;
+
+  full = empty != NULL ? bench_daemon_new (yaml, &error) : NULL;
+  if (full == NULL || !write_records (full->state_dir, n, &error))
+    {
+      g_printerr ("suspended: %s\n", error->message);
+      return;
+    }
+  /* Alternating, so both see the same machine. */
+  for (guint r = 0; r < runs; r++)
+    {
+      if (!start_daemon (b, empty))
+        return;
+      add (b, "start_0_ms", empty->ready_us / 1000.0);
+      bench_daemon_stop (empty, 60000);
+      if (!start_daemon (b, full))
+        return;
+      add (b, "start_10000_ms", full->ready_us / 1000.0);
+      if (r + 1 < runs)
+        bench_daemon_stop (full, 60000);
+    }
+  {
+    guint running = 0;
+    g_autoptr (GHashTable) all = session_pids (b, &running);
+
+    if (g_hash_table_size (all) != n)
+      g_printerr ("suspended: %u sessions listed, not %u\n",
+                  g_hash_table_size (all), n);
+  }
+  for (guint i = 0; i < b->plan.call_reps; i++)
+    add (b, "list_10000_suspended_ms",
+         timed_call (b, BROKER_IFACE, "ListSessions", NULL, NULL));
+  bench_daemon_stop (full, 60000);
+}
+
+/* ---- report ------------------------------------------------------------ */
+
+static void
+derive (Bench *b)
+{
+  double relay1 = median (b, "relay_rate_1");
+
+  add (b, "relay_vs_dbus_1", relay1 / median (b, "dbus_rate"));
+  add (b, "relay_vs_direct_1", relay1 / median (b, "direct_rate"));
+  add (b, "relay_100_vs_1", median (b, "relay_rate_100") / relay1);
+  add (b, "latency_p50_added_us",
+       median (b, "relay_latency_p50_us") - median (b, "dbus_latency_p50_us"));
+  add (b, "latency_p99_added_us",
+       median (b, "relay_latency_p99_us") - median (b, "dbus_latency_p99_us"));
+  add (b, "first_update_added_ms",
+       median (b, "first_update_ms") - median (b, "direct_first_update_ms"));
+  add (b, "reload_1000_added_ms",
+       median (b, "reload_1000_ms") - median (b, "reload_0_ms"));
+  add (b, "start_10000_added_ms",
+       median (b, "start_10000_ms") - median (b, "start_0_ms"));
+}
+
+static void
+print_row (Bench *b, const char *label, const char *key, const char *base_key,
+           const char *figure_key, const char *target_text, gboolean met)
+{
+  BenchSeries *s = series (b, key);
+  g_autofree char *value = NULL;
+  g_autofree char *base = NULL;
+
+  value = g_strdup_printf ("%.4g [%.4g..%.4g]", bench_series_median (s),
+                           bench_series_min (s), bench_series_max (s));
+  if (base_key != NULL)
+    {
+      BenchSeries *bs = series (b, base_key);
+
+      base = g_strdup_printf ("%s %.4g [%.4g..%.4g]", base_key,
+                              bench_series_median (bs), bench_series_min (bs),
+                              bench_series_max (bs));
+    }
+  printf ("%-38s %-30s %-44s %-10.4g %-24s %s\n", label, value,
+          base != NULL ? base : "—", median (b, figure_key), target_text,
+          isnan (median (b, figure_key)) ? "n/a"
+          : met                          ? "met"
+                                         : "MISSED");
+}
+
+/* JSON has no NaN: a figure that could not be measured is null. */
+static void
+add_number (JsonBuilder *jb, double v)
+{
+  if (isfinite (v))
+    json_builder_add_double_value (jb, v);
+  else
+    json_builder_add_null_value (jb);
+}
+
+static void
+report (Bench *b, gboolean json)
+{
+  g_autofree char *load = NULL;
+  double r1 = median (b, "relay_rate_1");
+
+  derive (b);
+  g_file_get_contents ("/proc/loadavg", &load, NULL, NULL);
+  printf ("\nagentbroker bench (%s; %u runs; %ld CPUs; loadavg %s)\n",
+          b->plan.quick ? "quick" : "full", b->plan.runs,
+          sysconf (_SC_NPROCESSORS_ONLN),
+          load != NULL ? g_strstrip (load) : "?");
+  printf ("%-38s %-30s %-44s %-10s %-24s %s\n", "figure", "median [min..max]",
+          "baseline median [min..max]", "vs base", "target", "");
+  print_row (b, "relay 1 session (updates/s)", "relay_rate_1", "dbus_rate",
+             "relay_vs_dbus_1", ">= 2.0 × raw D-Bus",
+             median (b, "relay_vs_dbus_1") >= 2.0);
+  print_row (b, "relay 1 session (updates/s)", "relay_rate_1", "direct_rate",
+             "relay_vs_direct_1", ">= 0.4 × direct pipe",
+             median (b, "relay_vs_direct_1") >= 0.4);
+  print_row (b, "relay 100 sessions, sum (updates/s)", "relay_rate_100",
+             "relay_rate_1", "relay_100_vs_1", ">= 0.8 × 1 session",
+             median (b, "relay_100_vs_1") >= 0.8);
+  print_row (b, "latency p50, 100x100/s (us)", "relay_latency_p50_us",
+             "dbus_latency_p50_us", "latency_p50_added_us", "<= +150 us",
+             median (b, "latency_p50_added_us") <= 150);
+  print_row (b, "latency p99, 100x100/s (us)", "relay_latency_p99_us",
+             "dbus_latency_p99_us", "latency_p99_added_us", "<= +1000 us",
+             median (b, "latency_p99_added_us") <= 1000);
+  print_row (b, "first update, new thread (ms)", "first_update_ms",
+             "direct_first_update_ms", "first_update_added_ms", "<= +5 ms",
+             median (b, "first_update_added_ms") <= 5);
+  print_row (b, "daemon RSS per session @1000 (KiB)", "rss_per_session_kib",
+             "rss_0_kib", "rss_per_session_kib", "<= 64 KiB",
+             median (b, "rss_per_session_kib") <= 64);
+  print_row (b, "ListSessions, 1000 running (ms)", "list_1000_ms", "getall_ms",
+             "list_1000_ms", "<= 10 ms", median (b, "list_1000_ms") <= 10);
+  print_row (b, "ListSessions, 10000 suspended (ms)", "list_10000_suspended_ms",
+             "getall_ms", "list_10000_suspended_ms", "<= 100 ms",
+             median (b, "list_10000_suspended_ms") <= 100);
+  print_row (b, "Reload(), 1000 idle sessions (ms)", "reload_1000_ms",
+             "reload_0_ms", "reload_1000_added_ms", "<= +50 ms, 0 restarted",
+             median (b, "reload_1000_added_ms") <= 50
+                 && median (b, "reload_agents_restarted") == 0);
+  print_row (b, "start -> READY=1, 10000 records (ms)", "start_10000_ms",
+             "start_0_ms", "start_10000_added_ms", "<= +1000 ms",
+             median (b, "start_10000_added_ms") <= 1000);
+  print_row (b, "Drain() after last TurnEnded (ms)", "drain_return_ms", NULL,
+             "drain_return_ms", "<= 10 ms",
+             median (b, "drain_return_ms") <= 10);
+  printf ("(relay batching: %.1f updates per Update signal with 1 session; "
+          "1000 agents spawned in %.1f s)\n",
+          r1 > 0 ? b->plan.stream_n / median (b, "relay_messages_per_run_1")
+                 : NAN,
+          median (b, "spawn_1000_s"));
+
+  if (json)
+    {
+      g_autoptr (JsonBuilder) jb = json_builder_new ();
+      g_autoptr (JsonNode) root = NULL;
+      g_autofree char *text = NULL;
+      static const char *const keys[] = {
+        "relay_rate_1",          "relay_vs_dbus_1",
+        "relay_vs_direct_1",     "relay_rate_100",
+        "latency_p50_added_us",  "latency_p99_added_us",
+        "first_update_added_ms", "rss_per_session_kib",
+        "list_1000_ms",          "list_10000_suspended_ms",
+        "reload_1000_added_ms",  "start_10000_added_ms",
+        "drain_return_ms",
+      };
+
+      json_builder_begin_object (jb);
+      for (guint i = 0; i < G_N_ELEMENTS (keys); i++)
+        {
+          json_builder_set_member_name (jb, keys[i]);
+          add_number (jb, median (b, keys[i]));
+        }
+      json_builder_set_member_name (jb, "quick");
+      json_builder_add_boolean_value (jb, b->plan.quick);
+      json_builder_set_member_name (jb, "loadavg");
+      json_builder_add_string_value (jb, load != NULL ? load : "");
+      json_builder_set_member_name (jb, "raw");
+      json_builder_begin_object (jb);
+      for (guint i = 0; i < b->order->len; i++)
+        {
+          BenchSeries *s = series (b, b->order->pdata[i]);
+
+          json_builder_set_member_name (jb, s->key);
+          json_builder_begin_array (jb);
+          for (guint j = 0; j < s->values->len; j++)
+            add_number (jb, g_array_index (s->values, double, j));
+          json_builder_end_array (jb);
+        }
+      json_builder_end_object (jb);
+      json_builder_end_object (jb);
+      root = json_builder_get_root (jb);
+      text = json_to_string (root, FALSE);
+      printf ("%s\n", text);
+    }
+}
+
+/* ---- main -------------------------------------------------------------- */
+
+static void
+raise_fd_limit (void)
+{
+  struct rlimit rl;
+
+  /* Each running session holds three pipes in the daemon. */
+  if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max)
+    {
+      rl.rlim_cur = rl.rlim_max;
+      setrlimit (RLIMIT_NOFILE, &rl);
+    }
+}
+
+static char *
+find_builddir (const char *argv0)
+{
+  const char *env = g_getenv ("AB_BENCH_BUILDDIR");
+  g_autofree char *exe = g_file_read_link ("/proc/self/exe", NULL);
+  g_autofree char *dir = NULL;
+
+  if (env != NULL)
+    return g_strdup (env);
+  dir = g_path_get_dirname (exe != NULL ? exe : argv0);
+  /* bench/agentbroker-bench (or bench/.libs/…) → the build tree's top. */
+  return g_path_get_dirname (dir);
+}
+
+static void
+plan_init (BenchPlan *p, gboolean quick)
+{
+  p->quick = quick;
+  p->runs = quick ? 3 : 5;
+  p->stream_n = quick ? 40000 : 100000;
+  p->stream_bytes = 16;
+  p->relay_sessions = 100;
+  p->pace_rate = 100;
+  p->pace_n = quick ? 100 : 300;
+  p->first_runs = quick ? 5 : 10;
+  p->scale_sessions = 1000;
+  p->suspended_records = 10000;
+  p->call_reps = quick ? 5 : 20;
+}
+
+int
+main (int argc, char **argv)
+{
+  gboolean quick = FALSE, json = FALSE;
+  char *only = NULL;
+  GOptionEntry entries[] = {
+    { "quick", 0, 0, G_OPTION_ARG_NONE, &quick,
+      "Fewer and shorter runs (about 2 minutes)", NULL },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json,
+      "End with one JSON object on a line of its own", NULL },
+    { "only", 0, 0, G_OPTION_ARG_STRING, &only,
+      "Comma-separated parts: relay,latency,first,drain,running,suspended",
+      "PARTS" },
+    { NULL },
+  };
+  g_autoptr (GOptionContext) context = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSubprocess) bus = NULL;
+  g_autoptr (BenchDaemon) d = NULL;
+  g_autofree char *builddir = NULL;
+  g_autofree char *yaml = NULL;
+  g_auto (GStrv) parts = NULL;
+  Bench b = { 0 };
+
+  if (argc == 8 && g_str_equal (argv[1], "--emit"))
+    return bench_emitter_main (
+        argv[2], argv[3], g_ascii_strtoull (argv[4], NULL, 10),
+        (guint)atoi (argv[5]), (guint)atoi (argv[6]), (guint)atoi (argv[7]));
+
+  context = g_option_context_new (NULL);
+  g_option_context_set_summary (
+      context, "Measures agentbrokerd next to its baselines (issue 8).");
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    {
+      g_printerr ("agentbroker-bench: %s\n", error->message);
+      return 2;
+    }
+  parts = g_strsplit (
+      only != NULL ? only : "relay,latency,first,drain,running,suspended", ",",
+      -1);
+
+  raise_fd_limit ();
+  plan_init (&b.plan, quick);
+  builddir = find_builddir (argv[0]);
+  b.self_path = g_file_read_link ("/proc/self/exe", NULL);
+  b.daemon_path = g_build_filename (builddir, "src", "agentbrokerd", NULL);
+  b.agent_path
+      = g_build_filename (builddir, "src", "agentbroker-demo-agent", NULL);
+  b.series = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                    (GDestroyNotify)bench_series_free);
+  b.order = g_ptr_array_new ();
+  b.tmpdir = g_dir_make_tmp ("agentbroker-bench-XXXXXX", &error);
+  if (b.tmpdir == NULL || (bus = bench_bus_up (&b.bus_address, &error)) == NULL)
+    {
+      g_printerr ("agentbroker-bench: %s\n", error->message);
+      return 1;
+    }
+  b.connection = g_dbus_connection_new_for_address_sync (
+      b.bus_address,
+      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT
+          | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+      NULL, NULL, &error);
+  if (b.connection == NULL)
+    {
+      g_printerr ("agentbroker-bench: %s\n", error->message);
+      return 1;
+    }
+  bench_sink_init (&b.sink, b.connection);
+
+  yaml = config_yaml (&b);
+  d = bench_daemon_new (yaml, &error);
+  if (d == NULL || !start_daemon (&b, d))
+    return 1;
+  if (g_strv_contains ((const char *const *)parts, "relay")
+      || g_strv_contains ((const char *const *)parts, "latency"))
+    {
+      g_printerr ("bench: relay and latency ...\n");
+      if (g_strv_contains ((const char *const *)parts, "relay"))
+        bench_relay (&b);
+      else
+        prompt_all (&b, "relay", 0, b.plan.relay_sessions, "stream 1", 120000);
+      if (g_strv_contains ((const char *const *)parts, "latency"))
+        bench_latency (&b);
+    }
+  if (g_strv_contains ((const char *const *)parts, "first"))
+    {
+      g_printerr ("bench: first update ...\n");
+      bench_first_update (&b);
+    }
+  if (g_strv_contains ((const char *const *)parts, "drain"))
+    {
+      g_printerr ("bench: drain ...\n");
+      bench_drain (&b);
+    }
+  bench_daemon_stop (d, 60000);
+  if (g_strv_contains ((const char *const *)parts, "running"))
+    {
+      g_printerr ("bench: 1000 running sessions ...\n");
+      bench_scale_running (&b);
+    }
+  if (g_strv_contains ((const char *const *)parts, "suspended"))
+    {
+      g_printerr ("bench: 10000 suspended sessions ...\n");
+      bench_scale_suspended (&b);
+    }
+
+  report (&b, json);
+
+  g_dbus_connection_close_sync (b.connection, NULL, NULL);
+  g_clear_object (&b.connection);
+  g_subprocess_send_signal (bus, SIGTERM);
+  g_subprocess_wait (bus, NULL, NULL);
+  if (g_getenv ("AB_BENCH_KEEP") == NULL)
+    bench_remove_tree (b.tmpdir);
+  g_free (b.tmpdir);
+  g_free (b.self_path);
+  g_free (b.daemon_path);
+  g_free (b.agent_path);
+  g_free (b.bus_address);
+  g_free (only);
+  g_ptr_array_unref (b.order);
+  g_hash_table_unref (b.series);
+  return 0;
+}

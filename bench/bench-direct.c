@@ -1,0 +1,275 @@
+/* agentbroker-bench — baselines without the daemon: the demo agent driven
+ * over its pipes by the bench itself, and a trivial D-Bus emitter. */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-glib/json-glib.h>
+
+#include "bench-direct.h"
+#include "bench-sink.h"
+
+struct _BenchDirect
+{
+  GSubprocess *proc;
+  GOutputStream *in;
+  GDataInputStream *out;
+  JsonParser *parser;
+  char *session_id;
+  gint64 next_id;
+};
+
+static gboolean
+send_request (BenchDirect *d, const char *method, const char *params,
+              GError **error)
+{
+  g_autofree char *line
+      = g_strdup_printf ("{\"jsonrpc\":\"2.0\",\"id\":%" G_GINT64_FORMAT
+                         ",\"method\":\"%s\",\"params\":%s}\n",
+                         ++d->next_id, method, params);
+
+  return g_output_stream_write_all (d->in, line, strlen (line), NULL, NULL,
+                                    error)
+         && g_output_stream_flush (d->in, NULL, error);
+}
+
+/* Reads and parses lines (each with json-glib, as a client would) until
+ * the response to the last request; counts agent_message_chunk updates
+ * and notes when the first arrived. Returns the response's result. */
+static JsonObject *
+read_response (BenchDirect *d, guint64 *chunks, gint64 *first_chunk_us,
+               GError **error)
+{
+  for (;;)
+    {
+      gsize len;
+      g_autofree char *line
+          = g_data_input_stream_read_line (d->out, &len, NULL, error);
+      JsonNode *root;
+      JsonObject *msg;
+
+      if (line == NULL)
+        {
+          if (error != NULL && *error == NULL)
+            g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CLOSED,
+                                 "the demo agent closed its stdout");
+          return NULL;
+        }
+      if (!json_parser_load_from_data (d->parser, line, (gssize)len, error))
+        return NULL;
+      root = json_parser_get_root (d->parser);
+      if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+        continue;
+      msg = json_node_get_object (root);
+      if (json_object_has_member (msg, "method"))
+        {
+          JsonObject *params, *update;
+
+          if (g_strcmp0 (json_object_get_string_member_with_default (
+                             msg, "method", ""),
+                         "session/update")
+              != 0)
+            continue;
+          params = json_object_get_object_member (msg, "params");
+          update = params != NULL
+                       ? json_object_get_object_member (params, "update")
+                       : NULL;
+          if (update != NULL
+              && g_strcmp0 (json_object_get_string_member_with_default (
+                                update, "sessionUpdate", ""),
+                            "agent_message_chunk")
+                     == 0)
+            {
+              if (chunks != NULL && (*chunks)++ == 0 && first_chunk_us != NULL)
+                *first_chunk_us = g_get_monotonic_time ();
+            }
+          continue;
+        }
+      if (json_object_get_int_member_with_default (msg, "id", -1) != d->next_id)
+        continue;
+      if (json_object_has_member (msg, "error"))
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                       "the demo agent answered with an error: %s", line);
+          return NULL;
+        }
+      return json_object_ref (json_object_get_object_member (msg, "result"));
+    }
+}
+
+BenchDirect *
+bench_direct_start (const char *agent_path, const char *cwd, GError **error)
+{
+  g_autoptr (GSubprocessLauncher) launcher = NULL;
+  g_autoptr (JsonObject) result = NULL;
+  g_autofree char *params = NULL;
+  BenchDirect *d = g_new0 (BenchDirect, 1);
+
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE
+                                        | G_SUBPROCESS_FLAGS_STDOUT_PIPE
+                                        | G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+  g_subprocess_launcher_set_cwd (launcher, cwd);
+  d->parser = json_parser_new_immutable ();
+  d->proc = g_subprocess_launcher_spawn (launcher, error, agent_path, NULL);
+  if (d->proc == NULL)
+    goto fail;
+  d->in = g_subprocess_get_stdin_pipe (d->proc);
+  d->out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (d->proc));
+  g_buffered_input_stream_set_buffer_size (G_BUFFERED_INPUT_STREAM (d->out),
+                                           65536);
+
+  if (!send_request (d, "initialize",
+                     "{\"protocolVersion\":1,\"clientCapabilities\":{\"fs\":{"
+                     "\"readTextFile\":false,\"writeTextFile\":false},"
+                     "\"terminal\":false}}",
+                     error))
+    goto fail;
+  result = read_response (d, NULL, NULL, error);
+  if (result == NULL)
+    goto fail;
+  g_clear_pointer (&result, json_object_unref);
+
+  {
+    g_autoptr (JsonNode) cwd_node
+        = json_node_init_string (json_node_alloc (), cwd);
+    g_autofree char *quoted = json_to_string (cwd_node, FALSE);
+
+    params = g_strdup_printf ("{\"cwd\":%s,\"mcpServers\":[]}", quoted);
+  }
+  if (!send_request (d, "session/new", params, error))
+    goto fail;
+  result = read_response (d, NULL, NULL, error);
+  if (result == NULL)
+    goto fail;
+  d->session_id = g_strdup (
+      json_object_get_string_member_with_default (result, "sessionId", ""));
+  return d;
+
+fail:
+  bench_direct_free (d);
+  return NULL;
+}
+
+gboolean
+bench_direct_prompt (BenchDirect *d, const char *text, guint64 *chunks,
+                     gint64 *first_chunk_us, GError **error)
+{
+  g_autoptr (JsonNode) text_node
+      = json_node_init_string (json_node_alloc (), text);
+  g_autofree char *quoted = json_to_string (text_node, FALSE);
+  g_autofree char *params = g_strdup_printf (
+      "{\"sessionId\":\"%s\",\"prompt\":[{\"type\":\"text\",\"text\":%s}]}",
+      d->session_id, quoted);
+  g_autoptr (JsonObject) result = NULL;
+
+  *chunks = 0;
+  if (!send_request (d, "session/prompt", params, error))
+    return FALSE;
+  result = read_response (d, chunks, first_chunk_us, error);
+  return result != NULL;
+}
+
+void
+bench_direct_free (BenchDirect *d)
+{
+  if (d == NULL)
+    return;
+  if (d->proc != NULL)
+    {
+      /* EOF on stdin ends the demo agent. */
+      g_output_stream_close (d->in, NULL, NULL);
+      g_subprocess_wait (d->proc, NULL, NULL);
+      g_object_unref (d->proc);
+    }
+  g_clear_object (&d->out);
+  g_clear_object (&d->parser);
+  g_free (d->session_id);
+  g_free (d);
+}
+
+/* ---- the trivial emitter (a process of its own) ---------------------- */
+
+static void
+sleep_until (gint64 due_us)
+{
+  gint64 left = due_us - g_get_monotonic_time ();
+
+  if (left > 0)
+    {
+      struct timespec ts = { .tv_sec = left / G_USEC_PER_SEC,
+                             .tv_nsec = (left % G_USEC_PER_SEC) * 1000 };
+
+      nanosleep (&ts, NULL);
+    }
+}
+
+static GVariant *
+update_signal (guint64 i, guint bytes)
+{
+  GString *text = g_string_new (NULL);
+  g_autofree char *json = NULL;
+  const char *one[2];
+
+  g_string_printf (text, "%" G_GUINT64_FORMAT " t=%" G_GINT64_FORMAT " ", i,
+                   g_get_monotonic_time ());
+  while (text->len < bytes)
+    g_string_append_c (text, 'x');
+  /* The same update object the demo agent sends for a chunk. */
+  json = g_strdup_printf ("{\"sessionUpdate\":\"agent_message_chunk\","
+                          "\"content\":{\"type\":\"text\",\"text\":\"%s\"}}",
+                          text->str);
+  g_string_free (text, TRUE);
+  one[0] = json;
+  one[1] = NULL;
+  return g_variant_new ("(t^as)", (guint64)1, one);
+}
+
+int
+bench_emitter_main (const char *address, const char *dest, guint64 n,
+                    guint bytes, guint rate, guint streams)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GDBusConnection) c = NULL;
+  char go[8];
+  gint64 t0, interval_us = rate > 0 ? G_USEC_PER_SEC / rate : 0;
+
+  c = g_dbus_connection_new_for_address_sync (
+      address,
+      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT
+          | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+      NULL, NULL, &error);
+  if (c == NULL)
+    {
+      g_printerr ("emitter: %s\n", error->message);
+      return 1;
+    }
+  printf ("ready\n");
+  fflush (stdout);
+  if (fgets (go, sizeof go, stdin) == NULL)
+    return 1;
+
+  t0 = g_get_monotonic_time ();
+  for (guint64 i = 1; i <= n; i++)
+    for (guint s = 0; s < streams; s++)
+      {
+        if (interval_us > 0)
+          sleep_until (t0 + (gint64)(i - 1) * interval_us
+                       + (gint64)s * interval_us / streams);
+        /* One unicast signal per update: the simplest relay there is. */
+        if (!g_dbus_connection_emit_signal (c, dest, "/org/agentbroker/bench",
+                                            BENCH_SESSION_IFACE, "Update",
+                                            update_signal (i, bytes), &error))
+          {
+            g_printerr ("emitter: %s\n", error->message);
+            return 1;
+          }
+      }
+  for (guint s = 0; s < streams; s++)
+    g_dbus_connection_emit_signal (
+        c, dest, "/org/agentbroker/bench", BENCH_SESSION_IFACE, "TurnEnded",
+        g_variant_new ("(tss)", (guint64)1, "end_turn", ""), NULL);
+  g_dbus_connection_flush_sync (c, NULL, NULL);
+  return 0;
+}

@@ -1,0 +1,29 @@
+/* agentbroker-bench — baselines without the daemon */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+/* The demo agent spawned by the bench, initialized, with a session. */
+typedef struct _BenchDirect BenchDirect;
+
+BenchDirect *bench_direct_start (const char *agent_path, const char *cwd,
+                                 GError **error);
+/* session/prompt; reads (and parses) every line until the response.
+ * @chunks: agent_message_chunk updates seen; @first_chunk_us (may be NULL):
+ * monotonic time of the first. */
+gboolean bench_direct_prompt (BenchDirect *d, const char *text, guint64 *chunks,
+                              gint64 *first_chunk_us, GError **error);
+void bench_direct_free (BenchDirect *d);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BenchDirect, bench_direct_free)
+
+/* `agentbroker-bench --emit`: a second connection that sends @streams × @n
+ * Update signals (one update each) to @dest — at @rate per second per
+ * stream, or as fast as it can when @rate is 0 — then one TurnEnded per
+ * stream. Prints "ready" once connected and starts on a line on stdin. */
+int bench_emitter_main (const char *address, const char *dest, guint64 n,
+                        guint bytes, guint rate, guint streams);
+
+G_END_DECLS
