@@ -29,6 +29,7 @@ struct _AbPool
   GHashTable *sessions; /* thread → AbSession */
   guint session_count, running_count, busy_count;
   guint sweep_source;
+  gboolean restoring; /* counted once at the end, not once per record */
 };
 
 enum
@@ -68,6 +69,10 @@ recount (AbPool *self)
   gpointer value;
   guint running = 0, busy = 0;
 
+  /* A walk over every session: done once per restored record, it made a
+   * start with 10,000 records quadratic (0.7 s of 3.2 s). */
+  if (self->restoring)
+    return;
   g_hash_table_iter_init (&iter, self->sessions);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     {
@@ -206,6 +211,7 @@ ab_pool_restore (AbPool *self)
   g_autofree char *dir = ab_store_dir (self->state_dir);
   g_autoptr (GPtrArray) records = ab_store_load_all (dir);
 
+  self->restoring = TRUE;
   for (guint i = 0; i < records->len; i++)
     {
       AbSessionRecord *r = g_ptr_array_index (records, i);
@@ -215,6 +221,8 @@ ab_pool_restore (AbPool *self)
       add_session (
           self, ab_session_new_from_record (r, self->config, self->state_dir));
     }
+  self->restoring = FALSE;
+  recount (self);
   if (records->len > 0)
     g_message ("restored %u session(s) from %s", records->len, dir);
 }
