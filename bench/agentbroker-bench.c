@@ -819,7 +819,7 @@ plan_init (BenchPlan *p, gboolean quick)
 {
   p->quick = quick;
   p->runs = quick ? 3 : 5;
-  p->stream_n = quick ? 40000 : 100000;
+  p->stream_n = quick ? 20000 : 100000;
   p->stream_bytes = 16;
   p->relay_sessions = 100;
   p->pace_rate = 100;
