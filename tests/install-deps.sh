@@ -15,7 +15,7 @@ packages="build-essential autoconf automake autopoint gettext pkg-config
   libjson-glib-dev libsoup-3.0-dev libyaml-dev xz-utils
   dbus dbus-user-session systemd systemd-container procps
   clang libclang-rt-14-dev valgrind curl python3
-  dpkg-dev debhelper man-db groff-base"
+  dpkg-dev debhelper fakeroot lintian man-db groff-base zsh"
 # The SDK agent test needs Node.js and npm; a machine that already has
 # them (Debian's or NodeSource's) keeps its own.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
