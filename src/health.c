@@ -6,19 +6,10 @@
  * the name "health" (agentbroker-health.socket), else on health.listen,
  * else nowhere.
  *
- * libsoup reads request heads of up to 64 KiB and has no timeout of its
- * own for a server connection, so connections are accepted here and
- * guarded before libsoup sees them: the whole request head must arrive
- * within HEAD_TIMEOUT_SEC and fit in AB_HEALTH_MAX_HEAD_BYTES; it is
- * peeked at (MSG_PEEK), not consumed, and parsed with libsoup's own
- * parser; requests with a body, without Host or with a dot segment in
- * the path are refused; every response closes its connection, so each
- * connection carries exactly one guarded request; and no connection lives
- * longer than CONNECTION_TIMEOUT_SEC.
+ * Connections reach libsoup only through the guard in http-guard.c.
  */
 #include "config.h"
 
-#include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -30,20 +21,8 @@
 #include <systemd/sd-daemon.h>
 
 #include "health.h"
+#include "http-guard.h"
 #include "metrics.h"
-
-#define HEAD_TIMEOUT_SEC 5
-#define CONNECTION_TIMEOUT_SEC 10
-/* How long a refused client may go on sending before it is cut off; it
- * is read and discarded meanwhile, so it sees the refusal, not a reset. */
-#define LINGER_TIMEOUT_SEC 1
-/* A head that came in pieces is looked at again after this long. */
-#define REPEEK_MSEC 50
-#define MAX_CONNECTIONS 512
-/* RFC 6585; libsoup has no name for it. */
-#define STATUS_HEADERS_TOO_LARGE 431
-
-typedef struct _Connection Connection;
 
 struct _AbHealth
 {
@@ -56,20 +35,12 @@ struct _AbHealth
   GPtrArray *passed;       /* GSocket *, from systemd; NULL if none */
   char **listen;           /* the health.listen in force, when not passed */
   GPtrArray *unix_paths;   /* char *, socket files to remove */
-  GHashTable *connections; /* Connection * → itself */
+  AbHttpGuard *guard;
 };
 
 G_DEFINE_TYPE (AbHealth, ab_health, G_TYPE_OBJECT)
 
 /* ---- responses --------------------------------------------------------- */
-
-static const char *
-status_phrase (guint status)
-{
-  if (status == STATUS_HEADERS_TOO_LARGE)
-    return "Request Header Fields Too Large";
-  return soup_status_get_phrase (status);
-}
 
 static void
 set_response (SoupServerMessage *msg, guint status, const char *content_type,
@@ -85,7 +56,7 @@ set_json_error (SoupServerMessage *msg, guint status)
 {
   set_response (
       msg, status, "application/json",
-      g_strdup_printf ("{\"error\":\"%s\"}\n", status_phrase (status)));
+      g_strdup_printf ("{\"error\":\"%s\"}\n", ab_http_status_phrase (status)));
 }
 
 /* Why the broker cannot take a new session now, or NULL if it can. */
@@ -213,295 +184,11 @@ on_request (SoupServer *server, SoupServerMessage *msg, const char *path,
                   ab_metrics_render (self->metrics));
 }
 
-/* ---- guarding connections ------------------------------------------------ */
-
-struct _Connection
-{
-  AbHealth *health;
-  GSocketConnection *stream; /* owned until handed to libsoup */
-  GObject *handed;           /* the stream libsoup owns; a weak pointer */
-  GSocket *socket;           /* the stream's */
-  guint watch;               /* readable, or the next peek */
-  guint deadline;            /* head, lingering or whole connection */
-  gboolean handed_over;
-  gboolean lingering;
-  char head[AB_HEALTH_MAX_HEAD_BYTES + 1];
-};
-
-static void
-connection_free (Connection *c)
-{
-  g_clear_handle_id (&c->watch, g_source_remove);
-  g_clear_handle_id (&c->deadline, g_source_remove);
-  if (c->stream != NULL)
-    {
-      g_io_stream_close (G_IO_STREAM (c->stream), NULL, NULL);
-      g_clear_object (&c->stream);
-    }
-  g_free (c);
-}
-
-static void
-connection_drop (Connection *c)
-{
-  g_hash_table_remove (c->health->connections, c);
-}
-
-/* libsoup let go of a connection it was given. */
-static void
-on_stream_finalized (gpointer user_data, GObject *where_the_object_was)
-{
-  Connection *c = user_data;
-
-  c->handed = NULL;
-  c->socket = NULL;
-  connection_drop (c);
-}
-
-/* Frees a connection's bookkeeping, when the table lets go of it. */
-static void
-connection_forget (gpointer data)
-{
-  Connection *c = data;
-
-  if (c->handed != NULL)
-    {
-      /* Still libsoup's: cut it, and hear no more about it. */
-      g_socket_shutdown (c->socket, TRUE, TRUE, NULL);
-      g_object_weak_unref (c->handed, on_stream_finalized, c);
-    }
-  connection_free (c);
-}
-
-static gboolean
-on_deadline (gpointer user_data)
-{
-  Connection *c = user_data;
-
-  c->deadline = 0;
-  if (!c->handed_over)
-    {
-      if (!c->lingering)
-        g_debug ("health: a client sent no complete request in %d s; "
-                 "closing",
-                 HEAD_TIMEOUT_SEC);
-      connection_drop (c);
-    }
-  else
-    {
-      /* libsoup still holds it: make it see the end of the stream. */
-      g_debug ("health: a connection outlived %d s; closing",
-               CONNECTION_TIMEOUT_SEC);
-      g_socket_shutdown (c->socket, TRUE, TRUE, NULL);
-    }
-  return G_SOURCE_REMOVE;
-}
-
-static gboolean
-on_linger_readable (GSocket *socket, GIOCondition condition, gpointer user_data)
-{
-  Connection *c = user_data;
-  char scratch[16384];
-  ssize_t n
-      = recv (g_socket_get_fd (socket), scratch, sizeof scratch, MSG_DONTWAIT);
-
-  if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
-    return G_SOURCE_CONTINUE;
-  c->watch = 0;
-  connection_drop (c);
-  return G_SOURCE_REMOVE;
-}
-
-static guint
-add_socket_watch (GSocket *socket, GSocketSourceFunc func, gpointer data)
-{
-  g_autoptr (GSource) source
-      = g_socket_create_source (socket, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
-
-  g_source_set_callback (source, (GSourceFunc)(GCallback)func, data, NULL);
-  return g_source_attach (source, NULL);
-}
-
-/* Answers without libsoup, which never saw the request, then reads and
- * discards what the client still sends until it closes or
- * LINGER_TIMEOUT_SEC passes. */
-static void
-refuse (Connection *c, guint status, gboolean head_only)
-{
-  g_autofree char *body
-      = g_strdup_printf ("{\"error\":\"%s\"}\n", status_phrase (status));
-  g_autofree char *response = g_strdup_printf (
-      "HTTP/1.1 %u %s\r\n"
-      "Content-Type: application/json\r\n"
-      "Content-Length: %zu\r\n"
-      "Connection: close\r\n"
-      "Cache-Control: no-store\r\n"
-      "X-Agentbroker-Generation: %u\r\n"
-      "\r\n%s",
-      status, status_phrase (status), strlen (body),
-      ab_broker_get_generation (c->health->broker), head_only ? "" : body);
-  int fd = g_socket_get_fd (c->socket);
-
-  g_debug ("health: refusing a request: %u %s", status, status_phrase (status));
-  /* A few hundred bytes into an empty send buffer: one call. */
-  if (send (fd, response, strlen (response), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-    g_debug ("health: cannot send the refusal: %s", g_strerror (errno));
-  shutdown (fd, SHUT_WR);
-
-  c->lingering = TRUE;
-  g_clear_handle_id (&c->watch, g_source_remove);
-  g_clear_handle_id (&c->deadline, g_source_remove);
-  c->watch = add_socket_watch (c->socket, on_linger_readable, c);
-  c->deadline = g_timeout_add_seconds (LINGER_TIMEOUT_SEC, on_deadline, c);
-}
-
-/* "/", "/a/b": no "." or ".." segment, also not percent-encoded. */
-static gboolean
-path_is_plain (const char *path)
-{
-  g_auto (GStrv) segments = NULL;
-
-  if (path[0] != '/')
-    return FALSE;
-  segments = g_strsplit (path, "/", -1);
-  for (char **s = segments; *s != NULL; s++)
-    {
-      g_autofree char *query_cut = g_strndup (*s, strcspn (*s, "?#"));
-      g_autofree char *decoded = g_uri_unescape_string (query_cut, NULL);
-
-      if (decoded == NULL || g_str_equal (decoded, ".")
-          || g_str_equal (decoded, ".."))
-        return FALSE;
-    }
-  return TRUE;
-}
-
-static void
-hand_over (Connection *c)
-{
-  AbHealth *self = c->health;
-  g_autoptr (GSocketAddress) local = NULL;
-  g_autoptr (GSocketAddress) remote = NULL;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GSocketConnection) stream = g_steal_pointer (&c->stream);
-
-  local = g_socket_connection_get_local_address (stream, NULL);
-  remote = g_socket_connection_get_remote_address (stream, NULL);
-  /* A unix socket's peer may be unnamed; libsoup needs some address. */
-  if (local == NULL)
-    local = g_unix_socket_address_new_with_type (
-        "", 0, G_UNIX_SOCKET_ADDRESS_ANONYMOUS);
-  if (remote == NULL)
-    remote = g_unix_socket_address_new_with_type (
-        "", 0, G_UNIX_SOCKET_ADDRESS_ANONYMOUS);
-
-  c->handed_over = TRUE;
-  c->handed = G_OBJECT (stream);
-  g_object_weak_ref (c->handed, on_stream_finalized, c);
-  g_clear_handle_id (&c->deadline, g_source_remove);
-  c->deadline = g_timeout_add_seconds (CONNECTION_TIMEOUT_SEC, on_deadline, c);
-  /* From here on @c may be gone: libsoup may drop the stream at once. */
-  if (!soup_server_accept_iostream (self->server, G_IO_STREAM (stream), local,
-                                    remote, &error))
-    g_debug ("health: libsoup refused a connection: %s", error->message);
-}
-
-/* Looks at what has arrived so far without taking it off the socket. */
-static gboolean
-peek_head (Connection *c)
-{
-  g_autoptr (SoupMessageHeaders) headers = NULL;
-  g_autofree char *method = NULL;
-  g_autofree char *path = NULL;
-  ssize_t n = recv (g_socket_get_fd (c->socket), c->head,
-                    AB_HEALTH_MAX_HEAD_BYTES + 1, MSG_PEEK | MSG_DONTWAIT);
-  const char *end;
-  gsize head_len;
-  guint status;
-  gboolean head_only;
-
-  if (n < 0 && (errno == EAGAIN || errno == EINTR))
-    return FALSE;
-  if (n <= 0)
-    {
-      connection_drop (c);
-      return TRUE;
-    }
-  c->head[n] = '\0';
-
-  end = g_strstr_len (c->head, n, "\n\r\n");
-  if (end == NULL)
-    end = g_strstr_len (c->head, n, "\n\n");
-  if (end == NULL || end + 1 - c->head > AB_HEALTH_MAX_HEAD_BYTES)
-    {
-      if (n > AB_HEALTH_MAX_HEAD_BYTES)
-        {
-          refuse (c, STATUS_HEADERS_TOO_LARGE, FALSE);
-          return TRUE;
-        }
-      return FALSE; /* not all there yet */
-    }
-
-  head_len = end + 1 - c->head;
-  headers = soup_message_headers_new (SOUP_MESSAGE_HEADERS_REQUEST);
-  status = soup_headers_parse_request (c->head, head_len, headers, &method,
-                                       &path, NULL);
-  head_only = g_strcmp0 (method, "HEAD") == 0;
-  if (status != SOUP_STATUS_OK)
-    refuse (c, status, head_only);
-  else if (soup_message_headers_get_one (headers, "Host") == NULL)
-    refuse (c, SOUP_STATUS_BAD_REQUEST, head_only);
-  else if (!path_is_plain (path))
-    refuse (c, SOUP_STATUS_NOT_FOUND, head_only);
-  else if (soup_message_headers_get_encoding (headers) == SOUP_ENCODING_CHUNKED
-           || soup_message_headers_get_content_length (headers) > 0)
-    refuse (c, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, head_only);
-  else
-    hand_over (c);
-  return TRUE;
-}
-
-/* The bytes peeked at stay queued, so the socket stays readable: until
- * the head is complete, look again on a timer instead. peek_head() may
- * free @c when it returns TRUE. */
-static gboolean
-on_repeek (gpointer user_data)
-{
-  Connection *c = user_data;
-
-  c->watch = 0;
-  if (!peek_head (c))
-    c->watch = g_timeout_add (REPEEK_MSEC, on_repeek, c);
-  return G_SOURCE_REMOVE;
-}
-
-static gboolean
-on_readable (GSocket *socket, GIOCondition condition, gpointer user_data)
-{
-  return on_repeek (user_data);
-}
-
 static gboolean
 on_incoming (GSocketService *service, GSocketConnection *stream,
              GObject *source_object, AbHealth *self)
 {
-  Connection *c;
-
-  if (g_hash_table_size (self->connections) >= MAX_CONNECTIONS)
-    {
-      g_debug ("health: %d connections open; closing a new one",
-               MAX_CONNECTIONS);
-      g_io_stream_close (G_IO_STREAM (stream), NULL, NULL);
-      return TRUE;
-    }
-
-  c = g_new0 (Connection, 1);
-  c->health = self;
-  c->stream = g_object_ref (stream);
-  c->socket = g_socket_connection_get_socket (stream);
-  g_hash_table_add (self->connections, c);
-  c->watch = add_socket_watch (c->socket, on_readable, c);
-  c->deadline = g_timeout_add_seconds (HEAD_TIMEOUT_SEC, on_deadline, c);
+  ab_http_guard_accept (self->guard, stream);
   return TRUE;
 }
 
@@ -711,7 +398,7 @@ ab_health_dispose (GObject *object)
 
   if (self->unix_paths != NULL)
     stop_listening (self);
-  g_clear_pointer (&self->connections, g_hash_table_unref);
+  g_clear_pointer (&self->guard, ab_http_guard_free);
   if (self->server != NULL)
     soup_server_disconnect (self->server);
   g_clear_object (&self->server);
@@ -748,8 +435,6 @@ static void
 ab_health_init (AbHealth *self)
 {
   self->unix_paths = g_ptr_array_new_with_free_func (g_free);
-  self->connections
-      = g_hash_table_new_full (NULL, NULL, connection_forget, NULL);
 }
 
 AbHealth *
@@ -761,6 +446,7 @@ ab_health_new (AbBroker *broker)
   self->metrics = ab_metrics_new (broker);
   self->server = soup_server_new ("server-header", NULL, NULL);
   soup_server_add_handler (self->server, NULL, on_request, self, NULL);
+  self->guard = ab_http_guard_new (self->server, broker);
   self->passed = take_passed_sockets ();
   self->listen = g_strdupv (ab_broker_get_config (broker)->health_listen);
   g_signal_connect (broker, "notify::generation", G_CALLBACK (on_generation),

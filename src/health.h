@@ -7,9 +7,6 @@
 
 G_BEGIN_DECLS
 
-/* A request head (request line and headers) larger than this is refused. */
-#define AB_HEALTH_MAX_HEAD_BYTES 8192
-
 #define AB_TYPE_HEALTH (ab_health_get_type ())
 G_DECLARE_FINAL_TYPE (AbHealth, ab_health, AB, HEALTH, GObject)
 
