@@ -6,6 +6,8 @@
  */
 #include "config.h"
 
+#include <string.h>
+
 #include <glib/gi18n.h>
 
 #include "ab-dbus.h"
@@ -18,6 +20,11 @@
 
 /* Threads one connection may watch at a time. */
 #define AB_BUS_MAX_WATCHES 1024
+/* Longest agent name (as the config allows) and permission request or
+ * option id accepted from a caller: longer ones are refused before they
+ * are looked up or quoted back in an error message. */
+#define AB_BUS_MAX_AGENT_BYTES 64
+#define AB_BUS_MAX_ID_BYTES 1024
 
 struct _AbBus
 {
@@ -340,6 +347,14 @@ do_prompt (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
           return;
         }
       agent = g_variant_get_string (agent_value, NULL);
+      if (strlen (agent) > AB_BUS_MAX_AGENT_BYTES)
+        {
+          g_set_error (&error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                       _ ("option 'agent' is longer than %d bytes"),
+                       AB_BUS_MAX_AGENT_BYTES);
+          refuse_prompt (self, invocation, error);
+          return;
+        }
     }
 
   session = ab_pool_lookup (ab_broker_get_pool (self->broker), thread);
@@ -417,6 +432,15 @@ do_answer_permission (AbBus *self, GDBusMethodInvocation *invocation,
   AbSession *session;
 
   g_variant_get (params, "(&s&s&s)", &thread, &request, &option);
+  if (strlen (request) > AB_BUS_MAX_ID_BYTES
+      || strlen (option) > AB_BUS_MAX_ID_BYTES)
+    {
+      g_dbus_method_invocation_return_error (
+          invocation, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+          _ ("permission request and option ids are at most %d bytes"),
+          AB_BUS_MAX_ID_BYTES);
+      return;
+    }
   session = session_for_caller (self, invocation, thread, uid, access);
   if (session == NULL)
     return;

@@ -103,6 +103,7 @@ serve_healthz (AbHealth *self, SoupServerMessage *msg)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
   g_autoptr (JsonNode) root = NULL;
+  g_autofree char *json = NULL;
   AbPool *pool = ab_broker_get_pool (self->broker);
   guint counts[AB_METRICS_N_SESSION_STATES];
   gint64 uptime
@@ -143,8 +144,9 @@ serve_healthz (AbHealth *self, SoupServerMessage *msg)
   json_builder_end_object (b);
 
   root = json_builder_get_root (b);
+  json = json_to_string (root, FALSE);
   set_response (msg, SOUP_STATUS_OK, "application/json",
-                g_strconcat (json_to_string (root, FALSE), "\n", NULL));
+                g_strconcat (json, "\n", NULL));
 }
 
 static void

@@ -231,6 +231,69 @@ json_too_deep (const char *s, gsize len, guint max_depth)
   return FALSE;
 }
 
+/* json-glib turns a lone surrogate escape ("\udc00") into bytes that are
+ * not UTF-8; GVariant refuses such strings, so they must never reach a
+ * D-Bus signal, reply or property.  Recursive: callers have bounded the
+ * depth with json_too_deep() first. */
+static gboolean
+node_is_utf8 (JsonNode *node)
+{
+  if (JSON_NODE_HOLDS_OBJECT (node))
+    {
+      JsonObjectIter iter;
+      const char *name;
+      JsonNode *member;
+
+      json_object_iter_init (&iter, json_node_get_object (node));
+      while (json_object_iter_next (&iter, &name, &member))
+        if (!g_utf8_validate (name, -1, NULL) || !node_is_utf8 (member))
+          return FALSE;
+    }
+  else if (JSON_NODE_HOLDS_ARRAY (node))
+    {
+      JsonArray *array = json_node_get_array (node);
+
+      for (guint i = 0; i < json_array_get_length (array); i++)
+        if (!node_is_utf8 (json_array_get_element (array, i)))
+          return FALSE;
+    }
+  else if (JSON_NODE_HOLDS_VALUE (node)
+           && json_node_get_value_type (node) == G_TYPE_STRING)
+    return g_utf8_validate (json_node_get_string (node), -1, NULL);
+  return TRUE;
+}
+
+JsonNode *
+ab_json_parse_untrusted (JsonParser *parser, const char *data, gsize len,
+                         GError **error)
+{
+  g_autoptr (JsonNode) root = NULL;
+
+  if (json_too_deep (data, len, MAX_JSON_DEPTH))
+    {
+      g_set_error (error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_INVALID_DATA,
+                   "JSON nested deeper than %u levels", MAX_JSON_DEPTH);
+      return NULL;
+    }
+  if (!json_parser_load_from_data (parser, data, (gssize)len, error))
+    return NULL;
+  root = json_parser_steal_root (parser);
+  if (root == NULL)
+    {
+      g_set_error_literal (error, JSON_PARSER_ERROR,
+                           JSON_PARSER_ERROR_INVALID_DATA, "empty JSON text");
+      return NULL;
+    }
+  if (!node_is_utf8 (root))
+    {
+      g_set_error_literal (error, JSON_PARSER_ERROR,
+                           JSON_PARSER_ERROR_INVALID_DATA,
+                           "JSON string escapes decode to invalid UTF-8");
+      return NULL;
+    }
+  return g_steal_pointer (&root);
+}
+
 static gboolean
 is_blank (const char *line, gsize len)
 {
@@ -428,6 +491,12 @@ on_line (const char *line, gsize len, gpointer user_data)
       return FALSE;
     }
   root = json_parser_steal_root (self->parser);
+  if (root != NULL && !node_is_utf8 (root))
+    {
+      fail_protocol (self, "agent sent JSON whose string escapes decode to "
+                           "invalid UTF-8");
+      return FALSE;
+    }
   dispatch_message (self, root);
 
   return self->state == STATE_OPEN;

@@ -105,6 +105,14 @@ void ab_jsonrpc_reply_error (AbJsonRpc *self, JsonNode *id, int code,
 void ab_jsonrpc_close (AbJsonRpc *self);
 gboolean ab_jsonrpc_is_closed (AbJsonRpc *self);
 
+/* Parses JSON text from an untrusted source (an agent, a record in the
+ * state directory): nesting too deep for json-glib's recursive parser
+ * and string escapes that decode to invalid UTF-8 are errors
+ * (JSON_PARSER_ERROR) like a syntax error.  Returns the root, transfer
+ * full. */
+JsonNode *ab_json_parse_untrusted (JsonParser *parser, const char *data,
+                                   gsize len, GError **error);
+
 /* Runs @data through the same line splitter and dispatcher as bytes read
  * from the agent (for tests and the fuzz target). */
 void ab_jsonrpc_feed_for_testing (AbJsonRpc *self, const char *data, gsize len);

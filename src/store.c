@@ -21,6 +21,7 @@
 #include <json-glib/json-glib.h>
 
 #include "error.h"
+#include "jsonrpc.h"
 #include "store.h"
 #include "thread-id.h"
 
@@ -157,7 +158,7 @@ ab_session_record_parse (const char *data, gsize len, GError **error)
 {
   g_autoptr (JsonParser) parser = json_parser_new ();
   g_autoptr (AbSessionRecord) r = g_new0 (AbSessionRecord, 1);
-  JsonNode *root;
+  g_autoptr (JsonNode) root = NULL;
   JsonObject *obj;
   JsonNode *flag;
   gint64 version, owner, created, activity, turns, last_turn, running;
@@ -170,10 +171,11 @@ ab_session_record_parse (const char *data, gsize len, GError **error)
                    AB_STORE_MAX_RECORD_BYTES);
       return NULL;
     }
-  if (!json_parser_load_from_data (parser, data, (gssize)len, error))
+  /* bounded nesting, and strings that can become D-Bus properties */
+  root = ab_json_parse_untrusted (parser, data, len, error);
+  if (root == NULL)
     return NULL;
-  root = json_parser_get_root (parser);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+  if (!JSON_NODE_HOLDS_OBJECT (root))
     {
       g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
                    _ ("record is not a JSON object"));

@@ -110,6 +110,9 @@ ab_daemon_fixture_start (AbDaemonFixture *fx, GError **error)
   g_autoptr (GSubprocessLauncher) launcher = NULL;
   g_autofree char *daemon_path = ab_test_program ("agentbrokerd");
   g_autoptr (GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr (GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_auto (GStrv) wrapper = NULL;
+  const char *wrapper_text = g_getenv ("AB_TEST_DAEMON_WRAPPER");
   gboolean appeared = FALSE, exited = FALSE;
   guint watch, timeout_ms = 20000;
   int log_fd;
@@ -137,9 +140,29 @@ ab_daemon_fixture_start (AbDaemonFixture *fx, GError **error)
     }
   g_subprocess_launcher_take_stderr_fd (launcher, dup (log_fd));
   g_subprocess_launcher_take_stdout_fd (launcher, log_fd);
-  fx->daemon
-      = g_subprocess_launcher_spawn (launcher, error, daemon_path, "--session",
-                                     "--config", fx->config_path, NULL);
+  /* AB_TEST_DAEMON_WRAPPER: a command line (split like the shell's) the
+   * daemon runs under, e.g. "valgrind -q --error-exitcode=1
+   * --leak-check=full" (tests/run-sanitizers.sh; -q: the log holds the
+   * daemon's own lines unless there is an error); such a tool also starts
+   * it more slowly. */
+  if (wrapper_text != NULL && wrapper_text[0] != '\0')
+    {
+      if (!g_shell_parse_argv (wrapper_text, NULL, &wrapper, error))
+        {
+          close (log_fd);
+          return FALSE;
+        }
+      for (guint i = 0; wrapper[i] != NULL; i++)
+        g_ptr_array_add (argv, g_strdup (wrapper[i]));
+      timeout_ms *= 3;
+    }
+  g_ptr_array_add (argv, g_strdup (daemon_path));
+  g_ptr_array_add (argv, g_strdup ("--session"));
+  g_ptr_array_add (argv, g_strdup ("--config"));
+  g_ptr_array_add (argv, g_strdup (fx->config_path));
+  g_ptr_array_add (argv, NULL);
+  fx->daemon = g_subprocess_launcher_spawnv (
+      launcher, (const char *const *)argv->pdata, error);
   if (fx->daemon == NULL)
     return FALSE;
 
@@ -160,6 +183,27 @@ ab_daemon_fixture_start (AbDaemonFixture *fx, GError **error)
                           : "agentbrokerd did not own its name in time");
       return FALSE;
     }
+  /* The name is visible a moment before the daemon has handled owning
+   * it and left "starting"; a signal sent in between (SIGHUP) would be
+   * refused.  Slow runs (valgrind) hit that window. */
+  while (g_get_monotonic_time () < deadline)
+    {
+      g_autoptr (GVariant) reply = g_dbus_connection_call_sync (
+          fx->connection, BUS_NAME, BUS_PATH,
+          "org.freedesktop.DBus.Properties", "Get",
+          g_variant_new ("(ss)", "org.agentbroker.Broker1", "State"),
+          G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE, 10000, NULL, NULL);
+      g_autoptr (GVariant) state = NULL;
+
+      if (reply != NULL)
+        {
+          g_variant_get (reply, "(v)", &state);
+          if (!g_variant_is_of_type (state, G_VARIANT_TYPE_STRING)
+              || !g_str_equal (g_variant_get_string (state, NULL), "starting"))
+            break;
+        }
+      g_usleep (10000);
+    }
   return TRUE;
 }
 
@@ -168,6 +212,36 @@ ab_daemon_fixture_setenv (AbDaemonFixture *fx, const char *name,
                           const char *value)
 {
   fx->env = g_environ_setenv (fx->env, name, value, TRUE);
+}
+
+/* A report of AddressSanitizer, UndefinedBehaviorSanitizer or valgrind
+ * in the daemon's log fails the test, whatever its exit status (most
+ * tests do not look at it, and a leak shows only at exit). */
+static void
+check_tool_reports (AbDaemonFixture *fx)
+{
+  static const char *const reports[] = {
+    "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+    "runtime error:", /* UndefinedBehaviorSanitizer */
+  };
+  g_autofree char *log = NULL;
+
+  if (!g_file_get_contents (fx->log_path, &log, NULL, NULL))
+    return;
+  for (gsize i = 0; i < G_N_ELEMENTS (reports); i++)
+    if (strstr (log, reports[i]) != NULL)
+      {
+        g_test_message ("agentbrokerd log reports \"%s\"", reports[i]);
+        g_test_fail ();
+        return;
+      }
+  /* valgrind -q prints only errors (leaks included), as "==PID== ..." */
+  if (g_regex_match_simple ("^==[0-9]+== ", log, G_REGEX_MULTILINE, 0)
+      || g_regex_match_simple ("ERROR SUMMARY: [1-9]", log, 0, 0))
+    {
+      g_test_message ("valgrind found errors in agentbrokerd");
+      g_test_fail ();
+    }
 }
 
 /* Sends @signum and waits for the exit; returns the exit status, or
@@ -187,6 +261,7 @@ ab_daemon_fixture_stop (AbDaemonFixture *fx, int signum)
   else
     fx->exit_status = 128 + g_subprocess_get_term_sig (fx->daemon);
   g_clear_object (&fx->daemon);
+  check_tool_reports (fx);
   return fx->exit_status;
 }
 

@@ -1078,7 +1078,11 @@ test_restart_resume (Fixture *fx, gconstpointer data)
   g_assert_nonnull (
       strstr (answer, "I remember 1 earlier prompt in this session"));
   g_assert_nonnull (strstr (answer, "first words of cli:restart/b"));
-  g_assert_cmpstr (session_s (fx, threads[1], "acp_session"), ==, acp[1]);
+  {
+    g_autofree char *acp_now = session_s (fx, threads[1], "acp_session");
+
+    g_assert_cmpstr (acp_now, ==, acp[1]);
+  }
   g_assert_cmpuint (session_u (fx, threads[1], "turns"), ==, 2);
   g_assert_cmpuint (session_u (fx, threads[1], "pid"), >, 1);
   /* The others were left alone. */

@@ -587,6 +587,16 @@ session_s (Fixture *fx, const char *thread, const char *key)
   return value;
 }
 
+/* session_s() for a comparison in place: freed at the test's teardown. */
+static const char *
+session_tmp (Fixture *fx, const char *thread, const char *key)
+{
+  char *value = session_s (fx, thread, key);
+
+  g_test_queue_free (value);
+  return value;
+}
+
 static GVariant *
 list_sessions (Fixture *fx)
 {
@@ -1273,18 +1283,18 @@ test_agent_failure (Fixture *fx, gconstpointer data)
       WAIT_FOR (process_gone (old_pid), 10000);
       g_assert_cmpuint (session_u (fx, victim, "pid"), ==, 0);
     }
-  g_assert_cmpstr (session_s (fx, victim, "last_reason"), ==, fc->reason);
+  g_assert_cmpstr (session_tmp (fx, victim, "last_reason"), ==, fc->reason);
 
   /* The bystander did not notice. */
   brec = wait_turn (fx->c, bystander, bystander_turn, TURN_TIMEOUT_MS);
   g_assert_cmpstr (brec->reason, ==, "end_turn");
   g_assert_cmpstr (brec->text->str, ==, "sleeping 1.5 s");
-  g_assert_cmpstr (session_s (fx, bystander, "state"), ==, "idle");
+  g_assert_cmpstr (session_tmp (fx, bystander, "state"), ==, "idle");
 
   /* The next prompt on the victim works (on a new process if it failed). */
   answer = prompt_ok (fx, victim, "echo back again");
   g_assert_cmpstr (answer, ==, "echo back again");
-  g_assert_cmpstr (session_s (fx, victim, "state"), ==, "idle");
+  g_assert_cmpstr (session_tmp (fx, victim, "state"), ==, "idle");
   if (!g_str_equal (fc->state, "idle"))
     g_assert_cmpuint (session_u (fx, victim, "pid"), !=, old_pid);
 }
@@ -1653,11 +1663,11 @@ test_eviction (Fixture *fx, gconstpointer data)
   c = prompt_ok (fx, "cli:c", "echo c");
 
   /* The least recently active idle session made room. */
-  g_assert_cmpstr (session_s (fx, "cli:a", "state"), ==, "suspended");
+  g_assert_cmpstr (session_tmp (fx, "cli:a", "state"), ==, "suspended");
   g_assert_cmpuint (session_u (fx, "cli:a", "pid"), ==, 0);
   WAIT_FOR (process_gone (pid_a), 5000);
-  g_assert_cmpstr (session_s (fx, "cli:b", "state"), ==, "idle");
-  g_assert_cmpstr (session_s (fx, "cli:c", "state"), ==, "idle");
+  g_assert_cmpstr (session_tmp (fx, "cli:b", "state"), ==, "idle");
+  g_assert_cmpstr (session_tmp (fx, "cli:c", "state"), ==, "idle");
   g_assert_cmpuint (broker_u (fx, "RunningCount"), ==, 2);
   g_assert_cmpuint (broker_u (fx, "SessionCount"), ==, 3);
 
@@ -1684,7 +1694,7 @@ test_eviction (Fixture *fx, gconstpointer data)
   WAIT_FOR (state_is (fx, "cli:b", "idle"), 5000);
   again = prompt_ok (fx, "cli:a", "echo a again");
   g_assert_cmpstr (again, ==, "echo a again");
-  g_assert_cmpstr (session_s (fx, "cli:b", "state"), ==, "suspended");
+  g_assert_cmpstr (session_tmp (fx, "cli:b", "state"), ==, "suspended");
   call_ok (fx, "Cancel", g_variant_new ("(s)", "cli:c"));
   WAIT_FOR (turn_ended (fx->c, "cli:c", tc), 5000);
 }
@@ -1983,8 +1993,8 @@ test_environment (Fixture *fx, gconstpointer data)
   g_assert_cmpstr (cwd1, !=, cwd2);
   g_assert_true (g_str_has_prefix (cwd1, work));
   g_assert_true (g_str_has_prefix (cwd2, work));
-  g_assert_cmpstr (session_s (fx, "a/b", "cwd"), ==, cwd1);
-  g_assert_cmpstr (session_s (fx, "a_b", "cwd"), ==, cwd2);
+  g_assert_cmpstr (session_tmp (fx, "a/b", "cwd"), ==, cwd1);
+  g_assert_cmpstr (session_tmp (fx, "a_b", "cwd"), ==, cwd2);
   g_assert_cmpint (stat (cwd1, &st), ==, 0);
   g_assert_cmpint (st.st_mode & 0777, ==, 0700);
 }

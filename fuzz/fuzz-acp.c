@@ -1,0 +1,102 @@
+/* agentbroker — libFuzzer target for the ACP readers (src/acp.c)
+ *
+ * The input is one message body from a hostile agent, parsed the way the
+ * JSON-RPC connection parses a line, then given to every helper that
+ * reads a field out of an agent's answer: the initialize result, a
+ * session/new result, a session/prompt result, a permission request and
+ * an update.  Whatever these return travels on to D-Bus clients, so it
+ * must be valid UTF-8 and within its documented bounds.  (The line
+ * reader and the dispatcher in front of them have their own target,
+ * fuzz-jsonrpc.)
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-glib/json-glib.h>
+
+#include "acp.h"
+#include "jsonrpc.h"
+
+int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
+
+static void
+check_utf8 (const char *text)
+{
+  if (text != NULL && !g_utf8_validate (text, -1, NULL))
+    abort ();
+}
+
+static void
+check_permission (JsonNode *params)
+{
+  static const AbPermissions policies[]
+      = { AB_PERMISSIONS_ALLOW, AB_PERMISSIONS_DENY, AB_PERMISSIONS_ASK };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (policies); i++)
+    {
+      g_autofree char *pick = ab_acp_permission_pick (params, policies[i]);
+      g_autoptr (JsonNode) answer = NULL;
+
+      if (pick == NULL)
+        continue;
+      /* a picked option is one the agent offered, and answerable */
+      check_utf8 (pick);
+      if (!ab_acp_permission_has_option (params, pick))
+        abort ();
+      answer = ab_acp_permission_selected (pick);
+      if (g_strcmp0 (ab_acp_get_string (
+                         json_object_get_member (json_node_get_object (answer),
+                                                 "outcome"),
+                         "optionId"),
+                     pick)
+          != 0)
+        abort ();
+    }
+}
+
+int
+LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (JsonNode) root = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *auth = NULL;
+  g_autofree char *session_id = NULL;
+  g_autofree char *reason = NULL;
+  g_autofree char *update = NULL;
+
+  root = ab_json_parse_untrusted (parser, (const char *)data, size, &error);
+  if ((root == NULL) == (error == NULL))
+    abort ();
+  if (root == NULL)
+    return 0;
+
+  ab_acp_agent_can_load (root);
+  auth = ab_acp_describe_auth_methods (root);
+  check_utf8 (auth);
+
+  session_id = ab_acp_session_id_from_result (root);
+  if (session_id != NULL
+      && (session_id[0] == '\0' || strlen (session_id) > 1024))
+    abort ();
+  check_utf8 (session_id);
+
+  /* a stop reason is always a short token */
+  reason = ab_acp_stop_reason (root);
+  if (reason == NULL || reason[0] == '\0' || strlen (reason) > 64
+      || strspn (reason, "abcdefghijklmnopqrstuvwxyz"
+                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+             != strlen (reason))
+    abort ();
+
+  check_permission (root);
+  check_utf8 (ab_acp_get_string (root, "sessionUpdate"));
+
+  /* what the session sends on as an Update signal */
+  update = json_to_string (root, FALSE);
+  check_utf8 (update);
+  return 0;
+}
