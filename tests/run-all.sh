@@ -57,6 +57,9 @@ if ! make -j"$jobs" check; then
     exit 1
 fi
 phase "check"
+# The C tests again under ASan+UBSan, and the daemon tests under valgrind.
+"$top/tests/run-sanitizers.sh" "$build-asan" "$build"
+phase "sanitizers"
 make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
 phase "fuzz"
 if ! make -j"$jobs" distcheck; then

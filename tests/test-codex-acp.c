@@ -249,6 +249,8 @@ test_offline_turn_fails (Fixture *fx, gconstpointer data)
   peer_call_ok (&fx->p, "RemoveSession", g_variant_new ("(s)", thread));
   PEER_WAIT_FOR (peer_process_gone (pid), 10000);
   peer_collector_free (watcher);
+  g_free (ctl.out);
+  g_free (ctl.err);
 }
 
 static void

@@ -634,12 +634,13 @@ test_unix_socket (Fixture *fx, gconstpointer data)
 static void
 test_oversized (Fixture *fx, gconstpointer data)
 {
-  GString *req = g_string_new ("GET /livez HTTP/1.1\r\nHost: x\r\n");
+  g_autoptr (GString) req = g_string_new ("GET /livez HTTP/1.1\r\nHost: x\r\n");
+  g_autofree char *under = NULL;
   Reply r;
 
   /* Just under the limit: answered. */
-  g_string_append_printf (req, "X-Pad: %s\r\n\r\n",
-                          g_strnfill (8192 - req->len - 13, 'a'));
+  under = g_strnfill (8192 - req->len - 13, 'a');
+  g_string_append_printf (req, "X-Pad: %s\r\n\r\n", under);
   g_assert_cmpint (req->len, <=, 8192);
   http_raw (&fx->t, req->str, req->len, HTTP_TIMEOUT_MS, &r);
   g_assert_cmpint (r.status, ==, 200);
@@ -674,7 +675,6 @@ test_oversized (Fixture *fx, gconstpointer data)
   reply_clear (&r);
 
   get_expect (&fx->t, "/livez", 200);
-  g_string_free (req, TRUE);
 }
 
 static void
