@@ -11,6 +11,8 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <glib/gi18n.h>
+
 #include "access.h"
 
 static gboolean
@@ -64,11 +66,11 @@ ab_access_to_string (AbAccess access)
   switch (access)
     {
     case AB_ACCESS_ADMIN:
-      return "admin access";
+      return _ ("admin access");
     case AB_ACCESS_USER:
-      return "user access";
+      return _ ("user access");
     case AB_ACCESS_NONE:
     default:
-      return "no access";
+      return _ ("no access");
     }
 }
