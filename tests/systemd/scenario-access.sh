@@ -179,6 +179,21 @@ rm -f "$open_policy"
 busctl --system call org.freedesktop.DBus /org/freedesktop/DBus \
     org.freedesktop.DBus ReloadConfig
 
+# Session records hold prompts: only the daemon's user may read them.
+state_dir=/var/lib/agentbroker
+agentctl_as bob prompt cli:bob/records "keep this private" >/dev/null || true
+check_eq "the state directory is 0700 agentbroker" "700 agentbroker" \
+    "$(stat -c '%a %U' "$state_dir")"
+check_eq "the records directory is 0700" "700" \
+    "$(stat -c '%a' "$state_dir/sessions")"
+record=$(ls "$state_dir"/sessions/*.json | head -n 1)
+check_eq "a session record is 0600 agentbroker" "600 agentbroker" \
+    "$(stat -c '%a %U' "$record")"
+check "alice cannot list the session records" \
+    sh -c "! setpriv --reuid=alice --regid=alice --init-groups ls $state_dir/sessions >/dev/null 2>&1"
+check "alice cannot read bob's session record" \
+    sh -c "! setpriv --reuid=alice --regid=alice --init-groups cat $record >/dev/null 2>&1"
+
 check_eq "the daemon is unharmed (active running)" "active running" \
     "$(unit_prop $ab_unit ActiveState) $(unit_prop $ab_unit SubState)"
 check_eq "State is running" '"running"' "$(bus_prop State)"
