@@ -113,6 +113,11 @@ binds=(
     --bind-ro="$harness/scenario.service:/etc/systemd/system/scenario.service"
     --bind="$out:/out"
 )
+# The SDK agent (tests/sdk-agent, its npm packages installed by make
+# check) for scenarios that run a Node.js agent under the sandboxed unit.
+if [ -d "$builddir/tests/sdk-agent/node_modules" ]; then
+    binds+=(--bind-ro="$builddir/tests/sdk-agent:/ab-sdk-agent")
+fi
 # The volatile root has an empty /etc; awk and friends are alternatives links.
 if [ -d /etc/alternatives ]; then
     binds+=(--bind-ro=/etc/alternatives)

@@ -179,6 +179,33 @@ rm -f "$open_policy"
 busctl --system call org.freedesktop.DBus /org/freedesktop/DBus \
     org.freedesktop.DBus ReloadConfig
 
+# A Node.js agent on the official ACP SDK works under the sandboxed unit
+# (it needs writable and executable memory, which the unit allows).
+if [ -f /ab-sdk-agent/agent.mjs ] && [ -d /ab-sdk-agent/node_modules ]; then
+    cat >>"$ab_config" <<YAML
+  sdk:
+    command: [$(command -v node), /ab-sdk-agent/agent.mjs]
+YAML
+    # the config's agents: block is the last mapping but one; rebuild it
+    python3 - "$ab_config" <<'PY'
+import sys
+p = sys.argv[1]
+lines = open(p).read().splitlines()
+sdk = [l for l in lines[-2:]]
+rest = lines[:-2]
+i = rest.index("timeouts:")
+open(p, "w").write("\n".join(rest[:i] + sdk + rest[i:]) + "\n")
+PY
+    check "systemctl reload with an SDK agent profile" systemctl reload $ab_unit
+    out=$(agentctl_as alice prompt --agent sdk cli:alice/sdk "hello from alice") || true
+    diag "sdk agent said: $out"
+    check "alice: the SDK agent (Node.js) answered under the sandbox" \
+        grep -q "sdk-agent:" <<<"$out"
+else
+    not_ok "the SDK agent is available in the container"
+    diag "tests/sdk-agent/node_modules is missing in the build tree: run make check (it runs npm ci)"
+fi
+
 # Session records hold prompts: only the daemon's user may read them.
 state_dir=/var/lib/agentbroker
 agentctl_as bob prompt cli:bob/records "keep this private" >/dev/null || true
