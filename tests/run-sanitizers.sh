@@ -64,15 +64,22 @@ if [ -n "$vg" ]; then
     export G_SLICE=always-malloc G_DEBUG=gc-friendly
     export AB_TEST_DAEMON_WRAPPER="valgrind -q --error-exitcode=1 \
 --leak-check=full --num-callers=30 --suppressions=$top/tests/valgrind.supp"
-    # One test is left out: after /sessions/bad-input/agent-missing the
-    # daemon's D-Bus service object is still referenced at exit, so its
-    # bindings show as "possibly lost" (a leak at exit, not one that
-    # grows; not yet explained, see the issue notes).
-    echo "run-sanitizers: valgrind: tests/test-daemon tests/test-sessions"
-    if ! make -C "$vg" -j"$jobs" check \
-        TESTS="tests/test-daemon tests/test-sessions" \
-        LOG_FLAGS="-s /sessions/bad-input/agent-missing"; then
+    echo "run-sanitizers: valgrind: tests/test-daemon"
+    if ! make -C "$vg" -j"$jobs" check TESTS="tests/test-daemon"; then
         show_failures "$vg"
+        exit 1
+    fi
+    # test-sessions runs directly, for GTest's -s: one test is left out.
+    # After /sessions/bad-input/agent-missing the daemon's D-Bus service
+    # object is still referenced at exit, so its bindings show as
+    # "possibly lost" (a leak at exit, not one that grows; cause not yet
+    # found, see the issue notes).
+    echo "run-sanitizers: valgrind: tests/test-sessions"
+    if ! (cd "$vg" && AB_TEST_BUILDDIR="$vg" G_TEST_SRCDIR="$top/tests" \
+        G_TEST_BUILDDIR="$vg/tests" LC_ALL=C.UTF-8 \
+        ./tests/test-sessions -s /sessions/bad-input/agent-missing \
+        >"$vg/tests/test-sessions-valgrind.log" 2>&1); then
+        cat "$vg/tests/test-sessions-valgrind.log"
         exit 1
     fi
 fi
