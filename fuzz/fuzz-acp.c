@@ -47,11 +47,11 @@ check_permission (JsonNode *params)
       if (!ab_acp_permission_has_option (params, pick))
         abort ();
       answer = ab_acp_permission_selected (pick);
-      if (g_strcmp0 (ab_acp_get_string (
-                         json_object_get_member (json_node_get_object (answer),
-                                                 "outcome"),
-                         "optionId"),
-                     pick)
+      if (g_strcmp0 (
+              ab_acp_get_string (json_object_get_member (
+                                     json_node_get_object (answer), "outcome"),
+                                 "optionId"),
+              pick)
           != 0)
         abort ();
     }

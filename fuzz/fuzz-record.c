@@ -53,9 +53,8 @@ check_same (const AbSessionRecord *a, const AbSessionRecord *b)
       || a->interrupted_turn != b->interrupted_turn
       || a->interrupted_reported != b->interrupted_reported)
     abort ();
-  if (a->running_turn != 0 && g_strcmp0 (text_a != NULL ? text_a : "",
-                                         b->running_text)
-                                  != 0)
+  if (a->running_turn != 0
+      && g_strcmp0 (text_a != NULL ? text_a : "", b->running_text) != 0)
     abort ();
 }
 

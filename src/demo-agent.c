@@ -139,7 +139,7 @@ struct _DemoTurn
   guint stream_bytes;
   gboolean stream_stamp;
   guint stream_pace_ms; /* between chunks; 0 = as fast as possible */
-  GString *reply; /* what we said, for the transcript */
+  GString *reply;       /* what we said, for the transcript */
 };
 
 static struct

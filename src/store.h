@@ -19,9 +19,9 @@ typedef struct
   gint64 last_activity;
   guint64 turns;
   guint64 last_turn;
-  char *last_reason;    /* NULL if no turn ended yet */
-  guint64 running_turn; /* the turn in flight when written, or 0 */
-  char *running_text;   /* its prompt, for resend_interrupted */
+  char *last_reason;        /* NULL if no turn ended yet */
+  guint64 running_turn;     /* the turn in flight when written, or 0 */
+  char *running_text;       /* its prompt, for resend_interrupted */
   guint64 interrupted_turn; /* cut off by an earlier instance, or 0 */
   gboolean interrupted_reported;
 } AbSessionRecord;

@@ -189,9 +189,8 @@ ab_daemon_fixture_start (AbDaemonFixture *fx, GError **error)
   while (g_get_monotonic_time () < deadline)
     {
       g_autoptr (GVariant) reply = g_dbus_connection_call_sync (
-          fx->connection, BUS_NAME, BUS_PATH,
-          "org.freedesktop.DBus.Properties", "Get",
-          g_variant_new ("(ss)", "org.agentbroker.Broker1", "State"),
+          fx->connection, BUS_NAME, BUS_PATH, "org.freedesktop.DBus.Properties",
+          "Get", g_variant_new ("(ss)", "org.agentbroker.Broker1", "State"),
           G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE, 10000, NULL, NULL);
       g_autoptr (GVariant) state = NULL;
 

@@ -14,7 +14,7 @@ packages="build-essential autoconf automake autopoint gettext pkg-config
   libglib2.0-dev libglib2.0-dev-bin libglib2.0-bin libsystemd-dev
   libjson-glib-dev libsoup-3.0-dev libyaml-dev xz-utils
   dbus dbus-user-session systemd systemd-container procps
-  clang libclang-rt-14-dev valgrind curl python3
+  clang clang-format libclang-rt-14-dev valgrind curl python3
   dpkg-dev debhelper fakeroot lintian man-db groff-base zsh"
 # The SDK agent test needs Node.js and npm; a machine that already has
 # them (Debian's or NodeSource's) keeps its own.

@@ -43,7 +43,7 @@
 typedef struct
 {
   AbDaemonFixture d;
-  char *mark;   /* in every agent's environment, to find its processes */
+  char *mark; /* in every agent's environment, to find its processes */
   guint base_fds;
 } Fixture;
 
@@ -465,7 +465,8 @@ test_wrong_types (Fixture *fx, gconstpointer data)
       g_assert_null (reply);
       g_assert_true (
           g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS)
-          || g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD));
+          || g_error_matches (error, G_DBUS_ERROR,
+                              G_DBUS_ERROR_UNKNOWN_METHOD));
       assert_alive (fx);
     }
 
@@ -520,8 +521,7 @@ test_huge_strings (Fixture *fx, gconstpointer data)
   start_daemon (fx, NULL, NULL);
   call_refused (fx, "Prompt", g_variant_new ("(ssa{sv})", huge, "echo", NULL),
                 AB_ERROR_INVALID_ARGUMENT);
-  call_refused (fx, "Prompt",
-                g_variant_new ("(ssa{sv})", "huge:1", huge, NULL),
+  call_refused (fx, "Prompt", g_variant_new ("(ssa{sv})", "huge:1", huge, NULL),
                 AB_ERROR_INVALID_ARGUMENT);
   g_assert_true (no_session (fx, "huge:1"));
   call_refused (fx, "GetSession", g_variant_new ("(s)", huge),
@@ -649,9 +649,9 @@ test_watch_flood (Fixture *fx, gconstpointer data)
   /* Bounded: 1024 short strings; the slack covers allocator caches, not
    * 10,000 entries kept. AddressSanitizer keeps up to 256 MiB of freed
    * memory in quarantine. */
-  g_assert_cmpuint (rss_after, <,
-                    rss_before
-                        + (g_getenv ("ASAN_OPTIONS") != NULL ? 512 : 64) * 1024);
+  g_assert_cmpuint (
+      rss_after, <,
+      rss_before + (g_getenv ("ASAN_OPTIONS") != NULL ? 512 : 64) * 1024);
 
   /* A thread already watched may be watched again; another connection
    * has its own 1024. */
@@ -748,8 +748,8 @@ test_remove_race (Fixture *fx, gconstpointer data)
   start_daemon (fx, NULL, NULL);
   for (guint i = 0; i < rounds; i++)
     {
-      GVariant *prompt_args = g_variant_new ("(ssa{sv})", "race:1",
-                                             texts[i % 3], NULL);
+      GVariant *prompt_args
+          = g_variant_new ("(ssa{sv})", "race:1", texts[i % 3], NULL);
       GVariant *remove_args = g_variant_new ("(s)", "race:1");
 
       if (i % 2 == 0)
@@ -806,8 +806,8 @@ send_corrupted (GIOStream *stream, GDBusMessage *message,
             break;
           }
     }
-  g_output_stream_write_all (g_io_stream_get_output_stream (stream), blob,
-                             size, NULL, NULL, &error);
+  g_output_stream_write_all (g_io_stream_get_output_stream (stream), blob, size,
+                             NULL, NULL, &error);
   g_assert_no_error (error);
 }
 
@@ -848,9 +848,9 @@ test_invalid_utf8 (Fixture *fx, gconstpointer data)
   g_socket_send (socket, "BEGIN\r\n", 7, NULL, &error);
   g_assert_no_error (error);
 
-  hello = g_dbus_message_new_method_call (
-      "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-      "Hello");
+  hello = g_dbus_message_new_method_call ("org.freedesktop.DBus",
+                                          "/org/freedesktop/DBus",
+                                          "org.freedesktop.DBus", "Hello");
   g_dbus_message_set_serial (hello, 1);
   send_corrupted (stream, hello, NULL);
   bad = g_dbus_message_new_method_call (BUS_NAME, BUS_PATH, BROKER_IFACE,
@@ -866,8 +866,9 @@ test_invalid_utf8 (Fixture *fx, gconstpointer data)
       g_autoptr (GError) read_error = NULL;
 
       n = g_socket_receive (socket, buf, sizeof buf, NULL, &read_error);
-      if (n == 0 || g_error_matches (read_error, G_IO_ERROR,
-                                     G_IO_ERROR_CONNECTION_CLOSED))
+      if (n == 0
+          || g_error_matches (read_error, G_IO_ERROR,
+                              G_IO_ERROR_CONNECTION_CLOSED))
         closed = TRUE;
       else if (n < 0)
         {
@@ -913,9 +914,9 @@ test_option_types (Fixture *fx, gconstpointer data)
   {
     g_autoptr (GError) error = NULL;
     g_autoptr (GVariant) reply = NULL;
-    GVariant *options = g_variant_parse (
-        G_VARIANT_TYPE ("a{sv}"), "{'colour': <5>, 'agent': <'demo'>}", NULL,
-        NULL, &error);
+    GVariant *options = g_variant_parse (G_VARIANT_TYPE ("a{sv}"),
+                                         "{'colour': <5>, 'agent': <'demo'>}",
+                                         NULL, NULL, &error);
 
     g_assert_no_error (error);
     reply = call (fx, "Prompt",
@@ -996,9 +997,9 @@ test_thread_tricks (Fixture *fx, gconstpointer data)
 {
   g_autofree char *too_long = g_strnfill (201, 'a');
   const char *refused[] = {
-    "../x",  "a/../b",    "a/..",       "..",       "/abs",       ".hid",
-    "a\\b",  "a b",       "a\nb",       "%2e%2e/x", "a/b/../../c", "~root",
-    "$(id)", "a;rm",      "é",          "a\tb",     "",           too_long,
+    "../x", "a/../b", "a/..",     "..",          "/abs",  ".hid",  "a\\b",
+    "a b",  "a\nb",   "%2e%2e/x", "a/b/../../c", "~root", "$(id)", "a;rm",
+    "é",    "a\tb",   "",         too_long,
   };
   const char *accepted[] = { "a/b..c/d", "x/.y", "a//b", "a/./b", "a/b/" };
   g_autofree char *work = g_build_filename (fx->d.state_dir, "work", NULL);
@@ -1096,7 +1097,8 @@ test_stderr_rate (Fixture *fx, gconstpointer data)
 static const char surrogate_agent[]
     = "#!/bin/sh\n"
       "while IFS= read -r line; do\n"
-      "  id=$(printf '%s' \"$line\" | sed -n 's/.*\"id\":\\([0-9]*\\).*/\\1/p')\n"
+      "  id=$(printf '%s' \"$line\" | sed -n "
+      "'s/.*\"id\":\\([0-9]*\\).*/\\1/p')\n"
       "  case \"$line\" in\n"
       "  *'\"initialize\"'*)\n"
       "    printf '{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":"
@@ -1130,14 +1132,13 @@ test_agent_invalid_utf8 (Fixture *fx, gconstpointer data)
 
   g_file_set_contents (script, surrogate_agent, -1, &error);
   g_assert_no_error (error);
-  agents = g_strdup_printf (
-      "  update:\n"
-      "    command: [/bin/sh, %s]\n"
-      "    env: {MODE: update, AB_HOSTILE_MARK: %s}\n"
-      "  error:\n"
-      "    command: [/bin/sh, %s]\n"
-      "    env: {MODE: error, AB_HOSTILE_MARK: %s}\n",
-      script, fx->mark, script, fx->mark);
+  agents = g_strdup_printf ("  update:\n"
+                            "    command: [/bin/sh, %s]\n"
+                            "    env: {MODE: update, AB_HOSTILE_MARK: %s}\n"
+                            "  error:\n"
+                            "    command: [/bin/sh, %s]\n"
+                            "    env: {MODE: error, AB_HOSTILE_MARK: %s}\n",
+                            script, fx->mark, script, fx->mark);
   start_daemon (fx, agents, NULL);
 
   for (gsize i = 0; i < G_N_ELEMENTS (agent_names); i++)
@@ -1210,11 +1211,10 @@ test_hostile_records (Fixture *fx, gconstpointer data)
   /* found by fuzz/fuzz-record: strings that decode to invalid UTF-8 would
    * become D-Bus properties */
   plant_record (dir, "rec:surrogate", surrogate, -1);
-  fuzzed_path = g_test_build_filename (
-      G_TEST_DIST, "..", "fuzz", "corpus", "record",
-      "regress-surrogate-roundtrip.json", NULL);
-  g_assert_true (
-      g_file_get_contents (fuzzed_path, &fuzzed, &fuzzed_len, NULL));
+  fuzzed_path
+      = g_test_build_filename (G_TEST_DIST, "..", "fuzz", "corpus", "record",
+                               "regress-surrogate-roundtrip.json", NULL);
+  g_assert_true (g_file_get_contents (fuzzed_path, &fuzzed, &fuzzed_len, NULL));
   plant_record (dir, "discord:1234567890", fuzzed, (gssize)fuzzed_len);
   /* 4 MiB of '[': json-glib's recursive parser would overflow the stack
    * (a crash at every start) */
