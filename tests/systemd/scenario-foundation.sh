@@ -163,6 +163,17 @@ check "access.admins member: Reload succeeds" grep -q '^method return' <<<"$repl
 diag "$reply"
 check_eq "access.admins member: Generation went up" "$((generation + 1))" "$(bus_prop Generation)"
 
+# --- agentbroker-config.path: a change to the file reloads ---------------
+generation_is() { [ "$(bus_prop Generation)" = "$1" ]; }
+check "systemctl start agentbroker-config.path" \
+    systemctl start agentbroker-config.path
+generation=$(bus_prop Generation)
+good_config 13
+check "writing the config reloads the broker (Generation goes up)" \
+    wait_until 20 generation_is "$((generation + 1))"
+check_eq "the written setting is in force" "13" "$(bus_prop MaxSessions)"
+systemctl stop agentbroker-config.path
+
 # --- stop, then bus activation -------------------------------------------
 check "systemctl stop succeeds" systemctl stop $ab_unit
 check_eq "stopped with Result=success" success "$(unit_prop $ab_unit Result)"
