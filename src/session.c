@@ -77,7 +77,9 @@ struct _AbSession
   AbAgentProcess *process;
   AbJsonRpc *rpc;
   char *acp_session;
-  gboolean loading; /* session/load replays history: not news to anyone */
+  gboolean loading;   /* session/load replays history: not news to anyone */
+  gboolean can_load;  /* the agent advertised loadSession */
+  char *auth_methods; /* the agent's advertised auth methods, for errors */
   gboolean history_lost;
   gboolean tearing_down;
   gboolean restart_pending; /* the profile changed: new agent next turn */
@@ -923,12 +925,16 @@ set_acp_session (AbSession *self, char *id)
   persist (self);
 }
 
+/* An agent that needs authentication fails session/new with
+ * "Authentication required": say which methods it offers, unless the
+ * profile named one. */
 static void
 on_session_new (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (AbSession) self = user_data;
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonNode) reply = NULL;
+  const AbAgentProfile *prof = profile (self);
   char *id;
 
   reply = ab_jsonrpc_call_finish (AB_JSONRPC (source), result, &error);
@@ -936,15 +942,27 @@ on_session_new (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   if (reply == NULL)
     {
-      handshake_failed (self, "session/new", error);
+      g_autofree char *why = NULL;
+
+      if (error->domain != AB_JSONRPC_ERROR)
+        return; /* the connection failed: reported as the agent lost */
+      if ((prof == NULL || prof->auth_method == NULL)
+          && self->auth_methods != NULL && self->auth_methods[0] != '\0')
+        why = g_strdup_printf (
+            _ ("agent '%s' failed session/new: %s (the agent offers the "
+               "auth methods %s; name one as auth_method in its profile)"),
+            self->agent, error->message, self->auth_methods);
+      else
+        why = g_strdup_printf (_ ("agent '%s' failed session/new: %s"),
+                               self->agent, error->message);
+      agent_lost (self, "agent-error", why);
       return;
     }
   id = ab_acp_session_id_from_result (reply);
   if (id == NULL)
     {
-      g_autoptr (GError) bad = g_error_new_literal (
-          AB_ERROR, AB_ERROR_AGENT_FAILED, _ ("no valid sessionId"));
-      handshake_failed (self, "session/new", bad);
+      agent_lost (self, "agent-error",
+                  _ ("agent answered session/new without a valid sessionId"));
       return;
     }
   set_acp_session (self, id);
@@ -984,10 +1002,12 @@ on_session_load (GObject *source, GAsyncResult *result, gpointer user_data)
   handshake_done (self);
 }
 
+/* session/load when there is a conversation to resume and the agent can,
+ * else session/new (and the next turn says the history was lost). */
 static void
-open_session (AbSession *self, gboolean can_load)
+open_session (AbSession *self)
 {
-  if (self->acp_session != NULL && can_load)
+  if (self->acp_session != NULL && self->can_load)
     {
       self->loading = TRUE;
       ab_jsonrpc_call (
@@ -1001,24 +1021,13 @@ open_session (AbSession *self, gboolean can_load)
   new_session (self);
 }
 
-typedef struct
-{
-  AbSession *self;
-  gboolean can_load;
-  char *auth_methods;
-} AuthStep;
-
 static void
 on_authenticated (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  AuthStep *step = user_data;
-  g_autoptr (AbSession) self = step->self;
+  g_autoptr (AbSession) self = user_data;
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonNode) reply = NULL;
-  gboolean can_load = step->can_load;
 
-  g_free (step->auth_methods);
-  g_free (step);
   reply = ab_jsonrpc_call_finish (AB_JSONRPC (source), result, &error);
   if (AB_JSONRPC (source) != self->rpc)
     return;
@@ -1027,51 +1036,7 @@ on_authenticated (GObject *source, GAsyncResult *result, gpointer user_data)
       handshake_failed (self, "authenticate", error);
       return;
     }
-  open_session (self, can_load);
-}
-
-/* Without authentication, an agent that needs it fails session/new with
- * "Authentication required": say which methods it offers. */
-static void
-on_session_new_unauthenticated (GObject *source, GAsyncResult *result,
-                                gpointer user_data)
-{
-  AuthStep *step = user_data;
-  g_autoptr (AbSession) self = step->self;
-  g_autofree char *methods = step->auth_methods;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (JsonNode) reply = NULL;
-  char *id;
-
-  g_free (step);
-  reply = ab_jsonrpc_call_finish (AB_JSONRPC (source), result, &error);
-  if (AB_JSONRPC (source) != self->rpc)
-    return;
-  if (reply == NULL)
-    {
-      g_autofree char *why = NULL;
-
-      if (methods != NULL && methods[0] != '\0')
-        why = g_strdup_printf (
-            _ ("agent '%s' failed session/new: %s (the agent offers the "
-               "auth methods %s; name one as auth_method in its profile)"),
-            self->agent, error->message, methods);
-      else
-        why = g_strdup_printf (_ ("agent '%s' failed session/new: %s"),
-                               self->agent, error->message);
-      if (error->domain == AB_JSONRPC_ERROR)
-        agent_lost (self, "agent-error", why);
-      return;
-    }
-  id = ab_acp_session_id_from_result (reply);
-  if (id == NULL)
-    {
-      agent_lost (self, "agent-error",
-                  _ ("agent answered session/new without a valid sessionId"));
-      return;
-    }
-  set_acp_session (self, id);
-  handshake_done (self);
+  open_session (self);
 }
 
 static void
@@ -1081,7 +1046,6 @@ on_initialized (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonNode) reply = NULL;
   const AbAgentProfile *prof;
-  AuthStep *step;
 
   reply = ab_jsonrpc_call_finish (AB_JSONRPC (source), result, &error);
   if (AB_JSONRPC (source) != self->rpc)
@@ -1093,32 +1057,17 @@ on_initialized (GObject *source, GAsyncResult *result, gpointer user_data)
       return;
     }
 
-  prof = profile (self);
-  step = g_new0 (AuthStep, 1);
-  step->self = g_object_ref (self);
-  step->can_load = ab_acp_agent_can_load (reply);
-  step->auth_methods = ab_acp_describe_auth_methods (reply);
+  self->can_load = ab_acp_agent_can_load (reply);
+  g_free (self->auth_methods);
+  self->auth_methods = ab_acp_describe_auth_methods (reply);
 
+  prof = profile (self);
   if (prof != NULL && prof->auth_method != NULL)
-    {
-      ab_jsonrpc_call (self->rpc, "authenticate",
-                       ab_acp_authenticate_params (prof->auth_method), NULL,
-                       on_authenticated, step);
-      return;
-    }
-  if (self->acp_session != NULL && step->can_load)
-    {
-      open_session (self, TRUE);
-      g_object_unref (step->self);
-      g_free (step->auth_methods);
-      g_free (step);
-      return;
-    }
-  if (self->acp_session != NULL)
-    self->history_lost = TRUE;
-  ab_jsonrpc_call (self->rpc, "session/new",
-                   ab_acp_new_session_params (self->cwd), NULL,
-                   on_session_new_unauthenticated, step);
+    ab_jsonrpc_call (self->rpc, "authenticate",
+                     ab_acp_authenticate_params (prof->auth_method), NULL,
+                     on_authenticated, g_object_ref (self));
+  else
+    open_session (self);
 }
 
 static gboolean
@@ -1602,6 +1551,7 @@ ab_session_finalize (GObject *object)
   g_free (self->state_dir);
   g_free (self->store_dir);
   g_free (self->acp_session);
+  g_free (self->auth_methods);
   g_free (self->failure);
   g_free (self->last_reason);
 
