@@ -69,6 +69,13 @@ unit_is() {
     [ "$(systemctl show -P ActiveState "$1")" = "$2" ]
 }
 
+# unit_running UNIT: active (running). After an activation by socket or bus
+# the first answer can come before systemd has read READY=1, so callers
+# poll with wait_until.
+unit_running() {
+    [ "$(unit_prop "$1" ActiveState) $(unit_prop "$1" SubState)" = "active running" ]
+}
+
 # as_user USER COMMAND...: run with USER's uid, gid and groups (no PAM in
 # the container, so no su/runuser)
 as_user() {

@@ -80,10 +80,6 @@ none_switching() {
     [ "$(ctl --json list | jq '[.[] | select(.switching)] | length')" = 0 ]
 }
 main_pid() { unit_prop $ab_unit MainPID; }
-active_running() {
-    [ "$(unit_prop $ab_unit ActiveState) $(unit_prop $ab_unit SubState)" = "active running" ]
-}
-
 write_config() { # DRAIN [OTHER-COMMAND] [MAX_SESSIONS]
     cat >"$ab_config" <<YAML
 default_agent: demo
@@ -161,7 +157,7 @@ reload_while_running() {
     grep -qw sl1 <<<"$still" && grep -qw sl2 <<<"$still" && grep -qwE 'st1|st2' <<<"$still"
 }
 check "the reload happened while both sleeping turns and a stream ran" reload_while_running
-check "unit active (running) after the reload" active_running
+check "unit active (running) after the reload" unit_running $ab_unit
 check_eq "same main process" "$pid" "$(main_pid)"
 check_eq "Generation went up by one" "$((generation + 1))" "$(bus_prop Generation)"
 check_eq "the changed setting is in force (MaxSessions)" 63 "$(bus_prop MaxSessions)"
@@ -285,7 +281,7 @@ generation=$(bus_prop Generation)
 pid=$(main_pid)
 journal_mark "$cursor"
 check "systemctl reload fails" bash -c "! systemctl reload $ab_unit"
-check "unit active (running)" active_running
+check "unit active (running)" unit_running $ab_unit
 check_eq "same main process" "$pid" "$(main_pid)"
 check_eq "Generation unchanged" "$generation" "$(bus_prop Generation)"
 check_eq "MaxSessions unchanged" 63 "$(bus_prop MaxSessions)"
@@ -348,7 +344,7 @@ count=$(session_count)
 pid=$(main_pid)
 restarts=$(unit_prop $ab_unit NRestarts)
 restarted() {
-    [ "$(unit_prop $ab_unit NRestarts)" -gt "$restarts" ] && active_running &&
+    [ "$(unit_prop $ab_unit NRestarts)" -gt "$restarts" ] && unit_running $ab_unit &&
         [ "$(main_pid)" != "$pid" ]
 }
 check "systemctl kill -s KILL" systemctl kill -s KILL $ab_unit
@@ -430,7 +426,7 @@ check "the record of cli:r10 is found" test -n "$bad"
 printf '{"thread": "cli:r10", garbage\n\x00\x01' >"$bad"
 snapshot "$work/corrupt.before"
 check "the daemon starts" systemctl start $ab_unit
-check "unit active (running)" active_running
+check "unit active (running)" unit_running $ab_unit
 check "the bad record is set aside as .corrupt" test -f "$bad.corrupt" -a ! -e "$bad"
 check "the journal names it" \
     grep -qF "$bad" <<<"$(journalctl -b -u $ab_unit -o cat --no-pager | tail -n 200)"
