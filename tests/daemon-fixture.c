@@ -16,9 +16,17 @@
 #include <unistd.h>
 
 #include "daemon-fixture.h"
+#include "error.h"
 
-#define BUS_NAME "org.agentbroker.Broker1"
-#define BUS_PATH "/org/agentbroker/Broker1"
+#define BUS_NAME AB_BUS_NAME
+#define BUS_PATH AB_BUS_PATH
+
+/* For the watchdog's signal handlers: the log to print and the daemon to
+ * stop, kept up to date by the start and the stop. */
+static const char *watchdog_log_path;
+static pid_t watchdog_daemon_pid;
+static gboolean watchdog_armed;
+static char watchdog_hang_message[256];
 
 /* One private bus for the whole test program: each test starts and
  * stops its own daemon on it. */
@@ -36,6 +44,16 @@ ab_test_bus_down (void)
 {
   g_test_dbus_down (test_bus);
   g_clear_object (&test_bus);
+}
+
+/* g_test_run() and ab_test_bus_down(): the program's exit status. */
+int
+ab_test_run (void)
+{
+  int status = g_test_run ();
+
+  ab_test_bus_down ();
+  return status;
 }
 
 const char *
@@ -165,6 +183,7 @@ ab_daemon_fixture_start (AbDaemonFixture *fx, GError **error)
       launcher, (const char *const *)argv->pdata, error);
   if (fx->daemon == NULL)
     return FALSE;
+  watchdog_daemon_pid = atoi (g_subprocess_get_identifier (fx->daemon) ?: "0");
 
   watch = g_bus_watch_name_on_connection (
       fx->connection, BUS_NAME, G_BUS_NAME_WATCHER_FLAGS_NONE, on_name_appeared,
@@ -252,6 +271,7 @@ ab_daemon_fixture_stop (AbDaemonFixture *fx, int signum)
 
   if (fx->daemon == NULL)
     return -1;
+  watchdog_daemon_pid = 0;
   g_subprocess_send_signal (fx->daemon, signum);
   g_subprocess_wait (fx->daemon, NULL, &error);
   g_assert_no_error (error);
@@ -262,6 +282,79 @@ ab_daemon_fixture_stop (AbDaemonFixture *fx, int signum)
   g_clear_object (&fx->daemon);
   check_tool_reports (fx);
   return fx->exit_status;
+}
+
+void
+ab_daemon_fixture_stop_checked (AbDaemonFixture *fx)
+{
+  int status;
+
+  if (fx->daemon == NULL)
+    return;
+  status = ab_daemon_fixture_stop (fx, SIGTERM);
+  if (!g_test_failed () && status != 0)
+    {
+      g_test_message ("agentbrokerd exited with status %d at teardown", status);
+      g_test_fail ();
+    }
+}
+
+/* Prints @header, the daemon's log and a footer to stderr, then stops
+ * the daemon; async-signal-safe calls only. */
+static void
+print_log_from_handler (const char *header, gsize len)
+{
+  static const char footer[] = "---- end of log ----\n";
+  char buf[4096];
+  ssize_t n;
+  int fd;
+
+  if (write (STDERR_FILENO, header, len) < 0)
+    return;
+  fd = watchdog_log_path != NULL ? open (watchdog_log_path, O_RDONLY) : -1;
+  while (fd >= 0 && (n = read (fd, buf, sizeof buf)) > 0)
+    if (write (STDERR_FILENO, buf, n) < 0)
+      break;
+  if (fd >= 0)
+    close (fd);
+  if (write (STDERR_FILENO, footer, sizeof footer - 1) < 0)
+    return;
+  if (watchdog_daemon_pid > 0)
+    kill (watchdog_daemon_pid, SIGTERM);
+}
+
+static void
+on_alarm (int signum)
+{
+  print_log_from_handler (watchdog_hang_message,
+                          strlen (watchdog_hang_message));
+  _exit (99);
+}
+
+static void
+on_abort (int signum)
+{
+  static const char msg[] = "---- agentbrokerd log ----\n";
+
+  print_log_from_handler (msg, sizeof msg - 1);
+  signal (SIGABRT, SIG_DFL);
+  raise (SIGABRT);
+}
+
+void
+ab_daemon_fixture_watchdog (AbDaemonFixture *fx, guint seconds)
+{
+  g_autofree char *program = g_path_get_basename (g_get_prgname ());
+
+  g_snprintf (watchdog_hang_message, sizeof watchdog_hang_message,
+              "\n%s: the test hung (no end after %u s)\n"
+              "---- agentbrokerd log ----\n",
+              program, seconds);
+  watchdog_log_path = fx->log_path;
+  watchdog_armed = TRUE;
+  signal (SIGALRM, on_alarm);
+  signal (SIGABRT, on_abort);
+  alarm (seconds);
 }
 
 static void
@@ -289,6 +382,15 @@ ab_daemon_fixture_teardown (AbDaemonFixture *fx)
   g_free (fx->tmpdir);
   g_free (fx->config_path);
   g_free (fx->state_dir);
+  if (watchdog_armed)
+    {
+      alarm (0);
+      signal (SIGALRM, SIG_DFL);
+      signal (SIGABRT, SIG_DFL);
+      watchdog_armed = FALSE;
+    }
+  watchdog_log_path = NULL;
+  watchdog_daemon_pid = 0;
   g_free (fx->log_path);
   g_strfreev (fx->env);
 }
@@ -350,4 +452,214 @@ ab_run_agentctl (AbDaemonFixture *fx, char **out, char **err, ...)
     *err = g_steal_pointer (&stderr_buf);
   return g_subprocess_get_if_exited (proc) ? g_subprocess_get_exit_status (proc)
                                            : -1;
+}
+
+GDBusConnection *
+ab_second_connection (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *address
+      = g_dbus_address_get_for_bus_sync (G_BUS_TYPE_SESSION, NULL, &error);
+  GDBusConnection *connection;
+
+  g_assert_no_error (error);
+  connection = g_dbus_connection_new_for_address_sync (
+      address,
+      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT
+          | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+      NULL, NULL, &error);
+  g_assert_no_error (error);
+  return connection;
+}
+
+/* ---- bounded waits ------------------------------------------------------ */
+
+/* The source that wakes AB_WAIT_UNTIL() to re-check its condition. */
+gboolean
+ab_wait_tick_cb (gpointer user_data)
+{
+  return G_SOURCE_CONTINUE;
+}
+
+void
+ab_drain_main_context (void)
+{
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+}
+
+/* ---- calls to the broker ------------------------------------------------ */
+
+GVariant *
+ab_call_on (GDBusConnection *connection, const char *method, GVariant *params,
+            const char *reply_type, GError **error)
+{
+  return g_dbus_connection_call_sync (
+      connection, AB_BUS_NAME, AB_BUS_PATH, AB_BROKER_IFACE, method, params,
+      reply_type != NULL ? G_VARIANT_TYPE (reply_type) : NULL,
+      G_DBUS_CALL_FLAGS_NONE, AB_CALL_TIMEOUT_MS, NULL, error);
+}
+
+void
+ab_call_ok_on (GDBusConnection *connection, const char *method,
+               GVariant *params)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply
+      = ab_call_on (connection, method, params, "()", &error);
+
+  g_assert_no_error (error);
+}
+
+void
+ab_call_ok (AbDaemonFixture *fx, const char *method, GVariant *params)
+{
+  ab_call_ok_on (fx->connection, method, params);
+}
+
+void
+ab_sync_with_daemon (GDBusConnection *connection)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply
+      = ab_call_on (connection, "ListSessions", NULL, "(aa{sv})", &error);
+
+  g_assert_no_error (error);
+  ab_drain_main_context ();
+}
+
+char *
+ab_session_path (const char *thread)
+{
+  g_autofree char *escaped = g_dbus_escape_object_path (thread);
+
+  return g_strconcat (AB_SESSION_PREFIX, escaped, NULL);
+}
+
+GVariant *
+ab_get_session (AbDaemonFixture *fx, const char *thread, GError **error)
+{
+  g_autoptr (GVariant) reply
+      = ab_call_on (fx->connection, "GetSession", g_variant_new ("(s)", thread),
+                    "(a{sv})", error);
+  GVariant *dict = NULL;
+
+  if (reply != NULL)
+    g_variant_get (reply, "(@a{sv})", &dict);
+  return dict;
+}
+
+char *
+ab_session_state (AbDaemonFixture *fx, const char *thread)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) dict = ab_get_session (fx, thread, &error);
+  const char *state = NULL;
+
+  if (dict == NULL)
+    return g_strdup (g_error_matches (error, AB_ERROR, AB_ERROR_NO_SUCH_SESSION)
+                         ? "(none)"
+                         : "(error)");
+  if (!g_variant_lookup (dict, "state", "&s", &state))
+    return g_strdup ("(no state key)");
+  return g_strdup (state);
+}
+
+gboolean
+ab_state_is (AbDaemonFixture *fx, const char *thread, const char *want)
+{
+  g_autofree char *state = ab_session_state (fx, thread);
+  g_auto (GStrv) wanted = g_strsplit (want, "|", -1);
+
+  return g_strv_contains ((const char *const *)wanted, state);
+}
+
+/* GetSession(thread), asserting that it succeeds and holds @key. */
+static GVariant *
+lookup_session_key (AbDaemonFixture *fx, const char *thread, const char *key)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) dict = ab_get_session (fx, thread, &error);
+  GVariant *value;
+
+  g_assert_no_error (error);
+  value = g_variant_lookup_value (dict, key, NULL);
+  g_assert_nonnull (value);
+  return value;
+}
+
+char *
+ab_session_s (AbDaemonFixture *fx, const char *thread, const char *key)
+{
+  g_autoptr (GVariant) value = lookup_session_key (fx, thread, key);
+
+  g_assert_true (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING));
+  return g_variant_dup_string (value, NULL);
+}
+
+guint32
+ab_session_u (AbDaemonFixture *fx, const char *thread, const char *key)
+{
+  g_autoptr (GVariant) value = lookup_session_key (fx, thread, key);
+
+  g_assert_true (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT32));
+  return g_variant_get_uint32 (value);
+}
+
+guint64
+ab_session_t (AbDaemonFixture *fx, const char *thread, const char *key)
+{
+  g_autoptr (GVariant) value = lookup_session_key (fx, thread, key);
+
+  g_assert_true (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT64));
+  return g_variant_get_uint64 (value);
+}
+
+GVariant *
+ab_list_sessions (AbDaemonFixture *fx)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply
+      = ab_call_on (fx->connection, "ListSessions", NULL, "(aa{sv})", &error);
+  GVariant *list = NULL;
+
+  g_assert_no_error (error);
+  g_variant_get (reply, "(@aa{sv})", &list);
+  return list;
+}
+
+guint32
+ab_broker_u (AbDaemonFixture *fx, const char *name)
+{
+  g_autoptr (GVariant) value = ab_daemon_get_property (fx, name);
+
+  return g_variant_get_uint32 (value);
+}
+
+void
+ab_assert_error_named (const GError *error, int code, const char *name)
+{
+  g_autofree char *remote = NULL;
+
+  g_assert_nonnull (error);
+  remote = g_dbus_error_get_remote_error (error);
+  if (!g_error_matches (error, AB_ERROR, code))
+    g_test_message ("expected %s, got %s: %s", name, remote, error->message);
+  g_assert_error (error, AB_ERROR, code);
+  g_assert_cmpstr (remote, ==, name);
+}
+
+gboolean
+ab_process_gone (pid_t pid)
+{
+  g_autofree char *stat_path = g_strdup_printf ("/proc/%d/stat", (int)pid);
+  g_autofree char *stat = NULL;
+  const char *paren;
+
+  if (kill (pid, 0) == -1 && errno == ESRCH)
+    return TRUE;
+  if (!g_file_get_contents (stat_path, &stat, NULL, NULL))
+    return TRUE;
+  paren = strrchr (stat, ')');
+  return paren != NULL && (paren[2] == 'Z' || paren[2] == 'X');
 }

@@ -305,8 +305,6 @@ test_drain_resume (Fixture *fx, gconstpointer data)
 int
 main (int argc, char **argv)
 {
-  int status;
-
   g_test_init (&argc, &argv, NULL);
 
 #define ADD(name, func)                                                        \
@@ -321,7 +319,5 @@ main (int argc, char **argv)
 
   (void)ab_error_quark ();
   ab_test_bus_up ();
-  status = g_test_run ();
-  ab_test_bus_down ();
-  return status;
+  return ab_test_run ();
 }

@@ -102,17 +102,6 @@ start_daemon (Fixture *fx)
   peer_fixture_start (&fx->p, yaml);
 }
 
-static gboolean
-has_turn0_commands (PeerCollector *c, const char *thread)
-{
-  PeerTurn *t = peer_collector_lookup (c, thread, 0);
-
-  for (guint i = 0; t != NULL && i < t->updates->len; i++)
-    if (strstr (t->updates->pdata[i], "\"available_commands_update\"") != NULL)
-      return TRUE;
-  return FALSE;
-}
-
 typedef struct
 {
   gboolean done;
@@ -151,8 +140,8 @@ test_offline_turn_fails (Fixture *fx, gconstpointer data)
   g_autofree char *demo_out = NULL;
   g_auto (GStrv) lines = NULL;
   gboolean listed = FALSE;
-  PeerCollector *watcher;
-  PeerTurn *t;
+  AbCollector *watcher;
+  AbTurn *t;
   Ctl ctl = { 0 };
   guint32 pid;
   guint64 turn;
@@ -163,8 +152,8 @@ test_offline_turn_fails (Fixture *fx, gconstpointer data)
   start_daemon (fx);
 
   /* A second connection watches everything: it gets turn 0. */
-  watcher_conn = peer_second_connection ();
-  watcher = peer_collector_new (watcher_conn);
+  watcher_conn = ab_second_connection ();
+  watcher = ab_collector_new (watcher_conn);
   reply = g_dbus_connection_call_sync (
       watcher_conn, "org.agentbroker.Broker1", "/org/agentbroker/Broker1",
       "org.agentbroker.Broker1", "Watch", g_variant_new ("(s)", "*"), NULL,
@@ -180,25 +169,29 @@ test_offline_turn_fails (Fixture *fx, gconstpointer data)
 
   /* The handshake went through: a session with codex's own session id,
    * busy with the turn, and its available_commands_update as turn 0. */
-  PEER_WAIT_FOR (peer_state_is (&fx->p, thread, "busy") || ctl.done, 30000);
+  AB_WAIT_FOR (ab_state_is (&fx->p.d, thread, "busy") || ctl.done, 30000);
   g_assert_false (ctl.done);
-  acp = peer_session_s (&fx->p, thread, "acp_session");
+  acp = ab_session_s (&fx->p.d, thread, "acp_session");
   g_assert_cmpstr (acp, !=, "");
-  pid = peer_session_u (&fx->p, thread, "pid");
+  pid = ab_session_u (&fx->p.d, thread, "pid");
   g_assert_cmpuint (pid, >, 0);
-  PEER_WAIT_FOR (has_turn0_commands (watcher, thread) || ctl.done, 30000);
-  g_assert_true (has_turn0_commands (watcher, thread));
+  AB_WAIT_FOR (ab_turn_has_update_with (watcher, thread, 0,
+                                        "\"available_commands_update\"")
+                   || ctl.done,
+               30000);
+  g_assert_true (ab_turn_has_update_with (watcher, thread, 0,
+                                          "\"available_commands_update\""));
   g_test_message ("session %s (codex pid %u) created in %.1f s", acp, pid,
                   (g_get_monotonic_time () - start) / 1e6);
 
   /* Its retries give up: the prompt fails with the agent's message. */
-  PEER_WAIT_FOR (ctl.done, FAILING_TURN_MS);
+  AB_WAIT_FOR (ctl.done, FAILING_TURN_MS);
   g_test_message ("agentctl prompt after %.1f s: status %d\nstdout: %s\n"
                   "stderr: %s",
                   (g_get_monotonic_time () - start) / 1e6, ctl.status, ctl.out,
                   ctl.err);
   g_assert_cmpint (ctl.status, !=, 0);
-  t = peer_wait_turn (&fx->p, watcher, thread, 1, 5000);
+  t = ab_wait_turn (watcher, thread, 1, 5000);
   g_test_message ("TurnEnded: %s: %s", t->reason, t->message);
   g_assert_cmpstr (t->reason, ==, "agent-error");
   g_assert_cmpstr (t->message, !=, "");
@@ -207,11 +200,11 @@ test_offline_turn_fails (Fixture *fx, gconstpointer data)
   g_assert_nonnull (strstr (ctl.err, t->message));
 
   /* The session is idle on the same process, and usable. */
-  PEER_WAIT_FOR (peer_state_is (&fx->p, thread, "idle"), 5000);
-  g_assert_cmpuint (peer_session_u (&fx->p, thread, "pid"), ==, pid);
-  g_assert_false (peer_process_gone (pid));
-  g_assert_cmpuint (peer_session_u (&fx->p, thread, "turns"), ==, 1);
-  last_reason = peer_session_s (&fx->p, thread, "last_reason");
+  AB_WAIT_FOR (ab_state_is (&fx->p.d, thread, "idle"), 5000);
+  g_assert_cmpuint (ab_session_u (&fx->p.d, thread, "pid"), ==, pid);
+  g_assert_false (ab_process_gone (pid));
+  g_assert_cmpuint (ab_session_u (&fx->p.d, thread, "turns"), ==, 1);
+  last_reason = ab_session_s (&fx->p.d, thread, "last_reason");
   g_assert_cmpstr (last_reason, ==, "agent-error");
   g_assert_cmpint (
       ab_run_agentctl (&fx->p.d, &list_out, &list_err, "list", NULL), ==, 0);
@@ -225,18 +218,18 @@ test_offline_turn_fails (Fixture *fx, gconstpointer data)
 
   /* Usable: a second turn is accepted, reaches the agent, and ends on
    * Cancel without waiting out the retries. */
-  turn = peer_prompt (&fx->p, thread, "Another try.");
+  turn = ab_prompt (fx->p.d.connection, NULL, thread, "Another try.");
   g_assert_cmpuint (turn, ==, 2);
-  PEER_WAIT_FOR (peer_state_is (&fx->p, thread, "busy"), 5000);
+  AB_WAIT_FOR (ab_state_is (&fx->p.d, thread, "busy"), 5000);
   start = g_get_monotonic_time ();
-  peer_call_ok (&fx->p, "Cancel", g_variant_new ("(s)", thread));
-  t = peer_wait_turn (&fx->p, fx->p.c, thread, turn, 20000);
+  ab_call_ok (&fx->p.d, "Cancel", g_variant_new ("(s)", thread));
+  t = ab_wait_turn (fx->p.c, thread, turn, 20000);
   g_test_message ("cancelled turn ended after %.1f s: %s: %s",
                   (g_get_monotonic_time () - start) / 1e6, t->reason,
                   t->message);
   g_assert_cmpstr (t->reason, ==, "cancelled");
-  PEER_WAIT_FOR (peer_state_is (&fx->p, thread, "idle"), 10000);
-  g_assert_cmpuint (peer_session_u (&fx->p, thread, "pid"), ==, pid);
+  AB_WAIT_FOR (ab_state_is (&fx->p.d, thread, "idle"), 10000);
+  g_assert_cmpuint (ab_session_u (&fx->p.d, thread, "pid"), ==, pid);
 
   /* The daemon is unharmed: another agent still answers. */
   g_assert_cmpint (ab_run_agentctl (&fx->p.d, &demo_out, NULL, "prompt",
@@ -246,9 +239,9 @@ test_offline_turn_fails (Fixture *fx, gconstpointer data)
   g_assert_nonnull (strstr (demo_out, "still here"));
 
   /* And removal takes codex's whole process group down. */
-  peer_call_ok (&fx->p, "RemoveSession", g_variant_new ("(s)", thread));
-  PEER_WAIT_FOR (peer_process_gone (pid), 10000);
-  peer_collector_free (watcher);
+  ab_call_ok (&fx->p.d, "RemoveSession", g_variant_new ("(s)", thread));
+  AB_WAIT_FOR (ab_process_gone (pid), 10000);
+  ab_collector_free (watcher);
   g_free (ctl.out);
   g_free (ctl.err);
 }
@@ -267,8 +260,8 @@ test_no_auth_method (Fixture *fx, gconstpointer data)
     return;
   start_daemon (fx);
 
-  turn = peer_prompt_on (fx->p.d.connection, "cli:noauth", "Say hello.",
-                         "codex-noauth", &error);
+  turn = ab_prompt_on (fx->p.d.connection, NULL, "cli:noauth", "Say hello.",
+                       "codex-noauth", &error);
   g_assert_cmpuint (turn, ==, 0);
   g_assert_nonnull (error);
   remote = g_dbus_error_get_remote_error (error);
@@ -296,8 +289,6 @@ test_no_auth_method (Fixture *fx, gconstpointer data)
 int
 main (int argc, char **argv)
 {
-  int status;
-
   g_test_init (&argc, &argv, NULL);
   ab_test_bus_up ();
 #define ADD(name, fn)                                                          \
@@ -305,7 +296,5 @@ main (int argc, char **argv)
   ADD ("no-auth-method", test_no_auth_method);
   ADD ("offline-turn-fails", test_offline_turn_fails);
 #undef ADD
-  status = g_test_run ();
-  ab_test_bus_down ();
-  return status;
+  return ab_test_run ();
 }

@@ -319,8 +319,6 @@ test_invalid_config_at_start (void)
 int
 main (int argc, char **argv)
 {
-  int status;
-
   g_test_init (&argc, &argv, NULL);
 
 #define ADD(name, func)                                                        \
@@ -345,7 +343,5 @@ main (int argc, char **argv)
   /* Remote errors map back to AB_ERROR once the domain is registered. */
   (void)ab_error_quark ();
   ab_test_bus_up ();
-  status = g_test_run ();
-  ab_test_bus_down ();
-  return status;
+  return ab_test_run ();
 }

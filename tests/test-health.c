@@ -1117,8 +1117,6 @@ test_socket_activation (Fixture *fx, gconstpointer data)
 int
 main (int argc, char **argv)
 {
-  int status;
-
   g_test_init (&argc, &argv, NULL);
   signal (SIGALRM, on_alarm);
   ab_test_bus_up ();
@@ -1138,7 +1136,5 @@ main (int argc, char **argv)
   g_test_add ("/health/socket-activation", Fixture, NULL, fixture_up_stopped,
               test_socket_activation, fixture_down);
 
-  status = g_test_run ();
-  ab_test_bus_down ();
-  return status;
+  return ab_test_run ();
 }

@@ -27,14 +27,10 @@
 
 #include <gio/gio.h>
 
+#include "collector.h"
 #include "daemon-fixture.h"
 #include "error.h"
 
-#define BUS_NAME "org.agentbroker.Broker1"
-#define BUS_PATH "/org/agentbroker/Broker1"
-#define BROKER_IFACE "org.agentbroker.Broker1"
-
-#define CALL_TIMEOUT_MS 30000
 #define TEST_ALARM_SECONDS 240
 #define HUGE_BYTES (10 * 1024 * 1024)
 /* An error message never quotes a huge argument back. */
@@ -46,25 +42,6 @@ typedef struct
   char *mark; /* in every agent's environment, to find its processes */
   guint base_fds;
 } Fixture;
-
-/* ---- bounded waits ------------------------------------------------------ */
-
-static gboolean
-tick_cb (gpointer user_data)
-{
-  return G_SOURCE_CONTINUE;
-}
-
-#define WAIT_UNTIL(cond, ms)                                                   \
-  ({                                                                           \
-    gint64 _deadline = g_get_monotonic_time () + (gint64)(ms)*1000;            \
-    guint _tick = g_timeout_add (20, tick_cb, NULL);                           \
-    gboolean _ok;                                                              \
-    while (!(_ok = (cond)) && g_get_monotonic_time () < _deadline)             \
-      g_main_context_iteration (NULL, TRUE);                                   \
-    g_source_remove (_tick);                                                   \
-    _ok;                                                                       \
-  })
 
 /* ---- the daemon's processes and descriptors ----------------------------- */
 
@@ -176,75 +153,25 @@ rss_kib (pid_t pid)
 
 /* ---- calls -------------------------------------------------------------- */
 
-static GVariant *
-call_on (GDBusConnection *connection, const char *method, GVariant *params,
-         const char *reply_type, GError **error)
-{
-  return g_dbus_connection_call_sync (
-      connection, BUS_NAME, BUS_PATH, BROKER_IFACE, method, params,
-      reply_type != NULL ? G_VARIANT_TYPE (reply_type) : NULL,
-      G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS, NULL, error);
-}
-
-static GVariant *
-call (Fixture *fx, const char *method, GVariant *params, const char *reply_type,
-      GError **error)
-{
-  return call_on (fx->d.connection, method, params, reply_type, error);
-}
-
-static void
-call_ok (Fixture *fx, const char *method, GVariant *params)
-{
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply = call (fx, method, params, NULL, &error);
-
-  g_assert_no_error (error);
-}
-
 /* The call fails with @code of AB_ERROR, and its message is short. */
 static void
 call_refused (Fixture *fx, const char *method, GVariant *params, int code)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply = call (fx, method, params, NULL, &error);
+  g_autoptr (GVariant) reply
+      = ab_call_on (fx->d.connection, method, params, NULL, &error);
 
   g_assert_null (reply);
   g_assert_error (error, AB_ERROR, code);
   g_assert_cmpuint (strlen (error->message), <, MAX_ERROR_MESSAGE);
 }
 
-static guint64
-prompt (Fixture *fx, const char *thread, const char *text)
-{
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply
-      = call (fx, "Prompt", g_variant_new ("(ssa{sv})", thread, text, NULL),
-              "(t)", &error);
-  guint64 turn = 0;
-
-  g_assert_no_error (error);
-  g_variant_get (reply, "(t)", &turn);
-  return turn;
-}
-
-static GVariant *
-get_session (Fixture *fx, const char *thread, GError **error)
-{
-  g_autoptr (GVariant) reply = call (
-      fx, "GetSession", g_variant_new ("(s)", thread), "(a{sv})", error);
-  GVariant *dict = NULL;
-
-  if (reply != NULL)
-    g_variant_get (reply, "(@a{sv})", &dict);
-  return dict;
-}
-
 /* The session's last turn ended with @reason and @state holds. */
 static gboolean
-turn_ended (Fixture *fx, const char *thread, guint64 turn, const char *reason)
+last_turn_ended (Fixture *fx, const char *thread, guint64 turn,
+                 const char *reason)
 {
-  g_autoptr (GVariant) dict = get_session (fx, thread, NULL);
+  g_autoptr (GVariant) dict = ab_get_session (&fx->d, thread, NULL);
   guint64 last = 0;
   const char *last_reason = NULL;
 
@@ -255,9 +182,10 @@ turn_ended (Fixture *fx, const char *thread, guint64 turn, const char *reason)
 }
 
 static void
-wait_turn (Fixture *fx, const char *thread, guint64 turn, const char *reason)
+wait_last_turn (Fixture *fx, const char *thread, guint64 turn,
+                const char *reason)
 {
-  if (!WAIT_UNTIL (turn_ended (fx, thread, turn, reason), 30000))
+  if (!AB_WAIT_UNTIL (last_turn_ended (fx, thread, turn, reason), 30000))
     {
       g_test_message ("turn %" G_GUINT64_FORMAT " of %s did not end with %s",
                       turn, thread, reason);
@@ -269,7 +197,7 @@ static gboolean
 no_session (Fixture *fx, const char *thread)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) dict = get_session (fx, thread, &error);
+  g_autoptr (GVariant) dict = ab_get_session (&fx->d, thread, &error);
 
   return dict == NULL
          && g_error_matches (error, AB_ERROR, AB_ERROR_NO_SUCH_SESSION);
@@ -295,22 +223,11 @@ log_has (Fixture *fx, const char *text, char **log)
 /* ---- fixture ------------------------------------------------------------ */
 
 static void
-on_alarm (int signum)
-{
-  static const char msg[] = "\ntest-hostile: the test hung\n";
-
-  if (write (STDERR_FILENO, msg, sizeof msg - 1) < 0)
-    _exit (99);
-  _exit (99);
-}
-
-static void
 fixture_up (Fixture *fx, gconstpointer data)
 {
   ab_daemon_fixture_setup (&fx->d, NULL);
   fx->mark = g_path_get_basename (fx->d.tmpdir);
-  signal (SIGALRM, on_alarm);
-  alarm (TEST_ALARM_SECONDS);
+  ab_daemon_fixture_watchdog (&fx->d, TEST_ALARM_SECONDS);
 }
 
 /* Starts the daemon with the demo agent (marked) plus @agents and @pool
@@ -340,10 +257,10 @@ start_daemon (Fixture *fx, const char *agents, const char *pool)
   ab_daemon_fixture_start (&fx->d, &error);
   g_assert_no_error (error);
 
-  turn = prompt (fx, "warm:up", "echo warm");
-  wait_turn (fx, "warm:up", turn, "end_turn");
-  call_ok (fx, "RemoveSession", g_variant_new ("(s)", "warm:up"));
-  g_assert_true (WAIT_UNTIL (count_marked (fx) == 0, 10000));
+  turn = ab_prompt (fx->d.connection, NULL, "warm:up", "echo warm");
+  wait_last_turn (fx, "warm:up", turn, "end_turn");
+  ab_call_ok (&fx->d, "RemoveSession", g_variant_new ("(s)", "warm:up"));
+  g_assert_true (AB_WAIT_UNTIL (count_marked (fx) == 0, 10000));
   fx->base_fds = stable_fd_count (daemon_pid (fx));
   g_test_message ("daemon pid %d holds %u fds", (int)daemon_pid (fx),
                   fx->base_fds);
@@ -354,7 +271,7 @@ remove_all_sessions (Fixture *fx)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (GVariant) reply
-      = call (fx, "ListSessions", NULL, "(aa{sv})", &error);
+      = ab_call_on (fx->d.connection, "ListSessions", NULL, "(aa{sv})", &error);
   g_autoptr (GVariantIter) iter = NULL;
   GVariant *dict;
 
@@ -367,8 +284,8 @@ remove_all_sessions (Fixture *fx)
       g_autoptr (GVariant) removed = NULL;
 
       g_variant_lookup (dict, "thread", "&s", &thread);
-      removed = call (fx, "RemoveSession", g_variant_new ("(s)", thread), NULL,
-                      &remove_error);
+      removed = ab_call_on (fx->d.connection, "RemoveSession",
+                            g_variant_new ("(s)", thread), NULL, &remove_error);
       if (remove_error != NULL
           && !g_error_matches (remove_error, AB_ERROR,
                                AB_ERROR_NO_SUCH_SESSION))
@@ -399,12 +316,12 @@ fixture_down (Fixture *fx, gconstpointer data)
           }
       }
       remove_all_sessions (fx);
-      if (!WAIT_UNTIL (count_marked (fx) == 0, 10000))
+      if (!AB_WAIT_UNTIL (count_marked (fx) == 0, 10000))
         {
           g_test_message ("%u agent processes left", count_marked (fx));
           g_test_fail ();
         }
-      if (!WAIT_UNTIL (count_fds (pid) == fx->base_fds, 5000))
+      if (!AB_WAIT_UNTIL (count_fds (pid) == fx->base_fds, 5000))
         {
           g_test_message ("the daemon holds %u fds, %u before the test",
                           count_fds (pid), fx->base_fds);
@@ -415,7 +332,6 @@ fixture_down (Fixture *fx, gconstpointer data)
     }
   ab_daemon_fixture_teardown (&fx->d);
   g_free (fx->mark);
-  alarm (0);
 }
 
 /* ---- wrong argument types ----------------------------------------------- */
@@ -457,8 +373,9 @@ test_wrong_types (Fixture *fx, gconstpointer data)
           g_assert_no_error (error);
         }
       reply = g_dbus_connection_call_sync (
-          fx->d.connection, BUS_NAME, BUS_PATH, BROKER_IFACE, cases[i].method,
-          params, NULL, G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS, NULL, &error);
+          fx->d.connection, AB_BUS_NAME, AB_BUS_PATH, AB_BROKER_IFACE,
+          cases[i].method, params, NULL, G_DBUS_CALL_FLAGS_NONE,
+          AB_CALL_TIMEOUT_MS, NULL, &error);
       g_test_message ("%s%s: %s", cases[i].method,
                       cases[i].params != NULL ? cases[i].params : "()",
                       error != NULL ? error->message : "accepted");
@@ -474,11 +391,11 @@ test_wrong_types (Fixture *fx, gconstpointer data)
   {
     g_autoptr (GError) error = NULL;
     g_autoptr (GVariant) reply = g_dbus_connection_call_sync (
-        fx->d.connection, BUS_NAME, BUS_PATH, "org.freedesktop.DBus.Properties",
-        "Set",
-        g_variant_new ("(ssv)", BROKER_IFACE, "Accepting",
+        fx->d.connection, AB_BUS_NAME, AB_BUS_PATH,
+        "org.freedesktop.DBus.Properties", "Set",
+        g_variant_new ("(ssv)", AB_BROKER_IFACE, "Accepting",
                        g_variant_new_int32 (0)),
-        NULL, G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS, NULL, &error);
+        NULL, G_DBUS_CALL_FLAGS_NONE, AB_CALL_TIMEOUT_MS, NULL, &error);
 
     g_assert_null (reply);
     g_assert_nonnull (error);
@@ -486,11 +403,11 @@ test_wrong_types (Fixture *fx, gconstpointer data)
   {
     g_autoptr (GError) error = NULL;
     g_autoptr (GVariant) reply = g_dbus_connection_call_sync (
-        fx->d.connection, BUS_NAME, BUS_PATH, "org.freedesktop.DBus.Properties",
-        "Set",
-        g_variant_new ("(ssv)", BROKER_IFACE, "State",
+        fx->d.connection, AB_BUS_NAME, AB_BUS_PATH,
+        "org.freedesktop.DBus.Properties", "Set",
+        g_variant_new ("(ssv)", AB_BROKER_IFACE, "State",
                        g_variant_new_string ("stopping")),
-        NULL, G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS, NULL, &error);
+        NULL, G_DBUS_CALL_FLAGS_NONE, AB_CALL_TIMEOUT_MS, NULL, &error);
 
     g_assert_null (reply);
     g_assert_nonnull (error);
@@ -499,9 +416,10 @@ test_wrong_types (Fixture *fx, gconstpointer data)
   {
     g_autoptr (GError) error = NULL;
     g_autoptr (GVariant) reply = g_dbus_connection_call_sync (
-        fx->d.connection, BUS_NAME, BUS_PATH "/session/x", BROKER_IFACE,
-        "Prompt", g_variant_new ("(ssa{sv})", "x", "echo", NULL), NULL,
-        G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS, NULL, &error);
+        fx->d.connection, AB_BUS_NAME, AB_BUS_PATH "/session/x",
+        AB_BROKER_IFACE, "Prompt",
+        g_variant_new ("(ssa{sv})", "x", "echo", NULL), NULL,
+        G_DBUS_CALL_FLAGS_NONE, AB_CALL_TIMEOUT_MS, NULL, &error);
 
     g_assert_null (reply);
     g_assert_nonnull (error);
@@ -546,8 +464,8 @@ test_huge_strings (Fixture *fx, gconstpointer data)
                 g_variant_new ("(ssa{sv})", "huge:2", "echo", &options),
                 AB_ERROR_INVALID_ARGUMENT);
   g_assert_true (no_session (fx, "huge:2"));
-  turn = prompt (fx, "huge:2", "echo hi");
-  wait_turn (fx, "huge:2", turn, "end_turn");
+  turn = ab_prompt (fx->d.connection, NULL, "huge:2", "echo hi");
+  wait_last_turn (fx, "huge:2", turn, "end_turn");
   call_refused (fx, "AnswerPermission",
                 g_variant_new ("(sss)", "huge:2", huge, "allow"),
                 AB_ERROR_INVALID_ARGUMENT);
@@ -602,10 +520,10 @@ flood_next (WatchTally *tally)
   if (tally->next >= tally->n)
     return;
   thread = g_strdup_printf ("w:%u", tally->next++);
-  g_dbus_connection_call (tally->connection, BUS_NAME, BUS_PATH, BROKER_IFACE,
-                          "Watch", g_variant_new ("(s)", thread), NULL,
-                          G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS, NULL,
-                          on_watch_reply, tally);
+  g_dbus_connection_call (
+      tally->connection, AB_BUS_NAME, AB_BUS_PATH, AB_BROKER_IFACE, "Watch",
+      g_variant_new ("(s)", thread), NULL, G_DBUS_CALL_FLAGS_NONE,
+      AB_CALL_TIMEOUT_MS, NULL, on_watch_reply, tally);
 }
 
 static GDBusConnection *
@@ -638,7 +556,7 @@ test_watch_flood (Fixture *fx, gconstpointer data)
   tally.n = n;
   for (guint i = 0; i < FLOOD_WINDOW; i++)
     flood_next (&tally);
-  g_assert_true (WAIT_UNTIL (tally.done == n, 180000));
+  g_assert_true (AB_WAIT_UNTIL (tally.done == n, 180000));
   rss_after = rss_kib (pid);
   g_test_message ("%u watches: %u accepted, %u refused; daemon RSS %zu -> "
                   "%zu KiB",
@@ -657,13 +575,13 @@ test_watch_flood (Fixture *fx, gconstpointer data)
    * has its own 1024. */
   {
     g_autoptr (GError) error = NULL;
-    g_autoptr (GVariant) again = call_on (
+    g_autoptr (GVariant) again = ab_call_on (
         flooder, "Watch", g_variant_new ("(s)", "w:5"), NULL, &error);
 
     g_assert_no_error (error);
   }
-  call_ok (fx, "Watch", g_variant_new ("(s)", "w:9999"));
-  call_ok (fx, "Unwatch", g_variant_new ("(s)", "w:9999"));
+  ab_call_ok (&fx->d, "Watch", g_variant_new ("(s)", "w:9999"));
+  ab_call_ok (&fx->d, "Unwatch", g_variant_new ("(s)", "w:9999"));
 
   /* The flooder goes away with its watches. */
   g_dbus_connection_close_sync (flooder, NULL, NULL);
@@ -682,13 +600,13 @@ test_vanishing_prompter (Fixture *fx, gconstpointer data)
   guint64 turn;
 
   start_daemon (fx, NULL, NULL);
-  reply = call_on (watcher, "Watch", g_variant_new ("(s)", "vanish:1"), NULL,
-                   &error);
+  reply = ab_call_on (watcher, "Watch", g_variant_new ("(s)", "vanish:1"), NULL,
+                      &error);
   g_assert_no_error (error);
   g_clear_pointer (&reply, g_variant_unref);
-  reply = call_on (prompter, "Prompt",
-                   g_variant_new ("(ssa{sv})", "vanish:1", "sleep 2", NULL),
-                   "(t)", &error);
+  reply = ab_call_on (prompter, "Prompt",
+                      g_variant_new ("(ssa{sv})", "vanish:1", "sleep 2", NULL),
+                      "(t)", &error);
   g_assert_no_error (error);
   g_variant_get (reply, "(t)", &turn);
 
@@ -697,11 +615,11 @@ test_vanishing_prompter (Fixture *fx, gconstpointer data)
   g_assert_no_error (error);
   g_dbus_connection_close_sync (watcher, NULL, &error);
   g_assert_no_error (error);
-  wait_turn (fx, "vanish:1", turn, "end_turn");
+  wait_last_turn (fx, "vanish:1", turn, "end_turn");
 
   /* and the session serves the next prompter */
-  turn = prompt (fx, "vanish:1", "echo again");
-  wait_turn (fx, "vanish:1", turn, "end_turn");
+  turn = ab_prompt (fx->d.connection, NULL, "vanish:1", "echo again");
+  wait_last_turn (fx, "vanish:1", turn, "end_turn");
   assert_alive (fx);
 }
 
@@ -733,9 +651,10 @@ on_race_reply (GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 race_call (Fixture *fx, const char *method, GVariant *params, RaceTally *tally)
 {
-  g_dbus_connection_call (fx->d.connection, BUS_NAME, BUS_PATH, BROKER_IFACE,
-                          method, params, NULL, G_DBUS_CALL_FLAGS_NONE,
-                          CALL_TIMEOUT_MS, NULL, on_race_reply, tally);
+  g_dbus_connection_call (fx->d.connection, AB_BUS_NAME, AB_BUS_PATH,
+                          AB_BROKER_IFACE, method, params, NULL,
+                          G_DBUS_CALL_FLAGS_NONE, AB_CALL_TIMEOUT_MS, NULL,
+                          on_race_reply, tally);
 }
 
 static void
@@ -764,17 +683,17 @@ test_remove_race (Fixture *fx, gconstpointer data)
         }
       /* every few rounds, let both finish before the next pair */
       if (i % 5 == 4)
-        g_assert_true (WAIT_UNTIL (tally.done == 2 * (i + 1), 60000));
+        g_assert_true (AB_WAIT_UNTIL (tally.done == 2 * (i + 1), 60000));
     }
-  g_assert_true (WAIT_UNTIL (tally.done == 2 * rounds, 60000));
+  g_assert_true (AB_WAIT_UNTIL (tally.done == 2 * rounds, 60000));
   g_assert_cmpuint (tally.failed, ==, 0);
   assert_alive (fx);
 
   /* whatever state the race left, the thread still works */
   {
-    guint64 turn = prompt (fx, "race:1", "echo after");
+    guint64 turn = ab_prompt (fx->d.connection, NULL, "race:1", "echo after");
 
-    wait_turn (fx, "race:1", turn, "end_turn");
+    wait_last_turn (fx, "race:1", turn, "end_turn");
   }
 }
 
@@ -853,8 +772,8 @@ test_invalid_utf8 (Fixture *fx, gconstpointer data)
                                           "org.freedesktop.DBus", "Hello");
   g_dbus_message_set_serial (hello, 1);
   send_corrupted (stream, hello, NULL);
-  bad = g_dbus_message_new_method_call (BUS_NAME, BUS_PATH, BROKER_IFACE,
-                                        "Prompt");
+  bad = g_dbus_message_new_method_call (AB_BUS_NAME, AB_BUS_PATH,
+                                        AB_BROKER_IFACE, "Prompt");
   g_dbus_message_set_body (
       bad, g_variant_new ("(ssa{sv})", "utf8:1", "text QQQQ", NULL));
   g_dbus_message_set_serial (bad, 2);
@@ -919,12 +838,12 @@ test_option_types (Fixture *fx, gconstpointer data)
                                          NULL, NULL, &error);
 
     g_assert_no_error (error);
-    reply = call (fx, "Prompt",
-                  g_variant_new ("(ss@a{sv})", "opt:1", "echo", options), "(t)",
-                  &error);
+    reply = ab_call_on (fx->d.connection, "Prompt",
+                        g_variant_new ("(ss@a{sv})", "opt:1", "echo", options),
+                        "(t)", &error);
     g_assert_no_error (error);
     g_variant_get (reply, "(t)", &turn);
-    wait_turn (fx, "opt:1", turn, "end_turn");
+    wait_last_turn (fx, "opt:1", turn, "end_turn");
   }
 }
 
@@ -940,8 +859,8 @@ test_unknown_permission (Fixture *fx, gconstpointer data)
   call_refused (fx, "AnswerPermission",
                 g_variant_new ("(sss)", "perm:none", "1", "allow"),
                 AB_ERROR_NO_SUCH_SESSION);
-  turn = prompt (fx, "perm:1", "echo hi");
-  wait_turn (fx, "perm:1", turn, "end_turn");
+  turn = ab_prompt (fx->d.connection, NULL, "perm:1", "echo hi");
+  wait_last_turn (fx, "perm:1", turn, "end_turn");
   call_refused (fx, "AnswerPermission",
                 g_variant_new ("(sss)", "perm:1", "1", "allow"),
                 AB_ERROR_INVALID_ARGUMENT);
@@ -971,10 +890,10 @@ static void
 test_watch_all (Fixture *fx, gconstpointer data)
 {
   start_daemon (fx, NULL, NULL);
-  call_ok (fx, "Watch", g_variant_new ("(s)", "*"));
-  call_ok (fx, "Watch", g_variant_new ("(s)", "*"));
-  call_ok (fx, "Unwatch", g_variant_new ("(s)", "*"));
-  call_ok (fx, "Unwatch", g_variant_new ("(s)", "*"));
+  ab_call_ok (&fx->d, "Watch", g_variant_new ("(s)", "*"));
+  ab_call_ok (&fx->d, "Watch", g_variant_new ("(s)", "*"));
+  ab_call_ok (&fx->d, "Unwatch", g_variant_new ("(s)", "*"));
+  ab_call_ok (&fx->d, "Unwatch", g_variant_new ("(s)", "*"));
   call_refused (fx, "Watch", g_variant_new ("(s)", "**"),
                 AB_ERROR_INVALID_ARGUMENT);
 }
@@ -1024,13 +943,13 @@ test_thread_tricks (Fixture *fx, gconstpointer data)
 
   for (gsize i = 0; i < G_N_ELEMENTS (accepted); i++)
     {
-      guint64 turn = prompt (fx, accepted[i], "echo");
+      guint64 turn = ab_prompt (fx->d.connection, NULL, accepted[i], "echo");
       g_autoptr (GVariant) dict = NULL;
       g_autofree char *parent = NULL;
       const char *cwd = NULL;
 
-      wait_turn (fx, accepted[i], turn, "end_turn");
-      dict = get_session (fx, accepted[i], NULL);
+      wait_last_turn (fx, accepted[i], turn, "end_turn");
+      dict = ab_get_session (&fx->d, accepted[i], NULL);
       g_assert_nonnull (dict);
       g_assert_true (g_variant_lookup (dict, "cwd", "&s", &cwd));
       /* one directory per thread, right under work/ */
@@ -1051,22 +970,23 @@ test_sessions_per_user (Fixture *fx, gconstpointer data)
   guint64 turn;
 
   start_daemon (fx, NULL, "  max_sessions_per_user: 2\n");
-  turn = prompt (fx, "u:1", "echo");
-  wait_turn (fx, "u:1", turn, "end_turn");
-  turn = prompt (fx, "u:2", "echo");
-  wait_turn (fx, "u:2", turn, "end_turn");
-  reply = call (fx, "Prompt", g_variant_new ("(ssa{sv})", "u:3", "echo", NULL),
-                "(t)", &error);
+  turn = ab_prompt (fx->d.connection, NULL, "u:1", "echo");
+  wait_last_turn (fx, "u:1", turn, "end_turn");
+  turn = ab_prompt (fx->d.connection, NULL, "u:2", "echo");
+  wait_last_turn (fx, "u:2", turn, "end_turn");
+  reply = ab_call_on (fx->d.connection, "Prompt",
+                      g_variant_new ("(ssa{sv})", "u:3", "echo", NULL), "(t)",
+                      &error);
   g_assert_error (error, AB_ERROR, AB_ERROR_POOL_EXHAUSTED);
   g_assert_nonnull (strstr (error->message, "max_sessions_per_user"));
   g_assert_true (no_session (fx, "u:3"));
 
   /* the owner's existing sessions still take prompts */
-  turn = prompt (fx, "u:1", "echo");
-  wait_turn (fx, "u:1", turn, "end_turn");
-  call_ok (fx, "RemoveSession", g_variant_new ("(s)", "u:1"));
-  turn = prompt (fx, "u:3", "echo");
-  wait_turn (fx, "u:3", turn, "end_turn");
+  turn = ab_prompt (fx->d.connection, NULL, "u:1", "echo");
+  wait_last_turn (fx, "u:1", turn, "end_turn");
+  ab_call_ok (&fx->d, "RemoveSession", g_variant_new ("(s)", "u:1"));
+  turn = ab_prompt (fx->d.connection, NULL, "u:3", "echo");
+  wait_last_turn (fx, "u:3", turn, "end_turn");
 }
 
 static void
@@ -1077,11 +997,11 @@ test_stderr_rate (Fixture *fx, gconstpointer data)
   guint64 turn;
 
   start_daemon (fx, NULL, NULL);
-  turn = prompt (fx, "noisy:1", "stderr 2000");
-  wait_turn (fx, "noisy:1", turn, "end_turn");
+  turn = ab_prompt (fx->d.connection, NULL, "noisy:1", "stderr 2000");
+  wait_last_turn (fx, "noisy:1", turn, "end_turn");
   /* the count of suppressed lines is logged when the agent goes */
-  call_ok (fx, "RemoveSession", g_variant_new ("(s)", "noisy:1"));
-  g_assert_true (WAIT_UNTIL (log_has (fx, "suppressed ", &log), 10000));
+  ab_call_ok (&fx->d, "RemoveSession", g_variant_new ("(s)", "noisy:1"));
+  g_assert_true (AB_WAIT_UNTIL (log_has (fx, "suppressed ", &log), 10000));
   for (const char *p = log; (p = strstr (p, "agent noisy:1[")) != NULL; p++)
     lines++;
   g_test_message ("%u of 2000+ agent stderr lines logged", lines);
@@ -1151,14 +1071,14 @@ test_agent_invalid_utf8 (Fixture *fx, gconstpointer data)
       g_variant_builder_init (&options, G_VARIANT_TYPE ("a{sv}"));
       g_variant_builder_add (&options, "{sv}", "agent",
                              g_variant_new_string (agent_names[i]));
-      reply = call (fx, "Prompt",
-                    g_variant_new ("(ssa{sv})", thread, "hi", &options), "(t)",
-                    &error);
+      reply = ab_call_on (fx->d.connection, "Prompt",
+                          g_variant_new ("(ssa{sv})", thread, "hi", &options),
+                          "(t)", &error);
       g_assert_no_error (error);
       g_variant_get (reply, "(t)", &turn);
       /* a protocol error of that agent: its session fails, not the
        * daemon */
-      wait_turn (fx, thread, turn, "agent-error");
+      wait_last_turn (fx, thread, turn, "agent-error");
       assert_alive (fx);
     }
 }
@@ -1235,21 +1155,19 @@ test_hostile_records (Fixture *fx, gconstpointer data)
     if (g_str_has_suffix (name, ".corrupt"))
       corrupt++;
   g_assert_cmpuint (corrupt, ==, 4);
-  dict = get_session (fx, "rec:good", NULL);
+  dict = ab_get_session (&fx->d, "rec:good", NULL);
   g_assert_nonnull (dict);
   g_assert_true (no_session (fx, "rec:surrogate"));
   {
-    guint64 turn = prompt (fx, "rec:good", "echo back");
+    guint64 turn = ab_prompt (fx->d.connection, NULL, "rec:good", "echo back");
 
-    wait_turn (fx, "rec:good", turn, "end_turn");
+    wait_last_turn (fx, "rec:good", turn, "end_turn");
   }
 }
 
 int
 main (int argc, char **argv)
 {
-  int status;
-
   g_test_init (&argc, &argv, NULL);
 
 #define ADD(name, func)                                                        \
@@ -1272,7 +1190,5 @@ main (int argc, char **argv)
 
   (void)ab_error_quark ();
   ab_test_bus_up ();
-  status = g_test_run ();
-  ab_test_bus_down ();
-  return status;
+  return ab_test_run ();
 }

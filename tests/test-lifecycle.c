@@ -21,363 +21,36 @@
 
 #include <json-glib/json-glib.h>
 
+#include "collector.h"
 #include "daemon-fixture.h"
 #include "error.h"
 
-#define BUS_NAME "org.agentbroker.Broker1"
-#define BUS_PATH "/org/agentbroker/Broker1"
-#define BROKER_IFACE "org.agentbroker.Broker1"
-#define SESSION_IFACE "org.agentbroker.Session1"
-#define SESSION_PREFIX BUS_PATH "/session/"
-
-#define CALL_TIMEOUT_MS 20000
 #define TURN_TIMEOUT_MS 20000
 #define TEST_ALARM_SECONDS 60
-
-/* ---- signal collector -------------------------------------------------- */
-
-/* Everything one connection saw of one turn of one session. */
-typedef struct
-{
-  char *path;
-  guint64 turn;
-  GPtrArray *updates; /* JSON text of each update, in arrival order */
-  GPtrArray *chunks;  /* text of each agent_message_chunk */
-  GString *text;      /* the chunks concatenated */
-  gboolean ended;
-  guint ended_count;
-  char *reason;
-  char *message;
-} TurnRec;
-
-typedef struct
-{
-  char *path;
-  guint64 turn;
-  char *request;
-} PermRec;
-
-typedef struct
-{
-  GDBusConnection *connection;
-  guint session_sub;
-  GPtrArray *turns;       /* TurnRec */
-  GPtrArray *perms;       /* PermRec */
-  guint turn_ended_count; /* TurnEnded signals of any session */
-} Collector;
-
-static void
-turn_rec_free (TurnRec *rec)
-{
-  g_free (rec->path);
-  g_ptr_array_unref (rec->updates);
-  g_ptr_array_unref (rec->chunks);
-  g_string_free (rec->text, TRUE);
-  g_free (rec->reason);
-  g_free (rec->message);
-  g_free (rec);
-}
-
-static void
-perm_rec_free (PermRec *rec)
-{
-  g_free (rec->path);
-  g_free (rec->request);
-  g_free (rec);
-}
-
-static char *
-session_path (const char *thread)
-{
-  g_autofree char *escaped = g_dbus_escape_object_path (thread);
-
-  return g_strconcat (SESSION_PREFIX, escaped, NULL);
-}
-
-static TurnRec *
-collector_find (Collector *c, const char *path, guint64 turn)
-{
-  for (guint i = 0; i < c->turns->len; i++)
-    {
-      TurnRec *rec = c->turns->pdata[i];
-
-      if (rec->turn == turn && g_str_equal (rec->path, path))
-        return rec;
-    }
-  return NULL;
-}
-
-static TurnRec *
-collector_lookup (Collector *c, const char *thread, guint64 turn)
-{
-  g_autofree char *path = session_path (thread);
-
-  return collector_find (c, path, turn);
-}
-
-static TurnRec *
-collector_get (Collector *c, const char *path, guint64 turn)
-{
-  TurnRec *rec = collector_find (c, path, turn);
-
-  if (rec != NULL)
-    return rec;
-  rec = g_new0 (TurnRec, 1);
-  rec->path = g_strdup (path);
-  rec->turn = turn;
-  rec->updates = g_ptr_array_new_with_free_func (g_free);
-  rec->chunks = g_ptr_array_new_with_free_func (g_free);
-  rec->text = g_string_new (NULL);
-  g_ptr_array_add (c->turns, rec);
-  return rec;
-}
-
-/* Keeps the update's JSON, and the text of an agent_message_chunk. */
-static void
-turn_rec_add_update (TurnRec *rec, const char *json)
-{
-  g_autoptr (JsonParser) parser = json_parser_new ();
-  JsonObject *update, *content;
-
-  g_ptr_array_add (rec->updates, g_strdup (json));
-  if (!json_parser_load_from_data (parser, json, -1, NULL)
-      || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
-    {
-      g_test_message ("update is not a JSON object: %.200s", json);
-      g_test_fail ();
-      return;
-    }
-  update = json_node_get_object (json_parser_get_root (parser));
-  if (g_strcmp0 (json_object_get_string_member_with_default (
-                     update, "sessionUpdate", NULL),
-                 "agent_message_chunk")
-          != 0
-      || !json_object_has_member (update, "content")
-      || !JSON_NODE_HOLDS_OBJECT (json_object_get_member (update, "content")))
-    return;
-  content = json_object_get_object_member (update, "content");
-  if (g_strcmp0 (
-          json_object_get_string_member_with_default (content, "type", NULL),
-          "text")
-      != 0)
-    return;
-  g_ptr_array_add (rec->chunks,
-                   g_strdup (json_object_get_string_member_with_default (
-                       content, "text", "")));
-  g_string_append (rec->text, rec->chunks->pdata[rec->chunks->len - 1]);
-}
-
-static void
-on_session_signal (GDBusConnection *connection, const char *sender,
-                   const char *path, const char *iface, const char *member,
-                   GVariant *params, gpointer user_data)
-{
-  Collector *c = user_data;
-
-  if (g_str_equal (member, "Update")
-      && g_variant_is_of_type (params, G_VARIANT_TYPE ("(tas)")))
-    {
-      guint64 turn;
-      g_autofree const char **updates = NULL;
-      TurnRec *rec;
-
-      g_variant_get (params, "(t^a&s)", &turn, &updates);
-      rec = collector_get (c, path, turn);
-      for (guint i = 0; updates[i] != NULL; i++)
-        turn_rec_add_update (rec, updates[i]);
-    }
-  else if (g_str_equal (member, "TurnEnded")
-           && g_variant_is_of_type (params, G_VARIANT_TYPE ("(tss)")))
-    {
-      guint64 turn;
-      const char *reason, *message;
-      TurnRec *rec;
-
-      g_variant_get (params, "(t&s&s)", &turn, &reason, &message);
-      rec = collector_get (c, path, turn);
-      c->turn_ended_count++;
-      rec->ended_count++;
-      if (rec->ended)
-        {
-          g_test_message ("TurnEnded twice for %s turn %" G_GUINT64_FORMAT
-                          " (%s, then %s)",
-                          path, turn, rec->reason, reason);
-          g_test_fail ();
-        }
-      rec->ended = TRUE;
-      g_free (rec->reason);
-      g_free (rec->message);
-      rec->reason = g_strdup (reason);
-      rec->message = g_strdup (message);
-    }
-  else if (g_str_equal (member, "PermissionRequested")
-           && g_variant_is_of_type (params, G_VARIANT_TYPE ("(tss)")))
-    {
-      PermRec *rec = g_new0 (PermRec, 1);
-
-      rec->path = g_strdup (path);
-      g_variant_get (params, "(tss)", &rec->turn, &rec->request, NULL);
-      g_ptr_array_add (c->perms, rec);
-    }
-}
-
-static Collector *
-collector_new (GDBusConnection *connection)
-{
-  Collector *c = g_new0 (Collector, 1);
-
-  c->connection = g_object_ref (connection);
-  c->turns = g_ptr_array_new_with_free_func ((GDestroyNotify)turn_rec_free);
-  c->perms = g_ptr_array_new_with_free_func ((GDestroyNotify)perm_rec_free);
-  c->session_sub = g_dbus_connection_signal_subscribe (
-      connection, NULL, SESSION_IFACE, NULL, NULL, NULL,
-      G_DBUS_SIGNAL_FLAGS_NONE, on_session_signal, c, NULL);
-  return c;
-}
-
-static void
-collector_free (Collector *c)
-{
-  if (c == NULL)
-    return;
-  g_dbus_connection_signal_unsubscribe (c->connection, c->session_sub);
-  while (g_main_context_iteration (NULL, FALSE))
-    ;
-  g_object_unref (c->connection);
-  g_ptr_array_unref (c->turns);
-  g_ptr_array_unref (c->perms);
-  g_free (c);
-}
-
-/* ---- bounded waits ------------------------------------------------------ */
-
-static gboolean
-tick_cb (gpointer user_data)
-{
-  return G_SOURCE_CONTINUE;
-}
-
-/* Runs the main context until @cond holds or @ms pass; @cond is checked
- * at least every 20 ms, so it may poll the daemon. */
-#define WAIT_UNTIL(cond, ms)                                                   \
-  ({                                                                           \
-    gint64 _deadline = g_get_monotonic_time () + (gint64)(ms)*1000;            \
-    guint _tick = g_timeout_add (20, tick_cb, NULL);                           \
-    gboolean _ok;                                                              \
-    while (!(_ok = (cond)) && g_get_monotonic_time () < _deadline)             \
-      g_main_context_iteration (NULL, TRUE);                                   \
-    g_source_remove (_tick);                                                   \
-    _ok;                                                                       \
-  })
-
-#define WAIT_FOR(cond, ms)                                                     \
-  G_STMT_START                                                                 \
-  {                                                                            \
-    if (!WAIT_UNTIL (cond, ms))                                                \
-      {                                                                        \
-        g_autofree char *_msg = g_strdup_printf (                              \
-            "timed out after %d ms waiting for: %s", (int)(ms), #cond);        \
-        g_assertion_message (G_LOG_DOMAIN, __FILE__, __LINE__, G_STRFUNC,      \
-                             _msg);                                            \
-      }                                                                        \
-  }                                                                            \
-  G_STMT_END
-
-static void
-drain_main_context (void)
-{
-  while (g_main_context_iteration (NULL, FALSE))
-    ;
-}
 
 /* ---- fixture ------------------------------------------------------------ */
 
 typedef struct
 {
   AbDaemonFixture d;
-  Collector *c;    /* signals on the test's main connection */
+  AbCollector *c;  /* signals on the test's main connection */
   GArray *orphans; /* agent pids a killed daemon left behind */
 } Fixture;
-
-/* For the signal handlers: a failed g_assert aborts the test program
- * before the fixture's teardown could print the daemon's log, and a hang
- * ends in SIGALRM; both print it here, with async-signal-safe calls only,
- * and stop the daemon. */
-static const char *current_log_path;
-static pid_t current_daemon_pid;
-
-static void
-print_log_from_handler (const char *header, gsize len)
-{
-  static const char footer[] = "---- end of log ----\n";
-  char buf[4096];
-  ssize_t n;
-  int fd;
-
-  if (write (STDERR_FILENO, header, len) < 0)
-    return;
-  fd = current_log_path != NULL ? open (current_log_path, O_RDONLY) : -1;
-  while (fd >= 0 && (n = read (fd, buf, sizeof buf)) > 0)
-    if (write (STDERR_FILENO, buf, n) < 0)
-      break;
-  if (fd >= 0)
-    close (fd);
-  if (write (STDERR_FILENO, footer, sizeof footer - 1) < 0)
-    return;
-  if (current_daemon_pid > 0)
-    kill (current_daemon_pid, SIGTERM);
-}
-
-static void
-on_alarm (int signum)
-{
-  static const char msg[]
-      = "\ntest-lifecycle: the test hung (no end after " G_STRINGIFY (
-          TEST_ALARM_SECONDS) " s)\n"
-                              "---- agentbrokerd log ----\n";
-
-  print_log_from_handler (msg, sizeof msg - 1);
-  _exit (99);
-}
-
-static void
-on_abort (int signum)
-{
-  static const char msg[] = "---- agentbrokerd log ----\n";
-
-  print_log_from_handler (msg, sizeof msg - 1);
-  signal (SIGABRT, SIG_DFL);
-  raise (SIGABRT);
-}
 
 static void
 fixture_up (Fixture *fx, gconstpointer data)
 {
   ab_daemon_fixture_setup (&fx->d, NULL);
-  fx->c = collector_new (fx->d.connection);
+  fx->c = ab_collector_new (fx->d.connection);
   fx->orphans = g_array_new (FALSE, FALSE, sizeof (pid_t));
-  current_log_path = fx->d.log_path;
-  current_daemon_pid = 0;
-  signal (SIGALRM, on_alarm);
-  signal (SIGABRT, on_abort);
-  alarm (TEST_ALARM_SECONDS);
+  ab_daemon_fixture_watchdog (&fx->d, TEST_ALARM_SECONDS);
 }
 
 static void
 fixture_down (Fixture *fx, gconstpointer data)
 {
-  collector_free (fx->c);
-  if (fx->d.daemon != NULL)
-    {
-      int status = ab_daemon_fixture_stop (&fx->d, SIGTERM);
-
-      if (!g_test_failed () && status != 0)
-        {
-          g_test_message ("agentbrokerd exited with status %d at teardown",
-                          status);
-          g_test_fail ();
-        }
-    }
+  ab_collector_free (fx->c);
+  ab_daemon_fixture_stop_checked (&fx->d);
   /* Agents of a daemon that was SIGKILLed: each leads its own group. */
   for (guint i = 0; i < fx->orphans->len; i++)
     {
@@ -388,9 +61,6 @@ fixture_down (Fixture *fx, gconstpointer data)
     }
   g_array_unref (fx->orphans);
   ab_daemon_fixture_teardown (&fx->d);
-  alarm (0);
-  current_log_path = NULL;
-  current_daemon_pid = 0;
 }
 
 static gboolean
@@ -399,9 +69,9 @@ name_has_owner (Fixture *fx)
   g_autoptr (GError) error = NULL;
   g_autoptr (GVariant) reply = g_dbus_connection_call_sync (
       fx->d.connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-      "org.freedesktop.DBus", "NameHasOwner", g_variant_new ("(s)", BUS_NAME),
-      G_VARIANT_TYPE ("(b)"), G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS, NULL,
-      &error);
+      "org.freedesktop.DBus", "NameHasOwner",
+      g_variant_new ("(s)", AB_BUS_NAME), G_VARIANT_TYPE ("(b)"),
+      G_DBUS_CALL_FLAGS_NONE, AB_CALL_TIMEOUT_MS, NULL, &error);
   gboolean owned = FALSE;
 
   g_assert_no_error (error);
@@ -418,11 +88,8 @@ restart_daemon (Fixture *fx)
   g_autoptr (GError) error = NULL;
 
   g_assert_null (fx->d.daemon);
-  WAIT_FOR (!name_has_owner (fx), 10000);
+  AB_WAIT_FOR (!name_has_owner (fx), 10000);
   ab_daemon_fixture_start (&fx->d, &error);
-  if (fx->d.daemon != NULL)
-    current_daemon_pid
-        = atoi (g_subprocess_get_identifier (fx->d.daemon) ?: "0");
   g_assert_no_error (error);
 }
 
@@ -457,149 +124,18 @@ start_daemon (Fixture *fx, const char *agents, const char *timeouts)
   restart_daemon (fx);
 }
 
-/* Stops the daemon with @signum and returns its exit status. */
-static int
-stop_daemon (Fixture *fx, int signum)
-{
-  current_daemon_pid = 0;
-  return ab_daemon_fixture_stop (&fx->d, signum);
-}
-
-static GDBusConnection *
-second_connection (void)
-{
-  g_autoptr (GError) error = NULL;
-  GDBusConnection *connection = g_dbus_connection_new_for_address_sync (
-      g_getenv ("DBUS_SESSION_BUS_ADDRESS"),
-      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT
-          | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-      NULL, NULL, &error);
-
-  g_assert_no_error (error);
-  return connection;
-}
-
 /* ---- calls ------------------------------------------------------------- */
-
-static GVariant *
-call_on (GDBusConnection *connection, const char *method, GVariant *params,
-         const char *reply_type, GError **error)
-{
-  return g_dbus_connection_call_sync (
-      connection, BUS_NAME, BUS_PATH, BROKER_IFACE, method, params,
-      reply_type != NULL ? G_VARIANT_TYPE (reply_type) : NULL,
-      G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS, NULL, error);
-}
-
-static void
-call_ok_on (GDBusConnection *connection, const char *method, GVariant *params)
-{
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply
-      = call_on (connection, method, params, "()", &error);
-
-  g_assert_no_error (error);
-}
-
-static void
-call_ok (Fixture *fx, const char *method, GVariant *params)
-{
-  call_ok_on (fx->d.connection, method, params);
-}
-
-/* A round trip from @connection to the daemon: whatever the daemon sent
- * to it before answering has been dispatched afterwards. */
-static void
-sync_with_daemon (GDBusConnection *connection)
-{
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply
-      = call_on (connection, "ListSessions", NULL, "(aa{sv})", &error);
-
-  g_assert_no_error (error);
-  drain_main_context ();
-}
-
-static GVariant *
-get_session (Fixture *fx, const char *thread, GError **error)
-{
-  g_autoptr (GVariant) reply
-      = call_on (fx->d.connection, "GetSession", g_variant_new ("(s)", thread),
-                 "(a{sv})", error);
-  GVariant *dict = NULL;
-
-  if (reply != NULL)
-    g_variant_get (reply, "(@a{sv})", &dict);
-  return dict;
-}
-
-static guint32
-session_u (Fixture *fx, const char *thread, const char *key)
-{
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) dict = get_session (fx, thread, &error);
-  guint32 value = G_MAXUINT32;
-
-  g_assert_no_error (error);
-  g_assert_true (g_variant_lookup (dict, key, "u", &value));
-  return value;
-}
-
-static guint64
-session_t (Fixture *fx, const char *thread, const char *key)
-{
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) dict = get_session (fx, thread, &error);
-  guint64 value = G_MAXUINT64;
-
-  g_assert_no_error (error);
-  g_assert_true (g_variant_lookup (dict, key, "t", &value));
-  return value;
-}
-
-static char *
-session_s (Fixture *fx, const char *thread, const char *key)
-{
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) dict = get_session (fx, thread, &error);
-  char *value = NULL;
-
-  g_assert_no_error (error);
-  g_assert_true (g_variant_lookup (dict, key, "s", &value));
-  return value;
-}
-
-static gboolean
-state_is (Fixture *fx, const char *thread, const char *want)
-{
-  g_autofree char *state = session_s (fx, thread, "state");
-
-  return g_str_equal (state, want);
-}
 
 static gboolean
 session_exists (Fixture *fx, const char *thread)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) dict = get_session (fx, thread, &error);
+  g_autoptr (GVariant) dict = ab_get_session (&fx->d, thread, &error);
 
   if (dict != NULL)
     return TRUE;
   g_assert_error (error, AB_ERROR, AB_ERROR_NO_SUCH_SESSION);
   return FALSE;
-}
-
-static GVariant *
-list_sessions (Fixture *fx)
-{
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply
-      = call_on (fx->d.connection, "ListSessions", NULL, "(aa{sv})", &error);
-  GVariant *list = NULL;
-
-  g_assert_no_error (error);
-  g_variant_get (reply, "(@aa{sv})", &list);
-  return list;
 }
 
 /* The entry of @thread in ListSessions, or NULL. */
@@ -642,136 +178,7 @@ broker_accepting (Fixture *fx)
   return g_variant_get_boolean (value);
 }
 
-static guint32
-broker_u (Fixture *fx, const char *name)
-{
-  g_autoptr (GVariant) value = ab_daemon_get_property (&fx->d, name);
-
-  return g_variant_get_uint32 (value);
-}
-
-/* A process is gone when kill(pid, 0) finds nothing, or when it is a
- * zombie: PID 1 of this sandbox may not reap what it inherits. */
-static gboolean
-process_gone (pid_t pid)
-{
-  g_autofree char *stat_path = g_strdup_printf ("/proc/%d/stat", (int)pid);
-  g_autofree char *stat = NULL;
-  const char *paren;
-
-  if (kill (pid, 0) == -1 && errno == ESRCH)
-    return TRUE;
-  if (!g_file_get_contents (stat_path, &stat, NULL, NULL))
-    return TRUE;
-  paren = strrchr (stat, ')');
-  return paren != NULL && (paren[2] == 'Z' || paren[2] == 'X');
-}
-
-static void
-assert_error_named (const GError *error, int code, const char *name)
-{
-  g_autofree char *remote = NULL;
-
-  g_assert_nonnull (error);
-  remote = g_dbus_error_get_remote_error (error);
-  if (!g_error_matches (error, AB_ERROR, code))
-    g_test_message ("expected %s, got %s: %s", name, remote, error->message);
-  g_assert_error (error, AB_ERROR, code);
-  g_assert_cmpstr (remote, ==, name);
-}
-
 /* ---- prompts ------------------------------------------------------------ */
-
-typedef struct
-{
-  char *thread;
-  gboolean done;
-  guint64 turn;
-  GError *error;
-} PromptCall;
-
-static void
-prompt_call_free (PromptCall *p)
-{
-  g_free (p->thread);
-  g_clear_error (&p->error);
-  g_free (p);
-}
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (PromptCall, prompt_call_free)
-
-static void
-on_prompt_reply (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  PromptCall *p = user_data;
-  g_autoptr (GVariant) reply = g_dbus_connection_call_finish (
-      G_DBUS_CONNECTION (source), result, &p->error);
-
-  if (reply != NULL)
-    g_variant_get (reply, "(t)", &p->turn);
-  p->done = TRUE;
-}
-
-/* Prompt from @connection: the turn, or 0 with @error. */
-static guint64
-prompt_on (GDBusConnection *connection, const char *thread, const char *text,
-           const char *agent, GError **error)
-{
-  g_autoptr (PromptCall) p = g_new0 (PromptCall, 1);
-  GVariantBuilder options;
-
-  g_variant_builder_init (&options, G_VARIANT_TYPE_VARDICT);
-  if (agent != NULL)
-    g_variant_builder_add (&options, "{sv}", "agent",
-                           g_variant_new_string (agent));
-  p->thread = g_strdup (thread);
-  g_dbus_connection_call (connection, BUS_NAME, BUS_PATH, BROKER_IFACE,
-                          "Prompt",
-                          g_variant_new ("(ssa{sv})", thread, text, &options),
-                          G_VARIANT_TYPE ("(t)"), G_DBUS_CALL_FLAGS_NONE,
-                          CALL_TIMEOUT_MS, NULL, on_prompt_reply, p);
-  WAIT_FOR (p->done, CALL_TIMEOUT_MS + 2000);
-  if (p->error != NULL)
-    {
-      g_propagate_error (error, g_steal_pointer (&p->error));
-      return 0;
-    }
-  return p->turn;
-}
-
-static guint64
-prompt (Fixture *fx, const char *thread, const char *text)
-{
-  g_autoptr (GError) error = NULL;
-  guint64 turn = prompt_on (fx->d.connection, thread, text, NULL, &error);
-
-  g_assert_no_error (error);
-  g_assert_cmpuint (turn, >, 0);
-  return turn;
-}
-
-static gboolean
-turn_ended (Collector *c, const char *thread, guint64 turn)
-{
-  TurnRec *rec = collector_lookup (c, thread, turn);
-
-  return rec != NULL && rec->ended;
-}
-
-static gboolean
-turn_has_update (Collector *c, const char *thread, guint64 turn)
-{
-  TurnRec *rec = collector_lookup (c, thread, turn);
-
-  return rec != NULL && rec->updates->len > 0;
-}
-
-static TurnRec *
-wait_turn (Collector *c, const char *thread, guint64 turn, guint ms)
-{
-  WAIT_FOR (turn_ended (c, thread, turn), ms);
-  return collector_lookup (c, thread, turn);
-}
 
 /* True once the daemon says @turn of @thread is over (whatever reached
  * us); asks at most every 100 ms. */
@@ -786,7 +193,7 @@ daemon_says_turn_over (Fixture *fx, const char *thread, guint64 turn,
   if (g_get_monotonic_time () < *next_check)
     return FALSE;
   *next_check = g_get_monotonic_time () + 100 * 1000;
-  dict = get_session (fx, thread, NULL);
+  dict = ab_get_session (&fx->d, thread, NULL);
   return dict != NULL && g_variant_lookup (dict, "state", "&s", &state)
          && g_variant_lookup (dict, "last_turn", "t", &last_turn)
          && last_turn >= turn && !g_str_equal (state, "busy")
@@ -796,33 +203,35 @@ daemon_says_turn_over (Fixture *fx, const char *thread, guint64 turn,
 /* Waits for TurnEnded of @turn on the main connection; when the daemon
  * says the turn is over but no TurnEnded came within 2 s more, fails at
  * once saying so instead of running into the long timeout. */
-static TurnRec *
-wait_turn_checked (Fixture *fx, Collector *c, const char *thread, guint64 turn)
+static AbTurn *
+wait_turn_checked (Fixture *fx, AbCollector *c, const char *thread,
+                   guint64 turn)
 {
   gint64 next_check = 0;
 
-  if (!WAIT_UNTIL (turn_ended (c, thread, turn)
-                       || daemon_says_turn_over (fx, thread, turn, &next_check),
-                   TURN_TIMEOUT_MS))
-    return wait_turn (c, thread, turn, 0);
-  if (!WAIT_UNTIL (turn_ended (c, thread, turn), 2000))
+  if (!AB_WAIT_UNTIL (
+          ab_turn_ended (c, thread, turn)
+              || daemon_says_turn_over (fx, thread, turn, &next_check),
+          TURN_TIMEOUT_MS))
+    return ab_wait_turn (c, thread, turn, 0);
+  if (!AB_WAIT_UNTIL (ab_turn_ended (c, thread, turn), 2000))
     {
-      TurnRec *rec = collector_lookup (c, thread, turn);
+      AbTurn *rec = ab_collector_lookup (c, thread, turn);
 
       g_test_message ("%s turn %" G_GUINT64_FORMAT
                       " is over for the daemon (GetSession), but the prompter "
                       "got %u update(s) and no TurnEnded",
                       thread, turn, rec != NULL ? rec->updates->len : 0);
     }
-  return wait_turn (c, thread, turn, 0);
+  return ab_wait_turn (c, thread, turn, 0);
 }
 
 /* Prompts and asserts the turn ends with end_turn; returns the text. */
 static char *
 prompt_ok (Fixture *fx, const char *thread, const char *text)
 {
-  guint64 turn = prompt (fx, thread, text);
-  TurnRec *rec = wait_turn_checked (fx, fx->c, thread, turn);
+  guint64 turn = ab_prompt (fx->d.connection, NULL, thread, text);
+  AbTurn *rec = wait_turn_checked (fx, fx->c, thread, turn);
 
   if (g_strcmp0 (rec->reason, "end_turn") != 0)
     g_test_message ("turn of \"%s\" on %s ended %s: %s", text, thread,
@@ -860,10 +269,11 @@ drain_send (Fixture *fx, DrainCall *d, guint32 timeout_seconds)
 {
   memset (d, 0, sizeof *d);
   d->sent = g_get_monotonic_time ();
-  g_dbus_connection_call (fx->d.connection, BUS_NAME, BUS_PATH, BROKER_IFACE,
-                          "Drain", g_variant_new ("(u)", timeout_seconds),
+  g_dbus_connection_call (fx->d.connection, AB_BUS_NAME, AB_BUS_PATH,
+                          AB_BROKER_IFACE, "Drain",
+                          g_variant_new ("(u)", timeout_seconds),
                           G_VARIANT_TYPE ("(uu)"), G_DBUS_CALL_FLAGS_NONE,
-                          CALL_TIMEOUT_MS + 20000, NULL, on_drain_reply, d);
+                          AB_CALL_TIMEOUT_MS + 20000, NULL, on_drain_reply, d);
 }
 
 static double
@@ -950,7 +360,7 @@ test_records (Fixture *fx, gconstpointer data)
   rec1 = read_record (fx, thread);
   g_assert_cmpstr (json_object_get_string_member (rec1, "thread"), ==, thread);
   g_assert_cmpstr (json_object_get_string_member (rec1, "agent"), ==, "demo");
-  acp = session_s (fx, thread, "acp_session");
+  acp = ab_session_s (&fx->d, thread, "acp_session");
   g_assert_cmpstr (json_object_get_string_member_with_default (
                        rec1, "acp_session", "(none)"),
                    ==, acp);
@@ -963,16 +373,16 @@ test_records (Fixture *fx, gconstpointer data)
       json_object_get_int_member_with_default (rec1, "running_turn", 0), ==, 0);
 
   /* At turn start the record names the turn in flight. */
-  turn = prompt (fx, thread, "sleep 1");
-  WAIT_FOR (turn_has_update (fx->c, thread, turn), TURN_TIMEOUT_MS);
+  turn = ab_prompt (fx->d.connection, NULL, thread, "sleep 1");
+  AB_WAIT_FOR (ab_turn_has_update (fx->c, thread, turn), TURN_TIMEOUT_MS);
   running = read_record (fx, thread);
   g_assert_cmpint (json_object_get_int_member (running, "turns"), ==, 2);
   g_assert_cmpint (
       json_object_get_int_member_with_default (running, "running_turn", 0), ==,
       turn);
   /* At turn end it no longer does. */
-  g_assert_cmpstr (wait_turn (fx->c, thread, turn, TURN_TIMEOUT_MS)->reason, ==,
-                   "end_turn");
+  g_assert_cmpstr (ab_wait_turn (fx->c, thread, turn, TURN_TIMEOUT_MS)->reason,
+                   ==, "end_turn");
   rec2 = read_record (fx, thread);
   g_assert_cmpint (
       json_object_get_int_member_with_default (rec2, "running_turn", 0), ==, 0);
@@ -983,7 +393,7 @@ test_records (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (count_files_with_suffix (dir, ".tmp"), ==, 0);
 
   /* RemoveSession deletes it. */
-  call_ok (fx, "RemoveSession", g_variant_new ("(s)", thread));
+  ab_call_ok (&fx->d, "RemoveSession", g_variant_new ("(s)", thread));
   g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
   g_assert_cmpuint (count_files_with_suffix (dir, ".json"), ==, 0);
 }
@@ -994,15 +404,15 @@ test_records (Fixture *fx, gconstpointer data)
 static void
 assert_session_object (Fixture *fx, const char *thread, const char *state)
 {
-  g_autofree char *path = session_path (thread);
+  g_autofree char *path = ab_session_path (thread);
   g_autoptr (GError) error = NULL;
   g_autoptr (GVariant) reply = NULL;
   g_autoptr (GVariant) value = NULL;
 
   reply = g_dbus_connection_call_sync (
-      fx->d.connection, BUS_NAME, path, "org.freedesktop.DBus.Properties",
-      "Get", g_variant_new ("(ss)", SESSION_IFACE, "State"),
-      G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS, NULL,
+      fx->d.connection, AB_BUS_NAME, path, "org.freedesktop.DBus.Properties",
+      "Get", g_variant_new ("(ss)", AB_SESSION_IFACE, "State"),
+      G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE, AB_CALL_TIMEOUT_MS, NULL,
       &error);
   if (error != NULL)
     g_test_message ("session object %s of a listed session: %s", path,
@@ -1027,21 +437,22 @@ test_restart_resume (Fixture *fx, gconstpointer data)
       g_autofree char *text = g_strdup_printf ("first words of %s", threads[i]);
       g_autofree char *a = prompt_ok (fx, threads[i], text);
 
-      acp[i] = session_s (fx, threads[i], "acp_session");
-      pids[i] = session_u (fx, threads[i], "pid");
+      acp[i] = ab_session_s (&fx->d, threads[i], "acp_session");
+      pids[i] = ab_session_u (&fx->d, threads[i], "pid");
       g_assert_cmpuint (pids[i], >, 1);
     }
 
-  g_assert_cmpint (stop_daemon (fx, SIGTERM), ==, 0);
+  g_assert_cmpint (ab_daemon_fixture_stop (&fx->d, SIGTERM), ==, 0);
   /* The agents went with it. */
   for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
-    WAIT_FOR (process_gone (pids[i]), 5000);
+    AB_WAIT_FOR (ab_process_gone (pids[i]), 5000);
 
   restart_daemon (fx);
-  list = list_sessions (fx);
+  list = ab_list_sessions (&fx->d);
   g_assert_cmpuint (g_variant_n_children (list), ==, G_N_ELEMENTS (threads));
-  g_assert_cmpuint (broker_u (fx, "SessionCount"), ==, G_N_ELEMENTS (threads));
-  g_assert_cmpuint (broker_u (fx, "RunningCount"), ==, 0);
+  g_assert_cmpuint (ab_broker_u (&fx->d, "SessionCount"), ==,
+                    G_N_ELEMENTS (threads));
+  g_assert_cmpuint (ab_broker_u (&fx->d, "RunningCount"), ==, 0);
   for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
     {
       g_autoptr (GVariant) entry = list_entry (list, threads[i]);
@@ -1079,15 +490,15 @@ test_restart_resume (Fixture *fx, gconstpointer data)
       strstr (answer, "I remember 1 earlier prompt in this session"));
   g_assert_nonnull (strstr (answer, "first words of cli:restart/b"));
   {
-    g_autofree char *acp_now = session_s (fx, threads[1], "acp_session");
+    g_autofree char *acp_now = ab_session_s (&fx->d, threads[1], "acp_session");
 
     g_assert_cmpstr (acp_now, ==, acp[1]);
   }
-  g_assert_cmpuint (session_u (fx, threads[1], "turns"), ==, 2);
-  g_assert_cmpuint (session_u (fx, threads[1], "pid"), >, 1);
+  g_assert_cmpuint (ab_session_u (&fx->d, threads[1], "turns"), ==, 2);
+  g_assert_cmpuint (ab_session_u (&fx->d, threads[1], "pid"), >, 1);
   /* The others were left alone. */
-  g_assert_true (state_is (fx, threads[0], "suspended"));
-  g_assert_true (state_is (fx, threads[2], "suspended"));
+  g_assert_true (ab_state_is (&fx->d, threads[0], "suspended"));
+  g_assert_true (ab_state_is (&fx->d, threads[2], "suspended"));
 
   for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
     g_free (acp[i]);
@@ -1104,28 +515,28 @@ crash_mid_turn (Fixture *fx, const char *thread)
   guint64 turn;
   pid_t pid;
 
-  turn = prompt (fx, thread, "sleep 30");
-  WAIT_FOR (turn_has_update (fx->c, thread, turn), TURN_TIMEOUT_MS);
-  pid = (pid_t)session_u (fx, thread, "pid");
+  turn = ab_prompt (fx->d.connection, NULL, thread, "sleep 30");
+  AB_WAIT_FOR (ab_turn_has_update (fx->c, thread, turn), TURN_TIMEOUT_MS);
+  pid = (pid_t)ab_session_u (&fx->d, thread, "pid");
   g_assert_cmpint (pid, >, 1);
   g_array_append_val (fx->orphans, pid);
 
-  g_assert_cmpint (stop_daemon (fx, SIGKILL), ==, 128 + SIGKILL);
+  g_assert_cmpint (ab_daemon_fixture_stop (&fx->d, SIGKILL), ==, 128 + SIGKILL);
   kill (-pid, SIGKILL);
-  WAIT_FOR (process_gone (pid), 5000);
-  drain_main_context ();
-  g_assert_false (turn_ended (fx->c, thread, turn));
+  AB_WAIT_FOR (ab_process_gone (pid), 5000);
+  ab_drain_main_context ();
+  g_assert_false (ab_turn_ended (fx->c, thread, turn));
   return turn;
 }
 
 static void
 assert_interrupted_last_turn (Fixture *fx, const char *thread, guint64 turn)
 {
-  g_autofree char *reason = session_s (fx, thread, "last_reason");
+  g_autofree char *reason = ab_session_s (&fx->d, thread, "last_reason");
 
-  g_assert_true (state_is (fx, thread, "suspended"));
-  g_assert_cmpuint (session_u (fx, thread, "pid"), ==, 0);
-  g_assert_cmpuint (session_t (fx, thread, "last_turn"), ==, turn);
+  g_assert_true (ab_state_is (&fx->d, thread, "suspended"));
+  g_assert_cmpuint (ab_session_u (&fx->d, thread, "pid"), ==, 0);
+  g_assert_cmpuint (ab_session_t (&fx->d, thread, "last_turn"), ==, turn);
   g_assert_cmpstr (reason, ==, "interrupted");
 }
 
@@ -1133,11 +544,11 @@ static void
 test_crash (Fixture *fx, gconstpointer data)
 {
   const char *thread = "cli:crash";
-  g_autoptr (GDBusConnection) other_conn = second_connection ();
-  g_autoptr (GDBusConnection) third_conn = second_connection ();
+  g_autoptr (GDBusConnection) other_conn = ab_second_connection ();
+  g_autoptr (GDBusConnection) third_conn = ab_second_connection ();
   g_autofree char *answer = NULL;
-  Collector *other, *third;
-  TurnRec *rec;
+  AbCollector *other, *third;
+  AbTurn *rec;
   guint64 turn;
 
   start_daemon (fx, NULL, NULL);
@@ -1149,39 +560,39 @@ test_crash (Fixture *fx, gconstpointer data)
 
   restart_daemon (fx);
   assert_interrupted_last_turn (fx, thread, turn);
-  g_assert_cmpuint (session_u (fx, thread, "turns"), ==, 2);
+  g_assert_cmpuint (ab_session_u (&fx->d, thread, "turns"), ==, 2);
   /* Nobody asked yet: nothing was sent. */
-  sync_with_daemon (fx->d.connection);
-  g_assert_false (turn_ended (fx->c, thread, turn));
+  ab_sync_with_daemon (fx->d.connection);
+  g_assert_false (ab_turn_ended (fx->c, thread, turn));
 
   /* The first connection that watches gets it, once. */
-  call_ok (fx, "Watch", g_variant_new ("(s)", thread));
-  rec = wait_turn (fx->c, thread, turn, 5000);
+  ab_call_ok (&fx->d, "Watch", g_variant_new ("(s)", thread));
+  rec = ab_wait_turn (fx->c, thread, turn, 5000);
   g_assert_cmpstr (rec->reason, ==, "interrupted");
   g_assert_cmpstr (rec->message, !=, "");
-  sync_with_daemon (fx->d.connection);
+  ab_sync_with_daemon (fx->d.connection);
   g_assert_cmpuint (rec->ended_count, ==, 1);
   g_assert_cmpuint (fx->c->turn_ended_count, ==, 2);
 
   /* A second connection watching gets nothing: reported once. */
-  other = collector_new (other_conn);
-  sync_with_daemon (other_conn);
-  call_ok_on (other_conn, "Watch", g_variant_new ("(s)", thread));
-  sync_with_daemon (other_conn);
+  other = ab_collector_new (other_conn);
+  ab_sync_with_daemon (other_conn);
+  ab_call_ok_on (other_conn, "Watch", g_variant_new ("(s)", thread));
+  ab_sync_with_daemon (other_conn);
   g_assert_cmpuint (other->turn_ended_count, ==, 0);
-  collector_free (other);
+  ab_collector_free (other);
 
   /* Persisted: not again after another restart either. */
-  g_assert_cmpint (stop_daemon (fx, SIGTERM), ==, 0);
+  g_assert_cmpint (ab_daemon_fixture_stop (&fx->d, SIGTERM), ==, 0);
   restart_daemon (fx);
   assert_interrupted_last_turn (fx, thread, turn);
-  third = collector_new (third_conn);
-  sync_with_daemon (third_conn);
-  call_ok_on (third_conn, "Watch", g_variant_new ("(s)", thread));
-  sync_with_daemon (third_conn);
+  third = ab_collector_new (third_conn);
+  ab_sync_with_daemon (third_conn);
+  ab_call_ok_on (third_conn, "Watch", g_variant_new ("(s)", thread));
+  ab_sync_with_daemon (third_conn);
   g_assert_cmpuint (third->turn_ended_count, ==, 0);
-  collector_free (third);
-  sync_with_daemon (fx->d.connection);
+  ab_collector_free (third);
+  ab_sync_with_daemon (fx->d.connection);
   g_assert_cmpuint (fx->c->turn_ended_count, ==, 2);
 
   /* The session carries on with its history. */
@@ -1191,7 +602,7 @@ test_crash (Fixture *fx, gconstpointer data)
   g_assert_nonnull (
       strstr (answer, "I remember 2 earlier prompts in this session"));
   g_assert_nonnull (strstr (answer, "the last one was \"sleep 30\""));
-  g_assert_cmpuint (session_u (fx, thread, "turns"), ==, 3);
+  g_assert_cmpuint (ab_session_u (&fx->d, thread, "turns"), ==, 3);
   g_assert_cmpuint (fx->c->turn_ended_count, ==, 3);
 }
 
@@ -1201,9 +612,9 @@ static void
 test_crash_report_on_prompt (Fixture *fx, gconstpointer data)
 {
   const char *thread = "cli:crash/prompt";
-  g_autoptr (GDBusConnection) other_conn = second_connection ();
-  Collector *other;
-  TurnRec *rec, *next;
+  g_autoptr (GDBusConnection) other_conn = ab_second_connection ();
+  AbCollector *other;
+  AbTurn *rec, *next;
   guint64 turn, turn2;
   GError *error = NULL;
 
@@ -1212,25 +623,25 @@ test_crash_report_on_prompt (Fixture *fx, gconstpointer data)
   restart_daemon (fx);
   assert_interrupted_last_turn (fx, thread, turn);
 
-  other = collector_new (other_conn);
-  sync_with_daemon (other_conn);
-  turn2 = prompt_on (other_conn, thread, "echo again", NULL, &error);
+  other = ab_collector_new (other_conn);
+  ab_sync_with_daemon (other_conn);
+  turn2 = ab_prompt_on (other_conn, NULL, thread, "echo again", NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (turn2, ==, turn + 1);
   next = wait_turn_checked (fx, other, thread, turn2);
   g_assert_cmpstr (next->reason, ==, "end_turn");
-  rec = collector_lookup (other, thread, turn);
+  rec = ab_collector_lookup (other, thread, turn);
   g_assert_nonnull (rec);
   g_assert_true (rec->ended);
   g_assert_cmpstr (rec->reason, ==, "interrupted");
   g_assert_cmpuint (other->turn_ended_count, ==, 2);
-  collector_free (other);
+  ab_collector_free (other);
 
   /* The main connection, which prompted the cut turn, watches later and
    * gets nothing: it was reported. */
-  call_ok (fx, "Watch", g_variant_new ("(s)", thread));
-  sync_with_daemon (fx->d.connection);
-  g_assert_false (turn_ended (fx->c, thread, turn));
+  ab_call_ok (&fx->d, "Watch", g_variant_new ("(s)", thread));
+  ab_sync_with_daemon (fx->d.connection);
+  g_assert_false (ab_turn_ended (fx->c, thread, turn));
 }
 
 /* A report nobody has collected yet survives a further restart: the
@@ -1240,7 +651,7 @@ test_crash_report_survives_restart (Fixture *fx, gconstpointer data)
 {
   const char *thread = "cli:crash/twice";
   g_autofree char *record = NULL;
-  TurnRec *rec;
+  AbTurn *rec;
   guint64 turn;
 
   start_daemon (fx, NULL, NULL);
@@ -1248,12 +659,12 @@ test_crash_report_survives_restart (Fixture *fx, gconstpointer data)
   restart_daemon (fx);
   assert_interrupted_last_turn (fx, thread, turn);
   /* Restarted again before anyone prompted or watched. */
-  g_assert_cmpint (stop_daemon (fx, SIGTERM), ==, 0);
+  g_assert_cmpint (ab_daemon_fixture_stop (&fx->d, SIGTERM), ==, 0);
   restart_daemon (fx);
   assert_interrupted_last_turn (fx, thread, turn);
 
-  call_ok (fx, "Watch", g_variant_new ("(s)", thread));
-  if (!WAIT_UNTIL (turn_ended (fx->c, thread, turn), 3000))
+  ab_call_ok (&fx->d, "Watch", g_variant_new ("(s)", thread));
+  if (!AB_WAIT_UNTIL (ab_turn_ended (fx->c, thread, turn), 3000))
     {
       g_autofree char *path = record_file (fx, thread);
 
@@ -1262,7 +673,7 @@ test_crash_report_survives_restart (Fixture *fx, gconstpointer data)
                       ", interrupted) after a second restart; record: %s",
                       turn, record);
     }
-  rec = wait_turn (fx->c, thread, turn, 100);
+  rec = ab_wait_turn (fx->c, thread, turn, 100);
   g_assert_cmpstr (rec->reason, ==, "interrupted");
 }
 
@@ -1303,7 +714,7 @@ test_corrupt_records (Fixture *fx, gconstpointer data)
   for (guint i = 0; i < G_N_ELEMENTS (good); i++)
     g_free (prompt_ok (fx, good[i], "keep me"));
   g_free (prompt_ok (fx, victim, "break me"));
-  g_assert_cmpint (stop_daemon (fx, SIGTERM), ==, 0);
+  g_assert_cmpint (ab_daemon_fixture_stop (&fx->d, SIGTERM), ==, 0);
 
   /* Garbage over a real record; valid JSON without a required field; a
    * field of the wrong type. */
@@ -1320,7 +731,7 @@ test_corrupt_records (Fixture *fx, gconstpointer data)
   write_file (wrong_path, wrong_json);
 
   restart_daemon (fx);
-  list = list_sessions (fx);
+  list = ab_list_sessions (&fx->d);
   g_assert_cmpuint (g_variant_n_children (list), ==, G_N_ELEMENTS (good));
   for (guint i = 0; i < G_N_ELEMENTS (good); i++)
     {
@@ -1363,11 +774,12 @@ static void
 assert_prompt_refused (Fixture *fx, const char *thread)
 {
   g_autoptr (GError) error = NULL;
-  guint64 turn = prompt_on (fx->d.connection, thread, "refused", NULL, &error);
+  guint64 turn
+      = ab_prompt_on (fx->d.connection, NULL, thread, "refused", NULL, &error);
 
   g_assert_cmpuint (turn, ==, 0);
-  assert_error_named (error, AB_ERROR_DRAINING,
-                      "org.agentbroker.Error.Draining");
+  ab_assert_error_named (error, AB_ERROR_DRAINING,
+                         "org.agentbroker.Error.Draining");
   if (strstr (error->message, "draining") == NULL)
     g_test_message ("Draining error without the word: %s", error->message);
   g_assert_nonnull (strstr (error->message, "draining"));
@@ -1382,18 +794,18 @@ test_drain (Fixture *fx, gconstpointer data)
   g_autofree char *answer = NULL;
   g_autoptr (GVariant) list = NULL;
   DrainCall d;
-  TurnRec *rec;
+  AbTurn *rec;
   guint64 turn;
 
   start_daemon (fx, NULL, NULL);
   g_assert_true (broker_state_is (fx, "running"));
   g_assert_true (broker_accepting (fx));
   answer = prompt_ok (fx, idle, "echo idle");
-  turn = prompt (fx, busy, "sleep 2");
-  WAIT_FOR (turn_has_update (fx->c, busy, turn), TURN_TIMEOUT_MS);
+  turn = ab_prompt (fx->d.connection, NULL, busy, "sleep 2");
+  AB_WAIT_FOR (ab_turn_has_update (fx->c, busy, turn), TURN_TIMEOUT_MS);
 
   drain_send (fx, &d, 10);
-  WAIT_FOR (d.done || broker_state_is (fx, "draining"), 5000);
+  AB_WAIT_FOR (d.done || broker_state_is (fx, "draining"), 5000);
   g_assert_false (d.done);
   g_assert_false (broker_accepting (fx));
 
@@ -1402,16 +814,16 @@ test_drain (Fixture *fx, gconstpointer data)
   assert_prompt_refused (fx, idle);
   assert_prompt_refused (fx, busy);
   g_assert_false (session_exists (fx, late));
-  g_assert_cmpuint (session_u (fx, busy, "queued"), ==, 0);
+  g_assert_cmpuint (ab_session_u (&fx->d, busy, "queued"), ==, 0);
   /* Reading keeps working. */
-  list = list_sessions (fx);
+  list = ab_list_sessions (&fx->d);
   g_assert_cmpuint (g_variant_n_children (list), ==, 2);
-  g_assert_true (state_is (fx, busy, "busy"));
+  g_assert_true (ab_state_is (&fx->d, busy, "busy"));
 
   /* The running turn finishes, then the drain returns. */
-  rec = wait_turn (fx->c, busy, turn, TURN_TIMEOUT_MS);
+  rec = ab_wait_turn (fx->c, busy, turn, TURN_TIMEOUT_MS);
   g_assert_cmpstr (rec->reason, ==, "end_turn");
-  WAIT_FOR (d.done, 10000);
+  AB_WAIT_FOR (d.done, 10000);
   g_assert_no_error (d.error);
   g_assert_cmpuint (d.finished, ==, 1);
   g_assert_cmpuint (d.interrupted, ==, 0);
@@ -1419,12 +831,12 @@ test_drain (Fixture *fx, gconstpointer data)
   g_assert_false (broker_accepting (fx));
   assert_prompt_refused (fx, late);
   g_clear_pointer (&list, g_variant_unref);
-  list = list_sessions (fx);
+  list = ab_list_sessions (&fx->d);
   g_assert_cmpuint (g_variant_n_children (list), ==, 2);
-  g_assert_cmpuint (session_u (fx, busy, "turns"), ==, 1);
+  g_assert_cmpuint (ab_session_u (&fx->d, busy, "turns"), ==, 1);
 
   /* Resume reopens ingress. */
-  call_ok (fx, "Resume", NULL);
+  ab_call_ok (&fx->d, "Resume", NULL);
   g_assert_true (broker_state_is (fx, "running"));
   g_assert_true (broker_accepting (fx));
   g_clear_pointer (&answer, g_free);
@@ -1433,12 +845,12 @@ test_drain (Fixture *fx, gconstpointer data)
 
   /* A drain with nothing running returns at once, and Resume again. */
   drain_send (fx, &d, 10);
-  WAIT_FOR (d.done, 5000);
+  AB_WAIT_FOR (d.done, 5000);
   g_assert_no_error (d.error);
   g_assert_cmpuint (d.finished, ==, 0);
   g_assert_cmpuint (d.interrupted, ==, 0);
   g_assert_true (broker_state_is (fx, "drained"));
-  call_ok (fx, "Resume", NULL);
+  ab_call_ok (&fx->d, "Resume", NULL);
   g_assert_true (broker_accepting (fx));
 }
 
@@ -1449,18 +861,18 @@ test_drain_deadline (Fixture *fx, gconstpointer data)
   const char *thread = "cli:drain/deadline";
   g_autofree char *reason = NULL;
   DrainCall d;
-  TurnRec *rec;
+  AbTurn *rec;
   guint64 turn;
 
   start_daemon (fx, NULL, NULL);
-  turn = prompt (fx, thread, mode);
+  turn = ab_prompt (fx->d.connection, NULL, thread, mode);
   /* "hang" sends nothing: the session's state says the turn runs. */
-  WAIT_FOR (state_is (fx, thread, "busy"), TURN_TIMEOUT_MS);
+  AB_WAIT_FOR (ab_state_is (&fx->d, thread, "busy"), TURN_TIMEOUT_MS);
 
   drain_send (fx, &d, 1);
   /* 1 s deadline, then at most timeouts.kill (2 s) for an agent that
    * ignores session/cancel; an order of magnitude below would be tight. */
-  WAIT_FOR (d.done, 10000);
+  AB_WAIT_FOR (d.done, 10000);
   g_assert_no_error (d.error);
   g_test_message ("Drain(1) with \"%s\" returned after %.2f s", mode,
                   drain_seconds (&d));
@@ -1470,14 +882,14 @@ test_drain_deadline (Fixture *fx, gconstpointer data)
    * early on its first round, so not a strict 1 s). */
   g_assert_cmpfloat (drain_seconds (&d), >=, 0.5);
 
-  rec = wait_turn (fx->c, thread, turn, 5000);
+  rec = ab_wait_turn (fx->c, thread, turn, 5000);
   g_assert_cmpstr (rec->reason, ==, "interrupted");
   g_assert_true (broker_state_is (fx, "drained"));
-  reason = session_s (fx, thread, "last_reason");
+  reason = ab_session_s (&fx->d, thread, "last_reason");
   g_assert_cmpstr (reason, ==, "interrupted");
-  g_assert_cmpuint (session_t (fx, thread, "last_turn"), ==, turn);
+  g_assert_cmpuint (ab_session_t (&fx->d, thread, "last_turn"), ==, turn);
 
-  call_ok (fx, "Resume", NULL);
+  ab_call_ok (&fx->d, "Resume", NULL);
   g_free (prompt_ok (fx, thread, "echo still usable"));
 }
 
@@ -1487,7 +899,7 @@ test_drain_denies_permission (Fixture *fx, gconstpointer data)
   const char *thread = "cli:drain/permission";
   g_autoptr (GError) error = NULL;
   DrainCall d;
-  TurnRec *rec;
+  AbTurn *rec;
   guint64 turn;
 
   start_daemon (fx,
@@ -1495,14 +907,15 @@ test_drain_denies_permission (Fixture *fx, gconstpointer data)
                 "    command: [agentbroker-demo-agent]\n"
                 "    permissions: ask\n",
                 "  drain: 2s\n  kill: 2s\n  permission: 60s\n");
-  turn = prompt_on (fx->d.connection, thread, "permission", "asking", &error);
+  turn = ab_prompt_on (fx->d.connection, NULL, thread, "permission", "asking",
+                       &error);
   g_assert_no_error (error);
-  WAIT_FOR (fx->c->perms->len > 0, 10000);
-  g_assert_false (turn_ended (fx->c, thread, turn));
+  AB_WAIT_FOR (fx->c->perms->len > 0, 10000);
+  g_assert_false (ab_turn_ended (fx->c, thread, turn));
 
   drain_send (fx, &d, 10);
-  rec = wait_turn (fx->c, thread, turn, 8000);
-  WAIT_FOR (d.done, 8000);
+  rec = ab_wait_turn (fx->c, thread, turn, 8000);
+  AB_WAIT_FOR (d.done, 8000);
   g_assert_no_error (d.error);
   g_test_message ("Drain(10) with a pending permission returned after %.2f s",
                   drain_seconds (&d));
@@ -1517,7 +930,7 @@ test_drain_denies_permission (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (d.finished, ==, 1);
   g_assert_cmpuint (d.interrupted, ==, 0);
   g_assert_true (broker_state_is (fx, "drained"));
-  call_ok (fx, "Resume", NULL);
+  ab_call_ok (&fx->d, "Resume", NULL);
 }
 
 /* ---- stop --------------------------------------------------------------- */
@@ -1527,33 +940,33 @@ test_stop_while_streaming (Fixture *fx, gconstpointer data)
 {
   const char *thread = "cli:stop/streaming";
   g_autofree char *record = NULL;
-  TurnRec *rec;
+  AbTurn *rec;
   guint64 turn;
   pid_t pid;
   gint64 started;
 
   start_daemon (fx, NULL, "  drain: 10s\n  kill: 2s\n");
-  turn = prompt (fx, thread, "sleep 2");
-  WAIT_FOR (turn_has_update (fx->c, thread, turn), TURN_TIMEOUT_MS);
-  pid = (pid_t)session_u (fx, thread, "pid");
+  turn = ab_prompt (fx->d.connection, NULL, thread, "sleep 2");
+  AB_WAIT_FOR (ab_turn_has_update (fx->c, thread, turn), TURN_TIMEOUT_MS);
+  pid = (pid_t)ab_session_u (&fx->d, thread, "pid");
   g_assert_cmpint (pid, >, 1);
 
   started = g_get_monotonic_time ();
-  g_assert_cmpint (stop_daemon (fx, SIGTERM), ==, 0);
+  g_assert_cmpint (ab_daemon_fixture_stop (&fx->d, SIGTERM), ==, 0);
   g_test_message ("stop with a 2 s turn running took %.2f s",
                   (double)(g_get_monotonic_time () - started) / G_USEC_PER_SEC);
   /* The turn finished before the daemon left; its end reached us. */
-  rec = wait_turn (fx->c, thread, turn, 3000);
+  rec = ab_wait_turn (fx->c, thread, turn, 3000);
   g_assert_cmpstr (rec->reason, ==, "end_turn");
   g_assert_nonnull (strstr (rec->text->str, "sleep"));
   /* Agents are stopped before the exit. */
-  WAIT_FOR (process_gone (pid), 3000);
+  AB_WAIT_FOR (ab_process_gone (pid), 3000);
 
   /* And the record says so: nothing was in flight. */
   restart_daemon (fx);
-  g_assert_true (state_is (fx, thread, "suspended"));
-  g_assert_cmpuint (session_t (fx, thread, "last_turn"), ==, turn);
-  record = session_s (fx, thread, "last_reason");
+  g_assert_true (ab_state_is (&fx->d, thread, "suspended"));
+  g_assert_cmpuint (ab_session_t (&fx->d, thread, "last_turn"), ==, turn);
+  record = ab_session_s (&fx->d, thread, "last_reason");
   g_assert_cmpstr (record, ==, "end_turn");
 }
 
@@ -1564,49 +977,30 @@ test_stop_deadline (Fixture *fx, gconstpointer data)
 {
   const char *thread = "cli:stop/deadline";
   g_autofree char *reason = NULL;
-  TurnRec *rec;
+  AbTurn *rec;
   guint64 turn;
   pid_t pid;
 
   start_daemon (fx, NULL, "  drain: 1s\n  kill: 2s\n");
-  turn = prompt (fx, thread, "sleep 30");
-  WAIT_FOR (turn_has_update (fx->c, thread, turn), TURN_TIMEOUT_MS);
-  pid = (pid_t)session_u (fx, thread, "pid");
+  turn = ab_prompt (fx->d.connection, NULL, thread, "sleep 30");
+  AB_WAIT_FOR (ab_turn_has_update (fx->c, thread, turn), TURN_TIMEOUT_MS);
+  pid = (pid_t)ab_session_u (&fx->d, thread, "pid");
 
-  g_assert_cmpint (stop_daemon (fx, SIGTERM), ==, 0);
-  rec = wait_turn (fx->c, thread, turn, 3000);
+  g_assert_cmpint (ab_daemon_fixture_stop (&fx->d, SIGTERM), ==, 0);
+  rec = ab_wait_turn (fx->c, thread, turn, 3000);
   g_assert_cmpstr (rec->reason, ==, "interrupted");
-  WAIT_FOR (process_gone (pid), 3000);
+  AB_WAIT_FOR (ab_process_gone (pid), 3000);
 
   restart_daemon (fx);
-  reason = session_s (fx, thread, "last_reason");
+  reason = ab_session_s (&fx->d, thread, "last_reason");
   g_assert_cmpstr (reason, ==, "interrupted");
-  g_assert_cmpuint (session_t (fx, thread, "last_turn"), ==, turn);
-  call_ok (fx, "Watch", g_variant_new ("(s)", thread));
-  sync_with_daemon (fx->d.connection);
+  g_assert_cmpuint (ab_session_t (&fx->d, thread, "last_turn"), ==, turn);
+  ab_call_ok (&fx->d, "Watch", g_variant_new ("(s)", thread));
+  ab_sync_with_daemon (fx->d.connection);
   g_assert_cmpuint (fx->c->turn_ended_count, ==, 1);
 }
 
 /* ---- reload ------------------------------------------------------------- */
-
-static void
-assert_stream (TurnRec *rec, guint n, guint bytes)
-{
-  g_assert_nonnull (rec);
-  g_assert_cmpstr (rec->reason, ==, "end_turn");
-  g_assert_cmpuint (rec->chunks->len, ==, n);
-  for (guint i = 0; i < n; i++)
-    {
-      const char *chunk = rec->chunks->pdata[i];
-      g_autofree char *prefix = g_strdup_printf ("%u ", i + 1);
-
-      if (!g_str_has_prefix (chunk, prefix) || strlen (chunk) != bytes)
-        g_test_message ("chunk %u of %s turn %" G_GUINT64_FORMAT ": \"%s\"",
-                        i + 1, rec->path, rec->turn, chunk);
-      g_assert_true (g_str_has_prefix (chunk, prefix));
-      g_assert_cmpuint (strlen (chunk), ==, bytes);
-    }
-}
 
 static void
 test_reload_unchanged_profile (Fixture *fx, gconstpointer data)
@@ -1616,41 +1010,41 @@ test_reload_unchanged_profile (Fixture *fx, gconstpointer data)
   g_autofree char *yaml = NULL;
   guint32 generation, pid_slow, pid_fast;
   guint64 turn_slow, turn_fast;
-  TurnRec *rec;
+  AbTurn *rec;
 
   start_daemon (fx, NULL, NULL);
   g_free (prompt_ok (fx, fast, "echo warm up"));
-  pid_fast = session_u (fx, fast, "pid");
-  generation = broker_u (fx, "Generation");
-  g_assert_cmpuint (broker_u (fx, "MaxSessions"), !=, 7);
+  pid_fast = ab_session_u (&fx->d, fast, "pid");
+  generation = ab_broker_u (&fx->d, "Generation");
+  g_assert_cmpuint (ab_broker_u (&fx->d, "MaxSessions"), !=, 7);
 
-  turn_slow = prompt (fx, slow, "sleep 2");
-  WAIT_FOR (turn_has_update (fx->c, slow, turn_slow), TURN_TIMEOUT_MS);
-  pid_slow = session_u (fx, slow, "pid");
-  turn_fast = prompt (fx, fast, "stream 2000");
+  turn_slow = ab_prompt (fx->d.connection, NULL, slow, "sleep 2");
+  AB_WAIT_FOR (ab_turn_has_update (fx->c, slow, turn_slow), TURN_TIMEOUT_MS);
+  pid_slow = ab_session_u (&fx->d, slow, "pid");
+  turn_fast = ab_prompt (fx->d.connection, NULL, fast, "stream 2000");
 
   /* Same profile, one setting changed: applied in place. */
   yaml = config_yaml (NULL, "pool:\n  max_sessions: 7\n", NULL);
   ab_daemon_fixture_write_config (&fx->d, yaml);
-  call_ok (fx, "Reload", NULL);
-  g_assert_false (turn_ended (fx->c, slow, turn_slow));
-  g_assert_cmpuint (broker_u (fx, "Generation"), ==, generation + 1);
-  g_assert_cmpuint (broker_u (fx, "MaxSessions"), ==, 7);
+  ab_call_ok (&fx->d, "Reload", NULL);
+  g_assert_false (ab_turn_ended (fx->c, slow, turn_slow));
+  g_assert_cmpuint (ab_broker_u (&fx->d, "Generation"), ==, generation + 1);
+  g_assert_cmpuint (ab_broker_u (&fx->d, "MaxSessions"), ==, 7);
   g_assert_true (broker_state_is (fx, "running"));
   g_assert_true (broker_accepting (fx));
 
-  rec = wait_turn (fx->c, slow, turn_slow, TURN_TIMEOUT_MS);
+  rec = ab_wait_turn (fx->c, slow, turn_slow, TURN_TIMEOUT_MS);
   g_assert_cmpstr (rec->reason, ==, "end_turn");
   /* "sleep S" sends one chunk, then ends. */
   g_assert_cmpuint (rec->chunks->len, ==, 1);
-  rec = wait_turn (fx->c, fast, turn_fast, TURN_TIMEOUT_MS);
-  assert_stream (rec, 2000, 16);
+  rec = ab_wait_turn (fx->c, fast, turn_fast, TURN_TIMEOUT_MS);
+  ab_assert_stream (rec, 2000, 16);
 
   /* Untouched: the same processes carry on. */
-  g_assert_cmpuint (session_u (fx, slow, "pid"), ==, pid_slow);
-  g_assert_cmpuint (session_u (fx, fast, "pid"), ==, pid_fast);
+  g_assert_cmpuint (ab_session_u (&fx->d, slow, "pid"), ==, pid_slow);
+  g_assert_cmpuint (ab_session_u (&fx->d, fast, "pid"), ==, pid_fast);
   g_free (prompt_ok (fx, slow, "echo after reload"));
-  g_assert_cmpuint (session_u (fx, slow, "pid"), ==, pid_slow);
+  g_assert_cmpuint (ab_session_u (&fx->d, slow, "pid"), ==, pid_slow);
 }
 
 static void
@@ -1665,23 +1059,23 @@ test_reload_changed_profile (Fixture *fx, gconstpointer data)
   g_autofree char *answer = NULL;
   guint32 pid_busy, pid_other;
   guint64 turn;
-  TurnRec *rec;
+  AbTurn *rec;
 
   start_daemon (fx, agents, NULL);
   g_free (prompt_ok (fx, idle, "echo one"));
   {
     g_autoptr (GError) error = NULL;
-    guint64 t
-        = prompt_on (fx->d.connection, other, "echo one", "other", &error);
+    guint64 t = ab_prompt_on (fx->d.connection, NULL, other, "echo one",
+                              "other", &error);
 
     g_assert_no_error (error);
     g_assert_cmpstr (wait_turn_checked (fx, fx->c, other, t)->reason, ==,
                      "end_turn");
   }
-  pid_other = session_u (fx, other, "pid");
-  turn = prompt (fx, busy, "sleep 2");
-  WAIT_FOR (turn_has_update (fx->c, busy, turn), TURN_TIMEOUT_MS);
-  pid_busy = session_u (fx, busy, "pid");
+  pid_other = ab_session_u (&fx->d, other, "pid");
+  turn = ab_prompt (fx->d.connection, NULL, busy, "sleep 2");
+  AB_WAIT_FOR (ab_turn_has_update (fx->c, busy, turn), TURN_TIMEOUT_MS);
+  pid_busy = ab_session_u (&fx->d, busy, "pid");
 
   /* Only the demo profile changes. */
   yaml = config_yaml (agents, NULL, NULL);
@@ -1698,19 +1092,19 @@ test_reload_changed_profile (Fixture *fx, gconstpointer data)
 
   /* reload --wait returned once the busy session had switched: its turn
    * finished on the old agent first. */
-  rec = wait_turn (fx->c, busy, turn, TURN_TIMEOUT_MS);
+  rec = ab_wait_turn (fx->c, busy, turn, TURN_TIMEOUT_MS);
   g_assert_cmpstr (rec->reason, ==, "end_turn");
-  g_assert_cmpuint (session_u (fx, busy, "pid"), !=, pid_busy);
+  g_assert_cmpuint (ab_session_u (&fx->d, busy, "pid"), !=, pid_busy);
   {
-    g_autoptr (GVariant) dict = get_session (fx, busy, NULL);
+    g_autoptr (GVariant) dict = ab_get_session (&fx->d, busy, NULL);
     gboolean switching = TRUE;
 
     g_assert_true (g_variant_lookup (dict, "switching", "b", &switching));
     g_assert_false (switching);
   }
-  g_assert_cmpuint (session_u (fx, idle, "pid"), ==, 0);
+  g_assert_cmpuint (ab_session_u (&fx->d, idle, "pid"), ==, 0);
   /* The unchanged profile's agent carries on. */
-  g_assert_cmpuint (session_u (fx, other, "pid"), ==, pid_other);
+  g_assert_cmpuint (ab_session_u (&fx->d, other, "pid"), ==, pid_other);
 
   /* The next turn runs on a new agent that loaded the history. */
   answer = prompt_ok (fx, busy, "env");
@@ -1724,13 +1118,13 @@ test_agentctl_drain_resume (Fixture *fx, gconstpointer data)
 {
   const char *thread = "cli:agentctl/drain";
   g_autofree char *out = NULL, *err = NULL;
-  TurnRec *rec;
+  AbTurn *rec;
   guint64 turn;
   int status;
 
   start_daemon (fx, NULL, NULL);
-  turn = prompt (fx, thread, "sleep 1");
-  WAIT_FOR (turn_has_update (fx->c, thread, turn), TURN_TIMEOUT_MS);
+  turn = ab_prompt (fx->d.connection, NULL, thread, "sleep 1");
+  AB_WAIT_FOR (ab_turn_has_update (fx->c, thread, turn), TURN_TIMEOUT_MS);
 
   /* Waits for the running turn, which finishes. */
   status
@@ -1738,7 +1132,7 @@ test_agentctl_drain_resume (Fixture *fx, gconstpointer data)
   if (status != 0)
     g_test_message ("agentctl drain: %s%s", out, err);
   g_assert_cmpint (status, ==, 0);
-  rec = wait_turn (fx->c, thread, turn, 5000);
+  rec = ab_wait_turn (fx->c, thread, turn, 5000);
   g_assert_cmpstr (rec->reason, ==, "end_turn");
   g_assert_true (broker_state_is (fx, "drained"));
   g_assert_false (broker_accepting (fx));
@@ -1758,8 +1152,6 @@ test_agentctl_drain_resume (Fixture *fx, gconstpointer data)
 int
 main (int argc, char **argv)
 {
-  int status;
-
   g_test_init (&argc, &argv, NULL);
 
 #define ADD(name, func, data)                                                  \
@@ -1785,7 +1177,5 @@ main (int argc, char **argv)
   /* Remote errors map back to AB_ERROR once the domain is registered. */
   (void)ab_error_quark ();
   ab_test_bus_up ();
-  status = g_test_run ();
-  ab_test_bus_down ();
-  return status;
+  return ab_test_run ();
 }

@@ -82,11 +82,11 @@ start_daemon (Fixture *fx, const char *pool)
 
 /* Prompts on the test's connection and waits for the turn; asserts it
  * ended with end_turn and returns it. */
-static PeerTurn *
+static AbTurn *
 prompt_ok (Fixture *fx, const char *thread, const char *text)
 {
-  guint64 turn = peer_prompt (&fx->p, thread, text);
-  PeerTurn *t = peer_wait_turn (&fx->p, fx->p.c, thread, turn, TURN_MS);
+  guint64 turn = ab_prompt (fx->p.d.connection, NULL, thread, text);
+  AbTurn *t = ab_wait_turn (fx->p.c, thread, turn, TURN_MS);
 
   g_test_message ("%s turn %" G_GUINT64_FORMAT ": %s (%u Update signals, "
                   "%u chunks): %s",
@@ -104,7 +104,7 @@ test_new_prompt_stream (Fixture *fx, gconstpointer data)
   const char *thread = "cli:sdk-stream";
   g_autofree char *acp = NULL, *state = NULL;
   g_autofree char *out = NULL, *err = NULL;
-  PeerTurn *t;
+  AbTurn *t;
   guint32 pid;
   int status;
 
@@ -121,19 +121,19 @@ test_new_prompt_stream (Fixture *fx, gconstpointer data)
       strstr (t->text->str, "I remember 0 earlier prompts in this session"));
   g_assert_nonnull (strstr (t->text->str, "You said: \"hello sdk\"."));
 
-  acp = peer_session_s (&fx->p, thread, "acp_session");
+  acp = ab_session_s (&fx->p.d, thread, "acp_session");
   g_assert_true (g_str_has_prefix (acp, "sdk-"));
-  pid = peer_session_u (&fx->p, thread, "pid");
+  pid = ab_session_u (&fx->p.d, thread, "pid");
   g_assert_cmpuint (pid, >, 0);
-  PEER_WAIT_FOR (peer_state_is (&fx->p, thread, "idle"), 5000);
+  AB_WAIT_FOR (ab_state_is (&fx->p.d, thread, "idle"), 5000);
 
   /* Same process, same ACP session: the agent counts the first prompt. */
   t = prompt_ok (fx, thread, "and again");
   g_assert_nonnull (strstr (t->text->str,
                             "I remember 1 earlier prompt in this session; "
                             "the last one was \"hello sdk\""));
-  g_assert_cmpuint (peer_session_u (&fx->p, thread, "pid"), ==, pid);
-  g_assert_cmpuint (peer_session_u (&fx->p, thread, "turns"), ==, 2);
+  g_assert_cmpuint (ab_session_u (&fx->p.d, thread, "pid"), ==, pid);
+  g_assert_cmpuint (ab_session_u (&fx->p.d, thread, "turns"), ==, 2);
 
   /* agentctl prints the stream and exits 0 on end_turn. */
   status = ab_run_agentctl (&fx->p.d, &out, &err, "prompt", thread,
@@ -145,15 +145,15 @@ test_new_prompt_stream (Fixture *fx, gconstpointer data)
   g_assert_nonnull (strstr (out, "You said: \"third time\"."));
 
   /* Removal stops the agent. */
-  peer_call_ok (&fx->p, "RemoveSession", g_variant_new ("(s)", thread));
-  PEER_WAIT_FOR (peer_process_gone (pid), 5000);
+  ab_call_ok (&fx->p.d, "RemoveSession", g_variant_new ("(s)", thread));
+  AB_WAIT_FOR (ab_process_gone (pid), 5000);
 }
 
 static void
 test_cancel (Fixture *fx, gconstpointer data)
 {
   const char *thread = "cli:sdk-cancel";
-  PeerTurn *t;
+  AbTurn *t;
   guint64 turn;
   gint64 start;
 
@@ -161,22 +161,22 @@ test_cancel (Fixture *fx, gconstpointer data)
     return;
   start_daemon (fx, NULL);
 
-  turn = peer_prompt (&fx->p, thread, "sleep 30");
-  PEER_WAIT_FOR (peer_turn_has_update (fx->p.c, thread, turn), TURN_MS);
-  t = peer_collector_lookup (fx->p.c, thread, turn);
+  turn = ab_prompt (fx->p.d.connection, NULL, thread, "sleep 30");
+  AB_WAIT_FOR (ab_turn_has_update (fx->p.c, thread, turn), TURN_MS);
+  t = ab_collector_lookup (fx->p.c, thread, turn);
   g_assert_false (t->ended);
   g_assert_cmpuint (t->chunks->len, ==, 1);
   g_assert_cmpstr (t->chunks->pdata[0], ==, "sdk-agent: sleeping 30 s");
 
   start = g_get_monotonic_time ();
-  peer_call_ok (&fx->p, "Cancel", g_variant_new ("(s)", thread));
-  t = peer_wait_turn (&fx->p, fx->p.c, thread, turn, 10000);
+  ab_call_ok (&fx->p.d, "Cancel", g_variant_new ("(s)", thread));
+  t = ab_wait_turn (fx->p.c, thread, turn, 10000);
   g_assert_cmpstr (t->reason, ==, "cancelled");
   /* Ended by the cancel, far from the 30 s sleep. */
   g_assert_cmpint (g_get_monotonic_time () - start, <, 10 * G_USEC_PER_SEC);
 
   /* The session goes on: the cancelled prompt is in the agent's history. */
-  PEER_WAIT_FOR (peer_state_is (&fx->p, thread, "idle"), 5000);
+  AB_WAIT_FOR (ab_state_is (&fx->p.d, thread, "idle"), 5000);
   t = prompt_ok (fx, thread, "after the cancel");
   g_assert_nonnull (strstr (t->text->str,
                             "I remember 1 earlier prompt in this session; "
@@ -194,14 +194,14 @@ assert_resumed (Fixture *fx, const char *thread, const char *acp_before,
       "sdk-agent: I remember 1 earlier prompt in this session; the last one "
       "was \"%s\". You said: \"what do you remember\".",
       first);
-  PeerTurn *t = prompt_ok (fx, thread, "what do you remember");
+  AbTurn *t = prompt_ok (fx, thread, "what do you remember");
 
   g_assert_cmpstr (t->text->str, ==, expect);
-  acp = peer_session_s (&fx->p, thread, "acp_session");
+  acp = ab_session_s (&fx->p.d, thread, "acp_session");
   g_assert_cmpstr (acp, ==, acp_before);
-  g_assert_cmpuint (peer_session_u (&fx->p, thread, "pid"), !=, 0);
-  g_assert_cmpuint (peer_session_u (&fx->p, thread, "pid"), !=, pid_before);
-  g_assert_cmpuint (peer_session_u (&fx->p, thread, "turns"), ==, 2);
+  g_assert_cmpuint (ab_session_u (&fx->p.d, thread, "pid"), !=, 0);
+  g_assert_cmpuint (ab_session_u (&fx->p.d, thread, "pid"), !=, pid_before);
+  g_assert_cmpuint (ab_session_u (&fx->p.d, thread, "turns"), ==, 2);
 }
 
 static void
@@ -216,12 +216,12 @@ test_load_after_idle_suspend (Fixture *fx, gconstpointer data)
   start_daemon (fx, "  idle_timeout: 1s\n");
 
   prompt_ok (fx, thread, "remember this");
-  acp = peer_session_s (&fx->p, thread, "acp_session");
-  pid = peer_session_u (&fx->p, thread, "pid");
+  acp = ab_session_s (&fx->p.d, thread, "acp_session");
+  pid = ab_session_u (&fx->p.d, thread, "pid");
 
-  PEER_WAIT_FOR (peer_state_is (&fx->p, thread, "suspended"), 10000);
-  g_assert_cmpuint (peer_session_u (&fx->p, thread, "pid"), ==, 0);
-  PEER_WAIT_FOR (peer_process_gone (pid), 5000);
+  AB_WAIT_FOR (ab_state_is (&fx->p.d, thread, "suspended"), 10000);
+  g_assert_cmpuint (ab_session_u (&fx->p.d, thread, "pid"), ==, 0);
+  AB_WAIT_FOR (ab_process_gone (pid), 5000);
 
   assert_resumed (fx, thread, acp, pid, "remember this");
 }
@@ -238,14 +238,14 @@ test_load_after_restart (Fixture *fx, gconstpointer data)
   start_daemon (fx, NULL);
 
   prompt_ok (fx, thread, "before the restart");
-  acp = peer_session_s (&fx->p, thread, "acp_session");
-  pid = peer_session_u (&fx->p, thread, "pid");
+  acp = ab_session_s (&fx->p.d, thread, "acp_session");
+  pid = ab_session_u (&fx->p.d, thread, "pid");
 
   /* A clean stop: no RemoveSession, the record stays in the state dir. */
   g_assert_cmpint (ab_daemon_fixture_stop (&fx->p.d, SIGTERM), ==, 0);
-  g_assert_true (peer_process_gone (pid));
+  g_assert_true (ab_process_gone (pid));
   peer_fixture_start (&fx->p, NULL);
-  g_assert_true (peer_state_is (&fx->p, thread, "suspended"));
+  g_assert_true (ab_state_is (&fx->p.d, thread, "suspended"));
 
   assert_resumed (fx, thread, acp, pid, "before the restart");
 }
@@ -253,8 +253,6 @@ test_load_after_restart (Fixture *fx, gconstpointer data)
 int
 main (int argc, char **argv)
 {
-  int status;
-
   g_test_init (&argc, &argv, NULL);
   ab_test_bus_up ();
 #define ADD(name, fn)                                                          \
@@ -264,7 +262,5 @@ main (int argc, char **argv)
   ADD ("load-after-idle-suspend", test_load_after_idle_suspend);
   ADD ("load-after-restart", test_load_after_restart);
 #undef ADD
-  status = g_test_run ();
-  ab_test_bus_down ();
-  return status;
+  return ab_test_run ();
 }

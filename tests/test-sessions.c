@@ -21,446 +21,36 @@
 
 #include <json-glib/json-glib.h>
 
+#include "collector.h"
 #include "daemon-fixture.h"
 #include "error.h"
 
-#define BUS_NAME "org.agentbroker.Broker1"
-#define BUS_PATH "/org/agentbroker/Broker1"
-#define BROKER_IFACE "org.agentbroker.Broker1"
-#define SESSION_IFACE "org.agentbroker.Session1"
-#define SESSION_PREFIX BUS_PATH "/session/"
-
-#define CALL_TIMEOUT_MS 20000
 #define TURN_TIMEOUT_MS 20000
 #define TEST_ALARM_SECONDS 45
-
-/* ---- signal collector -------------------------------------------------- */
-
-/* Everything one connection saw of one turn of one session. */
-typedef struct
-{
-  char *path;
-  guint64 turn;
-  GPtrArray *updates; /* JSON text of each update, in arrival order */
-  GPtrArray *chunks;  /* text of each agent_message_chunk */
-  GString *text;      /* the chunks concatenated */
-  guint update_signals;
-  guint64 first_seq; /* seq of the first signal of this turn */
-  gboolean ended;
-  guint64 ended_seq;
-  char *reason;
-  char *message;
-} TurnRec;
-
-typedef struct
-{
-  char *path;
-  guint64 turn;
-  char *request;
-  char *request_json;
-} PermRec;
-
-typedef struct
-{
-  GDBusConnection *connection;
-  guint session_sub;
-  guint added_sub;
-  guint removed_sub;
-  guint64 seq;        /* counts signals and prompt replies, in dispatch order */
-  GPtrArray *turns;   /* TurnRec */
-  GPtrArray *perms;   /* PermRec */
-  GPtrArray *added;   /* "thread path" */
-  GPtrArray *removed; /* "thread reason" */
-  guint session_signals; /* any signal on a session object */
-} Collector;
-
-static void
-turn_rec_free (TurnRec *rec)
-{
-  g_free (rec->path);
-  g_ptr_array_unref (rec->updates);
-  g_ptr_array_unref (rec->chunks);
-  g_string_free (rec->text, TRUE);
-  g_free (rec->reason);
-  g_free (rec->message);
-  g_free (rec);
-}
-
-static void
-perm_rec_free (PermRec *rec)
-{
-  g_free (rec->path);
-  g_free (rec->request);
-  g_free (rec->request_json);
-  g_free (rec);
-}
-
-static char *
-session_path (const char *thread)
-{
-  g_autofree char *escaped = g_dbus_escape_object_path (thread);
-
-  return g_strconcat (SESSION_PREFIX, escaped, NULL);
-}
-
-static TurnRec *
-collector_find (Collector *c, const char *path, guint64 turn)
-{
-  for (guint i = 0; i < c->turns->len; i++)
-    {
-      TurnRec *rec = c->turns->pdata[i];
-
-      if (rec->turn == turn && g_str_equal (rec->path, path))
-        return rec;
-    }
-  return NULL;
-}
-
-static TurnRec *
-collector_lookup (Collector *c, const char *thread, guint64 turn)
-{
-  g_autofree char *path = session_path (thread);
-
-  return collector_find (c, path, turn);
-}
-
-static TurnRec *
-collector_get (Collector *c, const char *path, guint64 turn)
-{
-  TurnRec *rec = collector_find (c, path, turn);
-
-  if (rec != NULL)
-    return rec;
-  rec = g_new0 (TurnRec, 1);
-  rec->path = g_strdup (path);
-  rec->turn = turn;
-  rec->updates = g_ptr_array_new_with_free_func (g_free);
-  rec->chunks = g_ptr_array_new_with_free_func (g_free);
-  rec->text = g_string_new (NULL);
-  rec->first_seq = c->seq;
-  g_ptr_array_add (c->turns, rec);
-  return rec;
-}
-
-/* Appends the text of an agent_message_chunk update; other kinds are kept
- * only as JSON. */
-static void
-turn_rec_add_update (TurnRec *rec, const char *json)
-{
-  g_autoptr (JsonParser) parser = json_parser_new ();
-  g_autoptr (GError) error = NULL;
-  JsonObject *update, *content;
-
-  g_ptr_array_add (rec->updates, g_strdup (json));
-  if (!json_parser_load_from_data (parser, json, -1, &error))
-    {
-      g_test_message ("update is not JSON: %s: %.200s", error->message, json);
-      g_test_fail ();
-      return;
-    }
-  if (!JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
-    {
-      g_test_message ("update is not a JSON object: %.200s", json);
-      g_test_fail ();
-      return;
-    }
-  update = json_node_get_object (json_parser_get_root (parser));
-  if (g_strcmp0 (json_object_get_string_member_with_default (
-                     update, "sessionUpdate", NULL),
-                 "agent_message_chunk")
-      != 0)
-    return;
-  if (!json_object_has_member (update, "content")
-      || !JSON_NODE_HOLDS_OBJECT (json_object_get_member (update, "content")))
-    return;
-  content = json_object_get_object_member (update, "content");
-  if (g_strcmp0 (
-          json_object_get_string_member_with_default (content, "type", NULL),
-          "text")
-      != 0)
-    return;
-  g_ptr_array_add (rec->chunks,
-                   g_strdup (json_object_get_string_member_with_default (
-                       content, "text", "")));
-  g_string_append (rec->text, rec->chunks->pdata[rec->chunks->len - 1]);
-}
-
-static void
-on_session_signal (GDBusConnection *connection, const char *sender,
-                   const char *path, const char *iface, const char *member,
-                   GVariant *params, gpointer user_data)
-{
-  Collector *c = user_data;
-
-  c->seq++;
-  c->session_signals++;
-  if (g_str_equal (member, "Update")
-      && g_variant_is_of_type (params, G_VARIANT_TYPE ("(tas)")))
-    {
-      guint64 turn;
-      g_autofree const char **updates = NULL;
-      TurnRec *rec;
-
-      g_variant_get (params, "(t^a&s)", &turn, &updates);
-      rec = collector_get (c, path, turn);
-      rec->update_signals++;
-      for (guint i = 0; updates[i] != NULL; i++)
-        turn_rec_add_update (rec, updates[i]);
-    }
-  else if (g_str_equal (member, "TurnEnded")
-           && g_variant_is_of_type (params, G_VARIANT_TYPE ("(tss)")))
-    {
-      guint64 turn;
-      const char *reason, *message;
-      TurnRec *rec;
-
-      g_variant_get (params, "(t&s&s)", &turn, &reason, &message);
-      rec = collector_get (c, path, turn);
-      if (rec->ended)
-        {
-          g_test_message ("TurnEnded twice for %s turn %" G_GUINT64_FORMAT,
-                          path, turn);
-          g_test_fail ();
-        }
-      rec->ended = TRUE;
-      rec->ended_seq = c->seq;
-      g_free (rec->reason);
-      g_free (rec->message);
-      rec->reason = g_strdup (reason);
-      rec->message = g_strdup (message);
-    }
-  else if (g_str_equal (member, "PermissionRequested")
-           && g_variant_is_of_type (params, G_VARIANT_TYPE ("(tss)")))
-    {
-      PermRec *rec = g_new0 (PermRec, 1);
-
-      rec->path = g_strdup (path);
-      g_variant_get (params, "(tss)", &rec->turn, &rec->request,
-                     &rec->request_json);
-      collector_get (c, path, rec->turn);
-      g_ptr_array_add (c->perms, rec);
-    }
-  else if (g_str_equal (member, "PropertiesChanged"))
-    c->session_signals--; /* not a streaming signal */
-  else
-    {
-      g_test_message ("unexpected signal %s%s on %s", member,
-                      g_variant_get_type_string (params), path);
-      g_test_fail ();
-    }
-}
-
-static void
-on_manager_signal (GDBusConnection *connection, const char *sender,
-                   const char *path, const char *iface, const char *member,
-                   GVariant *params, gpointer user_data)
-{
-  Collector *c = user_data;
-  const char *a, *b;
-
-  c->seq++;
-  if (g_str_equal (member, "SessionAdded")
-      && g_variant_is_of_type (params, G_VARIANT_TYPE ("(so)")))
-    {
-      g_variant_get (params, "(&s&o)", &a, &b);
-      g_ptr_array_add (c->added, g_strdup_printf ("%s %s", a, b));
-    }
-  else if (g_str_equal (member, "SessionRemoved")
-           && g_variant_is_of_type (params, G_VARIANT_TYPE ("(ss)")))
-    {
-      g_variant_get (params, "(&s&s)", &a, &b);
-      g_ptr_array_add (c->removed, g_strdup_printf ("%s %s", a, b));
-    }
-}
-
-static Collector *
-collector_new (GDBusConnection *connection)
-{
-  Collector *c = g_new0 (Collector, 1);
-
-  c->connection = g_object_ref (connection);
-  c->turns = g_ptr_array_new_with_free_func ((GDestroyNotify)turn_rec_free);
-  c->perms = g_ptr_array_new_with_free_func ((GDestroyNotify)perm_rec_free);
-  c->added = g_ptr_array_new_with_free_func (g_free);
-  c->removed = g_ptr_array_new_with_free_func (g_free);
-  /* Streaming signals of every session: the path namespace is the
-   * sessions' prefix; a unicast signal arrives whatever the match rule,
-   * a broadcast one only through it — so a connection that should not get
-   * the stream would see a broadcast here. */
-  c->session_sub = g_dbus_connection_signal_subscribe (
-      connection, NULL, SESSION_IFACE, NULL, NULL, NULL,
-      G_DBUS_SIGNAL_FLAGS_NONE, on_session_signal, c, NULL);
-  c->added_sub = g_dbus_connection_signal_subscribe (
-      connection, NULL, BROKER_IFACE, "SessionAdded", BUS_PATH, NULL,
-      G_DBUS_SIGNAL_FLAGS_NONE, on_manager_signal, c, NULL);
-  c->removed_sub = g_dbus_connection_signal_subscribe (
-      connection, NULL, BROKER_IFACE, "SessionRemoved", BUS_PATH, NULL,
-      G_DBUS_SIGNAL_FLAGS_NONE, on_manager_signal, c, NULL);
-  return c;
-}
-
-static void
-collector_free (Collector *c)
-{
-  if (c == NULL)
-    return;
-  g_dbus_connection_signal_unsubscribe (c->connection, c->session_sub);
-  g_dbus_connection_signal_unsubscribe (c->connection, c->added_sub);
-  g_dbus_connection_signal_unsubscribe (c->connection, c->removed_sub);
-  /* Let pending dispatches of the unsubscribed handlers run out before
-   * their user data goes. */
-  while (g_main_context_iteration (NULL, FALSE))
-    ;
-  g_object_unref (c->connection);
-  g_ptr_array_unref (c->turns);
-  g_ptr_array_unref (c->perms);
-  g_ptr_array_unref (c->added);
-  g_ptr_array_unref (c->removed);
-  g_free (c);
-}
-
-static gboolean
-collector_has (GPtrArray *list, const char *entry)
-{
-  for (guint i = 0; i < list->len; i++)
-    if (g_str_equal (list->pdata[i], entry))
-      return TRUE;
-  return FALSE;
-}
-
-/* ---- bounded waits ------------------------------------------------------ */
-
-static gboolean
-tick_cb (gpointer user_data)
-{
-  return G_SOURCE_CONTINUE;
-}
-
-/* Runs the main context until @cond holds or @ms pass; @cond is checked
- * at least every 20 ms, so it may poll the daemon. */
-#define WAIT_UNTIL(cond, ms)                                                   \
-  ({                                                                           \
-    gint64 _deadline = g_get_monotonic_time () + (gint64)(ms)*1000;            \
-    guint _tick = g_timeout_add (20, tick_cb, NULL);                           \
-    gboolean _ok;                                                              \
-    while (!(_ok = (cond)) && g_get_monotonic_time () < _deadline)             \
-      g_main_context_iteration (NULL, TRUE);                                   \
-    g_source_remove (_tick);                                                   \
-    _ok;                                                                       \
-  })
-
-#define WAIT_FOR(cond, ms)                                                     \
-  G_STMT_START                                                                 \
-  {                                                                            \
-    if (!WAIT_UNTIL (cond, ms))                                                \
-      {                                                                        \
-        g_autofree char *_msg = g_strdup_printf (                              \
-            "timed out after %d ms waiting for: %s", (int)(ms), #cond);        \
-        g_assertion_message (G_LOG_DOMAIN, __FILE__, __LINE__, G_STRFUNC,      \
-                             _msg);                                            \
-      }                                                                        \
-  }                                                                            \
-  G_STMT_END
-
-/* Dispatches whatever already arrived, without waiting. */
-static void
-drain_main_context (void)
-{
-  while (g_main_context_iteration (NULL, FALSE))
-    ;
-}
 
 /* ---- fixture ------------------------------------------------------------ */
 
 typedef struct
 {
   AbDaemonFixture d;
-  Collector *c; /* signals on the test's main connection */
+  AbCollector *c; /* signals on the test's main connection */
 } Fixture;
-
-/* For the signal handlers: a failed g_assert aborts the test program
- * before the fixture's teardown could print the daemon's log, and a hang
- * ends in SIGALRM; both print it here, with async-signal-safe calls only,
- * and stop the daemon. */
-static const char *current_log_path;
-static pid_t current_daemon_pid;
-
-static void
-print_log_from_handler (const char *header, gsize len)
-{
-  static const char footer[] = "---- end of log ----\n";
-  char buf[4096];
-  ssize_t n;
-  int fd;
-
-  if (write (STDERR_FILENO, header, len) < 0)
-    return;
-  fd = current_log_path != NULL ? open (current_log_path, O_RDONLY) : -1;
-  while (fd >= 0 && (n = read (fd, buf, sizeof buf)) > 0)
-    if (write (STDERR_FILENO, buf, n) < 0)
-      break;
-  if (fd >= 0)
-    close (fd);
-  if (write (STDERR_FILENO, footer, sizeof footer - 1) < 0)
-    return;
-  if (current_daemon_pid > 0)
-    kill (current_daemon_pid, SIGTERM);
-}
-
-static void
-on_alarm (int signum)
-{
-  static const char msg[]
-      = "\ntest-sessions: the test hung (no end after " G_STRINGIFY (
-          TEST_ALARM_SECONDS) " s)\n"
-                              "---- agentbrokerd log ----\n";
-
-  print_log_from_handler (msg, sizeof msg - 1);
-  _exit (99);
-}
-
-static void
-on_abort (int signum)
-{
-  static const char msg[] = "---- agentbrokerd log ----\n";
-
-  print_log_from_handler (msg, sizeof msg - 1);
-  signal (SIGABRT, SIG_DFL);
-  raise (SIGABRT);
-}
 
 static void
 fixture_up (Fixture *fx, gconstpointer data)
 {
   ab_daemon_fixture_setup (&fx->d, NULL);
-  fx->c = collector_new (fx->d.connection);
-  current_log_path = fx->d.log_path;
-  current_daemon_pid = 0;
-  signal (SIGALRM, on_alarm);
-  signal (SIGABRT, on_abort);
-  alarm (TEST_ALARM_SECONDS);
+  fx->c = ab_collector_new (fx->d.connection);
+  ab_daemon_fixture_watchdog (&fx->d, TEST_ALARM_SECONDS);
 }
 
 static void
 fixture_down (Fixture *fx, gconstpointer data)
 {
-  collector_free (fx->c);
-  if (fx->d.daemon != NULL)
-    {
-      int status = ab_daemon_fixture_stop (&fx->d, SIGTERM);
-
-      /* The daemon survived whatever the test did to it. */
-      if (!g_test_failed () && status != 0)
-        {
-          g_test_message ("agentbrokerd exited with status %d at teardown",
-                          status);
-          g_test_fail ();
-        }
-    }
+  ab_collector_free (fx->c);
+  /* The daemon survived whatever the test did to it. */
+  ab_daemon_fixture_stop_checked (&fx->d);
   ab_daemon_fixture_teardown (&fx->d);
-  alarm (0);
-  current_log_path = NULL;
-  current_daemon_pid = 0;
 }
 
 /* Writes a config with the demo agent as default plus @agents (YAML lines
@@ -489,286 +79,30 @@ start_daemon (Fixture *fx, const char *agents, const char *pool,
     g_string_append (yaml, timeouts);
   ab_daemon_fixture_write_config (&fx->d, yaml->str);
   ab_daemon_fixture_start (&fx->d, &error);
-  if (fx->d.daemon != NULL)
-    current_daemon_pid
-        = atoi (g_subprocess_get_identifier (fx->d.daemon) ?: "0");
   g_assert_no_error (error);
 }
 
 /* ---- calls ------------------------------------------------------------- */
 
-static GVariant *
-call_on (GDBusConnection *connection, const char *method, GVariant *params,
-         const char *reply_type, GError **error)
-{
-  return g_dbus_connection_call_sync (
-      connection, BUS_NAME, BUS_PATH, BROKER_IFACE, method, params,
-      reply_type != NULL ? G_VARIANT_TYPE (reply_type) : NULL,
-      G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS, NULL, error);
-}
-
-static GVariant *
-call (Fixture *fx, const char *method, GVariant *params, const char *reply_type,
-      GError **error)
-{
-  return call_on (fx->d.connection, method, params, reply_type, error);
-}
-
-static void
-call_ok (Fixture *fx, const char *method, GVariant *params)
-{
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply = call (fx, method, params, "()", &error);
-
-  g_assert_no_error (error);
-}
-
-/* GetSession(thread), or NULL with @error. */
-static GVariant *
-get_session (Fixture *fx, const char *thread, GError **error)
-{
-  g_autoptr (GVariant) reply = call (
-      fx, "GetSession", g_variant_new ("(s)", thread), "(a{sv})", error);
-  GVariant *dict = NULL;
-
-  if (reply != NULL)
-    g_variant_get (reply, "(@a{sv})", &dict);
-  return dict;
-}
-
-/* The session's state, or "(none)" / "(error)" as a string to compare. */
-static char *
-session_state (Fixture *fx, const char *thread)
-{
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) dict = get_session (fx, thread, &error);
-  const char *state = NULL;
-
-  if (dict == NULL)
-    return g_strdup (g_error_matches (error, AB_ERROR, AB_ERROR_NO_SUCH_SESSION)
-                         ? "(none)"
-                         : "(error)");
-  if (!g_variant_lookup (dict, "state", "&s", &state))
-    return g_strdup ("(no state key)");
-  return g_strdup (state);
-}
-
-/* @want: a state, or several separated by "|". */
-static gboolean
-state_is (Fixture *fx, const char *thread, const char *want)
-{
-  g_autofree char *state = session_state (fx, thread);
-  g_auto (GStrv) wanted = g_strsplit (want, "|", -1);
-
-  return g_strv_contains ((const char *const *)wanted, state);
-}
-
-static guint32
-session_u (Fixture *fx, const char *thread, const char *key)
-{
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) dict = get_session (fx, thread, &error);
-  guint32 value = G_MAXUINT32;
-
-  g_assert_no_error (error);
-  g_assert_true (g_variant_lookup (dict, key, "u", &value));
-  return value;
-}
-
-static char *
-session_s (Fixture *fx, const char *thread, const char *key)
-{
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) dict = get_session (fx, thread, &error);
-  char *value = NULL;
-
-  g_assert_no_error (error);
-  g_assert_true (g_variant_lookup (dict, key, "s", &value));
-  return value;
-}
-
 /* session_s() for a comparison in place: freed at the test's teardown. */
 static const char *
 session_tmp (Fixture *fx, const char *thread, const char *key)
 {
-  char *value = session_s (fx, thread, key);
+  char *value = ab_session_s (&fx->d, thread, key);
 
   g_test_queue_free (value);
   return value;
 }
 
-static GVariant *
-list_sessions (Fixture *fx)
-{
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply
-      = call (fx, "ListSessions", NULL, "(aa{sv})", &error);
-  GVariant *list = NULL;
-
-  g_assert_no_error (error);
-  g_variant_get (reply, "(@aa{sv})", &list);
-  return list;
-}
-
 static guint
 count_sessions (Fixture *fx)
 {
-  g_autoptr (GVariant) list = list_sessions (fx);
+  g_autoptr (GVariant) list = ab_list_sessions (&fx->d);
 
   return g_variant_n_children (list);
 }
 
-static guint32
-broker_u (Fixture *fx, const char *name)
-{
-  g_autoptr (GVariant) value = ab_daemon_get_property (&fx->d, name);
-
-  return g_variant_get_uint32 (value);
-}
-
-/* A process is gone when kill(pid, 0) finds nothing, or when it is a
- * zombie: PID 1 of this sandbox may not reap what it inherits. */
-static gboolean
-process_gone (pid_t pid)
-{
-  g_autofree char *stat_path = g_strdup_printf ("/proc/%d/stat", (int)pid);
-  g_autofree char *stat = NULL;
-  const char *paren;
-
-  if (kill (pid, 0) == -1 && errno == ESRCH)
-    return TRUE;
-  if (!g_file_get_contents (stat_path, &stat, NULL, NULL))
-    return TRUE;
-  paren = strrchr (stat, ')');
-  return paren != NULL && (paren[2] == 'Z' || paren[2] == 'X');
-}
-
 /* ---- prompts ------------------------------------------------------------ */
-
-typedef struct
-{
-  Collector *c;
-  char *thread;
-  gboolean done;
-  guint64 turn;
-  guint64 seq; /* collector seq when the reply was dispatched */
-  GError *error;
-} PromptCall;
-
-static void
-prompt_call_free (PromptCall *p)
-{
-  g_free (p->thread);
-  g_clear_error (&p->error);
-  g_free (p);
-}
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (PromptCall, prompt_call_free)
-
-static void
-on_prompt_reply (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  PromptCall *p = user_data;
-  g_autoptr (GVariant) reply = g_dbus_connection_call_finish (
-      G_DBUS_CONNECTION (source), result, &p->error);
-
-  if (reply != NULL)
-    g_variant_get (reply, "(t)", &p->turn);
-  p->c->seq++;
-  p->seq = p->c->seq;
-  p->done = TRUE;
-}
-
-/* Sends Prompt from the collector's connection without waiting. */
-static PromptCall *
-prompt_send (Collector *c, const char *thread, const char *text,
-             const char *agent)
-{
-  PromptCall *p = g_new0 (PromptCall, 1);
-  GVariantBuilder options;
-
-  g_variant_builder_init (&options, G_VARIANT_TYPE_VARDICT);
-  if (agent != NULL)
-    g_variant_builder_add (&options, "{sv}", "agent",
-                           g_variant_new_string (agent));
-  p->c = c;
-  p->thread = g_strdup (thread);
-  g_dbus_connection_call (c->connection, BUS_NAME, BUS_PATH, BROKER_IFACE,
-                          "Prompt",
-                          g_variant_new ("(ssa{sv})", thread, text, &options),
-                          G_VARIANT_TYPE ("(t)"), G_DBUS_CALL_FLAGS_NONE,
-                          CALL_TIMEOUT_MS, NULL, on_prompt_reply, p);
-  return p;
-}
-
-/* Waits for the reply; on success checks that no signal of the turn came
- * before it. Returns the turn, or 0 with @error. */
-static guint64
-prompt_finish (PromptCall *p, GError **error)
-{
-  TurnRec *rec;
-
-  WAIT_FOR (p->done, CALL_TIMEOUT_MS + 2000);
-  if (p->error != NULL)
-    {
-      g_propagate_error (error, g_steal_pointer (&p->error));
-      return 0;
-    }
-  rec = collector_lookup (p->c, p->thread, p->turn);
-  if (rec != NULL && rec->first_seq < p->seq)
-    {
-      g_test_message ("a signal of %s turn %" G_GUINT64_FORMAT
-                      " arrived before the Prompt reply",
-                      p->thread, p->turn);
-      g_test_fail ();
-    }
-  return p->turn;
-}
-
-/* Prompt and wait for the reply: the turn, or 0 with @error. */
-static guint64
-prompt_on (Collector *c, const char *thread, const char *text,
-           const char *agent, GError **error)
-{
-  g_autoptr (PromptCall) p = prompt_send (c, thread, text, agent);
-
-  return prompt_finish (p, error);
-}
-
-static guint64
-prompt (Fixture *fx, const char *thread, const char *text)
-{
-  g_autoptr (GError) error = NULL;
-  guint64 turn = prompt_on (fx->c, thread, text, NULL, &error);
-
-  g_assert_no_error (error);
-  g_assert_cmpuint (turn, >, 0);
-  return turn;
-}
-
-static gboolean
-turn_ended (Collector *c, const char *thread, guint64 turn)
-{
-  TurnRec *rec = collector_lookup (c, thread, turn);
-
-  return rec != NULL && rec->ended;
-}
-
-static gboolean
-turn_has_update (Collector *c, const char *thread, guint64 turn)
-{
-  TurnRec *rec = collector_lookup (c, thread, turn);
-
-  return rec != NULL && rec->updates->len > 0;
-}
-
-/* Waits for TurnEnded of @turn and returns its record. */
-static TurnRec *
-wait_turn (Collector *c, const char *thread, guint64 turn, guint ms)
-{
-  WAIT_FOR (turn_ended (c, thread, turn), ms);
-  return collector_lookup (c, thread, turn);
-}
 
 /* Prompts @text on @thread and waits for the end of its turn; returns the
  * agent's text, and the reason and message when asked for. */
@@ -776,8 +110,8 @@ static char *
 prompt_and_wait (Fixture *fx, const char *thread, const char *text,
                  char **reason, char **message)
 {
-  guint64 turn = prompt (fx, thread, text);
-  TurnRec *rec = wait_turn (fx->c, thread, turn, TURN_TIMEOUT_MS);
+  guint64 turn = ab_prompt (fx->d.connection, fx->c, thread, text);
+  AbTurn *rec = ab_wait_turn (fx->c, thread, turn, TURN_TIMEOUT_MS);
 
   if (reason != NULL)
     *reason = g_strdup (rec->reason);
@@ -800,26 +134,13 @@ prompt_ok (Fixture *fx, const char *thread, const char *text)
   return answer;
 }
 
-static void
-assert_error_named (const GError *error, int code, const char *name)
-{
-  g_autofree char *remote = NULL;
-
-  g_assert_nonnull (error);
-  remote = g_dbus_error_get_remote_error (error);
-  if (!g_error_matches (error, AB_ERROR, code))
-    g_test_message ("expected %s, got %s: %s", name, remote, error->message);
-  g_assert_error (error, AB_ERROR, code);
-  g_assert_cmpstr (remote, ==, name);
-}
-
 /* ---- tests: the basics -------------------------------------------------- */
 
 static void
 assert_session_dict (Fixture *fx, GVariant *dict, const char *thread,
                      const char *state, guint32 turns)
 {
-  g_autofree char *path = session_path (thread);
+  g_autofree char *path = ab_session_path (thread);
   g_autofree char *escaped = g_dbus_escape_object_path (thread);
   g_autofree char *cwd
       = g_build_filename (fx->d.state_dir, "work", escaped, NULL);
@@ -840,7 +161,7 @@ assert_session_dict (Fixture *fx, GVariant *dict, const char *thread,
   g_assert_cmpstr (s, ==, cwd);
   g_assert_true (g_variant_lookup (dict, "pid", "u", &u));
   g_assert_cmpuint (u, >, 1);
-  g_assert_false (process_gone (u));
+  g_assert_false (ab_process_gone (u));
   g_assert_true (g_variant_lookup (dict, "acp_session", "&s", &s));
   g_assert_true (g_str_has_prefix (s, "demo-"));
   g_assert_true (g_variant_lookup (dict, "created", "t", &created));
@@ -864,7 +185,7 @@ static void
 test_prompt_basic (Fixture *fx, gconstpointer data)
 {
   const char *thread = "cli:alice/basic";
-  g_autofree char *path = session_path (thread);
+  g_autofree char *path = ab_session_path (thread);
   g_autofree char *added = g_strdup_printf ("%s %s", thread, path);
   g_autoptr (GVariant) list = NULL;
   g_autoptr (GVariant) entry = NULL;
@@ -872,14 +193,14 @@ test_prompt_basic (Fixture *fx, gconstpointer data)
   g_autofree char *answer2 = NULL;
   guint32 pid = 0;
   guint64 turn;
-  TurnRec *rec;
+  AbTurn *rec;
 
   start_daemon (fx, NULL, NULL, NULL);
   g_assert_cmpuint (count_sessions (fx), ==, 0);
 
-  turn = prompt (fx, thread, "hello there");
+  turn = ab_prompt (fx->d.connection, fx->c, thread, "hello there");
   g_assert_cmpuint (turn, ==, 1);
-  rec = wait_turn (fx->c, thread, turn, TURN_TIMEOUT_MS);
+  rec = ab_wait_turn (fx->c, thread, turn, TURN_TIMEOUT_MS);
   g_assert_cmpstr (rec->reason, ==, "end_turn");
   g_assert_nonnull (strstr (rec->text->str, "Hello from the demo agent"));
   g_assert_nonnull (
@@ -888,35 +209,35 @@ test_prompt_basic (Fixture *fx, gconstpointer data)
   /* A tool call and its update came through as they are. */
   g_assert_cmpuint (rec->updates->len, >, rec->chunks->len);
   /* SessionAdded is broadcast, so the prompter sees it too. */
-  WAIT_FOR (collector_has (fx->c->added, added), 5000);
+  AB_WAIT_FOR (ab_collector_has (fx->c->added, added), 5000);
 
-  list = list_sessions (fx);
+  list = ab_list_sessions (&fx->d);
   g_assert_cmpuint (g_variant_n_children (list), ==, 1);
   entry = g_variant_get_child_value (list, 0);
   assert_session_dict (fx, entry, thread, "idle", 1);
-  dict = get_session (fx, thread, NULL);
+  dict = ab_get_session (&fx->d, thread, NULL);
   g_assert_nonnull (dict);
   assert_session_dict (fx, dict, thread, "idle", 1);
   g_assert_true (g_variant_lookup (dict, "pid", "u", &pid));
-  g_assert_cmpuint (broker_u (fx, "SessionCount"), ==, 1);
-  g_assert_cmpuint (broker_u (fx, "RunningCount"), ==, 1);
-  g_assert_cmpuint (broker_u (fx, "BusyCount"), ==, 0);
+  g_assert_cmpuint (ab_broker_u (&fx->d, "SessionCount"), ==, 1);
+  g_assert_cmpuint (ab_broker_u (&fx->d, "RunningCount"), ==, 1);
+  g_assert_cmpuint (ab_broker_u (&fx->d, "BusyCount"), ==, 0);
 
   /* The same process carries on the conversation. */
   answer2 = prompt_ok (fx, thread, "and again");
   g_assert_nonnull (
       strstr (answer2, "I remember 1 earlier prompt in this session"));
   g_assert_nonnull (strstr (answer2, "the last one was \"hello there\""));
-  g_assert_nonnull (collector_lookup (fx->c, thread, 2));
-  g_assert_cmpuint (session_u (fx, thread, "turns"), ==, 2);
-  g_assert_cmpuint (session_u (fx, thread, "pid"), ==, pid);
+  g_assert_nonnull (ab_collector_lookup (fx->c, thread, 2));
+  g_assert_cmpuint (ab_session_u (&fx->d, thread, "turns"), ==, 2);
+  g_assert_cmpuint (ab_session_u (&fx->d, thread, "pid"), ==, pid);
 }
 
 static void
 test_object_manager (Fixture *fx, gconstpointer data)
 {
   const char *thread = "slack:C123/1710000000.000001";
-  g_autofree char *path = session_path (thread);
+  g_autofree char *path = ab_session_path (thread);
   g_autofree char *answer = NULL;
   g_autoptr (GError) error = NULL;
   g_autoptr (GVariant) reply = NULL;
@@ -933,15 +254,15 @@ test_object_manager (Fixture *fx, gconstpointer data)
   g_assert_cmpstr (answer, ==, "echo hi");
 
   reply = g_dbus_connection_call_sync (
-      fx->d.connection, BUS_NAME, BUS_PATH,
+      fx->d.connection, AB_BUS_NAME, AB_BUS_PATH,
       "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", NULL,
       G_VARIANT_TYPE ("(a{oa{sa{sv}}})"), G_DBUS_CALL_FLAGS_NONE,
-      CALL_TIMEOUT_MS, NULL, &error);
+      AB_CALL_TIMEOUT_MS, NULL, &error);
   g_assert_no_error (error);
   objects = g_variant_get_child_value (reply, 0);
   ifaces = g_variant_lookup_value (objects, path, G_VARIANT_TYPE ("a{sa{sv}}"));
   g_assert_nonnull (ifaces);
-  props = g_variant_lookup_value (ifaces, SESSION_IFACE,
+  props = g_variant_lookup_value (ifaces, AB_SESSION_IFACE,
                                   G_VARIANT_TYPE ("a{sv}"));
   g_assert_nonnull (props);
 
@@ -956,7 +277,7 @@ test_object_manager (Fixture *fx, gconstpointer data)
   g_assert_true (g_variant_lookup (props, "Cwd", "&s", &s));
   g_assert_true (g_str_has_prefix (s, fx->d.state_dir));
   g_assert_true (g_variant_lookup (props, "Pid", "u", &u));
-  g_assert_cmpuint (u, ==, session_u (fx, thread, "pid"));
+  g_assert_cmpuint (u, ==, ab_session_u (&fx->d, thread, "pid"));
   g_assert_true (g_variant_lookup (props, "AcpSession", "&s", &s));
   g_assert_true (g_str_has_prefix (s, "demo-"));
   g_assert_true (g_variant_lookup (props, "Created", "t", &t));
@@ -971,9 +292,9 @@ test_object_manager (Fixture *fx, gconstpointer data)
   /* The object answers Properties.Get directly too. */
   g_clear_pointer (&reply, g_variant_unref);
   reply = g_dbus_connection_call_sync (
-      fx->d.connection, BUS_NAME, path, "org.freedesktop.DBus.Properties",
-      "Get", g_variant_new ("(ss)", SESSION_IFACE, "State"),
-      G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS, NULL,
+      fx->d.connection, AB_BUS_NAME, path, "org.freedesktop.DBus.Properties",
+      "Get", g_variant_new ("(ss)", AB_SESSION_IFACE, "State"),
+      G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE, AB_CALL_TIMEOUT_MS, NULL,
       &error);
   g_assert_no_error (error);
   g_variant_get (reply, "(v)", &state);
@@ -988,15 +309,15 @@ test_unknown_session (Fixture *fx, gconstpointer data)
   g_autoptr (GVariant) reply = NULL;
 
   start_daemon (fx, NULL, NULL, NULL);
-  dict = get_session (fx, "cli:nobody", &error);
+  dict = ab_get_session (&fx->d, "cli:nobody", &error);
   g_assert_null (dict);
-  assert_error_named (error, AB_ERROR_NO_SUCH_SESSION,
-                      "org.agentbroker.Error.NoSuchSession");
+  ab_assert_error_named (error, AB_ERROR_NO_SUCH_SESSION,
+                         "org.agentbroker.Error.NoSuchSession");
   g_clear_error (&error);
-  reply = call (fx, "RemoveSession", g_variant_new ("(s)", "cli:nobody"), "()",
-                &error);
-  assert_error_named (error, AB_ERROR_NO_SUCH_SESSION,
-                      "org.agentbroker.Error.NoSuchSession");
+  reply = ab_call_on (fx->d.connection, "RemoveSession",
+                      g_variant_new ("(s)", "cli:nobody"), "()", &error);
+  ab_assert_error_named (error, AB_ERROR_NO_SUCH_SESSION,
+                         "org.agentbroker.Error.NoSuchSession");
   g_assert_cmpuint (count_sessions (fx), ==, 0);
 }
 
@@ -1010,7 +331,7 @@ on_properties_changed (GDBusConnection *connection, const char *sender,
   const char *iface_name, *state;
 
   g_variant_get (params, "(&s@a{sv}@as)", &iface_name, &changed, NULL);
-  if (g_str_equal (iface_name, SESSION_IFACE)
+  if (g_str_equal (iface_name, AB_SESSION_IFACE)
       && g_variant_lookup (changed, "State", "&s", &state))
     g_ptr_array_add (states, g_strdup (state));
 }
@@ -1019,7 +340,7 @@ static void
 test_properties_changed (Fixture *fx, gconstpointer data)
 {
   const char *thread = "cli:props";
-  g_autofree char *path = session_path (thread);
+  g_autofree char *path = ab_session_path (thread);
   g_autoptr (GPtrArray) states = g_ptr_array_new_with_free_func (g_free);
   g_autofree char *answer = NULL;
   guint sub;
@@ -1031,14 +352,14 @@ test_properties_changed (Fixture *fx, gconstpointer data)
       on_properties_changed, states, NULL);
   answer = prompt_ok (fx, thread, "echo hi");
   answer = (g_free (answer), prompt_ok (fx, thread, "sleep 0.3"));
-  WAIT_FOR (states->len > 0
-                && g_str_equal (states->pdata[states->len - 1], "idle"),
-            5000);
+  AB_WAIT_FOR (states->len > 0
+                   && g_str_equal (states->pdata[states->len - 1], "idle"),
+               5000);
   g_dbus_connection_signal_unsubscribe (fx->d.connection, sub);
-  drain_main_context ();
+  ab_drain_main_context ();
   /* The second turn went busy and back to idle, seen as it happened. */
-  g_assert_true (collector_has (states, "busy"));
-  g_assert_true (collector_has (states, "idle"));
+  g_assert_true (ab_collector_has (states, "busy"));
+  g_assert_true (ab_collector_has (states, "idle"));
 }
 
 /* ---- tests: bad input --------------------------------------------------- */
@@ -1063,7 +384,7 @@ assert_nothing_created (Fixture *fx)
 
   g_assert_cmpuint (count_sessions (fx), ==, 0);
   g_assert_cmpuint (count_dir_entries (work), ==, 0);
-  g_assert_cmpuint (broker_u (fx, "SessionCount"), ==, 0);
+  g_assert_cmpuint (ab_broker_u (&fx->d, "SessionCount"), ==, 0);
   g_assert_cmpuint (fx->c->added->len, ==, 0);
 }
 
@@ -1080,16 +401,17 @@ test_invalid_thread (Fixture *fx, gconstpointer data)
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
     {
       g_autoptr (GError) error = NULL;
-      guint64 turn = prompt_on (fx->c, bad[i], "echo hi", NULL, &error);
+      guint64 turn = ab_prompt_on (fx->d.connection, fx->c, bad[i], "echo hi",
+                                   NULL, &error);
 
       g_autofree char *shown = g_strescape (bad[i], NULL);
 
       g_test_message ("thread id \"%s\"", shown);
       g_assert_cmpuint (turn, ==, 0);
-      assert_error_named (error, AB_ERROR_INVALID_ARGUMENT,
-                          "org.agentbroker.Error.InvalidArgument");
+      ab_assert_error_named (error, AB_ERROR_INVALID_ARGUMENT,
+                             "org.agentbroker.Error.InvalidArgument");
     }
-  drain_main_context ();
+  ab_drain_main_context ();
   assert_nothing_created (fx);
 
   /* 200 bytes is still a thread id. */
@@ -1108,11 +430,12 @@ test_invalid_text (Fixture *fx, gconstpointer data)
   start_daemon (fx, NULL, NULL, NULL);
   while (big->len <= 1024 * 1024)
     g_string_append (big, "0123456789abcdef");
-  turn = prompt_on (fx->c, "cli:big", big->str, NULL, &error);
+  turn = ab_prompt_on (fx->d.connection, fx->c, "cli:big", big->str, NULL,
+                       &error);
   g_assert_cmpuint (turn, ==, 0);
-  assert_error_named (error, AB_ERROR_INVALID_ARGUMENT,
-                      "org.agentbroker.Error.InvalidArgument");
-  drain_main_context ();
+  ab_assert_error_named (error, AB_ERROR_INVALID_ARGUMENT,
+                         "org.agentbroker.Error.InvalidArgument");
+  ab_drain_main_context ();
   assert_nothing_created (fx);
 
   /* A large but allowed prompt goes through whole. */
@@ -1129,12 +452,13 @@ test_unknown_agent (Fixture *fx, gconstpointer data)
   guint64 turn;
 
   start_daemon (fx, NULL, NULL, NULL);
-  turn = prompt_on (fx->c, "cli:agentless", "echo hi", "no-such-agent", &error);
+  turn = ab_prompt_on (fx->d.connection, fx->c, "cli:agentless", "echo hi",
+                       "no-such-agent", &error);
   g_assert_cmpuint (turn, ==, 0);
-  assert_error_named (error, AB_ERROR_INVALID_ARGUMENT,
-                      "org.agentbroker.Error.InvalidArgument");
+  ab_assert_error_named (error, AB_ERROR_INVALID_ARGUMENT,
+                         "org.agentbroker.Error.InvalidArgument");
   g_assert_nonnull (strstr (error->message, "no-such-agent"));
-  drain_main_context ();
+  ab_drain_main_context ();
   assert_nothing_created (fx);
 }
 
@@ -1149,10 +473,11 @@ test_agent_missing (Fixture *fx, gconstpointer data)
                 "  missing:\n"
                 "    command: [/nonexistent/agent]\n",
                 NULL, NULL);
-  turn = prompt_on (fx->c, "cli:missing", "echo hi", "missing", &error);
+  turn = ab_prompt_on (fx->d.connection, fx->c, "cli:missing", "echo hi",
+                       "missing", &error);
   g_assert_cmpuint (turn, ==, 0);
-  assert_error_named (error, AB_ERROR_AGENT_FAILED,
-                      "org.agentbroker.Error.AgentFailed");
+  ab_assert_error_named (error, AB_ERROR_AGENT_FAILED,
+                         "org.agentbroker.Error.AgentFailed");
   g_assert_nonnull (strstr (error->message, "/nonexistent/agent"));
 
   /* The daemon is unharmed and other threads work. */
@@ -1173,26 +498,29 @@ test_refuse_initialize (Fixture *fx, gconstpointer data)
                 "    command: [agentbroker-demo-agent]\n"
                 "    env: {AGENTBROKER_DEMO_MODE: refuse-initialize}\n",
                 NULL, NULL);
-  turn = prompt_on (fx->c, "cli:refused", "echo hi", "refuser", &error);
+  turn = ab_prompt_on (fx->d.connection, fx->c, "cli:refused", "echo hi",
+                       "refuser", &error);
   g_assert_cmpuint (turn, ==, 0);
-  assert_error_named (error, AB_ERROR_AGENT_FAILED,
-                      "org.agentbroker.Error.AgentFailed");
+  ab_assert_error_named (error, AB_ERROR_AGENT_FAILED,
+                         "org.agentbroker.Error.AgentFailed");
   /* The agent's last stderr line. */
   g_assert_nonnull (strstr (error->message, "refusing initialize"));
 
   /* A second try is tried again (and fails the same way), not stuck. */
-  turn = prompt_on (fx->c, "cli:refused", "echo hi", "refuser", &error2);
+  turn = ab_prompt_on (fx->d.connection, fx->c, "cli:refused", "echo hi",
+                       "refuser", &error2);
   g_assert_cmpuint (turn, ==, 0);
-  assert_error_named (error2, AB_ERROR_AGENT_FAILED,
-                      "org.agentbroker.Error.AgentFailed");
+  ab_assert_error_named (error2, AB_ERROR_AGENT_FAILED,
+                         "org.agentbroker.Error.AgentFailed");
   g_assert_nonnull (strstr (error2->message, "refusing initialize"));
 
   /* A session that never got an agent can be listed and removed. */
   if (count_sessions (fx) > 0)
     {
-      WAIT_FOR (state_is (fx, "cli:refused", "failed"), 5000);
-      g_assert_cmpuint (session_u (fx, "cli:refused", "pid"), ==, 0);
-      call_ok (fx, "RemoveSession", g_variant_new ("(s)", "cli:refused"));
+      AB_WAIT_FOR (ab_state_is (&fx->d, "cli:refused", "failed"), 5000);
+      g_assert_cmpuint (ab_session_u (&fx->d, "cli:refused", "pid"), ==, 0);
+      ab_call_ok (&fx->d, "RemoveSession",
+                  g_variant_new ("(s)", "cli:refused"));
       g_assert_cmpuint (count_sessions (fx), ==, 0);
     }
 
@@ -1238,20 +566,20 @@ test_agent_failure (Fixture *fx, gconstpointer data)
   g_autofree char *answer = NULL, *first = NULL;
   guint32 old_pid;
   guint64 bystander_turn, turn;
-  TurnRec *rec, *brec;
+  AbTurn *rec, *brec;
   gint64 started;
 
   start_daemon (fx, NULL, fc->pool, fc->timeouts);
   /* The victim has a process already; the bystander is mid-turn when the
    * victim's agent fails. */
   first = prompt_ok (fx, victim, "echo warm-up");
-  old_pid = session_u (fx, victim, "pid");
-  bystander_turn = prompt (fx, bystander, "sleep 1.5");
-  WAIT_FOR (turn_has_update (fx->c, bystander, bystander_turn), 10000);
+  old_pid = ab_session_u (&fx->d, victim, "pid");
+  bystander_turn = ab_prompt (fx->d.connection, fx->c, bystander, "sleep 1.5");
+  AB_WAIT_FOR (ab_turn_has_update (fx->c, bystander, bystander_turn), 10000);
 
   started = g_get_monotonic_time ();
-  turn = prompt (fx, victim, fc->prompt);
-  rec = wait_turn (fx->c, victim, turn, TURN_TIMEOUT_MS);
+  turn = ab_prompt (fx->d.connection, fx->c, victim, fc->prompt);
+  rec = ab_wait_turn (fx->c, victim, turn, TURN_TIMEOUT_MS);
   if (fc->retry_at_once)
     {
       /* A client that retries as soon as it hears of the failure, while
@@ -1260,9 +588,9 @@ test_agent_failure (Fixture *fx, gconstpointer data)
       g_assert_cmpstr (rec->reason, ==, fc->reason);
       answer = prompt_ok (fx, victim, "echo back again");
       g_assert_cmpstr (answer, ==, "echo back again");
-      g_assert_cmpuint (session_u (fx, victim, "pid"), !=, old_pid);
-      WAIT_FOR (process_gone (old_pid), 5000);
-      brec = wait_turn (fx->c, bystander, bystander_turn, TURN_TIMEOUT_MS);
+      g_assert_cmpuint (ab_session_u (&fx->d, victim, "pid"), !=, old_pid);
+      AB_WAIT_FOR (ab_process_gone (old_pid), 5000);
+      brec = ab_wait_turn (fx->c, bystander, bystander_turn, TURN_TIMEOUT_MS);
       g_assert_cmpstr (brec->reason, ==, "end_turn");
       return;
     }
@@ -1277,16 +605,16 @@ test_agent_failure (Fixture *fx, gconstpointer data)
     /* turn_inactivity is 2 s: not sooner. */
     g_assert_cmpint (g_get_monotonic_time () - started, >=,
                      1500 * G_TIME_SPAN_MILLISECOND);
-  WAIT_FOR (state_is (fx, victim, fc->state), 10000);
+  AB_WAIT_FOR (ab_state_is (&fx->d, victim, fc->state), 10000);
   if (!g_str_equal (fc->state, "idle"))
     {
-      WAIT_FOR (process_gone (old_pid), 10000);
-      g_assert_cmpuint (session_u (fx, victim, "pid"), ==, 0);
+      AB_WAIT_FOR (ab_process_gone (old_pid), 10000);
+      g_assert_cmpuint (ab_session_u (&fx->d, victim, "pid"), ==, 0);
     }
   g_assert_cmpstr (session_tmp (fx, victim, "last_reason"), ==, fc->reason);
 
   /* The bystander did not notice. */
-  brec = wait_turn (fx->c, bystander, bystander_turn, TURN_TIMEOUT_MS);
+  brec = ab_wait_turn (fx->c, bystander, bystander_turn, TURN_TIMEOUT_MS);
   g_assert_cmpstr (brec->reason, ==, "end_turn");
   g_assert_cmpstr (brec->text->str, ==, "sleeping 1.5 s");
   g_assert_cmpstr (session_tmp (fx, bystander, "state"), ==, "idle");
@@ -1296,7 +624,7 @@ test_agent_failure (Fixture *fx, gconstpointer data)
   g_assert_cmpstr (answer, ==, "echo back again");
   g_assert_cmpstr (session_tmp (fx, victim, "state"), ==, "idle");
   if (!g_str_equal (fc->state, "idle"))
-    g_assert_cmpuint (session_u (fx, victim, "pid"), !=, old_pid);
+    g_assert_cmpuint (ab_session_u (&fx->d, victim, "pid"), !=, old_pid);
 }
 
 static void
@@ -1308,16 +636,16 @@ test_agent_error (Fixture *fx, gconstpointer data)
 
   start_daemon (fx, NULL, NULL, NULL);
   w = prompt_ok (fx, thread, "echo warm-up");
-  pid = session_u (fx, thread, "pid");
+  pid = ab_session_u (&fx->d, thread, "pid");
   g_free (prompt_and_wait (fx, thread, "error", &reason, &message));
   g_assert_cmpstr (reason, ==, "agent-error");
   g_assert_nonnull (strstr (message, "demo failure"));
   g_assert_nonnull (strstr (message, "detailed demo failure"));
-  g_assert_true (state_is (fx, thread, "idle"));
-  g_assert_cmpuint (session_u (fx, thread, "pid"), ==, pid);
+  g_assert_true (ab_state_is (&fx->d, thread, "idle"));
+  g_assert_cmpuint (ab_session_u (&fx->d, thread, "pid"), ==, pid);
   answer = prompt_ok (fx, thread, "echo usable");
   g_assert_cmpstr (answer, ==, "echo usable");
-  g_assert_cmpuint (session_u (fx, thread, "pid"), ==, pid);
+  g_assert_cmpuint (ab_session_u (&fx->d, thread, "pid"), ==, pid);
 }
 
 /* ---- tests: queue and cancel -------------------------------------------- */
@@ -1326,38 +654,38 @@ static void
 test_queue_order (Fixture *fx, gconstpointer data)
 {
   const char *thread = "cli:queue";
-  g_autoptr (PromptCall) p1 = NULL;
-  g_autoptr (PromptCall) p2 = NULL;
-  g_autoptr (PromptCall) p3 = NULL;
+  g_autoptr (AbPromptCall) p1 = NULL;
+  g_autoptr (AbPromptCall) p2 = NULL;
+  g_autoptr (AbPromptCall) p3 = NULL;
   g_autoptr (GError) error = NULL;
   g_autofree char *w = NULL;
   guint64 t1, t2, t3;
-  TurnRec *r1, *r2, *r3;
+  AbTurn *r1, *r2, *r3;
 
   start_daemon (fx, NULL, NULL, NULL);
   w = prompt_ok (fx, thread, "echo warm-up");
 
   /* Back to back, without waiting for the replies. */
-  p1 = prompt_send (fx->c, thread, "sleep 1", NULL);
-  p2 = prompt_send (fx->c, thread, "echo second", NULL);
-  p3 = prompt_send (fx->c, thread, "echo third", NULL);
-  t1 = prompt_finish (p1, &error);
+  p1 = ab_prompt_send (fx->d.connection, fx->c, thread, "sleep 1", NULL);
+  p2 = ab_prompt_send (fx->d.connection, fx->c, thread, "echo second", NULL);
+  p3 = ab_prompt_send (fx->d.connection, fx->c, thread, "echo third", NULL);
+  t1 = ab_prompt_finish (p1, &error);
   g_assert_no_error (error);
-  t2 = prompt_finish (p2, &error);
+  t2 = ab_prompt_finish (p2, &error);
   g_assert_no_error (error);
-  t3 = prompt_finish (p3, &error);
+  t3 = ab_prompt_finish (p3, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (t1, ==, 2);
   g_assert_cmpuint (t2, ==, t1 + 1);
   g_assert_cmpuint (t3, ==, t2 + 1);
 
-  WAIT_FOR (state_is (fx, thread, "busy"), 5000);
-  g_assert_cmpuint (session_u (fx, thread, "queued"), ==, 2);
-  g_assert_cmpuint (broker_u (fx, "BusyCount"), ==, 1);
+  AB_WAIT_FOR (ab_state_is (&fx->d, thread, "busy"), 5000);
+  g_assert_cmpuint (ab_session_u (&fx->d, thread, "queued"), ==, 2);
+  g_assert_cmpuint (ab_broker_u (&fx->d, "BusyCount"), ==, 1);
 
-  r3 = wait_turn (fx->c, thread, t3, TURN_TIMEOUT_MS);
-  r1 = collector_lookup (fx->c, thread, t1);
-  r2 = collector_lookup (fx->c, thread, t2);
+  r3 = ab_wait_turn (fx->c, thread, t3, TURN_TIMEOUT_MS);
+  r1 = ab_collector_lookup (fx->c, thread, t1);
+  r2 = ab_collector_lookup (fx->c, thread, t2);
   g_assert_true (r1->ended && r2->ended && r3->ended);
   g_assert_cmpstr (r1->reason, ==, "end_turn");
   g_assert_cmpstr (r2->reason, ==, "end_turn");
@@ -1368,8 +696,8 @@ test_queue_order (Fixture *fx, gconstpointer data)
   /* One after the other: nothing of a turn before the previous ended. */
   g_assert_cmpuint (r1->ended_seq, <, r2->first_seq);
   g_assert_cmpuint (r2->ended_seq, <, r3->first_seq);
-  g_assert_cmpuint (session_u (fx, thread, "queued"), ==, 0);
-  g_assert_cmpuint (session_u (fx, thread, "turns"), ==, 4);
+  g_assert_cmpuint (ab_session_u (&fx->d, thread, "queued"), ==, 0);
+  g_assert_cmpuint (ab_session_u (&fx->d, thread, "turns"), ==, 4);
 }
 
 static void
@@ -1380,18 +708,19 @@ test_queue_full (Fixture *fx, gconstpointer data)
   guint64 running, q1, q2, refused;
 
   start_daemon (fx, NULL, "  max_queued_prompts: 2\n", NULL);
-  running = prompt (fx, thread, "sleep 30");
-  WAIT_FOR (turn_has_update (fx->c, thread, running), 10000);
-  q1 = prompt (fx, thread, "echo q1");
-  q2 = prompt (fx, thread, "echo q2");
+  running = ab_prompt (fx->d.connection, fx->c, thread, "sleep 30");
+  AB_WAIT_FOR (ab_turn_has_update (fx->c, thread, running), 10000);
+  q1 = ab_prompt (fx->d.connection, fx->c, thread, "echo q1");
+  q2 = ab_prompt (fx->d.connection, fx->c, thread, "echo q2");
   g_assert_cmpuint (q2, ==, q1 + 1);
-  refused = prompt_on (fx->c, thread, "echo q3", NULL, &error);
+  refused
+      = ab_prompt_on (fx->d.connection, fx->c, thread, "echo q3", NULL, &error);
   g_assert_cmpuint (refused, ==, 0);
-  assert_error_named (error, AB_ERROR_BUSY, "org.agentbroker.Error.Busy");
-  g_assert_cmpuint (session_u (fx, thread, "queued"), ==, 2);
+  ab_assert_error_named (error, AB_ERROR_BUSY, "org.agentbroker.Error.Busy");
+  g_assert_cmpuint (ab_session_u (&fx->d, thread, "queued"), ==, 2);
 
-  call_ok (fx, "Cancel", g_variant_new ("(s)", thread));
-  WAIT_FOR (turn_ended (fx->c, thread, running), 5000);
+  ab_call_ok (&fx->d, "Cancel", g_variant_new ("(s)", thread));
+  AB_WAIT_FOR (ab_turn_ended (fx->c, thread, running), 5000);
 }
 
 static void
@@ -1401,33 +730,33 @@ test_cancel (Fixture *fx, gconstpointer data)
   g_autofree char *answer = NULL;
   guint64 running, queued;
   gint64 cancelled_at;
-  TurnRec *rec, *qrec;
+  AbTurn *rec, *qrec;
 
   start_daemon (fx, NULL, NULL, NULL);
-  running = prompt (fx, thread, "sleep 30");
-  WAIT_FOR (turn_has_update (fx->c, thread, running), 10000);
-  queued = prompt (fx, thread, "echo never");
+  running = ab_prompt (fx->d.connection, fx->c, thread, "sleep 30");
+  AB_WAIT_FOR (ab_turn_has_update (fx->c, thread, running), 10000);
+  queued = ab_prompt (fx->d.connection, fx->c, thread, "echo never");
 
   cancelled_at = g_get_monotonic_time ();
-  call_ok (fx, "Cancel", g_variant_new ("(s)", thread));
-  rec = wait_turn (fx->c, thread, running, 5000);
+  ab_call_ok (&fx->d, "Cancel", g_variant_new ("(s)", thread));
+  rec = ab_wait_turn (fx->c, thread, running, 5000);
   g_assert_cmpstr (rec->reason, ==, "cancelled");
   g_assert_cmpint (g_get_monotonic_time () - cancelled_at, <,
                    5 * G_USEC_PER_SEC);
 
   /* The dropped prompt ends cancelled or never starts; it never runs. A
    * round trip after a short wait lets anything it sent arrive first. */
-  WAIT_UNTIL (turn_ended (fx->c, thread, queued), 1000);
-  g_assert_cmpuint (session_u (fx, thread, "queued"), ==, 0);
-  drain_main_context ();
-  qrec = collector_lookup (fx->c, thread, queued);
+  AB_WAIT_UNTIL (ab_turn_ended (fx->c, thread, queued), 1000);
+  g_assert_cmpuint (ab_session_u (&fx->d, thread, "queued"), ==, 0);
+  ab_drain_main_context ();
+  qrec = ab_collector_lookup (fx->c, thread, queued);
   if (qrec != NULL)
     {
       g_assert_cmpuint (qrec->updates->len, ==, 0);
       if (qrec->ended)
         g_assert_cmpstr (qrec->reason, ==, "cancelled");
     }
-  WAIT_FOR (state_is (fx, thread, "idle"), 5000);
+  AB_WAIT_FOR (ab_state_is (&fx->d, thread, "idle"), 5000);
 
   answer = prompt_ok (fx, thread, "echo after cancel");
   g_assert_cmpstr (answer, ==, "echo after cancel");
@@ -1436,184 +765,128 @@ test_cancel (Fixture *fx, gconstpointer data)
 /* ---- tests: streams ----------------------------------------------------- */
 
 static void
-assert_stream (TurnRec *rec, guint n, guint bytes)
-{
-  g_assert_nonnull (rec);
-  g_assert_cmpstr (rec->reason, ==, "end_turn");
-  g_assert_cmpuint (rec->chunks->len, ==, n);
-  for (guint i = 0; i < n; i++)
-    {
-      const char *chunk = rec->chunks->pdata[i];
-      g_autofree char *prefix = g_strdup_printf ("%u ", i + 1);
-
-      if (!g_str_has_prefix (chunk, prefix) || strlen (chunk) != bytes)
-        g_test_message ("chunk %u of %s turn %" G_GUINT64_FORMAT ": \"%s\"",
-                        i + 1, rec->path, rec->turn, chunk);
-      g_assert_true (g_str_has_prefix (chunk, prefix));
-      g_assert_cmpuint (strlen (chunk), ==, bytes);
-    }
-}
-
-static void
 test_streams_do_not_mix (Fixture *fx, gconstpointer data)
 {
-  g_autoptr (PromptCall) pa = NULL;
-  g_autoptr (PromptCall) pb = NULL;
+  g_autoptr (AbPromptCall) pa = NULL;
+  g_autoptr (AbPromptCall) pb = NULL;
   g_autoptr (GError) error = NULL;
   guint64 ta, tb;
-  TurnRec *ra, *rb;
+  AbTurn *ra, *rb;
 
   start_daemon (fx, NULL, NULL, NULL);
   /* Different chunk sizes tell the two streams apart. */
-  pa = prompt_send (fx->c, "cli:stream/a", "stream 200 20", NULL);
-  pb = prompt_send (fx->c, "cli:stream/b", "stream 200 40", NULL);
-  ta = prompt_finish (pa, &error);
+  pa = ab_prompt_send (fx->d.connection, fx->c, "cli:stream/a", "stream 200 20",
+                       NULL);
+  pb = ab_prompt_send (fx->d.connection, fx->c, "cli:stream/b", "stream 200 40",
+                       NULL);
+  ta = ab_prompt_finish (pa, &error);
   g_assert_no_error (error);
-  tb = prompt_finish (pb, &error);
+  tb = ab_prompt_finish (pb, &error);
   g_assert_no_error (error);
-  ra = wait_turn (fx->c, "cli:stream/a", ta, TURN_TIMEOUT_MS);
-  rb = wait_turn (fx->c, "cli:stream/b", tb, TURN_TIMEOUT_MS);
-  assert_stream (ra, 200, 20);
-  assert_stream (rb, 200, 40);
+  ra = ab_wait_turn (fx->c, "cli:stream/a", ta, TURN_TIMEOUT_MS);
+  rb = ab_wait_turn (fx->c, "cli:stream/b", tb, TURN_TIMEOUT_MS);
+  ab_assert_stream (ra, 200, 20);
+  ab_assert_stream (rb, 200, 40);
   /* Nothing went to a turn that does not exist. */
   for (guint i = 0; i < fx->c->turns->len; i++)
     {
-      TurnRec *rec = fx->c->turns->pdata[i];
+      AbTurn *rec = fx->c->turns->pdata[i];
 
       g_assert_true (rec == ra || rec == rb || rec->turn == 0);
     }
 
   /* A big fast stream arrives whole and in order (batched or not). */
-  ta = prompt (fx, "cli:stream/a", "stream 5000 24");
-  ra = wait_turn (fx->c, "cli:stream/a", ta, TURN_TIMEOUT_MS);
-  assert_stream (ra, 5000, 24);
+  ta = ab_prompt (fx->d.connection, fx->c, "cli:stream/a", "stream 5000 24");
+  ra = ab_wait_turn (fx->c, "cli:stream/a", ta, TURN_TIMEOUT_MS);
+  ab_assert_stream (ra, 5000, 24);
   g_test_message ("5000 updates came in %u signals", ra->update_signals);
-}
-
-/* A second connection that neither prompted nor watched. */
-static GDBusConnection *
-second_connection (void)
-{
-  g_autoptr (GError) error = NULL;
-  GDBusConnection *connection = g_dbus_connection_new_for_address_sync (
-      g_getenv ("DBUS_SESSION_BUS_ADDRESS"),
-      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT
-          | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-      NULL, NULL, &error);
-
-  g_assert_no_error (error);
-  return connection;
-}
-
-/* A round trip from @connection to the daemon: whatever the daemon sent
- * to it before answering has been dispatched afterwards. */
-static void
-sync_with_daemon (GDBusConnection *connection)
-{
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply
-      = call_on (connection, "ListSessions", NULL, "(aa{sv})", &error);
-
-  g_assert_no_error (error);
-  drain_main_context ();
 }
 
 static void
 test_unicast_and_watch (Fixture *fx, gconstpointer data)
 {
   const char *thread = "cli:unicast";
-  g_autofree char *path = session_path (thread);
+  g_autofree char *path = ab_session_path (thread);
   g_autofree char *added = g_strdup_printf ("%s %s", thread, path);
-  g_autoptr (GDBusConnection) other_conn = second_connection ();
+  g_autoptr (GDBusConnection) other_conn = ab_second_connection ();
   g_autoptr (GError) error = NULL;
   g_autoptr (GVariant) reply = NULL;
   g_autofree char *a1 = NULL, *a2 = NULL, *a3 = NULL;
-  Collector *other;
-  TurnRec *rec;
+  AbCollector *other;
+  AbTurn *rec;
 
   start_daemon (fx, NULL, NULL, NULL);
-  other = collector_new (other_conn);
-  sync_with_daemon (other_conn); /* its match rules are in place */
+  other = ab_collector_new (other_conn);
+  ab_sync_with_daemon (other_conn); /* its match rules are in place */
 
   a1 = prompt_ok (fx, thread, "stream 5");
-  sync_with_daemon (other_conn);
+  ab_sync_with_daemon (other_conn);
   /* Broadcast: everyone sees the session appear. */
-  WAIT_FOR (collector_has (other->added, added), 5000);
+  AB_WAIT_FOR (ab_collector_has (other->added, added), 5000);
   /* Unicast: not a single streaming signal for the bystander. */
   g_assert_cmpuint (other->session_signals, ==, 0);
   g_assert_cmpuint (other->turns->len, ==, 0);
 
   /* Watching, it gets the stream of the next turn, whole. */
-  reply = call_on (other_conn, "Watch", g_variant_new ("(s)", thread), "()",
-                   &error);
+  reply = ab_call_on (other_conn, "Watch", g_variant_new ("(s)", thread), "()",
+                      &error);
   g_assert_no_error (error);
   a2 = prompt_ok (fx, thread, "stream 7");
-  WAIT_FOR (turn_ended (other, thread, 2), 5000);
-  rec = collector_lookup (other, thread, 2);
+  AB_WAIT_FOR (ab_turn_ended (other, thread, 2), 5000);
+  rec = ab_collector_lookup (other, thread, 2);
   g_assert_cmpstr (rec->reason, ==, "end_turn");
   g_assert_cmpstr (rec->text->str, ==, a2);
-  assert_stream (rec, 7, 16);
+  ab_assert_stream (rec, 7, 16);
 
   /* After Unwatch, nothing again. */
   g_clear_pointer (&reply, g_variant_unref);
-  reply = call_on (other_conn, "Unwatch", g_variant_new ("(s)", thread), "()",
-                   &error);
+  reply = ab_call_on (other_conn, "Unwatch", g_variant_new ("(s)", thread),
+                      "()", &error);
   g_assert_no_error (error);
   a3 = prompt_ok (fx, thread, "stream 3");
-  sync_with_daemon (other_conn);
-  g_assert_null (collector_lookup (other, thread, 3));
+  ab_sync_with_daemon (other_conn);
+  g_assert_null (ab_collector_lookup (other, thread, 3));
 
-  collector_free (other);
-}
-
-static gboolean
-has_turn0_commands (Collector *c, const char *thread)
-{
-  TurnRec *rec = collector_lookup (c, thread, 0);
-
-  if (rec == NULL)
-    return FALSE;
-  for (guint i = 0; i < rec->updates->len; i++)
-    if (strstr (rec->updates->pdata[i], "available_commands_update") != NULL)
-      return TRUE;
-  return FALSE;
+  ab_collector_free (other);
 }
 
 static void
 test_watch_all_turn0 (Fixture *fx, gconstpointer data)
 {
   const char *thread = "cli:turn0";
-  g_autoptr (GDBusConnection) watcher_conn = second_connection ();
+  g_autoptr (GDBusConnection) watcher_conn = ab_second_connection ();
   g_autoptr (GError) error = NULL;
   g_autoptr (GVariant) reply = NULL;
   g_autofree char *answer = NULL;
-  Collector *watcher;
-  TurnRec *rec;
+  AbCollector *watcher;
+  AbTurn *rec;
 
   start_daemon (fx, NULL, NULL, NULL);
-  watcher = collector_new (watcher_conn);
+  watcher = ab_collector_new (watcher_conn);
   /* Watch everything before any session exists. */
-  reply = call_on (watcher_conn, "Watch", g_variant_new ("(s)", "*"), "()",
-                   &error);
+  reply = ab_call_on (watcher_conn, "Watch", g_variant_new ("(s)", "*"), "()",
+                      &error);
   g_assert_no_error (error);
 
   answer = prompt_ok (fx, thread, "echo hi");
   /* The agent's update outside any turn, right after session/new. */
-  WAIT_FOR (turn_ended (watcher, thread, 1), 5000);
-  rec = collector_lookup (watcher, thread, 1);
+  AB_WAIT_FOR (ab_turn_ended (watcher, thread, 1), 5000);
+  rec = ab_collector_lookup (watcher, thread, 1);
   for (guint i = 0; i < rec->updates->len; i++)
     if (strstr (rec->updates->pdata[i], "available_commands_update") != NULL)
       g_test_message ("available_commands_update came as turn 1: %s",
                       (char *)rec->updates->pdata[i]);
-  WAIT_FOR (has_turn0_commands (watcher, thread), 5000);
+  AB_WAIT_FOR (
+      ab_turn_has_update_with (watcher, thread, 0, "available_commands_update"),
+      5000);
   /* The watcher also has the turn. */
-  WAIT_FOR (turn_ended (watcher, thread, 1), 5000);
-  rec = collector_lookup (watcher, thread, 1);
+  AB_WAIT_FOR (ab_turn_ended (watcher, thread, 1), 5000);
+  rec = ab_collector_lookup (watcher, thread, 1);
   g_assert_cmpstr (rec->text->str, ==, "echo hi");
   g_assert_cmpstr (rec->reason, ==, "end_turn");
   /* Turn 0 never ends. */
-  g_assert_false (turn_ended (watcher, thread, 0));
-  collector_free (watcher);
+  g_assert_false (ab_turn_ended (watcher, thread, 0));
+  ab_collector_free (watcher);
 }
 
 /* ---- tests: pool -------------------------------------------------------- */
@@ -1627,25 +900,25 @@ test_idle_suspend_resume (Fixture *fx, gconstpointer data)
 
   start_daemon (fx, NULL, "  idle_timeout: 2s\n", NULL);
   a1 = prompt_ok (fx, thread, "remember this");
-  pid = session_u (fx, thread, "pid");
-  acp1 = session_s (fx, thread, "acp_session");
+  pid = ab_session_u (&fx->d, thread, "pid");
+  acp1 = ab_session_s (&fx->d, thread, "acp_session");
 
-  WAIT_FOR (state_is (fx, thread, "suspended"), 8000);
-  g_assert_cmpuint (session_u (fx, thread, "pid"), ==, 0);
-  WAIT_FOR (process_gone (pid), 5000);
-  g_assert_cmpuint (broker_u (fx, "RunningCount"), ==, 0);
-  g_assert_cmpuint (broker_u (fx, "SessionCount"), ==, 1);
-  drain_main_context ();
+  AB_WAIT_FOR (ab_state_is (&fx->d, thread, "suspended"), 8000);
+  g_assert_cmpuint (ab_session_u (&fx->d, thread, "pid"), ==, 0);
+  AB_WAIT_FOR (ab_process_gone (pid), 5000);
+  g_assert_cmpuint (ab_broker_u (&fx->d, "RunningCount"), ==, 0);
+  g_assert_cmpuint (ab_broker_u (&fx->d, "SessionCount"), ==, 1);
+  ab_drain_main_context ();
   g_assert_cmpuint (fx->c->removed->len, ==, 0);
 
   /* Resumed through session/load: the agent has its history back. */
   a2 = prompt_ok (fx, thread, "what do you remember");
   g_assert_nonnull (strstr (a2, "I remember 1 earlier prompt in this session"));
   g_assert_nonnull (strstr (a2, "the last one was \"remember this\""));
-  acp2 = session_s (fx, thread, "acp_session");
+  acp2 = ab_session_s (&fx->d, thread, "acp_session");
   g_assert_cmpstr (acp2, ==, acp1);
-  g_assert_cmpuint (session_u (fx, thread, "pid"), !=, 0);
-  g_assert_cmpuint (session_u (fx, thread, "turns"), ==, 2);
+  g_assert_cmpuint (ab_session_u (&fx->d, thread, "pid"), !=, 0);
+  g_assert_cmpuint (ab_session_u (&fx->d, thread, "turns"), ==, 2);
 }
 
 static void
@@ -1658,45 +931,47 @@ test_eviction (Fixture *fx, gconstpointer data)
 
   start_daemon (fx, NULL, "  max_sessions: 2\n", NULL);
   a = prompt_ok (fx, "cli:a", "echo a");
-  pid_a = session_u (fx, "cli:a", "pid");
+  pid_a = ab_session_u (&fx->d, "cli:a", "pid");
   b = prompt_ok (fx, "cli:b", "echo b");
   c = prompt_ok (fx, "cli:c", "echo c");
 
   /* The least recently active idle session made room. */
   g_assert_cmpstr (session_tmp (fx, "cli:a", "state"), ==, "suspended");
-  g_assert_cmpuint (session_u (fx, "cli:a", "pid"), ==, 0);
-  WAIT_FOR (process_gone (pid_a), 5000);
+  g_assert_cmpuint (ab_session_u (&fx->d, "cli:a", "pid"), ==, 0);
+  AB_WAIT_FOR (ab_process_gone (pid_a), 5000);
   g_assert_cmpstr (session_tmp (fx, "cli:b", "state"), ==, "idle");
   g_assert_cmpstr (session_tmp (fx, "cli:c", "state"), ==, "idle");
-  g_assert_cmpuint (broker_u (fx, "RunningCount"), ==, 2);
-  g_assert_cmpuint (broker_u (fx, "SessionCount"), ==, 3);
+  g_assert_cmpuint (ab_broker_u (&fx->d, "RunningCount"), ==, 2);
+  g_assert_cmpuint (ab_broker_u (&fx->d, "SessionCount"), ==, 3);
 
   /* Both running sessions busy: no room for a new one, nor a resume. */
-  tb = prompt (fx, "cli:b", "sleep 10");
-  tc = prompt (fx, "cli:c", "sleep 10");
-  WAIT_FOR (turn_has_update (fx->c, "cli:b", tb), 10000);
-  WAIT_FOR (turn_has_update (fx->c, "cli:c", tc), 10000);
-  refused = prompt_on (fx->c, "cli:d", "echo d", NULL, &error);
+  tb = ab_prompt (fx->d.connection, fx->c, "cli:b", "sleep 10");
+  tc = ab_prompt (fx->d.connection, fx->c, "cli:c", "sleep 10");
+  AB_WAIT_FOR (ab_turn_has_update (fx->c, "cli:b", tb), 10000);
+  AB_WAIT_FOR (ab_turn_has_update (fx->c, "cli:c", tc), 10000);
+  refused
+      = ab_prompt_on (fx->d.connection, fx->c, "cli:d", "echo d", NULL, &error);
   g_assert_cmpuint (refused, ==, 0);
-  assert_error_named (error, AB_ERROR_POOL_EXHAUSTED,
-                      "org.agentbroker.Error.PoolExhausted");
+  ab_assert_error_named (error, AB_ERROR_POOL_EXHAUSTED,
+                         "org.agentbroker.Error.PoolExhausted");
   g_clear_error (&error);
   /* Refused, so nothing was accepted: no session for d. */
   g_assert_cmpuint (count_sessions (fx), ==, 3);
-  refused = prompt_on (fx->c, "cli:a", "echo a", NULL, &error);
+  refused
+      = ab_prompt_on (fx->d.connection, fx->c, "cli:a", "echo a", NULL, &error);
   g_assert_cmpuint (refused, ==, 0);
-  assert_error_named (error, AB_ERROR_POOL_EXHAUSTED,
-                      "org.agentbroker.Error.PoolExhausted");
+  ab_assert_error_named (error, AB_ERROR_POOL_EXHAUSTED,
+                         "org.agentbroker.Error.PoolExhausted");
 
   /* Room again once one is idle: a resumes and evicts the other. */
-  call_ok (fx, "Cancel", g_variant_new ("(s)", "cli:b"));
-  WAIT_FOR (turn_ended (fx->c, "cli:b", tb), 5000);
-  WAIT_FOR (state_is (fx, "cli:b", "idle"), 5000);
+  ab_call_ok (&fx->d, "Cancel", g_variant_new ("(s)", "cli:b"));
+  AB_WAIT_FOR (ab_turn_ended (fx->c, "cli:b", tb), 5000);
+  AB_WAIT_FOR (ab_state_is (&fx->d, "cli:b", "idle"), 5000);
   again = prompt_ok (fx, "cli:a", "echo a again");
   g_assert_cmpstr (again, ==, "echo a again");
   g_assert_cmpstr (session_tmp (fx, "cli:b", "state"), ==, "suspended");
-  call_ok (fx, "Cancel", g_variant_new ("(s)", "cli:c"));
-  WAIT_FOR (turn_ended (fx->c, "cli:c", tc), 5000);
+  ab_call_ok (&fx->d, "Cancel", g_variant_new ("(s)", "cli:c"));
+  AB_WAIT_FOR (ab_turn_ended (fx->c, "cli:c", tc), 5000);
 }
 
 /* ---- tests: removal ----------------------------------------------------- */
@@ -1706,7 +981,7 @@ test_remove (Fixture *fx, gconstpointer data)
 {
   const char *thread = "cli:remove";
   const char *demo_mode = data;
-  g_autofree char *path = session_path (thread);
+  g_autofree char *path = ab_session_path (thread);
   g_autofree char *removed = g_strdup_printf ("%s removed", thread);
   g_autofree char *agents = NULL;
   g_autofree char *answer = NULL;
@@ -1727,60 +1002,60 @@ test_remove (Fixture *fx, gconstpointer data)
   start_daemon (fx, agents, NULL, "  kill: 1s\n");
   {
     g_autoptr (GError) perr = NULL;
-    guint64 t = prompt_on (fx->c, thread, "fork-child",
-                           demo_mode != NULL ? "stubborn" : NULL, &perr);
-    TurnRec *rec;
+    guint64 t = ab_prompt_on (fx->d.connection, fx->c, thread, "fork-child",
+                              demo_mode != NULL ? "stubborn" : NULL, &perr);
+    AbTurn *rec;
 
     g_assert_no_error (perr);
-    rec = wait_turn (fx->c, thread, t, TURN_TIMEOUT_MS);
+    rec = ab_wait_turn (fx->c, thread, t, TURN_TIMEOUT_MS);
     g_assert_cmpstr (rec->reason, ==, "end_turn");
     answer = g_strdup (rec->text->str);
   }
   g_assert_cmpint (sscanf (answer, "fork-child: pid=%d pgid=%d", &child, &pgid),
                    ==, 2);
-  pid = session_u (fx, thread, "pid");
+  pid = ab_session_u (&fx->d, thread, "pid");
   /* The agent leads its own process group; the grandchild is in it. */
   g_assert_cmpint (pgid, ==, (int)pid);
   g_assert_cmpint (getpgid (child), ==, pgid);
-  g_assert_false (process_gone (child));
+  g_assert_false (ab_process_gone (child));
 
   /* Removed in the middle of a turn. */
-  busy = prompt (fx, thread, "sleep 30");
-  WAIT_FOR (turn_has_update (fx->c, thread, busy), 10000);
+  busy = ab_prompt (fx->d.connection, fx->c, thread, "sleep 30");
+  AB_WAIT_FOR (ab_turn_has_update (fx->c, thread, busy), 10000);
   started = g_get_monotonic_time ();
-  reply
-      = call (fx, "RemoveSession", g_variant_new ("(s)", thread), "()", &error);
+  reply = ab_call_on (fx->d.connection, "RemoveSession",
+                      g_variant_new ("(s)", thread), "()", &error);
   g_assert_no_error (error);
   g_assert_cmpint (g_get_monotonic_time () - started, <, 10 * G_USEC_PER_SEC);
 
   /* Returned when the process was gone: no member of the group is left. */
-  if (!process_gone (pid) || !process_gone (child))
+  if (!ab_process_gone (pid) || !ab_process_gone (child))
     g_test_message ("after RemoveSession: agent %u %s, grandchild %d %s", pid,
-                    process_gone (pid) ? "gone" : "ALIVE", child,
-                    process_gone (child) ? "gone" : "ALIVE");
-  g_assert_true (process_gone (pid));
-  g_assert_true (process_gone (child));
+                    ab_process_gone (pid) ? "gone" : "ALIVE", child,
+                    ab_process_gone (child) ? "gone" : "ALIVE");
+  g_assert_true (ab_process_gone (pid));
+  g_assert_true (ab_process_gone (child));
 
   g_assert_cmpuint (count_sessions (fx), ==, 0);
-  dict = get_session (fx, thread, &error);
+  dict = ab_get_session (&fx->d, thread, &error);
   g_assert_null (dict);
-  assert_error_named (error, AB_ERROR_NO_SUCH_SESSION,
-                      "org.agentbroker.Error.NoSuchSession");
+  ab_assert_error_named (error, AB_ERROR_NO_SUCH_SESSION,
+                         "org.agentbroker.Error.NoSuchSession");
   g_clear_error (&error);
-  WAIT_FOR (collector_has (fx->c->removed, removed), 5000);
+  AB_WAIT_FOR (ab_collector_has (fx->c->removed, removed), 5000);
   g_clear_pointer (&reply, g_variant_unref);
   reply = g_dbus_connection_call_sync (
-      fx->d.connection, BUS_NAME, BUS_PATH,
+      fx->d.connection, AB_BUS_NAME, AB_BUS_PATH,
       "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", NULL,
       G_VARIANT_TYPE ("(a{oa{sa{sv}}})"), G_DBUS_CALL_FLAGS_NONE,
-      CALL_TIMEOUT_MS, NULL, &error);
+      AB_CALL_TIMEOUT_MS, NULL, &error);
   g_assert_no_error (error);
   objects = g_variant_get_child_value (reply, 0);
   g_assert_false (g_variant_lookup (objects, path, "*", NULL));
   /* The turn in flight was ended for its prompter. */
-  WAIT_FOR (turn_ended (fx->c, thread, busy), 5000);
-  g_assert_cmpuint (broker_u (fx, "SessionCount"), ==, 0);
-  g_assert_cmpuint (broker_u (fx, "RunningCount"), ==, 0);
+  AB_WAIT_FOR (ab_turn_ended (fx->c, thread, busy), 5000);
+  g_assert_cmpuint (ab_broker_u (&fx->d, "SessionCount"), ==, 0);
+  g_assert_cmpuint (ab_broker_u (&fx->d, "RunningCount"), ==, 0);
 }
 
 /* ---- tests: permissions ------------------------------------------------- */
@@ -1793,16 +1068,17 @@ test_permission_policy (Fixture *fx, gconstpointer data)
   g_autofree char *reason = NULL;
   g_autoptr (GError) error = NULL;
   guint64 turn;
-  TurnRec *rec;
+  AbTurn *rec;
 
   agents = g_strdup_printf ("  guarded:\n"
                             "    command: [agentbroker-demo-agent]\n"
                             "    permissions: %s\n",
                             policy);
   start_daemon (fx, agents, NULL, NULL);
-  turn = prompt_on (fx->c, "cli:perm", "permission", "guarded", &error);
+  turn = ab_prompt_on (fx->d.connection, fx->c, "cli:perm", "permission",
+                       "guarded", &error);
   g_assert_no_error (error);
-  rec = wait_turn (fx->c, "cli:perm", turn, TURN_TIMEOUT_MS);
+  rec = ab_wait_turn (fx->c, "cli:perm", turn, TURN_TIMEOUT_MS);
   g_assert_cmpstr (rec->reason, ==, "end_turn");
   if (g_str_equal (policy, "allow"))
     g_assert_nonnull (strstr (rec->text->str, "permission: allow_always"));
@@ -1816,34 +1092,36 @@ static void
 test_permission_ask (Fixture *fx, gconstpointer data)
 {
   const char *thread = "cli:ask";
-  g_autofree char *path = session_path (thread);
+  g_autofree char *path = ab_session_path (thread);
   g_autoptr (GError) error = NULL;
   g_autoptr (GVariant) reply = NULL;
   guint64 turn;
-  PermRec *perm;
-  TurnRec *rec;
+  AbPermission *perm;
+  AbTurn *rec;
 
   start_daemon (fx,
                 "  asking:\n"
                 "    command: [agentbroker-demo-agent]\n"
                 "    permissions: ask\n",
                 NULL, NULL);
-  turn = prompt_on (fx->c, thread, "permission", "asking", &error);
+  turn = ab_prompt_on (fx->d.connection, fx->c, thread, "permission", "asking",
+                       &error);
   g_assert_no_error (error);
-  WAIT_FOR (fx->c->perms->len > 0, 10000);
+  AB_WAIT_FOR (fx->c->perms->len > 0, 10000);
   perm = fx->c->perms->pdata[0];
   g_assert_cmpstr (perm->path, ==, path);
   g_assert_cmpuint (perm->turn, ==, turn);
   g_assert_cmpstr (perm->request, !=, "");
   g_assert_nonnull (strstr (perm->request_json, "allow_once"));
   g_assert_nonnull (strstr (perm->request_json, "reject_once"));
-  g_assert_false (turn_ended (fx->c, thread, turn));
+  g_assert_false (ab_turn_ended (fx->c, thread, turn));
 
-  reply = call (fx, "AnswerPermission",
-                g_variant_new ("(sss)", thread, perm->request, "allow_once"),
-                "()", &error);
+  reply = ab_call_on (
+      fx->d.connection, "AnswerPermission",
+      g_variant_new ("(sss)", thread, perm->request, "allow_once"), "()",
+      &error);
   g_assert_no_error (error);
-  rec = wait_turn (fx->c, thread, turn, TURN_TIMEOUT_MS);
+  rec = ab_wait_turn (fx->c, thread, turn, TURN_TIMEOUT_MS);
   g_assert_cmpstr (rec->reason, ==, "end_turn");
   g_assert_nonnull (strstr (rec->text->str, "permission: allow_once"));
   g_assert_cmpuint (fx->c->perms->len, ==, 1);
@@ -1851,9 +1129,10 @@ test_permission_ask (Fixture *fx, gconstpointer data)
   /* The request is answered: a second answer is refused with a named
    * error, not silently taken. */
   g_clear_pointer (&reply, g_variant_unref);
-  reply = call (fx, "AnswerPermission",
-                g_variant_new ("(sss)", thread, perm->request, "allow_once"),
-                "()", &error);
+  reply = ab_call_on (
+      fx->d.connection, "AnswerPermission",
+      g_variant_new ("(sss)", thread, perm->request, "allow_once"), "()",
+      &error);
   g_assert_null (reply);
   g_assert_nonnull (error);
   g_assert_true (g_dbus_error_is_remote_error (error));
@@ -1866,7 +1145,7 @@ test_permission_ask_timeout (Fixture *fx, gconstpointer data)
   g_autoptr (GError) error = NULL;
   guint64 turn;
   gint64 started;
-  TurnRec *rec;
+  AbTurn *rec;
 
   start_daemon (fx,
                 "  asking:\n"
@@ -1874,10 +1153,11 @@ test_permission_ask_timeout (Fixture *fx, gconstpointer data)
                 "    permissions: ask\n",
                 NULL, "  permission: 1s\n");
   started = g_get_monotonic_time ();
-  turn = prompt_on (fx->c, thread, "permission", "asking", &error);
+  turn = ab_prompt_on (fx->d.connection, fx->c, thread, "permission", "asking",
+                       &error);
   g_assert_no_error (error);
-  WAIT_FOR (fx->c->perms->len > 0, 10000);
-  rec = wait_turn (fx->c, thread, turn, 10000);
+  AB_WAIT_FOR (fx->c->perms->len > 0, 10000);
+  rec = ab_wait_turn (fx->c, thread, turn, 10000);
   g_assert_cmpstr (rec->reason, ==, "end_turn");
   if (strstr (rec->text->str, "permission: reject_once") == NULL)
     g_assert_nonnull (strstr (rec->text->str, "permission: cancelled"));
@@ -1936,16 +1216,17 @@ test_environment (Fixture *fx, gconstpointer data)
 
   {
     g_autoptr (GError) error = NULL;
-    guint64 turn = prompt_on (fx->c, "a/b", "env", "envy", &error);
-    TurnRec *rec;
+    guint64 turn
+        = ab_prompt_on (fx->d.connection, fx->c, "a/b", "env", "envy", &error);
+    AbTurn *rec;
 
     g_assert_no_error (error);
-    rec = wait_turn (fx->c, "a/b", turn, TURN_TIMEOUT_MS);
+    rec = ab_wait_turn (fx->c, "a/b", turn, TURN_TIMEOUT_MS);
     g_assert_cmpstr (rec->reason, ==, "end_turn");
     env1 = g_strdup (rec->text->str);
-    turn = prompt_on (fx->c, "a_b", "env", "envy", &error);
+    turn = ab_prompt_on (fx->d.connection, fx->c, "a_b", "env", "envy", &error);
     g_assert_no_error (error);
-    rec = wait_turn (fx->c, "a_b", turn, TURN_TIMEOUT_MS);
+    rec = ab_wait_turn (fx->c, "a_b", turn, TURN_TIMEOUT_MS);
     g_assert_cmpstr (rec->reason, ==, "end_turn");
     env2 = g_strdup (rec->text->str);
   }
@@ -2002,8 +1283,6 @@ test_environment (Fixture *fx, gconstpointer data)
 int
 main (int argc, char **argv)
 {
-  int status;
-
   g_test_init (&argc, &argv, NULL);
 
 #define ADD(name, func, data)                                                  \
@@ -2046,7 +1325,5 @@ main (int argc, char **argv)
   /* Remote errors map back to AB_ERROR once the domain is registered. */
   (void)ab_error_quark ();
   ab_test_bus_up ();
-  status = g_test_run ();
-  ab_test_bus_down ();
-  return status;
+  return ab_test_run ();
 }
