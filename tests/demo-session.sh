@@ -10,14 +10,19 @@ trap 'stop_daemon; rm -rf "$work"' EXIT
 
 say() { printf '\n\033[1;34m# %s\033[0m\n' "$*"; }
 step() { printf '\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+# wait_for COMMAND...: poll COMMAND every 0.1 s, for up to 30 s
+wait_for() {
+    for _ in $(seq 300); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    return 1
+}
 
 start_daemon() {
     agentbrokerd --session --config "$work/agentbroker.yaml" 2>>"$work/daemon.log" &
     daemon=$!
-    for _ in $(seq 100); do
-        agentctl --user status >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
+    wait_for agentctl --user status && return 0
     echo "agentbrokerd did not come up; its log:" >&2
     cat "$work/daemon.log" >&2
     exit 1
@@ -62,10 +67,15 @@ say "drain: running turns finish, new prompts are refused with a reason"
 echo '$ agentctl --user prompt cli:bob/demo "sleep 2" > bob.txt &'
 agentctl --user prompt cli:bob/demo "sleep 2" >"$work/bob.txt" &
 bob=$!
-sleep 0.3
+# the turn has started once its first chunk is out
+wait_for test -s "$work/bob.txt" || true
 step agentctl --user drain --timeout 10 &
 drain=$!
-sleep 0.3
+draining() {
+    busctl --user get-property org.agentbroker.Broker1 /org/agentbroker/Broker1 \
+        org.agentbroker.Broker1 State | grep -qE '"drain(ing|ed)"'
+}
+wait_for draining || true
 step agentctl --user prompt cli:alice/demo "Are you there?" || echo "(refused, exit status $?)"
 wait "$bob" "$drain"
 step cat "$work/bob.txt"

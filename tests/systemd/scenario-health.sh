@@ -9,8 +9,9 @@ set -euo pipefail
 socket=agentbroker-health.socket
 url=http://127.0.0.1:8090
 
-# status PATH: the HTTP status code, 000 when nothing answered
-status() { curl -s -o /dev/null -m 5 -w '%{http_code}' "$url$1" || true; }
+# status PATH [SECONDS]: the HTTP status code, 000 when nothing answered
+# within SECONDS (default 5)
+status() { curl -s -o /dev/null -m "${2:-5}" -w '%{http_code}' "$url$1" || true; }
 body() { curl -s -m 5 "$url$1" || true; }
 ready_is() { [ "$(status /readyz)" = "$1" ]; }
 
@@ -28,10 +29,11 @@ check_eq "$socket is listening" "active listening" \
 check_eq "the service is not running yet" inactive "$(unit_prop $ab_unit ActiveState)"
 
 # --- socket activation ----------------------------------------------------------
+# The first answer waits for the daemon to start: allow for a loaded machine.
 check_eq "a connection to 127.0.0.1:8090 starts the service and /livez answers 200" \
-    200 "$(status /livez)"
-check "the service becomes active (running)" wait_until 10 unit_running $ab_unit
-check "/readyz turns 200 once the daemon is ready" wait_until 10 ready_is 200
+    200 "$(status /livez 60)"
+check "the service becomes active (running)" wait_until 30 unit_running $ab_unit
+check "/readyz turns 200 once the daemon is ready" wait_until 30 ready_is 200
 check "/healthz reports state running" \
     grep -q '"state":"running"' <<<"$(body /healthz)"
 metrics=$(body /metrics)
@@ -48,12 +50,15 @@ check "the daemon took the socket from systemd" \
     <<<"$(journalctl -b -u $ab_unit --no-pager -o cat)"
 
 # --- drain, resume, reload --------------------------------------------------------
+# The turn must still run while the checks below read /readyz during the
+# drain (once it ends the reason is "drained"): 8 s leaves room for a
+# loaded machine. The drain's deadline is longer than the turn.
 check "a prompt starts a turn" busctl --system call $ab_name $ab_path $ab_name \
-    Prompt 'ssa{sv}' cli:health/a 'sleep 2' 0
-busctl --system --timeout=30 call $ab_name $ab_path $ab_name Drain u 5 \
+    Prompt 'ssa{sv}' cli:health/a 'sleep 8' 0
+busctl --system --timeout=60 call $ab_name $ab_path $ab_name Drain u 30 \
     >/tmp/drain.out 2>&1 &
 drain_pid=$!
-check "/readyz is 503 while draining" wait_until 5 ready_is 503
+check "/readyz is 503 while draining" wait_until 8 ready_is 503
 check "/readyz says why" grep -q '"reason":"draining"' <<<"$(body /readyz)"
 check_eq "/livez stays 200 while draining" 200 "$(status /livez)"
 if wait "$drain_pid"; then ok "Drain returns"; else
@@ -77,8 +82,8 @@ check "/metrics counted the reload" grep -qx \
 # --- stopped again: the next connection starts it again ----------------------------
 check "systemctl stop $ab_unit" systemctl stop $ab_unit
 check_eq "$socket still listens" listening "$(unit_prop $socket SubState)"
-check_eq "a new connection starts the service again" 200 "$(status /livez)"
-check "the service is active again" wait_until 10 unit_is $ab_unit active
+check_eq "a new connection starts the service again" 200 "$(status /livez 60)"
+check "the service is active again" wait_until 30 unit_is $ab_unit active
 
 systemctl stop $ab_unit $socket 2>/dev/null || true
 finish

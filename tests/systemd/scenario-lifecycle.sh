@@ -113,14 +113,16 @@ ctl prompt cli:idle-a hello >/dev/null
 ctl prompt --agent other cli:idle-b hello >/dev/null
 # The sleeping turns first: while a stream runs at full speed, the start
 # of other sessions' turns is held back (see the diagnostic below).
-bg_prompt sl1 cli:sleep-1 sleep 5
-bg_prompt sl2 --agent other cli:sleep-2 sleep 5
-wait_until 10 started sl1
-wait_until 10 started sl2
+# They must still run when the reload returns, after the streams have
+# started: 10 s leaves room for a loaded machine (the streams take longer).
+bg_prompt sl1 cli:sleep-1 sleep 10
+bg_prompt sl2 --agent other cli:sleep-2 sleep 10
+wait_until 30 started sl1
+wait_until 30 started sl2
 bg_prompt st1 cli:stream-1 stream 100000 64
 bg_prompt st2 --agent other cli:stream-2 stream 100000 64
 # Not both: the second may not start before the first has ended.
-wait_until 10 started st1 || wait_until 10 started st2
+wait_until 30 started st1 || wait_until 30 started st2
 snapshot "$work/reload.before"
 generation=$(bus_prop Generation)
 pid=$(main_pid)
@@ -181,17 +183,20 @@ check_eq "every session kept its agent process" "" "$changed"
 
 # --- agentctl drain while a turn streams ------------------------------------
 diag "agentctl drain while a turn streams"
-bg_prompt dsl cli:drain-1 sleep 2
+# The sleeping turn must still run when the drain begins and while its
+# state is read (both turns finish within the drain): 5 s leaves room for a
+# loaded machine.
+bg_prompt dsl cli:drain-1 sleep 5
 bg_prompt dst cli:drain-2 stream 30000 64
-wait_until 10 started dsl
-wait_until 10 started dst
+wait_until 30 started dsl
+wait_until 30 started dst
 rm -f "$work/drain.rc"
 (
     rc=0
     ctl drain --timeout 20s >"$work/drain.out" 2>"$work/drain.err" || rc=$?
     echo $rc >"$work/drain.rc"
 ) &
-check "State turns draining" wait_until 5 state_is draining
+check "State turns draining" wait_until 10 state_is draining
 check_eq "Accepting is false" false "$(bus_prop Accepting)"
 refused_rc=0
 ctl prompt cli:drain-3 hello >"$work/refused.out" 2>"$work/refused.err" || refused_rc=$?
@@ -201,11 +206,11 @@ check "the refusal says draining and why" \
 diag "$(cat "$work/refused.err")"
 check "no session was created for the refused prompt" \
     bash -c "! $AB_BINDIR/agentctl --system show cli:drain-3"
-check "agentctl drain returns" wait_until 30 test -f "$work/drain.rc"
+check "agentctl drain returns" wait_until 60 test -f "$work/drain.rc"
 check_eq "agentctl drain exits 0" 0 "$(cat "$work/drain.rc" 2>/dev/null)"
 check_eq "agentctl drain: both turns finished" "Drained: 2 finished, 0 interrupted." \
     "$(cat "$work/drain.out")"
-wait_prompts 10 dsl dst
+wait_prompts 30 dsl dst
 check_answer "the sleeping turn finished (end_turn)" dsl ""
 check_stream "the streaming turn finished with all 30000 chunks" dst 30000
 check_eq "State stays drained" '"drained"' "$(bus_prop State)"
@@ -219,10 +224,12 @@ diag "a reload that changes the command of profile 'other'"
 ctl prompt cli:prof-a1 hello >/dev/null
 ctl prompt --agent other cli:prof-b1 hello >/dev/null
 ctl prompt --agent other cli:prof-b2 hello >/dev/null
-bg_prompt pa1 cli:prof-a1 sleep 3
-bg_prompt pb1 cli:prof-b1 sleep 3
-wait_until 10 started pa1
-wait_until 10 started pb1
+# prof-b1's turn must outlast the reload and the checks after it: 8 s
+# leaves room for a loaded machine.
+bg_prompt pa1 cli:prof-a1 sleep 8
+bg_prompt pb1 cli:prof-b1 sleep 8
+wait_until 30 started pa1
+wait_until 30 started pb1
 snapshot "$work/profile.before"
 b1_pid=$(session_field cli:prof-b1 pid)
 b2_pid=$(session_field cli:prof-b2 pid)
@@ -233,10 +240,10 @@ check "systemctl reload with the command of 'other' changed" systemctl reload $a
 check_eq "Generation went up by one" "$((generation + 1))" "$(bus_prop Generation)"
 check_eq "prof-b1 is still on its old agent while its turn runs" \
     "$b1_pid running" "$(session_field cli:prof-b1 pid) $( [ -f "$work/pb1.rc" ] && echo ended || echo running)"
-wait_prompts 15 pa1 pb1
+wait_prompts 30 pa1 pb1
 check_answer "prof-b1's running turn finished on the old agent (end_turn)" pb1 ""
 check_answer "prof-a1's running turn finished (end_turn)" pa1 ""
-check "every session of 'other' has switched" wait_until 15 none_switching
+check "every session of 'other' has switched" wait_until 30 none_switching
 snapshot "$work/profile.after"
 wrong=$(join "$work/profile.before" "$work/profile.after" | while read -r t a1 p1 _ p2; do
     if [ "$a1" = demo ] && [ "$p1" != "$p2" ]; then echo "demo $t: $p1 -> $p2"; fi
@@ -244,8 +251,10 @@ wrong=$(join "$work/profile.before" "$work/profile.after" | while read -r t a1 p
 done)
 check_eq "only the sessions of 'other' changed agent process" "" "$wrong"
 diag "$(join "$work/profile.before" "$work/profile.after")"
-check "the old agents of 'other' have exited" \
-    bash -c "! kill -0 $b1_pid 2>/dev/null && ! kill -0 $b2_pid 2>/dev/null"
+# A switch stops the old agent asynchronously (switching is over when its
+# teardown begins).
+old_agents_gone() { ! kill -0 "$b1_pid" 2>/dev/null && ! kill -0 "$b2_pid" 2>/dev/null; }
+check "the old agents of 'other' have exited" wait_until 30 old_agents_gone
 bg_prompt pb2 cli:prof-b2 "what do you remember"
 bg_prompt pb1n cli:prof-b1 "what do you remember"
 wait_prompts 20 pb2 pb1n
@@ -348,7 +357,7 @@ restarted() {
         [ "$(main_pid)" != "$pid" ]
 }
 check "systemctl kill -s KILL" systemctl kill -s KILL $ab_unit
-check "Restart=on-failure restarts it (NRestarts went up)" wait_until 20 restarted
+check "Restart=on-failure restarts it (NRestarts went up)" wait_until 60 restarted
 wait_prompts 10 k1
 diag "the prompt of the killed turn: exit status $(rc_of k1): $(cat "$work/k1.err")"
 check_eq "every session is back" "$(cut -d' ' -f1 "$work/kill.before")" \
@@ -358,7 +367,7 @@ check_eq "the killed turn is the last turn of cli:k1, interrupted" \
     "$(ctl --json show cli:k1 | jq -r '"\(.last_turn) \(.last_reason) \(.state)"')"
 timeout 60 "$AB_BINDIR/agentctl" --system --json watch cli:k1 >"$work/watch1.out" 2>&1 &
 watch1=$!
-wait_until 5 grep -q '"reason"' "$work/watch1.out"
+wait_until 30 grep -q '"reason"' "$work/watch1.out"
 sleep 0.5
 timeout 60 "$AB_BINDIR/agentctl" --system --json watch cli:k1 >"$work/watch2.out" 2>&1 &
 watch2=$!
@@ -382,7 +391,7 @@ restarts=$(unit_prop $ab_unit NRestarts)
 journal_mark "$cursor"
 kill -STOP "$pid"
 check "the watchdog kills the stopped daemon and systemd restarts it" \
-    wait_until 30 restarted
+    wait_until 90 restarted
 # journal_since moves the cursor: read once.
 journal=$(journal_since "$cursor" -u $ab_unit)
 check "the journal says: Watchdog timeout" grep -q 'Watchdog timeout' <<<"$journal"
@@ -400,7 +409,7 @@ write_config 2s "/usr/bin/env, AGENTBROKER_X=1, $demo" 63
 check "systemctl reload (timeouts.drain 2s)" systemctl reload $ab_unit
 ctl prompt cli:keep hello >/dev/null
 bg_prompt dl cli:deadline sleep 30
-wait_until 10 started dl
+wait_until 30 started dl
 t0=$(date +%s%N)
 check "systemctl stop" systemctl stop $ab_unit
 elapsed=$((($(date +%s%N) - t0) / 1000000))
@@ -428,8 +437,12 @@ snapshot "$work/corrupt.before"
 check "the daemon starts" systemctl start $ab_unit
 check "unit active (running)" unit_running $ab_unit
 check "the bad record is set aside as .corrupt" test -f "$bad.corrupt" -a ! -e "$bad"
-check "the journal names it" \
+# The daemon's stderr reaches the journal asynchronously.
+journal_names_bad() {
+    journalctl --sync 2>/dev/null || true
     grep -qF "$bad" <<<"$(journalctl -b -u $ab_unit -o cat --no-pager | tail -n 200)"
+}
+check "the journal names it" wait_until 10 journal_names_bad
 diag "$(journalctl -b -u $ab_unit -o cat --no-pager | grep -F "$bad" | tail -n 2)"
 check_eq "the other sessions are back" \
     "$(grep -v '^cli:r10 ' "$work/corrupt.before" | cut -d' ' -f1)" \
