@@ -896,7 +896,7 @@ test_pool_exhausted (Fixture *fx, gconstpointer data)
   guint64 turn;
 
   /* The only slot is busy: no session can start. */
-  turn = prompt (fx, "cli:health/a", "sleep 1");
+  turn = prompt (fx, "cli:health/a", "sleep 3");
   expect_ready (fx, 503, "{\"ready\":false,\"reason\":\"pool_exhausted\"}\n",
                 1);
   reply = ab_daemon_call (

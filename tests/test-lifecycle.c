@@ -26,7 +26,7 @@
 #include "error.h"
 
 #define TURN_TIMEOUT_MS 20000
-#define TEST_ALARM_SECONDS 60
+#define TEST_ALARM_SECONDS 180 /* a hang guard; valgrind runs these too */
 
 /* ---- fixture ------------------------------------------------------------ */
 
@@ -372,8 +372,9 @@ test_records (Fixture *fx, gconstpointer data)
   g_assert_cmpint (
       json_object_get_int_member_with_default (rec1, "running_turn", 0), ==, 0);
 
-  /* At turn start the record names the turn in flight. */
-  turn = ab_prompt (fx->d.connection, NULL, thread, "sleep 1");
+  /* At turn start the record names the turn in flight (a turn long
+   * enough to still run when the record is read, under valgrind too). */
+  turn = ab_prompt (fx->d.connection, NULL, thread, "sleep 3");
   AB_WAIT_FOR (ab_turn_has_update (fx->c, thread, turn), TURN_TIMEOUT_MS);
   running = read_record (fx, thread);
   g_assert_cmpint (json_object_get_int_member (running, "turns"), ==, 2);
