@@ -356,3 +356,43 @@ ab_acp_text_update (const char *text)
   root = json_builder_get_root (b);
   return json_to_string (root, FALSE);
 }
+
+/* A string member read as the tree would: data NULL when absent or not a
+ * string; FALSE when it has escapes (its bytes are not its value). */
+static gboolean
+plain_string_or_null (const AbJsonSpan *value, AbJsonSpan *out)
+{
+  const char *text;
+  gsize len;
+
+  *out = (AbJsonSpan){ NULL, 0 };
+  if (value->data == NULL || value->data[0] != '"')
+    return TRUE;
+  if (!ab_json_span_get_plain_string (value, &text, &len))
+    return FALSE;
+  *out = (AbJsonSpan){ text, len };
+  return TRUE;
+}
+
+AbAcpUpdateScan
+ab_acp_scan_update (const char *params, gsize len, AbJsonSpan *session_id,
+                    AbJsonSpan *update, AbJsonSpan *kind)
+{
+  static const char *const params_names[] = { "sessionId", "update" };
+  static const char *const update_names[] = { "sessionUpdate" };
+  AbJsonSpan p[G_N_ELEMENTS (params_names)];
+  AbJsonSpan u[G_N_ELEMENTS (update_names)];
+
+  if (!ab_json_object_get_members (params, len, params_names, p,
+                                   G_N_ELEMENTS (p))
+      || !plain_string_or_null (&p[0], session_id))
+    return AB_ACP_UPDATE_UNSURE;
+  if (p[1].data == NULL || p[1].data[0] != '{')
+    return AB_ACP_UPDATE_IGNORED;
+  if (!ab_json_object_get_members (p[1].data, p[1].len, update_names, u,
+                                   G_N_ELEMENTS (u))
+      || !plain_string_or_null (&u[0], kind))
+    return AB_ACP_UPDATE_UNSURE;
+  *update = p[1];
+  return AB_ACP_UPDATE_FOUND;
+}

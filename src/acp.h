@@ -4,6 +4,7 @@
 #include <json-glib/json-glib.h>
 
 #include "ab-config.h"
+#include "jsonrpc.h"
 
 G_BEGIN_DECLS
 
@@ -29,5 +30,22 @@ JsonNode *ab_acp_permission_selected (const char *option_id);
 JsonNode *ab_acp_permission_cancelled (void);
 
 char *ab_acp_text_update (const char *text);
+
+/* session/update params read from their text (the JSON-RPC fast path,
+ * ab_jsonrpc_set_text_handlers): what the tree-based reading would find.
+ * UNSURE: escapes or duplicates where it matters, read the tree instead.
+ * IGNORED: no "update" object. Otherwise @update is its text, and
+ * @session_id and @kind (update.sessionUpdate) the bytes of those
+ * strings, data NULL when absent or not a string. */
+typedef enum
+{
+  AB_ACP_UPDATE_UNSURE,
+  AB_ACP_UPDATE_IGNORED,
+  AB_ACP_UPDATE_FOUND,
+} AbAcpUpdateScan;
+
+AbAcpUpdateScan ab_acp_scan_update (const char *params, gsize len,
+                                    AbJsonSpan *session_id, AbJsonSpan *update,
+                                    AbJsonSpan *kind);
 
 G_END_DECLS

@@ -22,6 +22,7 @@
 #include "health.h"
 #include "log.h"
 #include "notify.h"
+#include "store.h"
 
 typedef struct
 {
@@ -256,6 +257,9 @@ main (int argc, char **argv)
 
   g_main_loop_run (daemon.loop);
 
+  /* Session records still being written are waited for: a stop loses
+   * nothing. */
+  ab_store_flush ();
   /* Nothing outlives the daemon: agents still running are killed. */
   ab_pool_kill_all (ab_broker_get_pool (daemon.broker));
   g_bus_unown_name (owner_id);
@@ -264,6 +268,7 @@ main (int argc, char **argv)
   g_clear_object (&daemon.notifier);
   g_clear_object (&daemon.broker);
   g_main_loop_unref (daemon.loop);
+  ab_store_flush ();
   g_message ("stopped");
   return daemon.exit_status;
 }

@@ -37,6 +37,10 @@ typedef struct
   char *text;
   char *sender;
   gint64 started; /* monotonic µs; 0 while queued */
+  gboolean prompt_sent;
+  gint64 duration; /* µs, once ended */
+  char *reason;    /* once ended */
+  char *message;
 } AbTurn;
 
 typedef struct
@@ -103,6 +107,19 @@ struct _AbSession
   guint64 interrupted_turn;
   gboolean interrupted_reported;
 
+  /* record writes not yet on disk, and the ended turns whose TurnEnded
+   * waits for one, oldest first */
+  guint writes;
+  GQueue endings;
+  gboolean suspends_wait; /* the agent is gone; suspends wait for writes */
+  /* Turns up to this one were named running by a record on disk: their
+   * prompts may go to the agent. */
+  guint64 running_recorded;
+  /* The turn a prompt waiting for the agent will get, already written as
+   * running (record_waiting_prompt), or 0; and which write that was. */
+  guint64 waiting_turn;
+  guint waiting_seq;
+
   /* updates read but not yet signalled */
   GPtrArray *pending_updates;
   guint64 pending_turn;
@@ -144,6 +161,7 @@ static void start_agent (AbSession *self);
 static void schedule_kick (AbSession *self);
 static void teardown (AbSession *self, AbSessionState final_state);
 static void switch_agent (AbSession *self);
+static void forget_waiting_prompt (AbSession *self);
 
 static const char *const state_names[] = {
   [AB_SESSION_STATE_STARTING] = "starting",
@@ -165,6 +183,8 @@ turn_free (AbTurn *turn)
 {
   g_free (turn->text);
   g_free (turn->sender);
+  g_free (turn->reason);
+  g_free (turn->message);
   g_free (turn);
 }
 
@@ -238,12 +258,47 @@ profile (AbSession *self)
 
 /* ---- durability ------------------------------------------------------ */
 
-/* Written at every change a restart must not lose (DESIGN.md §3). */
-static void
-persist (AbSession *self)
+typedef void (*PersistedFunc) (AbSession *self, gpointer data);
+
+typedef struct
 {
-  g_autoptr (GError) error = NULL;
-  AbSessionRecord record = {
+  AbSession *self;
+  PersistedFunc then;
+  gpointer data;
+} PersistWait;
+
+static void complete_suspend_tasks (AbSession *self);
+
+static void
+on_persisted (gpointer user_data, const GError *error)
+{
+  PersistWait *w = user_data;
+  AbSession *self = w->self;
+
+  if (error != NULL)
+    g_warning ("session %s: cannot save its record: %s", self->thread,
+               error->message);
+  self->writes--;
+  if (w->then != NULL)
+    w->then (self, w->data);
+  /* A suspend completes once the record says how the session ended. */
+  if (self->writes == 0 && self->suspends_wait)
+    {
+      self->suspends_wait = FALSE;
+      complete_suspend_tasks (self);
+    }
+  g_object_unref (self);
+  g_free (w);
+}
+
+/* Written at every change a restart must not lose (DESIGN.md §3), on the
+ * store's worker threads: the main loop does not wait for the disk. What
+ * a client must not learn before the record says it (a turn running, a
+ * turn ended) waits instead, in @then. */
+static void
+fill_record (AbSession *self, AbSessionRecord *record)
+{
+  *record = (AbSessionRecord){
     .thread = self->thread,
     .agent = self->agent,
     .owner = (guint32)self->owner,
@@ -259,12 +314,41 @@ persist (AbSession *self)
     .interrupted_turn = self->interrupted_turn,
     .interrupted_reported = self->interrupted_reported,
   };
+}
+
+static void
+persist_record (AbSession *self, const AbSessionRecord *record,
+                PersistedFunc then, gpointer data)
+{
+  PersistWait *w;
 
   if (self->store_dir == NULL)
-    return;
-  if (!ab_store_save (self->store_dir, &record, &error))
-    g_warning ("session %s: cannot save its record: %s", self->thread,
-               error->message);
+    {
+      if (then != NULL)
+        then (self, data);
+      return;
+    }
+  w = g_new0 (PersistWait, 1);
+  w->self = g_object_ref (self);
+  w->then = then;
+  w->data = data;
+  self->writes++;
+  ab_store_save_async (self->store_dir, record, on_persisted, w);
+}
+
+static void
+persist_then (AbSession *self, PersistedFunc then, gpointer data)
+{
+  AbSessionRecord record;
+
+  fill_record (self, &record);
+  persist_record (self, &record, then, data);
+}
+
+static void
+persist (AbSession *self)
+{
+  persist_then (self, NULL, NULL);
 }
 
 void
@@ -317,8 +401,10 @@ on_flush (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-/* Everything read in one go leaves in one signal; a slow agent's update
- * leaves alone on the next turn of the main loop. */
+/* Everything read in one go leaves in one signal, as soon as that read's
+ * lines are dispatched (on_read_done): a slow agent's update leaves
+ * alone, without waiting for another turn of the main loop. Updates
+ * queued outside a read leave on the next turn. */
 static void
 queue_update (AbSession *self, guint64 turn, char *json)
 {
@@ -326,7 +412,8 @@ queue_update (AbSession *self, guint64 turn, char *json)
     flush_updates (self);
   self->pending_turn = turn;
   g_ptr_array_add (self->pending_updates, json);
-  if (self->flush_source == 0)
+  if (self->flush_source == 0
+      && (self->rpc == NULL || !ab_jsonrpc_is_reading (self->rpc)))
     self->flush_source
         = g_idle_add_full (G_PRIORITY_DEFAULT, on_flush, self, NULL);
 }
@@ -464,15 +551,46 @@ switch_agent (AbSession *self)
   teardown (self, AB_SESSION_STATE_SUSPENDED);
 }
 
+/* The record says the turn ended: now its end is told, and the session
+ * is idle (unless something else happened to it meanwhile). */
+static void
+on_turn_end_written (AbSession *self, gpointer data)
+{
+  AbTurn *turn = g_queue_pop_head (&self->endings);
+
+  g_debug ("session %s: turn %" G_GUINT64_FORMAT " ended: %s%s%s", self->thread,
+           turn->number, turn->reason, turn->message[0] ? ": " : "",
+           turn->message);
+  g_signal_emit (self, signals[SIGNAL_TURN_ENDED], 0, turn->number,
+                 turn->reason, turn->message, turn->sender);
+  g_signal_emit (self, signals[SIGNAL_TURN_FINISHED], 0, turn->number,
+                 turn->reason, turn->duration);
+  turn_free (turn);
+
+  if (self->state == AB_SESSION_STATE_BUSY && self->current == NULL)
+    set_state (self, AB_SESSION_STATE_IDLE);
+  else
+    notify_queued (self); /* busy no more: the pool counts again */
+  if (self->restart_pending)
+    {
+      /* An agent already going takes the old profile with it. */
+      if (self->process != NULL && !self->tearing_down)
+        switch_agent (self);
+      else
+        self->restart_pending = FALSE;
+    }
+  schedule_kick (self);
+}
+
 static void
 end_turn (AbSession *self, const char *reason, const char *message)
 {
-  g_autoptr (GError) unused = NULL;
   AbTurn *turn = self->current;
 
   if (turn == NULL)
     return;
 
+  /* Its updates go first; its end once the record says so. */
   flush_updates (self);
   deny_all_permissions (self);
   g_clear_handle_id (&self->grace_source, g_source_remove);
@@ -482,22 +600,13 @@ end_turn (AbSession *self, const char *reason, const char *message)
   self->last_turn = turn->number;
   g_free (self->last_reason);
   self->last_reason = g_strdup (reason);
+  turn->duration = g_get_monotonic_time () - turn->started;
+  turn->reason = g_strdup (reason);
+  turn->message = g_strdup (message);
   touch (self);
-  persist (self);
-
-  g_debug ("session %s: turn %" G_GUINT64_FORMAT " ended: %s%s%s", self->thread,
-           turn->number, reason, message[0] ? ": " : "", message);
-  g_signal_emit (self, signals[SIGNAL_TURN_ENDED], 0, turn->number, reason,
-                 message, turn->sender);
-  g_signal_emit (self, signals[SIGNAL_TURN_FINISHED], 0, turn->number, reason,
-                 g_get_monotonic_time () - turn->started);
-  turn_free (turn);
-
-  if (self->state == AB_SESSION_STATE_BUSY)
-    set_state (self, AB_SESSION_STATE_IDLE);
-  if (self->restart_pending && self->process != NULL)
-    switch_agent (self);
-  schedule_kick (self);
+  /* Callbacks come in the order of the writes. */
+  g_queue_push_tail (&self->endings, turn);
+  persist_then (self, on_turn_end_written, NULL);
 }
 
 /* Queued turns end without having started. */
@@ -510,6 +619,8 @@ drop_queue (AbSession *self, const char *reason, const char *message)
     return;
   while ((turn = g_queue_pop_head (&self->queue)) != NULL)
     {
+      if (turn->number == self->waiting_turn)
+        forget_waiting_prompt (self);
       g_signal_emit (self, signals[SIGNAL_TURN_ENDED], 0, turn->number, reason,
                      message, turn->sender);
       turn_free (turn);
@@ -573,7 +684,9 @@ cut_turn (AbSession *self, const char *reason)
 
   self->cancel_reason = reason;
   deny_all_permissions (self);
-  if (self->rpc != NULL && self->acp_session != NULL)
+  /* A prompt not sent yet never will be (send_prompt). */
+  if (self->rpc != NULL && self->acp_session != NULL
+      && self->current->prompt_sent)
     ab_jsonrpc_notify (self->rpc, "session/cancel",
                        ab_acp_cancel_params (self->acp_session));
   self->grace_source = g_timeout_add (
@@ -601,22 +714,19 @@ on_inactivity (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* The record names the turn in flight, so a crash from now on reports it
+ * interrupted: the agent gets the prompt. */
 static void
-start_turn (AbSession *self)
+send_prompt (AbSession *self)
 {
-  AbTurn *turn = g_queue_pop_head (&self->queue);
+  AbTurn *turn = self->current;
 
-  notify_queued (self);
-  self->current = turn;
-  turn->started = g_get_monotonic_time ();
-  self->cancel_reason = NULL;
-  set_state (self, AB_SESSION_STATE_BUSY);
-  touch (self);
-  self->last_progress = g_get_monotonic_time ();
-  persist (self);
-  self->inactivity_source = g_timeout_add (
-      MAX (self->config->turn_inactivity_usec / 1000, 1), on_inactivity, self);
-
+  if (self->cancel_reason != NULL)
+    {
+      end_turn (self, self->cancel_reason, "");
+      return;
+    }
+  turn->prompt_sent = TRUE;
   if (self->history_lost)
     {
       self->history_lost = FALSE;
@@ -629,6 +739,82 @@ start_turn (AbSession *self)
   ab_jsonrpc_call (self->rpc, "session/prompt",
                    ab_acp_prompt_params (self->acp_session, turn->text), NULL,
                    on_prompt_done, g_object_ref (self));
+}
+
+/* A record naming turns up to @number as running is on disk. */
+static void
+running_recorded (AbSession *self, guint64 number)
+{
+  AbTurn *turn = self->current;
+
+  self->running_recorded = MAX (self->running_recorded, number);
+  if (turn != NULL && !turn->prompt_sent
+      && turn->number <= self->running_recorded && self->rpc != NULL)
+    send_prompt (self);
+}
+
+static void
+on_turn_start_written (AbSession *self, gpointer data)
+{
+  running_recorded (self, GPOINTER_TO_SIZE (data));
+}
+
+static void
+on_waiting_prompt_written (AbSession *self, gpointer data)
+{
+  if (GPOINTER_TO_UINT (data) == self->waiting_seq && self->waiting_turn != 0)
+    running_recorded (self, self->waiting_turn);
+}
+
+/* The first prompt waiting for its agent to start will be the next turn:
+ * the record names it running now, so that this write overlaps the
+ * agent's start-up instead of following it. A crash meanwhile reports
+ * that prompt interrupted, as it would a moment later. */
+static void
+record_waiting_prompt (AbSession *self, const char *text)
+{
+  AbSessionRecord record;
+
+  fill_record (self, &record);
+  self->waiting_turn = self->turns + 1;
+  self->waiting_seq++;
+  record.turns = self->waiting_turn;
+  record.running_turn = self->waiting_turn;
+  record.running_text = (char *)text;
+  persist_record (self, &record, on_waiting_prompt_written,
+                  GUINT_TO_POINTER (self->waiting_seq));
+}
+
+/* That prompt will not run: the record is written again without it. */
+static void
+forget_waiting_prompt (AbSession *self)
+{
+  self->waiting_turn = 0;
+  self->waiting_seq++;
+  /* Numbers above turns were never accepted, and will be again. */
+  self->running_recorded = MIN (self->running_recorded, self->turns);
+  persist (self);
+}
+
+static void
+start_turn (AbSession *self)
+{
+  AbTurn *turn = g_queue_pop_head (&self->queue);
+
+  notify_queued (self);
+  self->current = turn;
+  turn->started = g_get_monotonic_time ();
+  self->cancel_reason = NULL;
+  set_state (self, AB_SESSION_STATE_BUSY);
+  touch (self);
+  self->last_progress = g_get_monotonic_time ();
+  self->inactivity_source = g_timeout_add (
+      MAX (self->config->turn_inactivity_usec / 1000, 1), on_inactivity, self);
+  persist_then (self, on_turn_start_written,
+                GSIZE_TO_POINTER ((gsize)turn->number));
+  /* Already named running while the agent started: no need to wait. */
+  if (turn->number <= self->running_recorded)
+    send_prompt (self);
 }
 
 static gboolean
@@ -689,12 +875,26 @@ accept_turn (AbSession *self, const char *text, const char *sender)
 /* Updates about the session rather than the turn: agents send them right
  * after session/new, racing the first prompt. They always go as turn 0. */
 static gboolean
+span_is (const AbJsonSpan *span, const char *text)
+{
+  return span->data != NULL && span->len == strlen (text)
+         && memcmp (span->data, text, span->len) == 0;
+}
+
+static gboolean
+kind_is_session_level (const AbJsonSpan *kind)
+{
+  return span_is (kind, "available_commands_update")
+         || span_is (kind, "current_mode_update");
+}
+
+static gboolean
 is_session_level (JsonNode *update)
 {
   const char *kind = ab_acp_get_string (update, "sessionUpdate");
+  AbJsonSpan span = { kind, kind != NULL ? strlen (kind) : 0 };
 
-  return g_strcmp0 (kind, "available_commands_update") == 0
-         || g_strcmp0 (kind, "current_mode_update") == 0;
+  return kind_is_session_level (&span);
 }
 
 static void
@@ -728,6 +928,48 @@ on_notification (AbJsonRpc *rpc, const char *method, JsonNode *params,
                 json_to_string (update, FALSE));
 }
 
+/* The same, read from the text without a JSON tree (most of what an agent
+ * sends while streaming). FALSE: on_notification decides. */
+static gboolean
+on_notification_text (AbJsonRpc *rpc, const char *method, const char *params,
+                      gsize len, gpointer user_data)
+{
+  AbSession *self = user_data;
+  AbJsonSpan session_id, update, kind;
+
+  if (strcmp (method, "session/update") != 0)
+    return FALSE;
+  switch (ab_acp_scan_update (params, len, &session_id, &update, &kind))
+    {
+    case AB_ACP_UPDATE_UNSURE:
+      return FALSE;
+    case AB_ACP_UPDATE_IGNORED:
+      return TRUE;
+    case AB_ACP_UPDATE_FOUND:
+      break;
+    }
+  if (self->acp_session != NULL && !span_is (&session_id, self->acp_session))
+    return TRUE;
+  if (self->loading)
+    return TRUE;
+
+  self->last_progress = g_get_monotonic_time ();
+  touch (self);
+  queue_update (self,
+                self->current != NULL && !kind_is_session_level (&kind)
+                    ? self->current->number
+                    : 0,
+                g_strndup (update.data, update.len));
+  return TRUE;
+}
+
+/* The lines of one read were dispatched: their updates leave together. */
+static void
+on_read_done (AbJsonRpc *rpc, gpointer user_data)
+{
+  flush_updates (user_data);
+}
+
 static gboolean
 on_request (AbJsonRpc *rpc, const char *method, JsonNode *id, JsonNode *params,
             AbSession *self)
@@ -747,6 +989,18 @@ complete_suspend_tasks (AbSession *self)
     g_task_return_boolean (g_ptr_array_index (tasks, i), TRUE);
 }
 
+/* The agent is gone: suspends complete, once the record is written. */
+static void
+finish_suspends (AbSession *self)
+{
+  if (self->writes > 0)
+    {
+      self->suspends_wait = TRUE;
+      return;
+    }
+  complete_suspend_tasks (self);
+}
+
 static void
 on_terminated (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -763,7 +1017,7 @@ on_terminated (GObject *source, GAsyncResult *result, gpointer user_data)
       g_object_notify_by_pspec (G_OBJECT (self), props[PROP_PID]);
     }
   self->tearing_down = FALSE;
-  complete_suspend_tasks (self);
+  finish_suspends (self);
   schedule_kick (self);
 }
 
@@ -772,6 +1026,8 @@ fail_waiters (AbSession *self, const char *message)
 {
   StartWaiter *waiter;
 
+  if (self->waiting_turn > self->turns && !g_queue_is_empty (&self->waiters))
+    forget_waiting_prompt (self);
   while ((waiter = g_queue_pop_head (&self->waiters)) != NULL)
     {
       g_task_return_new_error (waiter->task, AB_ERROR, AB_ERROR_AGENT_FAILED,
@@ -793,6 +1049,7 @@ teardown (AbSession *self, AbSessionState final_state)
   if (self->rpc != NULL)
     {
       g_signal_handlers_disconnect_by_data (self->rpc, self);
+      ab_jsonrpc_set_text_handlers (self->rpc, NULL, NULL, NULL);
       ab_jsonrpc_close (self->rpc);
       g_clear_object (&self->rpc);
     }
@@ -809,7 +1066,7 @@ teardown (AbSession *self, AbSessionState final_state)
                                         on_terminated, g_object_ref (self));
     }
   else if (self->process == NULL)
-    complete_suspend_tasks (self);
+    finish_suspends (self);
 }
 
 /* The agent died or broke the protocol. Whoever waits hears why; the
@@ -922,7 +1179,10 @@ set_acp_session (AbSession *self, char *id)
   g_free (self->acp_session);
   self->acp_session = id;
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_ACP_SESSION]);
-  persist (self);
+  /* A prompt waiting for the handshake starts its turn right away, and
+   * that write carries the ACP session too. */
+  if (g_queue_is_empty (&self->waiters) && g_queue_is_empty (&self->queue))
+    persist (self);
 }
 
 /* An agent that needs authentication fails session/new with
@@ -1199,6 +1459,8 @@ spawn_agent (AbSession *self)
                     self);
   g_signal_connect (self->rpc, "request", G_CALLBACK (on_request), self);
   g_signal_connect (self->rpc, "closed", G_CALLBACK (on_rpc_closed), self);
+  ab_jsonrpc_set_text_handlers (self->rpc, on_notification_text, on_read_done,
+                                self);
   ab_jsonrpc_start (self->rpc);
 
   self->handshake_source
@@ -1266,6 +1528,11 @@ ab_session_prompt_async (AbSession *self, const char *text, const char *sender,
   notify_queued (self);
   if (self->state != AB_SESSION_STATE_STARTING && !self->tearing_down)
     start_agent (self);
+  /* The first prompt to wait for the agent is the next turn. */
+  if (self->state == AB_SESSION_STATE_STARTING
+      && g_queue_get_length (&self->waiters) == 1
+      && g_queue_is_empty (&self->queue) && self->current == NULL)
+    record_waiting_prompt (self, text);
 }
 
 gboolean
@@ -1317,7 +1584,7 @@ ab_session_suspend_async (AbSession *self, const char *reason,
   if (self->process != NULL || self->rpc != NULL)
     teardown (self, AB_SESSION_STATE_SUSPENDED);
   else if (!self->tearing_down)
-    complete_suspend_tasks (self);
+    finish_suspends (self);
 }
 
 gboolean
@@ -1400,7 +1667,8 @@ ab_session_is_running (AbSession *self)
 gboolean
 ab_session_is_busy (AbSession *self)
 {
-  return self->current != NULL || !g_queue_is_empty (&self->queue);
+  return self->current != NULL || !g_queue_is_empty (&self->queue)
+         || !g_queue_is_empty (&self->endings);
 }
 
 gint64
@@ -1520,6 +1788,7 @@ ab_session_dispose (GObject *object)
   if (self->rpc != NULL)
     {
       g_signal_handlers_disconnect_by_data (self->rpc, self);
+      ab_jsonrpc_set_text_handlers (self->rpc, NULL, NULL, NULL);
       ab_jsonrpc_close (self->rpc);
       g_clear_object (&self->rpc);
     }
@@ -1539,6 +1808,7 @@ ab_session_finalize (GObject *object)
 
   g_queue_clear_full (&self->queue, (GDestroyNotify)turn_free);
   g_queue_clear_full (&self->waiters, (GDestroyNotify)waiter_free);
+  g_queue_clear_full (&self->endings, (GDestroyNotify)turn_free);
   g_clear_pointer (&self->current, turn_free);
   g_ptr_array_unref (self->pending_updates);
   g_ptr_array_unref (self->suspend_tasks);
@@ -1613,6 +1883,7 @@ ab_session_init (AbSession *self)
                                              (GDestroyNotify)permission_free);
   g_queue_init (&self->queue);
   g_queue_init (&self->waiters);
+  g_queue_init (&self->endings);
 }
 
 AbSession *

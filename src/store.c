@@ -263,12 +263,13 @@ fsync_dir (const char *dir, GError **error)
   return TRUE;
 }
 
-gboolean
-ab_store_save (const char *store_dir, const AbSessionRecord *record,
-               GError **error)
+/* The write itself: temporary file, fsync, 0600, rename, fsync of the
+ * directory. Safe in any thread; one record is never written by two at
+ * once (see the queue below). */
+static gboolean
+write_record (const char *store_dir, const char *path, const char *json,
+              GError **error)
 {
-  g_autofree char *json = ab_session_record_to_json (record);
-  g_autofree char *path = record_path (store_dir, record->thread);
   g_autofree char *tmp = g_strconcat (path, ".tmp", NULL);
   gsize len = strlen (json);
   gsize written = 0;
@@ -322,10 +323,271 @@ ab_store_save (const char *store_dir, const AbSessionRecord *record,
 }
 
 gboolean
+ab_store_save (const char *store_dir, const AbSessionRecord *record,
+               GError **error)
+{
+  g_autofree char *json = ab_session_record_to_json (record);
+  g_autofree char *path = record_path (store_dir, record->thread);
+
+  ab_store_flush_path (path);
+  return write_record (store_dir, path, json, error);
+}
+
+/* ---- the write queue -------------------------------------------------- *
+ *
+ * Two fsyncs per write take milliseconds; the main loop does not wait for
+ * them. Writes go to a few worker threads: concurrent fsyncs share the
+ * file system's commits and the disk's cache flushes. Per record file
+ * there is at most one write in progress and one waiting: a newer record
+ * replaces the waiting one, which is never written. Each caller's
+ * callback runs in its main context once a record at least as new as its
+ * own is on disk (or failed), in the order the callers queued them.
+ */
+
+#define WRITER_THREADS 4
+
+typedef struct
+{
+  GMainContext *context;
+  AbStoreSavedFunc func;
+  gpointer user_data;
+  GError *error;
+} Completion;
+
+typedef struct
+{
+  char *path; /* the key */
+  char *store_dir;
+  AbSessionRecord *record; /* waiting to be written, or NULL */
+  GPtrArray *waiting;      /* Completion *, for record */
+} Entry;
+
+static GMutex queue_lock;
+static GCond queue_cond;    /* an entry finished or a completion ran */
+static GHashTable *entries; /* path → Entry */
+static GThreadPool *writers;
+static GQueue done = G_QUEUE_INIT; /* Completion *, in order */
+static GHashTable *scheduled;      /* GMainContext * with a dispatch pending */
+
+static AbSessionRecord *
+record_copy (const AbSessionRecord *r)
+{
+  AbSessionRecord *copy = g_memdup2 (r, sizeof *r);
+
+  copy->thread = g_strdup (r->thread);
+  copy->agent = g_strdup (r->agent);
+  copy->cwd = g_strdup (r->cwd);
+  copy->acp_session = g_strdup (r->acp_session);
+  copy->last_reason = g_strdup (r->last_reason);
+  copy->running_text = g_strdup (r->running_text);
+  return copy;
+}
+
+static void
+completion_free (Completion *c)
+{
+  g_main_context_unref (c->context);
+  g_clear_error (&c->error);
+  g_free (c);
+}
+
+static void
+entry_free (Entry *e)
+{
+  g_free (e->path);
+  g_free (e->store_dir);
+  g_clear_pointer (&e->record, ab_session_record_free);
+  g_clear_pointer (&e->waiting, g_ptr_array_unref);
+  g_free (e);
+}
+
+/* Runs the completions queued for @context, in order. Called without
+ * queue_lock. */
+static void
+run_completions (GMainContext *context)
+{
+  for (;;)
+    {
+      Completion *c = NULL;
+
+      g_mutex_lock (&queue_lock);
+      for (GList *l = done.head; l != NULL; l = l->next)
+        if (((Completion *)l->data)->context == context)
+          {
+            c = l->data;
+            g_queue_delete_link (&done, l);
+            break;
+          }
+      if (c == NULL)
+        g_hash_table_remove (scheduled, context);
+      g_mutex_unlock (&queue_lock);
+      if (c == NULL)
+        return;
+      c->func (c->user_data, c->error);
+      completion_free (c);
+    }
+}
+
+static gboolean
+on_completions (gpointer user_data)
+{
+  run_completions (user_data);
+  return G_SOURCE_REMOVE;
+}
+
+/* With queue_lock held. */
+static void
+post_completions (GPtrArray *waiting, const GError *error)
+{
+  for (guint i = 0; i < waiting->len; i++)
+    {
+      Completion *c = g_ptr_array_index (waiting, i);
+
+      c->error = error != NULL ? g_error_copy (error) : NULL;
+      g_queue_push_tail (&done, c);
+      if (!g_hash_table_contains (scheduled, c->context))
+        {
+          GSource *source = g_idle_source_new ();
+
+          g_hash_table_add (scheduled, c->context);
+          g_source_set_priority (source, G_PRIORITY_DEFAULT);
+          g_source_set_callback (source, on_completions,
+                                 g_main_context_ref (c->context),
+                                 (GDestroyNotify)g_main_context_unref);
+          g_source_set_static_name (source, "[agentbroker] record written");
+          g_source_attach (source, c->context);
+          g_source_unref (source);
+        }
+    }
+  /* The Completions now belong to done. */
+  g_ptr_array_set_free_func (waiting, NULL);
+  g_ptr_array_unref (waiting);
+}
+
+/* A worker thread: writes @data's record, then any newer one queued for
+ * the same file meanwhile, then forgets the entry. */
+static void
+writer_run (gpointer data, gpointer unused)
+{
+  Entry *e = data;
+
+  g_mutex_lock (&queue_lock);
+  while (e->record != NULL)
+    {
+      g_autoptr (AbSessionRecord) record = g_steal_pointer (&e->record);
+      g_autoptr (GPtrArray) waiting = g_steal_pointer (&e->waiting);
+      g_autoptr (GError) error = NULL;
+      g_autofree char *json = NULL;
+
+      g_mutex_unlock (&queue_lock);
+      json = ab_session_record_to_json (record);
+      if (!write_record (e->store_dir, e->path, json, &error)
+          && waiting->len == 0)
+        g_warning ("session %s: cannot save its record: %s", record->thread,
+                   error->message);
+      g_mutex_lock (&queue_lock);
+      post_completions (g_steal_pointer (&waiting), error);
+    }
+  g_hash_table_remove (entries, e->path);
+  g_cond_broadcast (&queue_cond);
+  g_mutex_unlock (&queue_lock);
+}
+
+void
+ab_store_save_async (const char *store_dir, const AbSessionRecord *record,
+                     AbStoreSavedFunc func, gpointer user_data)
+{
+  g_autofree char *path = record_path (store_dir, record->thread);
+  Entry *e;
+
+  g_mutex_lock (&queue_lock);
+  if (entries == NULL)
+    {
+      entries = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                       (GDestroyNotify)entry_free);
+      scheduled = g_hash_table_new (NULL, NULL);
+      writers
+          = g_thread_pool_new (writer_run, NULL, WRITER_THREADS, FALSE, NULL);
+    }
+  e = g_hash_table_lookup (entries, path);
+  if (e == NULL)
+    {
+      e = g_new0 (Entry, 1);
+      e->path = g_steal_pointer (&path);
+      e->store_dir = g_strdup (store_dir);
+      g_hash_table_insert (entries, e->path, e);
+      g_thread_pool_push (writers, e, NULL);
+    }
+  /* A record still waiting is replaced: this one is newer. */
+  g_clear_pointer (&e->record, ab_session_record_free);
+  e->record = record_copy (record);
+  if (e->waiting == NULL)
+    e->waiting
+        = g_ptr_array_new_with_free_func ((GDestroyNotify)completion_free);
+  if (func != NULL)
+    {
+      Completion *c = g_new0 (Completion, 1);
+
+      c->context = g_main_context_ref_thread_default ();
+      c->func = func;
+      c->user_data = user_data;
+      g_ptr_array_add (e->waiting, c);
+    }
+  g_mutex_unlock (&queue_lock);
+}
+
+/* Waits until nothing is queued or being written for @path (NULL: for
+ * any record). */
+static void
+wait_written (const char *path)
+{
+  g_mutex_lock (&queue_lock);
+  while (entries != NULL
+         && (path != NULL ? g_hash_table_contains (entries, path)
+                          : g_hash_table_size (entries) > 0))
+    g_cond_wait (&queue_cond, &queue_lock);
+  g_mutex_unlock (&queue_lock);
+}
+
+void
+ab_store_flush_path (const char *path)
+{
+  wait_written (path);
+}
+
+gboolean
+ab_store_flush (void)
+{
+  GMainContext *context = g_main_context_ref_thread_default ();
+  gboolean ran = FALSE;
+
+  for (;;)
+    {
+      gboolean more;
+
+      wait_written (NULL);
+      g_mutex_lock (&queue_lock);
+      more = FALSE;
+      for (GList *l = done.head; l != NULL && !more; l = l->next)
+        more = ((Completion *)l->data)->context == context;
+      g_mutex_unlock (&queue_lock);
+      if (!more)
+        break;
+      /* Callbacks may queue further writes: round again. */
+      run_completions (context);
+      ran = TRUE;
+    }
+  g_main_context_unref (context);
+  return ran;
+}
+
+gboolean
 ab_store_delete (const char *store_dir, const char *thread, GError **error)
 {
   g_autofree char *path = record_path (store_dir, thread);
 
+  /* A write still queued would bring the record back. */
+  wait_written (path);
   if (g_unlink (path) != 0 && errno != ENOENT)
     {
       int saved = errno;
