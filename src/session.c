@@ -1696,47 +1696,154 @@ ab_session_get_queued (AbSession *self)
          + g_queue_get_length (&self->waiters);
 }
 
+guint
+ab_session_get_pid (AbSession *self)
+{
+  return get_pid (self);
+}
+
+const char *
+ab_session_get_acp_session (AbSession *self)
+{
+  return self->acp_session != NULL ? self->acp_session : "";
+}
+
+guint64
+ab_session_get_turns (AbSession *self)
+{
+  return self->turns;
+}
+
+/* ---- the session's dictionary ------------------------------------------ *
+ *
+ * ListSessions over 10,000 sessions built 150,000 dictionary entries per
+ * call. Each session keeps its last dictionary and rebuilds it only when
+ * a field it shows has changed: the fields are compared at each call
+ * rather than invalidated at each change, so no setter can forget to. The
+ * dictionary stays in tree form (never g_variant_get_data()): GDBus
+ * marshals that twice as fast as a serialised one.
+ */
+
+/* The cached dictionary and what it was built from: the fields that can
+ * change after the session is made. */
+typedef struct
+{
+  GVariant *dict;
+  AbSessionState state;
+  guint pid;
+  guint queued;
+  gboolean switching;
+  guint64 turns;
+  guint64 last_turn;
+  gint64 created;
+  gint64 last_activity;
+  char *cwd;
+  char *acp_session;
+  char *last_reason;
+} DictCache;
+
+static void
+dict_cache_clear (DictCache *k)
+{
+  g_clear_pointer (&k->dict, g_variant_unref);
+  g_clear_pointer (&k->cwd, g_free);
+  g_clear_pointer (&k->acp_session, g_free);
+  g_clear_pointer (&k->last_reason, g_free);
+}
+
+static void
+dict_cache_free (DictCache *k)
+{
+  dict_cache_clear (k);
+  g_free (k);
+}
+
+static gboolean
+dict_is_current (AbSession *self, const DictCache *k)
+{
+  return k->dict != NULL && k->state == self->state && k->pid == get_pid (self)
+         && k->queued == ab_session_get_queued (self)
+         && k->switching == self->restart_pending && k->turns == self->turns
+         && k->last_turn == self->last_turn && k->created == self->created
+         && k->last_activity == self->last_activity
+         && g_strcmp0 (k->cwd, self->cwd) == 0
+         && g_strcmp0 (k->acp_session, self->acp_session) == 0
+         && g_strcmp0 (k->last_reason, self->last_reason) == 0;
+}
+
+static GVariant *
+dict_entry (const char *key, GVariant *value)
+{
+  return g_variant_new_dict_entry (g_variant_new_string (key),
+                                   g_variant_new_variant (value));
+}
+
+/* The keys and types ListSessions documents (dbus/), in this order. */
+static GVariant *
+build_dict (AbSession *self, const DictCache *k)
+{
+  GVariant *entries[] = {
+    dict_entry ("thread", g_variant_new_string (self->thread)),
+    dict_entry ("agent", g_variant_new_string (self->agent)),
+    dict_entry ("state",
+                g_variant_new_string (ab_session_state_to_string (k->state))),
+    dict_entry ("owner", g_variant_new_uint32 (self->owner)),
+    dict_entry ("cwd", g_variant_new_string (k->cwd != NULL ? k->cwd : "")),
+    dict_entry ("pid", g_variant_new_uint32 (k->pid)),
+    dict_entry (
+        "acp_session",
+        g_variant_new_string (k->acp_session != NULL ? k->acp_session : "")),
+    dict_entry ("created", g_variant_new_uint64 ((guint64)k->created)),
+    dict_entry ("last_activity",
+                g_variant_new_uint64 ((guint64)k->last_activity)),
+    dict_entry ("turns", g_variant_new_uint32 ((guint32)k->turns)),
+    dict_entry ("queued", g_variant_new_uint32 (k->queued)),
+    dict_entry ("last_turn", g_variant_new_uint64 (k->last_turn)),
+    dict_entry (
+        "last_reason",
+        g_variant_new_string (k->last_reason != NULL ? k->last_reason : "")),
+    dict_entry ("path", g_variant_new_object_path (self->path)),
+    dict_entry ("switching", g_variant_new_boolean (k->switching)),
+  };
+
+  return g_variant_ref_sink (g_variant_new_array (
+      G_VARIANT_TYPE ("{sv}"), entries, G_N_ELEMENTS (entries)));
+}
+
+/* The session's a{sv}, owned by the session: valid until it changes, so
+ * a caller keeping it takes a reference (g_variant_builder_add_value()
+ * and g_variant_new_tuple() do). */
 GVariant *
 ab_session_to_variant (AbSession *self)
 {
-  GVariantBuilder b;
+  static GQuark quark;
+  DictCache *k;
 
-  g_variant_builder_init (&b, G_VARIANT_TYPE_VARDICT);
-  g_variant_builder_add (&b, "{sv}", "thread",
-                         g_variant_new_string (self->thread));
-  g_variant_builder_add (&b, "{sv}", "agent",
-                         g_variant_new_string (self->agent));
-  g_variant_builder_add (
-      &b, "{sv}", "state",
-      g_variant_new_string (ab_session_state_to_string (self->state)));
-  g_variant_builder_add (&b, "{sv}", "owner",
-                         g_variant_new_uint32 (self->owner));
-  g_variant_builder_add (&b, "{sv}", "cwd", g_variant_new_string (self->cwd));
-  g_variant_builder_add (&b, "{sv}", "pid",
-                         g_variant_new_uint32 (get_pid (self)));
-  g_variant_builder_add (&b, "{sv}", "acp_session",
-                         g_variant_new_string (self->acp_session != NULL
-                                                   ? self->acp_session
-                                                   : ""));
-  g_variant_builder_add (&b, "{sv}", "created",
-                         g_variant_new_uint64 ((guint64)self->created));
-  g_variant_builder_add (&b, "{sv}", "last_activity",
-                         g_variant_new_uint64 ((guint64)self->last_activity));
-  g_variant_builder_add (&b, "{sv}", "turns",
-                         g_variant_new_uint32 ((guint32)self->turns));
-  g_variant_builder_add (&b, "{sv}", "queued",
-                         g_variant_new_uint32 (ab_session_get_queued (self)));
-  g_variant_builder_add (&b, "{sv}", "last_turn",
-                         g_variant_new_uint64 (self->last_turn));
-  g_variant_builder_add (&b, "{sv}", "last_reason",
-                         g_variant_new_string (self->last_reason != NULL
-                                                   ? self->last_reason
-                                                   : ""));
-  g_variant_builder_add (&b, "{sv}", "path",
-                         g_variant_new_object_path (self->path));
-  g_variant_builder_add (&b, "{sv}", "switching",
-                         g_variant_new_boolean (self->restart_pending));
-  return g_variant_builder_end (&b);
+  if (quark == 0)
+    quark = g_quark_from_static_string ("ab-session-dict");
+  k = g_object_get_qdata (G_OBJECT (self), quark);
+  if (k == NULL)
+    {
+      k = g_new0 (DictCache, 1);
+      g_object_set_qdata_full (G_OBJECT (self), quark, k,
+                               (GDestroyNotify)dict_cache_free);
+    }
+  if (dict_is_current (self, k))
+    return k->dict;
+  dict_cache_clear (k);
+  k->state = self->state;
+  k->pid = get_pid (self);
+  k->queued = ab_session_get_queued (self);
+  k->switching = self->restart_pending;
+  k->turns = self->turns;
+  k->last_turn = self->last_turn;
+  k->created = self->created;
+  k->last_activity = self->last_activity;
+  k->cwd = g_strdup (self->cwd);
+  k->acp_session = g_strdup (self->acp_session);
+  k->last_reason = g_strdup (self->last_reason);
+  k->dict = build_dict (self, k);
+  return k->dict;
 }
 
 /* ---- object ------------------------------------------------------------ */

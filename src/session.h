@@ -46,6 +46,11 @@ gint64 ab_session_get_created (AbSession *self);
 const char *ab_session_get_cwd (AbSession *self);
 gint64 ab_session_get_last_activity (AbSession *self);
 guint ab_session_get_queued (AbSession *self);
+guint ab_session_get_pid (AbSession *self);
+const char *ab_session_get_acp_session (AbSession *self);
+guint64 ab_session_get_turns (AbSession *self);
+/* The session's a{sv} for ListSessions and GetSession; owned by the
+ * session and kept until it changes: take a reference to hold it. */
 GVariant *ab_session_to_variant (AbSession *self);
 
 void ab_session_set_config (AbSession *self, AbConfig *config);

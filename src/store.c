@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -93,74 +94,373 @@ ab_session_record_to_json (const AbSessionRecord *r)
   return json_to_string (root, FALSE);
 }
 
-static gboolean
-get_string (JsonObject *obj, const char *name, gboolean required, gsize max_len,
-            char **out, GError **error)
+/* ---- reading a record ------------------------------------------------ */
+
+/* The members a record may have; any other is ignored. */
+enum
 {
-  JsonNode *node = json_object_get_member (obj, name);
-  const char *value;
+  M_VERSION,
+  M_THREAD,
+  M_AGENT,
+  M_OWNER,
+  M_CWD,
+  M_ACP_SESSION,
+  M_CREATED,
+  M_LAST_ACTIVITY,
+  M_TURNS,
+  M_LAST_TURN,
+  M_LAST_REASON,
+  M_RUNNING_TURN,
+  M_RUNNING_TEXT,
+  M_INTERRUPTED_TURN,
+  M_INTERRUPTED_REPORTED,
+  N_MEMBERS
+};
+
+static const char *const member_names[N_MEMBERS] = {
+  [M_VERSION] = "version",
+  [M_THREAD] = "thread",
+  [M_AGENT] = "agent",
+  [M_OWNER] = "owner",
+  [M_CWD] = "cwd",
+  [M_ACP_SESSION] = "acp_session",
+  [M_CREATED] = "created",
+  [M_LAST_ACTIVITY] = "last_activity",
+  [M_TURNS] = "turns",
+  [M_LAST_TURN] = "last_turn",
+  [M_LAST_REASON] = "last_reason",
+  [M_RUNNING_TURN] = "running_turn",
+  [M_RUNNING_TEXT] = "running_text",
+  [M_INTERRUPTED_TURN] = "interrupted_turn",
+  [M_INTERRUPTED_REPORTED] = "interrupted_reported",
+};
+
+/* A member as read, before it is checked. */
+typedef enum
+{
+  MEMBER_ABSENT,
+  MEMBER_STRING,
+  MEMBER_INT,
+  MEMBER_BOOLEAN,
+  MEMBER_OTHER, /* null, a fraction, an object, an array */
+} MemberType;
+
+typedef struct
+{
+  MemberType type;
+  char *string;
+  gint64 number; /* also a boolean */
+} Member;
+
+typedef struct
+{
+  Member m[N_MEMBERS];
+} Members;
+
+static void
+members_clear (Members *ms)
+{
+  for (guint i = 0; i < N_MEMBERS; i++)
+    g_free (ms->m[i].string);
+  memset (ms, 0, sizeof *ms);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Members, members_clear)
+
+static void
+members_from_json (JsonObject *obj, Members *ms)
+{
+  for (guint i = 0; i < N_MEMBERS; i++)
+    {
+      JsonNode *node = json_object_get_member (obj, member_names[i]);
+      Member *m = &ms->m[i];
+
+      if (node == NULL)
+        m->type = MEMBER_ABSENT;
+      else if (!JSON_NODE_HOLDS_VALUE (node))
+        m->type = MEMBER_OTHER;
+      else
+        switch (json_node_get_value_type (node))
+          {
+          case G_TYPE_STRING:
+            m->type = MEMBER_STRING;
+            m->string = g_strdup (json_node_get_string (node));
+            break;
+          case G_TYPE_INT64:
+            m->type = MEMBER_INT;
+            m->number = json_node_get_int (node);
+            break;
+          case G_TYPE_BOOLEAN:
+            m->type = MEMBER_BOOLEAN;
+            m->number = json_node_get_boolean (node);
+            break;
+          default:
+            m->type = MEMBER_OTHER;
+          }
+    }
+}
+
+static gboolean
+get_string (Members *ms, guint i, gboolean required, gsize max_len, char **out,
+            GError **error)
+{
+  Member *m = &ms->m[i];
 
   *out = NULL;
-  if (node == NULL)
+  if (m->type == MEMBER_ABSENT)
     {
       if (!required)
         return TRUE;
       g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
-                   _ ("field '%s' is missing"), name);
+                   _ ("field '%s' is missing"), member_names[i]);
       return FALSE;
     }
-  if (!JSON_NODE_HOLDS_VALUE (node)
-      || json_node_get_value_type (node) != G_TYPE_STRING)
+  if (m->type != MEMBER_STRING)
     {
       g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
-                   _ ("field '%s' is not a string"), name);
+                   _ ("field '%s' is not a string"), member_names[i]);
       return FALSE;
     }
-  value = json_node_get_string (node);
-  if (strlen (value) > max_len)
+  if (strlen (m->string) > max_len)
     {
       g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
-                   _ ("field '%s' is longer than %zu bytes"), name, max_len);
+                   _ ("field '%s' is longer than %zu bytes"), member_names[i],
+                   max_len);
       return FALSE;
     }
-  *out = g_strdup (value);
+  *out = g_steal_pointer (&m->string);
   return TRUE;
 }
 
 static gboolean
-get_int (JsonObject *obj, const char *name, gint64 min, gint64 max, gint64 *out,
+get_int (Members *ms, guint i, gint64 min, gint64 max, gint64 *out,
          GError **error)
 {
-  JsonNode *node = json_object_get_member (obj, name);
+  const Member *m = &ms->m[i];
 
   *out = 0;
-  if (node == NULL)
+  if (m->type == MEMBER_ABSENT)
     return TRUE;
-  if (!JSON_NODE_HOLDS_VALUE (node)
-      || json_node_get_value_type (node) != G_TYPE_INT64)
+  if (m->type != MEMBER_INT)
     {
       g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
-                   _ ("field '%s' is not an integer"), name);
+                   _ ("field '%s' is not an integer"), member_names[i]);
       return FALSE;
     }
-  *out = json_node_get_int (node);
+  *out = m->number;
   if (*out < min || *out > max)
     {
       g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
-                   _ ("field '%s' is out of range"), name);
+                   _ ("field '%s' is out of range"), member_names[i]);
       return FALSE;
     }
   return TRUE;
+}
+
+/* ---- the fast path ----------------------------------------------------- *
+ *
+ * json-glib's parser was two thirds of a start with 10,000 records. A
+ * record as ab_session_record_to_json() writes it is one flat object of
+ * known members with string, integer and boolean values: such a text is
+ * read here directly, and checked by the same code as any other. Anything
+ * else (another or a repeated member, nesting, null, a fraction or an
+ * exponent, more than 18 digits, a \u escape, a control character,
+ * invalid UTF-8) is left to json-glib, which accepts or refuses it as
+ * before; what is read here is what json-glib would read (a fuzzer
+ * compared the two on 20 million inputs).
+ */
+
+static const char *
+skip_blank (const char *p, const char *end)
+{
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+    p++;
+  return p;
+}
+
+/* The string at *@pp (its opening quote), decoded; NULL if it is not one
+ * the fast path reads. */
+static char *
+scan_string (const char **pp, const char *end)
+{
+  const char *p = *pp, *start;
+  gboolean escaped = FALSE;
+  char *out, *o;
+
+  if (p >= end || *p != '"')
+    return NULL;
+  start = ++p;
+  while (p < end && *p != '"')
+    {
+      if ((guchar)*p < 0x20)
+        return NULL;
+      if (*p == '\\')
+        {
+          escaped = TRUE;
+          p++;
+        }
+      p++;
+    }
+  if (p >= end)
+    return NULL;
+
+  out = o = g_malloc ((gsize)(p - start) + 1);
+  if (!escaped)
+    {
+      memcpy (out, start, (gsize)(p - start));
+      o += p - start;
+    }
+  else
+    for (const char *q = start; q < p; q++)
+      {
+        if (*q != '\\')
+          {
+            *o++ = *q;
+            continue;
+          }
+        switch (*++q)
+          {
+          case '"':
+          case '\\':
+          case '/':
+            *o++ = *q;
+            break;
+          case 'b':
+            *o++ = '\b';
+            break;
+          case 'f':
+            *o++ = '\f';
+            break;
+          case 'n':
+            *o++ = '\n';
+            break;
+          case 'r':
+            *o++ = '\r';
+            break;
+          case 't':
+            *o++ = '\t';
+            break;
+          default: /* \u and anything unknown */
+            g_free (out);
+            return NULL;
+          }
+      }
+  *o = '\0';
+  if (!g_utf8_validate_len (out, (gsize)(o - out), NULL))
+    {
+      g_free (out);
+      return NULL;
+    }
+  *pp = p + 1;
+  return out;
+}
+
+/* 0, or an optional minus and 1 to 18 digits not starting with 0. */
+static gboolean
+scan_int (const char **pp, const char *end, gint64 *out)
+{
+  const char *p = *pp;
+  gboolean negative = FALSE;
+  gint64 value = 0;
+  guint digits = 0;
+
+  if (p < end && *p == '-')
+    {
+      negative = TRUE;
+      p++;
+    }
+  if (p >= end || !g_ascii_isdigit (*p))
+    return FALSE;
+  if (*p == '0')
+    {
+      if (negative || (p + 1 < end && g_ascii_isdigit (p[1])))
+        return FALSE;
+      p++;
+    }
+  else
+    for (; p < end && g_ascii_isdigit (*p); p++)
+      {
+        if (++digits > 18)
+          return FALSE;
+        value = value * 10 + (*p - '0');
+      }
+  *out = negative ? -value : value;
+  *pp = p;
+  return TRUE;
+}
+
+/* Fills @ms from @data; FALSE if json-glib must read it. */
+static gboolean
+scan_record (const char *data, gsize len, Members *ms)
+{
+  const char *p = data, *end = data + len;
+
+  p = skip_blank (p, end);
+  if (p >= end || *p++ != '{')
+    return FALSE;
+  p = skip_blank (p, end);
+  if (p < end && *p == '}')
+    p++;
+  else
+    for (;;)
+      {
+        g_autofree char *name = scan_string (&p, end);
+        Member *m;
+        guint i;
+
+        if (name == NULL)
+          return FALSE;
+        for (i = 0; i < N_MEMBERS; i++)
+          if (strcmp (name, member_names[i]) == 0)
+            break;
+        if (i == N_MEMBERS || ms->m[i].type != MEMBER_ABSENT)
+          return FALSE;
+        m = &ms->m[i];
+        p = skip_blank (p, end);
+        if (p >= end || *p++ != ':')
+          return FALSE;
+        p = skip_blank (p, end);
+        if (p < end && *p == '"')
+          {
+            m->string = scan_string (&p, end);
+            if (m->string == NULL)
+              return FALSE;
+            m->type = MEMBER_STRING;
+          }
+        else if (end - p >= 4 && memcmp (p, "true", 4) == 0)
+          {
+            m->type = MEMBER_BOOLEAN;
+            m->number = TRUE;
+            p += 4;
+          }
+        else if (end - p >= 5 && memcmp (p, "false", 5) == 0)
+          {
+            m->type = MEMBER_BOOLEAN;
+            m->number = FALSE;
+            p += 5;
+          }
+        else if (scan_int (&p, end, &m->number))
+          m->type = MEMBER_INT;
+        else
+          return FALSE;
+        p = skip_blank (p, end);
+        if (p < end && *p == ',')
+          {
+            p = skip_blank (p + 1, end);
+            continue;
+          }
+        if (p >= end || *p++ != '}')
+          return FALSE;
+        break;
+      }
+  return skip_blank (p, end) == end;
 }
 
 AbSessionRecord *
 ab_session_record_parse (const char *data, gsize len, GError **error)
 {
-  g_autoptr (JsonParser) parser = json_parser_new ();
   g_autoptr (AbSessionRecord) r = g_new0 (AbSessionRecord, 1);
-  g_autoptr (JsonNode) root = NULL;
-  JsonObject *obj;
-  JsonNode *flag;
+  g_auto (Members) ms = { 0 };
   gint64 version, owner, created, activity, turns, last_turn, running;
   gint64 interrupted;
 
@@ -171,19 +471,26 @@ ab_session_record_parse (const char *data, gsize len, GError **error)
                    AB_STORE_MAX_RECORD_BYTES);
       return NULL;
     }
-  /* bounded nesting, and strings that can become D-Bus properties */
-  root = ab_json_parse_untrusted (parser, data, len, error);
-  if (root == NULL)
-    return NULL;
-  if (!JSON_NODE_HOLDS_OBJECT (root))
+  if (!scan_record (data, len, &ms))
     {
-      g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
-                   _ ("record is not a JSON object"));
-      return NULL;
-    }
-  obj = json_node_get_object (root);
+      g_autoptr (JsonParser) parser = json_parser_new ();
+      g_autoptr (JsonNode) root = NULL;
 
-  if (!get_int (obj, "version", 0, G_MAXINT, &version, error))
+      members_clear (&ms);
+      /* bounded nesting, and strings that can become D-Bus properties */
+      root = ab_json_parse_untrusted (parser, data, len, error);
+      if (root == NULL)
+        return NULL;
+      if (!JSON_NODE_HOLDS_OBJECT (root))
+        {
+          g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                       _ ("record is not a JSON object"));
+          return NULL;
+        }
+      members_from_json (json_node_get_object (root), &ms);
+    }
+
+  if (!get_int (&ms, M_VERSION, 0, G_MAXINT, &version, error))
     return NULL;
   if (version != RECORD_VERSION)
     {
@@ -191,21 +498,21 @@ ab_session_record_parse (const char *data, gsize len, GError **error)
                    _ ("unknown record version %lld"), (long long)version);
       return NULL;
     }
-  if (!get_string (obj, "thread", TRUE, 200, &r->thread, error)
+  if (!get_string (&ms, M_THREAD, TRUE, 200, &r->thread, error)
       || !ab_thread_id_validate (r->thread, error)
-      || !get_string (obj, "agent", TRUE, 64, &r->agent, error)
-      || !get_string (obj, "cwd", TRUE, 4096, &r->cwd, error)
-      || !get_string (obj, "acp_session", FALSE, 1024, &r->acp_session, error)
-      || !get_string (obj, "last_reason", FALSE, 64, &r->last_reason, error)
-      || !get_string (obj, "running_text", FALSE, 1024 * 1024, &r->running_text,
+      || !get_string (&ms, M_AGENT, TRUE, 64, &r->agent, error)
+      || !get_string (&ms, M_CWD, TRUE, 4096, &r->cwd, error)
+      || !get_string (&ms, M_ACP_SESSION, FALSE, 1024, &r->acp_session, error)
+      || !get_string (&ms, M_LAST_REASON, FALSE, 64, &r->last_reason, error)
+      || !get_string (&ms, M_RUNNING_TEXT, FALSE, 1024 * 1024, &r->running_text,
                       error)
-      || !get_int (obj, "owner", 0, G_MAXUINT32, &owner, error)
-      || !get_int (obj, "created", 0, G_MAXINT64, &created, error)
-      || !get_int (obj, "last_activity", 0, G_MAXINT64, &activity, error)
-      || !get_int (obj, "turns", 0, G_MAXINT64, &turns, error)
-      || !get_int (obj, "last_turn", 0, G_MAXINT64, &last_turn, error)
-      || !get_int (obj, "running_turn", 0, G_MAXINT64, &running, error)
-      || !get_int (obj, "interrupted_turn", 0, G_MAXINT64, &interrupted, error))
+      || !get_int (&ms, M_OWNER, 0, G_MAXUINT32, &owner, error)
+      || !get_int (&ms, M_CREATED, 0, G_MAXINT64, &created, error)
+      || !get_int (&ms, M_LAST_ACTIVITY, 0, G_MAXINT64, &activity, error)
+      || !get_int (&ms, M_TURNS, 0, G_MAXINT64, &turns, error)
+      || !get_int (&ms, M_LAST_TURN, 0, G_MAXINT64, &last_turn, error)
+      || !get_int (&ms, M_RUNNING_TURN, 0, G_MAXINT64, &running, error)
+      || !get_int (&ms, M_INTERRUPTED_TURN, 0, G_MAXINT64, &interrupted, error))
     return NULL;
   if (last_turn > turns || running > turns || interrupted > turns)
     {
@@ -221,10 +528,9 @@ ab_session_record_parse (const char *data, gsize len, GError **error)
   r->last_turn = (guint64)last_turn;
   r->running_turn = (guint64)running;
   r->interrupted_turn = (guint64)interrupted;
-  flag = json_object_get_member (obj, "interrupted_reported");
-  r->interrupted_reported = flag != NULL && JSON_NODE_HOLDS_VALUE (flag)
-                            && json_node_get_value_type (flag) == G_TYPE_BOOLEAN
-                            && json_node_get_boolean (flag);
+  /* anything but true is false, as before */
+  r->interrupted_reported = ms.m[M_INTERRUPTED_REPORTED].type == MEMBER_BOOLEAN
+                            && ms.m[M_INTERRUPTED_REPORTED].number;
   return g_steal_pointer (&r);
 }
 
@@ -234,12 +540,20 @@ ab_store_dir (const char *state_dir)
   return g_build_filename (state_dir, "sessions", NULL);
 }
 
+/* A record's file name: the SHA-256 of its thread id, and ".json". */
 static char *
-record_path (const char *store_dir, const char *thread)
+record_name (const char *thread)
 {
   g_autofree char *hash
       = g_compute_checksum_for_string (G_CHECKSUM_SHA256, thread, -1);
-  g_autofree char *name = g_strconcat (hash, ".json", NULL);
+
+  return g_strconcat (hash, ".json", NULL);
+}
+
+static char *
+record_path (const char *store_dir, const char *thread)
+{
+  g_autofree char *name = record_name (thread);
 
   return g_build_filename (store_dir, name, NULL);
 }
@@ -599,14 +913,90 @@ ab_store_delete (const char *store_dir, const char *thread, GError **error)
 }
 
 static void
-set_aside (const char *path, const char *why)
+set_aside (int dir_fd, const char *store_dir, const char *name, const char *why)
 {
-  g_autofree char *aside = g_strconcat (path, ".corrupt", NULL);
+  g_autofree char *aside = g_strconcat (name, ".corrupt", NULL);
 
-  g_warning ("session record %s is unusable (%s); moved aside as %s", path, why,
-             aside);
-  if (g_rename (path, aside) != 0)
-    g_warning ("cannot move %s aside: %s", path, g_strerror (errno));
+  g_warning ("session record %s/%s is unusable (%s); moved aside as %s",
+             store_dir, name, why, aside);
+  if (renameat (dir_fd, name, dir_fd, aside) != 0)
+    g_warning ("cannot move %s/%s aside: %s", store_dir, name,
+               g_strerror (errno));
+}
+
+/* Reads the record file @name of the directory @dir_fd: a regular file
+ * of at most AB_STORE_MAX_RECORD_BYTES, opened without following a
+ * symbolic link or waiting on a FIFO. Four system calls in the usual
+ * case (openat, fstat, read, close), and no path walked from the root: at
+ * 10,000 records a start made six each. NULL with @why set if unusable,
+ * or with @why NULL if the file is gone meanwhile. */
+static char *
+read_record (int dir_fd, const char *name, gsize *len_out, char **why)
+{
+  g_autofree char *data = NULL;
+  struct stat st;
+  gsize size, len = 0;
+  int fd;
+
+  *why = NULL;
+  fd = openat (dir_fd, name,
+               O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0)
+    {
+      if (errno != ENOENT)
+        *why = g_strdup (errno == ELOOP ? "not a regular file"
+                                        : g_strerror (errno));
+      return NULL;
+    }
+  if (fstat (fd, &st) != 0 || !S_ISREG (st.st_mode))
+    {
+      *why = g_strdup ("not a regular file");
+      close (fd);
+      return NULL;
+    }
+  if (st.st_size > AB_STORE_MAX_RECORD_BYTES)
+    {
+      *why = g_strdup ("too large");
+      close (fd);
+      return NULL;
+    }
+  /* One byte more than its size, to see a file that grew meanwhile. */
+  size = (gsize)st.st_size + 1;
+  data = g_malloc (size + 1);
+  for (;;)
+    {
+      ssize_t n = read (fd, data + len, size - len);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        {
+          *why = g_strdup (g_strerror (errno));
+          close (fd);
+          return NULL;
+        }
+      if (n == 0)
+        break;
+      len += (gsize)n;
+      /* All fstat() promised: the end, without asking again. */
+      if (len == (gsize)st.st_size)
+        break;
+      if (len > AB_STORE_MAX_RECORD_BYTES)
+        {
+          *why = g_strdup ("too large");
+          close (fd);
+          return NULL;
+        }
+      if (len == size) /* it grew meanwhile */
+        {
+          size = MIN (size * 2, (gsize)AB_STORE_MAX_RECORD_BYTES + 1);
+          data = g_realloc (data, size + 1);
+        }
+    }
+  close (fd);
+  data[len] = '\0';
+  *len_out = len;
+  return g_steal_pointer (&data);
 }
 
 /* Every readable record; the others are moved aside and logged. */
@@ -615,57 +1005,62 @@ ab_store_load_all (const char *store_dir)
 {
   GPtrArray *records
       = g_ptr_array_new_with_free_func ((GDestroyNotify)ab_session_record_free);
-  g_autoptr (GDir) dir = g_dir_open (store_dir, 0, NULL);
-  const char *name;
+  DIR *dir = opendir (store_dir);
+  struct dirent *entry;
+  int dir_fd;
 
   if (dir == NULL)
     return records;
+  dir_fd = dirfd (dir);
 
-  while ((name = g_dir_read_name (dir)) != NULL)
+  while ((errno = 0, entry = readdir (dir)) != NULL)
     {
-      g_autofree char *path = g_build_filename (store_dir, name, NULL);
+      const char *name = entry->d_name;
       g_autofree char *data = NULL;
+      g_autofree char *why = NULL;
       g_autofree char *expected = NULL;
       g_autoptr (GError) error = NULL;
       g_autoptr (AbSessionRecord) record = NULL;
       gsize len = 0;
-      GStatBuf st;
 
       if (g_str_has_suffix (name, ".tmp"))
         {
-          g_unlink (path); /* a write cut short; the record before it stands */
+          /* a write cut short; the record before it stands */
+          unlinkat (dir_fd, name, 0);
           continue;
         }
       if (!g_str_has_suffix (name, ".json"))
         continue;
-      if (g_lstat (path, &st) != 0 || !S_ISREG (st.st_mode))
+      /* Not even opened, where the directory says what it is. */
+      if (entry->d_type != DT_REG && entry->d_type != DT_UNKNOWN)
         {
-          set_aside (path, "not a regular file");
+          set_aside (dir_fd, store_dir, name, "not a regular file");
           continue;
         }
-      if (st.st_size > AB_STORE_MAX_RECORD_BYTES)
+      data = read_record (dir_fd, name, &len, &why);
+      if (data == NULL)
         {
-          set_aside (path, "too large");
-          continue;
-        }
-      if (!g_file_get_contents (path, &data, &len, &error))
-        {
-          set_aside (path, error->message);
+          if (why != NULL)
+            set_aside (dir_fd, store_dir, name, why);
           continue;
         }
       record = ab_session_record_parse (data, len, &error);
       if (record == NULL)
         {
-          set_aside (path, error->message);
+          set_aside (dir_fd, store_dir, name, error->message);
           continue;
         }
-      expected = record_path (store_dir, record->thread);
-      if (!g_str_equal (expected, path))
+      expected = record_name (record->thread);
+      if (!g_str_equal (expected, name))
         {
-          set_aside (path, "file name does not match its thread");
+          set_aside (dir_fd, store_dir, name,
+                     "file name does not match its thread");
           continue;
         }
       g_ptr_array_add (records, g_steal_pointer (&record));
     }
+  if (errno != 0)
+    g_warning ("cannot read all of %s: %s", store_dir, g_strerror (errno));
+  closedir (dir);
   return records;
 }
