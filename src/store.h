@@ -32,6 +32,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbSessionRecord, ab_session_record_free)
 char *ab_session_record_to_json (const AbSessionRecord *record);
 AbSessionRecord *ab_session_record_parse (const char *data, gsize len,
                                           GError **error);
+/* The same; @fast FALSE reads every record with json-glib, never with
+ * the fast reader of the daemon's own format. For the fuzzer and tests,
+ * which check that both read the same. */
+AbSessionRecord *ab_session_record_parse_full (const char *data, gsize len,
+                                               gboolean fast, GError **error);
 
 char *ab_store_dir (const char *state_dir);
 gboolean ab_store_save (const char *store_dir, const AbSessionRecord *record,
