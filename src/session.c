@@ -682,11 +682,16 @@ cut_turn (AbSession *self, const char *reason)
   if (self->current == NULL || self->cancel_reason != NULL)
     return;
 
+  /* A prompt not sent yet (its record is still being written) never will
+   * be: the turn ends now, and the agent, which never saw it, stays. */
+  if (!self->current->prompt_sent)
+    {
+      end_turn (self, reason, "");
+      return;
+    }
   self->cancel_reason = reason;
   deny_all_permissions (self);
-  /* A prompt not sent yet never will be (send_prompt). */
-  if (self->rpc != NULL && self->acp_session != NULL
-      && self->current->prompt_sent)
+  if (self->rpc != NULL && self->acp_session != NULL)
     ab_jsonrpc_notify (self->rpc, "session/cancel",
                        ab_acp_cancel_params (self->acp_session));
   self->grace_source = g_timeout_add (
@@ -1478,6 +1483,9 @@ start_agent (AbSession *self)
 
   g_return_if_fail (self->process == NULL);
 
+  /* The new agent runs the current profile: a switch asked for the old
+   * one is done (a turn ending later must not stop this agent). */
+  self->restart_pending = FALSE;
   set_state (self, AB_SESSION_STATE_STARTING);
   message = spawn_agent (self);
   if (message == NULL)
