@@ -609,23 +609,53 @@ end_turn (AbSession *self, const char *reason, const char *message)
   persist_then (self, on_turn_end_written, NULL);
 }
 
-/* Queued turns end without having started. */
+static void
+emit_dropped (AbSession *self, GPtrArray *turns)
+{
+  for (guint i = 0; i < turns->len; i++)
+    {
+      AbTurn *turn = g_ptr_array_index (turns, i);
+
+      g_signal_emit (self, signals[SIGNAL_TURN_ENDED], 0, turn->number,
+                     turn->reason, turn->message, turn->sender);
+    }
+}
+
+/* Written after the end of the turn before them: told after it. */
+static void
+on_dropped_written (AbSession *self, gpointer data)
+{
+  g_autoptr (GPtrArray) turns = data;
+
+  emit_dropped (self, turns);
+}
+
+/* Queued turns end without having started, told after any turn whose end
+ * is still being written, so clients see the turns end in order. */
 static void
 drop_queue (AbSession *self, const char *reason, const char *message)
 {
+  g_autoptr (GPtrArray) turns = NULL;
   AbTurn *turn;
 
   if (g_queue_is_empty (&self->queue))
     return;
+  turns = g_ptr_array_new_with_free_func ((GDestroyNotify)turn_free);
   while ((turn = g_queue_pop_head (&self->queue)) != NULL)
     {
       if (turn->number == self->waiting_turn)
         forget_waiting_prompt (self);
-      g_signal_emit (self, signals[SIGNAL_TURN_ENDED], 0, turn->number, reason,
-                     message, turn->sender);
-      turn_free (turn);
+      g_free (turn->reason);
+      turn->reason = g_strdup (reason);
+      g_free (turn->message);
+      turn->message = g_strdup (message);
+      g_ptr_array_add (turns, turn);
     }
   notify_queued (self);
+  if (g_queue_is_empty (&self->endings))
+    emit_dropped (self, turns);
+  else
+    persist_then (self, on_dropped_written, g_steal_pointer (&turns));
 }
 
 static void

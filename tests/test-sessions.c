@@ -991,7 +991,7 @@ test_remove (Fixture *fx, gconstpointer data)
   g_autoptr (GVariant) dict = NULL;
   guint32 pid;
   int child = 0, pgid = 0;
-  guint64 busy;
+  guint64 busy, queued;
   gint64 started;
 
   if (demo_mode != NULL)
@@ -1022,6 +1022,7 @@ test_remove (Fixture *fx, gconstpointer data)
   /* Removed in the middle of a turn. */
   busy = ab_prompt (fx->d.connection, fx->c, thread, "sleep 30");
   AB_WAIT_FOR (ab_turn_has_update (fx->c, thread, busy), 10000);
+  queued = ab_prompt (fx->d.connection, fx->c, thread, "echo queued");
   started = g_get_monotonic_time ();
   reply = ab_call_on (fx->d.connection, "RemoveSession",
                       g_variant_new ("(s)", thread), "()", &error);
@@ -1052,8 +1053,14 @@ test_remove (Fixture *fx, gconstpointer data)
   g_assert_no_error (error);
   objects = g_variant_get_child_value (reply, 0);
   g_assert_false (g_variant_lookup (objects, path, "*", NULL));
-  /* The turn in flight was ended for its prompter. */
+  /* The turn in flight was ended for its prompter, then the queued one:
+   * in order. */
   AB_WAIT_FOR (ab_turn_ended (fx->c, thread, busy), 5000);
+  AB_WAIT_FOR (ab_turn_ended (fx->c, thread, queued), 5000);
+  g_assert_cmpuint (ab_collector_lookup (fx->c, thread, busy)->ended_seq, <,
+                    ab_collector_lookup (fx->c, thread, queued)->ended_seq);
+  g_assert_cmpstr (ab_collector_lookup (fx->c, thread, queued)->reason, ==,
+                   "cancelled");
   g_assert_cmpuint (ab_broker_u (&fx->d, "SessionCount"), ==, 0);
   g_assert_cmpuint (ab_broker_u (&fx->d, "RunningCount"), ==, 0);
 }
