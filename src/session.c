@@ -60,6 +60,25 @@ typedef struct
   guint timeout_source;
 } PendingPermission;
 
+/* ListSessions' dictionary of a session (ab_session_to_variant) and
+ * the fields it was built from: those that can change after the session
+ * is made. */
+typedef struct
+{
+  GVariant *dict;
+  AbSessionState state;
+  guint pid;
+  guint queued;
+  gboolean switching;
+  guint64 turns;
+  guint64 last_turn;
+  gint64 created;
+  gint64 last_activity;
+  char *cwd;
+  char *acp_session;
+  char *last_reason;
+} DictCache;
+
 struct _AbSession
 {
   GObject parent_instance;
@@ -119,6 +138,8 @@ struct _AbSession
    * running (record_waiting_prompt), or 0; and which write that was. */
   guint64 waiting_turn;
   guint waiting_seq;
+
+  DictCache dict; /* the last ListSessions dictionary */
 
   /* updates read but not yet signalled */
   GPtrArray *pending_updates;
@@ -1762,24 +1783,6 @@ ab_session_get_turns (AbSession *self)
  * marshals that twice as fast as a serialised one.
  */
 
-/* The cached dictionary and what it was built from: the fields that can
- * change after the session is made. */
-typedef struct
-{
-  GVariant *dict;
-  AbSessionState state;
-  guint pid;
-  guint queued;
-  gboolean switching;
-  guint64 turns;
-  guint64 last_turn;
-  gint64 created;
-  gint64 last_activity;
-  char *cwd;
-  char *acp_session;
-  char *last_reason;
-} DictCache;
-
 static void
 dict_cache_clear (DictCache *k)
 {
@@ -1787,13 +1790,6 @@ dict_cache_clear (DictCache *k)
   g_clear_pointer (&k->cwd, g_free);
   g_clear_pointer (&k->acp_session, g_free);
   g_clear_pointer (&k->last_reason, g_free);
-}
-
-static void
-dict_cache_free (DictCache *k)
-{
-  dict_cache_clear (k);
-  g_free (k);
 }
 
 static gboolean
@@ -1854,18 +1850,8 @@ build_dict (AbSession *self, const DictCache *k)
 GVariant *
 ab_session_to_variant (AbSession *self)
 {
-  static GQuark quark;
-  DictCache *k;
+  DictCache *k = &self->dict;
 
-  if (quark == 0)
-    quark = g_quark_from_static_string ("ab-session-dict");
-  k = g_object_get_qdata (G_OBJECT (self), quark);
-  if (k == NULL)
-    {
-      k = g_new0 (DictCache, 1);
-      g_object_set_qdata_full (G_OBJECT (self), quark, k,
-                               (GDestroyNotify)dict_cache_free);
-    }
   if (dict_is_current (self, k))
     return k->dict;
   dict_cache_clear (k);
@@ -1969,6 +1955,7 @@ ab_session_finalize (GObject *object)
   g_free (self->auth_methods);
   g_free (self->failure);
   g_free (self->last_reason);
+  dict_cache_clear (&self->dict);
 
   G_OBJECT_CLASS (ab_session_parent_class)->finalize (object);
 }
