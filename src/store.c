@@ -643,17 +643,6 @@ write_record (const char *store_dir, const char *path, const char *json,
   return fsync_dir (store_dir, error);
 }
 
-gboolean
-ab_store_save (const char *store_dir, const AbSessionRecord *record,
-               GError **error)
-{
-  g_autofree char *json = ab_session_record_to_json (record);
-  g_autofree char *path = record_path (store_dir, record->thread);
-
-  ab_store_flush_path (path);
-  return write_record (store_dir, path, json, error);
-}
-
 /* ---- the write queue -------------------------------------------------- *
  *
  * Two fsyncs per write take milliseconds; the main loop does not wait for
@@ -868,12 +857,6 @@ wait_written (const char *path)
                           : g_hash_table_size (entries) > 0))
     g_cond_wait (&queue_cond, &queue_lock);
   g_mutex_unlock (&queue_lock);
-}
-
-void
-ab_store_flush_path (const char *path)
-{
-  wait_written (path);
 }
 
 gboolean

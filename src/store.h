@@ -39,14 +39,13 @@ AbSessionRecord *ab_session_record_parse_full (const char *data, gsize len,
                                                gboolean fast, GError **error);
 
 char *ab_store_dir (const char *state_dir);
-gboolean ab_store_save (const char *store_dir, const AbSessionRecord *record,
-                        GError **error);
 
 /* Called in the main context that queued the write, once the record (or
  * a newer one of the same thread) is on disk; @error says why not. */
 typedef void (*AbStoreSavedFunc) (gpointer user_data, const GError *error);
 
-/* Writes @record on a worker thread: atomically, as ab_store_save(). A
+/* Writes @record on a worker thread, atomically (a temporary file,
+ * fsync, rename, fsync of the directory), 0600. A
  * write of the same record still waiting is superseded, never done;
  * writes of one record are done in order. @func may be NULL (a failure
  * is then logged). */
@@ -56,8 +55,6 @@ void ab_store_save_async (const char *store_dir, const AbSessionRecord *record,
  * in the thread-default main context (and any writes they queue).
  * Returns whether it ran any. For the end of the process. */
 gboolean ab_store_flush (void);
-/* Blocks until the record file @path has no write queued or running. */
-void ab_store_flush_path (const char *path);
 /* Waits for the record's queued writes, then removes it. */
 gboolean ab_store_delete (const char *store_dir, const char *thread,
                           GError **error);

@@ -315,29 +315,6 @@ test_write_fails (Fixture *fx, gconstpointer data)
     g_assert_true (w[i].failed);
 }
 
-/* The synchronous write waits for queued ones of the same record, so it
- * is never overwritten by an older one. */
-static void
-test_sync_after_async (Fixture *fx, gconstpointer data)
-{
-  const char *thread = "cli:store/sync";
-  g_autoptr (GError) error = NULL;
-  g_autoptr (AbSessionRecord) last = make_record (thread, 100);
-  g_autoptr (AbSessionRecord) back = NULL;
-
-  for (guint i = 0; i < 10; i++)
-    {
-      g_autoptr (AbSessionRecord) r = make_record (thread, i + 1);
-
-      ab_store_save_async (fx->store_dir, r, NULL, NULL);
-    }
-  g_assert_true (ab_store_save (fx->store_dir, last, &error));
-  g_assert_no_error (error);
-  ab_store_flush ();
-  back = read_back (fx, thread, NULL);
-  g_assert_cmpuint (back->turns, ==, 100);
-}
-
 int
 main (int argc, char **argv)
 {
@@ -350,7 +327,6 @@ main (int argc, char **argv)
   ADD ("many-records-flush", test_many_records_flush);
   ADD ("delete-after-writes", test_delete_after_writes);
   ADD ("write-fails", test_write_fails);
-  ADD ("sync-after-async", test_sync_after_async);
 #undef ADD
   return g_test_run ();
 }
