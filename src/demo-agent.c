@@ -21,6 +21,9 @@
  *   pace R N [BYTES]  like "stream N BYTES stamp", but R chunks per second
  *                     (one every 1000/R ms), for latency measurements
  *   sleep S           one chunk, then wait S seconds (cancellable), end_turn
+ *   gate PATH         one chunk, then wait until the file PATH exists
+ *                     (cancellable), end_turn: a turn that runs exactly as
+ *                     long as a test wants, however loaded the machine is
  *   crash             one chunk, then _exit(3) in the middle of the turn
  *   hang              nothing at all until session/cancel → cancelled
  *   hang-hard         nothing at all, ever; session/cancel is ignored
@@ -71,6 +74,7 @@
 #define DEMO_AUTH_METHOD "demo-key"
 #define DEMO_CHUNK_DELAY_MS 50
 #define DEMO_STREAM_BYTES 16
+#define DEMO_GATE_POLL_MS 20
 #define DEMO_LONGLINE_BYTES (9 * 1024 * 1024)
 /* Steps without delay run in batches, so a fast stream still lets a
  * session/cancel on stdin in between batches. */
@@ -110,6 +114,7 @@ typedef enum
   STEP_STREAM,     /* step->n generated chunks ("stream") */
   STEP_PAUSE,      /* only the delay ("sleep") */
   STEP_HANG,       /* stay here; only a cancel ends the turn */
+  STEP_GATE,       /* stay here until the file step->text exists */
   STEP_CRASH,      /* _exit (3) */
   STEP_GARBAGE,    /* a line that is not JSON */
   STEP_LONGLINE,   /* one update line of step->n bytes */
@@ -692,6 +697,13 @@ turn_run_cb (gpointer user_data)
           break;
         case STEP_PAUSE:
           break;
+        case STEP_GATE:
+          if (!g_file_test (step->text, G_FILE_TEST_EXISTS))
+            {
+              step->delay_ms = DEMO_GATE_POLL_MS;
+              continue;
+            }
+          break;
         case STEP_HANG:
           demo_log ("hanging in session %s%s", turn->session->id,
                     turn->ignore_cancel ? " (ignoring cancel)" : "");
@@ -899,6 +911,13 @@ turn_plan (DemoTurn *turn, const char *mode_text, const char *prompt)
       text = g_strdup_printf ("sleeping %g s", seconds);
       turn_add_text (turn, 0, text);
       turn_add_step (turn, STEP_PAUSE, (guint)(seconds * 1000));
+    }
+  else if (g_str_equal (word, "gate") && words[1] != NULL)
+    {
+      g_autofree char *text = g_strdup_printf ("waiting for %s", words[1]);
+
+      turn_add_text (turn, 0, text);
+      turn_add_step (turn, STEP_GATE, 0)->text = g_strdup (words[1]);
     }
   else if (g_str_equal (word, "crash"))
     {
@@ -1434,6 +1453,7 @@ main (int argc, char **argv)
       "                    \"stamp\" in the prompt adds t=<monotonic usec>\n"
       "  pace R N [BYTES]  N stamped chunks, R per second\n"
       "  sleep S           one chunk, wait S seconds (cancellable)\n"
+      "  gate PATH         one chunk, wait until PATH exists (cancellable)\n"
       "  crash             one chunk, then exit 3 mid-turn\n"
       "  hang | hang-hard  never answer (hang-hard also ignores cancel)\n"
       "  garbage           write a line of invalid JSON\n"

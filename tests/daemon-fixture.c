@@ -663,3 +663,30 @@ ab_process_gone (pid_t pid)
   paren = strrchr (stat, ')');
   return paren != NULL && (paren[2] == 'Z' || paren[2] == 'X');
 }
+
+static char *
+gate_path (AbDaemonFixture *fx, const char *name)
+{
+  g_autofree char *base = g_strconcat ("gate-", name, NULL);
+
+  return g_build_filename (fx->tmpdir, base, NULL);
+}
+
+char *
+ab_gate_prompt (AbDaemonFixture *fx, const char *name)
+{
+  g_autofree char *path = gate_path (fx, name);
+
+  g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+  return g_strconcat ("gate ", path, NULL);
+}
+
+void
+ab_gate_open (AbDaemonFixture *fx, const char *name)
+{
+  g_autofree char *path = gate_path (fx, name);
+  g_autoptr (GError) error = NULL;
+
+  g_file_set_contents (path, "", 0, &error);
+  g_assert_no_error (error);
+}

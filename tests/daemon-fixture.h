@@ -143,4 +143,10 @@ void ab_assert_error_named (const GError *error, int code, const char *name);
  * zombie: PID 1 of a sandbox may not reap what it inherits. */
 gboolean ab_process_gone (pid_t pid);
 
+/* The prompt of a demo agent turn that runs until ab_gate_open() with the
+ * same @name: for tests that must look at a turn while it runs, however
+ * slow the machine. */
+char *ab_gate_prompt (AbDaemonFixture *fx, const char *name);
+void ab_gate_open (AbDaemonFixture *fx, const char *name);
+
 G_END_DECLS

@@ -788,26 +788,31 @@ test_lifecycle (Fixture *fx, gconstpointer data)
   g_autofree char *reason = NULL;
   g_autofree char *config = NULL;
   gboolean drained = FALSE;
-  gint64 deadline;
+  gint64 deadline, started, echo_us;
   guint64 turn;
   Reply r;
 
   expect_ready (fx, 200, "{\"ready\":true}\n", 1);
 
-  /* A prompt that ends normally. */
+  /* A prompt that ends normally; the client's view of its length bounds
+   * the daemon's, which starts after the call and ends before the signal. */
+  started = g_get_monotonic_time ();
   turn = prompt (fx, "cli:health/a", "echo hello");
   reason = wait_turn_end (fx, "cli:health/a", turn);
+  echo_us = g_get_monotonic_time () - started;
   g_assert_cmpstr (reason, ==, "end_turn");
   g_clear_pointer (&reason, g_free);
 
-  /* A turn in flight holds the drain in "draining". */
-  turn = prompt (fx, "cli:health/a", "sleep 1.5");
+  /* A turn in flight holds the drain in "draining": "hang" ends only when
+   * cancelled, so the drain cannot finish before the test looks. */
+  turn = prompt (fx, "cli:health/a", "hang");
+  started = g_get_monotonic_time ();
   g_dbus_connection_call (fx->d.connection, "org.agentbroker.Broker1",
                           "/org/agentbroker/Broker1", "org.agentbroker.Broker1",
-                          "Drain", g_variant_new ("(u)", 20),
+                          "Drain", g_variant_new ("(u)", 60),
                           G_VARIANT_TYPE ("(uu)"), G_DBUS_CALL_FLAGS_NONE,
-                          30000, NULL, on_drained, &drained);
-  deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+                          90000, NULL, on_drained, &drained);
+  deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
   for (;;)
     {
       http (&fx->t, "GET", "/readyz", &r);
@@ -832,10 +837,17 @@ test_lifecycle (Fixture *fx, gconstpointer data)
   g_assert_true (strstr (error->message, "draining") != NULL);
   g_clear_error (&error);
 
+  /* Still draining while the turn runs; it runs at least 1.5 s. */
+  while (g_get_monotonic_time () - started < 3 * G_USEC_PER_SEC / 2)
+    g_usleep (100000);
+  g_assert_false (drained);
+  expect_ready (fx, 503, "{\"ready\":false,\"reason\":\"draining\"}\n", 1);
+  reply = call (fx, "Cancel", g_variant_new ("(s)", "cli:health/a"), NULL);
+
   while (!drained)
     g_main_context_iteration (NULL, TRUE);
   reason = wait_turn_end (fx, "cli:health/a", turn);
-  g_assert_cmpstr (reason, ==, "end_turn");
+  g_assert_cmpstr (reason, ==, "cancelled");
   expect_ready (fx, 503, "{\"ready\":false,\"reason\":\"drained\"}\n", 1);
 
   g_clear_pointer (&reply, g_variant_unref);
@@ -859,13 +871,26 @@ test_lifecycle (Fixture *fx, gconstpointer data)
 
   after = fetch_metrics (&fx->t);
   assert_moved (before, after, "agentbroker_turns_total{reason=\"end_turn\"}",
-                2);
+                1);
+  /* No turn was cancelled before this one: the reason has no sample yet. */
+  g_assert_null (g_hash_table_lookup (
+      before, "agentbroker_turns_total{reason=\"cancelled\"}"));
+  g_assert_cmpfloat (
+      sample (after, "agentbroker_turns_total{reason=\"cancelled\"}"), ==, 1);
   assert_moved (before, after,
                 "agentbroker_turn_duration_seconds_bucket{le=\"+Inf\"}", 2);
   assert_moved (before, after, "agentbroker_turn_duration_seconds_count", 2);
-  /* The sleep took 1.5 s: above the 1 s bucket, within 2.5 s. */
-  assert_moved (before, after,
-                "agentbroker_turn_duration_seconds_bucket{le=\"1\"}", 1);
+  /* The cancelled turn ran over 1.5 s: never in the 1 s bucket.  The echo
+   * is in it whenever the client saw it take under a second. */
+  if (echo_us < G_USEC_PER_SEC)
+    assert_moved (before, after,
+                  "agentbroker_turn_duration_seconds_bucket{le=\"1\"}", 1);
+  else
+    g_assert_cmpfloat (
+        sample (after, "agentbroker_turn_duration_seconds_bucket{le=\"1\"}")
+            - sample (before,
+                      "agentbroker_turn_duration_seconds_bucket{le=\"1\"}"),
+        <=, 1);
   g_assert_cmpfloat (sample (after, "agentbroker_turn_duration_seconds_sum"),
                      >=, 1.5);
   assert_moved (before, after,
@@ -895,8 +920,9 @@ test_pool_exhausted (Fixture *fx, gconstpointer data)
   g_autofree char *reason = NULL;
   guint64 turn;
 
-  /* The only slot is busy: no session can start. */
-  turn = prompt (fx, "cli:health/a", "sleep 3");
+  /* The only slot is busy until its turn is cancelled: no session can
+   * start. */
+  turn = prompt (fx, "cli:health/a", "hang");
   expect_ready (fx, 503, "{\"ready\":false,\"reason\":\"pool_exhausted\"}\n",
                 1);
   reply = ab_daemon_call (
@@ -907,8 +933,10 @@ test_pool_exhausted (Fixture *fx, gconstpointer data)
   g_clear_error (&error);
 
   /* Idle now: a new session would suspend it, so ready again. */
+  reply = call (fx, "Cancel", g_variant_new ("(s)", "cli:health/a"), NULL);
+  g_clear_pointer (&reply, g_variant_unref);
   reason = wait_turn_end (fx, "cli:health/a", turn);
-  g_assert_cmpstr (reason, ==, "end_turn");
+  g_assert_cmpstr (reason, ==, "cancelled");
   expect_ready_soon (fx, 200, "{\"ready\":true}\n", 1);
 
   /* An agent that dies in the handshake is a spawn failure. */

@@ -345,6 +345,7 @@ test_records (Fixture *fx, gconstpointer data)
   g_autoptr (JsonObject) rec1 = NULL;
   g_autoptr (JsonObject) running = NULL;
   g_autoptr (JsonObject) rec2 = NULL;
+  g_autofree char *gate = NULL;
   struct stat st;
   guint64 turn;
 
@@ -372,15 +373,17 @@ test_records (Fixture *fx, gconstpointer data)
   g_assert_cmpint (
       json_object_get_int_member_with_default (rec1, "running_turn", 0), ==, 0);
 
-  /* At turn start the record names the turn in flight (a turn long
-   * enough to still run when the record is read, under valgrind too). */
-  turn = ab_prompt (fx->d.connection, NULL, thread, "sleep 3");
+  /* At turn start the record names the turn in flight (a turn that runs
+   * until the record has been read). */
+  gate = ab_gate_prompt (&fx->d, "records");
+  turn = ab_prompt (fx->d.connection, NULL, thread, gate);
   AB_WAIT_FOR (ab_turn_has_update (fx->c, thread, turn), TURN_TIMEOUT_MS);
   running = read_record (fx, thread);
   g_assert_cmpint (json_object_get_int_member (running, "turns"), ==, 2);
   g_assert_cmpint (
       json_object_get_int_member_with_default (running, "running_turn", 0), ==,
       turn);
+  ab_gate_open (&fx->d, "records");
   /* At turn end it no longer does. */
   g_assert_cmpstr (ab_wait_turn (fx->c, thread, turn, TURN_TIMEOUT_MS)->reason,
                    ==, "end_turn");
@@ -794,6 +797,7 @@ test_drain (Fixture *fx, gconstpointer data)
   const char *late = "cli:drain/late";
   g_autofree char *answer = NULL;
   g_autoptr (GVariant) list = NULL;
+  g_autofree char *gate = NULL;
   DrainCall d;
   AbTurn *rec;
   guint64 turn;
@@ -802,7 +806,8 @@ test_drain (Fixture *fx, gconstpointer data)
   g_assert_true (broker_state_is (fx, "running"));
   g_assert_true (broker_accepting (fx));
   answer = prompt_ok (fx, idle, "echo idle");
-  turn = ab_prompt (fx->d.connection, NULL, busy, "sleep 2");
+  gate = ab_gate_prompt (&fx->d, "drain");
+  turn = ab_prompt (fx->d.connection, NULL, busy, gate);
   AB_WAIT_FOR (ab_turn_has_update (fx->c, busy, turn), TURN_TIMEOUT_MS);
 
   drain_send (fx, &d, 10);
@@ -820,8 +825,10 @@ test_drain (Fixture *fx, gconstpointer data)
   list = ab_list_sessions (&fx->d);
   g_assert_cmpuint (g_variant_n_children (list), ==, 2);
   g_assert_true (ab_state_is (&fx->d, busy, "busy"));
+  g_assert_false (d.done);
 
   /* The running turn finishes, then the drain returns. */
+  ab_gate_open (&fx->d, "drain");
   rec = ab_wait_turn (fx->c, busy, turn, TURN_TIMEOUT_MS);
   g_assert_cmpstr (rec->reason, ==, "end_turn");
   AB_WAIT_FOR (d.done, 10000);
@@ -1008,7 +1015,7 @@ test_reload_unchanged_profile (Fixture *fx, gconstpointer data)
 {
   const char *slow = "cli:reload/slow";
   const char *fast = "cli:reload/fast";
-  g_autofree char *yaml = NULL;
+  g_autofree char *yaml = NULL, *gate = NULL;
   guint32 generation, pid_slow, pid_fast;
   guint64 turn_slow, turn_fast;
   AbTurn *rec;
@@ -1019,7 +1026,8 @@ test_reload_unchanged_profile (Fixture *fx, gconstpointer data)
   generation = ab_broker_u (&fx->d, "Generation");
   g_assert_cmpuint (ab_broker_u (&fx->d, "MaxSessions"), !=, 7);
 
-  turn_slow = ab_prompt (fx->d.connection, NULL, slow, "sleep 2");
+  gate = ab_gate_prompt (&fx->d, "slow");
+  turn_slow = ab_prompt (fx->d.connection, NULL, slow, gate);
   AB_WAIT_FOR (ab_turn_has_update (fx->c, slow, turn_slow), TURN_TIMEOUT_MS);
   pid_slow = ab_session_u (&fx->d, slow, "pid");
   turn_fast = ab_prompt (fx->d.connection, NULL, fast, "stream 2000");
@@ -1034,9 +1042,10 @@ test_reload_unchanged_profile (Fixture *fx, gconstpointer data)
   g_assert_true (broker_state_is (fx, "running"));
   g_assert_true (broker_accepting (fx));
 
+  ab_gate_open (&fx->d, "slow");
   rec = ab_wait_turn (fx->c, slow, turn_slow, TURN_TIMEOUT_MS);
   g_assert_cmpstr (rec->reason, ==, "end_turn");
-  /* "sleep S" sends one chunk, then ends. */
+  /* "gate PATH" sends one chunk, then ends. */
   g_assert_cmpuint (rec->chunks->len, ==, 1);
   rec = ab_wait_turn (fx->c, fast, turn_fast, TURN_TIMEOUT_MS);
   ab_assert_stream (rec, 2000, 16);

@@ -658,15 +658,17 @@ test_queue_order (Fixture *fx, gconstpointer data)
   g_autoptr (AbPromptCall) p2 = NULL;
   g_autoptr (AbPromptCall) p3 = NULL;
   g_autoptr (GError) error = NULL;
-  g_autofree char *w = NULL;
+  g_autofree char *w = NULL, *gate = NULL;
   guint64 t1, t2, t3;
   AbTurn *r1, *r2, *r3;
 
   start_daemon (fx, NULL, NULL, NULL);
   w = prompt_ok (fx, thread, "echo warm-up");
+  gate = ab_gate_prompt (&fx->d, "first");
 
-  /* Back to back, without waiting for the replies. */
-  p1 = ab_prompt_send (fx->d.connection, fx->c, thread, "sleep 1", NULL);
+  /* Back to back, without waiting for the replies; the first runs until
+   * the queue has been looked at. */
+  p1 = ab_prompt_send (fx->d.connection, fx->c, thread, gate, NULL);
   p2 = ab_prompt_send (fx->d.connection, fx->c, thread, "echo second", NULL);
   p3 = ab_prompt_send (fx->d.connection, fx->c, thread, "echo third", NULL);
   t1 = ab_prompt_finish (p1, &error);
@@ -683,6 +685,7 @@ test_queue_order (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (ab_session_u (&fx->d, thread, "queued"), ==, 2);
   g_assert_cmpuint (ab_broker_u (&fx->d, "BusyCount"), ==, 1);
 
+  ab_gate_open (&fx->d, "first");
   r3 = ab_wait_turn (fx->c, thread, t3, TURN_TIMEOUT_MS);
   r1 = ab_collector_lookup (fx->c, thread, t1);
   r2 = ab_collector_lookup (fx->c, thread, t2);
@@ -690,7 +693,9 @@ test_queue_order (Fixture *fx, gconstpointer data)
   g_assert_cmpstr (r1->reason, ==, "end_turn");
   g_assert_cmpstr (r2->reason, ==, "end_turn");
   g_assert_cmpstr (r3->reason, ==, "end_turn");
-  g_assert_cmpstr (r1->text->str, ==, "sleeping 1 s");
+  g_assert_true (g_str_has_prefix (r1->text->str, "waiting for "));
+  g_assert_cmpstr (r1->text->str + strlen ("waiting for "), ==,
+                   gate + strlen ("gate "));
   g_assert_cmpstr (r2->text->str, ==, "echo second");
   g_assert_cmpstr (r3->text->str, ==, "echo third");
   /* One after the other: nothing of a turn before the previous ended. */
