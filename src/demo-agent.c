@@ -21,9 +21,10 @@
  *   pace R N [BYTES]  like "stream N BYTES stamp", but R chunks per second
  *                     (one every 1000/R ms), for latency measurements
  *   sleep S           one chunk, then wait S seconds (cancellable), end_turn
- *   gate PATH         one chunk, then wait until the file PATH exists
- *                     (cancellable), end_turn: a turn that runs exactly as
- *                     long as a test wants, however loaded the machine is
+ *   gate PATH [MODE]  one chunk, then wait until the file PATH exists
+ *                     (cancellable), then MODE if given, end_turn: a turn
+ *                     that runs exactly as long as a test wants, however
+ *                     loaded the machine is
  *   crash             one chunk, then _exit(3) in the middle of the turn
  *   hang              nothing at all until session/cancel → cancelled
  *   hang-hard         nothing at all, ever; session/cancel is ignored
@@ -918,6 +919,12 @@ turn_plan (DemoTurn *turn, const char *mode_text, const char *prompt)
 
       turn_add_text (turn, 0, text);
       turn_add_step (turn, STEP_GATE, 0)->text = g_strdup (words[1]);
+      if (words[2] != NULL)
+        {
+          g_autofree char *rest = g_strjoinv (" ", words + 2);
+
+          turn_plan (turn, rest, rest);
+        }
     }
   else if (g_str_equal (word, "crash"))
     {
@@ -1453,7 +1460,8 @@ main (int argc, char **argv)
       "                    \"stamp\" in the prompt adds t=<monotonic usec>\n"
       "  pace R N [BYTES]  N stamped chunks, R per second\n"
       "  sleep S           one chunk, wait S seconds (cancellable)\n"
-      "  gate PATH         one chunk, wait until PATH exists (cancellable)\n"
+      "  gate PATH [MODE]  one chunk, wait until PATH exists (cancellable),\n"
+      "                    then MODE\n"
       "  crash             one chunk, then exit 3 mid-turn\n"
       "  hang | hang-hard  never answer (hang-hard also ignores cancel)\n"
       "  garbage           write a line of invalid JSON\n"

@@ -664,8 +664,8 @@ ab_process_gone (pid_t pid)
   return paren != NULL && (paren[2] == 'Z' || paren[2] == 'X');
 }
 
-static char *
-gate_path (AbDaemonFixture *fx, const char *name)
+char *
+ab_gate_path (AbDaemonFixture *fx, const char *name)
 {
   g_autofree char *base = g_strconcat ("gate-", name, NULL);
 
@@ -675,7 +675,7 @@ gate_path (AbDaemonFixture *fx, const char *name)
 char *
 ab_gate_prompt (AbDaemonFixture *fx, const char *name)
 {
-  g_autofree char *path = gate_path (fx, name);
+  g_autofree char *path = ab_gate_path (fx, name);
 
   g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
   return g_strconcat ("gate ", path, NULL);
@@ -684,7 +684,7 @@ ab_gate_prompt (AbDaemonFixture *fx, const char *name)
 void
 ab_gate_open (AbDaemonFixture *fx, const char *name)
 {
-  g_autofree char *path = gate_path (fx, name);
+  g_autofree char *path = ab_gate_path (fx, name);
   g_autoptr (GError) error = NULL;
 
   g_file_set_contents (path, "", 0, &error);

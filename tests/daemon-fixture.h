@@ -145,7 +145,8 @@ gboolean ab_process_gone (pid_t pid);
 
 /* The prompt of a demo agent turn that runs until ab_gate_open() with the
  * same @name: for tests that must look at a turn while it runs, however
- * slow the machine. */
+ * slow the machine.  ab_gate_path() is the file the gate waits for. */
+char *ab_gate_path (AbDaemonFixture *fx, const char *name);
 char *ab_gate_prompt (AbDaemonFixture *fx, const char *name);
 void ab_gate_open (AbDaemonFixture *fx, const char *name);
 
