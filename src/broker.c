@@ -30,6 +30,8 @@ struct _AbBroker
   GTask *drain_task;
   guint drain_deadline;
   guint drain_interrupted;
+  guint drain_refused; /* prompts still waiting for an agent at the deadline */
+  gboolean drain_cutting; /* the deadline is ending what runs: counts first */
   gulong drain_busy_handler;
 };
 
@@ -379,9 +381,10 @@ drain_finish (AbBroker *self)
 
   g_clear_handle_id (&self->drain_deadline, g_source_remove);
   g_clear_signal_handler (&self->drain_busy_handler, self->pool);
+  /* In flight at the start, less what the deadline ended. */
   counts[0] = GPOINTER_TO_UINT (g_task_get_task_data (task));
   counts[1] = self->drain_interrupted;
-  counts[0] = counts[0] > counts[1] ? counts[0] - counts[1] : 0;
+  counts[0] -= MIN (counts[0], counts[1] + self->drain_refused);
 
   set_state (self, next);
   if (next == AB_BROKER_STATE_DRAINED)
@@ -394,7 +397,8 @@ drain_finish (AbBroker *self)
 static void
 on_busy_changed (AbPool *pool, GParamSpec *pspec, AbBroker *self)
 {
-  if (ab_pool_get_busy_count (pool) == 0 && self->drain_task != NULL)
+  if (ab_pool_get_busy_count (pool) == 0 && self->drain_task != NULL
+      && !self->drain_cutting)
     drain_finish (self);
 }
 
@@ -403,27 +407,37 @@ on_drain_deadline (gpointer user_data)
 {
   AbBroker *self = user_data;
   g_autoptr (GPtrArray) all = ab_pool_list (self->pool);
+  g_autoptr (GError) refusal = NULL;
 
   self->drain_deadline = 0;
+  ab_broker_check_accepting (self, &refusal);
+  g_assert (refusal != NULL);
+  self->drain_cutting = TRUE;
   for (guint i = 0; i < all->len; i++)
     {
       AbSession *s = g_ptr_array_index (all, i);
+      guint refused = 0;
 
       if (ab_session_is_busy (s))
         {
-          self->drain_interrupted++;
-          ab_session_interrupt (s);
+          self->drain_interrupted += ab_session_interrupt (s, refusal, &refused);
+          self->drain_refused += refused;
         }
     }
-  g_message ("drain deadline reached: interrupting %u turn(s)",
-             self->drain_interrupted);
+  self->drain_cutting = FALSE;
+  g_message ("drain deadline reached: interrupting %u turn(s), refusing %u "
+             "prompt(s) still waiting for an agent",
+             self->drain_interrupted, self->drain_refused);
+  if (ab_pool_get_busy_count (self->pool) == 0)
+    drain_finish (self);
   return G_SOURCE_REMOVE;
 }
 
 /* Gates ingress (the caller has set the state), then waits for every
- * turn in flight; at the deadline the remaining ones are cut and reported
- * interrupted. Pending permission requests are denied so they cannot hold
- * the drain. */
+ * turn in flight, queued ones and prompts waiting for their agent
+ * included; at the deadline the remaining turns are cut and reported
+ * interrupted, and the waiting prompts are refused. Pending permission
+ * requests are denied so they cannot hold the drain. */
 static void
 start_drain (AbBroker *self, guint timeout_seconds, const char *reason,
              GTask *task)
@@ -445,6 +459,7 @@ start_drain (AbBroker *self, guint timeout_seconds, const char *reason,
   g_task_set_task_data (task, GUINT_TO_POINTER (busy), NULL);
   self->drain_task = task;
   self->drain_interrupted = 0;
+  self->drain_refused = 0;
   if (ab_pool_get_busy_count (self->pool) == 0)
     {
       drain_finish (self);

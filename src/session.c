@@ -857,8 +857,10 @@ start_turn (AbSession *self)
 {
   AbTurn *turn = g_queue_pop_head (&self->queue);
 
-  notify_queued (self);
+  /* Current before anyone hears of the shorter queue: the session never
+   * looks idle between the two, or a drain waiting for it would end. */
   self->current = turn;
+  notify_queued (self);
   turn->started = g_get_monotonic_time ();
   self->cancel_reason = NULL;
   set_state (self, AB_SESSION_STATE_BUSY);
@@ -1077,8 +1079,10 @@ on_terminated (GObject *source, GAsyncResult *result, gpointer user_data)
   schedule_kick (self);
 }
 
+/* Prompts waiting for the agent get @code with @message: none was
+ * accepted. */
 static void
-fail_waiters (AbSession *self, const char *message)
+refuse_waiters (AbSession *self, int code, const char *message)
 {
   StartWaiter *waiter;
 
@@ -1086,11 +1090,16 @@ fail_waiters (AbSession *self, const char *message)
     forget_waiting_prompt (self);
   while ((waiter = g_queue_pop_head (&self->waiters)) != NULL)
     {
-      g_task_return_new_error (waiter->task, AB_ERROR, AB_ERROR_AGENT_FAILED,
-                               "%s", message);
+      g_task_return_new_error (waiter->task, AB_ERROR, code, "%s", message);
       waiter_free (waiter);
     }
   notify_queued (self);
+}
+
+static void
+fail_waiters (AbSession *self, const char *message)
+{
+  refuse_waiters (self, AB_ERROR_AGENT_FAILED, message);
 }
 
 /* Stops the agent process group; the session ends in @final_state. */
@@ -1614,10 +1623,17 @@ ab_session_deny_permissions (AbSession *self)
 }
 
 /* Drain deadline: the turn in flight is cut and reported interrupted. */
-void
-ab_session_interrupt (AbSession *self)
+guint
+ab_session_interrupt (AbSession *self, const GError *refusal, guint *refused)
 {
+  guint turns = g_queue_get_length (&self->queue)
+                + (self->current != NULL && self->cancel_reason == NULL);
+
+  *refused = g_queue_get_length (&self->waiters);
+  refuse_waiters (self, refusal->code, refusal->message);
+  drop_queue (self, "interrupted", _ ("interrupted before it started"));
   cut_turn (self, "interrupted");
+  return turns;
 }
 
 void
@@ -1726,7 +1742,10 @@ ab_session_is_running (AbSession *self)
 gboolean
 ab_session_is_busy (AbSession *self)
 {
+  /* Prompts waiting for the agent to start are in flight too: they passed
+   * the gate and will run. */
   return self->current != NULL || !g_queue_is_empty (&self->queue)
+         || !g_queue_is_empty (&self->waiters)
          || !g_queue_is_empty (&self->endings);
 }
 

@@ -62,7 +62,11 @@ gboolean ab_session_prompt_finish (AbSession *self, GAsyncResult *result,
                                    guint64 *turn, GError **error);
 
 void ab_session_cancel (AbSession *self);
-void ab_session_interrupt (AbSession *self);
+/* Ends everything in flight: the running turn and the queued ones are
+ * interrupted, prompts still waiting for the agent get @refusal (their
+ * number in @refused). Returns the number of turns interrupted. */
+guint ab_session_interrupt (AbSession *self, const GError *refusal,
+                            guint *refused);
 void ab_session_deny_permissions (AbSession *self);
 gboolean ab_session_answer_permission (AbSession *self, const char *request,
                                        const char *option, GError **error);

@@ -901,6 +901,103 @@ test_drain_deadline (Fixture *fx, gconstpointer data)
   g_free (prompt_ok (fx, thread, "echo still usable"));
 }
 
+/* A turn queued behind the running one is in flight too: the drain waits
+ * for both, and the moment the second starts does not end it; at the
+ * deadline both are interrupted. */
+static void
+test_drain_queued (Fixture *fx, gconstpointer data)
+{
+  const gboolean deadline = GPOINTER_TO_INT (data);
+  const char *thread = "cli:drain/queued";
+  g_autofree char *gate = NULL;
+  DrainCall d;
+  guint64 first, second;
+
+  start_daemon (fx, NULL, NULL);
+  gate = ab_gate_prompt (&fx->d, "queued");
+  first = ab_prompt (fx->d.connection, NULL, thread, gate);
+  second = ab_prompt (fx->d.connection, NULL, thread, "echo queued");
+  AB_WAIT_FOR (ab_turn_has_update (fx->c, thread, first), TURN_TIMEOUT_MS);
+  g_assert_cmpuint (ab_session_u (&fx->d, thread, "queued"), ==, 1);
+
+  drain_send (fx, &d, deadline ? 1 : 60);
+  AB_WAIT_FOR (broker_state_is (fx, "draining"), 5000);
+  if (!deadline)
+    ab_gate_open (&fx->d, "queued");
+  AB_WAIT_FOR (d.done, TURN_TIMEOUT_MS);
+  g_assert_no_error (d.error);
+  /* Both ended before the drain's reply, which follows their signals. */
+  g_assert_true (ab_turn_ended (fx->c, thread, first));
+  g_assert_true (ab_turn_ended (fx->c, thread, second));
+  g_assert_cmpstr (ab_collector_lookup (fx->c, thread, first)->reason, ==,
+                   deadline ? "interrupted" : "end_turn");
+  g_assert_cmpstr (ab_collector_lookup (fx->c, thread, second)->reason, ==,
+                   deadline ? "interrupted" : "end_turn");
+  g_assert_cmpuint (d.finished, ==, deadline ? 0 : 2);
+  g_assert_cmpuint (d.interrupted, ==, deadline ? 2 : 0);
+  g_assert_true (broker_state_is (fx, "drained"));
+  g_assert_cmpuint (ab_broker_u (&fx->d, "BusyCount"), ==, 0);
+}
+
+/* A prompt that came in before the drain and waits for its agent to start
+ * holds the drain; at the deadline it is refused, as if it came after. */
+static void
+test_drain_starting (Fixture *fx, gconstpointer data)
+{
+  const gboolean deadline = GPOINTER_TO_INT (data);
+  const char *thread = "cli:drain/starting";
+  g_autofree char *gate = ab_gate_path (&fx->d, "start");
+  g_autofree char *agents = NULL;
+  g_autoptr (AbPromptCall) p = NULL;
+  g_autoptr (GError) error = NULL;
+  DrainCall d;
+  guint64 turn;
+
+  /* An agent that starts when the test says so. */
+  agents = g_strdup_printf (
+      "  slow:\n"
+      "    command: [sh, -c, \"while [ ! -e $0 ]; do sleep 0.05; done; "
+      "exec agentbroker-demo-agent\", %s]\n",
+      gate);
+  start_daemon (fx, agents, NULL);
+  p = ab_prompt_send (fx->d.connection, NULL, thread, "echo late", "slow");
+  AB_WAIT_FOR (session_exists (fx, thread)
+                   && ab_state_is (&fx->d, thread, "starting"),
+               TURN_TIMEOUT_MS);
+  g_assert_cmpuint (ab_broker_u (&fx->d, "BusyCount"), ==, 1);
+
+  drain_send (fx, &d, deadline ? 1 : 60);
+  if (deadline)
+    {
+      AB_WAIT_FOR (d.done, 10000);
+      g_assert_no_error (d.error);
+      g_assert_cmpuint (d.finished, ==, 0);
+      g_assert_cmpuint (d.interrupted, ==, 0);
+      g_assert_cmpuint (ab_prompt_finish (p, &error), ==, 0);
+      ab_assert_error_named (error, AB_ERROR_DRAINING,
+                             "org.agentbroker.Error.Draining");
+      ab_gate_open (&fx->d, "start");
+      g_assert_true (broker_state_is (fx, "drained"));
+      ab_call_ok (&fx->d, "Resume", NULL);
+      g_free (prompt_ok (fx, thread, "echo after the drain"));
+      return;
+    }
+
+  /* Whatever the drain had answered by now has arrived. */
+  ab_sync_with_daemon (fx->d.connection);
+  g_assert_false (d.done);
+  g_assert_true (broker_state_is (fx, "draining"));
+  ab_gate_open (&fx->d, "start");
+  turn = ab_prompt_finish (p, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (ab_wait_turn (fx->c, thread, turn, TURN_TIMEOUT_MS)->reason,
+                   ==, "end_turn");
+  AB_WAIT_FOR (d.done, TURN_TIMEOUT_MS);
+  g_assert_no_error (d.error);
+  g_assert_cmpuint (d.finished, ==, 1);
+  g_assert_cmpuint (d.interrupted, ==, 0);
+}
+
 static void
 test_drain_denies_permission (Fixture *fx, gconstpointer data)
 {
@@ -1176,6 +1273,10 @@ main (int argc, char **argv)
   ADD ("drain/resume", test_drain, NULL);
   ADD ("drain/deadline", test_drain_deadline, "hang");
   ADD ("drain/deadline-hang-hard", test_drain_deadline, "hang-hard");
+  ADD ("drain/queued", test_drain_queued, GINT_TO_POINTER (FALSE));
+  ADD ("drain/queued-deadline", test_drain_queued, GINT_TO_POINTER (TRUE));
+  ADD ("drain/starting", test_drain_starting, GINT_TO_POINTER (FALSE));
+  ADD ("drain/starting-deadline", test_drain_starting, GINT_TO_POINTER (TRUE));
   ADD ("drain/denies-permission", test_drain_denies_permission, NULL);
   ADD ("stop/while-streaming", test_stop_while_streaming, NULL);
   ADD ("stop/deadline", test_stop_deadline, NULL);
