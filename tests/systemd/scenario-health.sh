@@ -50,17 +50,20 @@ check "the daemon took the socket from systemd" \
     <<<"$(journalctl -b -u $ab_unit --no-pager -o cat)"
 
 # --- drain, resume, reload --------------------------------------------------------
-# The turn must still run while the checks below read /readyz during the
-# drain (once it ends the reason is "drained"): 8 s leaves room for a
-# loaded machine. The drain's deadline is longer than the turn.
+# The turn runs (the demo agent's "gate PATH" holds it) until the checks
+# below have read /readyz during the drain (once it ends the reason is
+# "drained"); the agent's sandbox leaves /run visible.
+gate=/run/agentbroker-test-gate-health
+rm -f $gate
 check "a prompt starts a turn" busctl --system call $ab_name $ab_path $ab_name \
-    Prompt 'ssa{sv}' cli:health/a 'sleep 8' 0
+    Prompt 'ssa{sv}' cli:health/a "gate $gate" 0
 busctl --system --timeout=60 call $ab_name $ab_path $ab_name Drain u 30 \
     >/tmp/drain.out 2>&1 &
 drain_pid=$!
 check "/readyz is 503 while draining" wait_until 8 ready_is 503
 check "/readyz says why" grep -q '"reason":"draining"' <<<"$(body /readyz)"
 check_eq "/livez stays 200 while draining" 200 "$(status /livez)"
+touch $gate
 if wait "$drain_pid"; then ok "Drain returns"; else
     not_ok "Drain returns"
     diag "$(cat /tmp/drain.out)"

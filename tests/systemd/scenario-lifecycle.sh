@@ -43,6 +43,11 @@ wait_prompts() {
     done
 }
 started() { test -s "$work/$1.out"; }
+# gate NAME: the demo agent's "gate PATH" holds a turn until open_gate NAME,
+# however loaded the machine; the agent reads /run, which its sandbox leaves
+# visible.
+gate() { rm -f "/run/agentbroker-test-gate-$1"; echo "/run/agentbroker-test-gate-$1"; }
+open_gate() { touch "/run/agentbroker-test-gate-$1"; }
 # check_answer DESCRIPTION NAME TEXT: NAME ended with 0 and said TEXT
 check_answer() {
     if [ "$(rc_of "$2")" = 0 ] && grep -qF "$3" "$work/$2.out"; then
@@ -111,12 +116,11 @@ check_eq "WatchdogUSec is 3s" 3s "$(unit_prop $ab_unit WatchdogUSec)"
 diag "systemctl reload while turns stream"
 ctl prompt cli:idle-a hello >/dev/null
 ctl prompt --agent other cli:idle-b hello >/dev/null
-# The sleeping turns first: while a stream runs at full speed, the start
+# The waiting turns first: while a stream runs at full speed, the start
 # of other sessions' turns is held back (see the diagnostic below).
-# They must still run when the reload returns, after the streams have
-# started: 10 s leaves room for a loaded machine (the streams take longer).
-bg_prompt sl1 cli:sleep-1 sleep 10
-bg_prompt sl2 --agent other cli:sleep-2 sleep 10
+# They wait until the reload has returned.
+bg_prompt sl1 cli:sleep-1 gate "$(gate sl1)"
+bg_prompt sl2 --agent other cli:sleep-2 gate "$(gate sl2)"
 wait_until 30 started sl1
 wait_until 30 started sl2
 bg_prompt st1 cli:stream-1 stream 100000 64
@@ -151,6 +155,8 @@ while kill -0 $reload_pid 2>/dev/null; do
         loop_failed=$((loop_failed + 1))
 done
 wait $reload_pid
+open_gate sl1
+open_gate sl2
 still=$(cat "$work/reload.still")
 check_eq "systemctl reload succeeds" 0 "$(cat "$work/reload.rc")"
 diag "$(cat "$work/reload.log")"
@@ -158,7 +164,7 @@ diag "$busy turn(s) ran when the reload began; still running when it returned:$s
 reload_while_running() {
     grep -qw sl1 <<<"$still" && grep -qw sl2 <<<"$still" && grep -qwE 'st1|st2' <<<"$still"
 }
-check "the reload happened while both sleeping turns and a stream ran" reload_while_running
+check "the reload happened while both waiting turns and a stream ran" reload_while_running
 check "unit active (running) after the reload" unit_running $ab_unit
 check_eq "same main process" "$pid" "$(main_pid)"
 check_eq "Generation went up by one" "$((generation + 1))" "$(bus_prop Generation)"
@@ -166,8 +172,8 @@ check_eq "the changed setting is in force (MaxSessions)" 63 "$(bus_prop MaxSessi
 wait_prompts 90 st1 st2 sl1 sl2 during1 during2 during3
 check_stream "stream-1: all 100000 chunks, in order, end_turn" st1 100000
 check_stream "stream-2 (other profile): all 100000 chunks, in order, end_turn" st2 100000
-check_answer "sleep-1: its turn finished" sl1 ""
-check_answer "sleep-2: its turn finished" sl2 ""
+check_answer "waiting turn 1 finished" sl1 ""
+check_answer "waiting turn 2 finished" sl2 ""
 for i in 1 2 3; do
     check_answer "a prompt sent during the reload was accepted ($i)" during$i "during reload $i"
     diag "during-$i: answered after $(cat "$work/during$i.ms") ms"
@@ -183,11 +189,10 @@ check_eq "every session kept its agent process" "" "$changed"
 
 # --- agentctl drain while a turn streams ------------------------------------
 diag "agentctl drain while a turn streams"
-# The sleeping turn must still run when the drain begins and while its
-# state is read (both turns finish within the drain): 5 s leaves room for a
-# loaded machine.
-bg_prompt dsl cli:drain-1 sleep 5
-bg_prompt dst cli:drain-2 stream 30000 64
+# Both turns wait behind gates until the drain has been seen to hold: the
+# stream starts streaming only then.
+bg_prompt dsl cli:drain-1 gate "$(gate dsl)"
+bg_prompt dst cli:drain-2 gate "$(gate dst)" stream 30000 64
 wait_until 30 started dsl
 wait_until 30 started dst
 rm -f "$work/drain.rc"
@@ -206,12 +211,15 @@ check "the refusal says draining and why" \
 diag "$(cat "$work/refused.err")"
 check "no session was created for the refused prompt" \
     bash -c "! $AB_BINDIR/agentctl --system show cli:drain-3"
+check "agentctl drain waits while the turns run" test ! -f "$work/drain.rc"
+open_gate dsl
+open_gate dst
 check "agentctl drain returns" wait_until 60 test -f "$work/drain.rc"
 check_eq "agentctl drain exits 0" 0 "$(cat "$work/drain.rc" 2>/dev/null)"
 check_eq "agentctl drain: both turns finished" "Drained: 2 finished, 0 interrupted." \
     "$(cat "$work/drain.out")"
 wait_prompts 30 dsl dst
-check_answer "the sleeping turn finished (end_turn)" dsl ""
+check_answer "the waiting turn finished (end_turn)" dsl ""
 check_stream "the streaming turn finished with all 30000 chunks" dst 30000
 check_eq "State stays drained" '"drained"' "$(bus_prop State)"
 check "agentctl resume" ctl resume
@@ -224,10 +232,9 @@ diag "a reload that changes the command of profile 'other'"
 ctl prompt cli:prof-a1 hello >/dev/null
 ctl prompt --agent other cli:prof-b1 hello >/dev/null
 ctl prompt --agent other cli:prof-b2 hello >/dev/null
-# prof-b1's turn must outlast the reload and the checks after it: 8 s
-# leaves room for a loaded machine.
-bg_prompt pa1 cli:prof-a1 sleep 8
-bg_prompt pb1 cli:prof-b1 sleep 8
+# prof-b1's turn runs until the reload and the checks after it are done.
+bg_prompt pa1 cli:prof-a1 gate "$(gate pa1)"
+bg_prompt pb1 cli:prof-b1 gate "$(gate pb1)"
 wait_until 30 started pa1
 wait_until 30 started pb1
 snapshot "$work/profile.before"
@@ -240,6 +247,8 @@ check "systemctl reload with the command of 'other' changed" systemctl reload $a
 check_eq "Generation went up by one" "$((generation + 1))" "$(bus_prop Generation)"
 check_eq "prof-b1 is still on its old agent while its turn runs" \
     "$b1_pid running" "$(session_field cli:prof-b1 pid) $( [ -f "$work/pb1.rc" ] && echo ended || echo running)"
+open_gate pa1
+open_gate pb1
 wait_prompts 30 pa1 pb1
 check_answer "prof-b1's running turn finished on the old agent (end_turn)" pb1 ""
 check_answer "prof-a1's running turn finished (end_turn)" pa1 ""
@@ -314,8 +323,10 @@ threads=$(seq -f 'cli:r%02g' 1 20)
 for t in $threads; do bg_prompt "h${t#cli:}" "$t" hello; done
 wait_prompts 60 $(seq -f 'hr%02g' 1 20)
 check_eq "20 sessions" 20 "$(session_count)"
-for i in 01 02 03 04 05; do bg_prompt "b$i" "cli:r$i" sleep 3; done
-check "5 turns running" wait_until 10 busy_is 5
+for i in 01 02 03 04 05; do bg_prompt "b$i" "cli:r$i" gate "$(gate "b$i")"; done
+check "5 turns running" wait_until 30 busy_is 5
+# The turns end a second into the stop's drain.
+(sleep 1; for i in 01 02 03 04 05; do open_gate "b$i"; done) &
 pid=$(main_pid)
 t0=$(date +%s%N)
 check "systemctl restart" systemctl restart $ab_unit
