@@ -420,7 +420,8 @@ on_drain_deadline (gpointer user_data)
 
       if (ab_session_is_busy (s))
         {
-          self->drain_interrupted += ab_session_interrupt (s, refusal, &refused);
+          self->drain_interrupted
+              += ab_session_interrupt (s, refusal, &refused);
           self->drain_refused += refused;
         }
     }
