@@ -2,7 +2,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/types.h>
@@ -558,23 +560,116 @@ ab_agent_process_kill_now (AbAgentProcess *self)
 /* Spawning                                                            */
 /* ------------------------------------------------------------------ */
 
-/* Runs in the child between fork and exec: async-signal-safe calls only. */
-static void
-child_setup (gpointer user_data)
+/* The file execvp() would run for @name, searched in the PATH of the
+ * agent's environment @envp, or NULL with @error set. */
+static char *
+find_command (const char *name, const char *const *envp, GError **error)
 {
-  struct sigaction dfl;
-  sigset_t none;
+  const char *path = g_environ_getenv ((char **)envp, "PATH");
+  g_auto (GStrv) dirs = NULL;
 
-  /* own group, so teardown reaches everything the agent starts */
-  setpgid (0, 0);
+  if (strchr (name, '/') != NULL)
+    {
+      int saved;
 
-  /* the daemon ignores SIGPIPE and blocks nothing the agent should see;
-   * ignored signals and the mask would otherwise survive exec */
-  memset (&dfl, 0, sizeof dfl);
-  dfl.sa_handler = SIG_DFL;
-  sigaction (SIGPIPE, &dfl, NULL);
+      if (access (name, X_OK) == 0)
+        return g_strdup (name);
+      saved = errno;
+      if (saved == ENOENT || saved == ENOTDIR)
+        g_set_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED,
+                     _ ("agent command '%s' not found: %s"), name,
+                     g_strerror (saved));
+      else
+        g_set_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED,
+                     _ ("cannot start agent command '%s': %s"), name,
+                     g_strerror (saved));
+      return NULL;
+    }
+  if (path == NULL)
+    path = "/usr/local/bin:/usr/bin:/bin";
+  dirs = g_strsplit (path, ":", -1);
+  for (guint i = 0; dirs[i] != NULL; i++)
+    {
+      g_autofree char *file
+          = g_build_filename (dirs[i][0] != '\0' ? dirs[i] : ".", name, NULL);
+
+      if (access (file, X_OK) == 0
+          && g_file_test (file, G_FILE_TEST_IS_REGULAR))
+        return g_steal_pointer (&file);
+    }
+  g_set_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED,
+               _ ("agent command '%s' not found: no such program in PATH "
+                  "(%s)"),
+               name, path);
+  return NULL;
+}
+
+/* A close-on-exec pipe whose ends are above 0, 1 and 2, so the child's
+ * dup2() onto those can never overwrite another of its pipes (the daemon
+ * may have been started with one of them closed). */
+static gboolean
+open_pipe (int fds[2])
+{
+  int saved;
+
+  if (pipe2 (fds, O_CLOEXEC) != 0)
+    return FALSE;
+  for (int i = 0; i < 2; i++)
+    if (fds[i] < 3)
+      {
+        int moved = fcntl (fds[i], F_DUPFD_CLOEXEC, 3);
+
+        close (fds[i]);
+        fds[i] = moved;
+      }
+  if (fds[0] >= 0 && fds[1] >= 0)
+    return TRUE;
+  saved = errno;
+  if (fds[0] >= 0)
+    close (fds[0]);
+  if (fds[1] >= 0)
+    close (fds[1]);
+  errno = saved;
+  return FALSE;
+}
+
+/* posix_spawn, not fork: the child shares the daemon's memory until it
+ * execs, so starting an agent costs the same whatever the daemon's size.
+ * The child leads its own process group, so teardown reaches everything
+ * the agent starts; it gets the pipes as 0, 1 and 2 and no other fd of
+ * the daemon; SIGPIPE, which the daemon ignores, and the signal mask are
+ * reset, as ignored signals and the mask would otherwise survive exec. */
+static int
+spawn_in_group (const char *file, const char *const *argv,
+                const char *const *envp, const char *cwd, const int child[3],
+                pid_t *pid)
+{
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  sigset_t none, defaults;
+  int r;
+
+  posix_spawn_file_actions_init (&actions);
+  posix_spawnattr_init (&attr);
+  for (int fd = 0; fd < 3; fd++)
+    posix_spawn_file_actions_adddup2 (&actions, child[fd], fd);
+  posix_spawn_file_actions_addclosefrom_np (&actions, 3);
+  if (cwd != NULL)
+    posix_spawn_file_actions_addchdir_np (&actions, cwd);
   sigemptyset (&none);
-  sigprocmask (SIG_SETMASK, &none, NULL);
+  sigemptyset (&defaults);
+  sigaddset (&defaults, SIGPIPE);
+  posix_spawnattr_setsigmask (&attr, &none);
+  posix_spawnattr_setsigdefault (&attr, &defaults);
+  posix_spawnattr_setpgroup (&attr, 0);
+  posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETPGROUP
+                                       | POSIX_SPAWN_SETSIGMASK
+                                       | POSIX_SPAWN_SETSIGDEF);
+  r = posix_spawn (pid, file, &actions, &attr, (char *const *)argv,
+                   (char *const *)envp);
+  posix_spawnattr_destroy (&attr);
+  posix_spawn_file_actions_destroy (&actions);
+  return r;
 }
 
 AbAgentProcess *
@@ -582,8 +677,9 @@ ab_agent_process_spawn (const char *const *argv, const char *const *envp,
                         const char *cwd, const char *thread, GError **error)
 {
   g_autoptr (AbAgentProcess) self = NULL;
-  g_autoptr (GError) local_error = NULL;
-  int stdin_fd = -1, stdout_fd = -1, stderr_fd = -1;
+  g_autofree char *file = NULL;
+  int pipes[3][2], child[3];
+  int r;
 
   g_return_val_if_fail (envp != NULL, NULL);
   g_return_val_if_fail (thread != NULL, NULL);
@@ -596,29 +692,54 @@ ab_agent_process_spawn (const char *const *argv, const char *const *envp,
       return NULL;
     }
 
+  file = find_command (argv[0], envp, error);
+  if (file == NULL)
+    return NULL;
+  for (int i = 0; i < 3; i++)
+    if (!open_pipe (pipes[i]))
+      {
+        int saved = errno;
+
+        for (int j = 0; j < i; j++)
+          {
+            close (pipes[j][0]);
+            close (pipes[j][1]);
+          }
+        g_set_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED,
+                     _ ("cannot start agent command '%s': %s"), argv[0],
+                     g_strerror (saved));
+        return NULL;
+      }
+  /* The child reads stdin and writes stdout and stderr. */
+  child[0] = pipes[0][0];
+  child[1] = pipes[1][1];
+  child[2] = pipes[2][1];
+
   self = g_object_new (AB_TYPE_AGENT_PROCESS, NULL);
   self->thread = g_strdup (thread);
   self->command = g_strdup (argv[0]);
 
-  /* DO_NOT_REAP_CHILD: the child is reaped by our own watch on the main
-   * loop, so its pid (and with it the pgid) cannot be reused before we
-   * have seen the exit.  Every other fd is closed in the child, and exec
-   * failures are reported here, synchronously. */
-  if (!g_spawn_async_with_pipes_and_fds (
-          cwd, argv, envp,
-          G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH_FROM_ENVP
-              | G_SPAWN_CLOEXEC_PIPES,
-          child_setup, NULL, -1, -1, -1, NULL, NULL, 0, &self->pid, &stdin_fd,
-          &stdout_fd, &stderr_fd, &local_error))
+  /* The child is reaped by our own watch on the main loop, so its pid
+   * (and with it the pgid) cannot be reused before we have seen the exit.
+   * A failed exec is reported here, synchronously. */
+  r = spawn_in_group (file, argv, envp, cwd, child, &self->pid);
+  for (int i = 0; i < 3; i++)
+    close (child[i]);
+  if (r != 0)
     {
-      if (g_error_matches (local_error, G_SPAWN_ERROR, G_SPAWN_ERROR_NOENT))
+      close (pipes[0][1]);
+      close (pipes[1][0]);
+      close (pipes[2][0]);
+      self->pid = 0;
+      if (r == ENOENT && cwd != NULL && !g_file_test (cwd, G_FILE_TEST_IS_DIR))
         g_set_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED,
-                     _ ("agent command '%s' not found: %s"), argv[0],
-                     local_error->message);
+                     _ ("cannot start agent command '%s': working directory "
+                        "'%s' does not exist"),
+                     argv[0], cwd);
       else
         g_set_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED,
                      _ ("cannot start agent command '%s': %s"), argv[0],
-                     local_error->message);
+                     g_strerror (r));
       return NULL;
     }
 
@@ -629,12 +750,12 @@ ab_agent_process_spawn (const char *const *argv, const char *const *envp,
                          self, NULL);
   g_source_attach (self->child_watch, NULL);
 
-  g_unix_set_fd_nonblocking (stdin_fd, TRUE, NULL);
-  g_unix_set_fd_nonblocking (stdout_fd, TRUE, NULL);
-  g_unix_set_fd_nonblocking (stderr_fd, TRUE, NULL);
-  self->stdin_stream = g_unix_output_stream_new (stdin_fd, TRUE);
-  self->stdout_stream = g_unix_input_stream_new (stdout_fd, TRUE);
-  self->stderr_stream = g_unix_input_stream_new (stderr_fd, TRUE);
+  g_unix_set_fd_nonblocking (pipes[0][1], TRUE, NULL);
+  g_unix_set_fd_nonblocking (pipes[1][0], TRUE, NULL);
+  g_unix_set_fd_nonblocking (pipes[2][0], TRUE, NULL);
+  self->stdin_stream = g_unix_output_stream_new (pipes[0][1], TRUE);
+  self->stdout_stream = g_unix_input_stream_new (pipes[1][0], TRUE);
+  self->stderr_stream = g_unix_input_stream_new (pipes[2][0], TRUE);
 
   self->to_journal = g_log_writer_is_journald (fileno (stderr));
   self->window_start = g_get_monotonic_time ();

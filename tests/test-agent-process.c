@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,6 +251,79 @@ test_cwd (void)
   rmdir (dir);
 }
 
+/* The value of the "Name:" line of /proc/PID/status in @status. */
+static guint64
+status_mask (const char *status, const char *name)
+{
+  const char *line = strstr (status, name);
+
+  g_assert_nonnull (line);
+  return g_ascii_strtoull (line + strlen (name), NULL, 16);
+}
+
+/* The agent gets its pipes as 0, 1 and 2 and no other fd of the daemon,
+ * leads its own process group, and starts with SIGPIPE at its default and
+ * nothing blocked, whatever the daemon had. */
+static void
+test_child_state (void)
+{
+  int leaked = open ("/dev/null", O_RDONLY); /* inheritable on purpose */
+  g_autoptr (AbAgentProcess) process = NULL;
+  g_autofree char *script = NULL, *out = NULL;
+  g_auto (GStrv) lines = NULL;
+  struct sigaction ignore = { 0 }, old_pipe;
+  sigset_t block, old_mask;
+  Watch w = { 0 };
+
+  g_assert_cmpint (leaked, >=, 3);
+  sigemptyset (&block);
+  sigaddset (&block, SIGUSR1);
+  g_assert_cmpint (sigprocmask (SIG_BLOCK, &block, &old_mask), ==, 0);
+  ignore.sa_handler = SIG_IGN;
+  g_assert_cmpint (sigaction (SIGPIPE, &ignore, &old_pipe), ==, 0);
+
+  script = g_strdup_printf ("if [ -e /proc/$$/fd/%d ]; then echo leaked; "
+                            "else echo closed; fi; "
+                            "set -- $(cat /proc/$$/stat); echo $5; "
+                            "exec cat /proc/self/status",
+                            leaked);
+  process = spawn_sh (script, NULL, &w);
+  sigprocmask (SIG_SETMASK, &old_mask, NULL);
+  sigaction (SIGPIPE, &old_pipe, NULL);
+  close (leaked);
+
+  out = read_stdout (process);
+  lines = g_strsplit (out, "\n", 3);
+  g_assert_cmpuint (g_strv_length (lines), ==, 3);
+  g_assert_cmpstr (lines[0], ==, "closed");
+  g_assert_cmpint (atoi (lines[1]), ==, ab_agent_process_get_pid (process));
+  g_assert_cmpuint (status_mask (lines[2], "\nSigBlk:") & (1u << (SIGUSR1 - 1)),
+                    ==, 0);
+  g_assert_cmpuint (status_mask (lines[2], "\nSigIgn:") & (1u << (SIGPIPE - 1)),
+                    ==, 0);
+  iterate_until (&w.exited);
+  g_free (w.description);
+}
+
+/* A working directory that is missing is named as the cause. */
+static void
+test_missing_cwd (void)
+{
+  const char *argv[] = { "sh", "-c", "true", NULL };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (AbAgentProcess) process = NULL;
+  guint fds = count_fds ();
+
+  process = ab_agent_process_spawn (argv, test_env, "/nonexistent/ab-cwd", "t",
+                                    &error);
+  g_assert_null (process);
+  g_assert_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED);
+  g_assert_cmpstr (error->message, ==,
+                   "cannot start agent command 'sh': working directory "
+                   "'/nonexistent/ab-cwd' does not exist");
+  g_assert_cmpuint (count_fds (), ==, fds);
+}
+
 static void
 test_missing_binary (void)
 {
@@ -437,6 +511,8 @@ main (int argc, char **argv)
   g_test_add_func ("/agent-process/env-exact", test_env_exact);
   g_test_add_func ("/agent-process/build-env", test_build_env);
   g_test_add_func ("/agent-process/cwd", test_cwd);
+  g_test_add_func ("/agent-process/child-state", test_child_state);
+  g_test_add_func ("/agent-process/missing-cwd", test_missing_cwd);
   g_test_add_func ("/agent-process/missing-binary", test_missing_binary);
   g_test_add_func ("/agent-process/stderr-tail", test_stderr_tail);
   g_test_add_func ("/agent-process/exit-signal", test_exit_signal);
