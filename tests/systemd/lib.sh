@@ -43,6 +43,19 @@ check_eq() {
     fi
 }
 
+# sigstop_main DESCRIPTION PID: SIGSTOP a daemon's main process, as a check.
+# A MainPID of 0 (the unit not running) would otherwise stop this very
+# script's process group.
+sigstop_main() {
+    if [ "${2:-0}" -gt 1 ]; then
+        check "$1" kill -STOP "$2"
+    else
+        not_ok "$1"
+        diag "no main process to stop (MainPID '${2:-}')"
+        return 1
+    fi
+}
+
 # unit_prop UNIT PROPERTY: the property's value, as `systemctl show` has it
 unit_prop() {
     systemctl show -P "$2" "$1"

@@ -92,10 +92,15 @@ check "systemctl reload succeeds again once fixed" systemctl reload $ab_unit
 check_eq "Generation went up by one" "$((generation + 1))" "$(bus_prop Generation)"
 
 # --- watchdog --------------------------------------------------------------
+# Unit files change only while the unit is stopped: a daemon-reload with
+# the unit running followed at once by a restart once left systemd trying
+# to start the new process in the cgroup it had just removed ("Failed at
+# step CGROUP").
+systemctl stop $ab_unit
 mkdir -p /etc/systemd/system/$ab_unit.d
 printf '[Service]\nWatchdogSec=2s\n' >/etc/systemd/system/$ab_unit.d/50-test-watchdog.conf
 systemctl daemon-reload
-check "restart with WatchdogSec=2s" systemctl restart $ab_unit
+check "start with WatchdogSec=2s" systemctl start $ab_unit
 check_eq "WatchdogUSec is 2s" 2s "$(unit_prop $ab_unit WatchdogUSec)"
 main_pid=$(unit_prop $ab_unit MainPID)
 restarts=$(unit_prop $ab_unit NRestarts)
@@ -106,7 +111,7 @@ check_eq "no restarts" "$restarts" "$(unit_prop $ab_unit NRestarts)"
 check_eq "same process" "$main_pid" "$(unit_prop $ab_unit MainPID)"
 
 # A main loop that stops answering is killed and the unit restarted.
-kill -STOP "$main_pid"
+sigstop_main "SIGSTOP the main process" "$main_pid"
 restarted() {
     [ "$(unit_prop $ab_unit NRestarts)" -gt "$restarts" ] &&
         unit_is $ab_unit active &&
@@ -121,9 +126,10 @@ watchdog_logged() {
 }
 check "the watchdog timeout is in the journal" wait_until 10 watchdog_logged
 
+systemctl stop $ab_unit
 rm /etc/systemd/system/$ab_unit.d/50-test-watchdog.conf
 systemctl daemon-reload
-systemctl restart $ab_unit
+systemctl start $ab_unit
 
 # --- the system policy file ----------------------------------------------
 policy=/etc/dbus-1/system.d/org.agentbroker.Broker1.conf

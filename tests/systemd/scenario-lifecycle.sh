@@ -101,12 +101,13 @@ YAML
 }
 
 # A short watchdog for the whole scenario: the main loop must keep
-# answering while turns stream, drain, reload and stop.
+# answering while turns stream, drain, reload and stop. The unit file
+# changes while the unit is stopped (see scenario-foundation.sh).
+systemctl stop $ab_unit 2>/dev/null
 mkdir -p /etc/systemd/system/$ab_unit.d
 printf '[Service]\nWatchdogSec=3s\n' >/etc/systemd/system/$ab_unit.d/50-lifecycle.conf
 systemctl daemon-reload
 write_config 10s
-systemctl stop $ab_unit 2>/dev/null
 rm -rf "$state/sessions" "$state/work"
 check "agentbrokerd.service starts (WatchdogSec=3s, timeouts.drain 10s)" \
     systemctl start $ab_unit
@@ -404,7 +405,7 @@ count=$(session_count)
 pid=$(main_pid)
 restarts=$(unit_prop $ab_unit NRestarts)
 journal_mark "$cursor"
-kill -STOP "$pid"
+sigstop_main "SIGSTOP the main process" "$pid"
 check "the watchdog kills the stopped daemon and systemd restarts it" \
     wait_until 90 restarted
 # journal_since moves the cursor: read once.
