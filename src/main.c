@@ -268,7 +268,6 @@ main (int argc, char **argv)
   g_clear_object (&daemon.notifier);
   g_clear_object (&daemon.broker);
   g_main_loop_unref (daemon.loop);
-  ab_store_flush ();
   g_message ("stopped");
   return daemon.exit_status;
 }
