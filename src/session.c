@@ -312,10 +312,7 @@ on_persisted (gpointer user_data, const GError *error)
   g_free (w);
 }
 
-/* Written at every change a restart must not lose (DESIGN.md §3), on the
- * store's worker threads: the main loop does not wait for the disk. What
- * a client must not learn before the record says it (a turn running, a
- * turn ended) waits instead, in @then. */
+/* The session's record as it stands. */
 static void
 fill_record (AbSession *self, AbSessionRecord *record)
 {
@@ -337,6 +334,10 @@ fill_record (AbSession *self, AbSessionRecord *record)
   };
 }
 
+/* Written at every change a restart must not lose (DESIGN.md §3), on the
+ * store's worker threads: the main loop does not wait for the disk. What
+ * a client must not learn before the record says it (a turn running, a
+ * turn ended) waits instead, in @then. */
 static void
 persist_record (AbSession *self, const AbSessionRecord *record,
                 PersistedFunc then, gpointer data)
@@ -930,8 +931,6 @@ accept_turn (AbSession *self, const char *text, const char *sender)
 
 /* ---- the agent's messages ---------------------------------------------- */
 
-/* Updates about the session rather than the turn: agents send them right
- * after session/new, racing the first prompt. They always go as turn 0. */
 static gboolean
 span_is (const AbJsonSpan *span, const char *text)
 {
@@ -939,6 +938,8 @@ span_is (const AbJsonSpan *span, const char *text)
          && memcmp (span->data, text, span->len) == 0;
 }
 
+/* Updates about the session rather than the turn: agents send them right
+ * after session/new, racing the first prompt. They always go as turn 0. */
 static gboolean
 kind_is_session_level (const AbJsonSpan *kind)
 {
@@ -1622,7 +1623,8 @@ ab_session_deny_permissions (AbSession *self)
   deny_all_permissions (self);
 }
 
-/* Drain deadline: the turn in flight is cut and reported interrupted. */
+/* Drain deadline: the turn in flight is cut and the queued ones dropped,
+ * all reported interrupted; prompts waiting for the agent are refused. */
 guint
 ab_session_interrupt (AbSession *self, const GError *refusal, guint *refused)
 {
