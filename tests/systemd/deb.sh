@@ -65,7 +65,11 @@ else
     version=$(sed -n '1s/^agentbroker (\([^)]*\)).*/\1/p' "$top_srcdir/debian/changelog")
     src=$tmp/build/agentbroker-$version
     mkdir -p "$src"
-    if git -C "$top_srcdir" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    # Only the top of a checkout is one: an unpacked tarball can sit inside
+    # another checkout (make distcheck under build-check/ in the source
+    # tree), where `git archive` would see an untracked subdirectory.
+    git_top=$(git -C "$top_srcdir" rev-parse --show-toplevel 2>/dev/null || true)
+    if [ -n "$git_top" ] && [ "$(cd "$git_top" && pwd -P)" = "$(cd "$top_srcdir" && pwd -P)" ]; then
         echo "# building from git archive HEAD ($(git -C "$top_srcdir" rev-parse --short HEAD))"
         git -C "$top_srcdir" archive HEAD | tar -x -C "$src"
     else
