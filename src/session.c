@@ -41,6 +41,7 @@ typedef struct
   gint64 duration; /* µs, once ended */
   char *reason;    /* once ended */
   char *message;
+  GQueue dropped; /* AbTurn *, queued turns dropped meanwhile: told after */
 } AbTurn;
 
 typedef struct
@@ -202,6 +203,7 @@ ab_session_state_to_string (AbSessionState state)
 static void
 turn_free (AbTurn *turn)
 {
+  g_queue_clear_full (&turn->dropped, (GDestroyNotify)turn_free);
   g_free (turn->text);
   g_free (turn->sender);
   g_free (turn->reason);
@@ -573,8 +575,23 @@ switch_agent (AbSession *self)
   teardown (self, AB_SESSION_STATE_SUSPENDED);
 }
 
-/* The record says the turn ended: now its end is told, and the session
- * is idle (unless something else happened to it meanwhile). */
+/* Tells the end of queued turns that never started, and frees them. */
+static void
+emit_dropped (AbSession *self, GQueue *turns)
+{
+  AbTurn *turn;
+
+  while ((turn = g_queue_pop_head (turns)) != NULL)
+    {
+      g_signal_emit (self, signals[SIGNAL_TURN_ENDED], 0, turn->number,
+                     turn->reason, turn->message, turn->sender);
+      turn_free (turn);
+    }
+}
+
+/* The record says the turn ended: now its end is told, then those of the
+ * queued turns dropped meanwhile, and the session is idle (unless
+ * something else happened to it meanwhile). */
 static void
 on_turn_end_written (AbSession *self, gpointer data)
 {
@@ -587,6 +604,7 @@ on_turn_end_written (AbSession *self, gpointer data)
                  turn->reason, turn->message, turn->sender);
   g_signal_emit (self, signals[SIGNAL_TURN_FINISHED], 0, turn->number,
                  turn->reason, turn->duration);
+  emit_dropped (self, &turn->dropped);
   turn_free (turn);
 
   if (self->state == AB_SESSION_STATE_BUSY && self->current == NULL)
@@ -631,38 +649,20 @@ end_turn (AbSession *self, const char *reason, const char *message)
   persist_then (self, on_turn_end_written, NULL);
 }
 
-static void
-emit_dropped (AbSession *self, GPtrArray *turns)
-{
-  for (guint i = 0; i < turns->len; i++)
-    {
-      AbTurn *turn = g_ptr_array_index (turns, i);
-
-      g_signal_emit (self, signals[SIGNAL_TURN_ENDED], 0, turn->number,
-                     turn->reason, turn->message, turn->sender);
-    }
-}
-
-/* Written after the end of the turn before them: told after it. */
-static void
-on_dropped_written (AbSession *self, gpointer data)
-{
-  g_autoptr (GPtrArray) turns = data;
-
-  emit_dropped (self, turns);
-}
-
-/* Queued turns end without having started, told after any turn whose end
- * is still being written, so clients see the turns end in order. */
+/* Queued turns end without having started. They are told after the turn
+ * still running (once it ends) or whose end is still being written, so
+ * clients see the turns end in order. */
 static void
 drop_queue (AbSession *self, const char *reason, const char *message)
 {
-  g_autoptr (GPtrArray) turns = NULL;
+  AbTurn *before = self->current;
+  GQueue now = G_QUEUE_INIT;
   AbTurn *turn;
 
   if (g_queue_is_empty (&self->queue))
     return;
-  turns = g_ptr_array_new_with_free_func ((GDestroyNotify)turn_free);
+  if (before == NULL)
+    before = g_queue_peek_tail (&self->endings);
   while ((turn = g_queue_pop_head (&self->queue)) != NULL)
     {
       if (turn->number == self->waiting_turn)
@@ -671,13 +671,10 @@ drop_queue (AbSession *self, const char *reason, const char *message)
       turn->reason = g_strdup (reason);
       g_free (turn->message);
       turn->message = g_strdup (message);
-      g_ptr_array_add (turns, turn);
+      g_queue_push_tail (before != NULL ? &before->dropped : &now, turn);
     }
   notify_queued (self);
-  if (g_queue_is_empty (&self->endings))
-    emit_dropped (self, turns);
-  else
-    persist_then (self, on_dropped_written, g_steal_pointer (&turns));
+  emit_dropped (self, &now);
 }
 
 static void

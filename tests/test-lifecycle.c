@@ -933,6 +933,8 @@ test_drain_queued (Fixture *fx, gconstpointer data)
                    deadline ? "interrupted" : "end_turn");
   g_assert_cmpstr (ab_collector_lookup (fx->c, thread, second)->reason, ==,
                    deadline ? "interrupted" : "end_turn");
+  g_assert_cmpuint (ab_collector_lookup (fx->c, thread, first)->ended_seq, <,
+                    ab_collector_lookup (fx->c, thread, second)->ended_seq);
   g_assert_cmpuint (d.finished, ==, deadline ? 0 : 2);
   g_assert_cmpuint (d.interrupted, ==, deadline ? 2 : 0);
   g_assert_true (broker_state_is (fx, "drained"));

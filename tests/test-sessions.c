@@ -749,18 +749,13 @@ test_cancel (Fixture *fx, gconstpointer data)
   g_assert_cmpint (g_get_monotonic_time () - cancelled_at, <,
                    5 * G_USEC_PER_SEC);
 
-  /* The dropped prompt ends cancelled or never starts; it never runs. A
-   * round trip after a short wait lets anything it sent arrive first. */
-  AB_WAIT_UNTIL (ab_turn_ended (fx->c, thread, queued), 1000);
+  /* The dropped prompt ends cancelled without running, and its end is told
+   * after the end of the turn that was running: turns end in order. */
+  qrec = ab_wait_turn (fx->c, thread, queued, 5000);
+  g_assert_cmpstr (qrec->reason, ==, "cancelled");
+  g_assert_cmpuint (qrec->updates->len, ==, 0);
+  g_assert_cmpuint (rec->ended_seq, <, qrec->ended_seq);
   g_assert_cmpuint (ab_session_u (&fx->d, thread, "queued"), ==, 0);
-  ab_drain_main_context ();
-  qrec = ab_collector_lookup (fx->c, thread, queued);
-  if (qrec != NULL)
-    {
-      g_assert_cmpuint (qrec->updates->len, ==, 0);
-      if (qrec->ended)
-        g_assert_cmpstr (qrec->reason, ==, "cancelled");
-    }
   AB_WAIT_FOR (ab_state_is (&fx->d, thread, "idle"), 5000);
 
   answer = prompt_ok (fx, thread, "echo after cancel");
@@ -1319,6 +1314,7 @@ main (int argc, char **argv)
        &garbage_retry_case);
   ADD ("failure/error-response", test_agent_error, NULL);
   ADD ("queue/order", test_queue_order, NULL);
+  ADD ("queue/order-new-caller", test_queue_order, GINT_TO_POINTER (TRUE));
   ADD ("queue/full", test_queue_full, NULL);
   ADD ("cancel", test_cancel, NULL);
   ADD ("stream/no-mixing", test_streams_do_not_mix, NULL);
