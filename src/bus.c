@@ -25,6 +25,10 @@
  * are looked up or quoted back in an error message. */
 #define AB_BUS_MAX_AGENT_BYTES 64
 #define AB_BUS_MAX_ID_BYTES 1024
+/* Callers whose uid is remembered; past this, those not waiting for a
+ * lookup are forgotten (a name whose NameOwnerChanged was missed would
+ * otherwise stay forever). */
+#define AB_BUS_MAX_CALLERS 4096
 
 struct _AbBus
 {
@@ -36,6 +40,7 @@ struct _AbBus
   AbDBusBroker1 *skeleton;
   GDBusObjectManagerServer *object_manager;
   GHashTable *watchers; /* unique name → set of thread ids or "*" */
+  GHashTable *callers;  /* unique name → Caller */
   guint name_owner_subscription;
 };
 
@@ -60,31 +65,59 @@ auth_call_free (AuthCall *call)
   g_free (call);
 }
 
-static void
-on_caller_uid (GObject *source, GAsyncResult *result, gpointer user_data)
+/* What the daemon knows of one caller. The bus never gives a unique name
+ * to another connection and a connection's uid does not change, so a uid
+ * once looked up holds until the name goes (NameOwnerChanged). While the
+ * lookup is under way, later calls from the same caller wait behind the
+ * first, so a caller's calls are handled in the order they came. */
+typedef struct
 {
-  AuthCall *call = user_data;
+  gboolean known;
+  gboolean gone; /* the name went while its lookup was under way */
+  uid_t uid;
+  GQueue calls; /* AuthCall *, waiting for the lookup */
+} Caller;
+
+static void
+caller_free (Caller *caller)
+{
+  g_queue_clear_full (&caller->calls, (GDestroyNotify)auth_call_free);
+  g_free (caller);
+}
+
+static gboolean
+caller_is_known (gpointer name, gpointer caller, gpointer user_data)
+{
+  return ((Caller *)caller)->known;
+}
+
+typedef struct
+{
+  AbBus *bus;
+  char *name;
+} CallerLookup;
+
+static void
+caller_lookup_free (CallerLookup *lookup)
+{
+  g_object_unref (lookup->bus);
+  g_free (lookup->name);
+  g_free (lookup);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CallerLookup, caller_lookup_free)
+
+/* Runs @call's handler if its caller, @uid, has the access it needs;
+ * refuses it otherwise. Frees @call. */
+static void
+run_call (AuthCall *call, uid_t uid)
+{
   AbBus *self = call->bus;
   GDBusMethodInvocation *invocation = call->invocation;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply = NULL;
-  guint32 uid;
-  AbAccess access;
+  const char *method = g_dbus_method_invocation_get_method_name (invocation);
+  AbAccess access = ab_access_for_uid (ab_broker_get_config (self->broker), uid,
+                                       self->system_bus);
 
-  reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result,
-                                         &error);
-  if (reply == NULL)
-    {
-      g_dbus_method_invocation_return_error (
-          invocation, AB_ERROR, AB_ERROR_ACCESS_DENIED,
-          _ ("cannot determine the caller's credentials: %s"), error->message);
-      auth_call_free (call);
-      return;
-    }
-
-  g_variant_get (reply, "(u)", &uid);
-  access = ab_access_for_uid (ab_broker_get_config (self->broker), uid,
-                              self->system_bus);
   if (access < call->required)
     {
       g_autoptr (GError) denied = g_error_new (
@@ -92,46 +125,104 @@ on_caller_uid (GObject *source, GAsyncResult *result, gpointer user_data)
           call->required == AB_ACCESS_ADMIN
               ? _ ("%s needs administrator access; uid %u has %s")
               : _ ("%s needs user access; uid %u has %s"),
-          g_dbus_method_invocation_get_method_name (invocation), uid,
-          ab_access_to_string (access));
+          method, uid, ab_access_to_string (access));
 
-      g_message ("refused %s from uid %u (access %s)",
-                 g_dbus_method_invocation_get_method_name (invocation), uid,
+      g_message ("refused %s from uid %u (access %s)", method, uid,
                  ab_access_to_string (access));
-      if (g_str_equal (g_dbus_method_invocation_get_method_name (invocation),
-                       "Prompt"))
+      if (g_str_equal (method, "Prompt"))
         ab_broker_count_refusal (self->broker, denied);
       g_dbus_method_invocation_return_gerror (invocation, denied);
-      auth_call_free (call);
-      return;
     }
-
-  call->handler (self, invocation,
-                 g_dbus_method_invocation_get_parameters (invocation),
-                 (uid_t)uid, access);
+  else
+    call->handler (self, invocation,
+                   g_dbus_method_invocation_get_parameters (invocation), uid,
+                   access);
   auth_call_free (call);
 }
 
-/* Look up the caller's uid at the bus, then run @handler if the caller
- * has at least @required access. Always returns TRUE: the invocation is
- * handled, now or later. */
+static void
+on_caller_uid (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (CallerLookup) lookup = user_data;
+  AbBus *self = lookup->bus;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = NULL;
+  Caller *caller;
+  AuthCall *call;
+
+  reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result,
+                                         &error);
+  /* Gone with the bus object (ab_bus_dispose), its calls with it. */
+  if (self->callers == NULL)
+    return;
+  caller = g_hash_table_lookup (self->callers, lookup->name);
+  g_return_if_fail (caller != NULL && !caller->known);
+
+  if (reply == NULL)
+    {
+      while ((call = g_queue_pop_head (&caller->calls)) != NULL)
+        {
+          g_dbus_method_invocation_return_error (
+              call->invocation, AB_ERROR, AB_ERROR_ACCESS_DENIED,
+              _ ("cannot determine the caller's credentials: %s"),
+              error->message);
+          auth_call_free (call);
+        }
+      g_hash_table_remove (self->callers, lookup->name);
+      return;
+    }
+
+  caller->known = TRUE;
+  g_variant_get (reply, "(u)", &caller->uid);
+  /* A handler never runs the main loop, so no call joins the queue
+   * meanwhile; the entry is not removed under it either. */
+  while ((call = g_queue_pop_head (&caller->calls)) != NULL)
+    run_call (call, caller->uid);
+  if (caller->gone)
+    g_hash_table_remove (self->callers, lookup->name);
+}
+
+/* Runs @handler once the caller's uid is known (looking it up at the bus
+ * the first time) if the caller has at least @required access. Always
+ * returns TRUE: the invocation is handled, now or later. */
 static gboolean
 authorize (AbBus *self, GDBusMethodInvocation *invocation, AbAccess required,
            AbBusHandler handler)
 {
+  const char *sender = g_dbus_method_invocation_get_sender (invocation);
   AuthCall *call = g_new0 (AuthCall, 1);
+  Caller *caller = g_hash_table_lookup (self->callers, sender);
+  CallerLookup *lookup;
 
   call->bus = g_object_ref (self);
   call->invocation = g_object_ref (invocation);
   call->required = required;
   call->handler = handler;
 
+  if (caller != NULL && caller->known)
+    {
+      run_call (call, caller->uid);
+      return TRUE;
+    }
+  if (caller != NULL)
+    {
+      g_queue_push_tail (&caller->calls, call);
+      return TRUE;
+    }
+
+  if (g_hash_table_size (self->callers) >= AB_BUS_MAX_CALLERS)
+    g_hash_table_foreach_remove (self->callers, caller_is_known, NULL);
+  caller = g_new0 (Caller, 1);
+  g_queue_push_tail (&caller->calls, call);
+  g_hash_table_insert (self->callers, g_strdup (sender), caller);
+  lookup = g_new0 (CallerLookup, 1);
+  lookup->bus = g_object_ref (self);
+  lookup->name = g_strdup (sender);
   g_dbus_connection_call (
       self->connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
       "org.freedesktop.DBus", "GetConnectionUnixUser",
-      g_variant_new ("(s)", g_dbus_method_invocation_get_sender (invocation)),
-      G_VARIANT_TYPE ("(u)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL, on_caller_uid,
-      call);
+      g_variant_new ("(s)", sender), G_VARIANT_TYPE ("(u)"),
+      G_DBUS_CALL_FLAGS_NONE, -1, NULL, on_caller_uid, lookup);
   return TRUE;
 }
 
@@ -457,17 +548,25 @@ do_answer_permission (AbBus *self, GDBusMethodInvocation *invocation,
 /* ---- watching ----------------------------------------------------------- */
 
 static void
-on_watcher_vanished (GDBusConnection *connection, const char *sender_name,
-                     const char *object_path, const char *interface_name,
-                     const char *signal_name, GVariant *parameters,
-                     gpointer user_data)
+on_name_owner_changed (GDBusConnection *connection, const char *sender_name,
+                       const char *object_path, const char *interface_name,
+                       const char *signal_name, GVariant *parameters,
+                       gpointer user_data)
 {
   AbBus *self = user_data;
   const char *name, *old_owner, *new_owner;
+  Caller *caller;
 
   g_variant_get (parameters, "(&s&s&s)", &name, &old_owner, &new_owner);
-  if (new_owner[0] == '\0')
-    g_hash_table_remove (self->watchers, name);
+  if (new_owner[0] != '\0')
+    return;
+  /* A connection went: its watches and its uid go with it. */
+  g_hash_table_remove (self->watchers, name);
+  caller = g_hash_table_lookup (self->callers, name);
+  if (caller != NULL && caller->known)
+    g_hash_table_remove (self->callers, name);
+  else if (caller != NULL)
+    caller->gone = TRUE;
 }
 
 static void
@@ -791,6 +890,7 @@ ab_bus_dispose (GObject *object)
                                           self->name_owner_subscription);
   self->name_owner_subscription = 0;
   g_clear_pointer (&self->watchers, g_hash_table_unref);
+  g_clear_pointer (&self->callers, g_hash_table_unref);
   if (self->skeleton != NULL)
     g_dbus_interface_skeleton_unexport (
         G_DBUS_INTERFACE_SKELETON (self->skeleton));
@@ -876,10 +976,12 @@ ab_bus_new (AbBroker *broker, GDBusConnection *connection, gboolean system_bus,
 
   self->watchers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                           (GDestroyNotify)g_hash_table_unref);
+  self->callers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                         (GDestroyNotify)caller_free);
   self->name_owner_subscription = g_dbus_connection_signal_subscribe (
       connection, "org.freedesktop.DBus", "org.freedesktop.DBus",
       "NameOwnerChanged", "/org/freedesktop/DBus", NULL,
-      G_DBUS_SIGNAL_FLAGS_NONE, on_watcher_vanished, self, NULL);
+      G_DBUS_SIGNAL_FLAGS_NONE, on_name_owner_changed, self, NULL);
 
   g_signal_connect (pool, "session-added", G_CALLBACK (on_session_added), self);
   g_signal_connect (pool, "session-removed", G_CALLBACK (on_session_removed),

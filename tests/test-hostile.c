@@ -623,6 +623,49 @@ test_vanishing_prompter (Fixture *fx, gconstpointer data)
   assert_alive (fx);
 }
 
+/* ---- callers that leave before their answer ----------------------------- */
+
+/* The daemon remembers each caller's uid until the caller's name goes.
+ * Connections that call and leave at once, some before the bus has told
+ * the daemon who they were, leave nothing behind that breaks the next
+ * caller; the prompts among them that were accepted still run. */
+static void
+test_vanishing_callers (Fixture *fx, gconstpointer data)
+{
+  const char *thread = "vanish:callers";
+  guint64 turn;
+
+  start_daemon (fx, NULL, NULL);
+  for (guint i = 0; i < 300; i++)
+    {
+      g_autoptr (GDBusConnection) caller = private_connection ();
+      g_autoptr (GError) error = NULL;
+
+      if (i % 30 == 0)
+        g_dbus_connection_call (
+            caller, AB_BUS_NAME, AB_BUS_PATH, AB_BROKER_IFACE, "Prompt",
+            g_variant_new ("(ssa{sv})", thread, "echo from a leaver", NULL),
+            NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL, NULL);
+      else
+        g_dbus_connection_call (
+            caller, AB_BUS_NAME, AB_BUS_PATH, AB_BROKER_IFACE,
+            i % 2 ? "ListSessions" : "GetSession",
+            i % 2 ? NULL : g_variant_new ("(s)", thread), NULL,
+            G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL, NULL);
+      g_dbus_connection_flush_sync (caller, NULL, &error);
+      g_assert_no_error (error);
+      g_dbus_connection_close_sync (caller, NULL, &error);
+      g_assert_no_error (error);
+    }
+
+  /* A caller after them is answered, and its turn follows theirs. */
+  turn = ab_prompt (fx->d.connection, NULL, thread, "echo after them");
+  g_assert_cmpuint (turn, >=, 1);
+  g_assert_cmpuint (turn, <=, 11);
+  wait_last_turn (fx, thread, turn, "end_turn");
+  assert_alive (fx);
+}
+
 /* ---- RemoveSession racing Prompt ---------------------------------------- */
 
 typedef struct
@@ -1176,6 +1219,7 @@ main (int argc, char **argv)
   ADD ("huge-strings", test_huge_strings);
   ADD ("watch-flood", test_watch_flood);
   ADD ("vanishing-prompter", test_vanishing_prompter);
+  ADD ("vanishing-callers", test_vanishing_callers);
   ADD ("remove-race", test_remove_race);
   ADD ("invalid-utf8", test_invalid_utf8);
   ADD ("option-types", test_option_types);

@@ -650,10 +650,18 @@ test_agent_error (Fixture *fx, gconstpointer data)
 
 /* ---- tests: queue and cancel -------------------------------------------- */
 
+/* Prompts sent back to back run in the order they were sent. With @data,
+ * they come from a connection the daemon has not seen: the first waits
+ * for the bus to name the caller's uid, and the others must wait behind
+ * it, not overtake it once the uid is known. */
 static void
 test_queue_order (Fixture *fx, gconstpointer data)
 {
+  const gboolean fresh = GPOINTER_TO_INT (data);
   const char *thread = "cli:queue";
+  g_autoptr (GDBusConnection) other = fresh ? ab_second_connection () : NULL;
+  GDBusConnection *connection = fresh ? other : fx->d.connection;
+  AbCollector *c = fresh ? ab_collector_new (other) : fx->c;
   g_autoptr (AbPromptCall) p1 = NULL;
   g_autoptr (AbPromptCall) p2 = NULL;
   g_autoptr (AbPromptCall) p3 = NULL;
@@ -668,9 +676,9 @@ test_queue_order (Fixture *fx, gconstpointer data)
 
   /* Back to back, without waiting for the replies; the first runs until
    * the queue has been looked at. */
-  p1 = ab_prompt_send (fx->d.connection, fx->c, thread, gate, NULL);
-  p2 = ab_prompt_send (fx->d.connection, fx->c, thread, "echo second", NULL);
-  p3 = ab_prompt_send (fx->d.connection, fx->c, thread, "echo third", NULL);
+  p1 = ab_prompt_send (connection, c, thread, gate, NULL);
+  p2 = ab_prompt_send (connection, c, thread, "echo second", NULL);
+  p3 = ab_prompt_send (connection, c, thread, "echo third", NULL);
   t1 = ab_prompt_finish (p1, &error);
   g_assert_no_error (error);
   t2 = ab_prompt_finish (p2, &error);
@@ -686,9 +694,9 @@ test_queue_order (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (ab_broker_u (&fx->d, "BusyCount"), ==, 1);
 
   ab_gate_open (&fx->d, "first");
-  r3 = ab_wait_turn (fx->c, thread, t3, TURN_TIMEOUT_MS);
-  r1 = ab_collector_lookup (fx->c, thread, t1);
-  r2 = ab_collector_lookup (fx->c, thread, t2);
+  r3 = ab_wait_turn (c, thread, t3, TURN_TIMEOUT_MS);
+  r1 = ab_collector_lookup (c, thread, t1);
+  r2 = ab_collector_lookup (c, thread, t2);
   g_assert_true (r1->ended && r2->ended && r3->ended);
   g_assert_cmpstr (r1->reason, ==, "end_turn");
   g_assert_cmpstr (r2->reason, ==, "end_turn");
@@ -703,6 +711,8 @@ test_queue_order (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (r2->ended_seq, <, r3->first_seq);
   g_assert_cmpuint (ab_session_u (&fx->d, thread, "queued"), ==, 0);
   g_assert_cmpuint (ab_session_u (&fx->d, thread, "turns"), ==, 4);
+  if (fresh)
+    ab_collector_free (c);
 }
 
 static void
