@@ -20,7 +20,9 @@
  *   scale      RSS, ListSessions and Reload() at 1,000 running sessions;
  *              start and ListSessions with 10,000 suspended records;
  *              each ListSessions also timed with an sd-bus client that
- *              leaves the reply undecoded, to show the client's share
+ *              leaves the reply undecoded, to show the client's share,
+ *              and the same reply timed from a trivial GDBus service,
+ *              to show what GDBus and the bus cost for it
  */
 #include "config.h"
 
@@ -131,8 +133,8 @@ call (Bench *b, const char *method, GVariant *params, const char *reply_type,
  * by sd-bus, which decodes a body only when asked: the daemon's and the
  * bus's share of a large reply, without the client's GVariant decoding. */
 static double
-timed_call_wire (Bench *b, const char *iface, const char *method,
-                 const char *arg)
+timed_call_wire (Bench *b, const char *dest, const char *iface,
+                 const char *method, const char *arg)
 {
   sd_bus_error error = SD_BUS_ERROR_NULL;
   sd_bus_message *reply = NULL;
@@ -141,10 +143,10 @@ timed_call_wire (Bench *b, const char *iface, const char *method,
   int r;
 
   if (arg != NULL)
-    r = sd_bus_call_method (b->wire, BUS_NAME, BUS_PATH, iface, method, &error,
+    r = sd_bus_call_method (b->wire, dest, BUS_PATH, iface, method, &error,
                             &reply, "s", arg);
   else
-    r = sd_bus_call_method (b->wire, BUS_NAME, BUS_PATH, iface, method, &error,
+    r = sd_bus_call_method (b->wire, dest, BUS_PATH, iface, method, &error,
                             &reply, "");
   ms = (g_get_monotonic_time () - t0) / 1000.0;
   if (r < 0)
@@ -160,15 +162,15 @@ timed_call_wire (Bench *b, const char *iface, const char *method,
 
 /* Round trip time of a call in ms, or NAN when it failed. */
 static double
-timed_call (Bench *b, const char *iface, const char *method, GVariant *params,
-            GVariant **reply_out)
+timed_call (Bench *b, const char *dest, const char *iface, const char *method,
+            GVariant *params, GVariant **reply_out)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (GVariant) reply = NULL;
   gint64 t0 = g_get_monotonic_time ();
 
   reply = g_dbus_connection_call_sync (
-      b->connection, BUS_NAME, BUS_PATH, iface, method, params, NULL,
+      b->connection, dest, BUS_PATH, iface, method, params, NULL,
       G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS, NULL, &error);
   if (reply == NULL)
     {
@@ -490,7 +492,8 @@ session_pids (Bench *b, guint *running)
       = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 
   *running = 0;
-  if (isnan (timed_call (b, BROKER_IFACE, "ListSessions", NULL, &reply)))
+  if (isnan (
+          timed_call (b, BUS_NAME, BROKER_IFACE, "ListSessions", NULL, &reply)))
     return pids;
   g_variant_get (reply, "(aa{sv})", &iter);
   while ((dict = g_variant_iter_next_value (iter)) != NULL)
@@ -536,6 +539,47 @@ start_daemon (Bench *b, BenchDaemon *d)
   return TRUE;
 }
 
+/* ListSessions timed at the daemon, with GDBus decoding the reply and
+ * without (sd-bus), then the same reply from a trivial GDBus service:
+ * @key_ms, @key_wire_ms, @key_lister_ms, @key_lister_wire_ms. */
+static void
+time_list_sessions (Bench *b, const char *key)
+{
+  g_autofree char *ms = g_strconcat (key, "_ms", NULL);
+  g_autofree char *wire_ms = g_strconcat (key, "_wire_ms", NULL);
+  g_autofree char *lister_ms = g_strconcat (key, "_lister_ms", NULL);
+  g_autofree char *lister_wire_ms = g_strconcat (key, "_lister_wire_ms", NULL);
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (BenchLister) lister = NULL;
+  g_autoptr (GError) error = NULL;
+
+  for (guint i = 0; i < b->plan.call_reps; i++)
+    {
+      add (b, ms,
+           timed_call (b, BUS_NAME, BROKER_IFACE, "ListSessions", NULL, NULL));
+      add (b, wire_ms,
+           timed_call_wire (b, BUS_NAME, BROKER_IFACE, "ListSessions", NULL));
+    }
+  if (isnan (
+          timed_call (b, BUS_NAME, BROKER_IFACE, "ListSessions", NULL, &reply)))
+    return;
+  lister = bench_lister_start (b->bus_address, reply, &error);
+  if (lister == NULL)
+    {
+      g_printerr ("lister: %s\n", error->message);
+      return;
+    }
+  for (guint i = 0; i < b->plan.call_reps; i++)
+    {
+      add (b, lister_ms,
+           timed_call (b, bench_lister_name (lister), BROKER_IFACE,
+                       "ListSessions", NULL, NULL));
+      add (b, lister_wire_ms,
+           timed_call_wire (b, bench_lister_name (lister), BROKER_IFACE,
+                            "ListSessions", NULL));
+    }
+}
+
 static void
 bench_scale_running (Bench *b)
 {
@@ -552,14 +596,15 @@ bench_scale_running (Bench *b)
   for (guint i = 0; i < b->plan.call_reps; i++)
     {
       add (b, "getall_ms",
-           timed_call (b, "org.freedesktop.DBus.Properties", "GetAll",
+           timed_call (b, BUS_NAME, "org.freedesktop.DBus.Properties", "GetAll",
                        g_variant_new ("(s)", BROKER_IFACE), NULL));
       add (b, "getall_wire_ms",
-           timed_call_wire (b, "org.freedesktop.DBus.Properties", "GetAll",
-                            BROKER_IFACE));
+           timed_call_wire (b, BUS_NAME, "org.freedesktop.DBus.Properties",
+                            "GetAll", BROKER_IFACE));
     }
   for (guint i = 0; i < 5; i++)
-    add (b, "reload_0_ms", timed_call (b, BROKER_IFACE, "Reload", NULL, NULL));
+    add (b, "reload_0_ms",
+         timed_call (b, BUS_NAME, BROKER_IFACE, "Reload", NULL, NULL));
   g_usleep (200000);
   rss0 = bench_rss_kib (d->pid);
 
@@ -577,16 +622,10 @@ bench_scale_running (Bench *b)
   before = session_pids (b, &running);
   if (running != n)
     g_printerr ("scale: %u sessions running, not %u\n", running, n);
-  for (guint i = 0; i < b->plan.call_reps; i++)
-    {
-      add (b, "list_1000_ms",
-           timed_call (b, BROKER_IFACE, "ListSessions", NULL, NULL));
-      add (b, "list_1000_wire_ms",
-           timed_call_wire (b, BROKER_IFACE, "ListSessions", NULL));
-    }
+  time_list_sessions (b, "list_1000");
   for (guint i = 0; i < 5; i++)
     add (b, "reload_1000_ms",
-         timed_call (b, BROKER_IFACE, "Reload", NULL, NULL));
+         timed_call (b, BUS_NAME, BROKER_IFACE, "Reload", NULL, NULL));
   after = session_pids (b, &running);
   add (b, "reload_agents_restarted", same_pids (before, after) ? 0 : (double)n);
   bench_daemon_stop (d, 60000);
@@ -665,13 +704,7 @@ bench_scale_suspended (Bench *b)
       g_printerr ("suspended: %u sessions listed, not %u\n",
                   g_hash_table_size (all), n);
   }
-  for (guint i = 0; i < b->plan.call_reps; i++)
-    {
-      add (b, "list_10000_suspended_ms",
-           timed_call (b, BROKER_IFACE, "ListSessions", NULL, NULL));
-      add (b, "list_10000_suspended_wire_ms",
-           timed_call_wire (b, BROKER_IFACE, "ListSessions", NULL));
-    }
+  time_list_sessions (b, "list_10000_suspended");
   bench_daemon_stop (full, 60000);
 }
 
@@ -778,6 +811,13 @@ report (Bench *b, gboolean json)
   print_row (b, "  of which not client decoding (ms)",
              "list_10000_suspended_wire_ms", "getall_wire_ms",
              "list_10000_suspended_wire_ms", "(breakdown)", TRUE);
+  print_row (b, "  same reply, trivial GDBus service", "list_1000_lister_ms",
+             "list_1000_lister_wire_ms", "list_1000_lister_ms", "(floor)",
+             TRUE);
+  print_row (b, "  same reply, trivial GDBus service",
+             "list_10000_suspended_lister_ms",
+             "list_10000_suspended_lister_wire_ms",
+             "list_10000_suspended_lister_ms", "(floor)", TRUE);
   print_row (b, "Reload(), 1000 idle sessions (ms)", "reload_1000_ms",
              "reload_0_ms", "reload_1000_added_ms", "<= +50 ms, 0 restarted",
              median (b, "reload_1000_added_ms") <= 50

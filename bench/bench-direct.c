@@ -273,3 +273,169 @@ bench_emitter_main (const char *address, const char *dest, guint64 n,
   g_dbus_connection_flush_sync (c, NULL, NULL);
   return 0;
 }
+
+/* ---- a trivial service answering ListSessions ---------------------------- */
+
+#define LISTER_PATH "/org/agentbroker/Broker1"
+#define LISTER_XML                                                             \
+  "<node><interface name='org.agentbroker.Broker1'>"                           \
+  "<method name='ListSessions'><arg type='aa{sv}' direction='out'/></method>"  \
+  "</interface></node>"
+
+struct _BenchLister
+{
+  GThread *thread;
+  GMainContext *context;
+  GMainLoop *loop;
+  GVariant *reply;
+  char *address;
+  GMutex lock;
+  GCond cond;
+  gboolean started;
+  char *name;    /* once started, NULL if it failed */
+  GError *error; /* why it failed */
+};
+
+/* @v rebuilt out of new containers, as the daemon builds its reply:
+ * GDBus marshals a value in that form faster than a serialised one. */
+static GVariant *
+tree_copy (GVariant *v)
+{
+  g_autofree GVariant **children = NULL;
+  GVariant *copy;
+  gsize n;
+
+  if (!g_variant_is_container (v))
+    return g_variant_ref (v);
+  n = g_variant_n_children (v);
+  children = g_new (GVariant *, n + 1);
+  for (gsize i = 0; i < n; i++)
+    {
+      g_autoptr (GVariant) child = g_variant_get_child_value (v, i);
+
+      children[i] = tree_copy (child);
+    }
+  switch (g_variant_classify (v))
+    {
+    case G_VARIANT_CLASS_TUPLE:
+      copy = g_variant_new_tuple (children, n);
+      break;
+    case G_VARIANT_CLASS_DICT_ENTRY:
+      copy = g_variant_new_dict_entry (children[0], children[1]);
+      break;
+    case G_VARIANT_CLASS_VARIANT:
+      copy = g_variant_new_variant (children[0]);
+      break;
+    default: /* arrays; a{sv} and aa{sv} are all this holds */
+      copy = g_variant_new_array (
+          g_variant_type_element (g_variant_get_type (v)), children, n);
+      break;
+    }
+  for (gsize i = 0; i < n; i++)
+    g_variant_unref (children[i]);
+  return g_variant_ref_sink (copy);
+}
+
+static void
+on_lister_call (GDBusConnection *connection, const char *sender,
+                const char *path, const char *iface, const char *method,
+                GVariant *params, GDBusMethodInvocation *invocation,
+                gpointer user_data)
+{
+  BenchLister *l = user_data;
+
+  g_dbus_method_invocation_return_value (invocation, l->reply);
+}
+
+static gpointer
+lister_thread (gpointer user_data)
+{
+  static const GDBusInterfaceVTable vtable = { on_lister_call, NULL, NULL };
+  BenchLister *l = user_data;
+  g_autoptr (GDBusConnection) connection = NULL;
+  g_autoptr (GDBusNodeInfo) node = NULL;
+  GError *error = NULL;
+  guint id = 0;
+
+  g_main_context_push_thread_default (l->context);
+  node = g_dbus_node_info_new_for_xml (LISTER_XML, &error);
+  if (node != NULL)
+    connection = g_dbus_connection_new_for_address_sync (
+        l->address,
+        G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT
+            | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+        NULL, NULL, &error);
+  if (connection != NULL)
+    id = g_dbus_connection_register_object (
+        connection, LISTER_PATH, node->interfaces[0], &vtable, l, NULL, &error);
+  g_mutex_lock (&l->lock);
+  l->started = TRUE;
+  if (id != 0)
+    l->name = g_strdup (g_dbus_connection_get_unique_name (connection));
+  l->error = error;
+  g_cond_signal (&l->cond);
+  g_mutex_unlock (&l->lock);
+
+  if (id != 0)
+    {
+      g_main_loop_run (l->loop);
+      g_dbus_connection_unregister_object (connection, id);
+      g_dbus_connection_close_sync (connection, NULL, NULL);
+    }
+  g_main_context_pop_thread_default (l->context);
+  return NULL;
+}
+
+BenchLister *
+bench_lister_start (const char *address, GVariant *reply, GError **error)
+{
+  BenchLister *l = g_new0 (BenchLister, 1);
+
+  l->context = g_main_context_new ();
+  l->loop = g_main_loop_new (l->context, FALSE);
+  l->reply = tree_copy (reply);
+  l->address = g_strdup (address);
+  g_mutex_init (&l->lock);
+  g_cond_init (&l->cond);
+  l->thread = g_thread_new ("bench-lister", lister_thread, l);
+  g_mutex_lock (&l->lock);
+  while (!l->started)
+    g_cond_wait (&l->cond, &l->lock);
+  g_mutex_unlock (&l->lock);
+  if (l->name == NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&l->error));
+      bench_lister_stop (l);
+      return NULL;
+    }
+  return l;
+}
+
+const char *
+bench_lister_name (BenchLister *l)
+{
+  return l->name;
+}
+
+static gboolean
+quit_loop (gpointer user_data)
+{
+  g_main_loop_quit (user_data);
+  return G_SOURCE_REMOVE;
+}
+
+void
+bench_lister_stop (BenchLister *l)
+{
+  g_main_context_invoke (l->context, quit_loop, l->loop);
+  g_thread_join (l->thread);
+  g_main_loop_unref (l->loop);
+  g_main_context_unref (l->context);
+  g_variant_unref (l->reply);
+  g_free (l->address);
+  g_free (l->name);
+  g_clear_error (&l->error);
+  g_mutex_clear (&l->lock);
+  g_cond_clear (&l->cond);
+  g_free (l);
+}

@@ -26,4 +26,18 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (BenchDirect, bench_direct_free)
 int bench_emitter_main (const char *address, const char *dest, guint64 n,
                         guint bytes, guint rate, guint streams);
 
+/* A trivial GDBus service on its own thread and connection: answers
+ * ListSessions on the broker's path and interface with @reply (a copy of
+ * it in the tree form the daemon answers from), doing nothing else. What
+ * any GDBus daemon pays for that reply. */
+typedef struct _BenchLister BenchLister;
+
+BenchLister *bench_lister_start (const char *address, GVariant *reply,
+                                 GError **error);
+/* Its unique name on the bus. */
+const char *bench_lister_name (BenchLister *l);
+void bench_lister_stop (BenchLister *l);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BenchLister, bench_lister_stop)
+
 G_END_DECLS
