@@ -13,7 +13,8 @@
  *              the agent's pipe itself (json-glib per line)
  *   latency    `pace 100 N` in 100 sessions (the agent stamps
  *              CLOCK_MONOTONIC, the bench subtracts on arrival) vs the
- *              emitter at the same rate
+ *              emitter at the same rate; again at 10 updates/s, and
+ *              one agent's pipe read by the bench itself
  *   first      Prompt on a new thread → first Update vs the bench spawning
  *              and handshaking the demo agent itself
  *   drain      Drain() reply after the last turn's TurnEnded
@@ -215,6 +216,23 @@ thread_name (const char *prefix, guint i)
   return g_strdup_printf ("bench:%s/%u", prefix, i);
 }
 
+/* Waits for @count turns to end after @base had, and for every Prompt
+ * reply. FALSE on a refused prompt or a timeout. */
+static gboolean
+wait_all (Bench *b, const char *prefix, guint64 base, guint count,
+          guint timeout_ms)
+{
+  if (!bench_sink_wait_turns (&b->sink, base + count, timeout_ms))
+    {
+      g_printerr ("%s: %" G_GUINT64_FORMAT " of %u turns ended in time\n",
+                  prefix, bench_sink_turns_ended (&b->sink) - base, count);
+      return FALSE;
+    }
+  while (b->pending_calls > 0)
+    g_main_context_iteration (NULL, TRUE);
+  return b->failed_calls == 0;
+}
+
 /* Prompts @text on threads prefix/first … prefix/first+count-1 at once and
  * waits for every turn to end. FALSE on a refused prompt or a timeout. */
 static gboolean
@@ -230,15 +248,7 @@ prompt_all (Bench *b, const char *prefix, guint first, guint count,
 
       prompt_async (b, thread, text);
     }
-  if (!bench_sink_wait_turns (&b->sink, base + count, timeout_ms))
-    {
-      g_printerr ("%s: %" G_GUINT64_FORMAT " of %u turns ended in time\n",
-                  prefix, bench_sink_turns_ended (&b->sink) - base, count);
-      return FALSE;
-    }
-  while (b->pending_calls > 0)
-    g_main_context_iteration (NULL, TRUE);
-  return b->failed_calls == 0;
+  return wait_all (b, prefix, base, count, timeout_ms);
 }
 
 /* ---- relay throughput ------------------------------------------------- */
@@ -346,7 +356,7 @@ direct_rate_run (Bench *b)
   text = g_strdup_printf ("stream %" G_GUINT64_FORMAT " %u", b->plan.stream_n,
                           b->plan.stream_bytes);
   t0 = g_get_monotonic_time ();
-  if (!bench_direct_prompt (d, text, &chunks, NULL, &error))
+  if (!bench_direct_prompt (d, text, &chunks, NULL, NULL, &error))
     {
       g_printerr ("direct: %s\n", error->message);
       return NAN;
@@ -382,29 +392,78 @@ add_latency (Bench *b, const char *prefix)
   add (b, p99, bench_percentile (b->sink.latency_us, 99));
 }
 
+/* One run of @n updates per session at @rate per second in every relay
+ * session, then the emitter at the same rate: @prefix "" or "light_". */
+static void
+latency_run (Bench *b, guint rate, guint n, const char *prefix)
+{
+  g_autofree char *relay_key = g_strconcat ("relay_latency", prefix, NULL);
+  g_autofree char *dbus_key = g_strconcat ("dbus_latency", prefix, NULL);
+  guint sessions = b->plan.relay_sessions;
+  g_autoptr (GSubprocess) p = NULL;
+  guint64 base;
+  gint64 t0;
+
+  /* Each agent's first update comes a little later than the one before,
+   * as the emitter spreads its streams over the interval: agents prompted
+   * together would otherwise write in step, 100 updates at once. */
+  bench_sink_reset (&b->sink, TRUE);
+  base = bench_sink_turns_ended (&b->sink);
+  b->failed_calls = 0;
+  for (guint i = 0; i < sessions; i++)
+    {
+      g_autofree char *thread = thread_name ("relay", i);
+      g_autofree char *text
+          = g_strdup_printf ("pace %u %u %u %u", rate, n, b->plan.stream_bytes,
+                             i * (1000 / rate) / sessions);
+
+      prompt_async (b, thread, text);
+    }
+  if (wait_all (b, "relay", base, sessions, 300000))
+    {
+      if (b->sink.latency_us->len != (guint64)sessions * n)
+        g_printerr ("latency: %u samples of %u\n", b->sink.latency_us->len,
+                    sessions * n);
+      add_latency (b, relay_key);
+    }
+  p = emitter_spawn (b, n, rate, sessions);
+  if (p != NULL && emitter_go (b, p, sessions, &t0))
+    add_latency (b, dbus_key);
+}
+
+/* One agent at the target's rate, read by the bench from its pipe: what
+ * the one hop the relay adds to the emitter's path costs on this machine. */
+static void
+pipe_latency_run (Bench *b)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (BenchDirect) d
+      = bench_direct_start (b->agent_path, b->tmpdir, &error);
+  g_autoptr (GArray) latency_us = g_array_new (FALSE, FALSE, sizeof (gint64));
+  g_autofree char *text = g_strdup_printf (
+      "pace %u %u %u", b->plan.pace_rate, b->plan.pace_n, b->plan.stream_bytes);
+  guint64 chunks;
+
+  if (d == NULL
+      || !bench_direct_prompt (d, text, &chunks, NULL, latency_us, &error))
+    {
+      g_printerr ("direct: %s\n", error->message);
+      return;
+    }
+  add (b, "pipe_latency_p50_us", bench_percentile (latency_us, 50));
+  add (b, "pipe_latency_p99_us", bench_percentile (latency_us, 99));
+}
+
+/* At the target's rate, and at a tenth of it: what the daemon adds when
+ * the machine is not saturated; and one pipe hop on its own. */
 static void
 bench_latency (Bench *b)
 {
-  g_autofree char *text = g_strdup_printf (
-      "pace %u %u %u", b->plan.pace_rate, b->plan.pace_n, b->plan.stream_bytes);
-  guint sessions = b->plan.relay_sessions;
-
   for (guint r = 0; r < b->plan.runs; r++)
     {
-      g_autoptr (GSubprocess) p = NULL;
-      gint64 t0;
-
-      bench_sink_reset (&b->sink, TRUE);
-      if (prompt_all (b, "relay", 0, sessions, text, 300000))
-        {
-          if (b->sink.latency_us->len != (guint64)sessions * b->plan.pace_n)
-            g_printerr ("latency: %u samples of %u\n", b->sink.latency_us->len,
-                        sessions * b->plan.pace_n);
-          add_latency (b, "relay_latency");
-        }
-      p = emitter_spawn (b, b->plan.pace_n, b->plan.pace_rate, sessions);
-      if (p != NULL && emitter_go (b, p, sessions, &t0))
-        add_latency (b, "dbus_latency");
+      latency_run (b, b->plan.pace_rate, b->plan.pace_n, "");
+      latency_run (b, b->plan.pace_rate / 10, b->plan.pace_n / 10, "_light");
+      pipe_latency_run (b);
     }
   bench_sink_reset (&b->sink, FALSE);
 }
@@ -438,7 +497,8 @@ bench_first_update (Bench *b)
             = bench_direct_start (b->agent_path, b->tmpdir, &error);
 
         if (d != NULL
-            && bench_direct_prompt (d, "stream 1", &chunks, &first, &error))
+            && bench_direct_prompt (d, "stream 1", &chunks, &first, NULL,
+                                    &error))
           add (b, "direct_first_update_ms", (first - t0) / 1000.0);
         else
           g_printerr ("direct first update: %s\n", error->message);
@@ -722,6 +782,12 @@ derive (Bench *b)
        median (b, "relay_latency_p50_us") - median (b, "dbus_latency_p50_us"));
   add (b, "latency_p99_added_us",
        median (b, "relay_latency_p99_us") - median (b, "dbus_latency_p99_us"));
+  add (b, "latency_light_p50_added_us",
+       median (b, "relay_latency_light_p50_us")
+           - median (b, "dbus_latency_light_p50_us"));
+  add (b, "latency_light_p99_added_us",
+       median (b, "relay_latency_light_p99_us")
+           - median (b, "dbus_latency_light_p99_us"));
   add (b, "first_update_added_ms",
        median (b, "first_update_ms") - median (b, "direct_first_update_ms"));
   add (b, "reload_1000_added_ms",
@@ -795,6 +861,16 @@ report (Bench *b, gboolean json)
   print_row (b, "latency p99, 100x100/s (us)", "relay_latency_p99_us",
              "dbus_latency_p99_us", "latency_p99_added_us", "<= +1000 us",
              median (b, "latency_p99_added_us") <= 1000);
+  print_row (b, "  p50 at 100x10/s (us)", "relay_latency_light_p50_us",
+             "dbus_latency_light_p50_us", "latency_light_p50_added_us",
+             "(breakdown)", TRUE);
+  print_row (b, "  p99 at 100x10/s (us)", "relay_latency_light_p99_us",
+             "dbus_latency_light_p99_us", "latency_light_p99_added_us",
+             "(breakdown)", TRUE);
+  print_row (b, "  one agent read directly, p50 (us)", "pipe_latency_p50_us",
+             NULL, "pipe_latency_p50_us", "(breakdown)", TRUE);
+  print_row (b, "  one agent read directly, p99 (us)", "pipe_latency_p99_us",
+             NULL, "pipe_latency_p99_us", "(breakdown)", TRUE);
   print_row (b, "first update, new thread (ms)", "first_update_ms",
              "direct_first_update_ms", "first_update_added_ms", "<= +5 ms",
              median (b, "first_update_added_ms") <= 5);

@@ -19,6 +19,7 @@ struct _BenchDirect
   JsonParser *parser;
   char *session_id;
   gint64 next_id;
+  GArray *latency_us; /* gint64, of stamped chunks; NULL: not kept */
 };
 
 static gboolean
@@ -36,8 +37,9 @@ send_request (BenchDirect *d, const char *method, const char *params,
 }
 
 /* Reads and parses lines (each with json-glib, as a client would) until
- * the response to the last request; counts agent_message_chunk updates
- * and notes when the first arrived. Returns the response's result. */
+ * the response to the last request; counts agent_message_chunk updates,
+ * notes when the first arrived and, when asked, how long each stamped one
+ * took to arrive. Returns the response's result. */
 static JsonObject *
 read_response (BenchDirect *d, guint64 *chunks, gint64 *first_chunk_us,
                GError **error)
@@ -82,8 +84,24 @@ read_response (BenchDirect *d, guint64 *chunks, gint64 *first_chunk_us,
                             "agent_message_chunk")
                      == 0)
             {
+              gint64 now = g_get_monotonic_time ();
+              JsonObject *content
+                  = json_object_get_object_member (update, "content");
+              const char *text
+                  = content != NULL
+                        ? json_object_get_string_member_with_default (
+                            content, "text", "")
+                        : "";
+              const char *t = strstr (text, " t=");
+
               if (chunks != NULL && (*chunks)++ == 0 && first_chunk_us != NULL)
-                *first_chunk_us = g_get_monotonic_time ();
+                *first_chunk_us = now;
+              if (d->latency_us != NULL && t != NULL)
+                {
+                  gint64 took = now - g_ascii_strtoll (t + 3, NULL, 10);
+
+                  g_array_append_val (d->latency_us, took);
+                }
             }
           continue;
         }
@@ -154,7 +172,7 @@ fail:
 
 gboolean
 bench_direct_prompt (BenchDirect *d, const char *text, guint64 *chunks,
-                     gint64 *first_chunk_us, GError **error)
+                     gint64 *first_chunk_us, GArray *latency_us, GError **error)
 {
   g_autoptr (JsonNode) text_node
       = json_node_init_string (json_node_alloc (), text);
@@ -167,7 +185,9 @@ bench_direct_prompt (BenchDirect *d, const char *text, guint64 *chunks,
   *chunks = 0;
   if (!send_request (d, "session/prompt", params, error))
     return FALSE;
+  d->latency_us = latency_us;
   result = read_response (d, chunks, first_chunk_us, error);
+  d->latency_us = NULL;
   return result != NULL;
 }
 

@@ -12,9 +12,11 @@ BenchDirect *bench_direct_start (const char *agent_path, const char *cwd,
                                  GError **error);
 /* session/prompt; reads (and parses) every line until the response.
  * @chunks: agent_message_chunk updates seen; @first_chunk_us (may be NULL):
- * monotonic time of the first. */
+ * monotonic time of the first; @latency_us (may be NULL): gets, for each
+ * chunk stamped by the agent ("pace"), how long it took to arrive (µs). */
 gboolean bench_direct_prompt (BenchDirect *d, const char *text, guint64 *chunks,
-                              gint64 *first_chunk_us, GError **error);
+                              gint64 *first_chunk_us, GArray *latency_us,
+                              GError **error);
 void bench_direct_free (BenchDirect *d);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BenchDirect, bench_direct_free)

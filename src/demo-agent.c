@@ -18,8 +18,11 @@
  *                     chunk i's text starts with "i " (i counts from 1); with
  *                     the word "stamp" anywhere in the prompt each chunk also
  *                     carries "t=<CLOCK_MONOTONIC µs at write time> "
- *   pace R N [BYTES]  like "stream N BYTES stamp", but R chunks per second
- *                     (one every 1000/R ms), for latency measurements
+ *   pace R N [BYTES [DELAY]]
+ *                     like "stream N BYTES stamp", but R chunks per second
+ *                     (one every 1000/R ms), the first after DELAY ms (0),
+ *                     for latency measurements: agents prompted together
+ *                     and given different delays do not write in step
  *   sleep S           one chunk, then wait S seconds (cancellable), end_turn
  *   gate PATH [MODE]  one chunk, then wait until the file PATH exists
  *                     (cancellable), then MODE if given, end_turn: a turn
@@ -908,6 +911,8 @@ turn_plan (DemoTurn *turn, const char *mode_text, const char *prompt)
 
           turn->stream_pace_ms = (guint)CLAMP (1000 / MAX (rate, 1), 1, 1000);
           turn->stream_stamp = TRUE;
+          step->delay_ms
+              = (guint)MIN (parse_count (words, first + 2, 0), 60000);
         }
       else
         turn->stream_stamp = strstr (mode_text, "stamp") != NULL;
@@ -1472,7 +1477,9 @@ main (int argc, char **argv)
       "  stream N [BYTES]  N chunks at full speed, chunk i starts with \"i "
       "\";\n"
       "                    \"stamp\" in the prompt adds t=<monotonic usec>\n"
-      "  pace R N [BYTES]  N stamped chunks, R per second\n"
+      "  pace R N [BYTES [DELAY]]\n"
+      "                    N stamped chunks, R per second, the first after\n"
+      "                    DELAY ms\n"
       "  sleep S           one chunk, wait S seconds (cancellable)\n"
       "  gate PATH [MODE]  one chunk, wait until PATH exists (cancellable),\n"
       "                    then MODE\n"
