@@ -393,12 +393,12 @@ add_latency (Bench *b, const char *prefix)
 }
 
 /* One run of @n updates per session at @rate per second in every relay
- * session, then the emitter at the same rate: @prefix "" or "light_". */
+ * session, then the emitter at the same rate: @suffix "" or "_light". */
 static void
-latency_run (Bench *b, guint rate, guint n, const char *prefix)
+latency_run (Bench *b, guint rate, guint n, const char *suffix)
 {
-  g_autofree char *relay_key = g_strconcat ("relay_latency", prefix, NULL);
-  g_autofree char *dbus_key = g_strconcat ("dbus_latency", prefix, NULL);
+  g_autofree char *relay_key = g_strconcat ("relay_latency", suffix, NULL);
+  g_autofree char *dbus_key = g_strconcat ("dbus_latency", suffix, NULL);
   guint sessions = b->plan.relay_sessions;
   g_autoptr (GSubprocess) p = NULL;
   guint64 base;
@@ -613,15 +613,17 @@ time_list_sessions (Bench *b, const char *key)
   g_autoptr (BenchLister) lister = NULL;
   g_autoptr (GError) error = NULL;
 
+  /* The last reply is the one the trivial service will serve. */
   for (guint i = 0; i < b->plan.call_reps; i++)
     {
-      add (b, ms,
-           timed_call (b, BUS_NAME, BROKER_IFACE, "ListSessions", NULL, NULL));
+      g_clear_pointer (&reply, g_variant_unref);
+      add (
+          b, ms,
+          timed_call (b, BUS_NAME, BROKER_IFACE, "ListSessions", NULL, &reply));
       add (b, wire_ms,
            timed_call_wire (b, BUS_NAME, BROKER_IFACE, "ListSessions", NULL));
     }
-  if (isnan (
-          timed_call (b, BUS_NAME, BROKER_IFACE, "ListSessions", NULL, &reply)))
+  if (reply == NULL)
     return;
   lister = bench_lister_start (b->bus_address, reply, &error);
   if (lister == NULL)

@@ -10,6 +10,7 @@
 
 #include "bench-direct.h"
 #include "bench-sink.h"
+#include "bench-util.h"
 
 struct _BenchDirect
 {
@@ -84,24 +85,15 @@ read_response (BenchDirect *d, guint64 *chunks, gint64 *first_chunk_us,
                             "agent_message_chunk")
                      == 0)
             {
-              gint64 now = g_get_monotonic_time ();
-              JsonObject *content
-                  = json_object_get_object_member (update, "content");
-              const char *text
-                  = content != NULL
-                        ? json_object_get_string_member_with_default (
-                            content, "text", "")
-                        : "";
-              const char *t = strstr (text, " t=");
+              gint64 age;
 
               if (chunks != NULL && (*chunks)++ == 0 && first_chunk_us != NULL)
-                *first_chunk_us = now;
-              if (d->latency_us != NULL && t != NULL)
-                {
-                  gint64 took = now - g_ascii_strtoll (t + 3, NULL, 10);
-
-                  g_array_append_val (d->latency_us, took);
-                }
+                *first_chunk_us = g_get_monotonic_time ();
+              /* Only when asked: the throughput baseline does no more per
+               * line than a client would. */
+              if (d->latency_us != NULL
+                  && bench_stamp_age (line, g_get_monotonic_time (), &age))
+                g_array_append_val (d->latency_us, age);
             }
           continue;
         }

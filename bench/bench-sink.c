@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "bench-sink.h"
+#include "bench-util.h"
 
 static void
 record_stamps (BenchSink *sink, GVariant *updates, gint64 now)
@@ -13,17 +14,12 @@ record_stamps (BenchSink *sink, GVariant *updates, gint64 now)
 
   for (gsize i = 0; i < n; i++)
     {
-      const char *t = strstr (texts[i], " t=");
-      gint64 stamp;
+      gint64 age;
 
-      if (t == NULL)
-        {
-          sink->unstamped++;
-          continue;
-        }
-      stamp = g_ascii_strtoll (t + 3, NULL, 10);
-      stamp = now - stamp;
-      g_array_append_val (sink->latency_us, stamp);
+      if (bench_stamp_age (texts[i], now, &age))
+        g_array_append_val (sink->latency_us, age);
+      else
+        sink->unstamped++;
     }
 }
 

@@ -107,6 +107,17 @@ bench_percentile (GArray *values, double pct)
   return (double)g_array_index (values, gint64, MIN (idx, values->len - 1));
 }
 
+gboolean
+bench_stamp_age (const char *text, gint64 now, gint64 *age_us)
+{
+  const char *t = strstr (text, " t=");
+
+  if (t == NULL)
+    return FALSE;
+  *age_us = now - g_ascii_strtoll (t + 3, NULL, 10);
+  return TRUE;
+}
+
 gint64
 bench_rss_kib (GPid pid)
 {

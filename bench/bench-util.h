@@ -20,6 +20,10 @@ double bench_series_min (const BenchSeries *s);
 double bench_series_max (const BenchSeries *s);
 /* Percentile (0–100) of an array of gint64, sorted in place. */
 double bench_percentile (GArray *values, double pct);
+/* How long before @now (monotonic µs) a paced update was written, from the
+ * "t=<µs>" stamp in @text (an update's JSON, or a line holding one); FALSE
+ * when @text carries no stamp. */
+gboolean bench_stamp_age (const char *text, gint64 now, gint64 *age_us);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BenchSeries, bench_series_free)
 
