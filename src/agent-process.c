@@ -20,6 +20,7 @@
 
 #include "agent-process.h"
 #include "error.h"
+#include "fd-watch.h"
 
 /* at most this many stderr lines per window are logged, per agent */
 #define STDERR_BURST_LINES 200
@@ -48,14 +49,14 @@ struct _AbAgentProcess
   gboolean group_gone; /* once seen empty, never signal the pgid again */
   int wait_status;
   char *exit_description;
-  GSource *child_watch;
+  AbChildWatch *child_watch;
   GOutputStream *stdin_stream;
   GInputStream *stdout_stream;
-  GInputStream *stderr_stream;
 
   /* stderr */
+  int stderr_fd; /* -1 once closed */
+  AbFdWatch *stderr_watch;
   gboolean to_journal;
-  GSource *stderr_source;
   char stderr_line[AB_AGENT_STDERR_MAX_LINE];
   gsize stderr_line_len;
   GQueue stderr_tail; /* char *, oldest first */
@@ -239,32 +240,40 @@ handle_stderr_bytes (AbAgentProcess *self, const char *data, gsize len)
     }
 }
 
-static gboolean
-on_stderr_readable (GObject *stream, gpointer user_data)
+static void
+close_stderr (AbAgentProcess *self)
+{
+  g_clear_pointer (&self->stderr_watch, ab_fd_watch_free);
+  if (self->stderr_fd >= 0)
+    close (self->stderr_fd);
+  self->stderr_fd = -1;
+}
+
+static void
+on_stderr_readable (gpointer user_data)
 {
   AbAgentProcess *self = AB_AGENT_PROCESS (user_data);
   char buf[4096];
-  g_autoptr (GError) error = NULL;
   gssize n;
 
-  n = g_pollable_input_stream_read_nonblocking (
-      G_POLLABLE_INPUT_STREAM (stream), buf, sizeof buf, NULL, &error);
-  if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-    return G_SOURCE_CONTINUE;
+  do
+    n = read (self->stderr_fd, buf, sizeof buf);
+  while (n < 0 && errno == EINTR);
+  if (n < 0 && errno == EAGAIN)
+    return;
   if (n > 0)
     {
       handle_stderr_bytes (self, buf, (gsize)n);
-      return G_SOURCE_CONTINUE;
+      return;
     }
 
   if (n < 0)
     g_warning ("cannot read stderr of agent %s[%d]: %s", self->thread,
-               (int)self->pid, error->message);
+               (int)self->pid, g_strerror (errno));
   if (self->stderr_line_len > 0)
     handle_stderr_line (self, self->stderr_line, self->stderr_line_len);
   self->stderr_line_len = 0;
-  g_clear_pointer (&self->stderr_source, g_source_unref);
-  return G_SOURCE_REMOVE;
+  close_stderr (self);
 }
 
 char *
@@ -378,7 +387,7 @@ on_child_exited (GPid pid, int status, gpointer user_data)
 {
   AbAgentProcess *self = g_object_ref (AB_AGENT_PROCESS (user_data));
 
-  g_clear_pointer (&self->child_watch, g_source_unref);
+  g_clear_pointer (&self->child_watch, ab_child_watch_free);
   self->running = FALSE;
   self->wait_status = status;
   self->exit_description = describe_wait_status (status);
@@ -677,6 +686,7 @@ ab_agent_process_spawn (const char *const *argv, const char *const *envp,
                         const char *cwd, const char *thread, GError **error)
 {
   g_autoptr (AbAgentProcess) self = NULL;
+  g_autoptr (GError) watch_error = NULL;
   g_autofree char *file = NULL;
   int pipes[3][2], child[3];
   int r;
@@ -745,25 +755,26 @@ ab_agent_process_spawn (const char *const *argv, const char *const *envp,
 
   self->pgid = self->pid;
   self->running = TRUE;
-  self->child_watch = g_child_watch_source_new (self->pid);
-  g_source_set_callback (self->child_watch, G_SOURCE_FUNC (on_child_exited),
-                         self, NULL);
-  g_source_attach (self->child_watch, NULL);
+  self->child_watch = ab_child_watch_new (self->pid, on_child_exited, self);
 
   g_unix_set_fd_nonblocking (pipes[0][1], TRUE, NULL);
   g_unix_set_fd_nonblocking (pipes[1][0], TRUE, NULL);
   g_unix_set_fd_nonblocking (pipes[2][0], TRUE, NULL);
   self->stdin_stream = g_unix_output_stream_new (pipes[0][1], TRUE);
   self->stdout_stream = g_unix_input_stream_new (pipes[1][0], TRUE);
-  self->stderr_stream = g_unix_input_stream_new (pipes[2][0], TRUE);
+  self->stderr_fd = pipes[2][0];
 
   self->to_journal = g_log_writer_is_journald (fileno (stderr));
   self->window_start = g_get_monotonic_time ();
-  self->stderr_source = g_pollable_input_stream_create_source (
-      G_POLLABLE_INPUT_STREAM (self->stderr_stream), NULL);
-  g_source_set_callback (self->stderr_source,
-                         G_SOURCE_FUNC (on_stderr_readable), self, NULL);
-  g_source_attach (self->stderr_source, NULL);
+  self->stderr_watch = ab_fd_watch_new (self->stderr_fd, on_stderr_readable,
+                                        self, &watch_error);
+  if (self->stderr_watch == NULL)
+    {
+      /* The agent runs on; what it writes to stderr fails (EPIPE). */
+      g_warning ("cannot read stderr of agent %s[%d]: %s", self->thread,
+                 (int)self->pid, watch_error->message);
+      close_stderr (self);
+    }
 
   return g_steal_pointer (&self);
 }
@@ -834,10 +845,10 @@ ab_agent_process_dispose (GObject *object)
     signal_group (self, SIGKILL);
   if (self->child_watch != NULL)
     {
-      destroy_source (&self->child_watch);
+      g_clear_pointer (&self->child_watch, ab_child_watch_free);
       g_child_watch_add (self->pid, reap_only, NULL);
     }
-  destroy_source (&self->stderr_source);
+  close_stderr (self);
   destroy_source (&self->kill_source);
   destroy_source (&self->poll_source);
   if (self->window_source != NULL)
@@ -849,7 +860,6 @@ ab_agent_process_dispose (GObject *object)
     g_ptr_array_set_size (self->waiters, 0);
   g_clear_object (&self->stdin_stream);
   g_clear_object (&self->stdout_stream);
-  g_clear_object (&self->stderr_stream);
 
   G_OBJECT_CLASS (ab_agent_process_parent_class)->dispose (object);
 }
@@ -872,6 +882,7 @@ static void
 ab_agent_process_init (AbAgentProcess *self)
 {
   g_queue_init (&self->stderr_tail);
+  self->stderr_fd = -1;
   self->waiters = g_ptr_array_new_with_free_func ((GDestroyNotify)waiter_free);
 }
 

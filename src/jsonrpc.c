@@ -1,13 +1,16 @@
 /* agentbroker — newline-delimited JSON-RPC 2.0 over an agent's pipes */
 #include "config.h"
 
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <gio/gunixinputstream.h>
 #include <gio/gunixoutputstream.h>
 #include <glib-unix.h>
 
 #include "error.h"
+#include "fd-watch.h"
 #include "jsonrpc.h"
 #include "line-reader.h"
 
@@ -47,7 +50,7 @@ struct _AbJsonRpc
   gint64 next_id;
   GHashTable *pending; /* gint64 *id -> PendingCall * */
 
-  GSource *read_source;
+  AbFdWatch *read_watch; /* on the input stream's descriptor */
   GSource *write_source;
   GQueue out_queue; /* GBytes, each one serialised message + '\n' */
   gsize out_offset; /* bytes of the head already written */
@@ -94,11 +97,7 @@ pending_call_free (PendingCall *call)
 static void
 stop_io (AbJsonRpc *self)
 {
-  if (self->read_source != NULL)
-    {
-      g_source_destroy (self->read_source);
-      g_clear_pointer (&self->read_source, g_source_unref);
-    }
+  g_clear_pointer (&self->read_watch, ab_fd_watch_free);
   if (self->write_source != NULL)
     {
       g_source_destroy (self->write_source);
@@ -893,33 +892,38 @@ ab_jsonrpc_feed_for_testing (AbJsonRpc *self, const char *data, gsize len)
   handle_bytes (self, data, len);
 }
 
-static gboolean
-on_readable (GObject *stream, gpointer user_data)
+/* Straight from the descriptor: the stream's own non-blocking read would
+ * poll it twice more first. */
+static void
+on_readable (gpointer user_data)
 {
   AbJsonRpc *self = AB_JSONRPC (user_data);
   g_autoptr (AbJsonRpc) hold G_GNUC_UNUSED = g_object_ref (self);
-  g_autoptr (GError) error = NULL;
+  int fd = g_unix_input_stream_get_fd (G_UNIX_INPUT_STREAM (self->input));
   gssize n;
 
-  n = g_pollable_input_stream_read_nonblocking (
-      G_POLLABLE_INPUT_STREAM (self->input), self->read_buf, READ_CHUNK_BYTES,
-      NULL, &error);
+  do
+    n = read (fd, self->read_buf, READ_CHUNK_BYTES);
+  while (n < 0 && errno == EINTR);
   if (n < 0)
     {
-      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-        return G_SOURCE_CONTINUE;
-      g_prefix_error (&error, "cannot read from agent: ");
+      int saved = errno;
+      g_autoptr (GError) error = NULL;
+
+      if (saved == EAGAIN)
+        return;
+      error = g_error_new (G_IO_ERROR, g_io_error_from_errno (saved),
+                           "cannot read from agent: %s", g_strerror (saved));
       ab_jsonrpc_fail (self, error);
-      return G_SOURCE_REMOVE;
+      return;
     }
   if (n == 0)
     {
       ab_jsonrpc_fail (self, NULL);
-      return G_SOURCE_REMOVE;
+      return;
     }
 
   handle_bytes (self, (const char *)self->read_buf, (gsize)n);
-  return self->read_source != NULL ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1197,14 +1201,19 @@ ab_jsonrpc_start (AbJsonRpc *self)
 {
   g_return_if_fail (AB_IS_JSONRPC (self));
 
-  if (self->state != STATE_OPEN || self->read_source != NULL)
+  g_autoptr (GError) error = NULL;
+
+  if (self->state != STATE_OPEN || self->read_watch != NULL)
     return;
 
-  self->read_source = g_pollable_input_stream_create_source (
-      G_POLLABLE_INPUT_STREAM (self->input), NULL);
-  g_source_set_callback (self->read_source, G_SOURCE_FUNC (on_readable), self,
-                         NULL);
-  g_source_attach (self->read_source, NULL);
+  self->read_watch = ab_fd_watch_new (
+      g_unix_input_stream_get_fd (G_UNIX_INPUT_STREAM (self->input)),
+      on_readable, self, &error);
+  if (self->read_watch == NULL)
+    {
+      g_prefix_error (&error, "cannot read from agent: ");
+      fail_later (self, g_steal_pointer (&error));
+    }
 }
 
 AbJsonRpc *
@@ -1213,10 +1222,8 @@ ab_jsonrpc_new (GInputStream *input, GOutputStream *output,
 {
   AbJsonRpc *self;
 
-  g_return_val_if_fail (G_IS_POLLABLE_INPUT_STREAM (input), NULL);
+  g_return_val_if_fail (G_IS_UNIX_INPUT_STREAM (input), NULL);
   g_return_val_if_fail (G_IS_POLLABLE_OUTPUT_STREAM (output), NULL);
-  g_return_val_if_fail (
-      g_pollable_input_stream_can_poll (G_POLLABLE_INPUT_STREAM (input)), NULL);
   g_return_val_if_fail (
       g_pollable_output_stream_can_poll (G_POLLABLE_OUTPUT_STREAM (output)),
       NULL);
@@ -1227,11 +1234,10 @@ ab_jsonrpc_new (GInputStream *input, GOutputStream *output,
   self->output = g_object_ref (output);
   self->reader = ab_line_reader_new (max_line_bytes);
 
-  /* A pollable Unix stream on a blocking fd would block in write() when
-   * the message is larger than the free pipe buffer. */
-  if (G_IS_UNIX_INPUT_STREAM (input))
-    g_unix_set_fd_nonblocking (
-        g_unix_input_stream_get_fd (G_UNIX_INPUT_STREAM (input)), TRUE, NULL);
+  /* On a blocking fd, a read with nothing to read or a write larger than
+   * the free pipe buffer would hold up the loop. */
+  g_unix_set_fd_nonblocking (
+      g_unix_input_stream_get_fd (G_UNIX_INPUT_STREAM (input)), TRUE, NULL);
   if (G_IS_UNIX_OUTPUT_STREAM (output))
     g_unix_set_fd_nonblocking (
         g_unix_output_stream_get_fd (G_UNIX_OUTPUT_STREAM (output)), TRUE,

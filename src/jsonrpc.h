@@ -2,9 +2,9 @@
  *
  * AbJsonRpc is the ACP wire: one JSON object per line, read from the
  * agent's stdout and written to its stdin, entirely on the main loop.
- * Both streams must be pollable (GUnixInputStream/GUnixOutputStream on
- * pipes or sockets); Unix stream fds are switched to O_NONBLOCK so a write
- * never blocks the loop.
+ * The input is a GUnixInputStream (a pipe or socket), read through an
+ * AbFdWatch; the output any pollable stream.  Unix stream fds are switched
+ * to O_NONBLOCK so neither a read nor a write blocks the loop.
  *
  * Signals (all emitted from the main loop, never from inside an
  * ab_jsonrpc_*() call, and never after ab_jsonrpc_close()):
