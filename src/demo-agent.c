@@ -19,10 +19,12 @@
  *                     the word "stamp" anywhere in the prompt each chunk also
  *                     carries "t=<CLOCK_MONOTONIC µs at write time> "
  *   pace R N [BYTES [DELAY]]
- *                     like "stream N BYTES stamp", but R chunks per second
- *                     (one every 1000/R ms), the first after DELAY ms (0),
- *                     for latency measurements: agents prompted together
- *                     and given different delays do not write in step
+ *                     like "stream N BYTES stamp", but R chunks per second:
+ *                     chunk i is due DELAY ms (0; fractions allowed) plus
+ *                     (i-1)/R s after the prompt, however late the one
+ *                     before was; for latency measurements, agents prompted
+ *                     together and given different delays do not write in
+ *                     step
  *   sleep S           one chunk, then wait S seconds (cancellable), end_turn
  *   gate PATH [MODE]  one chunk, then wait until the file PATH exists
  *                     (cancellable), then MODE if given, end_turn: a turn
@@ -59,13 +61,16 @@
 #endif
 
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <glib-unix.h>
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
@@ -147,8 +152,10 @@ struct _DemoTurn
   guint64 stream_next;
   guint stream_bytes;
   gboolean stream_stamp;
-  guint stream_pace_ms; /* between chunks; 0 = as fast as possible */
-  GString *reply;       /* what we said, for the transcript */
+  gint64 pace_interval_us; /* between chunks; 0 = as fast as possible */
+  gint64 pace_due_us;      /* when the next paced chunk is due (monotonic) */
+  int pace_timerfd;        /* -1 until a paced chunk is waited for */
+  GString *reply;          /* what we said, for the transcript */
 };
 
 static struct
@@ -523,6 +530,8 @@ turn_free (DemoTurn *turn)
   g_queue_clear_full (&turn->steps, demo_step_free);
   g_free (turn->tool_call_id);
   g_string_free (turn->reply, TRUE);
+  if (turn->pace_timerfd >= 0)
+    close (turn->pace_timerfd);
   g_free (turn);
 }
 
@@ -678,6 +687,44 @@ turn_permission_answered (DemoTurn *turn, JsonObject *response)
   turn_schedule (turn);
 }
 
+static gboolean turn_run_cb (gpointer user_data);
+
+static gboolean
+on_pace_due (int fd, GIOCondition condition, gpointer user_data)
+{
+  guint64 expirations;
+
+  if (read (fd, &expirations, sizeof expirations) < 0 && errno != EAGAIN)
+    demo_log ("cannot read a timer: %s", g_strerror (errno));
+  return turn_run_cb (user_data);
+}
+
+/* A paced stream's chunks are due at fixed times from its start, not a
+ * fixed delay after the chunk before: timers re-armed after each chunk
+ * drift, and agents started apart would drift into step.  A timerfd
+ * rather than a GLib timeout, whose resolution is a millisecond. */
+static void
+pace_wait (DemoTurn *turn)
+{
+  struct itimerspec due = {
+    .it_value = { .tv_sec = turn->pace_due_us / G_USEC_PER_SEC,
+                  .tv_nsec = turn->pace_due_us % G_USEC_PER_SEC * 1000 },
+  };
+
+  if (turn->pace_timerfd < 0)
+    turn->pace_timerfd
+        = timerfd_create (CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  if (turn->pace_timerfd < 0
+      || timerfd_settime (turn->pace_timerfd, TFD_TIMER_ABSTIME, &due, NULL)
+             != 0)
+    {
+      demo_log ("cannot set a timer: %s; exiting", g_strerror (errno));
+      exit (1);
+    }
+  turn->source_id
+      = g_unix_fd_add (turn->pace_timerfd, G_IO_IN, on_pace_due, turn);
+}
+
 static gboolean
 turn_run_cb (gpointer user_data)
 {
@@ -705,13 +752,16 @@ turn_run_cb (gpointer user_data)
           send_update (turn->session->id, g_steal_pointer (&step->update));
           break;
         case STEP_STREAM:
-          turn_send_stream_chunk (turn);
-          if (turn->stream_next++ < step->n)
+          if (turn->pace_interval_us > 0
+              && g_get_monotonic_time () < turn->pace_due_us)
             {
-              /* Stay on this step; a paced stream waits for its timer. */
-              step->delay_ms = turn->stream_pace_ms;
-              continue;
+              pace_wait (turn);
+              return G_SOURCE_REMOVE;
             }
+          turn_send_stream_chunk (turn);
+          turn->pace_due_us += turn->pace_interval_us;
+          if (turn->stream_next++ < step->n)
+            continue; /* stay on this step */
           break;
         case STEP_PAUSE:
           break;
@@ -908,11 +958,17 @@ turn_plan (DemoTurn *turn, const char *mode_text, const char *prompt)
       if (g_str_equal (word, "pace"))
         {
           guint64 rate = parse_count (words, first++, 10);
+          /* pace R N BYTES DELAY: DELAY in ms, fractions allowed */
+          double delay_ms
+              = g_strv_length (words) > 4 ? g_ascii_strtod (words[4], NULL) : 0;
 
-          turn->stream_pace_ms = (guint)CLAMP (1000 / MAX (rate, 1), 1, 1000);
+          turn->pace_interval_us = (gint64)CLAMP (
+              G_USEC_PER_SEC / MAX (rate, 1), 1, G_USEC_PER_SEC);
+          turn->pace_due_us = g_get_monotonic_time ()
+                              + (gint64)(isfinite (delay_ms)
+                                             ? CLAMP (delay_ms, 0, 60000) * 1000
+                                             : 0);
           turn->stream_stamp = TRUE;
-          step->delay_ms
-              = (guint)MIN (parse_count (words, first + 2, 0), 60000);
         }
       else
         turn->stream_stamp = strstr (mode_text, "stamp") != NULL;
@@ -1264,6 +1320,7 @@ handle_session_prompt (JsonNode *id, JsonObject *params)
     }
 
   turn = g_new0 (DemoTurn, 1);
+  turn->pace_timerfd = -1;
   turn->session = session;
   turn->request_id = json_node_copy (id);
   turn->reply = g_string_new (NULL);
@@ -1478,8 +1535,8 @@ main (int argc, char **argv)
       "\";\n"
       "                    \"stamp\" in the prompt adds t=<monotonic usec>\n"
       "  pace R N [BYTES [DELAY]]\n"
-      "                    N stamped chunks, R per second, the first after\n"
-      "                    DELAY ms\n"
+      "                    N stamped chunks, R per second on a fixed\n"
+      "                    schedule, the first after DELAY ms\n"
       "  sleep S           one chunk, wait S seconds (cancellable)\n"
       "  gate PATH [MODE]  one chunk, wait until PATH exists (cancellable),\n"
       "                    then MODE\n"

@@ -812,6 +812,32 @@ test_streams_do_not_mix (Fixture *fx, gconstpointer data)
   g_test_message ("5000 updates came in %u signals", ra->update_signals);
 }
 
+/* The demo agent's paced stream, which the bench's latency figures rest
+ * on: stamped chunks, none written before its time on the fixed schedule
+ * (chunk i at DELAY + (i-1)/R after the prompt; load can only make them
+ * later). */
+static void
+test_stream_paced (Fixture *fx, gconstpointer data)
+{
+  gint64 sent;
+  guint64 turn;
+  AbTurn *rec;
+
+  start_daemon (fx, NULL, NULL, NULL);
+  sent = g_get_monotonic_time ();
+  turn = ab_prompt (fx->d.connection, fx->c, "cli:paced", "pace 50 6 40 12.5");
+  rec = ab_wait_turn (fx->c, "cli:paced", turn, TURN_TIMEOUT_MS);
+  ab_assert_stream (rec, 6, 40);
+  for (guint i = 0; i < 6; i++)
+    {
+      const char *stamp = strstr (rec->chunks->pdata[i], " t=");
+      gint64 due = sent + 12500 + i * (G_USEC_PER_SEC / 50);
+
+      g_assert_nonnull (stamp);
+      g_assert_cmpint (g_ascii_strtoll (stamp + 3, NULL, 10), >=, due);
+    }
+}
+
 static void
 test_unicast_and_watch (Fixture *fx, gconstpointer data)
 {
@@ -1328,6 +1354,7 @@ main (int argc, char **argv)
   ADD ("queue/full", test_queue_full, NULL);
   ADD ("cancel", test_cancel, NULL);
   ADD ("stream/no-mixing", test_streams_do_not_mix, NULL);
+  ADD ("stream/paced", test_stream_paced, NULL);
   ADD ("stream/unicast-and-watch", test_unicast_and_watch, NULL);
   ADD ("stream/turn0-to-watchers", test_watch_all_turn0, NULL);
   ADD ("pool/idle-suspend-resume", test_idle_suspend_resume, NULL);
