@@ -45,6 +45,8 @@
 #define BUS_PATH "/org/agentbroker/Broker1"
 #define BROKER_IFACE "org.agentbroker.Broker1"
 #define CALL_TIMEOUT_MS 120000
+/* when paced agents start writing, after their prompt */
+#define PACE_START_MS 300.0
 
 typedef struct
 {
@@ -76,6 +78,8 @@ typedef struct
   guint pending_calls;
   guint failed_calls;
   char *tmpdir;
+  GPid bus_pid;
+  GPid daemon_pid; /* the daemon started last */
 } Bench;
 
 static BenchSeries *
@@ -382,6 +386,110 @@ bench_relay (Bench *b)
 
 /* ---- added latency at a steady rate ----------------------------------- */
 
+/* thread → pid of every session. */
+static GHashTable *
+session_pids (Bench *b, guint *running)
+{
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GVariantIter) iter = NULL;
+  GVariant *dict;
+  GHashTable *pids
+      = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+
+  *running = 0;
+  if (isnan (
+          timed_call (b, BUS_NAME, BROKER_IFACE, "ListSessions", NULL, &reply)))
+    return pids;
+  g_variant_get (reply, "(aa{sv})", &iter);
+  while ((dict = g_variant_iter_next_value (iter)) != NULL)
+    {
+      const char *thread = NULL;
+      guint32 pid = 0;
+
+      g_variant_lookup (dict, "thread", "&s", &thread);
+      g_variant_lookup (dict, "pid", "u", &pid);
+      if (pid != 0)
+        (*running)++;
+      g_hash_table_insert (pids, g_strdup (thread), GUINT_TO_POINTER (pid));
+      g_variant_unref (dict);
+    }
+  return pids;
+}
+
+/* CPU time used so far by each part of the path, in seconds. */
+typedef struct
+{
+  gint64 at;
+  double daemon;
+  double agents;
+  double bus;
+  double client;  /* the bench, which receives the signals */
+  double emitter; /* reaped children */
+} CpuUse;
+
+/* The emitter is timed after its exit, among the reaped children. */
+static double
+children_cpu_seconds (void)
+{
+  struct rusage ru;
+
+  getrusage (RUSAGE_CHILDREN, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec
+         + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static void
+cpu_use_read (Bench *b, GHashTable *agent_pids, CpuUse *u)
+{
+  GHashTableIter it;
+  gpointer pid;
+
+  u->at = g_get_monotonic_time ();
+  u->daemon = bench_cpu_seconds (b->daemon_pid);
+  u->bus = bench_cpu_seconds (b->bus_pid);
+  u->client = bench_cpu_seconds (getpid ());
+  u->emitter = children_cpu_seconds ();
+  u->agents = 0;
+  g_hash_table_iter_init (&it, agent_pids);
+  while (g_hash_table_iter_next (&it, NULL, &pid))
+    if (GPOINTER_TO_UINT (pid) != 0)
+      u->agents += bench_cpu_seconds ((GPid)GPOINTER_TO_UINT (pid));
+}
+
+/* Cores each part used between @t0 and @t1: @prefix_cpu_daemon, …. */
+static void
+add_cpu_use (Bench *b, const char *prefix, const CpuUse *t0, const CpuUse *t1)
+{
+  static const struct
+  {
+    const char *part;
+    gsize offset;
+  } parts[] = {
+    { "daemon", G_STRUCT_OFFSET (CpuUse, daemon) },
+    { "agents", G_STRUCT_OFFSET (CpuUse, agents) },
+    { "bus", G_STRUCT_OFFSET (CpuUse, bus) },
+    { "client", G_STRUCT_OFFSET (CpuUse, client) },
+    { "emitter", G_STRUCT_OFFSET (CpuUse, emitter) },
+  };
+  double wall = (t1->at - t0->at) / 1e6, all = 0;
+
+  for (guint i = 0; i < G_N_ELEMENTS (parts); i++)
+    {
+      g_autofree char *key
+          = g_strdup_printf ("%s_cpu_%s", prefix, parts[i].part);
+      double used = G_STRUCT_MEMBER (double, t1, parts[i].offset)
+                    - G_STRUCT_MEMBER (double, t0, parts[i].offset);
+
+      all += used;
+      add (b, key, used / wall);
+    }
+  {
+    g_autofree char *key = g_strdup_printf ("%s_cpu_all", prefix);
+
+    add (b, key, all / wall);
+  }
+}
+
 static void
 add_latency (Bench *b, const char *prefix)
 {
@@ -400,35 +508,57 @@ latency_run (Bench *b, guint rate, guint n, const char *suffix)
   g_autofree char *relay_key = g_strconcat ("relay_latency", suffix, NULL);
   g_autofree char *dbus_key = g_strconcat ("dbus_latency", suffix, NULL);
   guint sessions = b->plan.relay_sessions;
+  /* what each part of the path costs, at the target's rate only */
+  gboolean cpu = suffix[0] == '\0';
   g_autoptr (GSubprocess) p = NULL;
+  g_autoptr (GHashTable) agents = NULL;
+  CpuUse before, after;
+  guint running;
   guint64 base;
   gint64 t0;
 
   /* Each agent's first update comes a little later than the one before,
    * as the emitter spreads its streams over the interval: agents prompted
-   * together would otherwise write in step, 100 updates at once. */
+   * together would otherwise write in step, 100 updates at once.  And
+   * only once the 100 prompts are accepted, recorded and passed on, so
+   * that their handling is not counted in the updates' latency. */
+  agents = session_pids (b, &running);
   bench_sink_reset (&b->sink, TRUE);
   base = bench_sink_turns_ended (&b->sink);
   b->failed_calls = 0;
+  t0 = g_get_monotonic_time ();
   for (guint i = 0; i < sessions; i++)
     {
       g_autofree char *thread = thread_name ("relay", i);
-      g_autofree char *text
-          = g_strdup_printf ("pace %u %u %u %u", rate, n, b->plan.stream_bytes,
-                             i * (1000 / rate) / sessions);
+      g_autofree char *text = g_strdup_printf (
+          "pace %u %u %u %.3f", rate, n, b->plan.stream_bytes,
+          PACE_START_MS + i * 1000.0 / rate / sessions);
 
       prompt_async (b, thread, text);
     }
+  /* CPU counted from when the agents start writing; the replies wait */
+  g_usleep (
+      (gulong)MAX (t0 + PACE_START_MS * 1000 - g_get_monotonic_time (), 0));
+  cpu_use_read (b, agents, &before);
   if (wait_all (b, "relay", base, sessions, 300000))
     {
+      cpu_use_read (b, agents, &after);
       if (b->sink.latency_us->len != (guint64)sessions * n)
         g_printerr ("latency: %u samples of %u\n", b->sink.latency_us->len,
                     sessions * n);
       add_latency (b, relay_key);
+      if (cpu)
+        add_cpu_use (b, "relay", &before, &after);
     }
   p = emitter_spawn (b, n, rate, sessions);
+  cpu_use_read (b, agents, &before);
   if (p != NULL && emitter_go (b, p, sessions, &t0))
-    add_latency (b, dbus_key);
+    {
+      cpu_use_read (b, agents, &after);
+      add_latency (b, dbus_key);
+      if (cpu)
+        add_cpu_use (b, "dbus", &before, &after);
+    }
 }
 
 /* One agent at the target's rate, read by the bench from its pipe: what
@@ -541,36 +671,6 @@ bench_drain (Bench *b)
 
 /* ---- scale: 1,000 running sessions --------------------------------------- */
 
-/* thread → pid of every session. */
-static GHashTable *
-session_pids (Bench *b, guint *running)
-{
-  g_autoptr (GVariant) reply = NULL;
-  g_autoptr (GVariantIter) iter = NULL;
-  GVariant *dict;
-  GHashTable *pids
-      = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-
-  *running = 0;
-  if (isnan (
-          timed_call (b, BUS_NAME, BROKER_IFACE, "ListSessions", NULL, &reply)))
-    return pids;
-  g_variant_get (reply, "(aa{sv})", &iter);
-  while ((dict = g_variant_iter_next_value (iter)) != NULL)
-    {
-      const char *thread = NULL;
-      guint32 pid = 0;
-
-      g_variant_lookup (dict, "thread", "&s", &thread);
-      g_variant_lookup (dict, "pid", "u", &pid);
-      if (pid != 0)
-        (*running)++;
-      g_hash_table_insert (pids, g_strdup (thread), GUINT_TO_POINTER (pid));
-      g_variant_unref (dict);
-    }
-  return pids;
-}
-
 static gboolean
 same_pids (GHashTable *a, GHashTable *b)
 {
@@ -596,6 +696,7 @@ start_daemon (Bench *b, BenchDaemon *d)
       g_printerr ("%s\n", error->message);
       return FALSE;
     }
+  b->daemon_pid = d->pid;
   return TRUE;
 }
 
@@ -790,6 +891,14 @@ derive (Bench *b)
   add (b, "latency_light_p99_added_us",
        median (b, "relay_latency_light_p99_us")
            - median (b, "dbus_latency_light_p99_us"));
+  add (b, "cpu_all_added",
+       median (b, "relay_cpu_all") - median (b, "dbus_cpu_all"));
+  add (b, "cpu_sender_added",
+       median (b, "relay_cpu_daemon") - median (b, "dbus_cpu_emitter"));
+  add (b, "cpu_bus_added",
+       median (b, "relay_cpu_bus") - median (b, "dbus_cpu_bus"));
+  add (b, "cpu_client_added",
+       median (b, "relay_cpu_client") - median (b, "dbus_cpu_client"));
   add (b, "first_update_added_ms",
        median (b, "first_update_ms") - median (b, "direct_first_update_ms"));
   add (b, "reload_1000_added_ms",
@@ -863,6 +972,18 @@ report (Bench *b, gboolean json)
   print_row (b, "latency p99, 100x100/s (us)", "relay_latency_p99_us",
              "dbus_latency_p99_us", "latency_p99_added_us", "<= +1000 us",
              median (b, "latency_p99_added_us") <= 1000);
+  /* Where the machine's two cores go at that rate: the emitter's path
+   * has neither the agents nor the daemon's reading. */
+  print_row (b, "  CPU at 100x100/s, all (cores)", "relay_cpu_all",
+             "dbus_cpu_all", "cpu_all_added", "(breakdown)", TRUE);
+  print_row (b, "    daemon (vs emitter)", "relay_cpu_daemon",
+             "dbus_cpu_emitter", "cpu_sender_added", "(breakdown)", TRUE);
+  print_row (b, "    the 100 agents", "relay_cpu_agents", NULL,
+             "relay_cpu_agents", "(breakdown)", TRUE);
+  print_row (b, "    dbus-daemon", "relay_cpu_bus", "dbus_cpu_bus",
+             "cpu_bus_added", "(breakdown)", TRUE);
+  print_row (b, "    receiving client (the bench)", "relay_cpu_client",
+             "dbus_cpu_client", "cpu_client_added", "(breakdown)", TRUE);
   print_row (b, "  p50 at 100x10/s (us)", "relay_latency_light_p50_us",
              "dbus_latency_light_p50_us", "latency_light_p50_added_us",
              "(breakdown)", TRUE);
@@ -1064,6 +1185,8 @@ main (int argc, char **argv)
       g_printerr ("agentbroker-bench: %s\n", error->message);
       return 1;
     }
+  b.bus_pid
+      = (GPid)g_ascii_strtoll (g_subprocess_get_identifier (bus), NULL, 10);
   b.connection = g_dbus_connection_new_for_address_sync (
       b.bus_address,
       G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT

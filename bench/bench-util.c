@@ -118,6 +118,29 @@ bench_stamp_age (const char *text, gint64 now, gint64 *age_us)
   return TRUE;
 }
 
+double
+bench_cpu_seconds (GPid pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", (int)pid);
+  g_autofree char *text = NULL;
+  g_auto (GStrv) fields = NULL;
+  const char *after_name;
+
+  if (!g_file_get_contents (path, &text, NULL, NULL))
+    return NAN;
+  /* The name may hold spaces and parentheses; what follows the last ')'
+   * is " field3 field4 …", so field N lands at index N - 2: utime (14)
+   * and stime (15) at 12 and 13. */
+  after_name = strrchr (text, ')');
+  if (after_name == NULL)
+    return NAN;
+  fields = g_strsplit (after_name + 1, " ", 16);
+  if (g_strv_length (fields) < 14)
+    return NAN;
+  return (g_ascii_strtod (fields[12], NULL) + g_ascii_strtod (fields[13], NULL))
+         / sysconf (_SC_CLK_TCK);
+}
+
 gint64
 bench_rss_kib (GPid pid)
 {
