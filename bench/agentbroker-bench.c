@@ -710,6 +710,8 @@ time_list_sessions (Bench *b, const char *key)
   g_autofree char *wire_ms = g_strconcat (key, "_wire_ms", NULL);
   g_autofree char *lister_ms = g_strconcat (key, "_lister_ms", NULL);
   g_autofree char *lister_wire_ms = g_strconcat (key, "_lister_wire_ms", NULL);
+  g_autofree char *encode_ms = g_strconcat (key, "_encode_ms", NULL);
+  g_autofree char *decode_ms = g_strconcat (key, "_decode_ms", NULL);
   g_autoptr (GVariant) reply = NULL;
   g_autoptr (BenchLister) lister = NULL;
   g_autoptr (GError) error = NULL;
@@ -726,6 +728,14 @@ time_list_sessions (Bench *b, const char *key)
     }
   if (reply == NULL)
     return;
+  for (guint i = 0; i < b->plan.call_reps; i++)
+    {
+      double encode, decode;
+
+      bench_marshal_times (reply, &encode, &decode);
+      add (b, encode_ms, encode);
+      add (b, decode_ms, decode);
+    }
   lister = bench_lister_start (b->bus_address, reply, &error);
   if (lister == NULL)
     {
@@ -1017,6 +1027,11 @@ report (Bench *b, gboolean json)
              "list_10000_suspended_lister_ms",
              "list_10000_suspended_lister_wire_ms",
              "list_10000_suspended_lister_ms", "(floor)", TRUE);
+  print_row (b, "  GDBus alone: encode, decode (ms)", "list_1000_encode_ms",
+             "list_1000_decode_ms", "list_1000_encode_ms", "(floor)", TRUE);
+  print_row (b, "  GDBus alone: encode, decode (ms)",
+             "list_10000_suspended_encode_ms", "list_10000_suspended_decode_ms",
+             "list_10000_suspended_encode_ms", "(floor)", TRUE);
   print_row (b, "Reload(), 1000 idle sessions (ms)", "reload_1000_ms",
              "reload_0_ms", "reload_1000_added_ms", "<= +50 ms, 0 restarted",
              median (b, "reload_1000_added_ms") <= 50

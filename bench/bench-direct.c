@@ -2,6 +2,7 @@
  * over its pipes by the bench itself, and a trivial D-Bus emitter. */
 #include "config.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -346,6 +347,33 @@ tree_copy (GVariant *v)
   for (gsize i = 0; i < n; i++)
     g_variant_unref (children[i]);
   return g_variant_ref_sink (copy);
+}
+
+void
+bench_marshal_times (GVariant *reply, double *encode_ms, double *decode_ms)
+{
+  g_autoptr (GDBusMessage) call = g_dbus_message_new_method_call (
+      ":1.1", LISTER_PATH, "org.agentbroker.Broker1", "ListSessions");
+  g_autoptr (GDBusMessage) answer = NULL;
+  g_autoptr (GDBusMessage) decoded = NULL;
+  g_autofree guchar *blob = NULL;
+  gsize len = 0;
+  gint64 t0, t1, t2;
+
+  g_dbus_message_set_serial (call, 1);
+  answer = g_dbus_message_new_method_reply (call);
+  g_dbus_message_set_serial (answer, 2);
+  g_dbus_message_set_body (answer, tree_copy (reply));
+  t0 = g_get_monotonic_time ();
+  blob = g_dbus_message_to_blob (answer, &len, G_DBUS_CAPABILITY_FLAGS_NONE,
+                                 NULL);
+  t1 = g_get_monotonic_time ();
+  if (blob != NULL)
+    decoded = g_dbus_message_new_from_blob (blob, len,
+                                            G_DBUS_CAPABILITY_FLAGS_NONE, NULL);
+  t2 = g_get_monotonic_time ();
+  *encode_ms = blob != NULL ? (t1 - t0) / 1000.0 : NAN;
+  *decode_ms = decoded != NULL ? (t2 - t1) / 1000.0 : NAN;
 }
 
 static void

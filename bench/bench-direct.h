@@ -42,4 +42,10 @@ void bench_lister_stop (BenchLister *l);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BenchLister, bench_lister_stop)
 
+/* GDBus alone, in this process, no bus: turning @reply (the body of a
+ * ListSessions answer, in the daemon's tree form) into the bytes of a
+ * D-Bus message, and those bytes back into a message. */
+void bench_marshal_times (GVariant *reply, double *encode_ms,
+                          double *decode_ms);
+
 G_END_DECLS
