@@ -456,21 +456,25 @@ cpu_use_read (Bench *b, GHashTable *agent_pids, CpuUse *u)
       u->agents += bench_cpu_seconds ((GPid)GPOINTER_TO_UINT (pid));
 }
 
-/* Cores each part used between @t0 and @t1: @prefix_cpu_daemon, …. */
+/* Cores each part of the path used between @t0 and @t1: relay_cpu_daemon,
+ * relay_cpu_agents, relay_cpu_bus, relay_cpu_client, relay_cpu_all; or
+ * dbus_cpu_emitter, dbus_cpu_bus, dbus_cpu_client, dbus_cpu_all. */
 static void
-add_cpu_use (Bench *b, const char *prefix, const CpuUse *t0, const CpuUse *t1)
+add_cpu_use (Bench *b, gboolean relay, const CpuUse *t0, const CpuUse *t1)
 {
   static const struct
   {
     const char *part;
     gsize offset;
+    gboolean relay, emitter; /* on which path */
   } parts[] = {
-    { "daemon", G_STRUCT_OFFSET (CpuUse, daemon) },
-    { "agents", G_STRUCT_OFFSET (CpuUse, agents) },
-    { "bus", G_STRUCT_OFFSET (CpuUse, bus) },
-    { "client", G_STRUCT_OFFSET (CpuUse, client) },
-    { "emitter", G_STRUCT_OFFSET (CpuUse, emitter) },
+    { "daemon", G_STRUCT_OFFSET (CpuUse, daemon), TRUE, FALSE },
+    { "agents", G_STRUCT_OFFSET (CpuUse, agents), TRUE, FALSE },
+    { "emitter", G_STRUCT_OFFSET (CpuUse, emitter), FALSE, TRUE },
+    { "bus", G_STRUCT_OFFSET (CpuUse, bus), TRUE, TRUE },
+    { "client", G_STRUCT_OFFSET (CpuUse, client), TRUE, TRUE },
   };
+  const char *prefix = relay ? "relay" : "dbus";
   double wall = (t1->at - t0->at) / 1e6, all = 0;
 
   for (guint i = 0; i < G_N_ELEMENTS (parts); i++)
@@ -480,6 +484,8 @@ add_cpu_use (Bench *b, const char *prefix, const CpuUse *t0, const CpuUse *t1)
       double used = G_STRUCT_MEMBER (double, t1, parts[i].offset)
                     - G_STRUCT_MEMBER (double, t0, parts[i].offset);
 
+      if (!(relay ? parts[i].relay : parts[i].emitter))
+        continue;
       all += used;
       add (b, key, used / wall);
     }
@@ -548,7 +554,7 @@ latency_run (Bench *b, guint rate, guint n, const char *suffix)
                     sessions * n);
       add_latency (b, relay_key);
       if (cpu)
-        add_cpu_use (b, "relay", &before, &after);
+        add_cpu_use (b, TRUE, &before, &after);
     }
   p = emitter_spawn (b, n, rate, sessions);
   cpu_use_read (b, agents, &before);
@@ -557,7 +563,7 @@ latency_run (Bench *b, guint rate, guint n, const char *suffix)
       cpu_use_read (b, agents, &after);
       add_latency (b, dbus_key);
       if (cpu)
-        add_cpu_use (b, "dbus", &before, &after);
+        add_cpu_use (b, FALSE, &before, &after);
     }
 }
 
