@@ -241,15 +241,6 @@ handle_stderr_bytes (AbAgentProcess *self, const char *data, gsize len)
 }
 
 static void
-close_stderr (AbAgentProcess *self)
-{
-  g_clear_pointer (&self->stderr_watch, ab_fd_watch_free);
-  if (self->stderr_fd >= 0)
-    close (self->stderr_fd);
-  self->stderr_fd = -1;
-}
-
-static void
 on_stderr_readable (gpointer user_data)
 {
   AbAgentProcess *self = AB_AGENT_PROCESS (user_data);
@@ -273,7 +264,7 @@ on_stderr_readable (gpointer user_data)
   if (self->stderr_line_len > 0)
     handle_stderr_line (self, self->stderr_line, self->stderr_line_len);
   self->stderr_line_len = 0;
-  close_stderr (self);
+  ab_fd_watch_clear_and_close (&self->stderr_watch, &self->stderr_fd);
 }
 
 char *
@@ -773,7 +764,7 @@ ab_agent_process_spawn (const char *const *argv, const char *const *envp,
       /* The agent runs on; what it writes to stderr fails (EPIPE). */
       g_warning ("cannot read stderr of agent %s[%d]: %s", self->thread,
                  (int)self->pid, watch_error->message);
-      close_stderr (self);
+      ab_fd_watch_clear_and_close (&self->stderr_watch, &self->stderr_fd);
     }
 
   return g_steal_pointer (&self);
@@ -848,7 +839,7 @@ ab_agent_process_dispose (GObject *object)
       g_clear_pointer (&self->child_watch, ab_child_watch_free);
       g_child_watch_add (self->pid, reap_only, NULL);
     }
-  close_stderr (self);
+  ab_fd_watch_clear_and_close (&self->stderr_watch, &self->stderr_fd);
   destroy_source (&self->kill_source);
   destroy_source (&self->poll_source);
   if (self->window_source != NULL)

@@ -145,6 +145,15 @@ ab_fd_watch_free (AbFdWatch *watch)
     g_free (watch);
 }
 
+void
+ab_fd_watch_clear_and_close (AbFdWatch **watch, int *fd)
+{
+  g_clear_pointer (watch, ab_fd_watch_free);
+  if (*fd >= 0)
+    close (*fd);
+  *fd = -1;
+}
+
 /* ---- child processes --------------------------------------------------- */
 
 struct _AbChildWatch
@@ -160,10 +169,7 @@ struct _AbChildWatch
 static void
 stop_watching (AbChildWatch *self)
 {
-  g_clear_pointer (&self->watch, ab_fd_watch_free);
-  if (self->pidfd >= 0)
-    close (self->pidfd);
-  self->pidfd = -1;
+  ab_fd_watch_clear_and_close (&self->watch, &self->pidfd);
   if (self->fallback != NULL)
     g_source_destroy (self->fallback);
   g_clear_pointer (&self->fallback, g_source_unref);

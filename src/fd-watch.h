@@ -32,6 +32,11 @@ AbFdWatch *ab_fd_watch_new (int fd, AbFdWatchFunc func, gpointer user_data,
                             GError **error);
 void ab_fd_watch_free (AbFdWatch *watch);
 
+/* For a descriptor owned with its watch: frees *@watch, then closes *@fd,
+ * in the order the set needs; either may already be gone (NULL, -1).
+ * Leaves both so. */
+void ab_fd_watch_clear_and_close (AbFdWatch **watch, int *fd);
+
 typedef struct _AbChildWatch AbChildWatch;
 
 /* Calls @func once with the wait status when the child @pid exits, and

@@ -41,9 +41,7 @@ pipe_open (Pipe *p)
 static void
 pipe_close (Pipe *p)
 {
-  g_clear_pointer (&p->watch, ab_fd_watch_free);
-  if (p->fds[0] >= 0)
-    close (p->fds[0]);
+  ab_fd_watch_clear_and_close (&p->watch, &p->fds[0]);
   if (p->fds[1] >= 0)
     close (p->fds[1]);
 }
