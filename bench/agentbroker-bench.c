@@ -889,6 +889,13 @@ bench_scale_suspended (Bench *b)
 
 /* ---- report ------------------------------------------------------------ */
 
+/* @key: what a figure adds to its baseline, median against median. */
+static void
+add_added (Bench *b, const char *key, const char *figure, const char *base)
+{
+  add (b, key, median (b, figure) - median (b, base));
+}
+
 static void
 derive (Bench *b)
 {
@@ -897,30 +904,22 @@ derive (Bench *b)
   add (b, "relay_vs_dbus_1", relay1 / median (b, "dbus_rate"));
   add (b, "relay_vs_direct_1", relay1 / median (b, "direct_rate"));
   add (b, "relay_100_vs_1", median (b, "relay_rate_100") / relay1);
-  add (b, "latency_p50_added_us",
-       median (b, "relay_latency_p50_us") - median (b, "dbus_latency_p50_us"));
-  add (b, "latency_p99_added_us",
-       median (b, "relay_latency_p99_us") - median (b, "dbus_latency_p99_us"));
-  add (b, "latency_light_p50_added_us",
-       median (b, "relay_latency_light_p50_us")
-           - median (b, "dbus_latency_light_p50_us"));
-  add (b, "latency_light_p99_added_us",
-       median (b, "relay_latency_light_p99_us")
-           - median (b, "dbus_latency_light_p99_us"));
-  add (b, "cpu_all_added",
-       median (b, "relay_cpu_all") - median (b, "dbus_cpu_all"));
-  add (b, "cpu_sender_added",
-       median (b, "relay_cpu_daemon") - median (b, "dbus_cpu_emitter"));
-  add (b, "cpu_bus_added",
-       median (b, "relay_cpu_bus") - median (b, "dbus_cpu_bus"));
-  add (b, "cpu_client_added",
-       median (b, "relay_cpu_client") - median (b, "dbus_cpu_client"));
-  add (b, "first_update_added_ms",
-       median (b, "first_update_ms") - median (b, "direct_first_update_ms"));
-  add (b, "reload_1000_added_ms",
-       median (b, "reload_1000_ms") - median (b, "reload_0_ms"));
-  add (b, "start_10000_added_ms",
-       median (b, "start_10000_ms") - median (b, "start_0_ms"));
+  add_added (b, "latency_p50_added_us", "relay_latency_p50_us",
+             "dbus_latency_p50_us");
+  add_added (b, "latency_p99_added_us", "relay_latency_p99_us",
+             "dbus_latency_p99_us");
+  add_added (b, "latency_light_p50_added_us", "relay_latency_light_p50_us",
+             "dbus_latency_light_p50_us");
+  add_added (b, "latency_light_p99_added_us", "relay_latency_light_p99_us",
+             "dbus_latency_light_p99_us");
+  add_added (b, "cpu_all_added", "relay_cpu_all", "dbus_cpu_all");
+  add_added (b, "cpu_sender_added", "relay_cpu_daemon", "dbus_cpu_emitter");
+  add_added (b, "cpu_bus_added", "relay_cpu_bus", "dbus_cpu_bus");
+  add_added (b, "cpu_client_added", "relay_cpu_client", "dbus_cpu_client");
+  add_added (b, "first_update_added_ms", "first_update_ms",
+             "direct_first_update_ms");
+  add_added (b, "reload_1000_added_ms", "reload_1000_ms", "reload_0_ms");
+  add_added (b, "start_10000_added_ms", "start_10000_ms", "start_0_ms");
 }
 
 static void
