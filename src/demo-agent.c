@@ -958,9 +958,10 @@ turn_plan (DemoTurn *turn, const char *mode_text, const char *prompt)
       if (g_str_equal (word, "pace"))
         {
           guint64 rate = parse_count (words, first++, 10);
-          /* pace R N BYTES DELAY: DELAY in ms, fractions allowed */
-          double delay_ms
-              = g_strv_length (words) > 4 ? g_ascii_strtod (words[4], NULL) : 0;
+          /* DELAY, after N and BYTES: ms, fractions allowed */
+          double delay_ms = g_strv_length (words) > first + 2
+                                ? g_ascii_strtod (words[first + 2], NULL)
+                                : 0;
 
           turn->pace_interval_us = (gint64)CLAMP (
               G_USEC_PER_SEC / MAX (rate, 1), 1, G_USEC_PER_SEC);
