@@ -1199,9 +1199,9 @@ ab_jsonrpc_is_closed (AbJsonRpc *self)
 void
 ab_jsonrpc_start (AbJsonRpc *self)
 {
-  g_return_if_fail (AB_IS_JSONRPC (self));
-
   g_autoptr (GError) error = NULL;
+
+  g_return_if_fail (AB_IS_JSONRPC (self));
 
   if (self->state != STATE_OPEN || self->read_watch != NULL)
     return;
