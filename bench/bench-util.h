@@ -27,7 +27,8 @@ gboolean bench_stamp_age (const char *text, gint64 now, gint64 *age_us);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BenchSeries, bench_series_free)
 
-/* CPU time @pid (all its threads) has used so far, in seconds, or NAN. */
+/* CPU time @pid (all its threads, live or ended) has used so far, in
+ * seconds, or NAN. */
 double bench_cpu_seconds (GPid pid);
 
 /* VmRSS of @pid in KiB, or -1. */
