@@ -13,8 +13,10 @@
  *              the agent's pipe itself (json-glib per line)
  *   latency    `pace 100 N` in 100 sessions (the agent stamps
  *              CLOCK_MONOTONIC, the bench subtracts on arrival) vs the
- *              emitter at the same rate; again at 10 updates/s, and
- *              one agent's pipe read by the bench itself
+ *              emitter at the same rate; the same with the simplest relay
+ *              (--floor: 100 agents of its own, one poll() loop, one
+ *              signal per update) in the daemon's place; again at 10
+ *              updates/s, and one agent's pipe read by the bench itself
  *   first      Prompt on a new thread → first Update vs the bench spawning
  *              and handshaking the demo agent itself
  *   drain      Drain() reply after the last turn's TurnEnded
@@ -283,36 +285,55 @@ relay_run (Bench *b, guint sessions)
   return got / ((b->sink.last_turn_ended_us - t0) / 1e6);
 }
 
+/* Starts this program in one of its helper modes (--emit, --floor) and
+ * waits for its "ready"; @out (may be NULL) gets its stdout, for what it
+ * prints after. */
+static GSubprocess *
+helper_spawn (const char *const *argv, GDataInputStream **out)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSubprocess) p = NULL;
+  g_autoptr (GDataInputStream) stdout_lines = NULL;
+  g_autofree char *line = NULL;
+
+  p = g_subprocess_newv (
+      argv, G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE,
+      &error);
+  if (p == NULL)
+    {
+      g_printerr ("%s: %s\n", argv[1], error->message);
+      return NULL;
+    }
+  stdout_lines = g_data_input_stream_new (g_subprocess_get_stdout_pipe (p));
+  line = g_data_input_stream_read_line (stdout_lines, NULL, NULL, NULL);
+  if (g_strcmp0 (line, "ready") != 0)
+    {
+      g_printerr ("%s did not start\n", argv[1]);
+      return NULL;
+    }
+  if (out != NULL)
+    *out = g_steal_pointer (&stdout_lines);
+  return g_steal_pointer (&p);
+}
+
 static GSubprocess *
 emitter_spawn (Bench *b, guint64 n, guint rate, guint streams)
 {
-  g_autoptr (GError) error = NULL;
   g_autofree char *n_str = g_strdup_printf ("%" G_GUINT64_FORMAT, n);
   g_autofree char *bytes_str = g_strdup_printf ("%u", b->plan.stream_bytes);
   g_autofree char *rate_str = g_strdup_printf ("%u", rate);
   g_autofree char *streams_str = g_strdup_printf ("%u", streams);
-  g_autoptr (GSubprocess) p = NULL;
-  g_autoptr (GDataInputStream) out = NULL;
-  g_autofree char *line = NULL;
+  const char *argv[] = { b->self_path,
+                         "--emit",
+                         b->bus_address,
+                         g_dbus_connection_get_unique_name (b->connection),
+                         n_str,
+                         bytes_str,
+                         rate_str,
+                         streams_str,
+                         NULL };
 
-  p = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE
-                            | G_SUBPROCESS_FLAGS_STDOUT_PIPE,
-                        &error, b->self_path, "--emit", b->bus_address,
-                        g_dbus_connection_get_unique_name (b->connection),
-                        n_str, bytes_str, rate_str, streams_str, NULL);
-  if (p == NULL)
-    {
-      g_printerr ("emitter: %s\n", error->message);
-      return NULL;
-    }
-  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (p));
-  line = g_data_input_stream_read_line (out, NULL, NULL, NULL);
-  if (g_strcmp0 (line, "ready") != 0)
-    {
-      g_printerr ("emitter did not start\n");
-      return NULL;
-    }
-  return g_steal_pointer (&p);
+  return helper_spawn (argv, NULL);
 }
 
 static gboolean
@@ -450,6 +471,8 @@ cpu_use_read (Bench *b, GHashTable *agent_pids, CpuUse *u)
   u->client = bench_cpu_seconds (getpid ());
   u->emitter = children_cpu_seconds ();
   u->agents = 0;
+  if (agent_pids == NULL)
+    return;
   g_hash_table_iter_init (&it, agent_pids);
   while (g_hash_table_iter_next (&it, NULL, &pid))
     if (GPOINTER_TO_UINT (pid) != 0)
@@ -567,6 +590,73 @@ latency_run (Bench *b, guint rate, guint n, const char *suffix)
     }
 }
 
+/* The simplest relay (bench --floor) with its own 100 agents, at @rate:
+ * what any relay doing the daemon's job with GDBus costs on this machine.
+ * Keys floor_latency@suffix_p50_us and _p99_us; at the target's rate also
+ * the cores each part of its path used (floor_cpu_*). */
+static void
+floor_run (Bench *b, guint rate, guint n, const char *suffix)
+{
+  g_autofree char *key = g_strconcat ("floor_latency", suffix, NULL);
+  g_autofree char *streams_str = g_strdup_printf ("%u", b->plan.relay_sessions);
+  g_autofree char *rate_str = g_strdup_printf ("%u", rate);
+  g_autofree char *n_str = g_strdup_printf ("%u", n);
+  g_autofree char *bytes_str = g_strdup_printf ("%u", b->plan.stream_bytes);
+  g_autofree char *start_str = g_strdup_printf ("%.0f", PACE_START_MS);
+  const char *argv[]
+      = { b->self_path,   "--floor",
+          b->bus_address, g_dbus_connection_get_unique_name (b->connection),
+          b->agent_path,  b->tmpdir,
+          streams_str,    rate_str,
+          n_str,          bytes_str,
+          start_str,      NULL };
+  g_autoptr (GDataInputStream) out = NULL;
+  g_autoptr (GSubprocess) p = helper_spawn (argv, &out);
+  g_autofree char *cpu_line = NULL;
+  double relay_cores, agents_cores;
+  CpuUse before, after;
+  gint64 t0;
+
+  if (p == NULL)
+    return;
+  bench_sink_reset (&b->sink, TRUE);
+  t0 = g_get_monotonic_time ();
+  g_output_stream_write_all (g_subprocess_get_stdin_pipe (p), "go\n", 3, NULL,
+                             NULL, NULL);
+  g_output_stream_flush (g_subprocess_get_stdin_pipe (p), NULL, NULL);
+  g_usleep (
+      (gulong)MAX (t0 + PACE_START_MS * 1000 - g_get_monotonic_time (), 0));
+  cpu_use_read (b, NULL, &before);
+  if (!bench_sink_wait_turns (&b->sink, b->plan.relay_sessions, 300000))
+    {
+      g_printerr ("simplest relay: its turns did not all end\n");
+      return;
+    }
+  cpu_use_read (b, NULL, &after);
+  cpu_line = g_data_input_stream_read_line (out, NULL, NULL, NULL);
+  g_subprocess_wait (p, NULL, NULL);
+  add_latency (b, key);
+  if (suffix[0] != '\0')
+    return;
+  if (cpu_line == NULL
+      || sscanf (cpu_line, "cpu %lf %lf", &relay_cores, &agents_cores) != 2)
+    {
+      g_printerr ("simplest relay: no CPU figures\n");
+      return;
+    }
+  {
+    double wall = (after.at - before.at) / 1e6;
+    double bus = (after.bus - before.bus) / wall;
+    double client = (after.client - before.client) / wall;
+
+    add (b, "floor_cpu_relay", relay_cores);
+    add (b, "floor_cpu_agents", agents_cores);
+    add (b, "floor_cpu_bus", bus);
+    add (b, "floor_cpu_client", client);
+    add (b, "floor_cpu_all", relay_cores + agents_cores + bus + client);
+  }
+}
+
 /* One agent at the target's rate, read by the bench from its pipe: what
  * the one hop the relay adds to the emitter's path costs on this machine. */
 static void
@@ -598,7 +688,9 @@ bench_latency (Bench *b)
   for (guint r = 0; r < b->plan.runs; r++)
     {
       latency_run (b, b->plan.pace_rate, b->plan.pace_n, "");
+      floor_run (b, b->plan.pace_rate, b->plan.pace_n, "");
       latency_run (b, b->plan.pace_rate / 10, b->plan.pace_n / 10, "_light");
+      floor_run (b, b->plan.pace_rate / 10, b->plan.pace_n / 10, "_light");
       pipe_latency_run (b);
     }
   bench_sink_reset (&b->sink, FALSE);
@@ -912,6 +1004,16 @@ derive (Bench *b)
              "dbus_latency_light_p50_us");
   add_added (b, "latency_light_p99_added_us", "relay_latency_light_p99_us",
              "dbus_latency_light_p99_us");
+  add_added (b, "floor_p50_added_us", "floor_latency_p50_us",
+             "dbus_latency_p50_us");
+  add_added (b, "floor_p99_added_us", "floor_latency_p99_us",
+             "dbus_latency_p99_us");
+  add_added (b, "floor_light_p50_added_us", "floor_latency_light_p50_us",
+             "dbus_latency_light_p50_us");
+  add_added (b, "floor_light_p99_added_us", "floor_latency_light_p99_us",
+             "dbus_latency_light_p99_us");
+  add_added (b, "floor_cpu_all_added", "floor_cpu_all", "dbus_cpu_all");
+  add_added (b, "floor_cpu_relay_added", "floor_cpu_relay", "dbus_cpu_emitter");
   add_added (b, "cpu_all_added", "relay_cpu_all", "dbus_cpu_all");
   add_added (b, "cpu_sender_added", "relay_cpu_daemon", "dbus_cpu_emitter");
   add_added (b, "cpu_bus_added", "relay_cpu_bus", "dbus_cpu_bus");
@@ -1005,6 +1107,23 @@ report (Bench *b, gboolean json)
   print_row (b, "  p99 at 100x10/s (us)", "relay_latency_light_p99_us",
              "dbus_latency_light_p99_us", "latency_light_p99_added_us",
              "(breakdown)", TRUE);
+  /* The same path with the simplest relay in the daemon's place. */
+  print_row (b, "  simplest relay, p50 at 100x100/s", "floor_latency_p50_us",
+             "dbus_latency_p50_us", "floor_p50_added_us", "(floor)", TRUE);
+  print_row (b, "  simplest relay, p99 at 100x100/s", "floor_latency_p99_us",
+             "dbus_latency_p99_us", "floor_p99_added_us", "(floor)", TRUE);
+  print_row (b, "    its path's CPU, all (cores)", "floor_cpu_all",
+             "dbus_cpu_all", "floor_cpu_all_added", "(floor)", TRUE);
+  print_row (b, "      the relay (vs emitter)", "floor_cpu_relay",
+             "dbus_cpu_emitter", "floor_cpu_relay_added", "(floor)", TRUE);
+  print_row (b, "      its 100 agents", "floor_cpu_agents", NULL,
+             "floor_cpu_agents", "(floor)", TRUE);
+  print_row (b, "  simplest relay, p50 at 100x10/s",
+             "floor_latency_light_p50_us", "dbus_latency_light_p50_us",
+             "floor_light_p50_added_us", "(floor)", TRUE);
+  print_row (b, "  simplest relay, p99 at 100x10/s",
+             "floor_latency_light_p99_us", "dbus_latency_light_p99_us",
+             "floor_light_p99_added_us", "(floor)", TRUE);
   print_row (b, "  one agent read directly, p50 (us)", "pipe_latency_p50_us",
              NULL, "pipe_latency_p50_us", "(breakdown)", TRUE);
   print_row (b, "  one agent read directly, p99 (us)", "pipe_latency_p99_us",
@@ -1171,6 +1290,11 @@ main (int argc, char **argv)
   g_auto (GStrv) parts = NULL;
   Bench b = { 0 };
 
+  if (argc == 11 && g_str_equal (argv[1], "--floor"))
+    return bench_floor_main (
+        argv[2], argv[3], argv[4], argv[5], (guint)atoi (argv[6]),
+        (guint)atoi (argv[7]), g_ascii_strtoull (argv[8], NULL, 10),
+        (guint)atoi (argv[9]), g_ascii_strtod (argv[10], NULL));
   if (argc == 8 && g_str_equal (argv[1], "--emit"))
     return bench_emitter_main (
         argv[2], argv[3], g_ascii_strtoull (argv[4], NULL, 10),

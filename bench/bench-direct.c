@@ -2,10 +2,15 @@
  * over its pipes by the bench itself, and a trivial D-Bus emitter. */
 #include "config.h"
 
+#include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <gio/gunixinputstream.h>
 
 #include <json-glib/json-glib.h>
 
@@ -285,6 +290,212 @@ bench_emitter_main (const char *address, const char *dest, guint64 n,
         g_variant_new ("(tss)", (guint64)1, "end_turn", ""), NULL);
   g_dbus_connection_flush_sync (c, NULL, NULL);
   return 0;
+}
+
+/* ---- the simplest relay (a process of its own) ------------------------ */
+
+/* One agent of the simplest relay: its pipe and the partial line read. */
+typedef struct
+{
+  BenchDirect *agent;
+  GPid pid;
+  int fd;
+  GString *line;
+  gboolean done; /* the prompt's response has arrived */
+} FloorAgent;
+
+/* One line from an agent: an update goes on as an Update signal of its own,
+ * holding the JSON text of the update object, and the prompt's response as
+ * a TurnEnded. Anything else is dropped. */
+static gboolean
+floor_relay_line (GDBusConnection *c, const char *dest, JsonParser *parser,
+                  FloorAgent *a, GError **error)
+{
+  JsonNode *root, *params, *update = NULL;
+  JsonObject *msg;
+  g_autofree char *json = NULL;
+  const char *one[2] = { NULL, NULL };
+
+  if (!json_parser_load_from_data (parser, a->line->str, (gssize)a->line->len,
+                                   error))
+    return FALSE;
+  root = json_parser_get_root (parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    return TRUE;
+  msg = json_node_get_object (root);
+  if (json_object_has_member (msg, "error"))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                   "a demo agent answered with an error: %s", a->line->str);
+      return FALSE;
+    }
+  if (json_object_has_member (msg, "result"))
+    {
+      a->done = TRUE;
+      return g_dbus_connection_emit_signal (
+          c, dest, "/org/agentbroker/bench", BENCH_SESSION_IFACE, "TurnEnded",
+          g_variant_new ("(tss)", (guint64)1, "end_turn", ""), error);
+    }
+  if (g_strcmp0 (json_object_get_string_member_with_default (msg, "method", ""),
+                 "session/update")
+      != 0)
+    return TRUE;
+  params = json_object_get_member (msg, "params");
+  if (params != NULL && JSON_NODE_HOLDS_OBJECT (params))
+    update = json_object_get_member (json_node_get_object (params), "update");
+  if (update == NULL || !JSON_NODE_HOLDS_OBJECT (update))
+    return TRUE;
+  json = json_to_string (update, FALSE);
+  one[0] = json;
+  return g_dbus_connection_emit_signal (
+      c, dest, "/org/agentbroker/bench", BENCH_SESSION_IFACE, "Update",
+      g_variant_new ("(t^as)", (guint64)1, one), error);
+}
+
+/* Reads what @a's pipe holds and relays each whole line. */
+static gboolean
+floor_read (GDBusConnection *c, const char *dest, JsonParser *parser,
+            FloorAgent *a, GError **error)
+{
+  char buf[65536];
+  gssize got;
+  const char *p, *end, *nl;
+
+  do
+    got = read (a->fd, buf, sizeof buf);
+  while (got < 0 && errno == EINTR);
+  if (got <= 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED,
+                   "a demo agent closed its stdout%s%s", got < 0 ? ": " : "",
+                   got < 0 ? g_strerror (errno) : "");
+      return FALSE;
+    }
+  for (p = buf, end = buf + got; (nl = memchr (p, '\n', end - p)) != NULL;
+       p = nl + 1)
+    {
+      g_string_append_len (a->line, p, nl - p);
+      if (!floor_relay_line (c, dest, parser, a, error))
+        return FALSE;
+      g_string_truncate (a->line, 0);
+    }
+  g_string_append_len (a->line, p, end - p);
+  return TRUE;
+}
+
+/* CPU time the agents of the simplest relay have used so far (s). */
+static double
+floor_agents_cpu (FloorAgent *agents, guint streams)
+{
+  double sum = 0;
+
+  for (guint s = 0; s < streams; s++)
+    sum += bench_cpu_seconds (agents[s].pid);
+  return sum;
+}
+
+int
+bench_floor_main (const char *address, const char *dest, const char *agent_path,
+                  const char *cwd, guint streams, guint rate, guint64 n,
+                  guint bytes, double start_ms)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GDBusConnection) c = NULL;
+  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
+  g_autofree FloorAgent *agents = g_new0 (FloorAgent, streams);
+  g_autofree struct pollfd *fds = g_new0 (struct pollfd, streams);
+  guint done = 0;
+  char go[8];
+  double cpu0 = 0, agents_cpu0 = 0, wall;
+  gint64 t0 = 0;
+  int status = 1;
+
+  c = g_dbus_connection_new_for_address_sync (
+      address,
+      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT
+          | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+      NULL, NULL, &error);
+  for (guint s = 0; c != NULL && s < streams; s++)
+    {
+      FloorAgent *a = &agents[s];
+
+      a->agent = bench_direct_start (agent_path, cwd, &error);
+      if (a->agent == NULL)
+        break;
+      a->fd = g_unix_input_stream_get_fd (
+          G_UNIX_INPUT_STREAM (g_subprocess_get_stdout_pipe (a->agent->proc)));
+      a->pid = (GPid)g_ascii_strtoll (
+          g_subprocess_get_identifier (a->agent->proc), NULL, 10);
+      a->line = g_string_new (NULL);
+      fds[s].fd = a->fd;
+      fds[s].events = POLLIN;
+    }
+  if (error != NULL)
+    goto out;
+  printf ("ready\n");
+  fflush (stdout);
+  if (fgets (go, sizeof go, stdin) == NULL)
+    goto out;
+
+  /* The prompts the daemon's agents get, at the same offsets. */
+  for (guint s = 0; s < streams; s++)
+    {
+      g_autofree char *params = g_strdup_printf (
+          "{\"sessionId\":\"%s\",\"prompt\":[{\"type\":\"text\",\"text\":"
+          "\"pace %u %" G_GUINT64_FORMAT " %u %.3f\"}]}",
+          agents[s].agent->session_id, rate, n, bytes,
+          start_ms + s * 1000.0 / rate / streams);
+
+      if (!send_request (agents[s].agent, "session/prompt", params, &error))
+        goto out;
+    }
+
+  while (done < streams)
+    {
+      if (poll (fds, streams, 60000) <= 0)
+        {
+          g_set_error (&error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                       "no demo agent wrote for a minute");
+          goto out;
+        }
+      /* CPU is counted from the first update, as on the daemon's path. */
+      if (t0 == 0)
+        {
+          t0 = g_get_monotonic_time ();
+          cpu0 = bench_cpu_seconds (getpid ());
+          agents_cpu0 = floor_agents_cpu (agents, streams);
+        }
+      for (guint s = 0; s < streams; s++)
+        {
+          if (fds[s].fd < 0 || fds[s].revents == 0)
+            continue;
+          if (!floor_read (c, dest, parser, &agents[s], &error))
+            goto out;
+          if (agents[s].done)
+            {
+              fds[s].fd = -1; /* poll() skips it from now on */
+              done++;
+            }
+        }
+    }
+  wall = (g_get_monotonic_time () - t0) / 1e6;
+  /* Cores used while the agents wrote: this relay, its agents. */
+  printf ("cpu %.4f %.4f\n", (bench_cpu_seconds (getpid ()) - cpu0) / wall,
+          (floor_agents_cpu (agents, streams) - agents_cpu0) / wall);
+  fflush (stdout);
+  g_dbus_connection_flush_sync (c, NULL, NULL);
+  status = 0;
+
+out:
+  if (error != NULL)
+    g_printerr ("simplest relay: %s\n", error->message);
+  for (guint s = 0; s < streams; s++)
+    {
+      bench_direct_free (agents[s].agent);
+      if (agents[s].line != NULL)
+        g_string_free (agents[s].line, TRUE);
+    }
+  return status;
 }
 
 /* ---- a trivial service answering ListSessions ---------------------------- */

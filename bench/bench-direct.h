@@ -28,6 +28,20 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (BenchDirect, bench_direct_free)
 int bench_emitter_main (const char *address, const char *dest, guint64 n,
                         guint bytes, guint rate, guint streams);
 
+/* `agentbroker-bench --floor`: the simplest relay there is for the
+ * daemon's job at a steady rate. Spawns and handshakes @streams demo agents
+ * (@agent_path, in @cwd), prints "ready" and, on a line on stdin, prompts
+ * each with `pace @rate @n @bytes` starting @start_ms later, at the offsets
+ * the bench gives the daemon's agents; reads their pipes in one poll()
+ * loop, parses each line with json-glib and sends each update on to @dest
+ * as an Update signal of its own (then a TurnEnded per answer). No
+ * records, no access checks, no batching. Ends by printing "cpu R A": the
+ * cores it (R) and its agents (A) used from the first update to the last
+ * answer. */
+int bench_floor_main (const char *address, const char *dest,
+                      const char *agent_path, const char *cwd, guint streams,
+                      guint rate, guint64 n, guint bytes, double start_ms);
+
 /* A trivial GDBus service on its own thread and connection: answers
  * ListSessions on the broker's path and interface with @reply (a copy of
  * it in the tree form the daemon answers from), doing nothing else. What
