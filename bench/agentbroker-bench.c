@@ -15,8 +15,10 @@
  *              CLOCK_MONOTONIC, the bench subtracts on arrival) vs the
  *              emitter at the same rate; the same with the simplest relay
  *              (--floor: 100 agents of its own, one poll() loop, one
- *              signal per update) in the daemon's place; again at 10
- *              updates/s, and one agent's pipe read by the bench itself
+ *              signal per update) in the daemon's place; the emitter
+ *              again while 100 agents write beside it, read and dropped
+ *              (--agents: their load alone); again at 10 updates/s, and
+ *              one agent's pipe read by the bench itself
  *   first      Prompt on a new thread → first Update vs the bench spawning
  *              and handshaking the demo agent itself
  *   drain      Drain() reply after the last turn's TurnEnded
@@ -316,6 +318,15 @@ helper_spawn (const char *const *argv, GDataInputStream **out)
   return g_steal_pointer (&p);
 }
 
+/* The line a helper waits for after "ready". */
+static void
+helper_go (GSubprocess *p)
+{
+  g_output_stream_write_all (g_subprocess_get_stdin_pipe (p), "go\n", 3, NULL,
+                             NULL, NULL);
+  g_output_stream_flush (g_subprocess_get_stdin_pipe (p), NULL, NULL);
+}
+
 static GSubprocess *
 emitter_spawn (Bench *b, guint64 n, guint rate, guint streams)
 {
@@ -341,9 +352,7 @@ emitter_go (Bench *b, GSubprocess *p, guint streams, gint64 *t0)
 {
   bench_sink_reset (&b->sink, TRUE);
   *t0 = g_get_monotonic_time ();
-  g_output_stream_write_all (g_subprocess_get_stdin_pipe (p), "go\n", 3, NULL,
-                             NULL, NULL);
-  g_output_stream_flush (g_subprocess_get_stdin_pipe (p), NULL, NULL);
+  helper_go (p);
   if (!bench_sink_wait_turns (&b->sink, streams, 300000))
     return FALSE;
   g_subprocess_wait (p, NULL, NULL);
@@ -590,28 +599,38 @@ latency_run (Bench *b, guint rate, guint n, const char *suffix)
     }
 }
 
-/* The simplest relay (bench --floor) with its own 100 agents, at @rate:
- * what any relay doing the daemon's job with GDBus costs on this machine.
- * Keys floor_latency@suffix_p50_us and _p99_us; at the target's rate also
- * the cores each part of its path used (floor_cpu_*). */
-static void
-floor_run (Bench *b, guint rate, guint n, const char *suffix)
+/* The simplest relay (@mode "--floor") or its agents alone ("--agents"):
+ * 100 demo agents of its own, to be started with "go". */
+static GSubprocess *
+floor_spawn (Bench *b, const char *mode, guint rate, guint n,
+             GDataInputStream **out)
 {
-  g_autofree char *key = g_strconcat ("floor_latency", suffix, NULL);
   g_autofree char *streams_str = g_strdup_printf ("%u", b->plan.relay_sessions);
   g_autofree char *rate_str = g_strdup_printf ("%u", rate);
   g_autofree char *n_str = g_strdup_printf ("%u", n);
   g_autofree char *bytes_str = g_strdup_printf ("%u", b->plan.stream_bytes);
   g_autofree char *start_str = g_strdup_printf ("%.0f", PACE_START_MS);
   const char *argv[]
-      = { b->self_path,   "--floor",
+      = { b->self_path,   mode,
           b->bus_address, g_dbus_connection_get_unique_name (b->connection),
           b->agent_path,  b->tmpdir,
           streams_str,    rate_str,
           n_str,          bytes_str,
           start_str,      NULL };
+
+  return helper_spawn (argv, out);
+}
+
+/* The simplest relay (bench --floor) with its own 100 agents, at @rate:
+ * what a plain relay doing the daemon's job with GDBus costs on this
+ * machine. Keys floor_latency@suffix_p50_us and _p99_us; at the target's
+ * rate also the cores each part of its path used (floor_cpu_*). */
+static void
+floor_run (Bench *b, guint rate, guint n, const char *suffix)
+{
+  g_autofree char *key = g_strconcat ("floor_latency", suffix, NULL);
   g_autoptr (GDataInputStream) out = NULL;
-  g_autoptr (GSubprocess) p = helper_spawn (argv, &out);
+  g_autoptr (GSubprocess) p = floor_spawn (b, "--floor", rate, n, &out);
   g_autofree char *cpu_line = NULL;
   double relay_cores, agents_cores;
   CpuUse before, after;
@@ -621,9 +640,7 @@ floor_run (Bench *b, guint rate, guint n, const char *suffix)
     return;
   bench_sink_reset (&b->sink, TRUE);
   t0 = g_get_monotonic_time ();
-  g_output_stream_write_all (g_subprocess_get_stdin_pipe (p), "go\n", 3, NULL,
-                             NULL, NULL);
-  g_output_stream_flush (g_subprocess_get_stdin_pipe (p), NULL, NULL);
+  helper_go (p);
   g_usleep (
       (gulong)MAX (t0 + PACE_START_MS * 1000 - g_get_monotonic_time (), 0));
   cpu_use_read (b, NULL, &before);
@@ -655,6 +672,46 @@ floor_run (Bench *b, guint rate, guint n, const char *suffix)
     add (b, "floor_cpu_client", client);
     add (b, "floor_cpu_all", relay_cores + agents_cores + bus + client);
   }
+}
+
+/* The emitter at the target's rate while 100 demo agents write at that
+ * rate too, on the same schedule, read and dropped by a process that does
+ * nothing else (bench --agents): what the agents' load alone, before any
+ * relay work, does to the emitter's path on this machine. Keys
+ * dbus_loaded_latency_p50_us and _p99_us, loaded_cpu_agents and
+ * loaded_cpu_reader. */
+static void
+loaded_emitter_run (Bench *b)
+{
+  guint sessions = b->plan.relay_sessions;
+  g_autoptr (GDataInputStream) out = NULL;
+  g_autoptr (GSubprocess) agents
+      = floor_spawn (b, "--agents", b->plan.pace_rate, b->plan.pace_n, &out);
+  g_autoptr (GSubprocess) emitter = NULL;
+  g_autofree char *cpu_line = NULL;
+  double reader_cores, agents_cores;
+  gint64 t0;
+
+  if (agents == NULL)
+    return;
+  emitter = emitter_spawn (b, b->plan.pace_n, b->plan.pace_rate, sessions);
+  if (emitter == NULL)
+    return;
+  t0 = g_get_monotonic_time ();
+  helper_go (agents);
+  g_usleep (
+      (gulong)MAX (t0 + PACE_START_MS * 1000 - g_get_monotonic_time (), 0));
+  if (!emitter_go (b, emitter, sessions, &t0))
+    return;
+  add_latency (b, "dbus_loaded_latency");
+  cpu_line = g_data_input_stream_read_line (out, NULL, NULL, NULL);
+  g_subprocess_wait (agents, NULL, NULL);
+  if (cpu_line != NULL
+      && sscanf (cpu_line, "cpu %lf %lf", &reader_cores, &agents_cores) == 2)
+    {
+      add (b, "loaded_cpu_reader", reader_cores);
+      add (b, "loaded_cpu_agents", agents_cores);
+    }
 }
 
 /* One agent at the target's rate, read by the bench from its pipe: what
@@ -689,6 +746,7 @@ bench_latency (Bench *b)
     {
       latency_run (b, b->plan.pace_rate, b->plan.pace_n, "");
       floor_run (b, b->plan.pace_rate, b->plan.pace_n, "");
+      loaded_emitter_run (b);
       latency_run (b, b->plan.pace_rate / 10, b->plan.pace_n / 10, "_light");
       floor_run (b, b->plan.pace_rate / 10, b->plan.pace_n / 10, "_light");
       pipe_latency_run (b);
@@ -1012,6 +1070,10 @@ derive (Bench *b)
              "dbus_latency_light_p50_us");
   add_added (b, "floor_light_p99_added_us", "floor_latency_light_p99_us",
              "dbus_latency_light_p99_us");
+  add_added (b, "loaded_p50_added_us", "dbus_loaded_latency_p50_us",
+             "dbus_latency_p50_us");
+  add_added (b, "loaded_p99_added_us", "dbus_loaded_latency_p99_us",
+             "dbus_latency_p99_us");
   add_added (b, "floor_cpu_all_added", "floor_cpu_all", "dbus_cpu_all");
   add_added (b, "floor_cpu_relay_added", "floor_cpu_relay", "dbus_cpu_emitter");
   add_added (b, "cpu_all_added", "relay_cpu_all", "dbus_cpu_all");
@@ -1118,6 +1180,15 @@ report (Bench *b, gboolean json)
              "dbus_cpu_emitter", "floor_cpu_relay_added", "(floor)", TRUE);
   print_row (b, "      its 100 agents", "floor_cpu_agents", NULL,
              "floor_cpu_agents", "(floor)", TRUE);
+  /* No relay at all: the emitter, with the agents' load beside it. */
+  print_row (b, "  emitter + 100 agents writing, p50",
+             "dbus_loaded_latency_p50_us", "dbus_latency_p50_us",
+             "loaded_p50_added_us", "(floor)", TRUE);
+  print_row (b, "  emitter + 100 agents writing, p99",
+             "dbus_loaded_latency_p99_us", "dbus_latency_p99_us",
+             "loaded_p99_added_us", "(floor)", TRUE);
+  print_row (b, "    the agents, their reader (cores)", "loaded_cpu_agents",
+             "loaded_cpu_reader", "loaded_cpu_agents", "(floor)", TRUE);
   print_row (b, "  simplest relay, p50 at 100x10/s",
              "floor_latency_light_p50_us", "dbus_latency_light_p50_us",
              "floor_light_p50_added_us", "(floor)", TRUE);
@@ -1290,11 +1361,14 @@ main (int argc, char **argv)
   g_auto (GStrv) parts = NULL;
   Bench b = { 0 };
 
-  if (argc == 11 && g_str_equal (argv[1], "--floor"))
+  if (argc == 11
+      && (g_str_equal (argv[1], "--floor")
+          || g_str_equal (argv[1], "--agents")))
     return bench_floor_main (
         argv[2], argv[3], argv[4], argv[5], (guint)atoi (argv[6]),
         (guint)atoi (argv[7]), g_ascii_strtoull (argv[8], NULL, 10),
-        (guint)atoi (argv[9]), g_ascii_strtod (argv[10], NULL));
+        (guint)atoi (argv[9]), g_ascii_strtod (argv[10], NULL),
+        g_str_equal (argv[1], "--floor"));
   if (argc == 8 && g_str_equal (argv[1], "--emit"))
     return bench_emitter_main (
         argv[2], argv[3], g_ascii_strtoull (argv[4], NULL, 10),

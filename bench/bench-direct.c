@@ -294,6 +294,16 @@ bench_emitter_main (const char *address, const char *dest, guint64 n,
 
 /* ---- the simplest relay (a process of its own) ------------------------ */
 
+/* The simplest relay: where it sends, and whether it does (FALSE: it only
+ * reads what its agents write, to show their load alone). */
+typedef struct
+{
+  GDBusConnection *connection;
+  const char *dest;
+  JsonParser *parser;
+  gboolean relay;
+} Floor;
+
 /* One agent of the simplest relay: its pipe and the partial line read. */
 typedef struct
 {
@@ -308,18 +318,20 @@ typedef struct
  * holding the JSON text of the update object, and the prompt's response as
  * a TurnEnded. Anything else is dropped. */
 static gboolean
-floor_relay_line (GDBusConnection *c, const char *dest, JsonParser *parser,
-                  FloorAgent *a, GError **error)
+floor_relay_line (Floor *f, FloorAgent *a, GError **error)
 {
   JsonNode *root, *params, *update = NULL;
   JsonObject *msg;
   g_autofree char *json = NULL;
   const char *one[2] = { NULL, NULL };
 
-  if (!json_parser_load_from_data (parser, a->line->str, (gssize)a->line->len,
-                                   error))
+  if (!f->relay
+      && memmem (a->line->str, a->line->len, "\"session/update\"", 16) != NULL)
+    return TRUE;
+  if (!json_parser_load_from_data (f->parser, a->line->str,
+                                   (gssize)a->line->len, error))
     return FALSE;
-  root = json_parser_get_root (parser);
+  root = json_parser_get_root (f->parser);
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
     return TRUE;
   msg = json_node_get_object (root);
@@ -332,9 +344,11 @@ floor_relay_line (GDBusConnection *c, const char *dest, JsonParser *parser,
   if (json_object_has_member (msg, "result"))
     {
       a->done = TRUE;
-      return g_dbus_connection_emit_signal (
-          c, dest, "/org/agentbroker/bench", BENCH_SESSION_IFACE, "TurnEnded",
-          g_variant_new ("(tss)", (guint64)1, "end_turn", ""), error);
+      return !f->relay
+             || g_dbus_connection_emit_signal (
+                 f->connection, f->dest, "/org/agentbroker/bench",
+                 BENCH_SESSION_IFACE, "TurnEnded",
+                 g_variant_new ("(tss)", (guint64)1, "end_turn", ""), error);
     }
   if (g_strcmp0 (json_object_get_string_member_with_default (msg, "method", ""),
                  "session/update")
@@ -348,14 +362,13 @@ floor_relay_line (GDBusConnection *c, const char *dest, JsonParser *parser,
   json = json_to_string (update, FALSE);
   one[0] = json;
   return g_dbus_connection_emit_signal (
-      c, dest, "/org/agentbroker/bench", BENCH_SESSION_IFACE, "Update",
-      g_variant_new ("(t^as)", (guint64)1, one), error);
+      f->connection, f->dest, "/org/agentbroker/bench", BENCH_SESSION_IFACE,
+      "Update", g_variant_new ("(t^as)", (guint64)1, one), error);
 }
 
 /* Reads what @a's pipe holds and relays each whole line. */
 static gboolean
-floor_read (GDBusConnection *c, const char *dest, JsonParser *parser,
-            FloorAgent *a, GError **error)
+floor_read (Floor *f, FloorAgent *a, GError **error)
 {
   char buf[65536];
   gssize got;
@@ -375,7 +388,7 @@ floor_read (GDBusConnection *c, const char *dest, JsonParser *parser,
        p = nl + 1)
     {
       g_string_append_len (a->line, p, nl - p);
-      if (!floor_relay_line (c, dest, parser, a, error))
+      if (!floor_relay_line (f, a, error))
         return FALSE;
       g_string_truncate (a->line, 0);
     }
@@ -397,11 +410,12 @@ floor_agents_cpu (FloorAgent *agents, guint streams)
 int
 bench_floor_main (const char *address, const char *dest, const char *agent_path,
                   const char *cwd, guint streams, guint rate, guint64 n,
-                  guint bytes, double start_ms)
+                  guint bytes, double start_ms, gboolean relay)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (GDBusConnection) c = NULL;
   g_autoptr (JsonParser) parser = json_parser_new_immutable ();
+  Floor f = { NULL, dest, parser, relay };
   g_autofree FloorAgent *agents = g_new0 (FloorAgent, streams);
   g_autofree struct pollfd *fds = g_new0 (struct pollfd, streams);
   guint done = 0;
@@ -415,6 +429,7 @@ bench_floor_main (const char *address, const char *dest, const char *agent_path,
       G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT
           | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
       NULL, NULL, &error);
+  f.connection = c;
   for (guint s = 0; c != NULL && s < streams; s++)
     {
       FloorAgent *a = &agents[s];
@@ -469,7 +484,7 @@ bench_floor_main (const char *address, const char *dest, const char *agent_path,
         {
           if (fds[s].fd < 0 || fds[s].revents == 0)
             continue;
-          if (!floor_read (c, dest, parser, &agents[s], &error))
+          if (!floor_read (&f, &agents[s], &error))
             goto out;
           if (agents[s].done)
             {

@@ -37,10 +37,12 @@ int bench_emitter_main (const char *address, const char *dest, guint64 n,
  * as an Update signal of its own (then a TurnEnded per answer). No
  * records, no access checks, no batching. Ends by printing "cpu R A": the
  * cores it (R) and its agents (A) used from the first update to the last
- * answer. */
+ * answer. `--agents` (@relay FALSE): the same agents, but their updates are
+ * read and dropped, unparsed, and nothing is sent: their load alone. */
 int bench_floor_main (const char *address, const char *dest,
                       const char *agent_path, const char *cwd, guint streams,
-                      guint rate, guint64 n, guint bytes, double start_ms);
+                      guint rate, guint64 n, guint bytes, double start_ms,
+                      gboolean relay);
 
 /* A trivial GDBus service on its own thread and connection: answers
  * ListSessions on the broker's path and interface with @reply (a copy of
