@@ -1049,31 +1049,34 @@ add_added (Bench *b, const char *key, const char *figure, const char *base)
 static void
 derive (Bench *b)
 {
+  /* Each latency figure against the emitter's at the same rate: the
+   * daemon's, the simplest relay's, the emitter's beside the agents. */
+  static const char *const latency[][3] = {
+    /* added key prefix, figure, baseline */
+    { "latency", "relay_latency", "dbus_latency" },
+    { "latency_light", "relay_latency_light", "dbus_latency_light" },
+    { "floor", "floor_latency", "dbus_latency" },
+    { "floor_light", "floor_latency_light", "dbus_latency_light" },
+    { "loaded", "dbus_loaded_latency", "dbus_latency" },
+  };
+  static const char *const percentiles[] = { "p50", "p99" };
   double relay1 = median (b, "relay_rate_1");
 
   add (b, "relay_vs_dbus_1", relay1 / median (b, "dbus_rate"));
   add (b, "relay_vs_direct_1", relay1 / median (b, "direct_rate"));
   add (b, "relay_100_vs_1", median (b, "relay_rate_100") / relay1);
-  add_added (b, "latency_p50_added_us", "relay_latency_p50_us",
-             "dbus_latency_p50_us");
-  add_added (b, "latency_p99_added_us", "relay_latency_p99_us",
-             "dbus_latency_p99_us");
-  add_added (b, "latency_light_p50_added_us", "relay_latency_light_p50_us",
-             "dbus_latency_light_p50_us");
-  add_added (b, "latency_light_p99_added_us", "relay_latency_light_p99_us",
-             "dbus_latency_light_p99_us");
-  add_added (b, "floor_p50_added_us", "floor_latency_p50_us",
-             "dbus_latency_p50_us");
-  add_added (b, "floor_p99_added_us", "floor_latency_p99_us",
-             "dbus_latency_p99_us");
-  add_added (b, "floor_light_p50_added_us", "floor_latency_light_p50_us",
-             "dbus_latency_light_p50_us");
-  add_added (b, "floor_light_p99_added_us", "floor_latency_light_p99_us",
-             "dbus_latency_light_p99_us");
-  add_added (b, "loaded_p50_added_us", "dbus_loaded_latency_p50_us",
-             "dbus_latency_p50_us");
-  add_added (b, "loaded_p99_added_us", "dbus_loaded_latency_p99_us",
-             "dbus_latency_p99_us");
+  for (guint i = 0; i < G_N_ELEMENTS (latency); i++)
+    for (guint j = 0; j < G_N_ELEMENTS (percentiles); j++)
+      {
+        g_autofree char *key
+            = g_strdup_printf ("%s_%s_added_us", latency[i][0], percentiles[j]);
+        g_autofree char *figure
+            = g_strdup_printf ("%s_%s_us", latency[i][1], percentiles[j]);
+        g_autofree char *base
+            = g_strdup_printf ("%s_%s_us", latency[i][2], percentiles[j]);
+
+        add_added (b, key, figure, base);
+      }
   add_added (b, "floor_cpu_all_added", "floor_cpu_all", "dbus_cpu_all");
   add_added (b, "floor_cpu_relay_added", "floor_cpu_relay", "dbus_cpu_emitter");
   add_added (b, "cpu_all_added", "relay_cpu_all", "dbus_cpu_all");
