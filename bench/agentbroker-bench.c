@@ -54,7 +54,8 @@
 
 typedef struct
 {
-  gboolean quick;
+  const char *mode; /* "full", "quick" or "smoke" */
+  gboolean quick;   /* quick or smoke */
   guint runs;       /* repeated runs of each throughput figure */
   guint64 stream_n; /* updates per relay run (all sessions together) */
   guint stream_bytes;
@@ -64,7 +65,8 @@ typedef struct
   guint first_runs;
   guint scale_sessions;
   guint suspended_records;
-  guint call_reps; /* round trips per ListSessions/GetAll figure */
+  guint start_runs; /* starts with and without the records */
+  guint call_reps;  /* round trips per ListSessions/GetAll figure */
 } BenchPlan;
 
 typedef struct
@@ -1004,7 +1006,7 @@ bench_scale_suspended (Bench *b)
   g_autofree char *yaml = config_yaml (b);
   g_autoptr (BenchDaemon) empty = bench_daemon_new (yaml, &error);
   g_autoptr (BenchDaemon) full = NULL;
-  guint n = b->plan.suspended_records, runs = b->plan.quick ? 2 : 3;
+  guint n = b->plan.suspended_records, runs = b->plan.start_runs;
 
   full = empty != NULL ? bench_daemon_new (yaml, &error) : NULL;
   if (full == NULL || !write_records (full->state_dir, n, &error))
@@ -1134,8 +1136,7 @@ report (Bench *b, gboolean json)
   derive (b);
   g_file_get_contents ("/proc/loadavg", &load, NULL, NULL);
   printf ("\nagentbroker bench (%s; %u runs; %ld CPUs; loadavg %s)\n",
-          b->plan.quick ? "quick" : "full", b->plan.runs,
-          sysconf (_SC_NPROCESSORS_ONLN),
+          b->plan.mode, b->plan.runs, sysconf (_SC_NPROCESSORS_ONLN),
           load != NULL ? g_strstrip (load) : "?");
   printf ("%-38s %-30s %-44s %-10s %-24s %s\n", "figure", "median [min..max]",
           "baseline median [min..max]", "vs base", "target", "");
@@ -1269,6 +1270,8 @@ report (Bench *b, gboolean json)
         }
       json_builder_set_member_name (jb, "quick");
       json_builder_add_boolean_value (jb, b->plan.quick);
+      json_builder_set_member_name (jb, "mode");
+      json_builder_add_string_value (jb, b->plan.mode);
       json_builder_set_member_name (jb, "loadavg");
       json_builder_add_string_value (jb, load != NULL ? load : "");
       json_builder_set_member_name (jb, "raw");
@@ -1320,33 +1323,41 @@ find_builddir (const char *argv0)
   return g_path_get_dirname (dir);
 }
 
+/* @smoke: one short run of each part, to see that the bench works (make
+ * check); its figures mean little. */
 static void
-plan_init (BenchPlan *p, gboolean quick)
+plan_init (BenchPlan *p, gboolean quick, gboolean smoke)
 {
-  p->quick = quick;
-  p->runs = quick ? 3 : 5;
+  p->mode = smoke ? "smoke" : quick ? "quick" : "full";
+  p->quick = quick || smoke;
+  quick = p->quick;
+  p->runs = smoke ? 1 : quick ? 3 : 5;
   /* With 100 sessions a turn's start and end (prompt call, records,
    * state signals) cost the daemon about as much as 400 updates: runs are
    * long enough that they stay a small part of a run. */
-  p->stream_n = quick ? 100000 : 400000;
+  p->stream_n = smoke ? 20000 : quick ? 100000 : 400000;
   p->stream_bytes = 16;
   p->relay_sessions = 100;
   p->pace_rate = 100;
-  p->pace_n = quick ? 100 : 300;
-  p->first_runs = quick ? 5 : 10;
+  p->pace_n = smoke ? 20 : quick ? 100 : 300;
+  p->first_runs = smoke ? 1 : quick ? 5 : 10;
   p->scale_sessions = 1000;
   p->suspended_records = 10000;
-  p->call_reps = quick ? 5 : 20;
+  p->start_runs = smoke ? 1 : quick ? 2 : 3;
+  p->call_reps = smoke ? 1 : quick ? 5 : 20;
 }
 
 int
 main (int argc, char **argv)
 {
-  gboolean quick = FALSE, json = FALSE;
+  gboolean quick = FALSE, smoke = FALSE, json = FALSE;
   char *only = NULL;
   GOptionEntry entries[] = {
     { "quick", 0, 0, G_OPTION_ARG_NONE, &quick,
       "Fewer and shorter runs (about 2 minutes)", NULL },
+    { "smoke", 0, 0, G_OPTION_ARG_NONE, &smoke,
+      "One short run of each part: shows the bench works, measures little",
+      NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json,
       "End with one JSON object on a line of its own", NULL },
     { "only", 0, 0, G_OPTION_ARG_STRING, &only,
@@ -1391,7 +1402,7 @@ main (int argc, char **argv)
       -1);
 
   raise_fd_limit ();
-  plan_init (&b.plan, quick);
+  plan_init (&b.plan, quick, smoke);
   builddir = find_builddir (argv[0]);
   b.self_path = g_file_read_link ("/proc/self/exe", NULL);
   b.daemon_path = g_build_filename (builddir, "src", "agentbrokerd", NULL);

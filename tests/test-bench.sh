@@ -1,9 +1,9 @@
 #!/bin/sh
-# make bench's program end to end (issue 8), as a smoke test: a quick run
-# of its parts that take seconds (latency, first update, drain) exits 0,
-# and its JSON holds a number for every figure of those parts, baselines
-# and floors included, and none for the parts left out. No timing is
-# judged here: only that each figure was measured.  Prints TAP.
+# make bench's program end to end (issue 8): a --smoke run (one short run
+# of each part) exits 0 and its JSON holds a number for every key the issue
+# names and for every raw figure, baselines and floors included; with
+# --only, the parts left out give null. No timing is judged here: only that
+# each figure was measured.  Prints TAP.
 set -u
 builddir=${AB_TEST_BUILDDIR:?AB_TEST_BUILDDIR is not set}
 bench=$builddir/bench/agentbroker-bench
@@ -16,38 +16,48 @@ ok() { n=$((n + 1)); echo "ok $n - $*"; }
 not_ok() { n=$((n + 1)); failed=1; echo "not ok $n - $*"; }
 check() { if eval "$1"; then ok "$2"; else not_ok "$2"; fi; }
 
-if AB_BENCH_BUILDDIR=$builddir "$bench" --quick --json \
-    --only latency,first,drain >"$dir/out" 2>"$dir/err"; then
-    ok "agentbroker-bench --quick --only latency,first,drain exits 0"
-else
-    not_ok "agentbroker-bench --quick --only latency,first,drain exits 0"
-    sed 's/^/# /' "$dir/err"
-fi
-tail -n 1 "$dir/out" >"$dir/json"
+# run NAME ARGS...: the bench's output in $dir/NAME, its JSON line in
+# $dir/NAME.json.
+run() {
+    name=$1
+    shift
+    if AB_BENCH_BUILDDIR=$builddir "$bench" --smoke --json "$@" \
+        >"$dir/$name" 2>"$dir/$name.err"; then
+        ok "agentbroker-bench --smoke --json $* exits 0"
+    else
+        not_ok "agentbroker-bench --smoke --json $* exits 0"
+        sed 's/^/# /' "$dir/$name.err"
+    fi
+    tail -n 1 "$dir/$name" >"$dir/$name.json"
+}
 
-# A figure of the summary: "key":<number>.
-for key in latency_p50_added_us latency_p99_added_us first_update_added_ms \
-    drain_return_ms; do
-    check "grep -Eq '\"$key\":-?[0-9]' '$dir/json'" "summary $key is a number"
+run all
+for key in relay_rate_1 relay_vs_dbus_1 relay_vs_direct_1 relay_rate_100 \
+    latency_p50_added_us latency_p99_added_us first_update_added_ms \
+    rss_per_session_kib list_1000_ms list_10000_suspended_ms \
+    reload_1000_added_ms start_10000_added_ms drain_return_ms; do
+    check "grep -Eq '\"$key\":-?[0-9]' '$dir/all.json'" "$key is a number"
 done
-# Left out by --only: null.
-for key in relay_rate_1 rss_per_session_kib list_1000_ms start_10000_added_ms; do
-    check "grep -q '\"$key\":null' '$dir/json'" "summary $key is null"
+# The raw figures behind them, of every part: "key":[<number>,…].
+for key in dbus_rate direct_rate relay_latency_p50_us dbus_latency_p50_us \
+    relay_cpu_daemon relay_cpu_agents floor_latency_p50_us floor_cpu_relay \
+    dbus_loaded_latency_p50_us loaded_cpu_agents pipe_latency_p50_us \
+    direct_first_update_ms rss_0_kib getall_ms list_1000_wire_ms \
+    list_1000_lister_ms list_10000_suspended_encode_ms reload_0_ms \
+    reload_agents_restarted start_0_ms; do
+    check "grep -Eq '\"$key\":\\[-?[0-9]' '$dir/all.json'" "raw $key is there"
 done
-# The raw runs behind them: "key":[<number>,…] with no null among them.
-for key in relay_latency_p50_us relay_latency_p99_us dbus_latency_p50_us \
-    relay_latency_light_p50_us dbus_latency_light_p50_us \
-    relay_cpu_daemon relay_cpu_agents relay_cpu_all dbus_cpu_emitter \
-    floor_latency_p50_us floor_latency_light_p50_us floor_cpu_relay \
-    floor_cpu_agents dbus_loaded_latency_p50_us loaded_cpu_agents \
-    loaded_cpu_reader pipe_latency_p50_us first_update_ms \
-    direct_first_update_ms drain_return_ms; do
-    check "grep -Eq '\"$key\":\\[-?[0-9]' '$dir/json' &&
-        ! grep -Eq '\"$key\":\\[[^]]*null' '$dir/json'" \
-        "raw $key holds numbers only"
+check "! grep -q null '$dir/all.json'" "no figure is null"
+check "grep -q '\"mode\":\"smoke\"' '$dir/all.json'" "the JSON says it was a smoke run"
+check "grep -q '^latency p50, 100x100/s' '$dir/all'" "the table has its rows"
+
+run drain --only drain
+check "grep -Eq '\"drain_return_ms\":[0-9]' '$dir/drain.json'" \
+    "with --only drain, drain_return_ms is a number"
+for key in relay_rate_1 latency_p50_added_us list_1000_ms start_10000_added_ms; do
+    check "grep -q '\"$key\":null' '$dir/drain.json'" \
+        "with --only drain, $key is null"
 done
-# The table names the figures the JSON holds.
-check "grep -q '^latency p50, 100x100/s' '$dir/out'" "the table has its rows"
 
 echo "1..$n"
 exit $failed
