@@ -1419,11 +1419,7 @@ main (int argc, char **argv)
     }
   b.bus_pid
       = (GPid)g_ascii_strtoll (g_subprocess_get_identifier (bus), NULL, 10);
-  b.connection = g_dbus_connection_new_for_address_sync (
-      b.bus_address,
-      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT
-          | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-      NULL, NULL, &error);
+  b.connection = bench_bus_connect (b.bus_address, &error);
   if (b.connection == NULL)
     {
       g_printerr ("agentbroker-bench: %s\n", error->message);

@@ -253,11 +253,7 @@ bench_emitter_main (const char *address, const char *dest, guint64 n,
   char go[8];
   gint64 t0, interval_us = rate > 0 ? G_USEC_PER_SEC / rate : 0;
 
-  c = g_dbus_connection_new_for_address_sync (
-      address,
-      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT
-          | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-      NULL, NULL, &error);
+  c = bench_bus_connect (address, &error);
   if (c == NULL)
     {
       g_printerr ("emitter: %s\n", error->message);
@@ -424,11 +420,7 @@ bench_floor_main (const char *address, const char *dest, const char *agent_path,
   gint64 t0 = 0;
   int status = 1;
 
-  c = g_dbus_connection_new_for_address_sync (
-      address,
-      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT
-          | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-      NULL, NULL, &error);
+  c = bench_bus_connect (address, &error);
   f.connection = c;
   for (guint s = 0; c != NULL && s < streams; s++)
     {
@@ -626,11 +618,7 @@ lister_thread (gpointer user_data)
   g_main_context_push_thread_default (l->context);
   node = g_dbus_node_info_new_for_xml (LISTER_XML, &error);
   if (node != NULL)
-    connection = g_dbus_connection_new_for_address_sync (
-        l->address,
-        G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT
-            | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-        NULL, NULL, &error);
+    connection = bench_bus_connect (l->address, &error);
   if (connection != NULL)
     id = g_dbus_connection_register_object (
         connection, LISTER_PATH, node->interfaces[0], &vtable, l, NULL, &error);

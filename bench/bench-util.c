@@ -174,6 +174,16 @@ bench_bus_up (char **address, GError **error)
   return g_steal_pointer (&bus);
 }
 
+GDBusConnection *
+bench_bus_connect (const char *address, GError **error)
+{
+  return g_dbus_connection_new_for_address_sync (
+      address,
+      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT
+          | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+      NULL, NULL, error);
+}
+
 static gpointer read_notifications (gpointer user_data);
 
 BenchDaemon *

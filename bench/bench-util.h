@@ -36,6 +36,8 @@ gint64 bench_rss_kib (GPid pid);
 
 /* A private dbus-daemon; returns its address, or NULL with @error set. */
 GSubprocess *bench_bus_up (char **address, GError **error);
+/* A new connection to the bus at @address, registered (Hello done). */
+GDBusConnection *bench_bus_connect (const char *address, GError **error);
 
 /* The built agentbrokerd, with its own config, state and notify socket. */
 typedef struct
