@@ -168,9 +168,9 @@ fail:
   return NULL;
 }
 
-gboolean
-bench_direct_prompt (BenchDirect *d, const char *text, guint64 *chunks,
-                     gint64 *first_chunk_us, GArray *latency_us, GError **error)
+/* session/prompt with @text, its answer not waited for. */
+static gboolean
+send_prompt (BenchDirect *d, const char *text, GError **error)
 {
   g_autoptr (JsonNode) text_node
       = json_node_init_string (json_node_alloc (), text);
@@ -178,10 +178,18 @@ bench_direct_prompt (BenchDirect *d, const char *text, guint64 *chunks,
   g_autofree char *params = g_strdup_printf (
       "{\"sessionId\":\"%s\",\"prompt\":[{\"type\":\"text\",\"text\":%s}]}",
       d->session_id, quoted);
+
+  return send_request (d, "session/prompt", params, error);
+}
+
+gboolean
+bench_direct_prompt (BenchDirect *d, const char *text, guint64 *chunks,
+                     gint64 *first_chunk_us, GArray *latency_us, GError **error)
+{
   g_autoptr (JsonObject) result = NULL;
 
   *chunks = 0;
-  if (!send_request (d, "session/prompt", params, error))
+  if (!send_prompt (d, text, error))
     return FALSE;
   d->latency_us = latency_us;
   result = read_response (d, chunks, first_chunk_us, error);
@@ -447,13 +455,11 @@ bench_floor_main (const char *address, const char *dest, const char *agent_path,
   /* The prompts the daemon's agents get, at the same offsets. */
   for (guint s = 0; s < streams; s++)
     {
-      g_autofree char *params = g_strdup_printf (
-          "{\"sessionId\":\"%s\",\"prompt\":[{\"type\":\"text\",\"text\":"
-          "\"pace %u %" G_GUINT64_FORMAT " %u %.3f\"}]}",
-          agents[s].agent->session_id, rate, n, bytes,
-          start_ms + s * 1000.0 / rate / streams);
+      g_autofree char *text
+          = g_strdup_printf ("pace %u %" G_GUINT64_FORMAT " %u %.3f", rate, n,
+                             bytes, start_ms + s * 1000.0 / rate / streams);
 
-      if (!send_request (agents[s].agent, "session/prompt", params, &error))
+      if (!send_prompt (agents[s].agent, text, &error))
         goto out;
     }
 
