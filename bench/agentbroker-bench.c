@@ -562,7 +562,8 @@ latency_run (Bench *b, guint rate, guint n, const char *suffix)
    * together would otherwise write in step, 100 updates at once.  And
    * only once the 100 prompts are accepted, recorded and passed on, so
    * that their handling is not counted in the updates' latency. */
-  agents = session_pids (b, &running);
+  if (cpu)
+    agents = session_pids (b, &running);
   bench_sink_reset (&b->sink, TRUE);
   base = bench_sink_turns_ended (&b->sink);
   b->failed_calls = 0;
@@ -591,10 +592,10 @@ latency_run (Bench *b, guint rate, guint n, const char *suffix)
         add_cpu_use (b, TRUE, &before, &after);
     }
   p = emitter_spawn (b, n, rate, sessions);
-  cpu_use_read (b, agents, &before);
+  cpu_use_read (b, NULL, &before);
   if (p != NULL && emitter_go (b, p, sessions, &t0))
     {
-      cpu_use_read (b, agents, &after);
+      cpu_use_read (b, NULL, &after);
       add_latency (b, dbus_key);
       if (cpu)
         add_cpu_use (b, FALSE, &before, &after);
