@@ -228,10 +228,7 @@ ab_child_watch_new (GPid pid, GChildWatchFunc func, gpointer user_data)
       self->watch
           = ab_fd_watch_new (self->pidfd, on_pidfd_readable, self, NULL);
       if (self->watch == NULL)
-        {
-          close (self->pidfd);
-          self->pidfd = -1;
-        }
+        ab_fd_watch_clear_and_close (&self->watch, &self->pidfd);
     }
   if (self->watch == NULL)
     {
