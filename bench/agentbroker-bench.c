@@ -1331,7 +1331,6 @@ plan_init (BenchPlan *p, gboolean quick, gboolean smoke)
 {
   p->mode = smoke ? "smoke" : quick ? "quick" : "full";
   p->quick = quick || smoke;
-  quick = p->quick;
   p->runs = smoke ? 1 : quick ? 3 : 5;
   /* With 100 sessions a turn's start and end (prompt call, records,
    * state signals) cost the daemon about as much as 400 updates: runs are
