@@ -767,14 +767,23 @@ verb_reload (AbCtl *ctl, int argc, char **argv)
 /* ---- streaming output ---------------------------------------------- */
 
 /* Standard output while answers stream: message chunks arrive in pieces
- * and may end mid-line; every other event takes a line of its own.  Each
- * line starts with @prefix (empty for prompt, "<thread> <turn>: " for
- * watch). */
+ * and may end mid-line; every other event takes a line of its own on
+ * @events: standard output for watch, standard error for prompt, whose
+ * standard output is the answer alone.  Each line starts with @prefix
+ * (empty for prompt, "<thread> <turn>: " for watch). */
 typedef struct
 {
   gboolean mid_line;
-  char *prefix; /* of the unfinished line */
+  char *prefix;       /* of the unfinished line */
+  FILE *events;       /* NULL: stdout */
+  GHashTable *titles; /* "<prefix>\n<toolCallId>" → the tool call's title */
 } AbStream;
+
+/* Tool calls remembered per stream: an agent naming ever new ids cannot
+ * make agentctl grow without bound. */
+#define AB_STREAM_MAX_TITLES 1024
+/* Bytes of an agent's tool title shown */
+#define AB_STREAM_MAX_TITLE 200
 
 static void
 stream_end_line (AbStream *stream)
@@ -785,6 +794,29 @@ stream_end_line (AbStream *stream)
       stream->mid_line = FALSE;
     }
   fflush (stdout);
+}
+
+/* Before a line on @events: the unfinished answer line ends on the
+ * terminal, but the answer on a redirected standard output stays as the
+ * agent wrote it. */
+static void
+stream_break (AbStream *stream)
+{
+  if (stream->events == NULL || stream->events == stdout)
+    {
+      stream_end_line (stream);
+      return;
+    }
+  fflush (stdout);
+  if (stream->mid_line && isatty (STDOUT_FILENO))
+    fputc ('\n', stream->events);
+}
+
+static void
+stream_clear (AbStream *stream)
+{
+  g_clear_pointer (&stream->prefix, g_free);
+  g_clear_pointer (&stream->titles, g_hash_table_unref);
 }
 
 static void
@@ -818,9 +850,66 @@ stream_text (AbStream *stream, const char *prefix, const char *text)
 static void
 stream_line (AbStream *stream, const char *prefix, const char *line)
 {
-  stream_end_line (stream);
-  printf ("%s%s\n", prefix, line);
-  fflush (stdout);
+  FILE *out = stream->events != NULL ? stream->events : stdout;
+
+  stream_break (stream);
+  fprintf (out, "%s%s\n", prefix, line);
+  fflush (out);
+}
+
+/* The title an agent gave a tool call: remembered from its tool_call (or
+ * a later tool_call_update that retitles it), since updates name the call
+ * by its opaque id only.  Falls back to the id. */
+static const char *
+stream_tool_title (AbStream *stream, const char *prefix, JsonObject *update)
+{
+  const char *id = member_string (update, "toolCallId");
+  const char *title = member_string (update, "title");
+  g_autofree char *key = NULL;
+  const char *known;
+
+  if (id == NULL)
+    return title != NULL ? title : "?";
+  key = g_strdup_printf ("%s\n%s", prefix, id);
+  if (title != NULL && *title != '\0')
+    {
+      if (stream->titles == NULL)
+        stream->titles
+            = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+      if (g_hash_table_size (stream->titles) >= AB_STREAM_MAX_TITLES)
+        g_hash_table_remove_all (stream->titles);
+      g_hash_table_replace (stream->titles, g_steal_pointer (&key),
+                            g_utf8_make_valid (title, -1));
+      return title;
+    }
+  known = stream->titles != NULL ? g_hash_table_lookup (stream->titles, key)
+                                 : NULL;
+  return known != NULL ? known : id;
+}
+
+/* @title cut to AB_STREAM_MAX_TITLE bytes at a character boundary, with
+ * control characters (an agent's escape sequences) replaced. */
+static char *
+printable_title (const char *title)
+{
+  g_autofree char *valid = g_utf8_make_valid (title, -1);
+  GString *out = g_string_new (NULL);
+
+  for (const char *p = valid; *p != '\0'; p = g_utf8_next_char (p))
+    {
+      gunichar c = g_utf8_get_char (p);
+
+      if (out->len >= AB_STREAM_MAX_TITLE)
+        {
+          g_string_append (out, "…");
+          break;
+        }
+      if (g_unichar_iscntrl (c))
+        g_string_append_c (out, ' ');
+      else
+        g_string_append_unichar (out, c);
+    }
+  return g_string_free (out, FALSE);
 }
 
 /* One ACP SessionUpdate as text: message chunks verbatim, tool calls and
@@ -854,23 +943,18 @@ stream_update (AbStream *stream, const char *prefix, const char *update_json)
           && text != NULL)
         stream_text (stream, prefix, text);
     }
-  else if (g_str_equal (kind, "tool_call"))
+  else if (g_str_equal (kind, "tool_call")
+           || g_str_equal (kind, "tool_call_update"))
     {
-      const char *title = member_string (update, "title");
+      g_autofree char *title
+          = printable_title (stream_tool_title (stream, prefix, update));
       const char *status = member_string (update, "status");
 
-      if (title == NULL)
-        title = member_string (update, "toolCallId");
-      line = g_strdup_printf ("[tool] %s (%s)", title != NULL ? title : "?",
-                              status != NULL ? status : "pending");
-    }
-  else if (g_str_equal (kind, "tool_call_update"))
-    {
-      const char *id = member_string (update, "toolCallId");
-      const char *status = member_string (update, "status");
-
-      if (status != NULL)
-        line = g_strdup_printf ("[tool] %s %s", id != NULL ? id : "?", status);
+      if (g_str_equal (kind, "tool_call"))
+        line = g_strdup_printf ("[tool] %s (%s)", title,
+                                status != NULL ? status : "pending");
+      else if (status != NULL)
+        line = g_strdup_printf ("[tool] %s (%s)", title, status);
     }
   else if (g_str_equal (kind, "plan"))
     {
@@ -1019,7 +1103,7 @@ wait_clear (AbWait *wait)
   g_clear_object (&wait->cancellable);
   g_clear_pointer (&wait->loop, g_main_loop_unref);
   g_clear_pointer (&wait->owner, g_free);
-  g_clear_pointer (&wait->stream.prefix, g_free);
+  stream_clear (&wait->stream);
 }
 
 /* ---- prompt -------------------------------------------------------- */
@@ -1093,7 +1177,7 @@ prompt_permission (AbPrompt *prompt, const char *request,
 
   describe_permission (request_json, &title, &options);
   if (!prompt->wait.ctl->json)
-    stream_end_line (&prompt->wait.stream);
+    stream_break (&prompt->wait.stream);
   fail (_ ("the agent asks for permission (request %s): %s; options: %s — "
            "answer with: agentctl%s answer %s %s OPTION"),
         request, title, options, prompt->wait.ctl->system_bus ? "" : " --user",
@@ -1176,7 +1260,7 @@ prompt_on_reply (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   if (reply == NULL)
     {
-      stream_end_line (&prompt->wait.stream);
+      stream_break (&prompt->wait.stream);
       wait_finish (&prompt->wait, fail_dbus (error));
       return;
     }
@@ -1207,7 +1291,7 @@ prompt_on_cancel_reply (GObject *source, GAsyncResult *result,
   if (reply == NULL
       && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     {
-      stream_end_line (&prompt->wait.stream);
+      stream_break (&prompt->wait.stream);
       fail_dbus (error);
     }
 }
@@ -1219,7 +1303,7 @@ prompt_on_sigint (gpointer user_data)
 {
   AbPrompt *prompt = user_data;
 
-  stream_end_line (&prompt->wait.stream);
+  stream_break (&prompt->wait.stream);
   if (prompt->cancel_sent)
     {
       prompt->wait.sigint_source = 0;
@@ -1314,6 +1398,7 @@ verb_prompt (AbCtl *ctl, int argc, char **argv)
   if (!wait_init (&prompt.wait, ctl))
     return fail (_ ("agentbroker left the bus"));
   prompt.thread = argv[1];
+  prompt.wait.stream.events = stderr;
   prompt.early
       = g_ptr_array_new_with_free_func ((GDestroyNotify)g_variant_unref);
 
