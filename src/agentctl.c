@@ -1660,7 +1660,8 @@ verb_watch (AbCtl *ctl, int argc, char **argv)
   return status;
 }
 
-/* ---- cancel, kill, answer, resume ---------------------------------- */
+/* ---- cancel, remove, kill, answer, resume ----------------------------------
+ */
 
 static int
 verb_cancel (AbCtl *ctl, int argc, char **argv)
@@ -1681,7 +1682,7 @@ verb_cancel (AbCtl *ctl, int argc, char **argv)
 }
 
 static int
-verb_kill (AbCtl *ctl, int argc, char **argv)
+verb_remove (AbCtl *ctl, int argc, char **argv)
 {
   g_autoptr (GError) error = NULL;
   int status;
@@ -1696,6 +1697,30 @@ verb_kill (AbCtl *ctl, int argc, char **argv)
     return fail_dbus (error);
   if (!ctl->json)
     printf (_ ("Removed %s.\n"), argv[1]);
+  return EXIT_SUCCESS;
+}
+
+/* As systemctl kill: a signal, silently; the session stays. */
+static int
+verb_kill (AbCtl *ctl, int argc, char **argv)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *signal_name = NULL;
+  const GOptionEntry entries[]
+      = { { "signal", 's', 0, G_OPTION_ARG_STRING, &signal_name,
+            N_ ("The signal to send (default SIGTERM)"), N_ ("SIGNAL") },
+          { NULL } };
+  int status;
+
+  if (!parse_verb_options (ctl, entries, FALSE, &argc, &argv, &status))
+    return status;
+  if (argc != 2)
+    return fail_usage (ctl);
+
+  if (!ab_dbus_broker1_call_kill_session_sync (
+          ctl->broker, argv[1], signal_name != NULL ? signal_name : "SIGTERM",
+          NULL, &error))
+    return fail_dbus (error);
   return EXIT_SUCCESS;
 }
 
@@ -1895,7 +1920,10 @@ static const AbCtlVerb verbs[] = {
     verb_watch },
   { "cancel", "", "THREAD",
     N_ ("Cancel the running turn and the queued prompts"), verb_cancel },
-  { "kill", "", "THREAD", N_ ("Stop a session's agent and remove the session"),
+  { "remove", "", "THREAD",
+    N_ ("Stop a session's agent and remove the session"), verb_remove },
+  { "kill", "[-s SIGNAL]", "THREAD",
+    N_ ("Send a signal to a session's agent processes; keep the session"),
     verb_kill },
   { "answer", "", "THREAD REQUEST OPTION",
     N_ ("Answer an agent's permission request (\"\" denies)"), verb_answer },

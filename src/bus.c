@@ -12,6 +12,7 @@
 
 #include "ab-dbus.h"
 #include "access.h"
+#include "agent-process.h"
 #include "bus.h"
 #include "error.h"
 #include "pool.h"
@@ -517,6 +518,30 @@ do_remove_session (AbBus *self, GDBusMethodInvocation *invocation,
 }
 
 static void
+do_kill_session (AbBus *self, GDBusMethodInvocation *invocation,
+                 GVariant *params, uid_t uid, AbAccess access)
+{
+  g_autoptr (GError) error = NULL;
+  const char *thread, *signal_name;
+  AbSession *session;
+  int signo;
+
+  g_variant_get (params, "(&s&s)", &thread, &signal_name);
+  session = session_for_caller (self, invocation, thread, uid, access);
+  if (session == NULL)
+    return;
+  if (!ab_agent_signal_from_name (signal_name, &signo, &error)
+      || !ab_session_send_signal (session, signo, &error))
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  g_message ("KillSession of %s with signal %d requested by uid %u", thread,
+             signo, uid);
+  g_dbus_method_invocation_return_value (invocation, NULL);
+}
+
+static void
 do_answer_permission (AbBus *self, GDBusMethodInvocation *invocation,
                       GVariant *params, uid_t uid, AbAccess access)
 {
@@ -832,6 +857,14 @@ on_handle_remove_session (AbDBusBroker1 *skeleton,
 }
 
 static gboolean
+on_handle_kill_session (AbDBusBroker1 *skeleton,
+                        GDBusMethodInvocation *invocation, const char *thread,
+                        const char *signal_name, AbBus *self)
+{
+  return authorize (self, invocation, AB_ACCESS_USER, do_kill_session);
+}
+
+static gboolean
 on_handle_watch (AbDBusBroker1 *skeleton, GDBusMethodInvocation *invocation,
                  const char *thread, AbBus *self)
 {
@@ -949,6 +982,7 @@ ab_bus_new (AbBroker *broker, GDBusConnection *connection, gboolean system_bus,
   CONNECT ("handle-prompt", on_handle_prompt);
   CONNECT ("handle-cancel", on_handle_cancel);
   CONNECT ("handle-remove-session", on_handle_remove_session);
+  CONNECT ("handle-kill-session", on_handle_kill_session);
   CONNECT ("handle-drain", on_handle_drain);
   CONNECT ("handle-resume", on_handle_resume);
   CONNECT ("handle-reload", on_handle_reload);

@@ -1675,6 +1675,19 @@ ab_session_kill_now (AbSession *self)
     ab_agent_process_kill_now (self->process);
 }
 
+gboolean
+ab_session_send_signal (AbSession *self, int signo, GError **error)
+{
+  if (get_pid (self) == 0)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_FAILED,
+                   _ ("session %s has no agent process to signal"),
+                   self->thread);
+      return FALSE;
+    }
+  return ab_agent_process_send_signal (self->process, signo, error);
+}
+
 /* Settings apply in place. A changed agent profile takes effect on the
  * agent's next start: an idle agent is stopped now, a busy one after its
  * turn, and the next turn runs on a new process through session/load. */

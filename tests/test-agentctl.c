@@ -255,7 +255,7 @@ test_prompt_sigint (Fixture *fx, gconstpointer data)
 }
 
 static void
-test_cancel_and_kill (Fixture *fx, gconstpointer data)
+test_cancel_and_remove (Fixture *fx, gconstpointer data)
 {
   g_autoptr (GSubprocess) proc = NULL;
   g_autofree char *out = NULL, *err = NULL;
@@ -269,12 +269,98 @@ test_cancel_and_kill (Fixture *fx, gconstpointer data)
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
 
-  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "kill", "cli:c", NULL),
-                   ==, 0);
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "remove", "cli:c", NULL), ==, 0);
   g_assert_cmpstr (out, ==, "Removed cli:c.\n");
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
   g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "show", "cli:c", NULL),
+                   ==, 1);
+}
+
+/* The state letter of /proc/@pid/stat: 'T' when stopped. */
+static char
+process_state (pid_t pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", (int)pid);
+  g_autofree char *stat = NULL;
+  const char *end;
+
+  if (!g_file_get_contents (path, &stat, NULL, NULL))
+    return '?';
+  end = strrchr (stat, ')');
+  return end != NULL && end[1] == ' ' ? end[2] : '?';
+}
+
+/* kill signals the agent's processes and keeps the session; remove
+ * removes it. */
+static void
+test_kill_keeps_session (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *out = NULL, *err = NULL;
+  pid_t pid;
+
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "prompt", "cli:k", "hi", NULL), ==,
+      0);
+  pid = (pid_t)ab_session_u (&fx->d, "cli:k", "pid");
+  g_assert_cmpint (pid, >, 0);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "kill", "-s", "STOP", "cli:k", NULL),
+      ==, 0);
+  g_assert_cmpstr (out, ==, "");
+  g_assert_cmpstr (err, ==, "");
+  AB_WAIT_FOR (process_state (pid) == 'T', 10000);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "kill", "--signal",
+                                    "SIGCONT", "cli:k", NULL),
+                   ==, 0);
+  AB_WAIT_FOR (process_state (pid) != 'T', 10000);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "kill", "-s", "BOGUS",
+                                    "cli:k", NULL),
+                   ==, 1);
+  g_assert_true (g_str_has_prefix (err, "agentctl: 'BOGUS' is not a signal"));
+  g_assert_cmpint (count_lines (err), ==, 1);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  /* SIGTERM by default: the agent goes, the session stays. */
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "kill", "cli:k", NULL),
+                   ==, 0);
+  AB_WAIT_FOR (ab_process_gone (pid), 10000);
+  AB_WAIT_FOR (ab_session_u (&fx->d, "cli:k", "pid") == 0, 10000);
+  g_assert_cmpuint (ab_session_u (&fx->d, "cli:k", "turns"), ==, 1);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  /* Nothing left to signal. */
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "kill", "cli:k", NULL),
+                   ==, 1);
+  g_assert_nonnull (strstr (err, "no agent process"));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "prompt", "cli:k", "again", NULL),
+      ==, 0);
+  g_assert_nonnull (strstr (out, "1 earlier prompt"));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "remove", "cli:k", NULL), ==, 0);
+  g_assert_cmpstr (out, ==, "Removed cli:k.\n");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "kill", "cli:k", NULL),
                    ==, 1);
 }
 
@@ -318,7 +404,8 @@ main (int argc, char **argv)
   ADD ("prompt/json", test_prompt_json);
   ADD ("prompt/failures", test_prompt_failures);
   ADD ("prompt/sigint", test_prompt_sigint);
-  ADD ("cancel-and-kill", test_cancel_and_kill);
+  ADD ("cancel-and-remove", test_cancel_and_remove);
+  ADD ("kill-keeps-session", test_kill_keeps_session);
   ADD ("drain-resume", test_drain_resume);
 #undef ADD
 

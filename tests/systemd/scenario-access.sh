@@ -119,16 +119,18 @@ refused "alice: Watch * is refused by the daemon (admins only)" "$daemon_denied"
 # --- bob: the policy lets these through; the daemon refuses ------------------
 refused "bob: RemoveSession of alice's session is refused by the daemon" \
     "$daemon_denied" bob RemoveSession cli:alice/x
+refused "bob: KillSession of alice's session is refused by the daemon" \
+    "$daemon_denied" bob KillSession cli:alice/x TERM
 refused "bob: Cancel of alice's session is refused by the daemon" \
     "$daemon_denied" bob Cancel cli:alice/x
 refused "bob: Prompt on alice's session is refused by the daemon" \
     "$daemon_denied" bob Prompt cli:alice/x 'echo from bob' '{}'
 refused "bob: Watch of alice's session is refused by the daemon" \
     "$daemon_denied" bob Watch cli:alice/x
-if out=$(agentctl_as bob kill cli:alice/x); then
-    not_ok "bob: agentctl kill cli:alice/x fails"
+if out=$(agentctl_as bob remove cli:alice/x); then
+    not_ok "bob: agentctl remove cli:alice/x fails"
 else
-    ok "bob: agentctl kill cli:alice/x fails"
+    ok "bob: agentctl remove cli:alice/x fails"
 fi
 diag "$out"
 check "alice's session is still there" has_session cli:alice/x
@@ -141,10 +143,10 @@ fi
 succeeds "bob: removes his own session" bob RemoveSession cli:bob/x
 
 # --- carol (admin) and root may act on anyone's session ----------------------
-if out=$(agentctl_as carol kill cli:alice/x); then
-    ok "carol (admin): agentctl kill cli:alice/x"
+if out=$(agentctl_as carol remove cli:alice/x); then
+    ok "carol (admin): agentctl remove cli:alice/x"
 else
-    not_ok "carol (admin): agentctl kill cli:alice/x"
+    not_ok "carol (admin): agentctl remove cli:alice/x"
     diag "$out"
 fi
 check "alice's session is gone" no_session cli:alice/x
