@@ -154,7 +154,16 @@ test_list_and_show (Fixture *fx, gconstpointer data)
   g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "list", NULL), ==, 0);
   g_assert_true (g_str_has_prefix (out, "THREAD "));
   g_assert_nonnull (strstr (out, "\ncli:t/one "));
-  g_assert_cmpint (count_lines (out), ==, 2);
+  g_assert_true (g_str_has_suffix (out, "\n\n1 session listed.\n"));
+  g_assert_cmpint (count_lines (out), ==, 4);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "--no-legend", "list",
+                                    "--no-pager", NULL),
+                   ==, 0);
+  g_assert_true (g_str_has_prefix (out, "cli:t/one "));
+  g_assert_cmpint (count_lines (out), ==, 1);
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
 
@@ -172,19 +181,179 @@ test_list_and_show (Fixture *fx, gconstpointer data)
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
 
+  /* systemctl's properties: Name=Value, -p (repeated or with commas, any
+   * case), --value. */
   g_assert_cmpint (
       ab_run_agentctl (&fx->d, &out, &err, "show", "cli:t/one", NULL), ==, 0);
+  g_assert_true (g_str_has_prefix (out, "Thread=cli:t/one\n"));
+  g_assert_nonnull (strstr (out, "\nTurns=1\n"));
+  g_assert_nonnull (strstr (out, "\nLastReason=end_turn\n"));
+  g_assert_nonnull (strstr (out, "\nAcpSession="));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "show", "-p",
+                                    "Turns,thread", "--property=lastreason",
+                                    "cli:t/one", NULL),
+                   ==, 0);
+  g_assert_cmpstr (out, ==, "Thread=cli:t/one\nTurns=1\nLastReason=end_turn\n");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "-p", "State",
+                                    "--value", "status", "cli:t/one", NULL),
+                   ==, 0);
+  g_assert_cmpstr (out, ==, "idle\n");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  /* Without a thread: the broker's own properties. */
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "show", NULL), ==, 0);
+  g_assert_true (g_str_has_prefix (out, "State=running\nAccepting=yes\n"));
+  g_assert_nonnull (strstr (out, "\nSessionCount=1\n"));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "status", "-p",
+                                    "SessionCount", "--value", NULL),
+                   ==, 0);
+  g_assert_cmpstr (out, ==, "1\n");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  /* status THREAD is for a reader. */
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "status", "cli:t/one", NULL), ==, 0);
   g_assert_nonnull (strstr (out, "thread: cli:t/one\n"));
-  g_assert_nonnull (strstr (out, "turns: 1\n"));
   g_assert_nonnull (strstr (out, "last_reason: end_turn\n"));
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
 
+  /* No such session: exit status 4, as systemctl's "no such unit". */
   g_assert_cmpint (
-      ab_run_agentctl (&fx->d, &out, &err, "show", "cli:none", NULL), ==, 1);
+      ab_run_agentctl (&fx->d, &out, &err, "show", "cli:none", NULL), ==, 4);
   g_assert_cmpstr (out, ==, "");
   g_assert_true (g_str_has_prefix (err, "agentctl: "));
   g_assert_cmpint (count_lines (err), ==, 1);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "cancel", "cli:none", NULL), ==, 4);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "remove", "cli:none", NULL), ==, 4);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  /* Other failures: 1. */
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "show", "../bad", NULL),
+                   ==, 1);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "list", "-p", "State", NULL), ==, 1);
+  g_assert_cmpint (count_lines (err), ==, 1);
+}
+
+/* A JSON document of @kind (JSON_NODE_OBJECT, …) on @lines lines. */
+static JsonNode *
+parse_json_output (const char *out, JsonNodeType kind, int lines)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (GError) error = NULL;
+
+  json_parser_load_from_data (parser, out, -1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (json_node_get_node_type (json_parser_get_root (parser)), ==,
+                   kind);
+  if (lines > 0)
+    g_assert_cmpint (count_lines (out), ==, lines);
+  else
+    g_assert_cmpint (count_lines (out), >, 1);
+  return json_node_copy (json_parser_get_root (parser));
+}
+
+/* -o json (one line), -o json-pretty and --json=short|pretty|off, before
+ * or after the verb; -q. */
+static void
+test_output_modes (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *out = NULL, *err = NULL;
+  g_autoptr (JsonNode) node = NULL;
+  JsonObject *object;
+
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "prompt", "cli:o", "hi", NULL), ==,
+      0);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "-o", "json", "list", NULL), ==, 0);
+  node = parse_json_output (out, JSON_NODE_ARRAY, 1);
+  g_clear_pointer (&node, json_node_unref);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "list",
+                                    "--output=json-pretty", NULL),
+                   ==, 0);
+  node = parse_json_output (out, JSON_NODE_ARRAY, 0);
+  g_clear_pointer (&node, json_node_unref);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "show", "cli:o",
+                                    "--json=short", "-p", "thread,Turns", NULL),
+                   ==, 0);
+  node = parse_json_output (out, JSON_NODE_OBJECT, 1);
+  object = json_node_get_object (node);
+  g_assert_cmpuint (json_object_get_size (object), ==, 2);
+  g_assert_cmpstr (json_object_get_string_member (object, "thread"), ==,
+                   "cli:o");
+  g_assert_cmpint (json_object_get_int_member (object, "turns"), ==, 1);
+  g_clear_pointer (&node, json_node_unref);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "--json=pretty", "status", NULL), ==,
+      0);
+  node = parse_json_output (out, JSON_NODE_OBJECT, 0);
+  g_assert_cmpstr (
+      json_object_get_string_member (json_node_get_object (node), "state"), ==,
+      "running");
+  g_clear_pointer (&node, json_node_unref);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  /* The last word wins, as in systemctl. */
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "--json", "list",
+                                    "--json=off", "--no-legend", NULL),
+                   ==, 0);
+  g_assert_true (g_str_has_prefix (out, "cli:o "));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "list", "-o", "yaml", NULL), ==, 1);
+  g_assert_nonnull (strstr (err, "unknown output mode 'yaml'"));
+  g_assert_cmpint (count_lines (err), ==, 1);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  /* -q: no confirmation. */
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "-q", "cancel", "cli:o", NULL), ==,
+      0);
+  g_assert_cmpstr (out, ==, "");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "remove", "--quiet", "cli:o", NULL),
+      ==, 0);
+  g_assert_cmpstr (out, ==, "");
+  g_assert_cmpstr (err, ==, "");
 }
 
 static void
@@ -275,7 +444,7 @@ test_cancel_and_remove (Fixture *fx, gconstpointer data)
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
   g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "show", "cli:c", NULL),
-                   ==, 1);
+                   ==, 4);
 }
 
 /* The state letter of /proc/@pid/stat: 'T' when stopped. */
@@ -361,7 +530,7 @@ test_kill_keeps_session (Fixture *fx, gconstpointer data)
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
   g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "kill", "cli:k", NULL),
-                   ==, 1);
+                   ==, 4);
 }
 
 static void
@@ -401,6 +570,7 @@ main (int argc, char **argv)
 #define ADD(name, func)                                                        \
   g_test_add ("/agentctl/" name, Fixture, NULL, fixture_up, func, fixture_down)
   ADD ("list-and-show", test_list_and_show);
+  ADD ("output-modes", test_output_modes);
   ADD ("prompt/json", test_prompt_json);
   ADD ("prompt/failures", test_prompt_failures);
   ADD ("prompt/sigint", test_prompt_sigint);
