@@ -2124,6 +2124,9 @@ static int
 verb_cancel (AbCtl *ctl, int argc, char **argv)
 {
   g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) session = NULL;
+  const char *state;
+  gboolean idle;
   int status;
 
   if (!parse_verb_options (ctl, NULL, FALSE, &argc, &argv, &status))
@@ -2131,9 +2134,23 @@ verb_cancel (AbCtl *ctl, int argc, char **argv)
   if (argc != 2)
     return fail_usage (ctl);
 
+  /* Cancel() says nothing of what it found; the session, asked first,
+   * does.  A turn that starts in between is cancelled all the same. */
+  if (!ab_dbus_broker1_call_get_session_sync (ctl->broker, argv[1], &session,
+                                              NULL, &error))
+    return fail_dbus (error);
+  state = dict_string (session, "state");
+  idle = !g_str_equal (state, "busy") && !g_str_equal (state, "starting")
+         && dict_number (session, "queued") == 0;
   if (!ab_dbus_broker1_call_cancel_sync (ctl->broker, argv[1], NULL, &error))
     return fail_dbus (error);
-  if (!ctl->json && !ctl->quiet)
+  if (ctl->json || ctl->quiet)
+    return EXIT_SUCCESS;
+  if (idle)
+    printf (_ ("Nothing to cancel: %s has no running turn and no queued "
+               "prompt (it is %s).\n"),
+            argv[1], state);
+  else
     printf (_ ("Cancelled the turn and the queued prompts of %s.\n"), argv[1]);
   return EXIT_SUCCESS;
 }

@@ -304,8 +304,16 @@ ab_broker_check_accepting (AbBroker *self, GError **error)
           = self->drain_reason != NULL ? self->drain_reason : _ ("maintenance");
       break;
     }
-  g_set_error (error, AB_ERROR, AB_ERROR_DRAINING,
-               _ ("agentbroker is draining for %s; retry in a moment"), reason);
+  /* Drained is no passing state: only Resume() opens the gate again. */
+  if (self->state == AB_BROKER_STATE_DRAINED)
+    g_set_error (error, AB_ERROR, AB_ERROR_DRAINING,
+                 _ ("agentbroker is drained for %s and refuses prompts until "
+                    "an admin resumes it (agentctl resume)"),
+                 reason);
+  else
+    g_set_error (error, AB_ERROR, AB_ERROR_DRAINING,
+                 _ ("agentbroker is draining for %s; retry in a moment"),
+                 reason);
   return FALSE;
 }
 
@@ -511,6 +519,9 @@ ab_broker_drain_finish (AbBroker *self, GAsyncResult *result, guint *finished,
 gboolean
 ab_broker_resume (AbBroker *self, GError **error)
 {
+  /* Already what Resume() asks for: done. */
+  if (self->state == AB_BROKER_STATE_RUNNING)
+    return TRUE;
   if (self->state != AB_BROKER_STATE_DRAINED)
     {
       g_set_error (error, AB_ERROR, AB_ERROR_BUSY, _ ("cannot resume while %s"),

@@ -434,7 +434,18 @@ test_cancel_and_remove (Fixture *fx, gconstpointer data)
   wait_busy (fx, "cli:c");
   g_assert_cmpint (
       ab_run_agentctl (&fx->d, &out, &err, "cancel", "cli:c", NULL), ==, 0);
+  g_assert_cmpstr (out, ==,
+                   "Cancelled the turn and the queued prompts of cli:c.\n");
   g_assert_cmpint (finish_agentctl (proc, &pout, &perr), ==, 3);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  /* Nothing runs now: cancel says so rather than claim it cancelled. */
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "cancel", "cli:c", NULL), ==, 0);
+  g_assert_cmpstr (out, ==,
+                   "Nothing to cancel: cli:c has no running turn and no queued "
+                   "prompt (it is idle).\n");
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
 
@@ -545,15 +556,25 @@ test_drain_resume (Fixture *fx, gconstpointer data)
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
 
+  /* Drained is no passing state: the refusal says what ends it. */
   g_assert_cmpint (
       ab_run_agentctl (&fx->d, &out, &err, "prompt", "cli:d", "hi", NULL), ==,
       1);
-  g_assert_nonnull (strstr (err, "draining"));
+  g_assert_nonnull (strstr (err, "is drained"));
+  g_assert_nonnull (strstr (err, "agentctl resume"));
+  g_assert_null (strstr (err, "retry"));
+  g_assert_cmpint (count_lines (err), ==, 1);
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
 
   g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "resume", NULL), ==, 0);
   g_assert_cmpstr (out, ==, "Resumed; accepting prompts.\n");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  /* Resuming a running broker is no error. */
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "resume", NULL), ==, 0);
+  g_assert_cmpstr (err, ==, "");
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
 
