@@ -73,6 +73,7 @@ struct _AbCtlVerb
   const char *args;
   const char *summary;
   AbCtlVerbFunc func;
+  gboolean admin; /* for access.admins only */
 };
 
 static int fail (const char *format, ...) G_GNUC_PRINTF (1, 2);
@@ -90,6 +91,39 @@ fail (const char *format, ...)
   return EXIT_FAILURE;
 }
 
+/* The verb being run, and whether it is one for admins only: what an
+ * access refusal is explained with. */
+static const char *running_verb = "";
+static gboolean running_admin_verb;
+
+static char *user_name (guint32 uid);
+
+/* An access refusal as one line that says what the caller lacks and
+ * which group grants it, in place of dbus-daemon's dump of its rules
+ * ("Rejected send message, 2 matched rules; type=…").  The groups are
+ * the defaults of access.users and access.admins. */
+static int
+fail_access (GError *error, gboolean from_bus)
+{
+  g_autofree char *user = user_name ((guint32)getuid ());
+
+  if (running_admin_verb)
+    return fail (_ ("permission denied: %s needs membership in the group "
+                    "agentbroker-admin (access.admins); user %s lacks it"),
+                 running_verb, user);
+  if (from_bus)
+    return fail (_ ("permission denied: %s needs membership in the group "
+                    "agentbroker (access.users) or agentbroker-admin; user "
+                    "%s is in neither"),
+                 running_verb, user);
+  /* The daemon's own check: its message names the session or the
+   * access it wanted. */
+  return fail (_ ("permission denied: %s — your own sessions need the group "
+                  "agentbroker (access.users), other users' sessions the "
+                  "group agentbroker-admin (access.admins)"),
+               error->message);
+}
+
 /* A D-Bus error as one line: the daemon's message without the remote
  * error name that GDBus prepends.  "No such session" exits 4, as
  * systemctl's "no such unit". */
@@ -98,8 +132,12 @@ fail_dbus (GError *error)
 {
   gboolean no_session
       = g_error_matches (error, AB_ERROR, AB_ERROR_NO_SUCH_SESSION);
+  gboolean bus_denied
+      = g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_ACCESS_DENIED);
 
   g_dbus_error_strip_remote_error (error);
+  if (bus_denied || g_error_matches (error, AB_ERROR, AB_ERROR_ACCESS_DENIED))
+    return fail_access (error, bus_denied);
   fail ("%s", error->message);
   return no_session ? AB_EXIT_NO_SESSION : EXIT_FAILURE;
 }
@@ -209,6 +247,11 @@ on_property_option (const char *option, const char *value, gpointer data,
   return TRUE;
 }
 
+/* The options whose value is the next argument. */
+static const char *const options_with_value[]
+    = { "-o",        "--output", "-p",       "--property", "--agent",
+        "--timeout", "-s",       "--signal", NULL };
+
 /* A bare --json as --json=pretty: GOption would take the next argument
  * (a verb, a thread) as the optional value.  Only options are looked at:
  * the scan ends at "--" and, with @strict_posix, at the first argument
@@ -217,9 +260,6 @@ on_property_option (const char *option, const char *value, gpointer data,
 static void
 expand_bare_json (int argc, char **argv, gboolean strict_posix)
 {
-  static const char *const with_value[]
-      = { "-o",        "--output", "-p",       "--property", "--agent",
-          "--timeout", "-s",       "--signal", NULL };
   static char pretty[] = "--json=pretty";
 
   for (int i = 1; i < argc; i++)
@@ -228,7 +268,7 @@ expand_bare_json (int argc, char **argv, gboolean strict_posix)
         break;
       if (g_str_equal (argv[i], "--json"))
         argv[i] = pretty;
-      else if (g_strv_contains (with_value, argv[i]))
+      else if (g_strv_contains (options_with_value, argv[i]))
         i++;
       else if (strict_posix && argv[i][0] != '-')
         break;
@@ -2405,10 +2445,12 @@ static const AbCtlVerb verbs[] = {
   { "answer", "", "THREAD REQUEST OPTION",
     N_ ("Answer an agent's permission request (\"\" denies)"), verb_answer },
   { "drain", "[--timeout DURATION]", "",
-    N_ ("Stop accepting prompts; wait for running turns"), verb_drain },
-  { "resume", "", "", N_ ("Accept prompts again after a drain"), verb_resume },
+    N_ ("Stop accepting prompts; wait for running turns"), verb_drain, TRUE },
+  { "resume", "", "", N_ ("Accept prompts again after a drain"), verb_resume,
+    TRUE },
   { "reload", "[--wait]", "",
-    N_ ("Re-read the configuration and wait for the result"), verb_reload },
+    N_ ("Re-read the configuration and wait for the result"), verb_reload,
+    TRUE },
 };
 
 static const AbCtlVerb *
@@ -2418,6 +2460,21 @@ find_verb (const char *name)
     if (g_str_equal (verbs[i].name, name))
       return &verbs[i];
   return NULL;
+}
+
+/* Whether the verb's arguments (after main's options) name a thread:
+ * "watch" alone watches every session, which only admins may. */
+static gboolean
+verb_has_thread (int argc, char **argv)
+{
+  for (int i = 2; i < argc; i++)
+    {
+      if (g_strv_contains (options_with_value, argv[i]))
+        i++;
+      else if (argv[i][0] != '-')
+        return TRUE;
+    }
+  return FALSE;
 }
 
 static char *
@@ -2499,6 +2556,10 @@ main (int argc, char **argv)
 
   ctl.verb = verb;
   ctl.system_bus = !opt_user;
+  running_verb = verb->name;
+  running_admin_verb
+      = verb->admin
+        || (g_str_equal (verb->name, "watch") && !verb_has_thread (argc, argv));
   status = verb->func (&ctl, argc - 1, argv + 1);
 
   g_clear_pointer (&ctl.properties, g_ptr_array_unref);
