@@ -15,6 +15,7 @@
 #include "agent-process.h"
 #include "bus.h"
 #include "error.h"
+#include "log.h"
 #include "pool.h"
 #include "session.h"
 #include "thread-id.h"
@@ -235,7 +236,8 @@ do_reload (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
 {
   g_autoptr (GError) error = NULL;
 
-  g_message ("Reload requested by uid %u", uid);
+  ab_log_event (AB_LOG_REQUEST, G_LOG_LEVEL_MESSAGE, NULL, uid,
+                "Reload requested by uid %u", uid);
   if (!ab_broker_reload (self->broker, &error))
     {
       g_dbus_method_invocation_return_gerror (invocation, error);
@@ -270,7 +272,8 @@ do_drain (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
   guint timeout_seconds;
 
   g_variant_get (params, "(u)", &timeout_seconds);
-  g_message ("Drain (%u s) requested by uid %u", timeout_seconds, uid);
+  ab_log_event (AB_LOG_REQUEST, G_LOG_LEVEL_MESSAGE, NULL, uid,
+                "Drain (%u s) requested by uid %u", timeout_seconds, uid);
   ab_broker_drain_async (self->broker, timeout_seconds, reason, on_drained,
                          g_object_ref (invocation));
 }
@@ -281,7 +284,8 @@ do_resume (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
 {
   g_autoptr (GError) error = NULL;
 
-  g_message ("Resume requested by uid %u", uid);
+  ab_log_event (AB_LOG_REQUEST, G_LOG_LEVEL_MESSAGE, NULL, uid,
+                "Resume requested by uid %u", uid);
   if (!ab_broker_resume (self->broker, &error))
     {
       g_dbus_method_invocation_return_gerror (invocation, error);
@@ -484,7 +488,8 @@ do_cancel (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
   session = session_for_caller (self, invocation, thread, uid, access);
   if (session == NULL)
     return;
-  g_message ("Cancel of %s requested by uid %u", thread, uid);
+  ab_log_event (AB_LOG_REQUEST, G_LOG_LEVEL_MESSAGE, thread, uid,
+                "Cancel of %s requested by uid %u", thread, uid);
   ab_session_cancel (session);
   g_dbus_method_invocation_return_value (invocation, NULL);
 }
@@ -512,7 +517,8 @@ do_remove_session (AbBus *self, GDBusMethodInvocation *invocation,
   g_variant_get (params, "(&s)", &thread);
   if (session_for_caller (self, invocation, thread, uid, access) == NULL)
     return;
-  g_message ("RemoveSession of %s requested by uid %u", thread, uid);
+  ab_log_event (AB_LOG_REQUEST, G_LOG_LEVEL_MESSAGE, thread, uid,
+                "RemoveSession of %s requested by uid %u", thread, uid);
   ab_pool_remove_async (ab_broker_get_pool (self->broker), thread, "removed",
                         on_removed, g_object_ref (invocation));
 }
@@ -536,8 +542,9 @@ do_kill_session (AbBus *self, GDBusMethodInvocation *invocation,
       g_dbus_method_invocation_return_gerror (invocation, error);
       return;
     }
-  g_message ("KillSession of %s with signal %d requested by uid %u", thread,
-             signo, uid);
+  ab_log_event (AB_LOG_REQUEST, G_LOG_LEVEL_MESSAGE, thread, uid,
+                "KillSession of %s with signal %d requested by uid %u", thread,
+                signo, uid);
   g_dbus_method_invocation_return_value (invocation, NULL);
 }
 
