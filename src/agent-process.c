@@ -556,6 +556,56 @@ ab_agent_process_kill_now (AbAgentProcess *self)
     self->sigkill_time = g_get_monotonic_time ();
 }
 
+gboolean
+ab_agent_process_send_signal (AbAgentProcess *self, int signo, GError **error)
+{
+  g_return_val_if_fail (AB_IS_AGENT_PROCESS (self), FALSE);
+
+  if (group_is_gone (self) || kill (-self->pgid, signo) == -1)
+    {
+      int saved = errno;
+
+      g_set_error (
+          error, AB_ERROR, AB_ERROR_FAILED,
+          _ ("cannot signal the agent's process group %d: %s"), (int)self->pgid,
+          group_is_gone (self) ? _ ("no process is left") : g_strerror (saved));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+ab_agent_signal_from_name (const char *name, int *out_signo, GError **error)
+{
+  static const struct
+  {
+    const char *name;
+    int signo;
+  } known[] = {
+    { "HUP", SIGHUP },   { "INT", SIGINT },     { "QUIT", SIGQUIT },
+    { "KILL", SIGKILL }, { "USR1", SIGUSR1 },   { "USR2", SIGUSR2 },
+    { "TERM", SIGTERM }, { "CONT", SIGCONT },   { "STOP", SIGSTOP },
+    { "TSTP", SIGTSTP }, { "WINCH", SIGWINCH },
+  };
+  const char *bare = g_str_has_prefix (name, "SIG") ? name + 3 : name;
+  guint64 number = 0;
+  gboolean numeric
+      = g_ascii_string_to_unsigned (name, 10, 1, 64, &number, NULL);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (known); i++)
+    if (numeric ? (guint64)known[i].signo == number
+                : g_str_equal (bare, known[i].name))
+      {
+        *out_signo = known[i].signo;
+        return TRUE;
+      }
+  g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+               _ ("'%.32s' is not a signal agentbroker sends; use one of "
+                  "HUP INT QUIT KILL USR1 USR2 TERM CONT STOP TSTP WINCH"),
+               name);
+  return FALSE;
+}
+
 /* ------------------------------------------------------------------ */
 /* Spawning                                                            */
 /* ------------------------------------------------------------------ */

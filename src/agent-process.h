@@ -77,4 +77,16 @@ gboolean ab_agent_process_terminate_finish (AbAgentProcess *self,
 /* SIGKILL to the whole process group at once (daemon exit). */
 void ab_agent_process_kill_now (AbAgentProcess *self);
 
+/* @signo to the whole process group, at an operator's request; what the
+ * agent does about it is seen through the exited signal as usual.  Fails
+ * with AB_ERROR_FAILED when no process of the group is left. */
+gboolean ab_agent_process_send_signal (AbAgentProcess *self, int signo,
+                                       GError **error);
+
+/* The signal of @name: "TERM", "SIGTERM" or its number "15", from the few
+ * an operator sends an agent (HUP INT QUIT KILL USR1 USR2 TERM CONT STOP
+ * TSTP WINCH).  Anything else fails with AB_ERROR_INVALID_ARGUMENT. */
+gboolean ab_agent_signal_from_name (const char *name, int *out_signo,
+                                    GError **error);
+
 G_END_DECLS

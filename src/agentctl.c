@@ -1,7 +1,9 @@
 /* agentctl — command-line client for agentbroker
  *
- * systemctl-like: agentctl [--system|--user] [--json] VERB [ARGS...].
- * Every error prints one line naming the problem and exits non-zero.
+ * systemctl-like: agentctl [--system|--user] [OPTIONS] VERB [ARGS...],
+ * with systemctl's display options (--no-legend, -q, -p, --value, --full,
+ * -o json|json-pretty) and exit statuses (4: no such session).  Every
+ * error prints one line naming the problem and exits non-zero.
  */
 #include "config.h"
 
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <glib-unix.h>
@@ -33,10 +36,14 @@
 #define AB_STDIN_MAX_BYTES (1024 * 1024)
 #define AB_DRAIN_DEFAULT_SECONDS 30
 
-/* Exit statuses of prompt besides EXIT_SUCCESS and EXIT_FAILURE. */
-#define AB_EXIT_CANCELLED 3 /* cancelled, interrupted, timeout */
-#define AB_EXIT_LIMIT 4     /* max_tokens, max_turn_requests, refusal */
-#define AB_EXIT_SIGINT 130  /* a second Ctrl+C */
+/* Exit statuses besides EXIT_SUCCESS and EXIT_FAILURE. */
+#define AB_EXIT_CANCELLED 3  /* prompt: cancelled, interrupted, timeout */
+#define AB_EXIT_LIMIT 4      /* prompt: max_tokens, max_turn_requests, … */
+#define AB_EXIT_NO_SESSION 4 /* other verbs: as systemctl's "no such unit" */
+#define AB_EXIT_SIGINT 130   /* a second Ctrl+C */
+
+/* -p arguments kept, at most */
+#define AB_MAX_PROPERTIES 64
 
 typedef struct _AbCtlVerb AbCtlVerb;
 
@@ -46,7 +53,15 @@ typedef struct
   AbDBusBroker1 *broker;
   const AbCtlVerb *verb;
   gboolean system_bus;
-  gboolean json;
+  /* display options, before or after the verb */
+  gboolean json;        /* -o json, -o json-pretty, --json */
+  gboolean json_pretty; /* one object over several lines */
+  gboolean no_legend;
+  gboolean no_pager; /* accepted: agentctl has no pager */
+  gboolean quiet;
+  gboolean full;
+  gboolean value;
+  GPtrArray *properties; /* -p NAME, as given; NULL: all */
 } AbCtl;
 
 typedef int (*AbCtlVerbFunc) (AbCtl *ctl, int argc, char **argv);
@@ -58,6 +73,7 @@ struct _AbCtlVerb
   const char *args;
   const char *summary;
   AbCtlVerbFunc func;
+  gboolean admin; /* for access.admins only */
 };
 
 static int fail (const char *format, ...) G_GNUC_PRINTF (1, 2);
@@ -75,22 +91,64 @@ fail (const char *format, ...)
   return EXIT_FAILURE;
 }
 
+/* The verb being run, and whether it is one for admins only: what an
+ * access refusal is explained with. */
+static const char *running_verb = "";
+static gboolean running_admin_verb;
+
+static char *user_name (guint32 uid);
+
+/* An access refusal as one line that says what the caller lacks and
+ * which group grants it, in place of dbus-daemon's dump of its rules
+ * ("Rejected send message, 2 matched rules; type=…").  The groups are
+ * the defaults of access.users and access.admins. */
+static int
+fail_access (GError *error, gboolean from_bus)
+{
+  g_autofree char *user = user_name ((guint32)getuid ());
+
+  if (running_admin_verb)
+    return fail (_ ("permission denied: %s needs membership in the group "
+                    "agentbroker-admin (access.admins); user %s lacks it"),
+                 running_verb, user);
+  if (from_bus)
+    return fail (_ ("permission denied: %s needs membership in the group "
+                    "agentbroker (access.users) or agentbroker-admin; user "
+                    "%s is in neither"),
+                 running_verb, user);
+  /* The daemon's own check: its message names the session or the
+   * access it wanted. */
+  return fail (_ ("permission denied: %s — your own sessions need the group "
+                  "agentbroker (access.users), other users' sessions the "
+                  "group agentbroker-admin (access.admins)"),
+               error->message);
+}
+
 /* A D-Bus error as one line: the daemon's message without the remote
- * error name that GDBus prepends. */
+ * error name that GDBus prepends.  "No such session" exits 4, as
+ * systemctl's "no such unit". */
 static int
 fail_dbus (GError *error)
 {
+  gboolean no_session
+      = g_error_matches (error, AB_ERROR, AB_ERROR_NO_SUCH_SESSION);
+  gboolean bus_denied
+      = g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_ACCESS_DENIED);
+
   g_dbus_error_strip_remote_error (error);
-  return fail ("%s", error->message);
+  if (bus_denied || g_error_matches (error, AB_ERROR, AB_ERROR_ACCESS_DENIED))
+    return fail_access (error, bus_denied);
+  fail ("%s", error->message);
+  return no_session ? AB_EXIT_NO_SESSION : EXIT_FAILURE;
 }
 
 static void
-print_json (JsonNode *node)
+print_json (AbCtl *ctl, JsonNode *node)
 {
   g_autoptr (JsonGenerator) generator = json_generator_new ();
   g_autofree char *text = NULL;
 
-  json_generator_set_pretty (generator, TRUE);
+  json_generator_set_pretty (generator, ctl->json_pretty);
   json_generator_set_root (generator, node);
   text = json_generator_to_data (generator, NULL);
   printf ("%s\n", text);
@@ -129,12 +187,139 @@ connect_broker (AbCtl *ctl, GError **error)
   return TRUE;
 }
 
+/* ---- display options ------------------------------------------------- */
+
+/* --json[=short|pretty|off] (a bare --json is pretty, as it always was) and
+ * -o/--output=short|json|json-pretty, journalctl's spelling. */
+static gboolean
+set_output (AbCtl *ctl, const char *option, const char *mode, GError **error)
+{
+  gboolean is_json = g_str_has_prefix (option, "--json");
+
+  if (mode == NULL && is_json)
+    mode = "pretty";
+  if (g_strcmp0 (mode, is_json ? "off" : "short") == 0)
+    ctl->json = ctl->json_pretty = FALSE;
+  else if (g_strcmp0 (mode, is_json ? "short" : "json") == 0)
+    ctl->json = TRUE, ctl->json_pretty = FALSE;
+  else if (g_strcmp0 (mode, is_json ? "pretty" : "json-pretty") == 0)
+    ctl->json = ctl->json_pretty = TRUE;
+  else
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _ ("%s: unknown output mode '%s'; use %s"), option, mode,
+                   is_json ? "short, pretty, off" : "short, json, json-pretty");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+on_output_option (const char *option, const char *value, gpointer data,
+                  GError **error)
+{
+  return set_output (data, option, value, error);
+}
+
+/* -p NAME, -p NAME1,NAME2, and -p given again: the names add up. */
+static gboolean
+on_property_option (const char *option, const char *value, gpointer data,
+                    GError **error)
+{
+  AbCtl *ctl = data;
+  g_auto (GStrv) names = g_strsplit (value, ",", -1);
+
+  if (ctl->properties == NULL)
+    ctl->properties = g_ptr_array_new_with_free_func (g_free);
+  for (char **name = names; *name != NULL; name++)
+    {
+      if (**name == '\0')
+        continue;
+      if (ctl->properties->len >= AB_MAX_PROPERTIES)
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       _ ("%s: at most %d properties"), option,
+                       AB_MAX_PROPERTIES);
+          return FALSE;
+        }
+      g_ptr_array_add (ctl->properties, g_strdup (*name));
+    }
+  return TRUE;
+}
+
+/* The options whose value is the next argument. */
+static const char *const options_with_value[]
+    = { "-o",        "--output", "-p",       "--property", "--agent",
+        "--timeout", "-s",       "--signal", NULL };
+
+/* A bare --json as --json=pretty: GOption would take the next argument
+ * (a verb, a thread) as the optional value.  Only options are looked at:
+ * the scan ends at "--" and, with @strict_posix, at the first argument
+ * that is neither an option nor an option's value, so that the words of
+ * a prompt stay as they are. */
+static void
+expand_bare_json (int argc, char **argv, gboolean strict_posix)
+{
+  static char pretty[] = "--json=pretty";
+
+  for (int i = 1; i < argc; i++)
+    {
+      if (g_str_equal (argv[i], "--"))
+        break;
+      if (g_str_equal (argv[i], "--json"))
+        argv[i] = pretty;
+      else if (g_strv_contains (options_with_value, argv[i]))
+        i++;
+      else if (strict_posix && argv[i][0] != '-')
+        break;
+    }
+}
+
+/* The options every verb takes, before or after the verb, with @entries
+ * (a verb's own) beside them. */
+static GOptionContext *
+option_context_new (AbCtl *ctl, const char *parameter,
+                    const GOptionEntry *entries)
+{
+  const GOptionEntry common[]
+      = { { "json", 0, G_OPTION_FLAG_OPTIONAL_ARG, G_OPTION_ARG_CALLBACK,
+            on_output_option,
+            N_ ("Print JSON: short (one line), pretty (the default) or off"),
+            N_ ("MODE") },
+          { "output", 'o', 0, G_OPTION_ARG_CALLBACK, on_output_option,
+            N_ ("Output mode: short, json or json-pretty"), N_ ("MODE") },
+          { "no-legend", 0, 0, G_OPTION_ARG_NONE, &ctl->no_legend,
+            N_ ("Print no column headers and no footer"), NULL },
+          { "no-pager", 0, 0, G_OPTION_ARG_NONE, &ctl->no_pager,
+            N_ ("Accepted for systemctl's sake; agentctl uses no pager"),
+            NULL },
+          { "quiet", 'q', 0, G_OPTION_ARG_NONE, &ctl->quiet,
+            N_ ("Print no confirmations and no progress"), NULL },
+          { "full", 'l', 0, G_OPTION_ARG_NONE, &ctl->full,
+            N_ ("Do not cut list rows to the terminal's width"), NULL },
+          { "property", 'p', 0, G_OPTION_ARG_CALLBACK, on_property_option,
+            N_ ("show, status: print only this property (may be repeated)"),
+            N_ ("NAME") },
+          { "value", 0, 0, G_OPTION_ARG_NONE, &ctl->value,
+            N_ ("show, status: print the values alone, without NAME="), NULL },
+          { NULL } };
+  GOptionContext *context = g_option_context_new (parameter);
+  GOptionGroup *group = g_option_group_new ("agentctl", NULL, NULL, ctl, NULL);
+
+  g_option_group_set_translation_domain (group, GETTEXT_PACKAGE);
+  g_option_group_add_entries (group, common);
+  if (entries != NULL)
+    g_option_group_add_entries (group, entries);
+  g_option_context_set_main_group (context, group);
+  return context;
+}
+
 /* ---- verb options ---------------------------------------------------- */
 
-/* Options after the verb: the verb's own, plus --json so that both
- * "agentctl --json list" and "agentctl list --json" work.  @strict_posix
- * stops at the first argument that is not an option, so that words of a
- * prompt that start with "-" stay text. */
+/* Options after the verb: the verb's own, plus the display options so
+ * that both "agentctl --json list" and "agentctl list --json" work.
+ * @strict_posix stops at the first argument that is not an option, so
+ * that words of a prompt that start with "-" stay text. */
 static gboolean
 parse_verb_options (AbCtl *ctl, const GOptionEntry *entries,
                     gboolean strict_posix, int *argc, char ***argv, int *status)
@@ -144,20 +329,22 @@ parse_verb_options (AbCtl *ctl, const GOptionEntry *entries,
   g_autoptr (GError) error = NULL;
   g_autofree char *prgname = g_strdup_printf ("agentctl %s", verb->name);
   g_autofree char *owner = NULL;
-  const GOptionEntry common[] = { { "json", 0, 0, G_OPTION_ARG_NONE, &ctl->json,
-                                    N_ ("Print JSON instead of text"), NULL },
-                                  { NULL } };
 
-  context = g_option_context_new (verb->args);
+  context = option_context_new (ctl, verb->args, entries);
   g_option_context_set_summary (context, _ (verb->summary));
-  g_option_context_add_main_entries (context, common, GETTEXT_PACKAGE);
-  if (entries != NULL)
-    g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   g_option_context_set_strict_posix (context, strict_posix);
   g_set_prgname (prgname);
+  expand_bare_json (*argc, *argv, strict_posix);
   if (!g_option_context_parse (context, argc, argv, &error))
     {
       *status = fail ("%s", error->message);
+      return FALSE;
+    }
+  if ((ctl->properties != NULL || ctl->value)
+      && !g_str_equal (verb->name, "show")
+      && !g_str_equal (verb->name, "status"))
+    {
+      *status = fail (_ ("-p/--property and --value are for show and status"));
       return FALSE;
     }
 
@@ -369,6 +556,56 @@ member_array (JsonObject *object, const char *name)
   return json_node_get_array (node);
 }
 
+/* ---- terminal ------------------------------------------------------ */
+
+/* Colour as systemd decides it: SYSTEMD_COLORS, when set, says yes or
+ * no outright; otherwise NO_COLOR or TERM=dumb says no, and a terminal
+ * on standard output yes. */
+static gboolean
+use_colour (void)
+{
+  static const char *const off[] = { "0", "no", "n", "false", "off", NULL };
+  const char *setting = g_getenv ("SYSTEMD_COLORS");
+  const char *no_colour = g_getenv ("NO_COLOR");
+
+  if (setting != NULL && *setting != '\0')
+    return !g_strv_contains (off, setting);
+  if (no_colour != NULL && *no_colour != '\0')
+    return FALSE;
+  if (g_strcmp0 (g_getenv ("TERM"), "dumb") == 0)
+    return FALSE;
+  return isatty (STDOUT_FILENO);
+}
+
+/* The width of the terminal: COLUMNS when set, as systemd honours it. */
+static gsize
+terminal_columns (void)
+{
+  const char *env = g_getenv ("COLUMNS");
+  struct winsize size;
+  guint64 n;
+
+  if (env != NULL && g_ascii_string_to_unsigned (env, 10, 1, 10000, &n, NULL))
+    return (gsize)n;
+  if (ioctl (STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0)
+    return size.ws_col;
+  return 80;
+}
+
+/* @text in at most @width characters, cut with "…". */
+static char *
+ellipsize (const char *text, gsize width)
+{
+  g_autofree char *head = NULL;
+
+  if ((gsize)g_utf8_strlen (text, -1) <= width)
+    return g_strdup (text);
+  if (width == 0)
+    return g_strdup ("");
+  head = g_utf8_substring (text, 0, (glong)width - 1);
+  return g_strconcat (head, "…", NULL);
+}
+
 /* ---- list ---------------------------------------------------------- */
 
 enum
@@ -388,6 +625,8 @@ static const char *const list_headers[N_COLUMNS]
     = { N_ ("THREAD"), N_ ("AGENT"), N_ ("STATE"), N_ ("PID"),
         N_ ("IDLE"),   N_ ("TURNS"), N_ ("OWNER"), N_ ("CWD") };
 
+#define AB_COLUMN_GAP 2
+
 static int
 compare_sessions (gconstpointer a, gconstpointer b)
 {
@@ -397,18 +636,81 @@ compare_sessions (gconstpointer a, gconstpointer b)
   return strcmp (dict_string (*x, "thread"), dict_string (*y, "thread"));
 }
 
+/* Narrows the free-text columns, the working directory first, until a
+ * row fits in @columns; the short ones (state, pid, idle, turns) keep
+ * their width. */
 static void
-print_row (const char *const *cells, const gsize *widths)
+fit_widths (gsize *widths, gsize columns)
 {
+  static const struct
+  {
+    int column;
+    gsize min;
+  } shrinkable[] = { { COLUMN_CWD, 8 },
+                     { COLUMN_THREAD, 16 },
+                     { COLUMN_AGENT, 8 },
+                     { COLUMN_OWNER, 8 } };
+  gsize total = 0;
+
   for (gsize c = 0; c < N_COLUMNS; c++)
+    total += widths[c] + (c + 1 < N_COLUMNS ? AB_COLUMN_GAP : 0);
+  for (gsize i = 0; i < G_N_ELEMENTS (shrinkable) && total > columns; i++)
     {
-      fputs (cells[c], stdout);
+      gsize *width = &widths[shrinkable[i].column];
+      gsize spare = *width > shrinkable[i].min ? *width - shrinkable[i].min : 0;
+      gsize cut = MIN (total - columns, spare);
+
+      *width -= cut;
+      total -= cut;
+    }
+}
+
+static const char *
+state_colour (const char *state)
+{
+  if (g_str_equal (state, "failed"))
+    return "\033[0;1;31m";
+  if (g_str_equal (state, "busy"))
+    return "\033[0;1;32m";
+  if (g_str_equal (state, "starting"))
+    return "\033[0;1;33m";
+  return NULL;
+}
+
+/* One row, at most @max characters wide; the state in colour when
+ * @colour. */
+static void
+print_row (const char *const *cells, const gsize *widths, gsize max,
+           gboolean colour)
+{
+  g_autoptr (GString) line = g_string_new (NULL);
+  gsize used = 0;
+
+  for (gsize c = 0; c < N_COLUMNS && used < max; c++)
+    {
+      g_autofree char *cell = ellipsize (cells[c], MIN (widths[c], max - used));
+      gsize length = g_utf8_strlen (cell, -1);
+      const char *on
+          = colour && c == COLUMN_STATE ? state_colour (cells[c]) : NULL;
+
+      if (on != NULL)
+        g_string_append (line, on);
+      g_string_append (line, cell);
+      if (on != NULL)
+        g_string_append (line, "\033[0m");
+      used += length;
       if (c + 1 == N_COLUMNS)
         break;
-      for (gsize n = g_utf8_strlen (cells[c], -1); n < widths[c] + 2; n++)
-        putchar (' ');
+      for (; length < widths[c] + AB_COLUMN_GAP && used < max; length++)
+        {
+          g_string_append_c (line, ' ');
+          used++;
+        }
     }
-  putchar ('\n');
+  /* No trailing blanks where the cut fell in a gap. */
+  while (line->len > 0 && line->str[line->len - 1] == ' ')
+    g_string_truncate (line, line->len - 1);
+  printf ("%s\n", line->str);
 }
 
 static int
@@ -420,6 +722,8 @@ verb_list (AbCtl *ctl, int argc, char **argv)
   g_autoptr (GError) error = NULL;
   const char *headers[N_COLUMNS];
   gsize widths[N_COLUMNS];
+  gsize max = G_MAXSIZE;
+  gboolean colour;
   GVariantIter iter;
   GVariant *dict;
   int status;
@@ -437,13 +741,14 @@ verb_list (AbCtl *ctl, int argc, char **argv)
     {
       g_autoptr (JsonNode) root = json_gvariant_serialize (sessions);
 
-      print_json (root);
+      print_json (ctl, root);
       return EXIT_SUCCESS;
     }
 
   if (g_variant_n_children (sessions) == 0)
     {
-      printf ("%s\n", _ ("No sessions."));
+      if (!ctl->no_legend)
+        printf ("%s\n", _ ("No sessions."));
       return EXIT_SUCCESS;
     }
 
@@ -456,7 +761,7 @@ verb_list (AbCtl *ctl, int argc, char **argv)
   for (gsize c = 0; c < N_COLUMNS; c++)
     {
       headers[c] = _ (list_headers[c]);
-      widths[c] = g_utf8_strlen (headers[c], -1);
+      widths[c] = ctl->no_legend ? 0 : g_utf8_strlen (headers[c], -1);
     }
 
   rows = g_ptr_array_new_with_free_func ((GDestroyNotify)g_strfreev);
@@ -481,9 +786,23 @@ verb_list (AbCtl *ctl, int argc, char **argv)
       g_ptr_array_add (rows, row);
     }
 
-  print_row (headers, widths);
+  /* As systemctl: cut to a terminal's width unless --full; a pipe gets
+   * whole rows. */
+  if (!ctl->full && isatty (STDOUT_FILENO))
+    {
+      max = terminal_columns ();
+      fit_widths (widths, max);
+    }
+  colour = use_colour ();
+
+  if (!ctl->no_legend)
+    print_row (headers, widths, max, FALSE);
   for (guint i = 0; i < rows->len; i++)
-    print_row ((const char *const *)rows->pdata[i], widths);
+    print_row ((const char *const *)rows->pdata[i], widths, max, colour);
+  if (!ctl->no_legend)
+    printf (ngettext ("\n%u session listed.\n", "\n%u sessions listed.\n",
+                      rows->len),
+            rows->len);
   return EXIT_SUCCESS;
 }
 
@@ -494,6 +813,35 @@ static const char *const session_keys[]
     = { "thread", "agent",       "state",       "owner",         "cwd",
         "pid",    "acp_session", "created",     "last_activity", "turns",
         "queued", "last_turn",   "last_reason", "path",          NULL };
+
+/* The broker's properties in the order of the interface XML. */
+static const char *const broker_properties[]
+    = { "State",        "Accepting", "Generation",  "Version",   "SessionCount",
+        "RunningCount", "BusyCount", "MaxSessions", "StartedAt", NULL };
+
+/* The keys of @dict: those of @order first, in that order, then the
+ * others as they come. */
+static GPtrArray *
+ordered_keys (GVariant *dict, const char *const *order)
+{
+  GPtrArray *keys = g_ptr_array_new ();
+  GVariantIter iter;
+  const char *key;
+
+  for (gsize i = 0; order[i] != NULL; i++)
+    {
+      g_autoptr (GVariant) value
+          = g_variant_lookup_value (dict, order[i], NULL);
+
+      if (value != NULL)
+        g_ptr_array_add (keys, (gpointer)order[i]);
+    }
+  g_variant_iter_init (&iter, dict);
+  while (g_variant_iter_next (&iter, "{&sv}", &key, NULL))
+    if (!g_strv_contains (order, key))
+      g_ptr_array_add (keys, (gpointer)key);
+  return keys;
+}
 
 static char *
 format_field (const char *key, GVariant *value)
@@ -538,23 +886,181 @@ format_field (const char *key, GVariant *value)
   return g_variant_print (value, FALSE);
 }
 
+/* The D-Bus property name of a ListSessions() key, as show prints it:
+ * last_activity → LastActivity. */
+static char *
+property_name (const char *key)
+{
+  GString *name = g_string_new (NULL);
+  gboolean upper = TRUE;
+
+  for (const char *p = key; *p != '\0'; p++)
+    {
+      if (*p == '_')
+        {
+          upper = TRUE;
+          continue;
+        }
+      g_string_append_c (name, upper ? g_ascii_toupper (*p) : *p);
+      upper = FALSE;
+    }
+  return g_string_free (name, FALSE);
+}
+
+/* A value as show prints it, in systemctl's manner: numbers plain,
+ * booleans yes/no, times as dates (empty when never). */
+static char *
+property_value (const char *name, GVariant *value)
+{
+  static const char *const times[]
+      = { "Created", "LastActivity", "StartedAt", NULL };
+  guint64 number;
+
+  if (g_variant_is_of_type (value, G_VARIANT_TYPE_BOOLEAN))
+    return g_strdup (g_variant_get_boolean (value) ? "yes" : "no");
+  if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING)
+      || g_variant_is_of_type (value, G_VARIANT_TYPE_OBJECT_PATH))
+    return g_strdup (g_variant_get_string (value, NULL));
+  if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT64))
+    number = g_variant_get_uint64 (value);
+  else if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT32))
+    number = g_variant_get_uint32 (value);
+  else
+    return g_variant_print (value, FALSE);
+  if (g_strv_contains (times, name))
+    {
+      g_autoptr (GDateTime) time = NULL;
+
+      if (number == 0)
+        return g_strdup ("");
+      time
+          = g_date_time_new_from_unix_local ((gint64)(number / G_USEC_PER_SEC));
+      return time != NULL ? g_date_time_format (time, "%a %Y-%m-%d %H:%M:%S %Z")
+                          : g_strdup ("");
+    }
+  return g_strdup_printf ("%" G_GUINT64_FORMAT, number);
+}
+
+/* Whether -p asked for @key (by its property name, in any case, or as
+ * the dictionary spells it). */
+static gboolean
+property_wanted (AbCtl *ctl, const char *key, const char *name)
+{
+  if (ctl->properties == NULL)
+    return TRUE;
+  for (guint i = 0; i < ctl->properties->len; i++)
+    {
+      const char *asked = ctl->properties->pdata[i];
+
+      if (g_ascii_strcasecmp (asked, name) == 0 || g_str_equal (asked, key))
+        return TRUE;
+    }
+  return FALSE;
+}
+
+/* @dict as Name=Value lines (or values alone with --value, or a JSON
+ * object with the dictionary's keys), those of -p only. */
+static void
+show_dict (AbCtl *ctl, GVariant *dict, const char *const *order)
+{
+  g_autoptr (GPtrArray) keys = ordered_keys (dict, order);
+  g_autoptr (JsonBuilder) builder = json_builder_new ();
+  g_autoptr (JsonNode) root = NULL;
+
+  json_builder_begin_object (builder);
+  for (guint i = 0; i < keys->len; i++)
+    {
+      const char *key = keys->pdata[i];
+      g_autofree char *name = property_name (key);
+      g_autoptr (GVariant) value = g_variant_lookup_value (dict, key, NULL);
+      g_autofree char *text = NULL;
+
+      if (!property_wanted (ctl, key, name))
+        continue;
+      if (ctl->json)
+        {
+          json_builder_set_member_name (builder, key);
+          json_builder_add_value (builder, json_gvariant_serialize (value));
+          continue;
+        }
+      text = property_value (name, value);
+      if (ctl->value)
+        printf ("%s\n", text);
+      else
+        printf ("%s=%s\n", name, text);
+    }
+  json_builder_end_object (builder);
+  if (ctl->json)
+    {
+      root = json_builder_get_root (builder);
+      print_json (ctl, root);
+    }
+}
+
+/* The broker's properties as its proxy has them. */
+static GVariant *
+broker_dict (AbCtl *ctl)
+{
+  GDBusProxy *proxy = G_DBUS_PROXY (ctl->broker);
+  g_auto (GStrv) names = g_dbus_proxy_get_cached_property_names (proxy);
+  GVariantBuilder builder;
+
+  g_variant_builder_init (&builder, G_VARIANT_TYPE_VARDICT);
+  for (char **name = names; name != NULL && *name != NULL; name++)
+    {
+      g_autoptr (GVariant) value
+          = g_dbus_proxy_get_cached_property (proxy, *name);
+
+      if (value != NULL)
+        g_variant_builder_add (&builder, "{sv}", *name, value);
+    }
+  return g_variant_ref_sink (g_variant_builder_end (&builder));
+}
+
+/* show [THREAD]: the properties of a session, or of the broker. */
+static int
+show_properties (AbCtl *ctl, const char *thread)
+{
+  g_autoptr (GVariant) dict = NULL;
+  g_autoptr (GError) error = NULL;
+
+  if (thread == NULL)
+    {
+      dict = broker_dict (ctl);
+      show_dict (ctl, dict, broker_properties);
+      return EXIT_SUCCESS;
+    }
+  if (!ab_dbus_broker1_call_get_session_sync (ctl->broker, thread, &dict, NULL,
+                                              &error))
+    return fail_dbus (error);
+  show_dict (ctl, dict, session_keys);
+  return EXIT_SUCCESS;
+}
+
 static int
 verb_show (AbCtl *ctl, int argc, char **argv)
 {
-  g_autoptr (GVariant) session = NULL;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GPtrArray) keys = g_ptr_array_new ();
-  GVariantIter iter;
-  const char *key;
-  int width = 0;
   int status;
 
   if (!parse_verb_options (ctl, NULL, FALSE, &argc, &argv, &status))
     return status;
-  if (argc != 2)
+  if (argc > 2)
     return fail_usage (ctl);
+  return show_properties (ctl, argc == 2 ? argv[1] : NULL);
+}
 
-  if (!ab_dbus_broker1_call_get_session_sync (ctl->broker, argv[1], &session,
+/* ---- status -------------------------------------------------------- */
+
+/* status THREAD: every field of a session, for a reader. */
+static int
+session_status (AbCtl *ctl, const char *thread)
+{
+  g_autoptr (GVariant) session = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) keys = NULL;
+  int width = 0;
+
+  if (!ab_dbus_broker1_call_get_session_sync (ctl->broker, thread, &session,
                                               NULL, &error))
     return fail_dbus (error);
 
@@ -562,23 +1068,11 @@ verb_show (AbCtl *ctl, int argc, char **argv)
     {
       g_autoptr (JsonNode) root = json_gvariant_serialize (session);
 
-      print_json (root);
+      print_json (ctl, root);
       return EXIT_SUCCESS;
     }
 
-  for (gsize i = 0; session_keys[i] != NULL; i++)
-    {
-      g_autoptr (GVariant) value
-          = g_variant_lookup_value (session, session_keys[i], NULL);
-
-      if (value != NULL)
-        g_ptr_array_add (keys, (gpointer)session_keys[i]);
-    }
-  g_variant_iter_init (&iter, session);
-  while (g_variant_iter_next (&iter, "{&sv}", &key, NULL))
-    if (!g_strv_contains ((const char *const *)session_keys, key))
-      g_ptr_array_add (keys, (gpointer)key);
-
+  keys = ordered_keys (session, session_keys);
   for (guint i = 0; i < keys->len; i++)
     width = MAX (width, (int)strlen (keys->pdata[i]));
   for (guint i = 0; i < keys->len; i++)
@@ -592,8 +1086,6 @@ verb_show (AbCtl *ctl, int argc, char **argv)
   return EXIT_SUCCESS;
 }
 
-/* ---- status -------------------------------------------------------- */
-
 static int
 verb_status (AbCtl *ctl, int argc, char **argv)
 {
@@ -603,8 +1095,13 @@ verb_status (AbCtl *ctl, int argc, char **argv)
 
   if (!parse_verb_options (ctl, NULL, FALSE, &argc, &argv, &status))
     return status;
-  if (argc > 1)
-    return fail (_ ("status takes no arguments"));
+  if (argc > 2)
+    return fail_usage (ctl);
+  /* -p and --value make status a show, as in systemctl. */
+  if (ctl->properties != NULL || ctl->value)
+    return show_properties (ctl, argc == 2 ? argv[1] : NULL);
+  if (argc == 2)
+    return session_status (ctl, argv[1]);
   b = ctl->broker; /* connected by parse_verb_options () */
 
   if (ctl->json)
@@ -638,7 +1135,7 @@ verb_status (AbCtl *ctl, int argc, char **argv)
                                   (gint64)ab_dbus_broker1_get_started_at (b));
       json_builder_end_object (builder);
       root = json_builder_get_root (builder);
-      print_json (root);
+      print_json (ctl, root);
       return EXIT_SUCCESS;
     }
 
@@ -739,7 +1236,7 @@ verb_reload (AbCtl *ctl, int argc, char **argv)
       return fail_dbus (error);
     }
 
-  if (!ctl->json)
+  if (!ctl->json && !ctl->quiet)
     printf (_ ("Reloaded; generation %u.\n"), fetch_generation (ctl));
   fflush (stdout);
 
@@ -752,7 +1249,7 @@ verb_reload (AbCtl *ctl, int argc, char **argv)
         return fail_dbus (error);
       if (switching == 0)
         break;
-      if (!ctl->json)
+      if (!ctl->json && !ctl->quiet)
         fprintf (stderr,
                  g_dngettext (GETTEXT_PACKAGE,
                               "reload: %d session still switching agents\n",
@@ -767,14 +1264,23 @@ verb_reload (AbCtl *ctl, int argc, char **argv)
 /* ---- streaming output ---------------------------------------------- */
 
 /* Standard output while answers stream: message chunks arrive in pieces
- * and may end mid-line; every other event takes a line of its own.  Each
- * line starts with @prefix (empty for prompt, "<thread> <turn>: " for
- * watch). */
+ * and may end mid-line; every other event takes a line of its own on
+ * @events: standard output for watch, standard error for prompt, whose
+ * standard output is the answer alone.  Each line starts with @prefix
+ * (empty for prompt, "<thread> <turn>: " for watch). */
 typedef struct
 {
   gboolean mid_line;
-  char *prefix; /* of the unfinished line */
+  char *prefix;       /* of the unfinished line */
+  FILE *events;       /* NULL: stdout */
+  GHashTable *titles; /* "<prefix>\n<toolCallId>" → the tool call's title */
 } AbStream;
+
+/* Tool calls remembered per stream: an agent naming ever new ids cannot
+ * make agentctl grow without bound. */
+#define AB_STREAM_MAX_TITLES 1024
+/* Bytes of an agent's tool title shown */
+#define AB_STREAM_MAX_TITLE 200
 
 static void
 stream_end_line (AbStream *stream)
@@ -785,6 +1291,29 @@ stream_end_line (AbStream *stream)
       stream->mid_line = FALSE;
     }
   fflush (stdout);
+}
+
+/* Before a line on @events: the unfinished answer line ends on the
+ * terminal, but the answer on a redirected standard output stays as the
+ * agent wrote it. */
+static void
+stream_break (AbStream *stream)
+{
+  if (stream->events == NULL || stream->events == stdout)
+    {
+      stream_end_line (stream);
+      return;
+    }
+  fflush (stdout);
+  if (stream->mid_line && isatty (STDOUT_FILENO))
+    fputc ('\n', stream->events);
+}
+
+static void
+stream_clear (AbStream *stream)
+{
+  g_clear_pointer (&stream->prefix, g_free);
+  g_clear_pointer (&stream->titles, g_hash_table_unref);
 }
 
 static void
@@ -818,9 +1347,66 @@ stream_text (AbStream *stream, const char *prefix, const char *text)
 static void
 stream_line (AbStream *stream, const char *prefix, const char *line)
 {
-  stream_end_line (stream);
-  printf ("%s%s\n", prefix, line);
-  fflush (stdout);
+  FILE *out = stream->events != NULL ? stream->events : stdout;
+
+  stream_break (stream);
+  fprintf (out, "%s%s\n", prefix, line);
+  fflush (out);
+}
+
+/* The title an agent gave a tool call: remembered from its tool_call (or
+ * a later tool_call_update that retitles it), since updates name the call
+ * by its opaque id only.  Falls back to the id. */
+static const char *
+stream_tool_title (AbStream *stream, const char *prefix, JsonObject *update)
+{
+  const char *id = member_string (update, "toolCallId");
+  const char *title = member_string (update, "title");
+  g_autofree char *key = NULL;
+  const char *known;
+
+  if (id == NULL)
+    return title != NULL ? title : "?";
+  key = g_strdup_printf ("%s\n%s", prefix, id);
+  if (title != NULL && *title != '\0')
+    {
+      if (stream->titles == NULL)
+        stream->titles
+            = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+      if (g_hash_table_size (stream->titles) >= AB_STREAM_MAX_TITLES)
+        g_hash_table_remove_all (stream->titles);
+      g_hash_table_replace (stream->titles, g_steal_pointer (&key),
+                            g_utf8_make_valid (title, -1));
+      return title;
+    }
+  known = stream->titles != NULL ? g_hash_table_lookup (stream->titles, key)
+                                 : NULL;
+  return known != NULL ? known : id;
+}
+
+/* @title cut to AB_STREAM_MAX_TITLE bytes at a character boundary, with
+ * control characters (an agent's escape sequences) replaced. */
+static char *
+printable_title (const char *title)
+{
+  g_autofree char *valid = g_utf8_make_valid (title, -1);
+  GString *out = g_string_new (NULL);
+
+  for (const char *p = valid; *p != '\0'; p = g_utf8_next_char (p))
+    {
+      gunichar c = g_utf8_get_char (p);
+
+      if (out->len >= AB_STREAM_MAX_TITLE)
+        {
+          g_string_append (out, "…");
+          break;
+        }
+      if (g_unichar_iscntrl (c))
+        g_string_append_c (out, ' ');
+      else
+        g_string_append_unichar (out, c);
+    }
+  return g_string_free (out, FALSE);
 }
 
 /* One ACP SessionUpdate as text: message chunks verbatim, tool calls and
@@ -854,23 +1440,18 @@ stream_update (AbStream *stream, const char *prefix, const char *update_json)
           && text != NULL)
         stream_text (stream, prefix, text);
     }
-  else if (g_str_equal (kind, "tool_call"))
+  else if (g_str_equal (kind, "tool_call")
+           || g_str_equal (kind, "tool_call_update"))
     {
-      const char *title = member_string (update, "title");
+      g_autofree char *title
+          = printable_title (stream_tool_title (stream, prefix, update));
       const char *status = member_string (update, "status");
 
-      if (title == NULL)
-        title = member_string (update, "toolCallId");
-      line = g_strdup_printf ("[tool] %s (%s)", title != NULL ? title : "?",
-                              status != NULL ? status : "pending");
-    }
-  else if (g_str_equal (kind, "tool_call_update"))
-    {
-      const char *id = member_string (update, "toolCallId");
-      const char *status = member_string (update, "status");
-
-      if (status != NULL)
-        line = g_strdup_printf ("[tool] %s %s", id != NULL ? id : "?", status);
+      if (g_str_equal (kind, "tool_call"))
+        line = g_strdup_printf ("[tool] %s (%s)", title,
+                                status != NULL ? status : "pending");
+      else if (status != NULL)
+        line = g_strdup_printf ("[tool] %s (%s)", title, status);
     }
   else if (g_str_equal (kind, "plan"))
     {
@@ -1019,7 +1600,7 @@ wait_clear (AbWait *wait)
   g_clear_object (&wait->cancellable);
   g_clear_pointer (&wait->loop, g_main_loop_unref);
   g_clear_pointer (&wait->owner, g_free);
-  g_clear_pointer (&wait->stream.prefix, g_free);
+  stream_clear (&wait->stream);
 }
 
 /* ---- prompt -------------------------------------------------------- */
@@ -1093,7 +1674,7 @@ prompt_permission (AbPrompt *prompt, const char *request,
 
   describe_permission (request_json, &title, &options);
   if (!prompt->wait.ctl->json)
-    stream_end_line (&prompt->wait.stream);
+    stream_break (&prompt->wait.stream);
   fail (_ ("the agent asks for permission (request %s): %s; options: %s — "
            "answer with: agentctl%s answer %s %s OPTION"),
         request, title, options, prompt->wait.ctl->system_bus ? "" : " --user",
@@ -1176,7 +1757,7 @@ prompt_on_reply (GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   if (reply == NULL)
     {
-      stream_end_line (&prompt->wait.stream);
+      stream_break (&prompt->wait.stream);
       wait_finish (&prompt->wait, fail_dbus (error));
       return;
     }
@@ -1207,7 +1788,7 @@ prompt_on_cancel_reply (GObject *source, GAsyncResult *result,
   if (reply == NULL
       && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     {
-      stream_end_line (&prompt->wait.stream);
+      stream_break (&prompt->wait.stream);
       fail_dbus (error);
     }
 }
@@ -1219,7 +1800,7 @@ prompt_on_sigint (gpointer user_data)
 {
   AbPrompt *prompt = user_data;
 
-  stream_end_line (&prompt->wait.stream);
+  stream_break (&prompt->wait.stream);
   if (prompt->cancel_sent)
     {
       prompt->wait.sigint_source = 0;
@@ -1314,6 +1895,7 @@ verb_prompt (AbCtl *ctl, int argc, char **argv)
   if (!wait_init (&prompt.wait, ctl))
     return fail (_ ("agentbroker left the bus"));
   prompt.thread = argv[1];
+  prompt.wait.stream.events = stderr;
   prompt.early
       = g_ptr_array_new_with_free_func ((GDestroyNotify)g_variant_unref);
 
@@ -1575,12 +2157,16 @@ verb_watch (AbCtl *ctl, int argc, char **argv)
   return status;
 }
 
-/* ---- cancel, kill, answer, resume ---------------------------------- */
+/* ---- cancel, remove, kill, answer, resume ----------------------------------
+ */
 
 static int
 verb_cancel (AbCtl *ctl, int argc, char **argv)
 {
   g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) session = NULL;
+  const char *state;
+  gboolean idle;
   int status;
 
   if (!parse_verb_options (ctl, NULL, FALSE, &argc, &argv, &status))
@@ -1588,15 +2174,29 @@ verb_cancel (AbCtl *ctl, int argc, char **argv)
   if (argc != 2)
     return fail_usage (ctl);
 
+  /* Cancel() says nothing of what it found; the session, asked first,
+   * does.  A turn that starts in between is cancelled all the same. */
+  if (!ab_dbus_broker1_call_get_session_sync (ctl->broker, argv[1], &session,
+                                              NULL, &error))
+    return fail_dbus (error);
+  state = dict_string (session, "state");
+  idle = !g_str_equal (state, "busy") && !g_str_equal (state, "starting")
+         && dict_number (session, "queued") == 0;
   if (!ab_dbus_broker1_call_cancel_sync (ctl->broker, argv[1], NULL, &error))
     return fail_dbus (error);
-  if (!ctl->json)
+  if (ctl->json || ctl->quiet)
+    return EXIT_SUCCESS;
+  if (idle)
+    printf (_ ("Nothing to cancel: %s has no running turn and no queued "
+               "prompt (it is %s).\n"),
+            argv[1], state);
+  else
     printf (_ ("Cancelled the turn and the queued prompts of %s.\n"), argv[1]);
   return EXIT_SUCCESS;
 }
 
 static int
-verb_kill (AbCtl *ctl, int argc, char **argv)
+verb_remove (AbCtl *ctl, int argc, char **argv)
 {
   g_autoptr (GError) error = NULL;
   int status;
@@ -1609,8 +2209,32 @@ verb_kill (AbCtl *ctl, int argc, char **argv)
   if (!ab_dbus_broker1_call_remove_session_sync (ctl->broker, argv[1], NULL,
                                                  &error))
     return fail_dbus (error);
-  if (!ctl->json)
+  if (!ctl->json && !ctl->quiet)
     printf (_ ("Removed %s.\n"), argv[1]);
+  return EXIT_SUCCESS;
+}
+
+/* As systemctl kill: a signal, silently; the session stays. */
+static int
+verb_kill (AbCtl *ctl, int argc, char **argv)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *signal_name = NULL;
+  const GOptionEntry entries[]
+      = { { "signal", 's', 0, G_OPTION_ARG_STRING, &signal_name,
+            N_ ("The signal to send (default SIGTERM)"), N_ ("SIGNAL") },
+          { NULL } };
+  int status;
+
+  if (!parse_verb_options (ctl, entries, FALSE, &argc, &argv, &status))
+    return status;
+  if (argc != 2)
+    return fail_usage (ctl);
+
+  if (!ab_dbus_broker1_call_kill_session_sync (
+          ctl->broker, argv[1], signal_name != NULL ? signal_name : "SIGTERM",
+          NULL, &error))
+    return fail_dbus (error);
   return EXIT_SUCCESS;
 }
 
@@ -1628,7 +2252,7 @@ verb_answer (AbCtl *ctl, int argc, char **argv)
   if (!ab_dbus_broker1_call_answer_permission_sync (
           ctl->broker, argv[1], argv[2], argv[3], NULL, &error))
     return fail_dbus (error);
-  if (!ctl->json)
+  if (!ctl->json && !ctl->quiet)
     {
       if (*argv[3] != '\0')
         printf (_ ("Answered request %s of %s with %s.\n"), argv[2], argv[1],
@@ -1652,7 +2276,7 @@ verb_resume (AbCtl *ctl, int argc, char **argv)
 
   if (!ab_dbus_broker1_call_resume_sync (ctl->broker, NULL, &error))
     return fail_dbus (error);
-  if (!ctl->json)
+  if (!ctl->json && !ctl->quiet)
     printf ("%s\n", _ ("Resumed; accepting prompts."));
   return EXIT_SUCCESS;
 }
@@ -1686,7 +2310,7 @@ drain_on_busy_count (GObject *source, GAsyncResult *result, gpointer user_data)
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     return;
   drain->asking = FALSE;
-  if (reply == NULL || drain->replied)
+  if (reply == NULL || drain->replied || drain->ctl->quiet)
     return;
   g_variant_get (reply, "(v)", &value);
   if (!g_variant_is_of_type (value, G_VARIANT_TYPE_UINT32))
@@ -1792,33 +2416,41 @@ verb_drain (AbCtl *ctl, int argc, char **argv)
       json_builder_add_int_value (builder, drain.interrupted);
       json_builder_end_object (builder);
       root = json_builder_get_root (builder);
-      print_json (root);
+      print_json (ctl, root);
     }
-  else
+  else if (!ctl->quiet)
     printf (_ ("Drained: %u finished, %u interrupted.\n"), drain.finished,
             drain.interrupted);
   return EXIT_SUCCESS;
 }
 
 static const AbCtlVerb verbs[] = {
-  { "status", "", "", N_ ("Show the broker's state"), verb_status },
+  { "status", "", "[THREAD]",
+    N_ ("Show the broker's state, or a session's, for a reader"), verb_status },
   { "list", "", "", N_ ("List the sessions"), verb_list },
-  { "show", "", "THREAD", N_ ("Show one session"), verb_show },
+  { "show", "[-p NAME] [--value]", "[THREAD]",
+    N_ ("Show the properties of a session or of the broker as NAME=VALUE"),
+    verb_show },
   { "prompt", "[--agent NAME]", "THREAD TEXT…|-",
     N_ ("Prompt a session and stream the answer"), verb_prompt },
   { "watch", "", "[THREAD]", N_ ("Follow the answers of one session or of all"),
     verb_watch },
   { "cancel", "", "THREAD",
     N_ ("Cancel the running turn and the queued prompts"), verb_cancel },
-  { "kill", "", "THREAD", N_ ("Stop a session's agent and remove the session"),
+  { "remove", "", "THREAD",
+    N_ ("Stop a session's agent and remove the session"), verb_remove },
+  { "kill", "[-s SIGNAL]", "THREAD",
+    N_ ("Send a signal to a session's agent processes; keep the session"),
     verb_kill },
   { "answer", "", "THREAD REQUEST OPTION",
     N_ ("Answer an agent's permission request (\"\" denies)"), verb_answer },
   { "drain", "[--timeout DURATION]", "",
-    N_ ("Stop accepting prompts; wait for running turns"), verb_drain },
-  { "resume", "", "", N_ ("Accept prompts again after a drain"), verb_resume },
+    N_ ("Stop accepting prompts; wait for running turns"), verb_drain, TRUE },
+  { "resume", "", "", N_ ("Accept prompts again after a drain"), verb_resume,
+    TRUE },
   { "reload", "[--wait]", "",
-    N_ ("Re-read the configuration and wait for the result"), verb_reload },
+    N_ ("Re-read the configuration and wait for the result"), verb_reload,
+    TRUE },
 };
 
 static const AbCtlVerb *
@@ -1828,6 +2460,21 @@ find_verb (const char *name)
     if (g_str_equal (verbs[i].name, name))
       return &verbs[i];
   return NULL;
+}
+
+/* Whether the verb's arguments (after main's options) name a thread:
+ * "watch" alone watches every session, which only admins may. */
+static gboolean
+verb_has_thread (int argc, char **argv)
+{
+  for (int i = 2; i < argc; i++)
+    {
+      if (g_strv_contains (options_with_value, argv[i]))
+        i++;
+      else if (argv[i][0] != '-')
+        return TRUE;
+    }
+  return FALSE;
 }
 
 static char *
@@ -1853,7 +2500,7 @@ verbs_help (void)
 int
 main (int argc, char **argv)
 {
-  gboolean opt_system = FALSE, opt_user = FALSE, opt_json = FALSE;
+  gboolean opt_system = FALSE, opt_user = FALSE;
   gboolean opt_version = FALSE;
   g_autoptr (GOptionContext) context = NULL;
   g_autoptr (GError) error = NULL;
@@ -1866,8 +2513,6 @@ main (int argc, char **argv)
             N_ ("Talk to the system broker (default)"), NULL },
           { "user", 0, 0, G_OPTION_ARG_NONE, &opt_user,
             N_ ("Talk to the broker of the calling user"), NULL },
-          { "json", 0, 0, G_OPTION_ARG_NONE, &opt_json,
-            N_ ("Print JSON instead of text"), NULL },
           { "version", 0, 0, G_OPTION_ARG_NONE, &opt_version,
             N_ ("Print the version and exit"), NULL },
           { NULL } };
@@ -1879,14 +2524,14 @@ main (int argc, char **argv)
   /* Map org.agentbroker.Error.* replies back to AB_ERROR codes. */
   (void)ab_error_quark ();
 
-  context = g_option_context_new (_ ("VERB [ARGUMENTS…]"));
+  context = option_context_new (&ctl, _ ("VERB [ARGUMENTS…]"), entries);
   g_option_context_set_summary (
       context, _ ("Control agentbroker, the AI coding-agent session broker."));
   help = verbs_help ();
   g_option_context_set_description (context, help);
-  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   /* Options after the verb belong to the verb. */
   g_option_context_set_strict_posix (context, TRUE);
+  expand_bare_json (argc, argv, TRUE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return fail ("%s", error->message);
 
@@ -1911,9 +2556,13 @@ main (int argc, char **argv)
 
   ctl.verb = verb;
   ctl.system_bus = !opt_user;
-  ctl.json = opt_json;
+  running_verb = verb->name;
+  running_admin_verb
+      = verb->admin
+        || (g_str_equal (verb->name, "watch") && !verb_has_thread (argc, argv));
   status = verb->func (&ctl, argc - 1, argv + 1);
 
+  g_clear_pointer (&ctl.properties, g_ptr_array_unref);
   g_clear_object (&ctl.broker);
   g_clear_object (&ctl.connection);
   return status;

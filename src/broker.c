@@ -10,6 +10,7 @@
 
 #include "broker.h"
 #include "error.h"
+#include "log.h"
 #include "pool.h"
 
 struct _AbBroker
@@ -304,8 +305,16 @@ ab_broker_check_accepting (AbBroker *self, GError **error)
           = self->drain_reason != NULL ? self->drain_reason : _ ("maintenance");
       break;
     }
-  g_set_error (error, AB_ERROR, AB_ERROR_DRAINING,
-               _ ("agentbroker is draining for %s; retry in a moment"), reason);
+  /* Drained is no passing state: only Resume() opens the gate again. */
+  if (self->state == AB_BROKER_STATE_DRAINED)
+    g_set_error (error, AB_ERROR, AB_ERROR_DRAINING,
+                 _ ("agentbroker is drained for %s and refuses prompts until "
+                    "an admin resumes it (agentctl resume)"),
+                 reason);
+  else
+    g_set_error (error, AB_ERROR, AB_ERROR_DRAINING,
+                 _ ("agentbroker is draining for %s; retry in a moment"),
+                 reason);
   return FALSE;
 }
 
@@ -338,8 +347,10 @@ ab_broker_reload (AbBroker *self, GError **error)
 
       for (const char *p = local_error->message; *p != '\0'; p++)
         problems += (*p == '\n');
-      g_warning ("reload failed; keeping the previous configuration:\n%s",
-                 local_error->message);
+      ab_log_event (AB_LOG_CONFIG_REFUSED, G_LOG_LEVEL_WARNING, NULL,
+                    AB_LOG_NO_CALLER,
+                    "reload failed; keeping the previous configuration:\n%s",
+                    local_error->message);
       status = g_strdup_printf (
           g_dngettext (GETTEXT_PACKAGE,
                        "Reload failed: %u problem in the configuration; "
@@ -358,8 +369,9 @@ ab_broker_reload (AbBroker *self, GError **error)
   self->config = g_steal_pointer (&config);
   ab_pool_set_config (self->pool, self->config);
   self->generation++;
-  g_message ("configuration reloaded from %s; generation %u", self->config_path,
-             self->generation);
+  ab_log_event (AB_LOG_RELOAD, G_LOG_LEVEL_MESSAGE, NULL, AB_LOG_NO_CALLER,
+                "configuration reloaded from %s; generation %u",
+                self->config_path, self->generation);
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_GENERATION]);
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_MAX_SESSIONS]);
   set_state (self, previous);
@@ -389,8 +401,9 @@ drain_finish (AbBroker *self)
   set_state (self, next);
   if (next == AB_BROKER_STATE_DRAINED)
     set_status (self, _ ("Drained; not accepting prompts"));
-  g_message ("drained: %u turn(s) finished, %u interrupted", counts[0],
-             counts[1]);
+  ab_log_event (AB_LOG_DRAIN, G_LOG_LEVEL_MESSAGE, NULL, AB_LOG_NO_CALLER,
+                "drained: %u turn(s) finished, %u interrupted", counts[0],
+                counts[1]);
   g_task_return_pointer (task, counts, g_free);
 }
 
@@ -426,9 +439,11 @@ on_drain_deadline (gpointer user_data)
         }
     }
   self->drain_cutting = FALSE;
-  g_message ("drain deadline reached: interrupting %u turn(s), refusing %u "
-             "prompt(s) still waiting for an agent",
-             self->drain_interrupted, self->drain_refused);
+  ab_log_event (AB_LOG_TURN_INTERRUPTED, G_LOG_LEVEL_MESSAGE, NULL,
+                AB_LOG_NO_CALLER,
+                "drain deadline reached: interrupting %u turn(s), refusing %u "
+                "prompt(s) still waiting for an agent",
+                self->drain_interrupted, self->drain_refused);
   if (ab_pool_get_busy_count (self->pool) == 0)
     drain_finish (self);
   return G_SOURCE_REMOVE;
@@ -511,6 +526,9 @@ ab_broker_drain_finish (AbBroker *self, GAsyncResult *result, guint *finished,
 gboolean
 ab_broker_resume (AbBroker *self, GError **error)
 {
+  /* Already what Resume() asks for: done. */
+  if (self->state == AB_BROKER_STATE_RUNNING)
+    return TRUE;
   if (self->state != AB_BROKER_STATE_DRAINED)
     {
       g_set_error (error, AB_ERROR, AB_ERROR_BUSY, _ ("cannot resume while %s"),

@@ -12,8 +12,10 @@
 
 #include "ab-dbus.h"
 #include "access.h"
+#include "agent-process.h"
 #include "bus.h"
 #include "error.h"
+#include "log.h"
 #include "pool.h"
 #include "session.h"
 #include "thread-id.h"
@@ -234,7 +236,8 @@ do_reload (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
 {
   g_autoptr (GError) error = NULL;
 
-  g_message ("Reload requested by uid %u", uid);
+  ab_log_event (AB_LOG_REQUEST, G_LOG_LEVEL_MESSAGE, NULL, uid,
+                "Reload requested by uid %u", uid);
   if (!ab_broker_reload (self->broker, &error))
     {
       g_dbus_method_invocation_return_gerror (invocation, error);
@@ -269,7 +272,8 @@ do_drain (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
   guint timeout_seconds;
 
   g_variant_get (params, "(u)", &timeout_seconds);
-  g_message ("Drain (%u s) requested by uid %u", timeout_seconds, uid);
+  ab_log_event (AB_LOG_REQUEST, G_LOG_LEVEL_MESSAGE, NULL, uid,
+                "Drain (%u s) requested by uid %u", timeout_seconds, uid);
   ab_broker_drain_async (self->broker, timeout_seconds, reason, on_drained,
                          g_object_ref (invocation));
 }
@@ -280,7 +284,8 @@ do_resume (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
 {
   g_autoptr (GError) error = NULL;
 
-  g_message ("Resume requested by uid %u", uid);
+  ab_log_event (AB_LOG_REQUEST, G_LOG_LEVEL_MESSAGE, NULL, uid,
+                "Resume requested by uid %u", uid);
   if (!ab_broker_resume (self->broker, &error))
     {
       g_dbus_method_invocation_return_gerror (invocation, error);
@@ -483,7 +488,8 @@ do_cancel (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
   session = session_for_caller (self, invocation, thread, uid, access);
   if (session == NULL)
     return;
-  g_message ("Cancel of %s requested by uid %u", thread, uid);
+  ab_log_event (AB_LOG_REQUEST, G_LOG_LEVEL_MESSAGE, thread, uid,
+                "Cancel of %s requested by uid %u", thread, uid);
   ab_session_cancel (session);
   g_dbus_method_invocation_return_value (invocation, NULL);
 }
@@ -511,9 +517,35 @@ do_remove_session (AbBus *self, GDBusMethodInvocation *invocation,
   g_variant_get (params, "(&s)", &thread);
   if (session_for_caller (self, invocation, thread, uid, access) == NULL)
     return;
-  g_message ("RemoveSession of %s requested by uid %u", thread, uid);
+  ab_log_event (AB_LOG_REQUEST, G_LOG_LEVEL_MESSAGE, thread, uid,
+                "RemoveSession of %s requested by uid %u", thread, uid);
   ab_pool_remove_async (ab_broker_get_pool (self->broker), thread, "removed",
                         on_removed, g_object_ref (invocation));
+}
+
+static void
+do_kill_session (AbBus *self, GDBusMethodInvocation *invocation,
+                 GVariant *params, uid_t uid, AbAccess access)
+{
+  g_autoptr (GError) error = NULL;
+  const char *thread, *signal_name;
+  AbSession *session;
+  int signo;
+
+  g_variant_get (params, "(&s&s)", &thread, &signal_name);
+  session = session_for_caller (self, invocation, thread, uid, access);
+  if (session == NULL)
+    return;
+  if (!ab_agent_signal_from_name (signal_name, &signo, &error)
+      || !ab_session_send_signal (session, signo, &error))
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  ab_log_event (AB_LOG_REQUEST, G_LOG_LEVEL_MESSAGE, thread, uid,
+                "KillSession of %s with signal %d requested by uid %u", thread,
+                signo, uid);
+  g_dbus_method_invocation_return_value (invocation, NULL);
 }
 
 static void
@@ -832,6 +864,14 @@ on_handle_remove_session (AbDBusBroker1 *skeleton,
 }
 
 static gboolean
+on_handle_kill_session (AbDBusBroker1 *skeleton,
+                        GDBusMethodInvocation *invocation, const char *thread,
+                        const char *signal_name, AbBus *self)
+{
+  return authorize (self, invocation, AB_ACCESS_USER, do_kill_session);
+}
+
+static gboolean
 on_handle_watch (AbDBusBroker1 *skeleton, GDBusMethodInvocation *invocation,
                  const char *thread, AbBus *self)
 {
@@ -949,6 +989,7 @@ ab_bus_new (AbBroker *broker, GDBusConnection *connection, gboolean system_bus,
   CONNECT ("handle-prompt", on_handle_prompt);
   CONNECT ("handle-cancel", on_handle_cancel);
   CONNECT ("handle-remove-session", on_handle_remove_session);
+  CONNECT ("handle-kill-session", on_handle_kill_session);
   CONNECT ("handle-drain", on_handle_drain);
   CONNECT ("handle-resume", on_handle_resume);
   CONNECT ("handle-reload", on_handle_reload);

@@ -12,6 +12,7 @@
 #include <glib/gi18n.h>
 
 #include "error.h"
+#include "log.h"
 #include "pool.h"
 #include "store.h"
 #include "thread-id.h"
@@ -200,8 +201,9 @@ create_session (AbPool *self, const char *thread, const char *agent,
   AbSession *session
       = ab_session_new (thread, agent, owner, self->config, self->state_dir);
 
-  g_message ("session %s created for uid %u with agent '%s'", thread,
-             (guint)owner, agent);
+  ab_log_event (AB_LOG_SESSION_CREATED, G_LOG_LEVEL_MESSAGE, thread, owner,
+                "session %s created for uid %u with agent '%s'", thread,
+                (guint)owner, agent);
   ab_session_persist (session);
   add_session (self, session);
   return session;
@@ -361,7 +363,9 @@ on_removed_stopped (GObject *source, GAsyncResult *result, gpointer user_data)
       g_object_ref (session);
       g_signal_handlers_disconnect_by_data (session, self);
       g_hash_table_remove (self->sessions, data->thread);
-      g_message ("session %s removed (%s)", data->thread, data->reason);
+      ab_log_event (AB_LOG_SESSION_REMOVED, G_LOG_LEVEL_MESSAGE, data->thread,
+                    AB_LOG_NO_CALLER, "session %s removed (%s)", data->thread,
+                    data->reason);
       recount (self);
       g_signal_emit (self, signals[SIGNAL_SESSION_REMOVED], 0, session,
                      data->reason);

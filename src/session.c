@@ -22,6 +22,7 @@
 #include "agent-process.h"
 #include "error.h"
 #include "jsonrpc.h"
+#include "log.h"
 #include "session.h"
 #include "store.h"
 #include "thread-id.h"
@@ -1151,7 +1152,9 @@ agent_lost (AbSession *self, const char *reason, const char *why)
   else
     message = g_strdup (why);
 
-  g_message ("session %s: agent lost: %s", self->thread, why);
+  ab_log_event (AB_LOG_AGENT_LOST, G_LOG_LEVEL_WARNING, self->thread,
+                AB_LOG_NO_CALLER, "session %s: agent lost: %s", self->thread,
+                why);
   g_free (self->failure);
   self->failure = g_strdup (message);
 
@@ -1549,7 +1552,9 @@ start_agent (AbSession *self)
   if (message == NULL)
     return;
 
-  g_message ("session %s: cannot start agent: %s", self->thread, message);
+  ab_log_event (AB_LOG_AGENT_START_FAILED, G_LOG_LEVEL_WARNING, self->thread,
+                AB_LOG_NO_CALLER, "session %s: cannot start agent: %s",
+                self->thread, message);
   g_free (self->failure);
   self->failure = g_strdup (message);
   fail_waiters (self, message);
@@ -1673,6 +1678,19 @@ ab_session_kill_now (AbSession *self)
 {
   if (self->process != NULL)
     ab_agent_process_kill_now (self->process);
+}
+
+gboolean
+ab_session_send_signal (AbSession *self, int signo, GError **error)
+{
+  if (get_pid (self) == 0)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_FAILED,
+                   _ ("session %s has no agent process to signal"),
+                   self->thread);
+      return FALSE;
+    }
+  return ab_agent_process_send_signal (self->process, signo, error);
 }
 
 /* Settings apply in place. A changed agent profile takes effect on the
@@ -2087,9 +2105,11 @@ ab_session_new_from_record (const AbSessionRecord *record, AbConfig *config,
       g_free (self->last_reason);
       self->last_reason = g_strdup ("interrupted");
       self->interrupted_reported = FALSE;
-      g_message ("session %s: turn %" G_GUINT64_FORMAT
-                 " was interrupted by the end of the previous instance",
-                 self->thread, record->running_turn);
+      ab_log_event (AB_LOG_TURN_INTERRUPTED, G_LOG_LEVEL_MESSAGE, self->thread,
+                    AB_LOG_NO_CALLER,
+                    "session %s: turn %" G_GUINT64_FORMAT
+                    " was interrupted by the end of the previous instance",
+                    self->thread, record->running_turn);
       if (prof != NULL && prof->resend_interrupted
           && record->running_text != NULL)
         {

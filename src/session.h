@@ -80,5 +80,8 @@ void ab_session_suspend_async (AbSession *self, const char *reason,
 gboolean ab_session_suspend_finish (AbSession *self, GAsyncResult *result,
                                     GError **error);
 void ab_session_kill_now (AbSession *self);
+/* @signo to the agent's process group; the session stays.  Fails with
+ * AB_ERROR_FAILED when the session has no agent process. */
+gboolean ab_session_send_signal (AbSession *self, int signo, GError **error);
 
 G_END_DECLS

@@ -99,7 +99,7 @@ step agentctl --user list
 step agentctl --user prompt cli:alice/demo "Do you still remember me?"
 
 say "removal: the agent's process group is stopped and the session is gone"
-step agentctl --user kill cli:bob/demo
+step agentctl --user remove cli:bob/demo
 step agentctl --user list
 
 stop_daemon

@@ -139,17 +139,31 @@ test_list_and_show (Fixture *fx, gconstpointer data)
   g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "prompt", "cli:t/one",
                                     "hello", "there", NULL),
                    ==, 0);
-  g_assert_nonnull (strstr (out, "Hello from the demo agent"));
-  g_assert_nonnull (strstr (out, "[tool] "));
+  /* Standard output is the answer alone; the tool call goes to standard
+   * error, named by its title in both of its updates. */
+  g_assert_true (g_str_has_prefix (out, "Hello from the demo agent"));
+  g_assert_null (strstr (out, "[tool]"));
+  g_assert_cmpint (count_lines (out), ==, 1);
   g_assert_true (g_str_has_suffix (out, "\n"));
-  g_assert_cmpstr (err, ==, "");
+  g_assert_cmpstr (err, ==,
+                   "[tool] Look at the working directory (in_progress)\n"
+                   "[tool] Look at the working directory (completed)\n");
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
 
   g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "list", NULL), ==, 0);
   g_assert_true (g_str_has_prefix (out, "THREAD "));
   g_assert_nonnull (strstr (out, "\ncli:t/one "));
-  g_assert_cmpint (count_lines (out), ==, 2);
+  g_assert_true (g_str_has_suffix (out, "\n\n1 session listed.\n"));
+  g_assert_cmpint (count_lines (out), ==, 4);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "--no-legend", "list",
+                                    "--no-pager", NULL),
+                   ==, 0);
+  g_assert_true (g_str_has_prefix (out, "cli:t/one "));
+  g_assert_cmpint (count_lines (out), ==, 1);
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
 
@@ -167,19 +181,179 @@ test_list_and_show (Fixture *fx, gconstpointer data)
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
 
+  /* systemctl's properties: Name=Value, -p (repeated or with commas, any
+   * case), --value. */
   g_assert_cmpint (
       ab_run_agentctl (&fx->d, &out, &err, "show", "cli:t/one", NULL), ==, 0);
+  g_assert_true (g_str_has_prefix (out, "Thread=cli:t/one\n"));
+  g_assert_nonnull (strstr (out, "\nTurns=1\n"));
+  g_assert_nonnull (strstr (out, "\nLastReason=end_turn\n"));
+  g_assert_nonnull (strstr (out, "\nAcpSession="));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "show", "-p",
+                                    "Turns,thread", "--property=lastreason",
+                                    "cli:t/one", NULL),
+                   ==, 0);
+  g_assert_cmpstr (out, ==, "Thread=cli:t/one\nTurns=1\nLastReason=end_turn\n");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "-p", "State",
+                                    "--value", "status", "cli:t/one", NULL),
+                   ==, 0);
+  g_assert_cmpstr (out, ==, "idle\n");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  /* Without a thread: the broker's own properties. */
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "show", NULL), ==, 0);
+  g_assert_true (g_str_has_prefix (out, "State=running\nAccepting=yes\n"));
+  g_assert_nonnull (strstr (out, "\nSessionCount=1\n"));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "status", "-p",
+                                    "SessionCount", "--value", NULL),
+                   ==, 0);
+  g_assert_cmpstr (out, ==, "1\n");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  /* status THREAD is for a reader. */
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "status", "cli:t/one", NULL), ==, 0);
   g_assert_nonnull (strstr (out, "thread: cli:t/one\n"));
-  g_assert_nonnull (strstr (out, "turns: 1\n"));
   g_assert_nonnull (strstr (out, "last_reason: end_turn\n"));
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
 
+  /* No such session: exit status 4, as systemctl's "no such unit". */
   g_assert_cmpint (
-      ab_run_agentctl (&fx->d, &out, &err, "show", "cli:none", NULL), ==, 1);
+      ab_run_agentctl (&fx->d, &out, &err, "show", "cli:none", NULL), ==, 4);
   g_assert_cmpstr (out, ==, "");
   g_assert_true (g_str_has_prefix (err, "agentctl: "));
   g_assert_cmpint (count_lines (err), ==, 1);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "cancel", "cli:none", NULL), ==, 4);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "remove", "cli:none", NULL), ==, 4);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  /* Other failures: 1. */
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "show", "../bad", NULL),
+                   ==, 1);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "list", "-p", "State", NULL), ==, 1);
+  g_assert_cmpint (count_lines (err), ==, 1);
+}
+
+/* A JSON document of @kind (JSON_NODE_OBJECT, …) on @lines lines. */
+static JsonNode *
+parse_json_output (const char *out, JsonNodeType kind, int lines)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (GError) error = NULL;
+
+  json_parser_load_from_data (parser, out, -1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (json_node_get_node_type (json_parser_get_root (parser)), ==,
+                   kind);
+  if (lines > 0)
+    g_assert_cmpint (count_lines (out), ==, lines);
+  else
+    g_assert_cmpint (count_lines (out), >, 1);
+  return json_node_copy (json_parser_get_root (parser));
+}
+
+/* -o json (one line), -o json-pretty and --json=short|pretty|off, before
+ * or after the verb; -q. */
+static void
+test_output_modes (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *out = NULL, *err = NULL;
+  g_autoptr (JsonNode) node = NULL;
+  JsonObject *object;
+
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "prompt", "cli:o", "hi", NULL), ==,
+      0);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "-o", "json", "list", NULL), ==, 0);
+  node = parse_json_output (out, JSON_NODE_ARRAY, 1);
+  g_clear_pointer (&node, json_node_unref);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "list",
+                                    "--output=json-pretty", NULL),
+                   ==, 0);
+  node = parse_json_output (out, JSON_NODE_ARRAY, 0);
+  g_clear_pointer (&node, json_node_unref);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "show", "cli:o",
+                                    "--json=short", "-p", "thread,Turns", NULL),
+                   ==, 0);
+  node = parse_json_output (out, JSON_NODE_OBJECT, 1);
+  object = json_node_get_object (node);
+  g_assert_cmpuint (json_object_get_size (object), ==, 2);
+  g_assert_cmpstr (json_object_get_string_member (object, "thread"), ==,
+                   "cli:o");
+  g_assert_cmpint (json_object_get_int_member (object, "turns"), ==, 1);
+  g_clear_pointer (&node, json_node_unref);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "--json=pretty", "status", NULL), ==,
+      0);
+  node = parse_json_output (out, JSON_NODE_OBJECT, 0);
+  g_assert_cmpstr (
+      json_object_get_string_member (json_node_get_object (node), "state"), ==,
+      "running");
+  g_clear_pointer (&node, json_node_unref);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  /* The last word wins, as in systemctl. */
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "--json", "list",
+                                    "--json=off", "--no-legend", NULL),
+                   ==, 0);
+  g_assert_true (g_str_has_prefix (out, "cli:o "));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "list", "-o", "yaml", NULL), ==, 1);
+  g_assert_nonnull (strstr (err, "unknown output mode 'yaml'"));
+  g_assert_cmpint (count_lines (err), ==, 1);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  /* -q: no confirmation. */
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "-q", "cancel", "cli:o", NULL), ==,
+      0);
+  g_assert_cmpstr (out, ==, "");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "remove", "--quiet", "cli:o", NULL),
+      ==, 0);
+  g_assert_cmpstr (out, ==, "");
+  g_assert_cmpstr (err, ==, "");
 }
 
 static void
@@ -250,7 +424,7 @@ test_prompt_sigint (Fixture *fx, gconstpointer data)
 }
 
 static void
-test_cancel_and_kill (Fixture *fx, gconstpointer data)
+test_cancel_and_remove (Fixture *fx, gconstpointer data)
 {
   g_autoptr (GSubprocess) proc = NULL;
   g_autofree char *out = NULL, *err = NULL;
@@ -260,17 +434,114 @@ test_cancel_and_kill (Fixture *fx, gconstpointer data)
   wait_busy (fx, "cli:c");
   g_assert_cmpint (
       ab_run_agentctl (&fx->d, &out, &err, "cancel", "cli:c", NULL), ==, 0);
+  g_assert_cmpstr (out, ==,
+                   "Cancelled the turn and the queued prompts of cli:c.\n");
   g_assert_cmpint (finish_agentctl (proc, &pout, &perr), ==, 3);
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
 
-  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "kill", "cli:c", NULL),
-                   ==, 0);
+  /* Nothing runs now: cancel says so rather than claim it cancelled. */
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "cancel", "cli:c", NULL), ==, 0);
+  g_assert_cmpstr (out, ==,
+                   "Nothing to cancel: cli:c has no running turn and no queued "
+                   "prompt (it is idle).\n");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "remove", "cli:c", NULL), ==, 0);
   g_assert_cmpstr (out, ==, "Removed cli:c.\n");
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
   g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "show", "cli:c", NULL),
+                   ==, 4);
+}
+
+/* The state letter of /proc/@pid/stat: 'T' when stopped. */
+static char
+process_state (pid_t pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", (int)pid);
+  g_autofree char *stat = NULL;
+  const char *end;
+
+  if (!g_file_get_contents (path, &stat, NULL, NULL))
+    return '?';
+  end = strrchr (stat, ')');
+  return end != NULL && end[1] == ' ' ? end[2] : '?';
+}
+
+/* kill signals the agent's processes and keeps the session; remove
+ * removes it. */
+static void
+test_kill_keeps_session (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *out = NULL, *err = NULL;
+  pid_t pid;
+
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "prompt", "cli:k", "hi", NULL), ==,
+      0);
+  pid = (pid_t)ab_session_u (&fx->d, "cli:k", "pid");
+  g_assert_cmpint (pid, >, 0);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "kill", "-s", "STOP", "cli:k", NULL),
+      ==, 0);
+  g_assert_cmpstr (out, ==, "");
+  g_assert_cmpstr (err, ==, "");
+  AB_WAIT_FOR (process_state (pid) == 'T', 10000);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "kill", "--signal",
+                                    "SIGCONT", "cli:k", NULL),
+                   ==, 0);
+  AB_WAIT_FOR (process_state (pid) != 'T', 10000);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "kill", "-s", "BOGUS",
+                                    "cli:k", NULL),
                    ==, 1);
+  g_assert_true (g_str_has_prefix (err, "agentctl: 'BOGUS' is not a signal"));
+  g_assert_cmpint (count_lines (err), ==, 1);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  /* SIGTERM by default: the agent goes, the session stays. */
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "kill", "cli:k", NULL),
+                   ==, 0);
+  AB_WAIT_FOR (ab_process_gone (pid), 10000);
+  AB_WAIT_FOR (ab_session_u (&fx->d, "cli:k", "pid") == 0, 10000);
+  g_assert_cmpuint (ab_session_u (&fx->d, "cli:k", "turns"), ==, 1);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  /* Nothing left to signal. */
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "kill", "cli:k", NULL),
+                   ==, 1);
+  g_assert_nonnull (strstr (err, "no agent process"));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "prompt", "cli:k", "again", NULL),
+      ==, 0);
+  g_assert_nonnull (strstr (out, "1 earlier prompt"));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "remove", "cli:k", NULL), ==, 0);
+  g_assert_cmpstr (out, ==, "Removed cli:k.\n");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "kill", "cli:k", NULL),
+                   ==, 4);
 }
 
 static void
@@ -285,15 +556,25 @@ test_drain_resume (Fixture *fx, gconstpointer data)
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
 
+  /* Drained is no passing state: the refusal says what ends it. */
   g_assert_cmpint (
       ab_run_agentctl (&fx->d, &out, &err, "prompt", "cli:d", "hi", NULL), ==,
       1);
-  g_assert_nonnull (strstr (err, "draining"));
+  g_assert_nonnull (strstr (err, "is drained"));
+  g_assert_nonnull (strstr (err, "agentctl resume"));
+  g_assert_null (strstr (err, "retry"));
+  g_assert_cmpint (count_lines (err), ==, 1);
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
 
   g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "resume", NULL), ==, 0);
   g_assert_cmpstr (out, ==, "Resumed; accepting prompts.\n");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  /* Resuming a running broker is no error. */
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "resume", NULL), ==, 0);
+  g_assert_cmpstr (err, ==, "");
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
 
@@ -310,10 +591,12 @@ main (int argc, char **argv)
 #define ADD(name, func)                                                        \
   g_test_add ("/agentctl/" name, Fixture, NULL, fixture_up, func, fixture_down)
   ADD ("list-and-show", test_list_and_show);
+  ADD ("output-modes", test_output_modes);
   ADD ("prompt/json", test_prompt_json);
   ADD ("prompt/failures", test_prompt_failures);
   ADD ("prompt/sigint", test_prompt_sigint);
-  ADD ("cancel-and-kill", test_cancel_and_kill);
+  ADD ("cancel-and-remove", test_cancel_and_remove);
+  ADD ("kill-keeps-session", test_kill_keeps_session);
   ADD ("drain-resume", test_drain_resume);
 #undef ADD
 

@@ -4,6 +4,7 @@
 
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <json-glib/json-glib.h>
 
@@ -214,9 +215,16 @@ test_drain_gate (AbDaemonFixture *fx, gconstpointer data)
   g_assert_true (g_variant_get_boolean (accepting));
   g_clear_pointer (&reply, g_variant_unref);
 
-  /* Resume when not drained is refused with a reason. */
+  /* Resume on a running broker is done already: it succeeds and
+   * changes nothing. */
   reply = ab_daemon_call (fx, "Resume", NULL, "()", &error);
-  g_assert_error (error, AB_ERROR, AB_ERROR_BUSY);
+  g_assert_no_error (error);
+  g_clear_pointer (&state, g_variant_unref);
+  g_clear_pointer (&generation, g_variant_unref);
+  state = ab_daemon_get_property (fx, "State");
+  generation = ab_daemon_get_property (fx, "Generation");
+  g_assert_cmpstr (g_variant_get_string (state, NULL), ==, "running");
+  g_assert_cmpuint (g_variant_get_uint32 (generation), ==, 2);
 }
 
 static void
@@ -316,6 +324,110 @@ test_invalid_config_at_start (void)
   ab_daemon_fixture_teardown (&fx);
 }
 
+/* The MESSAGE_IDs of data/agentbroker.catalog that operators search for */
+#define ID_SESSION_CREATED "0f2d22f8973843e28383199115a636ef"
+#define ID_SESSION_REMOVED "eabcc3e99f2d4faca64b6690a8d3c093"
+#define ID_AGENT_LOST "5b822607a87a4220a4c2fdda1c59c5cb"
+#define ID_REQUEST "6a6d7612dcc2471c83457c0d3aa72427"
+
+/* The entry of the daemon's log (AGENTBROKER_LOG_FIELDS=1: NAME=value
+ * lines, an empty line after each entry) with MESSAGE_ID @id and
+ * AGENTBROKER_THREAD @thread, as a table of its fields; NULL if none. */
+static GHashTable *
+log_entry (AbDaemonFixture *fx, const char *id, const char *thread)
+{
+  g_autofree char *log = NULL;
+  g_auto (GStrv) entries = NULL;
+
+  if (!g_file_get_contents (fx->log_path, &log, NULL, NULL))
+    return NULL;
+  entries = g_strsplit (log, "\n\n", -1);
+  for (guint i = 0; entries[i] != NULL; i++)
+    {
+      g_autoptr (GHashTable) fields
+          = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+      g_auto (GStrv) lines = g_strsplit (entries[i], "\n", -1);
+
+      for (guint j = 0; lines[j] != NULL; j++)
+        {
+          const char *equals = strchr (lines[j], '=');
+
+          if (equals != NULL)
+            g_hash_table_replace (fields,
+                                  g_strndup (lines[j], equals - lines[j]),
+                                  g_strdup (equals + 1));
+        }
+      if (g_strcmp0 (g_hash_table_lookup (fields, "MESSAGE_ID"), id) == 0
+          && g_strcmp0 (g_hash_table_lookup (fields, "AGENTBROKER_THREAD"),
+                        thread)
+                 == 0)
+        return g_steal_pointer (&fields);
+    }
+  return NULL;
+}
+
+static gboolean
+has_log_entry (AbDaemonFixture *fx, const char *id, const char *thread)
+{
+  g_autoptr (GHashTable) fields = log_entry (fx, id, thread);
+
+  return fields != NULL;
+}
+
+/* Structured entries: session created (with the caller's uid), agent
+ * lost (a warning), removal requested by a uid, session removed. */
+static void
+test_journal_fields (void)
+{
+  AbDaemonFixture fx;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GHashTable) created = NULL;
+  g_autoptr (GHashTable) lost = NULL;
+  g_autoptr (GHashTable) request = NULL;
+  g_autofree char *uid = g_strdup_printf ("%u", (guint)getuid ());
+
+  ab_daemon_fixture_setup (&fx, good_config);
+  ab_daemon_fixture_setenv (&fx, "AGENTBROKER_LOG_FIELDS", "1");
+  ab_daemon_fixture_start (&fx, &error);
+  g_assert_no_error (error);
+
+  reply = ab_daemon_call (&fx, "Prompt",
+                          g_variant_new ("(ss@a{sv})", "cli:log", "crash",
+                                         g_variant_new ("a{sv}", NULL)),
+                          "(t)", &error);
+  g_assert_no_error (error);
+  AB_WAIT_FOR (has_log_entry (&fx, ID_AGENT_LOST, "cli:log"), 20000);
+
+  created = log_entry (&fx, ID_SESSION_CREATED, "cli:log");
+  g_assert_nonnull (created);
+  g_assert_cmpstr (g_hash_table_lookup (created, "AGENTBROKER_CALLER_UID"), ==,
+                   uid);
+  g_assert_cmpstr (g_hash_table_lookup (created, "SYSLOG_IDENTIFIER"), ==,
+                   "agentbrokerd");
+  g_assert_cmpstr (g_hash_table_lookup (created, "PRIORITY"), ==, "5");
+  g_assert_nonnull (
+      strstr (g_hash_table_lookup (created, "MESSAGE"), "cli:log created"));
+
+  /* A failure shows with journalctl -p warning. */
+  lost = log_entry (&fx, ID_AGENT_LOST, "cli:log");
+  g_assert_cmpstr (g_hash_table_lookup (lost, "PRIORITY"), ==, "4");
+  g_assert_cmpstr (g_hash_table_lookup (lost, "SYSLOG_IDENTIFIER"), ==,
+                   "agentbrokerd");
+  g_assert_false (g_hash_table_contains (lost, "AGENTBROKER_CALLER_UID"));
+
+  g_clear_pointer (&reply, g_variant_unref);
+  reply = ab_daemon_call (&fx, "RemoveSession",
+                          g_variant_new ("(s)", "cli:log"), "()", &error);
+  g_assert_no_error (error);
+  AB_WAIT_FOR (has_log_entry (&fx, ID_SESSION_REMOVED, "cli:log"), 20000);
+  request = log_entry (&fx, ID_REQUEST, "cli:log");
+  g_assert_nonnull (request);
+  g_assert_cmpstr (g_hash_table_lookup (request, "AGENTBROKER_CALLER_UID"), ==,
+                   uid);
+  ab_daemon_fixture_teardown (&fx);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -339,6 +451,7 @@ main (int argc, char **argv)
 #undef ADD
   g_test_add_func ("/daemon/invalid-config-at-start",
                    test_invalid_config_at_start);
+  g_test_add_func ("/daemon/journal-fields", test_journal_fields);
 
   /* Remote errors map back to AB_ERROR once the domain is registered. */
   (void)ab_error_quark ();

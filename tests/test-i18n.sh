@@ -74,7 +74,7 @@ check "LANGUAGE=de agentctl --help prints the German summary" \
 $help
 EOF2
 check "LANGUAGE=de agentctl --help prints German option help" \
-    grep -q 'JSON statt Text ausgeben' <<EOF2
+    grep -q 'Keine Spaltenköpfe und keine Fußzeile ausgeben' <<EOF2
 $help
 EOF2
 check "LANGUAGE=de agentctl --help lists the verbs in German" \

@@ -93,6 +93,18 @@ else
     ok "outsider: agentctl prompt fails"
     diag "$out"
 fi
+# one_line_naming TEXT NEEDLE: TEXT is one line that contains NEEDLE and
+# none of dbus-daemon's rule dump
+one_line_naming() {
+    [ "$(wc -l <<<"$1")" = 1 ] && grep -qF -- "$2" <<<"$1" &&
+        ! grep -q 'matched rules' <<<"$1"
+}
+check "outsider: agentctl says in one line that the group agentbroker is lacking" \
+    one_line_naming "$out" "needs membership in the group agentbroker (access.users)"
+out=$(agentctl_as outsider list || true)
+check "outsider: agentctl list says so too" \
+    one_line_naming "$out" "list needs membership in the group agentbroker"
+diag "$out"
 state=$(as_user outsider busctl --system get-property "$ab_name" "$ab_path" \
     "$ab_name" State 2>&1 || true)
 check_eq "outsider: the manager's State property stays readable" \
@@ -112,6 +124,10 @@ check "alice owns cli:alice/x (uid $alice_uid)" \
     grep -qE "'owner': <uint32 $alice_uid>" <<<"$session"
 check "alice: ListSessions" call alice ListSessions
 refused "alice: Drain is refused by the bus policy" "$bus_denied" alice Drain 5
+out=$(agentctl_as alice drain || true)
+check "alice: agentctl drain says in one line that agentbroker-admin is lacking" \
+    one_line_naming "$out" "drain needs membership in the group agentbroker-admin"
+diag "$out"
 refused "alice: Reload is refused by the bus policy" "$bus_denied" alice Reload
 refused "alice: Watch * is refused by the daemon (admins only)" "$daemon_denied" \
     alice Watch '*'
@@ -119,13 +135,25 @@ refused "alice: Watch * is refused by the daemon (admins only)" "$daemon_denied"
 # --- bob: the policy lets these through; the daemon refuses ------------------
 refused "bob: RemoveSession of alice's session is refused by the daemon" \
     "$daemon_denied" bob RemoveSession cli:alice/x
+refused "bob: KillSession of alice's session is refused by the daemon" \
+    "$daemon_denied" bob KillSession cli:alice/x TERM
 refused "bob: Cancel of alice's session is refused by the daemon" \
     "$daemon_denied" bob Cancel cli:alice/x
 refused "bob: Prompt on alice's session is refused by the daemon" \
     "$daemon_denied" bob Prompt cli:alice/x 'echo from bob' '{}'
 refused "bob: Watch of alice's session is refused by the daemon" \
     "$daemon_denied" bob Watch cli:alice/x
-if out=$(agentctl_as bob kill cli:alice/x); then
+if out=$(agentctl_as bob remove cli:alice/x); then
+    not_ok "bob: agentctl remove cli:alice/x fails"
+else
+    ok "bob: agentctl remove cli:alice/x fails"
+fi
+diag "$out"
+check "bob: the refusal names the session's owner and agentbroker-admin" \
+    one_line_naming "$out" "belongs to uid $alice_uid"
+check "bob: … and the group for other users' sessions" \
+    one_line_naming "$out" "other users' sessions the group agentbroker-admin"
+if out=$(agentctl_as bob kill -s CONT cli:alice/x); then
     not_ok "bob: agentctl kill cli:alice/x fails"
 else
     ok "bob: agentctl kill cli:alice/x fails"
@@ -141,10 +169,10 @@ fi
 succeeds "bob: removes his own session" bob RemoveSession cli:bob/x
 
 # --- carol (admin) and root may act on anyone's session ----------------------
-if out=$(agentctl_as carol kill cli:alice/x); then
-    ok "carol (admin): agentctl kill cli:alice/x"
+if out=$(agentctl_as carol remove cli:alice/x); then
+    ok "carol (admin): agentctl remove cli:alice/x"
 else
-    not_ok "carol (admin): agentctl kill cli:alice/x"
+    not_ok "carol (admin): agentctl remove cli:alice/x"
     diag "$out"
 fi
 check "alice's session is gone" no_session cli:alice/x

@@ -318,7 +318,7 @@ cp "$work/good.yaml" "$ab_config"
 
 # --- systemctl restart with 20 sessions, 5 busy ---------------------------
 diag "systemctl restart with 20 sessions, 5 of them busy"
-for t in $(ctl --json list | jq -r '.[].thread'); do ctl kill "$t" >/dev/null; done
+for t in $(ctl --json list | jq -r '.[].thread'); do ctl remove "$t" >/dev/null; done
 check_eq "the earlier sessions are removed" 0 "$(session_count)"
 threads=$(seq -f 'cli:r%02g' 1 20)
 for t in $threads; do bg_prompt "h${t#cli:}" "$t" hello; done
