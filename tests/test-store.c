@@ -7,6 +7,9 @@
  */
 #include "config.h"
 
+#include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -315,6 +318,57 @@ test_write_fails (Fixture *fx, gconstpointer data)
     g_assert_true (w[i].failed);
 }
 
+/* A save that fails half way (the file-size limit cuts its write short)
+ * leaves the record before it as it was: loadable, nothing set aside, no
+ * temporary file left behind. A record written in place would be cut. */
+static void
+test_failed_save_keeps_previous (Fixture *fx, gconstpointer data)
+{
+  const char *thread = "cli:store/kept";
+  g_autoptr (AbSessionRecord) first = make_record (thread, 1);
+  g_autoptr (AbSessionRecord) second = make_record (thread, 2);
+  g_autoptr (GPtrArray) loaded = NULL;
+  g_autoptr (AbSessionRecord) back = NULL;
+  g_autofree char *before = ab_session_record_to_json (first);
+  struct rlimit saved_limit, limit;
+  struct sigaction ignore = { .sa_handler = SIG_IGN }, saved_action;
+  guint done = 0;
+  Wait w1 = { fx, thread, 1, NULL, &done, FALSE, NULL };
+  Wait w2 = { fx, thread, 0, NULL, &done, FALSE, NULL };
+
+  ab_store_save_async (fx->store_dir, first, on_saved, &w1);
+  wait_done (&done, 1);
+  g_assert_false (w1.failed);
+
+  /* The second record is far longer than the limit, the first shorter. */
+  g_free (second->running_text);
+  second->running_text = g_strnfill (64 * 1024, 'x');
+  g_assert_cmpuint (strlen (before), <, 4096);
+  g_assert_cmpint (getrlimit (RLIMIT_FSIZE, &saved_limit), ==, 0);
+  limit = saved_limit;
+  limit.rlim_cur = 4096;
+  g_assert_cmpint (sigaction (SIGXFSZ, &ignore, &saved_action), ==, 0);
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &limit), ==, 0);
+  ab_store_save_async (fx->store_dir, second, on_saved, &w2);
+  wait_done (&done, 2);
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &saved_limit), ==, 0);
+  g_assert_cmpint (sigaction (SIGXFSZ, &saved_action, NULL), ==, 0);
+  g_assert_true (w2.failed);
+
+  /* The first record, byte for byte, and loadable. */
+  back = read_back (fx, thread, NULL);
+  g_assert_nonnull (back);
+  g_assert_cmpuint (back->turns, ==, 1);
+  g_assert_cmpstr (back->running_text, ==, "prompt 1");
+  g_assert_cmpuint (count_suffix (fx->store_dir, ".tmp"), ==, 0);
+  loaded = ab_store_load_all (fx->store_dir);
+  g_assert_cmpuint (loaded->len, ==, 1);
+  g_assert_cmpstr (((AbSessionRecord *)loaded->pdata[0])->thread, ==, thread);
+  g_assert_cmpuint (((AbSessionRecord *)loaded->pdata[0])->turns, ==, 1);
+  g_assert_cmpuint (count_suffix (fx->store_dir, ".corrupt"), ==, 0);
+  g_assert_cmpuint (count_suffix (fx->store_dir, ".json"), ==, 1);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -327,6 +381,7 @@ main (int argc, char **argv)
   ADD ("many-records-flush", test_many_records_flush);
   ADD ("delete-after-writes", test_delete_after_writes);
   ADD ("write-fails", test_write_fails);
+  ADD ("failed-save-keeps-previous", test_failed_save_keeps_previous);
 #undef ADD
   return g_test_run ();
 }
