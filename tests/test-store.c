@@ -15,6 +15,7 @@
 
 #include <glib/gstdio.h>
 
+#include "bounded-wait.h"
 #include "store.h"
 
 typedef struct
@@ -150,10 +151,7 @@ on_saved (gpointer user_data, const GError *error)
 static void
 wait_done (guint *done, guint expected)
 {
-  gint64 deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
-
-  while (*done < expected && g_get_monotonic_time () < deadline)
-    g_main_context_iteration (NULL, TRUE);
+  AB_ITERATE_UNTIL (*done >= expected, 30000);
   g_assert_cmpuint (*done, ==, expected);
 }
 
