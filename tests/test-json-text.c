@@ -16,6 +16,7 @@
 #include <gio/gunixoutputstream.h>
 
 #include "acp.h"
+#include "json-text.h"
 #include "jsonrpc.h"
 
 typedef struct
