@@ -457,6 +457,22 @@ ab_run_agentctl (AbDaemonFixture *fx, char **out, char **err, ...)
                                            : -1;
 }
 
+gboolean
+ab_broker_name_has_owner (GDBusConnection *connection)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = g_dbus_connection_call_sync (
+      connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+      "org.freedesktop.DBus", "NameHasOwner", g_variant_new ("(s)", BUS_NAME),
+      G_VARIANT_TYPE ("(b)"), G_DBUS_CALL_FLAGS_NONE, AB_CALL_TIMEOUT_MS, NULL,
+      &error);
+  gboolean owned = FALSE;
+
+  g_assert_no_error (error);
+  g_variant_get (reply, "(b)", &owned);
+  return owned;
+}
+
 GDBusConnection *
 ab_second_connection (void)
 {

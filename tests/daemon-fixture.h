@@ -70,6 +70,9 @@ int ab_run_agentctl (AbDaemonFixture *fx, char **out, char **err,
 
 /* A new connection to the private bus, apart from fx->connection. */
 GDBusConnection *ab_second_connection (void);
+/* Whether the broker's bus name has an owner (a daemon, running or not
+ * yet gone from the bus). */
+gboolean ab_broker_name_has_owner (GDBusConnection *connection);
 
 /* ---- bounded waits ------------------------------------------------------ */
 

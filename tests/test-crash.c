@@ -24,6 +24,7 @@
 
 #include "daemon-fixture.h"
 #include "error.h"
+#include "scratch-dir.h"
 #include "store.h"
 
 #define ROUNDS 100
@@ -91,34 +92,6 @@ fixture_down (Fixture *fx, gconstpointer data)
   ab_daemon_fixture_teardown (&fx->d);
 }
 
-static gboolean
-name_has_owner (Fixture *fx)
-{
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply = g_dbus_connection_call_sync (
-      fx->d.connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-      "org.freedesktop.DBus", "NameHasOwner",
-      g_variant_new ("(s)", AB_BUS_NAME), G_VARIANT_TYPE ("(b)"),
-      G_DBUS_CALL_FLAGS_NONE, AB_CALL_TIMEOUT_MS, NULL, &error);
-  gboolean owned = FALSE;
-
-  g_assert_no_error (error);
-  g_variant_get (reply, "(b)", &owned);
-  return owned;
-}
-
-static guint
-count_suffix (const char *path, const char *suffix)
-{
-  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
-  const char *name;
-  guint n = 0;
-
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-    n += g_str_has_suffix (name, suffix);
-  return n;
-}
-
 /* Every record file on disk parses and belongs to a prompted thread;
  * read directly, as the next daemon will. Returns how many there are. */
 static guint
@@ -164,7 +137,7 @@ check_sessions_listed (Fixture *fx, guint on_disk)
   GHashTableIter iter;
   gpointer key;
 
-  g_assert_cmpuint (count_suffix (store_dir, ".corrupt"), ==, 0);
+  g_assert_cmpuint (ab_count_suffix (store_dir, ".corrupt"), ==, 0);
   for (gsize i = 0; i < g_variant_n_children (list); i++)
     {
       g_autoptr (GVariant) dict = g_variant_get_child_value (list, i);
@@ -184,6 +157,20 @@ check_sessions_listed (Fixture *fx, guint on_disk)
     g_hash_table_add (fx->confirmed, g_strdup (key));
   g_assert_cmpuint (g_hash_table_size (listed), ==,
                     g_hash_table_size (fx->confirmed));
+}
+
+/* The records the killed daemon left parse; a new daemon starts on them
+ * and lists every session known. */
+static void
+restart_and_check (Fixture *fx)
+{
+  g_autoptr (GError) error = NULL;
+  guint on_disk = check_records_on_disk (fx);
+
+  AB_WAIT_FOR (!ab_broker_name_has_owner (fx->d.connection), 10000);
+  ab_daemon_fixture_start (&fx->d, &error);
+  g_assert_no_error (error);
+  check_sessions_listed (fx, on_disk);
 }
 
 static void
@@ -249,14 +236,8 @@ round_run (Fixture *fx, guint round)
   PromptCall calls[6] = { 0 };
   guint n_calls = (guint)g_test_rand_int_range (1, G_N_ELEMENTS (calls) + 1);
   guint delay = (guint)g_test_rand_int_range (0, MAX_KILL_DELAY_MS + 1);
-  g_autoptr (GError) error = NULL;
-  guint on_disk;
 
-  on_disk = check_records_on_disk (fx);
-  AB_WAIT_FOR (!name_has_owner (fx), 10000);
-  ab_daemon_fixture_start (&fx->d, &error);
-  g_assert_no_error (error);
-  check_sessions_listed (fx, on_disk);
+  restart_and_check (fx);
 
   for (guint i = 0; i < n_calls; i++)
     {
@@ -296,18 +277,12 @@ test_random_kills (Fixture *fx, gconstpointer data)
 {
   const char *env = g_getenv ("AB_CRASH_ROUNDS");
   guint rounds = env != NULL ? (guint)atoi (env) : ROUNDS;
-  guint on_disk;
-  g_autoptr (GError) error = NULL;
 
   for (guint round = 0; round < rounds; round++)
     round_run (fx, round);
 
   /* The last kill too: a start after it finds everything. */
-  on_disk = check_records_on_disk (fx);
-  AB_WAIT_FOR (!name_has_owner (fx), 10000);
-  ab_daemon_fixture_start (&fx->d, &error);
-  g_assert_no_error (error);
-  check_sessions_listed (fx, on_disk);
+  restart_and_check (fx);
   g_test_message ("%u sessions after %u kills",
                   g_hash_table_size (fx->confirmed), rounds);
   g_assert_cmpuint (g_hash_table_size (fx->confirmed), >, 0);

@@ -21,6 +21,7 @@
 
 #include <glib/gstdio.h>
 
+#include "scratch-dir.h"
 #include "store.h"
 
 typedef struct
@@ -284,24 +285,6 @@ run_with_shim (char **argv)
   g_error ("cannot run %s again: %s", argv[0], g_strerror (errno));
 }
 
-static void
-remove_tree (const char *path)
-{
-  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-
-      if (g_file_test (child, G_FILE_TEST_IS_DIR))
-        remove_tree (child);
-      else
-        g_unlink (child);
-    }
-  g_rmdir (path);
-}
-
 int
 main (int argc, char **argv)
 {
@@ -314,7 +297,7 @@ main (int argc, char **argv)
 
   g_test_add_func ("/store-syscalls/save-sequence", test_save_sequence);
   status = g_test_run ();
-  remove_tree (g_getenv ("AB_SYSCALL_LOG_DIR"));
+  ab_remove_tree (g_getenv ("AB_SYSCALL_LOG_DIR"));
   g_unlink (g_getenv ("AB_SYSCALL_LOG"));
   return status;
 }

@@ -16,6 +16,7 @@
 #include <glib/gstdio.h>
 
 #include "bounded-wait.h"
+#include "scratch-dir.h"
 #include "store.h"
 
 typedef struct
@@ -35,28 +36,10 @@ fixture_up (Fixture *fx, gconstpointer data)
 }
 
 static void
-remove_tree (const char *path)
-{
-  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-
-      if (g_file_test (child, G_FILE_TEST_IS_DIR))
-        remove_tree (child);
-      else
-        g_unlink (child);
-    }
-  g_rmdir (path);
-}
-
-static void
 fixture_down (Fixture *fx, gconstpointer data)
 {
   ab_store_flush ();
-  remove_tree (fx->dir);
+  ab_remove_tree (fx->dir);
   g_free (fx->dir);
   g_free (fx->store_dir);
 }
@@ -102,18 +85,6 @@ read_back (Fixture *fx, const char *thread, struct stat *st)
   g_assert_no_error (error);
   g_assert_cmpstr (r->thread, ==, thread);
   return r;
-}
-
-static guint
-count_suffix (const char *path, const char *suffix)
-{
-  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
-  const char *name;
-  guint n = 0;
-
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-    n += g_str_has_suffix (name, suffix);
-  return n;
 }
 
 /* ---- callbacks ---------------------------------------------------------- */
@@ -183,7 +154,7 @@ test_write (Fixture *fx, gconstpointer data)
   g_assert_cmpint (st.st_mode & 0777, ==, 0600);
   g_assert_cmpint (g_stat (fx->store_dir, &st), ==, 0);
   g_assert_cmpint (st.st_mode & 0777, ==, 0700);
-  g_assert_cmpuint (count_suffix (fx->store_dir, ".tmp"), ==, 0);
+  g_assert_cmpuint (ab_count_suffix (fx->store_dir, ".tmp"), ==, 0);
 }
 
 /* Many writes of one record in a row: every callback comes, in order,
@@ -211,7 +182,7 @@ test_coalesce_in_order (Fixture *fx, gconstpointer data)
     g_assert_cmpuint (g_array_index (order, guint64, i), ==, i + 1);
   back = read_back (fx, thread, NULL);
   g_assert_cmpuint (back->turns, ==, n);
-  g_assert_cmpuint (count_suffix (fx->store_dir, ".tmp"), ==, 0);
+  g_assert_cmpuint (ab_count_suffix (fx->store_dir, ".tmp"), ==, 0);
 }
 
 /* Several records at once, each in order; flush waits for all of them
@@ -254,8 +225,8 @@ test_many_records_flush (Fixture *fx, gconstpointer data)
         g_assert_cmpuint (g_array_index (orders[k], guint64, i), ==, i + 1);
       g_array_unref (orders[k]);
     }
-  g_assert_cmpuint (count_suffix (fx->store_dir, ".json"), ==, records);
-  g_assert_cmpuint (count_suffix (fx->store_dir, ".tmp"), ==, 0);
+  g_assert_cmpuint (ab_count_suffix (fx->store_dir, ".json"), ==, records);
+  g_assert_cmpuint (ab_count_suffix (fx->store_dir, ".tmp"), ==, 0);
   /* Nothing left for the main loop either. */
   while (g_main_context_iteration (NULL, FALSE))
     ;
@@ -289,7 +260,7 @@ test_delete_after_writes (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (done, ==, G_N_ELEMENTS (w));
   back = read_back (fx, thread, NULL);
   g_assert_null (back);
-  g_assert_cmpuint (count_suffix (fx->store_dir, ".json"), ==, 0);
+  g_assert_cmpuint (ab_count_suffix (fx->store_dir, ".json"), ==, 0);
 }
 
 /* A write that cannot be done says why, to every caller it had. */
@@ -358,13 +329,13 @@ test_failed_save_keeps_previous (Fixture *fx, gconstpointer data)
   g_assert_nonnull (back);
   g_assert_cmpuint (back->turns, ==, 1);
   g_assert_cmpstr (back->running_text, ==, "prompt 1");
-  g_assert_cmpuint (count_suffix (fx->store_dir, ".tmp"), ==, 0);
+  g_assert_cmpuint (ab_count_suffix (fx->store_dir, ".tmp"), ==, 0);
   loaded = ab_store_load_all (fx->store_dir);
   g_assert_cmpuint (loaded->len, ==, 1);
   g_assert_cmpstr (((AbSessionRecord *)loaded->pdata[0])->thread, ==, thread);
   g_assert_cmpuint (((AbSessionRecord *)loaded->pdata[0])->turns, ==, 1);
-  g_assert_cmpuint (count_suffix (fx->store_dir, ".corrupt"), ==, 0);
-  g_assert_cmpuint (count_suffix (fx->store_dir, ".json"), ==, 1);
+  g_assert_cmpuint (ab_count_suffix (fx->store_dir, ".corrupt"), ==, 0);
+  g_assert_cmpuint (ab_count_suffix (fx->store_dir, ".json"), ==, 1);
 }
 
 int
