@@ -56,9 +56,11 @@ fixture_up (Fixture *fx, gconstpointer data)
                                    "agents:\n"
                                    "  demo:\n"
                                    "    command: [agentbroker-demo-agent]\n"
+                                   "pool:\n"
+                                   "  max_sessions: 8\n"
                                    "timeouts:\n"
-                                   "  drain: 2s\n"
-                                   "  kill: 2s\n");
+                                   "  drain: 5s\n"
+                                   "  kill: 5s\n");
   fx->attempted = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   fx->confirmed = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   fx->threads = g_ptr_array_new_with_free_func (g_free);

@@ -82,20 +82,20 @@ record_path (const char *store_dir, const char *thread)
   return g_build_filename (store_dir, name, NULL);
 }
 
+/* A record as read back from its text: what is in it does not matter
+ * here, only how it is written. */
 static AbSessionRecord *
 make_record (const char *thread, guint64 turns)
 {
-  AbSessionRecord *r = g_new0 (AbSessionRecord, 1);
+  g_autofree char *json = g_strdup_printf (
+      "{\"version\": 1, \"thread\": \"%s\", \"agent\": \"demo\", "
+      "\"owner\": 1000, \"cwd\": \"/\", \"created\": 1, "
+      "\"last_activity\": 1, \"turns\": %" G_GUINT64_FORMAT "}",
+      thread, turns);
+  g_autoptr (GError) error = NULL;
+  AbSessionRecord *r = ab_session_record_parse (json, strlen (json), &error);
 
-  r->thread = g_strdup (thread);
-  r->agent = g_strdup ("demo");
-  r->owner = 1000;
-  r->cwd = g_strdup ("/tmp");
-  r->created = 1;
-  r->last_activity = 2;
-  r->turns = turns;
-  r->running_turn = turns;
-  r->running_text = g_strdup_printf ("prompt %" G_GUINT64_FORMAT, turns);
+  g_assert_no_error (error);
   return r;
 }
 
