@@ -18,7 +18,7 @@
 #include <json-glib/json-glib.h>
 
 #include "acp.h"
-#include "jsonrpc.h"
+#include "json-text.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 

@@ -4,7 +4,7 @@
 #include <json-glib/json-glib.h>
 
 #include "ab-config.h"
-#include "jsonrpc.h"
+#include "json-text.h"
 
 G_BEGIN_DECLS
 

@@ -105,22 +105,14 @@ void ab_jsonrpc_reply_error (AbJsonRpc *self, JsonNode *id, int code,
 void ab_jsonrpc_close (AbJsonRpc *self);
 gboolean ab_jsonrpc_is_closed (AbJsonRpc *self);
 
-/* Parses JSON text from an untrusted source (an agent, a record in the
- * state directory): nesting too deep for json-glib's recursive parser
- * and string escapes that decode to invalid UTF-8 are errors
- * (JSON_PARSER_ERROR) like a syntax error.  Returns the root, transfer
- * full. */
-JsonNode *ab_json_parse_untrusted (JsonParser *parser, const char *data,
-                                   gsize len, GError **error);
-
 /* The fast path. @func is offered each notification whose params are an
  * object, as text, before any JSON tree is built: the line is known to be
  * valid JSON (RFC 8259, UTF-8, bounded nesting) with "jsonrpc": "2.0" and
  * a plain "method" string. @params points into the read buffer, valid
- * during the call. Return TRUE when handled; FALSE sends the line the
- * usual way ("notification" signal). @read_done runs after the lines of
- * each read were dispatched, while the connection is open (a batch
- * boundary). Either may be NULL. */
+ * during the call; read it with json-text.h. Return TRUE when handled;
+ * FALSE sends the line the usual way ("notification" signal). @read_done
+ * runs after the lines of each read were dispatched, while the connection
+ * is open (a batch boundary). Either may be NULL. */
 typedef gboolean (*AbJsonRpcTextFunc) (AbJsonRpc *self, const char *method,
                                        const char *params, gsize params_len,
                                        gpointer user_data);
@@ -130,23 +122,6 @@ void ab_jsonrpc_set_text_handlers (AbJsonRpc *self, AbJsonRpcTextFunc func,
                                    gpointer user_data);
 /* Inside the dispatch of one read's lines: @read_done follows. */
 gboolean ab_jsonrpc_is_reading (AbJsonRpc *self);
-
-/* A JSON value as it is written in a text. */
-typedef struct
-{
-  const char *data; /* NULL: absent */
-  gsize len;
-} AbJsonSpan;
-
-/* In @json, valid JSON text (as given to an AbJsonRpcTextFunc), an
- * object: the values of the members @names. FALSE when not sure: not an
- * object, a member name with escapes, a name looked for given twice. */
-gboolean ab_json_object_get_members (const char *json, gsize len,
-                                     const char *const *names,
-                                     AbJsonSpan *values, guint n_names);
-/* A string value without escapes: its bytes, without the quotes. */
-gboolean ab_json_span_get_plain_string (const AbJsonSpan *span,
-                                        const char **text, gsize *len);
 
 /* Runs @data through the same line splitter and dispatcher as bytes read
  * from the agent (for tests and the fuzz target). */

@@ -22,7 +22,7 @@
 #include <json-glib/json-glib.h>
 
 #include "error.h"
-#include "jsonrpc.h"
+#include "json-text.h"
 #include "store.h"
 #include "thread-id.h"
 
@@ -261,199 +261,57 @@ get_int (Members *ms, guint i, gint64 min, gint64 max, gint64 *out,
  *
  * json-glib's parser was two thirds of a start with 10,000 records. A
  * record as ab_session_record_to_json() writes it is one flat object of
- * known members with string, integer and boolean values: such a text is
- * read here directly, and checked by the same code as any other. Anything
- * else (another or a repeated member, nesting, null, a fraction or an
- * exponent, more than 18 digits, a \u escape, a control character,
- * invalid UTF-8) is left to json-glib, which accepts or refuses it as
- * before; what is read here is what json-glib would read (fuzz/fuzz-record.c
- * compares the two, through ab_session_record_parse_full()).
+ * known members with string, integer and boolean values: such a text,
+ * once json-text.h's strict check passed, is read here directly, and
+ * checked by the same code as any other. Anything else (another or a
+ * repeated member, nesting, null, a fraction or an exponent, more than 18
+ * digits, a \u escape, a control character, invalid UTF-8) is left to
+ * json-glib, which accepts or refuses it as before; what is read here is
+ * what json-glib would read (fuzz/fuzz-record.c compares the two, through
+ * ab_session_record_parse_full()).
  */
-
-static const char *
-skip_blank (const char *p, const char *end)
-{
-  while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-    p++;
-  return p;
-}
-
-/* The string at *@pp (its opening quote), decoded; NULL if it is not one
- * the fast path reads. */
-static char *
-scan_string (const char **pp, const char *end)
-{
-  const char *p = *pp, *start;
-  gboolean escaped = FALSE;
-  char *out, *o;
-
-  if (p >= end || *p != '"')
-    return NULL;
-  start = ++p;
-  while (p < end && *p != '"')
-    {
-      if ((guchar)*p < 0x20)
-        return NULL;
-      if (*p == '\\')
-        {
-          escaped = TRUE;
-          p++;
-        }
-      p++;
-    }
-  if (p >= end)
-    return NULL;
-
-  out = o = g_malloc ((gsize)(p - start) + 1);
-  if (!escaped)
-    {
-      memcpy (out, start, (gsize)(p - start));
-      o += p - start;
-    }
-  else
-    for (const char *q = start; q < p; q++)
-      {
-        if (*q != '\\')
-          {
-            *o++ = *q;
-            continue;
-          }
-        switch (*++q)
-          {
-          case '"':
-          case '\\':
-          case '/':
-            *o++ = *q;
-            break;
-          case 'b':
-            *o++ = '\b';
-            break;
-          case 'f':
-            *o++ = '\f';
-            break;
-          case 'n':
-            *o++ = '\n';
-            break;
-          case 'r':
-            *o++ = '\r';
-            break;
-          case 't':
-            *o++ = '\t';
-            break;
-          default: /* \u and anything unknown */
-            g_free (out);
-            return NULL;
-          }
-      }
-  *o = '\0';
-  if (!g_utf8_validate_len (out, (gsize)(o - out), NULL))
-    {
-      g_free (out);
-      return NULL;
-    }
-  *pp = p + 1;
-  return out;
-}
-
-/* 0, or an optional minus and 1 to 18 digits not starting with 0. */
-static gboolean
-scan_int (const char **pp, const char *end, gint64 *out)
-{
-  const char *p = *pp;
-  gboolean negative = FALSE;
-  gint64 value = 0;
-  guint digits = 0;
-
-  if (p < end && *p == '-')
-    {
-      negative = TRUE;
-      p++;
-    }
-  if (p >= end || !g_ascii_isdigit (*p))
-    return FALSE;
-  if (*p == '0')
-    {
-      if (negative || (p + 1 < end && g_ascii_isdigit (p[1])))
-        return FALSE;
-      p++;
-    }
-  else
-    for (; p < end && g_ascii_isdigit (*p); p++)
-      {
-        if (++digits > 18)
-          return FALSE;
-        value = value * 10 + (*p - '0');
-      }
-  *out = negative ? -value : value;
-  *pp = p;
-  return TRUE;
-}
 
 /* Fills @ms from @data; FALSE if json-glib must read it. */
 static gboolean
 scan_record (const char *data, gsize len, Members *ms)
 {
-  const char *p = data, *end = data + len;
+  AbJsonObjectIter iter;
+  AbJsonSpan name, value;
 
-  p = skip_blank (p, end);
-  if (p >= end || *p++ != '{')
+  if (!ab_json_is_valid (data, len, 1)
+      || !ab_json_object_iter_init (&iter, data, len))
     return FALSE;
-  p = skip_blank (p, end);
-  if (p < end && *p == '}')
-    p++;
-  else
-    for (;;)
-      {
-        g_autofree char *name = scan_string (&p, end);
-        Member *m;
-        guint i;
+  while (ab_json_object_iter_next (&iter, &name, &value))
+    {
+      Member *m;
+      gboolean flag;
+      guint i;
 
-        if (name == NULL)
-          return FALSE;
-        for (i = 0; i < N_MEMBERS; i++)
-          if (strcmp (name, member_names[i]) == 0)
-            break;
-        if (i == N_MEMBERS || ms->m[i].type != MEMBER_ABSENT)
-          return FALSE;
-        m = &ms->m[i];
-        p = skip_blank (p, end);
-        if (p >= end || *p++ != ':')
-          return FALSE;
-        p = skip_blank (p, end);
-        if (p < end && *p == '"')
-          {
-            m->string = scan_string (&p, end);
-            if (m->string == NULL)
-              return FALSE;
-            m->type = MEMBER_STRING;
-          }
-        else if (end - p >= 4 && memcmp (p, "true", 4) == 0)
-          {
-            m->type = MEMBER_BOOLEAN;
-            m->number = TRUE;
-            p += 4;
-          }
-        else if (end - p >= 5 && memcmp (p, "false", 5) == 0)
-          {
-            m->type = MEMBER_BOOLEAN;
-            m->number = FALSE;
-            p += 5;
-          }
-        else if (scan_int (&p, end, &m->number))
-          m->type = MEMBER_INT;
-        else
-          return FALSE;
-        p = skip_blank (p, end);
-        if (p < end && *p == ',')
-          {
-            p = skip_blank (p + 1, end);
-            continue;
-          }
-        if (p >= end || *p++ != '}')
-          return FALSE;
-        break;
-      }
-  return skip_blank (p, end) == end;
+      for (i = 0; i < N_MEMBERS; i++)
+        if (strlen (member_names[i]) == name.len
+            && memcmp (member_names[i], name.data, name.len) == 0)
+          break;
+      if (i == N_MEMBERS || ms->m[i].type != MEMBER_ABSENT)
+        return FALSE;
+      m = &ms->m[i];
+      if (value.data[0] == '"')
+        {
+          m->string = ab_json_span_dup_string (&value);
+          if (m->string == NULL)
+            return FALSE;
+          m->type = MEMBER_STRING;
+        }
+      else if (ab_json_span_get_boolean (&value, &flag))
+        {
+          m->type = MEMBER_BOOLEAN;
+          m->number = flag;
+        }
+      else if (ab_json_span_get_int (&value, &m->number))
+        m->type = MEMBER_INT;
+      else
+        return FALSE;
+    }
+  return TRUE;
 }
 
 AbSessionRecord *

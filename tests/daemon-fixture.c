@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bounded-wait.h"
 #include "daemon-fixture.h"
 #include "error.h"
 
@@ -191,7 +192,7 @@ ab_daemon_fixture_start (AbDaemonFixture *fx, GError **error)
   g_subprocess_wait_async (fx->daemon, cancellable, on_wait_check, &exited);
   deadline = g_get_monotonic_time () + timeout_ms * 1000;
   while (!appeared && !exited && g_get_monotonic_time () < deadline)
-    g_main_context_iteration (NULL, TRUE);
+    ab_iterate_until_deadline (NULL, deadline);
   g_bus_unwatch_name (watch);
   g_cancellable_cancel (cancellable);
 
@@ -267,14 +268,18 @@ check_tool_reports (AbDaemonFixture *fx)
 int
 ab_daemon_fixture_stop (AbDaemonFixture *fx, int signum)
 {
-  g_autoptr (GError) error = NULL;
-
   if (fx->daemon == NULL)
     return -1;
   watchdog_daemon_pid = 0;
   g_subprocess_send_signal (fx->daemon, signum);
-  g_subprocess_wait (fx->daemon, NULL, &error);
-  g_assert_no_error (error);
+  if (!ab_subprocess_wait_bounded (fx->daemon))
+    {
+      g_test_message ("agentbrokerd still runs %d ms after signal %d",
+                      AB_EXIT_TIMEOUT_MS, signum);
+      g_test_fail ();
+      g_subprocess_force_exit (fx->daemon);
+      g_assert_true (ab_subprocess_wait_bounded (fx->daemon));
+    }
   if (g_subprocess_get_if_exited (fx->daemon))
     fx->exit_status = g_subprocess_get_exit_status (fx->daemon);
   else
@@ -443,15 +448,29 @@ ab_run_agentctl (AbDaemonFixture *fx, char **out, char **err, ...)
       (const char *const *)argv->pdata,
       G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE, &error);
   g_assert_no_error (error);
-  g_subprocess_communicate_utf8 (proc, NULL, NULL, &stdout_buf, &stderr_buf,
-                                 &error);
-  g_assert_no_error (error);
+  ab_subprocess_communicate_bounded (proc, &stdout_buf, &stderr_buf);
   if (out != NULL)
     *out = g_steal_pointer (&stdout_buf);
   if (err != NULL)
     *err = g_steal_pointer (&stderr_buf);
   return g_subprocess_get_if_exited (proc) ? g_subprocess_get_exit_status (proc)
                                            : -1;
+}
+
+gboolean
+ab_broker_name_has_owner (GDBusConnection *connection)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = g_dbus_connection_call_sync (
+      connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+      "org.freedesktop.DBus", "NameHasOwner", g_variant_new ("(s)", BUS_NAME),
+      G_VARIANT_TYPE ("(b)"), G_DBUS_CALL_FLAGS_NONE, AB_CALL_TIMEOUT_MS, NULL,
+      &error);
+  gboolean owned = FALSE;
+
+  g_assert_no_error (error);
+  g_variant_get (reply, "(b)", &owned);
+  return owned;
 }
 
 GDBusConnection *
@@ -486,6 +505,50 @@ ab_drain_main_context (void)
 {
   while (g_main_context_iteration (NULL, FALSE))
     ;
+}
+
+static void
+start_wait (gpointer proc, GAsyncReadyCallback callback, gpointer data)
+{
+  g_subprocess_wait_async (proc, NULL, callback, data);
+}
+
+gboolean
+ab_subprocess_wait_bounded (GSubprocess *proc)
+{
+  g_autoptr (GAsyncResult) result
+      = ab_run_bounded (proc, start_wait, AB_EXIT_TIMEOUT_MS);
+  g_autoptr (GError) error = NULL;
+
+  if (result == NULL)
+    return FALSE;
+  g_subprocess_wait_finish (proc, result, &error);
+  g_assert_no_error (error);
+  return TRUE;
+}
+
+static void
+start_communicate (gpointer proc, GAsyncReadyCallback callback, gpointer data)
+{
+  g_subprocess_communicate_utf8_async (proc, NULL, NULL, callback, data);
+}
+
+void
+ab_subprocess_communicate_bounded (GSubprocess *proc, char **out, char **err)
+{
+  g_autoptr (GAsyncResult) result
+      = ab_run_bounded (proc, start_communicate, AB_EXIT_TIMEOUT_MS);
+  g_autoptr (GError) error = NULL;
+
+  if (result == NULL)
+    {
+      g_subprocess_force_exit (proc);
+      g_error ("%s did not end within %d ms",
+               g_subprocess_get_identifier (proc) ?: "a child",
+               AB_EXIT_TIMEOUT_MS);
+    }
+  g_subprocess_communicate_utf8_finish (proc, result, out, err, &error);
+  g_assert_no_error (error);
 }
 
 /* ---- calls to the broker ------------------------------------------------ */

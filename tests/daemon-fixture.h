@@ -16,6 +16,9 @@ G_BEGIN_DECLS
 
 /* Timeout of the calls below (ab_call_on() and what is built on it). */
 #define AB_CALL_TIMEOUT_MS 30000
+/* How long the daemon may take to exit after a signal, and agentctl to
+ * end: past it the test fails instead of hanging. */
+#define AB_EXIT_TIMEOUT_MS 120000
 
 typedef struct
 {
@@ -67,6 +70,9 @@ int ab_run_agentctl (AbDaemonFixture *fx, char **out, char **err,
 
 /* A new connection to the private bus, apart from fx->connection. */
 GDBusConnection *ab_second_connection (void);
+/* Whether the broker's bus name has an owner (a daemon, running or not
+ * yet gone from the bus). */
+gboolean ab_broker_name_has_owner (GDBusConnection *connection);
 
 /* ---- bounded waits ------------------------------------------------------ */
 
@@ -102,6 +108,14 @@ gboolean ab_wait_tick_cb (gpointer user_data);
 
 /* Dispatches whatever already arrived, without waiting. */
 void ab_drain_main_context (void);
+
+/* Waits for @proc to exit, at most AB_EXIT_TIMEOUT_MS, dispatching
+ * nothing else; FALSE if it still runs. */
+gboolean ab_subprocess_wait_bounded (GSubprocess *proc);
+/* g_subprocess_communicate_utf8() without input; a child still running
+ * after AB_EXIT_TIMEOUT_MS is killed and fails the test. */
+void ab_subprocess_communicate_bounded (GSubprocess *proc, char **out,
+                                        char **err);
 
 /* ---- calls to the broker ------------------------------------------------ */
 

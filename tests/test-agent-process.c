@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "agent-process.h"
+#include "bounded-wait.h"
 #include "error.h"
 
 #define TEST_TIMEOUT_USEC (20 * G_USEC_PER_SEC)
@@ -35,13 +36,7 @@ on_exited (AbAgentProcess *process, int status, const char *description,
 static void
 iterate_until (gboolean *flag)
 {
-  gint64 deadline = g_get_monotonic_time () + TEST_TIMEOUT_USEC;
-
-  while (!*flag)
-    {
-      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-      g_main_context_iteration (NULL, TRUE);
-    }
+  AB_ITERATE_UNTIL (*flag, TEST_TIMEOUT_USEC / 1000);
 }
 
 static void
@@ -379,7 +374,7 @@ test_stderr_tail (void)
       if (g_str_has_suffix (tail, "last words"))
         break;
       g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-      g_main_context_iteration (NULL, TRUE);
+      ab_iterate_until_deadline (NULL, deadline);
     }
   g_assert_cmpstr (tail, ==, expected->str);
   g_free (w.description);

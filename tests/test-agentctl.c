@@ -110,10 +110,7 @@ spawn_agentctl (const char *first, ...)
 static int
 finish_agentctl (GSubprocess *proc, char **out, char **err)
 {
-  g_autoptr (GError) error = NULL;
-
-  g_subprocess_communicate_utf8 (proc, NULL, NULL, out, err, &error);
-  g_assert_no_error (error);
+  ab_subprocess_communicate_bounded (proc, out, err);
   g_assert_true (g_subprocess_get_if_exited (proc));
   return g_subprocess_get_exit_status (proc);
 }

@@ -844,8 +844,7 @@ test_lifecycle (Fixture *fx, gconstpointer data)
   expect_ready (fx, 503, "{\"ready\":false,\"reason\":\"draining\"}\n", 1);
   reply = call (fx, "Cancel", g_variant_new ("(s)", "cli:health/a"), NULL);
 
-  while (!drained)
-    g_main_context_iteration (NULL, TRUE);
+  AB_WAIT_FOR (drained, AB_CALL_TIMEOUT_MS);
   reason = wait_turn_end (fx, "cli:health/a", turn);
   g_assert_cmpstr (reason, ==, "cancelled");
   expect_ready (fx, 503, "{\"ready\":false,\"reason\":\"drained\"}\n", 1);

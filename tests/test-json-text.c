@@ -5,7 +5,8 @@
  * reads session/update the way src/session.c does, one without. Both
  * must report the same thing: the same sessionId and sessionUpdate, an
  * equivalent update, the same requests, the same failures. Lines the
- * fast path is not sure of must reach the tree-based path.
+ * fast path is not sure of must reach the tree-based path. The readers
+ * of src/json-text.c are also tested on their own.
  */
 #include "config.h"
 
@@ -16,6 +17,7 @@
 #include <gio/gunixoutputstream.h>
 
 #include "acp.h"
+#include "json-text.h"
 #include "jsonrpc.h"
 
 typedef struct
@@ -338,6 +340,74 @@ test_mutations (void)
   g_assert_cmpuint (took, >, 100);
 }
 
+/* The readers of src/json-text.c on their own: members in order, values
+ * decoded, and "not sure" wherever json-glib must decide. */
+static void
+test_readers (void)
+{
+  const char *text = "{ \"a\" : \"x\\\"y\\n\\/\" , \"b\":[1,{\"c\":2}],"
+                     "\"n\\u0041\":-12, \"t\":true,\"f\": false }";
+  static const char *const ints[][2] = {
+    { "0", "0" },
+    { "-7", "-7" },
+    { "123456789012345678", "123456789012345678" },
+    { "-0", NULL },
+    { "1.5", NULL },
+    { "1e3", NULL },
+    { "1234567890123456789", NULL },
+    { "\"1\"", NULL },
+  };
+  AbJsonObjectIter iter;
+  AbJsonSpan name, value;
+  g_autofree char *decoded = NULL;
+  gboolean flag = FALSE;
+  gint64 number = 0;
+
+  g_assert_true (ab_json_is_valid (text, strlen (text), 3));
+  g_assert_false (ab_json_is_valid (text, strlen (text), 2));
+  g_assert_true (ab_json_object_iter_init (&iter, text, strlen (text)));
+
+  g_assert_true (ab_json_object_iter_next (&iter, &name, &value));
+  g_assert_cmpmem (name.data, name.len, "a", 1);
+  decoded = ab_json_span_dup_string (&value);
+  g_assert_cmpstr (decoded, ==, "x\"y\n/");
+  g_assert_true (ab_json_object_iter_next (&iter, &name, &value));
+  g_assert_cmpmem (name.data, name.len, "b", 1);
+  g_assert_cmpmem (value.data, value.len, "[1,{\"c\":2}]", 11);
+  g_assert_null (ab_json_span_dup_string (&value));
+  /* A name with an escape, as written. */
+  g_assert_true (ab_json_object_iter_next (&iter, &name, &value));
+  g_assert_cmpmem (name.data, name.len, "n\\u0041", 7);
+  g_assert_true (ab_json_span_get_int (&value, &number));
+  g_assert_cmpint (number, ==, -12);
+  g_assert_true (ab_json_object_iter_next (&iter, &name, &value));
+  g_assert_true (ab_json_span_get_boolean (&value, &flag));
+  g_assert_true (flag);
+  g_assert_true (ab_json_object_iter_next (&iter, &name, &value));
+  g_assert_true (ab_json_span_get_boolean (&value, &flag));
+  g_assert_false (flag);
+  g_assert_false (ab_json_span_get_int (&value, &number));
+  g_assert_false (ab_json_object_iter_next (&iter, &name, &value));
+
+  g_assert_true (ab_json_object_iter_init (&iter, " {} ", 4));
+  g_assert_false (ab_json_object_iter_next (&iter, &name, &value));
+  g_assert_false (ab_json_object_iter_init (&iter, "[1]", 3));
+
+  /* \u escapes are json-glib's to decode. */
+  value = (AbJsonSpan){ "\"\\u0041\"", 8 };
+  g_assert_null (ab_json_span_dup_string (&value));
+  for (guint i = 0; i < G_N_ELEMENTS (ints); i++)
+    {
+      AbJsonSpan span = { ints[i][0], strlen (ints[i][0]) };
+
+      number = 42;
+      g_assert_cmpint (ab_json_span_get_int (&span, &number), ==,
+                       ints[i][1] != NULL);
+      if (ints[i][1] != NULL)
+        g_assert_cmpint (number, ==, g_ascii_strtoll (ints[i][1], NULL, 10));
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -347,5 +417,6 @@ main (int argc, char **argv)
   g_test_add_func ("/json-text/doubtful-lines", test_doubtful_lines);
   g_test_add_func ("/json-text/depth", test_depth);
   g_test_add_func ("/json-text/mutations", test_mutations);
+  g_test_add_func ("/json-text/readers", test_readers);
   return g_test_run ();
 }

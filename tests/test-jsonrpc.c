@@ -14,6 +14,7 @@
 #include <gio/gunixinputstream.h>
 #include <gio/gunixoutputstream.h>
 
+#include "bounded-wait.h"
 #include "error.h"
 #include "jsonrpc.h"
 #include "line-reader.h"
@@ -131,13 +132,7 @@ fixture_teardown (Fixture *f)
 static void
 iterate_until (gboolean *flag)
 {
-  gint64 deadline = g_get_monotonic_time () + TEST_TIMEOUT_USEC;
-
-  while (!*flag)
-    {
-      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-      g_main_context_iteration (NULL, TRUE);
-    }
+  AB_ITERATE_UNTIL (*flag, TEST_TIMEOUT_USEC / 1000);
 }
 
 /* Lets the loop run briefly, for asserting that something does NOT
@@ -304,8 +299,7 @@ test_notification (void)
   agent_send (&f, "\n{\"jsonrpc\":\"2.0\",\"method\":\"session/update\","
                   "\"params\":{\"sessionId\":\"s1\"}}\r\n  \n"
                   "{\"jsonrpc\":\"2.0\",\"method\":\"ping\"}\n");
-  while (f.notifications->len < 2)
-    g_main_context_iteration (NULL, TRUE);
+  AB_ITERATE_UNTIL (f.notifications->len >= 2, TEST_TIMEOUT_USEC / 1000);
   g_assert_cmpstr (g_ptr_array_index (f.notifications, 0), ==,
                    "session/update {\"sessionId\":\"s1\"}");
   g_assert_cmpstr (g_ptr_array_index (f.notifications, 1), ==, "ping -");
@@ -473,8 +467,8 @@ test_line_limit (void)
 
   fixture_setup (&f, 1024);
   agent_send (&f, exact_nl);
-  while (f.notifications->len < 1 && !f.closed)
-    g_main_context_iteration (NULL, TRUE);
+  AB_ITERATE_UNTIL (f.notifications->len >= 1 || f.closed,
+                    TEST_TIMEOUT_USEC / 1000);
   g_assert_false (f.closed);
   g_assert_cmpuint (f.notifications->len, ==, 1);
 
@@ -632,8 +626,8 @@ test_cancel_call (void)
                            "{\"jsonrpc\":\"2.0\",\"method\":\"after\"}\n",
                            message_id (m));
   agent_send (&f, reply);
-  while (f.notifications->len < 1 && !f.closed)
-    g_main_context_iteration (NULL, TRUE);
+  AB_ITERATE_UNTIL (f.notifications->len >= 1 || f.closed,
+                    TEST_TIMEOUT_USEC / 1000);
   g_assert_false (f.closed);
   call_result_clear (&r);
   fixture_teardown (&f);
@@ -649,8 +643,7 @@ test_reentrancy (void)
   f.close_in_notification = TRUE;
   agent_send (&f, "{\"jsonrpc\":\"2.0\",\"method\":\"one\"}\n"
                   "{\"jsonrpc\":\"2.0\",\"method\":\"two\"}\n");
-  while (f.notifications->len < 1)
-    g_main_context_iteration (NULL, TRUE);
+  AB_ITERATE_UNTIL (f.notifications->len >= 1, TEST_TIMEOUT_USEC / 1000);
   spin (20);
   g_assert_cmpuint (f.notifications->len, ==, 1);
   g_assert_false (f.closed);
@@ -662,8 +655,7 @@ test_reentrancy (void)
   f.unref_in_notification = TRUE;
   agent_send (&f, "{\"jsonrpc\":\"2.0\",\"method\":\"one\"}\n"
                   "{\"jsonrpc\":\"2.0\",\"method\":\"two\"}\n");
-  while (f.notifications->len < 1)
-    g_main_context_iteration (NULL, TRUE);
+  AB_ITERATE_UNTIL (f.notifications->len >= 1, TEST_TIMEOUT_USEC / 1000);
   spin (20);
   g_assert_null (f.rpc);
   fixture_teardown (&f);

@@ -63,22 +63,6 @@ fixture_down (Fixture *fx, gconstpointer data)
   ab_daemon_fixture_teardown (&fx->d);
 }
 
-static gboolean
-name_has_owner (Fixture *fx)
-{
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply = g_dbus_connection_call_sync (
-      fx->d.connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-      "org.freedesktop.DBus", "NameHasOwner",
-      g_variant_new ("(s)", AB_BUS_NAME), G_VARIANT_TYPE ("(b)"),
-      G_DBUS_CALL_FLAGS_NONE, AB_CALL_TIMEOUT_MS, NULL, &error);
-  gboolean owned = FALSE;
-
-  g_assert_no_error (error);
-  g_variant_get (reply, "(b)", &owned);
-  return owned;
-}
-
 /* Starts the daemon on the config and state already in place (again,
  * after a stop or a kill): the previous instance's name must be gone
  * first, or the start would see it and the new daemon could not own it. */
@@ -88,7 +72,7 @@ restart_daemon (Fixture *fx)
   g_autoptr (GError) error = NULL;
 
   g_assert_null (fx->d.daemon);
-  AB_WAIT_FOR (!name_has_owner (fx), 10000);
+  AB_WAIT_FOR (!ab_broker_name_has_owner (fx->d.connection), 10000);
   ab_daemon_fixture_start (&fx->d, &error);
   g_assert_no_error (error);
 }

@@ -7,11 +7,16 @@
  */
 #include "config.h"
 
+#include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
 
+#include "bounded-wait.h"
+#include "scratch-dir.h"
 #include "store.h"
 
 typedef struct
@@ -31,28 +36,10 @@ fixture_up (Fixture *fx, gconstpointer data)
 }
 
 static void
-remove_tree (const char *path)
-{
-  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-
-      if (g_file_test (child, G_FILE_TEST_IS_DIR))
-        remove_tree (child);
-      else
-        g_unlink (child);
-    }
-  g_rmdir (path);
-}
-
-static void
 fixture_down (Fixture *fx, gconstpointer data)
 {
   ab_store_flush ();
-  remove_tree (fx->dir);
+  ab_remove_tree (fx->dir);
   g_free (fx->dir);
   g_free (fx->store_dir);
 }
@@ -100,18 +87,6 @@ read_back (Fixture *fx, const char *thread, struct stat *st)
   return r;
 }
 
-static guint
-count_suffix (const char *path, const char *suffix)
-{
-  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
-  const char *name;
-  guint n = 0;
-
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-    n += g_str_has_suffix (name, suffix);
-  return n;
-}
-
 /* ---- callbacks ---------------------------------------------------------- */
 
 typedef struct
@@ -147,10 +122,7 @@ on_saved (gpointer user_data, const GError *error)
 static void
 wait_done (guint *done, guint expected)
 {
-  gint64 deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
-
-  while (*done < expected && g_get_monotonic_time () < deadline)
-    g_main_context_iteration (NULL, TRUE);
+  AB_ITERATE_UNTIL (*done >= expected, 30000);
   g_assert_cmpuint (*done, ==, expected);
 }
 
@@ -182,7 +154,7 @@ test_write (Fixture *fx, gconstpointer data)
   g_assert_cmpint (st.st_mode & 0777, ==, 0600);
   g_assert_cmpint (g_stat (fx->store_dir, &st), ==, 0);
   g_assert_cmpint (st.st_mode & 0777, ==, 0700);
-  g_assert_cmpuint (count_suffix (fx->store_dir, ".tmp"), ==, 0);
+  g_assert_cmpuint (ab_count_suffix (fx->store_dir, ".tmp"), ==, 0);
 }
 
 /* Many writes of one record in a row: every callback comes, in order,
@@ -210,7 +182,7 @@ test_coalesce_in_order (Fixture *fx, gconstpointer data)
     g_assert_cmpuint (g_array_index (order, guint64, i), ==, i + 1);
   back = read_back (fx, thread, NULL);
   g_assert_cmpuint (back->turns, ==, n);
-  g_assert_cmpuint (count_suffix (fx->store_dir, ".tmp"), ==, 0);
+  g_assert_cmpuint (ab_count_suffix (fx->store_dir, ".tmp"), ==, 0);
 }
 
 /* Several records at once, each in order; flush waits for all of them
@@ -253,8 +225,8 @@ test_many_records_flush (Fixture *fx, gconstpointer data)
         g_assert_cmpuint (g_array_index (orders[k], guint64, i), ==, i + 1);
       g_array_unref (orders[k]);
     }
-  g_assert_cmpuint (count_suffix (fx->store_dir, ".json"), ==, records);
-  g_assert_cmpuint (count_suffix (fx->store_dir, ".tmp"), ==, 0);
+  g_assert_cmpuint (ab_count_suffix (fx->store_dir, ".json"), ==, records);
+  g_assert_cmpuint (ab_count_suffix (fx->store_dir, ".tmp"), ==, 0);
   /* Nothing left for the main loop either. */
   while (g_main_context_iteration (NULL, FALSE))
     ;
@@ -288,7 +260,7 @@ test_delete_after_writes (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (done, ==, G_N_ELEMENTS (w));
   back = read_back (fx, thread, NULL);
   g_assert_null (back);
-  g_assert_cmpuint (count_suffix (fx->store_dir, ".json"), ==, 0);
+  g_assert_cmpuint (ab_count_suffix (fx->store_dir, ".json"), ==, 0);
 }
 
 /* A write that cannot be done says why, to every caller it had. */
@@ -315,6 +287,57 @@ test_write_fails (Fixture *fx, gconstpointer data)
     g_assert_true (w[i].failed);
 }
 
+/* A save that fails half way (the file-size limit cuts its write short)
+ * leaves the record before it as it was: loadable, nothing set aside, no
+ * temporary file left behind. A record written in place would be cut. */
+static void
+test_failed_save_keeps_previous (Fixture *fx, gconstpointer data)
+{
+  const char *thread = "cli:store/kept";
+  g_autoptr (AbSessionRecord) first = make_record (thread, 1);
+  g_autoptr (AbSessionRecord) second = make_record (thread, 2);
+  g_autoptr (GPtrArray) loaded = NULL;
+  g_autoptr (AbSessionRecord) back = NULL;
+  g_autofree char *before = ab_session_record_to_json (first);
+  struct rlimit saved_limit, limit;
+  struct sigaction ignore = { .sa_handler = SIG_IGN }, saved_action;
+  guint done = 0;
+  Wait w1 = { fx, thread, 1, NULL, &done, FALSE, NULL };
+  Wait w2 = { fx, thread, 0, NULL, &done, FALSE, NULL };
+
+  ab_store_save_async (fx->store_dir, first, on_saved, &w1);
+  wait_done (&done, 1);
+  g_assert_false (w1.failed);
+
+  /* The second record is far longer than the limit, the first shorter. */
+  g_free (second->running_text);
+  second->running_text = g_strnfill (64 * 1024, 'x');
+  g_assert_cmpuint (strlen (before), <, 4096);
+  g_assert_cmpint (getrlimit (RLIMIT_FSIZE, &saved_limit), ==, 0);
+  limit = saved_limit;
+  limit.rlim_cur = 4096;
+  g_assert_cmpint (sigaction (SIGXFSZ, &ignore, &saved_action), ==, 0);
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &limit), ==, 0);
+  ab_store_save_async (fx->store_dir, second, on_saved, &w2);
+  wait_done (&done, 2);
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &saved_limit), ==, 0);
+  g_assert_cmpint (sigaction (SIGXFSZ, &saved_action, NULL), ==, 0);
+  g_assert_true (w2.failed);
+
+  /* The first record, byte for byte, and loadable. */
+  back = read_back (fx, thread, NULL);
+  g_assert_nonnull (back);
+  g_assert_cmpuint (back->turns, ==, 1);
+  g_assert_cmpstr (back->running_text, ==, "prompt 1");
+  g_assert_cmpuint (ab_count_suffix (fx->store_dir, ".tmp"), ==, 0);
+  loaded = ab_store_load_all (fx->store_dir);
+  g_assert_cmpuint (loaded->len, ==, 1);
+  g_assert_cmpstr (((AbSessionRecord *)loaded->pdata[0])->thread, ==, thread);
+  g_assert_cmpuint (((AbSessionRecord *)loaded->pdata[0])->turns, ==, 1);
+  g_assert_cmpuint (ab_count_suffix (fx->store_dir, ".corrupt"), ==, 0);
+  g_assert_cmpuint (ab_count_suffix (fx->store_dir, ".json"), ==, 1);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -327,6 +350,7 @@ main (int argc, char **argv)
   ADD ("many-records-flush", test_many_records_flush);
   ADD ("delete-after-writes", test_delete_after_writes);
   ADD ("write-fails", test_write_fails);
+  ADD ("failed-save-keeps-previous", test_failed_save_keeps_previous);
 #undef ADD
   return g_test_run ();
 }
