@@ -149,6 +149,7 @@ struct _AbSession
 
   GHashTable *permissions; /* id → PendingPermission */
   guint permission_counter;
+  guint64 permissions_over_cap; /* denied at once this turn: too many */
 
   GPtrArray *suspend_tasks; /* GTask *, completed when the agent is gone */
 };
@@ -503,6 +504,21 @@ handle_permission_request (AbSession *self, JsonNode *id, JsonNode *params)
   PendingPermission *p;
   g_autofree char *json = NULL;
 
+  /* An agent asking faster than anyone answers is denied at once, as
+   * "permissions: deny" would, rather than piling up questions. */
+  if (policy == AB_PERMISSIONS_ASK && self->current != NULL
+      && self->cancel_reason == NULL
+      && g_hash_table_size (self->permissions)
+             >= AB_SESSION_MAX_PENDING_PERMISSIONS)
+    {
+      if (self->permissions_over_cap++ == 0)
+        g_message ("session %s: more than %u permission requests pending; "
+                   "denying the rest of turn %" G_GUINT64_FORMAT,
+                   self->thread, AB_SESSION_MAX_PENDING_PERMISSIONS,
+                   self->current->number);
+      policy = AB_PERMISSIONS_DENY;
+    }
+
   if (self->current == NULL || self->cancel_reason != NULL
       || policy != AB_PERMISSIONS_ASK)
     {
@@ -633,6 +649,12 @@ end_turn (AbSession *self, const char *reason, const char *message)
   /* Its updates go first; its end once the record says so. */
   flush_updates (self);
   deny_all_permissions (self);
+  if (self->permissions_over_cap > 0)
+    g_message ("session %s: turn %" G_GUINT64_FORMAT " had %" G_GUINT64_FORMAT
+               " permission requests denied over the limit of %u pending",
+               self->thread, turn->number, self->permissions_over_cap,
+               AB_SESSION_MAX_PENDING_PERMISSIONS);
+  self->permissions_over_cap = 0;
   g_clear_handle_id (&self->grace_source, g_source_remove);
   g_clear_handle_id (&self->inactivity_source, g_source_remove);
   self->current = NULL;

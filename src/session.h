@@ -25,6 +25,10 @@ G_DECLARE_FINAL_TYPE (AbSession, ab_session, AB, SESSION, GObject)
 /* Longest prompt text accepted, in bytes. */
 #define AB_SESSION_MAX_PROMPT_BYTES (1024 * 1024)
 
+/* Permission requests of one session waiting for an answer under
+ * "permissions: ask"; the agent's further requests are denied at once. */
+#define AB_SESSION_MAX_PENDING_PERMISSIONS 8u
+
 AbSession *ab_session_new (const char *thread, const char *agent, uid_t owner,
                            AbConfig *config, const char *state_dir);
 

@@ -12,7 +12,8 @@
  *
  * The limits on input (DESIGN.md §2, §4; issue 6) are checked here where
  * no other test does: sessions per owner, agent stderr rate, record size,
- * the size of AnswerPermission ids and of the agent option.
+ * the size of AnswerPermission ids and of the agent option, the
+ * permission requests pending at once.
  */
 #include "config.h"
 
@@ -30,11 +31,17 @@
 #include "collector.h"
 #include "daemon-fixture.h"
 #include "error.h"
+#include "session.h"
 
 #define TEST_ALARM_SECONDS 240
 #define HUGE_BYTES (10 * 1024 * 1024)
 /* An error message never quotes a huge argument back. */
 #define MAX_ERROR_MESSAGE 4096
+/* How far the daemon's peak RSS may rise above its RSS before a hostile
+ * agent's flood (the unbounded daemon grew by 150 MB and more). */
+#define FLOOD_RSS_BOUND_KIB (32 * 1024)
+/* Permission requests of 4 KiB that one "permissions: ask" turn sends. */
+#define PERMISSION_FLOOD 8000
 
 typedef struct
 {
@@ -149,6 +156,33 @@ rss_kib (pid_t pid)
     return 0;
   line = strstr (status, "VmRSS:");
   return line != NULL ? (gsize)g_ascii_strtoull (line + 6, NULL, 10) : 0;
+}
+
+/* The peak resident set size of @pid so far, in KiB. */
+static gsize
+peak_rss_kib (pid_t pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/status", (int)pid);
+  g_autofree char *status = NULL;
+  const char *line;
+
+  if (!g_file_get_contents (path, &status, NULL, NULL))
+    return 0;
+  line = strstr (status, "VmHWM:");
+  return line != NULL ? (gsize)g_ascii_strtoull (line + 6, NULL, 10) : 0;
+}
+
+/* The peak RSS of the daemon stayed within FLOOD_RSS_BOUND_KIB of @base. */
+static void
+assert_rss_bounded (Fixture *fx, gsize base)
+{
+  gsize peak = peak_rss_kib (daemon_pid (fx));
+
+  g_test_message ("daemon RSS %" G_GSIZE_FORMAT
+                  " KiB before, peak %" G_GSIZE_FORMAT " KiB",
+                  base, peak);
+  g_assert_cmpuint (peak, >, 0);
+  g_assert_cmpuint (peak, <=, base + FLOOD_RSS_BOUND_KIB);
 }
 
 /* ---- calls -------------------------------------------------------------- */
@@ -1052,6 +1086,59 @@ test_stderr_rate (Fixture *fx, gconstpointer data)
   g_assert_nonnull (strstr (log, "suppressed "));
 }
 
+/* ---- agents that flood the daemon with requests ------------------------- */
+
+/* Under "permissions: ask", an agent asking thousands of questions at once
+ * gets AB_SESSION_MAX_PENDING_PERMISSIONS of them to the prompter; the
+ * rest are denied at once, and the session goes on. */
+static void
+test_permission_flood (Fixture *fx, gconstpointer data)
+{
+  const char *thread = "flood:ask";
+  g_autoptr (GError) error = NULL;
+  g_autofree char *text
+      = g_strdup_printf ("permission-flood %u 4096", PERMISSION_FLOOD);
+  g_autofree char *log = NULL;
+  AbCollector *c;
+  g_autofree char *agents
+      = g_strdup_printf ("  asking:\n"
+                         "    command: [agentbroker-demo-agent]\n"
+                         "    env: {AB_HOSTILE_MARK: %s}\n"
+                         "    permissions: ask\n",
+                         fx->mark);
+  AbTurn *rec;
+  guint64 turn;
+  gsize base;
+
+  start_daemon (fx, agents, NULL);
+  base = rss_kib (daemon_pid (fx));
+  c = ab_collector_new (fx->d.connection);
+  turn = ab_prompt_on (fx->d.connection, c, thread, text, "asking", &error);
+  g_assert_no_error (error);
+  rec = ab_wait_turn (c, thread, turn, 120000);
+  g_assert_cmpstr (rec->reason, ==, "end_turn");
+  g_assert_nonnull (strstr (rec->text->str, "flooded"));
+  g_test_message ("%u PermissionRequested signals", c->perms->len);
+  g_assert_cmpuint (c->perms->len, ==, AB_SESSION_MAX_PENDING_PERMISSIONS);
+  assert_rss_bounded (fx, base);
+  g_assert_true (AB_WAIT_UNTIL (
+      log_has (fx, "permission requests denied over the limit", &log), 10000));
+
+  /* the session lives on, and its next question is asked again */
+  turn = ab_prompt_on (fx->d.connection, c, thread, "permission", "asking",
+                       &error);
+  g_assert_no_error (error);
+  AB_WAIT_FOR (c->perms->len == AB_SESSION_MAX_PENDING_PERMISSIONS + 1, 30000);
+  ab_call_ok (&fx->d, "AnswerPermission",
+              g_variant_new (
+                  "(sss)", thread,
+                  ((AbPermission *)c->perms->pdata[c->perms->len - 1])->request,
+                  "allow_once"));
+  rec = ab_wait_turn (c, thread, turn, 30000);
+  g_assert_nonnull (strstr (rec->text->str, "permission: allow_once"));
+  ab_collector_free (c);
+}
+
 /* ---- an agent whose JSON decodes to invalid UTF-8 ----------------------- */
 
 /* A minimal ACP agent in sh: answers initialize and session/new, and
@@ -1229,6 +1316,7 @@ main (int argc, char **argv)
   ADD ("limits/sessions-per-user", test_sessions_per_user);
   ADD ("limits/stderr-rate", test_stderr_rate);
   ADD ("agent-invalid-utf8", test_agent_invalid_utf8);
+  ADD ("limits/permission-flood", test_permission_flood);
   ADD ("records", test_hostile_records);
 #undef ADD
 
