@@ -13,7 +13,8 @@
  * The limits on input (DESIGN.md §2, §4; issue 6) are checked here where
  * no other test does: sessions per owner, agent stderr rate, record size,
  * the size of AnswerPermission ids and of the agent option, the
- * permission requests pending at once.
+ * permission requests pending at once.  An agent that never reads its
+ * input cannot make the daemon's memory grow.
  */
 #include "config.h"
 
@@ -42,6 +43,9 @@
 #define FLOOD_RSS_BOUND_KIB (32 * 1024)
 /* Permission requests of 4 KiB that one "permissions: ask" turn sends. */
 #define PERMISSION_FLOOD 8000
+/* Requests of an agent that never reads its answers: their answers would
+ * come to tens of megabytes, many times the read pause. */
+#define DEAF_FLOOD 400000
 
 typedef struct
 {
@@ -1139,6 +1143,102 @@ test_permission_flood (Fixture *fx, gconstpointer data)
   ab_collector_free (c);
 }
 
+/* Bytes @pid has written so far, or G_MAXUINT64 when that cannot be read. */
+static guint64
+bytes_written (pid_t pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/io", (int)pid);
+  g_autofree char *io = NULL;
+  const char *line;
+
+  if (!g_file_get_contents (path, &io, NULL, NULL)
+      || (line = strstr (io, "wchar:")) == NULL)
+    return G_MAXUINT64;
+  return g_ascii_strtoull (line + 6, NULL, 10);
+}
+
+/* Whether @pid wrote nothing for a second (it blocks on a full pipe). */
+static gboolean
+stopped_writing (pid_t pid)
+{
+  guint64 before = bytes_written (pid);
+
+  g_usleep (G_USEC_PER_SEC);
+  return before != G_MAXUINT64 && bytes_written (pid) == before;
+}
+
+/* Agents that flood requests the daemon answers and never read the
+ * answers: the daemon stops reading them once AB_JSONRPC_READ_PAUSE_BYTES
+ * wait for them, so its memory stays bounded whatever they send, their
+ * turns cannot end, and other sessions keep working. */
+static void
+test_deaf_agent (Fixture *fx, gconstpointer data)
+{
+  guint n = GPOINTER_TO_UINT (data);
+  g_autofree char *text
+      = g_strdup_printf ("permission-flood %u 64 deaf", DEAF_FLOOD);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GArray) pids = g_array_new (FALSE, FALSE, sizeof (pid_t));
+  g_autoptr (GArray) written = g_array_new (FALSE, FALSE, sizeof (guint64));
+  g_autofree char *agents
+      = g_strdup_printf ("  deaf:\n"
+                         "    command: [agentbroker-demo-agent]\n"
+                         "    env: {AB_HOSTILE_MARK: %s}\n"
+                         "    permissions: allow\n",
+                         fx->mark);
+  gsize base;
+  guint64 turn;
+
+  start_daemon (fx, agents, NULL);
+  base = rss_kib (daemon_pid (fx));
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *thread = g_strdup_printf ("deaf:%u", i);
+      pid_t pid;
+
+      ab_prompt_on (fx->d.connection, NULL, thread, text, "deaf", &error);
+      g_assert_no_error (error);
+      AB_WAIT_FOR ((pid = (pid_t)ab_session_u (&fx->d, thread, "pid")) != 0,
+                   10000);
+      g_array_append_val (pids, pid);
+    }
+  for (guint i = 0; i < n; i++)
+    {
+      pid_t pid = g_array_index (pids, pid_t, i);
+      guint64 bytes;
+
+      if (!AB_WAIT_UNTIL (stopped_writing (pid), 120000))
+        {
+          g_test_message ("agent %d never stopped writing", (int)pid);
+          g_assert_not_reached ();
+        }
+      bytes = bytes_written (pid);
+      g_test_message ("agent %d stopped after %" G_GUINT64_FORMAT " bytes",
+                      (int)pid, bytes);
+      /* the requests read before the answers filled the pause, the
+       * pipes, one read: a few megabytes of the 200 it would send */
+      g_assert_cmpuint (bytes, <, 16 * 1024 * 1024);
+      g_array_append_val (written, bytes);
+    }
+
+  /* Another session is served meanwhile; the daemon, busy with it, still
+   * reads not a byte more from the deaf agents, whose turns cannot end.
+   * (Had it read on, they would have sent everything and ended their
+   * turns, or been failed for not reading.) */
+  turn
+      = ab_prompt (fx->d.connection, NULL, "deaf:neighbour", "echo still here");
+  wait_last_turn (fx, "deaf:neighbour", turn, "end_turn");
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *thread = g_strdup_printf ("deaf:%u", i);
+
+      g_assert_cmpuint (bytes_written (g_array_index (pids, pid_t, i)), ==,
+                        g_array_index (written, guint64, i));
+      g_assert_true (ab_state_is (&fx->d, thread, "busy"));
+    }
+  assert_rss_bounded (fx, base);
+}
+
 /* ---- an agent whose JSON decodes to invalid UTF-8 ----------------------- */
 
 /* A minimal ACP agent in sh: answers initialize and session/new, and
@@ -1317,6 +1417,10 @@ main (int argc, char **argv)
   ADD ("limits/stderr-rate", test_stderr_rate);
   ADD ("agent-invalid-utf8", test_agent_invalid_utf8);
   ADD ("limits/permission-flood", test_permission_flood);
+  g_test_add ("/hostile/limits/deaf-agent", Fixture, GUINT_TO_POINTER (1),
+              fixture_up, test_deaf_agent, fixture_down);
+  g_test_add ("/hostile/limits/deaf-agents", Fixture, GUINT_TO_POINTER (3),
+              fixture_up, test_deaf_agent, fixture_down);
   ADD ("records", test_hostile_records);
 #undef ADD
 
