@@ -45,6 +45,10 @@
  *                     chunk "flooded N", end_turn; with "deaf" stdin is
  *                     never read again once the prompt arrived: a hostile
  *                     agent whose answers pile up in the client
+ *   record PATH       one chunk "record: running_turn=N" with the
+ *                     running_turn of the JSON file PATH (a session record
+ *                     of agentbroker) as it is when the prompt arrives, or
+ *                     "record: unreadable"
  *   error             JSON-RPC error -32603 "demo failure" to session/prompt
  *   stderr N          N lines on stderr, then the default answer
  *   echo              one chunk with exactly the prompt text
@@ -974,6 +978,23 @@ fork_grandchild (void)
                           (int)getpgrp ());
 }
 
+/* What the session record at @path says of the turn in flight, read the
+ * moment the prompt arrives. */
+static char *
+describe_record (const char *path)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  JsonNode *root;
+
+  if (!json_parser_load_from_mapped_file (parser, path, NULL)
+      || (root = json_parser_get_root (parser)) == NULL
+      || !JSON_NODE_HOLDS_OBJECT (root))
+    return g_strdup ("record: unreadable");
+  return g_strdup_printf ("record: running_turn=%" G_GINT64_FORMAT,
+                          json_object_get_int_member_with_default (
+                              json_node_get_object (root), "running_turn", 0));
+}
+
 /* Chooses what the turn does from the mode text: the prompt, or the mode
  * forced through AGENTBROKER_DEMO_MODE. */
 static void
@@ -1088,6 +1109,12 @@ turn_plan (DemoTurn *turn, const char *mode_text, const char *prompt)
           demo_log ("not reading stdin any more (deaf)");
           g_clear_handle_id (&agent.stdin_source, g_source_remove);
         }
+    }
+  else if (g_str_equal (word, "record") && words[1] != NULL)
+    {
+      g_autofree char *text = describe_record (words[1]);
+
+      turn_add_text (turn, 0, text);
     }
   else if (g_str_equal (word, "error"))
     {
@@ -1612,6 +1639,7 @@ main (int argc, char **argv)
       "  permission        ask session/request_permission, report the answer\n"
       "  permission-flood N [BYTES] [deaf]\n"
       "                    N permission requests without waiting\n"
+      "  record PATH       report running_turn of the session record PATH\n"
       "  error             answer with JSON-RPC error -32603\n"
       "  stderr N          N lines on stderr, then the normal answer\n"
       "  echo              the prompt text back\n"
