@@ -337,6 +337,69 @@ fill_record (AbSession *self, AbSessionRecord *record)
   };
 }
 
+/* ---- a test hook: record writes held back ----------------------------
+ *
+ * With AGENTBROKER_TEST_HOLD_RECORDS naming a file, no record write
+ * starts while that file exists: the writes wait on the main loop, in
+ * order, and go to the store once it is gone.  A test can so show that
+ * nothing waiting for a record (a prompt, a TurnEnded) goes ahead
+ * before the record is on disk, however fast the disk.  Unset, it costs
+ * one getenv() at start.
+ */
+
+#define HOLD_POLL_MSEC 10
+
+typedef struct
+{
+  char *store_dir;
+  AbSessionRecord *record;
+  PersistWait *wait;
+} HeldWrite;
+
+static char *hold_path;
+static GQueue held_writes = G_QUEUE_INIT;
+
+static gboolean
+on_hold_poll (gpointer user_data)
+{
+  HeldWrite *h;
+
+  if (g_file_test (hold_path, G_FILE_TEST_EXISTS))
+    return G_SOURCE_CONTINUE;
+  while ((h = g_queue_pop_head (&held_writes)) != NULL)
+    {
+      ab_store_save_async (h->store_dir, h->record, on_persisted, h->wait);
+      g_free (h->store_dir);
+      ab_session_record_free (h->record);
+      g_free (h);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+/* Whether the write of @record was held back (then @w waits for it). */
+static gboolean
+hold_write (const char *store_dir, const AbSessionRecord *record,
+            PersistWait *w)
+{
+  g_autofree char *json = NULL;
+  HeldWrite *h;
+
+  if (hold_path == NULL
+      || (g_queue_is_empty (&held_writes)
+          && !g_file_test (hold_path, G_FILE_TEST_EXISTS)))
+    return FALSE;
+  json = ab_session_record_to_json (record);
+  h = g_new0 (HeldWrite, 1);
+  h->store_dir = g_strdup (store_dir);
+  h->record = ab_session_record_parse (json, strlen (json), NULL);
+  h->wait = w;
+  g_assert (h->record != NULL);
+  if (g_queue_is_empty (&held_writes))
+    g_timeout_add (HOLD_POLL_MSEC, on_hold_poll, NULL);
+  g_queue_push_tail (&held_writes, h);
+  return TRUE;
+}
+
 /* Written at every change a restart must not lose (DESIGN.md §3), on the
  * store's worker threads: the main loop does not wait for the disk. What
  * a client must not learn before the record says it (a turn running, a
@@ -358,7 +421,8 @@ persist_record (AbSession *self, const AbSessionRecord *record,
   w->then = then;
   w->data = data;
   self->writes++;
-  ab_store_save_async (self->store_dir, record, on_persisted, w);
+  if (!hold_write (self->store_dir, record, w))
+    ab_store_save_async (self->store_dir, record, on_persisted, w);
 }
 
 static void
@@ -893,6 +957,10 @@ start_turn (AbSession *self)
   /* Already named running while the agent started: no need to wait. */
   if (turn->number <= self->running_recorded)
     send_prompt (self);
+  if (!turn->prompt_sent)
+    g_debug ("session %s: turn %" G_GUINT64_FORMAT " waits for its record "
+             "before the prompt goes out",
+             self->thread, turn->number);
 }
 
 static gboolean
@@ -2006,6 +2074,8 @@ ab_session_class_init (AbSessionClass *klass)
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
   const GParamFlags flags
       = G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS;
+
+  hold_path = g_strdup (g_getenv ("AGENTBROKER_TEST_HOLD_RECORDS"));
 
   object_class->get_property = ab_session_get_property;
   object_class->dispose = ab_session_dispose;

@@ -1258,6 +1258,74 @@ test_agentctl_drain_resume (Fixture *fx, gconstpointer data)
   g_free (prompt_ok (fx, thread, "echo resumed"));
 }
 
+/* ---- the record before the prompt ---------------------------------------- */
+
+static gboolean
+log_contains (Fixture *fx, const char *text)
+{
+  g_autofree char *log = NULL;
+
+  return g_file_get_contents (fx->d.log_path, &log, NULL, NULL)
+         && strstr (log, text) != NULL;
+}
+
+/* The prompt reaches the agent only once the record naming its turn
+ * running is on disk.  Shown without timing: the daemon's record writes
+ * are held back (AGENTBROKER_TEST_HOLD_RECORDS) until the daemon says
+ * the prompt waits for its record, and the demo agent reports the record
+ * as it finds it the moment the prompt arrives.  A prompt sent early
+ * reaches the agent while the writes are held, and the agent reports
+ * the record without the turn.  With @data, the agent is already running
+ * (the turn-start record); without, it starts with the prompt (the
+ * record of the prompt waiting for the agent). */
+static void
+test_record_before_prompt (Fixture *fx, gconstpointer data)
+{
+  gboolean warm = GPOINTER_TO_INT (data);
+  const char *thread = "cli:durable/before-prompt";
+  g_autofree char *hold = g_build_filename (fx->d.tmpdir, "hold", NULL);
+  g_autofree char *path = record_file (fx, thread);
+  g_autofree char *text = g_strdup_printf ("record %s", path);
+  g_autofree char *waits = NULL;
+  g_autofree char *want = NULL;
+  g_autoptr (GError) error = NULL;
+  guint64 turn;
+  AbTurn *rec;
+
+  ab_daemon_fixture_setenv (&fx->d, "AGENTBROKER_TEST_HOLD_RECORDS", hold);
+  start_daemon (fx, NULL, NULL);
+  if (warm)
+    g_free (prompt_ok (fx, thread, "echo warm"));
+
+  g_file_set_contents (hold, "", 0, &error);
+  g_assert_no_error (error);
+  turn = ab_prompt (fx->d.connection, NULL, thread, text);
+  waits = g_strdup_printf ("session %s: turn %" G_GUINT64_FORMAT
+                           " waits for its record",
+                           thread, turn);
+  /* The daemon holds the prompt back, or (wrongly) the agent answered. */
+  AB_WAIT_FOR (log_contains (fx, waits)
+                   || ab_turn_has_update (fx->c, thread, turn),
+               TURN_TIMEOUT_MS);
+  /* The hold holds: nothing on disk names the turn yet. */
+  if (warm)
+    {
+      g_autoptr (JsonObject) held = read_record (fx, thread);
+
+      g_assert_cmpint (
+          json_object_get_int_member_with_default (held, "running_turn", 0), ==,
+          0);
+    }
+  else
+    g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+
+  g_assert_cmpint (unlink (hold), ==, 0);
+  rec = wait_turn_checked (fx, fx->c, thread, turn);
+  g_assert_cmpstr (rec->reason, ==, "end_turn");
+  want = g_strdup_printf ("record: running_turn=%" G_GUINT64_FORMAT, turn);
+  g_assert_cmpstr (rec->text->str, ==, want);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1266,6 +1334,10 @@ main (int argc, char **argv)
 #define ADD(name, func, data)                                                  \
   g_test_add ("/lifecycle/" name, Fixture, data, fixture_up, func, fixture_down)
   ADD ("records", test_records, NULL);
+  ADD ("records/before-prompt", test_record_before_prompt,
+       GINT_TO_POINTER (TRUE));
+  ADD ("records/before-first-prompt", test_record_before_prompt,
+       GINT_TO_POINTER (FALSE));
   ADD ("restart/resume", test_restart_resume, NULL);
   ADD ("crash/interrupted-once", test_crash, NULL);
   ADD ("crash/reported-on-prompt", test_crash_report_on_prompt, NULL);
