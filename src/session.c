@@ -12,13 +12,13 @@
  */
 #include "config.h"
 
-#include <errno.h>
 #include <string.h>
 
 #include <glib/gi18n.h>
 #include <glib/gstdio.h>
 
 #include "acp.h"
+#include "agent-launcher.h"
 #include "agent-process.h"
 #include "error.h"
 #include "jsonrpc.h"
@@ -28,8 +28,6 @@
 
 /* How long an exited agent's remaining output may take to arrive. */
 #define EXIT_DRAIN_MSEC 200
-/* Longest credential file read into an agent's environment. */
-#define MAX_CREDENTIAL_BYTES (64 * 1024)
 
 typedef struct
 {
@@ -98,6 +96,7 @@ struct _AbSession
   guint64 turns;
 
   /* the agent, while one runs */
+  AbAgentLauncher *launcher;
   AbAgentProcess *process;
   AbJsonRpc *rpc;
   char *acp_session;
@@ -1495,110 +1494,25 @@ on_handshake_timeout (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-static char *
-expand_working_directory (AbSession *self, const char *template)
-{
-  g_autofree char *escaped = g_dbus_escape_object_path (self->thread);
-  GString *out = g_string_new (NULL);
-
-  for (const char *p = template; *p != '\0';)
-    {
-      if (g_str_has_prefix (p, "{thread}"))
-        {
-          g_string_append (out, escaped);
-          p += strlen ("{thread}");
-        }
-      else if (g_str_has_prefix (p, "{state}"))
-        {
-          g_string_append (out, self->state_dir);
-          p += strlen ("{state}");
-        }
-      else
-        g_string_append_c (out, *p++);
-    }
-  return g_string_free (out, FALSE);
-}
-
-static GPtrArray *
-profile_environment (AbSession *self, const AbAgentProfile *prof,
-                     GError **error)
-{
-  g_autoptr (GPtrArray) extra = g_ptr_array_new_with_free_func (g_free);
-  const char *credentials = g_getenv ("CREDENTIALS_DIRECTORY");
-
-  for (guint i = 0; prof->env != NULL && i < prof->env->len; i++)
-    {
-      AbEnvEntry *e = g_ptr_array_index (prof->env, i);
-      g_autofree char *path = NULL;
-      g_autofree char *value = NULL;
-      gsize len = 0;
-      g_autoptr (GError) local = NULL;
-
-      if (e->credential == NULL)
-        {
-          g_ptr_array_add (extra, g_strdup_printf ("%s=%s", e->name, e->value));
-          continue;
-        }
-      if (credentials == NULL)
-        {
-          g_set_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED,
-                       _ ("agent '%s' needs credential '%s' but "
-                          "$CREDENTIALS_DIRECTORY is not set"),
-                       self->agent, e->credential);
-          return NULL;
-        }
-      path = g_build_filename (credentials, e->credential, NULL);
-      if (!g_file_get_contents (path, &value, &len, &local))
-        {
-          g_set_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED,
-                       _ ("cannot read credential '%s' for agent '%s': %s"),
-                       e->credential, self->agent, local->message);
-          return NULL;
-        }
-      if (len > MAX_CREDENTIAL_BYTES || strlen (value) != len)
-        {
-          g_set_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED,
-                       _ ("credential '%s' is not a text of at most %d "
-                          "bytes"),
-                       e->credential, MAX_CREDENTIAL_BYTES);
-          return NULL;
-        }
-      /* One trailing newline is the file's, not the secret's. */
-      if (len > 0 && value[len - 1] == '\n')
-        value[len - 1] = '\0';
-      g_ptr_array_add (extra, g_strdup_printf ("%s=%s", e->name, value));
-    }
-  return g_steal_pointer (&extra);
-}
-
 /* Spawns the agent and sends `initialize`; NULL, or why it failed. */
 static char *
 spawn_agent (AbSession *self)
 {
   const AbAgentProfile *prof = profile (self);
   g_autoptr (GError) error = NULL;
-  g_autoptr (GPtrArray) extra = NULL;
-  g_auto (GStrv) envp = NULL;
+  char *cwd = NULL;
 
   if (prof == NULL)
     return g_strdup_printf (_ ("agent profile '%s' is not configured"),
                             self->agent);
 
-  g_free (self->cwd);
-  self->cwd = expand_working_directory (self, prof->working_directory);
-  if (g_mkdir_with_parents (self->cwd, 0700) != 0)
-    return g_strdup_printf (_ ("cannot create working directory %s: %s"),
-                            self->cwd, g_strerror (errno));
-
-  extra = profile_environment (self, prof, &error);
-  if (extra == NULL)
-    return g_strdup (error->message);
-  envp = ab_agent_build_env ((const char *const *)prof->inherit_env, extra,
-                             self->thread);
-
-  self->process = ab_agent_process_spawn ((const char *const *)prof->command,
-                                          (const char *const *)envp, self->cwd,
-                                          self->thread, &error);
+  self->process = ab_agent_launcher_launch (self->launcher, prof, self->thread,
+                                            self->state_dir, &cwd, &error);
+  if (cwd != NULL)
+    {
+      g_free (self->cwd);
+      self->cwd = cwd;
+    }
   if (self->process == NULL)
     return g_strdup (error->message);
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_PID]);
@@ -1648,6 +1562,15 @@ start_agent (AbSession *self)
 }
 
 /* ---- public ---------------------------------------------------------- */
+
+void
+ab_session_set_launcher (AbSession *self, AbAgentLauncher *launcher)
+{
+  g_return_if_fail (AB_IS_SESSION (self));
+  g_return_if_fail (AB_IS_AGENT_LAUNCHER (launcher));
+
+  g_set_object (&self->launcher, launcher);
+}
 
 void
 ab_session_prompt_async (AbSession *self, const char *text, const char *sender,
@@ -2052,6 +1975,7 @@ ab_session_finalize (GObject *object)
   g_ptr_array_unref (self->pending_updates);
   g_ptr_array_unref (self->suspend_tasks);
   g_hash_table_unref (self->permissions);
+  g_clear_object (&self->launcher);
   g_clear_pointer (&self->config, ab_config_unref);
   g_free (self->thread);
   g_free (self->agent);
@@ -2119,6 +2043,7 @@ static void
 ab_session_init (AbSession *self)
 {
   self->state = AB_SESSION_STATE_SUSPENDED;
+  self->launcher = ab_direct_launcher_new ();
   self->pending_updates = g_ptr_array_new_with_free_func (g_free);
   self->suspend_tasks = g_ptr_array_new_with_free_func (g_object_unref);
   self->permissions = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
@@ -2145,9 +2070,11 @@ ab_session_new (const char *thread, const char *agent, uid_t owner,
   self->created = g_get_real_time ();
   self->last_activity = self->created;
   prof = profile (self);
-  self->cwd = prof != NULL
-                  ? expand_working_directory (self, prof->working_directory)
-                  : g_strdup ("");
+  if (prof != NULL)
+    self->cwd = ab_agent_expand_working_directory (prof->working_directory,
+                                                   thread, state_dir);
+  else
+    self->cwd = g_strdup ("");
   return self;
 }
 

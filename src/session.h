@@ -6,6 +6,7 @@
 #include <gio/gio.h>
 
 #include "ab-config.h"
+#include "agent-launcher.h"
 #include "store.h"
 
 G_BEGIN_DECLS
@@ -35,6 +36,9 @@ AbSession *ab_session_new (const char *thread, const char *agent, uid_t owner,
 AbSession *ab_session_new_from_record (const AbSessionRecord *record,
                                        AbConfig *config, const char *state_dir);
 void ab_session_persist (AbSession *self);
+/* How the session starts its agents from now on; by default an
+ * AbDirectLauncher of its own. */
+void ab_session_set_launcher (AbSession *self, AbAgentLauncher *launcher);
 gboolean ab_session_take_interrupted (AbSession *self, guint64 *turn);
 
 const char *ab_session_state_to_string (AbSessionState state);
