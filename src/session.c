@@ -762,6 +762,28 @@ drop_queue (AbSession *self, const char *reason, const char *message)
   emit_dropped (self, &now);
 }
 
+/* The agent's answer to a call on the session's connection: TRUE with
+ * the result in @reply, or with NULL there and the agent's JSON-RPC error
+ * in @error.  FALSE when there is nothing to do: the answer comes from an
+ * agent that is gone, or the connection failed, which is reported once,
+ * as the agent lost. */
+static gboolean
+agent_answered (AbSession *self, GObject *source, GAsyncResult *result,
+                JsonNode **reply, GError **error)
+{
+  g_autoptr (GError) local = NULL;
+  g_autoptr (JsonNode) node
+      = ab_jsonrpc_call_finish (AB_JSONRPC (source), result, &local);
+
+  if (AB_JSONRPC (source) != self->rpc
+      || (node == NULL && local->domain != AB_JSONRPC_ERROR))
+    return FALSE;
+  *reply = g_steal_pointer (&node);
+  if (local != NULL)
+    g_propagate_error (error, g_steal_pointer (&local));
+  return TRUE;
+}
+
 static void
 on_prompt_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -770,15 +792,12 @@ on_prompt_done (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (JsonNode) reply = NULL;
   g_autofree char *reason = NULL;
 
-  reply = ab_jsonrpc_call_finish (AB_JSONRPC (source), result, &error);
-  if (AB_JSONRPC (source) != self->rpc || self->current == NULL)
+  if (!agent_answered (self, source, result, &reply, &error)
+      || self->current == NULL)
     return; /* from an agent that is gone, or a turn already ended */
 
   if (reply == NULL)
     {
-      /* The connection failing is reported when the agent is lost. */
-      if (error->domain != AB_JSONRPC_ERROR)
-        return;
       end_turn (self,
                 self->cancel_reason != NULL ? self->cancel_reason
                                             : "agent-error",
@@ -1349,15 +1368,12 @@ on_session_new (GObject *source, GAsyncResult *result, gpointer user_data)
   const AbAgentProfile *prof = profile (self);
   char *id;
 
-  reply = ab_jsonrpc_call_finish (AB_JSONRPC (source), result, &error);
-  if (AB_JSONRPC (source) != self->rpc)
+  if (!agent_answered (self, source, result, &reply, &error))
     return;
   if (reply == NULL)
     {
       g_autofree char *why = NULL;
 
-      if (error->domain != AB_JSONRPC_ERROR)
-        return; /* the connection failed: reported as the agent lost */
       if ((prof == NULL || prof->auth_method == NULL)
           && self->auth_methods != NULL && self->auth_methods[0] != '\0')
         why = g_strdup_printf (
@@ -1396,14 +1412,11 @@ on_session_load (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonNode) reply = NULL;
 
-  reply = ab_jsonrpc_call_finish (AB_JSONRPC (source), result, &error);
-  if (AB_JSONRPC (source) != self->rpc)
+  if (!agent_answered (self, source, result, &reply, &error))
     return;
   self->loading = FALSE;
   if (reply == NULL)
     {
-      if (error->domain != AB_JSONRPC_ERROR)
-        return; /* the connection failed: reported as the agent lost */
       g_message ("session %s: session/load of %s failed (%s); starting a "
                  "new ACP session",
                  self->thread, self->acp_session, error->message);
@@ -1440,8 +1453,7 @@ on_authenticated (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonNode) reply = NULL;
 
-  reply = ab_jsonrpc_call_finish (AB_JSONRPC (source), result, &error);
-  if (AB_JSONRPC (source) != self->rpc)
+  if (!agent_answered (self, source, result, &reply, &error))
     return;
   if (reply == NULL)
     {
@@ -1459,13 +1471,11 @@ on_initialized (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (JsonNode) reply = NULL;
   const AbAgentProfile *prof;
 
-  reply = ab_jsonrpc_call_finish (AB_JSONRPC (source), result, &error);
-  if (AB_JSONRPC (source) != self->rpc)
+  if (!agent_answered (self, source, result, &reply, &error))
     return;
   if (reply == NULL)
     {
-      if (error->domain == AB_JSONRPC_ERROR)
-        handshake_failed (self, "initialize", error);
+      handshake_failed (self, "initialize", error);
       return;
     }
 
