@@ -149,31 +149,33 @@ stable_fd_count (pid_t pid)
   return last;
 }
 
+/* The "@field:" line of /proc/@pid/status, in KiB, or 0. */
 static gsize
-rss_kib (pid_t pid)
+status_kib (pid_t pid, const char *field)
 {
   g_autofree char *path = g_strdup_printf ("/proc/%d/status", (int)pid);
   g_autofree char *status = NULL;
+  g_autofree char *name = g_strconcat (field, ":", NULL);
   const char *line;
 
   if (!g_file_get_contents (path, &status, NULL, NULL))
     return 0;
-  line = strstr (status, "VmRSS:");
-  return line != NULL ? (gsize)g_ascii_strtoull (line + 6, NULL, 10) : 0;
+  line = strstr (status, name);
+  return line != NULL ? (gsize)g_ascii_strtoull (line + strlen (name), NULL, 10)
+                      : 0;
+}
+
+static gsize
+rss_kib (pid_t pid)
+{
+  return status_kib (pid, "VmRSS");
 }
 
 /* The peak resident set size of @pid so far, in KiB. */
 static gsize
 peak_rss_kib (pid_t pid)
 {
-  g_autofree char *path = g_strdup_printf ("/proc/%d/status", (int)pid);
-  g_autofree char *status = NULL;
-  const char *line;
-
-  if (!g_file_get_contents (path, &status, NULL, NULL))
-    return 0;
-  line = strstr (status, "VmHWM:");
-  return line != NULL ? (gsize)g_ascii_strtoull (line + 6, NULL, 10) : 0;
+  return status_kib (pid, "VmHWM");
 }
 
 /* The peak RSS of the daemon stayed within FLOOD_RSS_BOUND_KIB of @base. */
