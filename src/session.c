@@ -1,9 +1,10 @@
 /* agentbroker — one session
  *
  * A conversation thread bound to one ACP agent process (DESIGN.md §2):
- * the handshake, the FIFO of prompts, the turn in flight, permission
- * requests, and the agent's death. Everything the agent sends is read
- * through AbJsonRpc, which bounds and parses it; here it is only
+ * the FIFO of prompts, the turn in flight, permission requests, and the
+ * agent's death. The agent is started by an AbAgentLauncher and greeted
+ * by an AbAcpConnection (the handshake). Everything the agent sends is
+ * read through AbJsonRpc, which bounds and parses it; here it is only
  * interpreted.
  *
  * States: starting → idle ⇄ busy → suspended | failed. Signals carry the
@@ -17,6 +18,7 @@
 #include <glib/gi18n.h>
 #include <glib/gstdio.h>
 
+#include "acp-connection.h"
 #include "acp.h"
 #include "agent-launcher.h"
 #include "agent-process.h"
@@ -100,9 +102,7 @@ struct _AbSession
   AbAgentProcess *process;
   AbJsonRpc *rpc;
   char *acp_session;
-  gboolean loading;   /* session/load replays history: not news to anyone */
-  gboolean can_load;  /* the agent advertised loadSession */
-  char *auth_methods; /* the agent's advertised auth methods, for errors */
+  AbAcpConnection *conn; /* the ACP conversation over rpc */
   gboolean history_lost;
   gboolean tearing_down;
   gboolean restart_pending; /* the profile changed: new agent next turn */
@@ -1036,6 +1036,13 @@ accept_turn (AbSession *self, const char *text, const char *sender)
 
 /* ---- the agent's messages ---------------------------------------------- */
 
+/* session/load is replaying the conversation: not news to anyone. */
+static gboolean
+loading_history (AbSession *self)
+{
+  return self->conn != NULL && ab_acp_connection_is_loading (self->conn);
+}
+
 static gboolean
 span_is (const AbJsonSpan *span, const char *text)
 {
@@ -1080,7 +1087,7 @@ on_notification (AbJsonRpc *rpc, const char *method, JsonNode *params,
     return;
   if (self->acp_session != NULL && g_strcmp0 (session_id, self->acp_session))
     return;
-  if (self->loading)
+  if (loading_history (self))
     return;
 
   self->last_progress = g_get_monotonic_time ();
@@ -1114,7 +1121,7 @@ on_notification_text (AbJsonRpc *rpc, const char *method, const char *params,
     }
   if (self->acp_session != NULL && !span_is (&session_id, self->acp_session))
     return TRUE;
-  if (self->loading)
+  if (loading_history (self))
     return TRUE;
 
   self->last_progress = g_get_monotonic_time ();
@@ -1224,7 +1231,7 @@ teardown (AbSession *self, AbSessionState final_state)
       ab_jsonrpc_close (self->rpc);
       g_clear_object (&self->rpc);
     }
-  self->loading = FALSE;
+  g_clear_object (&self->conn);
   set_state (self, final_state);
 
   if (self->process != NULL && !self->tearing_down)
@@ -1309,21 +1316,11 @@ on_process_exited (AbAgentProcess *process, int wait_status,
 /* ---- start-up: spawn and handshake -------------------------------------- */
 
 static void
-handshake_failed (AbSession *self, const char *what, const GError *error)
-{
-  g_autofree char *why = g_strdup_printf (_ ("agent '%s' failed %s: %s"),
-                                          self->agent, what, error->message);
-
-  agent_lost (self, "agent-error", why);
-}
-
-static void
 handshake_done (AbSession *self)
 {
   StartWaiter *waiter;
 
   g_clear_handle_id (&self->handshake_source, g_source_remove);
-  self->loading = FALSE;
   g_clear_pointer (&self->failure, g_free);
   set_state (self, AB_SESSION_STATE_IDLE);
   g_message ("session %s: agent '%s' ready (pid %u, ACP session %s)",
@@ -1356,140 +1353,29 @@ set_acp_session (AbSession *self, char *id)
     persist (self);
 }
 
-/* An agent that needs authentication fails session/new with
- * "Authentication required": say which methods it offers, unless the
- * profile named one. */
+/* The handshake is over: the ACP session is open, or the agent refused
+ * (a failed connection is reported once, as the agent lost). */
 static void
-on_session_new (GObject *source, GAsyncResult *result, gpointer user_data)
+on_started (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (AbSession) self = user_data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (JsonNode) reply = NULL;
-  const AbAgentProfile *prof = profile (self);
-  char *id;
+  g_autoptr (AbAcpStarted) started = ab_acp_connection_start_finish (
+      AB_ACP_CONNECTION (source), result, &error);
 
-  if (!agent_answered (self, source, result, &reply, &error))
+  if (AB_ACP_CONNECTION (source) != self->conn)
     return;
-  if (reply == NULL)
+  if (started == NULL)
     {
-      g_autofree char *why = NULL;
-
-      if ((prof == NULL || prof->auth_method == NULL)
-          && self->auth_methods != NULL && self->auth_methods[0] != '\0')
-        why = g_strdup_printf (
-            _ ("agent '%s' failed session/new: %s (the agent offers the "
-               "auth methods %s; name one as auth_method in its profile)"),
-            self->agent, error->message, self->auth_methods);
-      else
-        why = g_strdup_printf (_ ("agent '%s' failed session/new: %s"),
-                               self->agent, error->message);
-      agent_lost (self, "agent-error", why);
+      if (g_error_matches (error, AB_ACP_CONNECTION_ERROR,
+                           AB_ACP_CONNECTION_ERROR_REFUSED))
+        agent_lost (self, "agent-error", error->message);
       return;
     }
-  id = ab_acp_session_id_from_result (reply);
-  if (id == NULL)
-    {
-      agent_lost (self, "agent-error",
-                  _ ("agent answered session/new without a valid sessionId"));
-      return;
-    }
-  set_acp_session (self, id);
-  handshake_done (self);
-}
-
-static void
-new_session (AbSession *self)
-{
-  ab_jsonrpc_call (self->rpc, "session/new",
-                   ab_acp_new_session_params (self->cwd), NULL, on_session_new,
-                   g_object_ref (self));
-}
-
-static void
-on_session_load (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  g_autoptr (AbSession) self = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (JsonNode) reply = NULL;
-
-  if (!agent_answered (self, source, result, &reply, &error))
-    return;
-  self->loading = FALSE;
-  if (reply == NULL)
-    {
-      g_message ("session %s: session/load of %s failed (%s); starting a "
-                 "new ACP session",
-                 self->thread, self->acp_session, error->message);
-      self->history_lost = TRUE;
-      new_session (self);
-      return;
-    }
-  handshake_done (self);
-}
-
-/* session/load when there is a conversation to resume and the agent can,
- * else session/new (and the next turn says the history was lost). */
-static void
-open_session (AbSession *self)
-{
-  if (self->acp_session != NULL && self->can_load)
-    {
-      self->loading = TRUE;
-      ab_jsonrpc_call (
-          self->rpc, "session/load",
-          ab_acp_load_session_params (self->acp_session, self->cwd), NULL,
-          on_session_load, g_object_ref (self));
-      return;
-    }
-  if (self->acp_session != NULL)
+  if (started->history_lost)
     self->history_lost = TRUE;
-  new_session (self);
-}
-
-static void
-on_authenticated (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  g_autoptr (AbSession) self = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (JsonNode) reply = NULL;
-
-  if (!agent_answered (self, source, result, &reply, &error))
-    return;
-  if (reply == NULL)
-    {
-      handshake_failed (self, "authenticate", error);
-      return;
-    }
-  open_session (self);
-}
-
-static void
-on_initialized (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  g_autoptr (AbSession) self = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (JsonNode) reply = NULL;
-  const AbAgentProfile *prof;
-
-  if (!agent_answered (self, source, result, &reply, &error))
-    return;
-  if (reply == NULL)
-    {
-      handshake_failed (self, "initialize", error);
-      return;
-    }
-
-  self->can_load = ab_acp_agent_can_load (reply);
-  g_free (self->auth_methods);
-  self->auth_methods = ab_acp_describe_auth_methods (reply);
-
-  prof = profile (self);
-  if (prof != NULL && prof->auth_method != NULL)
-    ab_jsonrpc_call (self->rpc, "authenticate",
-                     ab_acp_authenticate_params (prof->auth_method), NULL,
-                     on_authenticated, g_object_ref (self));
-  else
-    open_session (self);
+  set_acp_session (self, g_steal_pointer (&started->session_id));
+  handshake_done (self);
 }
 
 static gboolean
@@ -1543,8 +1429,15 @@ spawn_agent (AbSession *self)
   self->handshake_source
       = g_timeout_add (MAX (self->config->handshake_timeout_usec / 1000, 1),
                        on_handshake_timeout, self);
-  ab_jsonrpc_call (self->rpc, "initialize", ab_acp_initialize_params (), NULL,
-                   on_initialized, g_object_ref (self));
+  self->conn = ab_acp_connection_new (self->rpc);
+  ab_acp_connection_start_async (
+      self->conn,
+      &(AbAcpStartParams){ .agent = self->agent,
+                           .thread = self->thread,
+                           .cwd = self->cwd,
+                           .resume = self->acp_session,
+                           .auth_method = prof->auth_method },
+      on_started, g_object_ref (self));
   return NULL;
 }
 
@@ -1964,6 +1857,7 @@ ab_session_dispose (GObject *object)
       ab_jsonrpc_close (self->rpc);
       g_clear_object (&self->rpc);
     }
+  g_clear_object (&self->conn);
   if (self->process != NULL)
     {
       g_signal_handlers_disconnect_by_data (self->process, self);
@@ -1994,7 +1888,6 @@ ab_session_finalize (GObject *object)
   g_free (self->state_dir);
   g_free (self->store_dir);
   g_free (self->acp_session);
-  g_free (self->auth_methods);
   g_free (self->failure);
   g_free (self->last_reason);
   dict_cache_clear (&self->dict);
