@@ -1258,6 +1258,55 @@ test_agentctl_drain_resume (Fixture *fx, gconstpointer data)
   g_free (prompt_ok (fx, thread, "echo resumed"));
 }
 
+/* A reload that drops a profile removes its sessions once their work is
+ * done, each once: the idle one at once, the busy one after its turn. */
+static void
+test_reload_removed_profile (Fixture *fx, gconstpointer data)
+{
+  const char *busy = "cli:dropped/busy";
+  const char *idle = "cli:dropped/idle";
+  const char *agents = "  other:\n    command: [agentbroker-demo-agent]\n";
+  g_autofree char *yaml = NULL;
+  g_autofree char *out = NULL, *err = NULL;
+  g_autofree char *gate = NULL;
+  g_autofree char *busy_removed = g_strdup_printf ("%s profile-removed", busy);
+  g_autofree char *idle_removed = g_strdup_printf ("%s profile-removed", idle);
+  g_autoptr (GError) error = NULL;
+  guint64 turn;
+  guint n = 0;
+
+  start_daemon (fx, agents, NULL);
+  turn = ab_prompt_on (fx->d.connection, NULL, idle, "echo one", "other",
+                       &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (wait_turn_checked (fx, fx->c, idle, turn)->reason, ==,
+                   "end_turn");
+  gate = ab_gate_prompt (&fx->d, "dropped");
+  turn = ab_prompt_on (fx->d.connection, NULL, busy, gate, "other", &error);
+  g_assert_no_error (error);
+  AB_WAIT_FOR (ab_turn_has_update (fx->c, busy, turn), TURN_TIMEOUT_MS);
+
+  yaml = config_yaml (NULL, NULL, NULL);
+  ab_daemon_fixture_write_config (&fx->d, yaml);
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "reload", NULL), ==, 0);
+  AB_WAIT_FOR (ab_collector_has (fx->c->removed, idle_removed),
+               TURN_TIMEOUT_MS);
+  g_assert_true (session_exists (fx, busy));
+  ab_gate_open (&fx->d, "dropped");
+  g_assert_cmpstr (wait_turn_checked (fx, fx->c, busy, turn)->reason, ==,
+                   "end_turn");
+  AB_WAIT_FOR (ab_collector_has (fx->c->removed, busy_removed),
+               TURN_TIMEOUT_MS);
+  g_assert_false (session_exists (fx, busy));
+  g_assert_false (session_exists (fx, idle));
+  ab_sync_with_daemon (fx->d.connection);
+  ab_drain_main_context ();
+  for (guint i = 0; i < fx->c->removed->len; i++)
+    if (g_str_has_prefix (fx->c->removed->pdata[i], "cli:dropped/"))
+      n++;
+  g_assert_cmpuint (n, ==, 2);
+}
+
 /* ---- the record before the prompt ---------------------------------------- */
 
 static gboolean
@@ -1356,6 +1405,7 @@ main (int argc, char **argv)
   ADD ("stop/deadline", test_stop_deadline, NULL);
   ADD ("reload/unchanged-profile", test_reload_unchanged_profile, NULL);
   ADD ("reload/changed-profile", test_reload_changed_profile, NULL);
+  ADD ("reload/removed-profile", test_reload_removed_profile, NULL);
   ADD ("agentctl/drain-resume", test_agentctl_drain_resume, NULL);
 #undef ADD
 
