@@ -669,26 +669,37 @@ test_reentrancy (void)
   fixture_teardown (&f);
 }
 
+/* Sends the notification "big" with a string of @len letters as params;
+ * returns the string. */
+static char *
+notify_big (Fixture *f, gsize len)
+{
+  GString *big = g_string_new (NULL);
+  JsonNode *params;
+
+  for (gsize i = 0; i < len; i++)
+    g_string_append_c (big, 'a' + i % 26);
+  params = json_node_new (JSON_NODE_VALUE);
+  json_node_set_string (params, big->str);
+  ab_jsonrpc_notify (f->rpc, "big", params);
+  return g_string_free (big, FALSE);
+}
+
 static void
 test_writes_large (void)
 {
   Fixture f = { 0 };
   g_autoptr (JsonNode) m = NULL;
-  g_autoptr (GString) big = g_string_new (NULL);
-  JsonNode *params;
+  g_autofree char *big = NULL;
 
   /* larger than any socket buffer: needs partial non-blocking writes */
   fixture_setup (&f, 1024);
-  for (int i = 0; i < 1024 * 1024; i++)
-    g_string_append_c (big, 'a' + i % 26);
-  params = json_node_new (JSON_NODE_VALUE);
-  json_node_set_string (params, big->str);
-  ab_jsonrpc_notify (f.rpc, "big", params);
+  big = notify_big (&f, 1024 * 1024);
   m = agent_read_message (&f);
   g_assert_cmpstr (message_method (m), ==, "big");
   g_assert_cmpstr (
       json_object_get_string_member (json_node_get_object (m), "params"), ==,
-      big->str);
+      big);
   fixture_teardown (&f);
 }
 
@@ -700,16 +711,10 @@ test_read_pause (void)
 {
   Fixture f = { 0 };
   g_autoptr (JsonNode) m = NULL;
-  g_autoptr (GString) big = g_string_new (NULL);
-  JsonNode *params;
 
   fixture_setup (&f, 4096);
   /* far more than a socket buffer: most of it stays queued */
-  for (gsize i = 0; i < 4 * AB_JSONRPC_READ_PAUSE_BYTES; i++)
-    g_string_append_c (big, 'a' + i % 26);
-  params = json_node_new (JSON_NODE_VALUE);
-  json_node_set_string (params, big->str);
-  ab_jsonrpc_notify (f.rpc, "big", params);
+  g_free (notify_big (&f, 4 * AB_JSONRPC_READ_PAUSE_BYTES));
   agent_send (&f, "{\"jsonrpc\":\"2.0\",\"method\":\"n1\",\"params\":{}}\n");
   spin (200);
   g_assert_cmpuint (f.notifications->len, ==, 0);
