@@ -1059,44 +1059,56 @@ kind_is_session_level (const AbJsonSpan *kind)
          || span_is (kind, "current_mode_update");
 }
 
-static gboolean
-is_session_level (JsonNode *update)
+/* A span over @text, which may be NULL. */
+static AbJsonSpan
+span_of (const char *text)
 {
-  const char *kind = ab_acp_get_string (update, "sessionUpdate");
-  AbJsonSpan span = { kind, kind != NULL ? strlen (kind) : 0 };
+  return (AbJsonSpan){ text, text != NULL ? strlen (text) : 0 };
+}
 
-  return kind_is_session_level (&span);
+/* Whether an update of ACP session @session_id is news: one of this
+ * session's, and not history that session/load replays. */
+static gboolean
+update_wanted (AbSession *self, const AbJsonSpan *session_id)
+{
+  if (self->acp_session != NULL && !span_is (session_id, self->acp_session))
+    return FALSE;
+  return !loading_history (self);
+}
+
+/* One update, however it was read (@json: transfer full), to the turn in
+ * flight unless @kind says it is about the session. */
+static void
+take_update (AbSession *self, const AbJsonSpan *kind, char *json)
+{
+  self->last_progress = g_get_monotonic_time ();
+  touch (self);
+  queue_update (self,
+                self->current != NULL && !kind_is_session_level (kind)
+                    ? self->current->number
+                    : 0,
+                json);
 }
 
 static void
 on_notification (AbJsonRpc *rpc, const char *method, JsonNode *params,
                  AbSession *self)
 {
-  JsonObject *obj;
   JsonNode *update;
-  const char *session_id;
+  AbJsonSpan session_id, kind;
 
   if (g_strcmp0 (method, "session/update") != 0 || params == NULL
       || !JSON_NODE_HOLDS_OBJECT (params))
     return; /* unknown notifications are ignored */
 
-  obj = json_node_get_object (params);
-  session_id = ab_acp_get_string (params, "sessionId");
-  update = json_object_get_member (obj, "update");
+  update = json_object_get_member (json_node_get_object (params), "update");
   if (update == NULL || !JSON_NODE_HOLDS_OBJECT (update))
     return;
-  if (self->acp_session != NULL && g_strcmp0 (session_id, self->acp_session))
+  session_id = span_of (ab_acp_get_string (params, "sessionId"));
+  if (!update_wanted (self, &session_id))
     return;
-  if (loading_history (self))
-    return;
-
-  self->last_progress = g_get_monotonic_time ();
-  touch (self);
-  queue_update (self,
-                self->current != NULL && !is_session_level (update)
-                    ? self->current->number
-                    : 0,
-                json_to_string (update, FALSE));
+  kind = span_of (ab_acp_get_string (update, "sessionUpdate"));
+  take_update (self, &kind, json_to_string (update, FALSE));
 }
 
 /* The same, read from the text without a JSON tree (most of what an agent
@@ -1119,18 +1131,8 @@ on_notification_text (AbJsonRpc *rpc, const char *method, const char *params,
     case AB_ACP_UPDATE_FOUND:
       break;
     }
-  if (self->acp_session != NULL && !span_is (&session_id, self->acp_session))
-    return TRUE;
-  if (loading_history (self))
-    return TRUE;
-
-  self->last_progress = g_get_monotonic_time ();
-  touch (self);
-  queue_update (self,
-                self->current != NULL && !kind_is_session_level (&kind)
-                    ? self->current->number
-                    : 0,
-                g_strndup (update.data, update.len));
+  if (update_wanted (self, &session_id))
+    take_update (self, &kind, g_strndup (update.data, update.len));
   return TRUE;
 }
 
