@@ -38,6 +38,17 @@
  *   permission        session/request_permission (allow_once, allow_always,
  *                     reject_once), then a chunk "permission: <optionId>" or
  *                     "permission: cancelled", end_turn
+ *   permission-flood N [BYTES] [deaf]
+ *                     N session/request_permission back to back, each with
+ *                     a tool call title of BYTES (4096) bytes, without
+ *                     waiting for the answers (which are ignored), then a
+ *                     chunk "flooded N", end_turn; with "deaf" stdin is
+ *                     never read again once the prompt arrived: a hostile
+ *                     agent whose answers pile up in the client
+ *   record PATH       one chunk "record: running_turn=N" with the
+ *                     running_turn of the JSON file PATH (a session record
+ *                     of agentbroker) as it is when the prompt arrives, or
+ *                     "record: unreadable"
  *   error             JSON-RPC error -32603 "demo failure" to session/prompt
  *   stderr N          N lines on stderr, then the default answer
  *   echo              one chunk with exactly the prompt text
@@ -85,6 +96,7 @@
 #define DEMO_STREAM_BYTES 16
 #define DEMO_GATE_POLL_MS 20
 #define DEMO_LONGLINE_BYTES (9 * 1024 * 1024)
+#define DEMO_FLOOD_BYTES 4096
 /* Steps without delay run in batches, so a fast stream still lets a
  * session/cancel on stdin in between batches. */
 #define DEMO_STEPS_PER_DISPATCH 64
@@ -128,6 +140,7 @@ typedef enum
   STEP_GARBAGE,    /* a line that is not JSON */
   STEP_LONGLINE,   /* one update line of step->n bytes */
   STEP_PERMISSION, /* ask the client, resume when it answers */
+  STEP_FLOOD,      /* step->n permission requests, no waiting */
   STEP_FAIL,       /* answer session/prompt with a JSON-RPC error */
 } DemoStepKind;
 
@@ -151,6 +164,8 @@ struct _DemoTurn
   char *tool_call_id;
   guint64 stream_next;
   guint stream_bytes;
+  guint64 flood_sent;
+  char *flood_title;
   gboolean stream_stamp;
   gint64 pace_interval_us; /* between chunks; 0 = as fast as possible */
   gint64 pace_due_us;      /* when the next paced chunk is due (monotonic) */
@@ -168,6 +183,10 @@ static struct
   gboolean refuse_initialize;
   gboolean refuse_load;
   gboolean ignore_stdin_eof;
+  guint stdin_source;
+  /* ids of "permission-flood" requests, whose answers nobody waits for */
+  gint64 flood_first_id;
+  gint64 flood_last_id;
 } agent;
 
 static void turn_schedule (DemoTurn *turn);
@@ -529,6 +548,7 @@ turn_free (DemoTurn *turn)
   json_node_unref (turn->request_id);
   g_queue_clear_full (&turn->steps, demo_step_free);
   g_free (turn->tool_call_id);
+  g_free (turn->flood_title);
   g_string_free (turn->reply, TRUE);
   if (turn->pace_timerfd >= 0)
     close (turn->pace_timerfd);
@@ -615,8 +635,10 @@ turn_send_long_line (DemoTurn *turn, guint64 target)
   write_line (text, strlen (text));
 }
 
-static void
-turn_send_permission_request (DemoTurn *turn)
+/* Asks for permission to run a tool call titled @title; returns the
+ * request's id. */
+static gint64
+send_permission_request (DemoTurn *turn, const char *title)
 {
   static const char *const options[][3] = {
     { "allow_once", "Allow once", "allow_once" },
@@ -626,16 +648,15 @@ turn_send_permission_request (DemoTurn *turn)
   g_autoptr (JsonObject) message = message_new ();
   JsonObject *params = json_object_new ();
   JsonArray *array = json_array_new ();
+  gint64 id = ++agent.next_request_id;
 
-  turn->permission_id = ++agent.next_request_id;
-  json_object_set_int_member (message, "id", turn->permission_id);
+  json_object_set_int_member (message, "id", id);
   json_object_set_string_member (message, "method",
                                  "session/request_permission");
   json_object_set_string_member (params, "sessionId", turn->session->id);
-  json_object_set_object_member (params, "toolCall",
-                                 tool_call_new (NULL, turn->tool_call_id,
-                                                "Write demo.txt", "edit",
-                                                "pending"));
+  json_object_set_object_member (
+      params, "toolCall",
+      tool_call_new (NULL, turn->tool_call_id, title, "edit", "pending"));
   for (guint i = 0; i < G_N_ELEMENTS (options); i++)
     {
       JsonObject *option = json_object_new ();
@@ -648,6 +669,24 @@ turn_send_permission_request (DemoTurn *turn)
   json_object_set_array_member (params, "options", array);
   json_object_set_object_member (message, "params", params);
   send_message (message);
+  return id;
+}
+
+static void
+turn_send_permission_request (DemoTurn *turn)
+{
+  turn->permission_id = send_permission_request (turn, "Write demo.txt");
+}
+
+static void
+turn_send_flood_request (DemoTurn *turn)
+{
+  gint64 id = send_permission_request (turn, turn->flood_title);
+
+  if (agent.flood_first_id == 0)
+    agent.flood_first_id = id;
+  agent.flood_last_id = id;
+  turn->flood_sent++;
 }
 
 /* The client answered session/request_permission: finish the tool call and
@@ -790,6 +829,13 @@ turn_run_cb (gpointer user_data)
           demo_step_free (step);
           turn_send_permission_request (turn);
           return G_SOURCE_REMOVE; /* resumed by the client's answer */
+        case STEP_FLOOD:
+          if (step->n == 0)
+            break;
+          turn_send_flood_request (turn);
+          if (turn->flood_sent < step->n)
+            continue; /* stay on this step */
+          break;
         case STEP_FAIL:
           send_error (turn->request_id, RPC_INTERNAL_ERROR, "demo failure",
                       "detailed demo failure");
@@ -932,6 +978,23 @@ fork_grandchild (void)
                           (int)getpgrp ());
 }
 
+/* What the session record at @path says of the turn in flight, read the
+ * moment the prompt arrives. */
+static char *
+describe_record (const char *path)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  JsonNode *root;
+
+  if (!json_parser_load_from_mapped_file (parser, path, NULL)
+      || (root = json_parser_get_root (parser)) == NULL
+      || !JSON_NODE_HOLDS_OBJECT (root))
+    return g_strdup ("record: unreadable");
+  return g_strdup_printf ("record: running_turn=%" G_GINT64_FORMAT,
+                          json_object_get_int_member_with_default (
+                              json_node_get_object (root), "running_turn", 0));
+}
+
 /* Chooses what the turn does from the mode text: the prompt, or the mode
  * forced through AGENTBROKER_DEMO_MODE. */
 static void
@@ -1029,6 +1092,29 @@ turn_plan (DemoTurn *turn, const char *mode_text, const char *prompt)
                        tool_call_new ("tool_call", turn->tool_call_id,
                                       "Write demo.txt", "edit", "pending"));
       turn_add_step (turn, STEP_PERMISSION, 0);
+    }
+  else if (g_str_equal (word, "permission-flood"))
+    {
+      guint64 n = parse_count (words, 1, 1);
+      g_autofree char *text = g_strdup_printf ("flooded %" G_GUINT64_FORMAT, n);
+
+      turn->tool_call_id = g_strdup_printf ("demo-tool-%u", ++agent.tool_calls);
+      turn->flood_title = g_strnfill (
+          MIN (parse_count (words, 2, DEMO_FLOOD_BYTES), DEMO_LONGLINE_BYTES),
+          'x');
+      turn_add_step (turn, STEP_FLOOD, 0)->n = n;
+      turn_add_text (turn, 0, text);
+      if (strstr (mode_text, "deaf") != NULL && agent.stdin_source != 0)
+        {
+          demo_log ("not reading stdin any more (deaf)");
+          g_clear_handle_id (&agent.stdin_source, g_source_remove);
+        }
+    }
+  else if (g_str_equal (word, "record") && words[1] != NULL)
+    {
+      g_autofree char *text = describe_record (words[1]);
+
+      turn_add_text (turn, 0, text);
     }
   else if (g_str_equal (word, "error"))
     {
@@ -1359,6 +1445,8 @@ handle_response (JsonObject *message)
       return;
     }
   value = json_node_get_int (id);
+  if (value >= agent.flood_first_id && value <= agent.flood_last_id)
+    return; /* an answer to a flood: nobody waits for it */
   g_hash_table_iter_init (&iter, agent.sessions);
   while (g_hash_table_iter_next (&iter, NULL, (gpointer *)&session))
     if (session->turn != NULL && session->turn->permission_id == value)
@@ -1464,11 +1552,14 @@ stdin_ready_cb (GIOChannel *channel, GIOCondition condition, gpointer user_data)
       if (status == G_IO_STATUS_NORMAL)
         {
           handle_line (line, terminator);
+          if (agent.stdin_source == 0)
+            return G_SOURCE_REMOVE; /* gone deaf */
           continue;
         }
       if (status == G_IO_STATUS_AGAIN)
         return G_SOURCE_CONTINUE;
 
+      agent.stdin_source = 0;
       if (status == G_IO_STATUS_ERROR)
         demo_log ("cannot read stdin: %s", error->message);
       if (agent.ignore_stdin_eof)
@@ -1546,6 +1637,9 @@ main (int argc, char **argv)
       "  garbage           write a line of invalid JSON\n"
       "  longline [N]      one update line of N bytes (default 9 MiB)\n"
       "  permission        ask session/request_permission, report the answer\n"
+      "  permission-flood N [BYTES] [deaf]\n"
+      "                    N permission requests without waiting\n"
+      "  record PATH       report running_turn of the session record PATH\n"
       "  error             answer with JSON-RPC error -32603\n"
       "  stderr N          N lines on stderr, then the normal answer\n"
       "  echo              the prompt text back\n"
@@ -1579,7 +1673,8 @@ main (int argc, char **argv)
   channel = g_io_channel_unix_new (STDIN_FILENO);
   g_io_channel_set_encoding (channel, NULL, NULL);
   g_io_channel_set_flags (channel, G_IO_FLAG_NONBLOCK, NULL);
-  g_io_add_watch (channel, G_IO_IN | G_IO_HUP | G_IO_ERR, stdin_ready_cb, NULL);
+  agent.stdin_source = g_io_add_watch (channel, G_IO_IN | G_IO_HUP | G_IO_ERR,
+                                       stdin_ready_cb, NULL);
 
   demo_log ("started (version %s)", PACKAGE_VERSION);
   g_main_loop_run (agent.loop);

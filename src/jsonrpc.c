@@ -48,11 +48,12 @@ struct _AbJsonRpc
   gint64 next_id;
   GHashTable *pending; /* gint64 *id -> PendingCall * */
 
-  AbFdWatch *read_watch; /* on the input stream's descriptor */
+  AbFdWatch *read_watch; /* on the input stream's descriptor, while read */
+  gboolean started;      /* ab_jsonrpc_start() was called */
   GSource *write_source;
   GQueue out_queue; /* GBytes, each one serialised message + '\n' */
   gsize out_offset; /* bytes of the head already written */
-  gsize out_bytes;  /* total bytes queued, for the bound */
+  gsize out_bytes;  /* bytes queued, with the overhead of each message */
 
   /* a failure noticed inside an API call, reported from the loop so no
    * signal fires from within the caller's call */
@@ -527,6 +528,35 @@ on_readable (gpointer user_data)
   handle_bytes (self, (const char *)self->read_buf, (gsize)n);
 }
 
+/* Reads while started, open and not held back by what waits to be
+ * written (AB_JSONRPC_READ_PAUSE_BYTES).  The watch may go from within
+ * its own callback: the lines of the chunk already read are still
+ * dispatched, so one chunk's answers are the most the pause lets past. */
+static void
+update_reading (AbJsonRpc *self)
+{
+  gboolean want = self->started && self->state == STATE_OPEN
+                  && self->out_bytes <= AB_JSONRPC_READ_PAUSE_BYTES;
+  g_autoptr (GError) error = NULL;
+
+  if (!want)
+    {
+      g_clear_pointer (&self->read_watch, ab_fd_watch_free);
+      return;
+    }
+  if (self->read_watch != NULL)
+    return;
+
+  self->read_watch = ab_fd_watch_new (
+      g_unix_input_stream_get_fd (G_UNIX_INPUT_STREAM (self->input)),
+      on_readable, self, &error);
+  if (self->read_watch == NULL)
+    {
+      g_prefix_error (&error, "cannot read from agent: ");
+      fail_later (self, g_steal_pointer (&error));
+    }
+}
+
 /* ------------------------------------------------------------------ */
 /* Writing                                                             */
 /* ------------------------------------------------------------------ */
@@ -563,6 +593,8 @@ on_writable (GObject *stream, gpointer user_data)
         {
           g_bytes_unref (g_queue_pop_head (&self->out_queue));
           self->out_offset = 0;
+          self->out_bytes -= AB_JSONRPC_MESSAGE_OVERHEAD_BYTES;
+          update_reading (self);
         }
     }
 
@@ -578,6 +610,7 @@ send_message (AbJsonRpc *self, JsonNode *message)
   g_autoptr (JsonNode) owned = message;
   g_autoptr (JsonGenerator) generator = NULL;
   g_autoptr (GString) text = NULL;
+  gsize cost;
 
   if (self->state != STATE_OPEN)
     return;
@@ -589,8 +622,9 @@ send_message (AbJsonRpc *self, JsonNode *message)
   text = g_string_new (NULL);
   json_generator_to_gstring (generator, text);
   g_string_append_c (text, '\n');
+  cost = text->len + AB_JSONRPC_MESSAGE_OVERHEAD_BYTES;
 
-  if (text->len > AB_JSONRPC_MAX_PENDING_WRITE_BYTES - self->out_bytes)
+  if (cost > AB_JSONRPC_MAX_PENDING_WRITE_BYTES - self->out_bytes)
     {
       fail_later (self,
                   g_error_new (AB_ERROR, AB_ERROR_AGENT_FAILED,
@@ -600,9 +634,11 @@ send_message (AbJsonRpc *self, JsonNode *message)
       return;
     }
 
-  self->out_bytes += text->len;
-  g_queue_push_tail (&self->out_queue,
-                     g_string_free_to_bytes (g_steal_pointer (&text)));
+  /* A copy of exactly the line: the string's buffer may be twice as
+   * large, and the queue would hold that slack too. */
+  self->out_bytes += cost;
+  g_queue_push_tail (&self->out_queue, g_bytes_new (text->str, text->len));
+  update_reading (self);
 
   if (self->write_source == NULL)
     {
@@ -800,21 +836,10 @@ ab_jsonrpc_is_closed (AbJsonRpc *self)
 void
 ab_jsonrpc_start (AbJsonRpc *self)
 {
-  g_autoptr (GError) error = NULL;
-
   g_return_if_fail (AB_IS_JSONRPC (self));
 
-  if (self->state != STATE_OPEN || self->read_watch != NULL)
-    return;
-
-  self->read_watch = ab_fd_watch_new (
-      g_unix_input_stream_get_fd (G_UNIX_INPUT_STREAM (self->input)),
-      on_readable, self, &error);
-  if (self->read_watch == NULL)
-    {
-      g_prefix_error (&error, "cannot read from agent: ");
-      fail_later (self, g_steal_pointer (&error));
-    }
+  self->started = TRUE;
+  update_reading (self);
 }
 
 AbJsonRpc *

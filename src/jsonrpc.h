@@ -65,8 +65,16 @@ typedef enum
 } AbJsonRpcErrorCode;
 
 /* Bytes queued for the agent's stdin beyond which the agent is considered
- * stuck and the connection fails. */
+ * stuck and the connection fails.  Each message counts its whole line
+ * plus AB_JSONRPC_MESSAGE_OVERHEAD_BYTES for its bookkeeping. */
 #define AB_JSONRPC_MAX_PENDING_WRITE_BYTES ((gsize)64 * 1024 * 1024)
+#define AB_JSONRPC_MESSAGE_OVERHEAD_BYTES ((gsize)64)
+
+/* While more than this waits to be written to the agent, nothing more is
+ * read from it: an agent that does not read its input cannot make the
+ * daemon queue answers without end.  Reading resumes once the queue is
+ * back at or below it. */
+#define AB_JSONRPC_READ_PAUSE_BYTES ((gsize)1024 * 1024)
 
 #define AB_TYPE_JSONRPC (ab_jsonrpc_get_type ())
 G_DECLARE_FINAL_TYPE (AbJsonRpc, ab_jsonrpc, AB, JSONRPC, GObject)

@@ -28,6 +28,8 @@ struct _AbPool
   AbConfig *config;
   char *state_dir;
   GHashTable *sessions; /* thread → AbSession */
+  GHashTable *removing; /* AbSession * being removed: each held by its
+                           suspend until on_removed_stopped() */
   guint session_count, running_count, busy_count;
   guint sweep_source;
   gboolean restoring; /* counted once at the end, not once per record */
@@ -97,7 +99,7 @@ remove_if_orphaned (AbPool *self, AbSession *session)
           != NULL
       || ab_session_is_busy (session)
       || ab_session_get_state (session) == AB_SESSION_STATE_STARTING
-      || g_object_get_data (G_OBJECT (session), "ab-pool-removing") != NULL)
+      || g_hash_table_contains (self->removing, session))
     return;
   ab_pool_remove_async (self, ab_session_get_thread (session),
                         "profile-removed", on_expired_removed, NULL);
@@ -351,6 +353,7 @@ on_removed_stopped (GObject *source, GAsyncResult *result, gpointer user_data)
   AbSession *session = AB_SESSION (source);
 
   ab_session_suspend_finish (session, result, NULL);
+  g_hash_table_remove (self->removing, session);
   /* Still the same session? A new one may have taken the thread. */
   if (g_hash_table_lookup (self->sessions, data->thread) == session)
     {
@@ -388,8 +391,7 @@ ab_pool_remove_async (AbPool *self, const char *thread, const char *reason,
                                _ ("no session for thread %s"), thread);
       return;
     }
-  g_object_set_data (G_OBJECT (session), "ab-pool-removing",
-                     GINT_TO_POINTER (TRUE));
+  g_hash_table_add (self->removing, session);
   data = g_new0 (RemoveData, 1);
   data->thread = g_strdup (thread);
   data->reason = g_strdup (reason);
@@ -583,6 +585,7 @@ ab_pool_finalize (GObject *object)
   AbPool *self = AB_POOL (object);
 
   g_clear_pointer (&self->config, ab_config_unref);
+  g_hash_table_unref (self->removing);
   g_free (self->state_dir);
 
   G_OBJECT_CLASS (ab_pool_parent_class)->finalize (object);
@@ -620,6 +623,7 @@ ab_pool_init (AbPool *self)
 {
   self->sessions
       = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
+  self->removing = g_hash_table_new (NULL, NULL);
 }
 
 AbPool *

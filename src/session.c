@@ -1,9 +1,10 @@
 /* agentbroker — one session
  *
  * A conversation thread bound to one ACP agent process (DESIGN.md §2):
- * the handshake, the FIFO of prompts, the turn in flight, permission
- * requests, and the agent's death. Everything the agent sends is read
- * through AbJsonRpc, which bounds and parses it; here it is only
+ * the FIFO of prompts, the turn in flight, permission requests, and the
+ * agent's death. The agent is started by an AbAgentLauncher and greeted
+ * by an AbAcpConnection (the handshake). Everything the agent sends is
+ * read through AbJsonRpc, which bounds and parses it; here it is only
  * interpreted.
  *
  * States: starting → idle ⇄ busy → suspended | failed. Signals carry the
@@ -12,13 +13,14 @@
  */
 #include "config.h"
 
-#include <errno.h>
 #include <string.h>
 
 #include <glib/gi18n.h>
 #include <glib/gstdio.h>
 
+#include "acp-connection.h"
 #include "acp.h"
+#include "agent-launcher.h"
 #include "agent-process.h"
 #include "error.h"
 #include "jsonrpc.h"
@@ -29,8 +31,6 @@
 
 /* How long an exited agent's remaining output may take to arrive. */
 #define EXIT_DRAIN_MSEC 200
-/* Longest credential file read into an agent's environment. */
-#define MAX_CREDENTIAL_BYTES (64 * 1024)
 
 typedef struct
 {
@@ -99,12 +99,11 @@ struct _AbSession
   guint64 turns;
 
   /* the agent, while one runs */
+  AbAgentLauncher *launcher;
   AbAgentProcess *process;
   AbJsonRpc *rpc;
   char *acp_session;
-  gboolean loading;   /* session/load replays history: not news to anyone */
-  gboolean can_load;  /* the agent advertised loadSession */
-  char *auth_methods; /* the agent's advertised auth methods, for errors */
+  AbAcpConnection *conn; /* the ACP conversation over rpc */
   gboolean history_lost;
   gboolean tearing_down;
   gboolean restart_pending; /* the profile changed: new agent next turn */
@@ -150,6 +149,7 @@ struct _AbSession
 
   GHashTable *permissions; /* id → PendingPermission */
   guint permission_counter;
+  guint64 permissions_over_cap; /* denied at once this turn: too many */
 
   GPtrArray *suspend_tasks; /* GTask *, completed when the agent is gone */
 };
@@ -337,6 +337,69 @@ fill_record (AbSession *self, AbSessionRecord *record)
   };
 }
 
+/* ---- a test hook: record writes held back ----------------------------
+ *
+ * With AGENTBROKER_TEST_HOLD_RECORDS naming a file, no record write
+ * starts while that file exists: the writes wait on the main loop, in
+ * order, and go to the store once it is gone.  A test can so show that
+ * nothing waiting for a record (a prompt, a TurnEnded) goes ahead
+ * before the record is on disk, however fast the disk.  Unset, it costs
+ * one getenv() at start.
+ */
+
+#define HOLD_POLL_MSEC 10
+
+typedef struct
+{
+  char *store_dir;
+  AbSessionRecord *record;
+  PersistWait *wait;
+} HeldWrite;
+
+static char *hold_path;
+static GQueue held_writes = G_QUEUE_INIT;
+
+static gboolean
+on_hold_poll (gpointer user_data)
+{
+  HeldWrite *h;
+
+  if (g_file_test (hold_path, G_FILE_TEST_EXISTS))
+    return G_SOURCE_CONTINUE;
+  while ((h = g_queue_pop_head (&held_writes)) != NULL)
+    {
+      ab_store_save_async (h->store_dir, h->record, on_persisted, h->wait);
+      g_free (h->store_dir);
+      ab_session_record_free (h->record);
+      g_free (h);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+/* Whether the write of @record was held back (then @w waits for it). */
+static gboolean
+hold_write (const char *store_dir, const AbSessionRecord *record,
+            PersistWait *w)
+{
+  g_autofree char *json = NULL;
+  HeldWrite *h;
+
+  if (hold_path == NULL
+      || (g_queue_is_empty (&held_writes)
+          && !g_file_test (hold_path, G_FILE_TEST_EXISTS)))
+    return FALSE;
+  json = ab_session_record_to_json (record);
+  h = g_new0 (HeldWrite, 1);
+  h->store_dir = g_strdup (store_dir);
+  h->record = ab_session_record_parse (json, strlen (json), NULL);
+  h->wait = w;
+  g_assert (h->record != NULL);
+  if (g_queue_is_empty (&held_writes))
+    g_timeout_add (HOLD_POLL_MSEC, on_hold_poll, NULL);
+  g_queue_push_tail (&held_writes, h);
+  return TRUE;
+}
+
 /* Written at every change a restart must not lose (DESIGN.md §3), on the
  * store's worker threads: the main loop does not wait for the disk. What
  * a client must not learn before the record says it (a turn running, a
@@ -358,7 +421,8 @@ persist_record (AbSession *self, const AbSessionRecord *record,
   w->then = then;
   w->data = data;
   self->writes++;
-  ab_store_save_async (self->store_dir, record, on_persisted, w);
+  if (!hold_write (self->store_dir, record, w))
+    ab_store_save_async (self->store_dir, record, on_persisted, w);
 }
 
 static void
@@ -504,6 +568,21 @@ handle_permission_request (AbSession *self, JsonNode *id, JsonNode *params)
   PendingPermission *p;
   g_autofree char *json = NULL;
 
+  /* An agent asking faster than anyone answers is denied at once, as
+   * "permissions: deny" would, rather than piling up questions. */
+  if (policy == AB_PERMISSIONS_ASK && self->current != NULL
+      && self->cancel_reason == NULL
+      && g_hash_table_size (self->permissions)
+             >= AB_SESSION_MAX_PENDING_PERMISSIONS)
+    {
+      if (self->permissions_over_cap++ == 0)
+        g_message ("session %s: more than %u permission requests pending; "
+                   "denying the rest of turn %" G_GUINT64_FORMAT,
+                   self->thread, AB_SESSION_MAX_PENDING_PERMISSIONS,
+                   self->current->number);
+      policy = AB_PERMISSIONS_DENY;
+    }
+
   if (self->current == NULL || self->cancel_reason != NULL
       || policy != AB_PERMISSIONS_ASK)
     {
@@ -634,6 +713,12 @@ end_turn (AbSession *self, const char *reason, const char *message)
   /* Its updates go first; its end once the record says so. */
   flush_updates (self);
   deny_all_permissions (self);
+  if (self->permissions_over_cap > 0)
+    g_message ("session %s: turn %" G_GUINT64_FORMAT " had %" G_GUINT64_FORMAT
+               " permission requests denied over the limit of %u pending",
+               self->thread, turn->number, self->permissions_over_cap,
+               AB_SESSION_MAX_PENDING_PERMISSIONS);
+  self->permissions_over_cap = 0;
   g_clear_handle_id (&self->grace_source, g_source_remove);
   g_clear_handle_id (&self->inactivity_source, g_source_remove);
   self->current = NULL;
@@ -678,6 +763,28 @@ drop_queue (AbSession *self, const char *reason, const char *message)
   emit_dropped (self, &now);
 }
 
+/* The agent's answer to a call on the session's connection: TRUE with
+ * the result in @reply, or with NULL there and the agent's JSON-RPC error
+ * in @error.  FALSE when there is nothing to do: the answer comes from an
+ * agent that is gone, or the connection failed, which is reported once,
+ * as the agent lost. */
+static gboolean
+agent_answered (AbSession *self, GObject *source, GAsyncResult *result,
+                JsonNode **reply, GError **error)
+{
+  g_autoptr (GError) local = NULL;
+  g_autoptr (JsonNode) node
+      = ab_jsonrpc_call_finish (AB_JSONRPC (source), result, &local);
+
+  if (AB_JSONRPC (source) != self->rpc
+      || (node == NULL && local->domain != AB_JSONRPC_ERROR))
+    return FALSE;
+  *reply = g_steal_pointer (&node);
+  if (local != NULL)
+    g_propagate_error (error, g_steal_pointer (&local));
+  return TRUE;
+}
+
 static void
 on_prompt_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -686,15 +793,12 @@ on_prompt_done (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (JsonNode) reply = NULL;
   g_autofree char *reason = NULL;
 
-  reply = ab_jsonrpc_call_finish (AB_JSONRPC (source), result, &error);
-  if (AB_JSONRPC (source) != self->rpc || self->current == NULL)
+  if (!agent_answered (self, source, result, &reply, &error)
+      || self->current == NULL)
     return; /* from an agent that is gone, or a turn already ended */
 
   if (reply == NULL)
     {
-      /* The connection failing is reported when the agent is lost. */
-      if (error->domain != AB_JSONRPC_ERROR)
-        return;
       end_turn (self,
                 self->cancel_reason != NULL ? self->cancel_reason
                                             : "agent-error",
@@ -872,6 +976,10 @@ start_turn (AbSession *self)
   /* Already named running while the agent started: no need to wait. */
   if (turn->number <= self->running_recorded)
     send_prompt (self);
+  if (!turn->prompt_sent)
+    g_debug ("session %s: turn %" G_GUINT64_FORMAT " waits for its record "
+             "before the prompt goes out",
+             self->thread, turn->number);
 }
 
 static gboolean
@@ -929,6 +1037,13 @@ accept_turn (AbSession *self, const char *text, const char *sender)
 
 /* ---- the agent's messages ---------------------------------------------- */
 
+/* session/load is replaying the conversation: not news to anyone. */
+static gboolean
+loading_history (AbSession *self)
+{
+  return self->conn != NULL && ab_acp_connection_is_loading (self->conn);
+}
+
 static gboolean
 span_is (const AbJsonSpan *span, const char *text)
 {
@@ -945,44 +1060,56 @@ kind_is_session_level (const AbJsonSpan *kind)
          || span_is (kind, "current_mode_update");
 }
 
-static gboolean
-is_session_level (JsonNode *update)
+/* A span over @text, which may be NULL. */
+static AbJsonSpan
+span_of (const char *text)
 {
-  const char *kind = ab_acp_get_string (update, "sessionUpdate");
-  AbJsonSpan span = { kind, kind != NULL ? strlen (kind) : 0 };
+  return (AbJsonSpan){ text, text != NULL ? strlen (text) : 0 };
+}
 
-  return kind_is_session_level (&span);
+/* Whether an update of ACP session @session_id is news: one of this
+ * session's, and not history that session/load replays. */
+static gboolean
+update_wanted (AbSession *self, const AbJsonSpan *session_id)
+{
+  if (self->acp_session != NULL && !span_is (session_id, self->acp_session))
+    return FALSE;
+  return !loading_history (self);
+}
+
+/* One update, however it was read (@json: transfer full), to the turn in
+ * flight unless @kind says it is about the session. */
+static void
+take_update (AbSession *self, const AbJsonSpan *kind, char *json)
+{
+  self->last_progress = g_get_monotonic_time ();
+  touch (self);
+  queue_update (self,
+                self->current != NULL && !kind_is_session_level (kind)
+                    ? self->current->number
+                    : 0,
+                json);
 }
 
 static void
 on_notification (AbJsonRpc *rpc, const char *method, JsonNode *params,
                  AbSession *self)
 {
-  JsonObject *obj;
   JsonNode *update;
-  const char *session_id;
+  AbJsonSpan session_id, kind;
 
   if (g_strcmp0 (method, "session/update") != 0 || params == NULL
       || !JSON_NODE_HOLDS_OBJECT (params))
     return; /* unknown notifications are ignored */
 
-  obj = json_node_get_object (params);
-  session_id = ab_acp_get_string (params, "sessionId");
-  update = json_object_get_member (obj, "update");
+  update = json_object_get_member (json_node_get_object (params), "update");
   if (update == NULL || !JSON_NODE_HOLDS_OBJECT (update))
     return;
-  if (self->acp_session != NULL && g_strcmp0 (session_id, self->acp_session))
+  session_id = span_of (ab_acp_get_string (params, "sessionId"));
+  if (!update_wanted (self, &session_id))
     return;
-  if (self->loading)
-    return;
-
-  self->last_progress = g_get_monotonic_time ();
-  touch (self);
-  queue_update (self,
-                self->current != NULL && !is_session_level (update)
-                    ? self->current->number
-                    : 0,
-                json_to_string (update, FALSE));
+  kind = span_of (ab_acp_get_string (update, "sessionUpdate"));
+  take_update (self, &kind, json_to_string (update, FALSE));
 }
 
 /* The same, read from the text without a JSON tree (most of what an agent
@@ -1005,18 +1132,8 @@ on_notification_text (AbJsonRpc *rpc, const char *method, const char *params,
     case AB_ACP_UPDATE_FOUND:
       break;
     }
-  if (self->acp_session != NULL && !span_is (&session_id, self->acp_session))
-    return TRUE;
-  if (self->loading)
-    return TRUE;
-
-  self->last_progress = g_get_monotonic_time ();
-  touch (self);
-  queue_update (self,
-                self->current != NULL && !kind_is_session_level (&kind)
-                    ? self->current->number
-                    : 0,
-                g_strndup (update.data, update.len));
+  if (update_wanted (self, &session_id))
+    take_update (self, &kind, g_strndup (update.data, update.len));
   return TRUE;
 }
 
@@ -1117,7 +1234,7 @@ teardown (AbSession *self, AbSessionState final_state)
       ab_jsonrpc_close (self->rpc);
       g_clear_object (&self->rpc);
     }
-  self->loading = FALSE;
+  g_clear_object (&self->conn);
   set_state (self, final_state);
 
   if (self->process != NULL && !self->tearing_down)
@@ -1204,21 +1321,11 @@ on_process_exited (AbAgentProcess *process, int wait_status,
 /* ---- start-up: spawn and handshake -------------------------------------- */
 
 static void
-handshake_failed (AbSession *self, const char *what, const GError *error)
-{
-  g_autofree char *why = g_strdup_printf (_ ("agent '%s' failed %s: %s"),
-                                          self->agent, what, error->message);
-
-  agent_lost (self, "agent-error", why);
-}
-
-static void
 handshake_done (AbSession *self)
 {
   StartWaiter *waiter;
 
   g_clear_handle_id (&self->handshake_source, g_source_remove);
-  self->loading = FALSE;
   g_clear_pointer (&self->failure, g_free);
   set_state (self, AB_SESSION_STATE_IDLE);
   g_message ("session %s: agent '%s' ready (pid %u, ACP session %s)",
@@ -1251,149 +1358,29 @@ set_acp_session (AbSession *self, char *id)
     persist (self);
 }
 
-/* An agent that needs authentication fails session/new with
- * "Authentication required": say which methods it offers, unless the
- * profile named one. */
+/* The handshake is over: the ACP session is open, or the agent refused
+ * (a failed connection is reported once, as the agent lost). */
 static void
-on_session_new (GObject *source, GAsyncResult *result, gpointer user_data)
+on_started (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (AbSession) self = user_data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (JsonNode) reply = NULL;
-  const AbAgentProfile *prof = profile (self);
-  char *id;
+  g_autoptr (AbAcpStarted) started = ab_acp_connection_start_finish (
+      AB_ACP_CONNECTION (source), result, &error);
 
-  reply = ab_jsonrpc_call_finish (AB_JSONRPC (source), result, &error);
-  if (AB_JSONRPC (source) != self->rpc)
+  if (AB_ACP_CONNECTION (source) != self->conn)
     return;
-  if (reply == NULL)
+  if (started == NULL)
     {
-      g_autofree char *why = NULL;
-
-      if (error->domain != AB_JSONRPC_ERROR)
-        return; /* the connection failed: reported as the agent lost */
-      if ((prof == NULL || prof->auth_method == NULL)
-          && self->auth_methods != NULL && self->auth_methods[0] != '\0')
-        why = g_strdup_printf (
-            _ ("agent '%s' failed session/new: %s (the agent offers the "
-               "auth methods %s; name one as auth_method in its profile)"),
-            self->agent, error->message, self->auth_methods);
-      else
-        why = g_strdup_printf (_ ("agent '%s' failed session/new: %s"),
-                               self->agent, error->message);
-      agent_lost (self, "agent-error", why);
+      if (g_error_matches (error, AB_ACP_CONNECTION_ERROR,
+                           AB_ACP_CONNECTION_ERROR_REFUSED))
+        agent_lost (self, "agent-error", error->message);
       return;
     }
-  id = ab_acp_session_id_from_result (reply);
-  if (id == NULL)
-    {
-      agent_lost (self, "agent-error",
-                  _ ("agent answered session/new without a valid sessionId"));
-      return;
-    }
-  set_acp_session (self, id);
-  handshake_done (self);
-}
-
-static void
-new_session (AbSession *self)
-{
-  ab_jsonrpc_call (self->rpc, "session/new",
-                   ab_acp_new_session_params (self->cwd), NULL, on_session_new,
-                   g_object_ref (self));
-}
-
-static void
-on_session_load (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  g_autoptr (AbSession) self = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (JsonNode) reply = NULL;
-
-  reply = ab_jsonrpc_call_finish (AB_JSONRPC (source), result, &error);
-  if (AB_JSONRPC (source) != self->rpc)
-    return;
-  self->loading = FALSE;
-  if (reply == NULL)
-    {
-      if (error->domain != AB_JSONRPC_ERROR)
-        return; /* the connection failed: reported as the agent lost */
-      g_message ("session %s: session/load of %s failed (%s); starting a "
-                 "new ACP session",
-                 self->thread, self->acp_session, error->message);
-      self->history_lost = TRUE;
-      new_session (self);
-      return;
-    }
-  handshake_done (self);
-}
-
-/* session/load when there is a conversation to resume and the agent can,
- * else session/new (and the next turn says the history was lost). */
-static void
-open_session (AbSession *self)
-{
-  if (self->acp_session != NULL && self->can_load)
-    {
-      self->loading = TRUE;
-      ab_jsonrpc_call (
-          self->rpc, "session/load",
-          ab_acp_load_session_params (self->acp_session, self->cwd), NULL,
-          on_session_load, g_object_ref (self));
-      return;
-    }
-  if (self->acp_session != NULL)
+  if (started->history_lost)
     self->history_lost = TRUE;
-  new_session (self);
-}
-
-static void
-on_authenticated (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  g_autoptr (AbSession) self = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (JsonNode) reply = NULL;
-
-  reply = ab_jsonrpc_call_finish (AB_JSONRPC (source), result, &error);
-  if (AB_JSONRPC (source) != self->rpc)
-    return;
-  if (reply == NULL)
-    {
-      handshake_failed (self, "authenticate", error);
-      return;
-    }
-  open_session (self);
-}
-
-static void
-on_initialized (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  g_autoptr (AbSession) self = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (JsonNode) reply = NULL;
-  const AbAgentProfile *prof;
-
-  reply = ab_jsonrpc_call_finish (AB_JSONRPC (source), result, &error);
-  if (AB_JSONRPC (source) != self->rpc)
-    return;
-  if (reply == NULL)
-    {
-      if (error->domain == AB_JSONRPC_ERROR)
-        handshake_failed (self, "initialize", error);
-      return;
-    }
-
-  self->can_load = ab_acp_agent_can_load (reply);
-  g_free (self->auth_methods);
-  self->auth_methods = ab_acp_describe_auth_methods (reply);
-
-  prof = profile (self);
-  if (prof != NULL && prof->auth_method != NULL)
-    ab_jsonrpc_call (self->rpc, "authenticate",
-                     ab_acp_authenticate_params (prof->auth_method), NULL,
-                     on_authenticated, g_object_ref (self));
-  else
-    open_session (self);
+  set_acp_session (self, g_steal_pointer (&started->session_id));
+  handshake_done (self);
 }
 
 static gboolean
@@ -1408,110 +1395,25 @@ on_handshake_timeout (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-static char *
-expand_working_directory (AbSession *self, const char *template)
-{
-  g_autofree char *escaped = g_dbus_escape_object_path (self->thread);
-  GString *out = g_string_new (NULL);
-
-  for (const char *p = template; *p != '\0';)
-    {
-      if (g_str_has_prefix (p, "{thread}"))
-        {
-          g_string_append (out, escaped);
-          p += strlen ("{thread}");
-        }
-      else if (g_str_has_prefix (p, "{state}"))
-        {
-          g_string_append (out, self->state_dir);
-          p += strlen ("{state}");
-        }
-      else
-        g_string_append_c (out, *p++);
-    }
-  return g_string_free (out, FALSE);
-}
-
-static GPtrArray *
-profile_environment (AbSession *self, const AbAgentProfile *prof,
-                     GError **error)
-{
-  g_autoptr (GPtrArray) extra = g_ptr_array_new_with_free_func (g_free);
-  const char *credentials = g_getenv ("CREDENTIALS_DIRECTORY");
-
-  for (guint i = 0; prof->env != NULL && i < prof->env->len; i++)
-    {
-      AbEnvEntry *e = g_ptr_array_index (prof->env, i);
-      g_autofree char *path = NULL;
-      g_autofree char *value = NULL;
-      gsize len = 0;
-      g_autoptr (GError) local = NULL;
-
-      if (e->credential == NULL)
-        {
-          g_ptr_array_add (extra, g_strdup_printf ("%s=%s", e->name, e->value));
-          continue;
-        }
-      if (credentials == NULL)
-        {
-          g_set_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED,
-                       _ ("agent '%s' needs credential '%s' but "
-                          "$CREDENTIALS_DIRECTORY is not set"),
-                       self->agent, e->credential);
-          return NULL;
-        }
-      path = g_build_filename (credentials, e->credential, NULL);
-      if (!g_file_get_contents (path, &value, &len, &local))
-        {
-          g_set_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED,
-                       _ ("cannot read credential '%s' for agent '%s': %s"),
-                       e->credential, self->agent, local->message);
-          return NULL;
-        }
-      if (len > MAX_CREDENTIAL_BYTES || strlen (value) != len)
-        {
-          g_set_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED,
-                       _ ("credential '%s' is not a text of at most %d "
-                          "bytes"),
-                       e->credential, MAX_CREDENTIAL_BYTES);
-          return NULL;
-        }
-      /* One trailing newline is the file's, not the secret's. */
-      if (len > 0 && value[len - 1] == '\n')
-        value[len - 1] = '\0';
-      g_ptr_array_add (extra, g_strdup_printf ("%s=%s", e->name, value));
-    }
-  return g_steal_pointer (&extra);
-}
-
 /* Spawns the agent and sends `initialize`; NULL, or why it failed. */
 static char *
 spawn_agent (AbSession *self)
 {
   const AbAgentProfile *prof = profile (self);
   g_autoptr (GError) error = NULL;
-  g_autoptr (GPtrArray) extra = NULL;
-  g_auto (GStrv) envp = NULL;
+  char *cwd = NULL;
 
   if (prof == NULL)
     return g_strdup_printf (_ ("agent profile '%s' is not configured"),
                             self->agent);
 
-  g_free (self->cwd);
-  self->cwd = expand_working_directory (self, prof->working_directory);
-  if (g_mkdir_with_parents (self->cwd, 0700) != 0)
-    return g_strdup_printf (_ ("cannot create working directory %s: %s"),
-                            self->cwd, g_strerror (errno));
-
-  extra = profile_environment (self, prof, &error);
-  if (extra == NULL)
-    return g_strdup (error->message);
-  envp = ab_agent_build_env ((const char *const *)prof->inherit_env, extra,
-                             self->thread);
-
-  self->process = ab_agent_process_spawn ((const char *const *)prof->command,
-                                          (const char *const *)envp, self->cwd,
-                                          self->thread, &error);
+  self->process = ab_agent_launcher_launch (self->launcher, prof, self->thread,
+                                            self->state_dir, &cwd, &error);
+  if (cwd != NULL)
+    {
+      g_free (self->cwd);
+      self->cwd = cwd;
+    }
   if (self->process == NULL)
     return g_strdup (error->message);
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_PID]);
@@ -1532,8 +1434,15 @@ spawn_agent (AbSession *self)
   self->handshake_source
       = g_timeout_add (MAX (self->config->handshake_timeout_usec / 1000, 1),
                        on_handshake_timeout, self);
-  ab_jsonrpc_call (self->rpc, "initialize", ab_acp_initialize_params (), NULL,
-                   on_initialized, g_object_ref (self));
+  self->conn = ab_acp_connection_new (self->rpc);
+  ab_acp_connection_start_async (
+      self->conn,
+      &(AbAcpStartParams){ .agent = self->agent,
+                           .thread = self->thread,
+                           .cwd = self->cwd,
+                           .resume = self->acp_session,
+                           .auth_method = prof->auth_method },
+      on_started, g_object_ref (self));
   return NULL;
 }
 
@@ -1563,6 +1472,15 @@ start_agent (AbSession *self)
 }
 
 /* ---- public ---------------------------------------------------------- */
+
+void
+ab_session_set_launcher (AbSession *self, AbAgentLauncher *launcher)
+{
+  g_return_if_fail (AB_IS_SESSION (self));
+  g_return_if_fail (AB_IS_AGENT_LAUNCHER (launcher));
+
+  g_set_object (&self->launcher, launcher);
+}
 
 void
 ab_session_prompt_async (AbSession *self, const char *text, const char *sender,
@@ -1959,6 +1877,7 @@ ab_session_dispose (GObject *object)
       ab_jsonrpc_close (self->rpc);
       g_clear_object (&self->rpc);
     }
+  g_clear_object (&self->conn);
   if (self->process != NULL)
     {
       g_signal_handlers_disconnect_by_data (self->process, self);
@@ -1980,6 +1899,7 @@ ab_session_finalize (GObject *object)
   g_ptr_array_unref (self->pending_updates);
   g_ptr_array_unref (self->suspend_tasks);
   g_hash_table_unref (self->permissions);
+  g_clear_object (&self->launcher);
   g_clear_pointer (&self->config, ab_config_unref);
   g_free (self->thread);
   g_free (self->agent);
@@ -1988,7 +1908,6 @@ ab_session_finalize (GObject *object)
   g_free (self->state_dir);
   g_free (self->store_dir);
   g_free (self->acp_session);
-  g_free (self->auth_methods);
   g_free (self->failure);
   g_free (self->last_reason);
   dict_cache_clear (&self->dict);
@@ -2002,6 +1921,8 @@ ab_session_class_init (AbSessionClass *klass)
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
   const GParamFlags flags
       = G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS;
+
+  hold_path = g_strdup (g_getenv ("AGENTBROKER_TEST_HOLD_RECORDS"));
 
   object_class->get_property = ab_session_get_property;
   object_class->dispose = ab_session_dispose;
@@ -2045,6 +1966,7 @@ static void
 ab_session_init (AbSession *self)
 {
   self->state = AB_SESSION_STATE_SUSPENDED;
+  self->launcher = ab_direct_launcher_new ();
   self->pending_updates = g_ptr_array_new_with_free_func (g_free);
   self->suspend_tasks = g_ptr_array_new_with_free_func (g_object_unref);
   self->permissions = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
@@ -2071,9 +1993,11 @@ ab_session_new (const char *thread, const char *agent, uid_t owner,
   self->created = g_get_real_time ();
   self->last_activity = self->created;
   prof = profile (self);
-  self->cwd = prof != NULL
-                  ? expand_working_directory (self, prof->working_directory)
-                  : g_strdup ("");
+  if (prof != NULL)
+    self->cwd = ab_agent_expand_working_directory (prof->working_directory,
+                                                   thread, state_dir);
+  else
+    self->cwd = g_strdup ("");
   return self;
 }
 

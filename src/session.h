@@ -1,4 +1,39 @@
-/* agentbroker — one session: a thread bound to one ACP agent process */
+/* agentbroker — one session: a thread bound to one ACP agent process
+ *
+ * Signals (all emitted from the main loop; @recipient is the unique bus
+ * name of the connection that sent the turn's prompt, or NULL):
+ *
+ *   void update (AbSession *self, guint64 turn, const char *const *updates,
+ *                const char *recipient, gpointer user_data);
+ *       A batch of the agent's session/update payloads (JSON text), in
+ *       the order the agent sent them; @turn is 0 and @recipient NULL for
+ *       updates outside any turn.
+ *
+ *   void turn_ended (AbSession *self, guint64 turn, const char *reason,
+ *                    const char *message, const char *recipient,
+ *                    gpointer user_data);
+ *       The end of every accepted turn, run or dropped from the queue,
+ *       once the record says so; @reason is an ACP stop reason or one of
+ *       the broker's (cancelled, timeout, agent-error, …), @message ""
+ *       or why.
+ *
+ *   void turn_finished (AbSession *self, guint64 turn, const char *reason,
+ *                       gint64 duration_usec, gpointer user_data);
+ *       Right after turn-ended, for a turn that ran (not one dropped
+ *       before it started): its duration, for the metrics.
+ *
+ *   void permission_requested (AbSession *self, guint64 turn,
+ *                              const char *request, const char *json,
+ *                              const char *recipient, gpointer user_data);
+ *       A "permissions: ask" request waiting for
+ *       ab_session_answer_permission (@request); @json is the agent's
+ *       session/request_permission parameters.  At most
+ *       AB_SESSION_MAX_PENDING_PERMISSIONS wait at a time.
+ *
+ * Properties, read-only, notified on change: "state" (as
+ * ab_session_state_to_string()), "pid" (0 while no agent runs),
+ * "acp-session", "last-activity", "turns", "queued".
+ */
 #pragma once
 
 #include <sys/types.h>
@@ -6,6 +41,7 @@
 #include <gio/gio.h>
 
 #include "ab-config.h"
+#include "agent-launcher.h"
 #include "store.h"
 
 G_BEGIN_DECLS
@@ -25,12 +61,19 @@ G_DECLARE_FINAL_TYPE (AbSession, ab_session, AB, SESSION, GObject)
 /* Longest prompt text accepted, in bytes. */
 #define AB_SESSION_MAX_PROMPT_BYTES (1024 * 1024)
 
+/* Permission requests of one session waiting for an answer under
+ * "permissions: ask"; the agent's further requests are denied at once. */
+#define AB_SESSION_MAX_PENDING_PERMISSIONS 8u
+
 AbSession *ab_session_new (const char *thread, const char *agent, uid_t owner,
                            AbConfig *config, const char *state_dir);
 
 AbSession *ab_session_new_from_record (const AbSessionRecord *record,
                                        AbConfig *config, const char *state_dir);
 void ab_session_persist (AbSession *self);
+/* How the session starts its agents from now on; by default an
+ * AbDirectLauncher of its own. */
+void ab_session_set_launcher (AbSession *self, AbAgentLauncher *launcher);
 gboolean ab_session_take_interrupted (AbSession *self, guint64 *turn);
 
 const char *ab_session_state_to_string (AbSessionState state);

@@ -6,9 +6,13 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <glib/gstdio.h>
+
+#include "agent-launcher.h"
 #include "agent-process.h"
 #include "bounded-wait.h"
 #include "error.h"
@@ -244,6 +248,93 @@ test_cwd (void)
   iterate_until (&w.exited);
   g_free (w.description);
   rmdir (dir);
+}
+
+/* The direct launcher: working directory from the template (made 0700),
+ * the profile's literal and credential environment, and a failure that
+ * still says which directory was chosen. */
+static void
+test_direct_launcher (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *state = g_dir_make_tmp ("ab-launch-XXXXXX", &error);
+  g_autofree char *creds = NULL;
+  g_autofree char *key = NULL;
+  g_autofree char *escaped = g_dbus_escape_object_path ("cli:a/b");
+  g_autofree char *want_cwd = NULL;
+  g_autofree char *real = NULL;
+  g_autofree char *cwd = NULL;
+  g_autofree char *out = NULL;
+  g_autofree char *want_out = NULL;
+  g_autoptr (AbAgentLauncher) launcher = ab_direct_launcher_new ();
+  g_autoptr (AbAgentProcess) process = NULL;
+  g_autoptr (GPtrArray) env = g_ptr_array_new ();
+  char *command[]
+      = { (char *)"sh", (char *)"-c",
+          (char *)"pwd -P; echo \"$AB_LITERAL\"; echo \"$AB_KEY\"", NULL };
+  char *inherit[] = { NULL };
+  AbEnvEntry literal = { (char *)"AB_LITERAL", (char *)"v1", NULL };
+  AbEnvEntry secret = { (char *)"AB_KEY", NULL, (char *)"key" };
+  AbAgentProfile prof = {
+    .name = (char *)"t",
+    .command = command,
+    .env = env,
+    .inherit_env = inherit,
+    .working_directory = (char *)"{state}/work/{thread}",
+  };
+  struct stat st;
+  Watch w = { 0 };
+
+  g_assert_no_error (error);
+  g_ptr_array_add (env, &literal);
+  g_ptr_array_add (env, &secret);
+  creds = g_build_filename (state, "creds", NULL);
+  key = g_build_filename (creds, "key", NULL);
+  g_assert_cmpint (g_mkdir (creds, 0700), ==, 0);
+  g_file_set_contents (key, "s3cret\n", -1, &error);
+  g_assert_no_error (error);
+  want_cwd = g_build_filename (state, "work", escaped, NULL);
+
+  /* without $CREDENTIALS_DIRECTORY: refused, the directory chosen */
+  g_unsetenv ("CREDENTIALS_DIRECTORY");
+  process = ab_agent_launcher_launch (launcher, &prof, "cli:a/b", state, &cwd,
+                                      &error);
+  g_assert_null (process);
+  g_assert_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED);
+  g_assert_cmpstr (error->message, ==,
+                   "agent 't' needs credential 'key' but "
+                   "$CREDENTIALS_DIRECTORY is not set");
+  g_assert_cmpstr (cwd, ==, want_cwd);
+  g_clear_error (&error);
+  g_clear_pointer (&cwd, g_free);
+
+  g_setenv ("CREDENTIALS_DIRECTORY", creds, TRUE);
+  process = ab_agent_launcher_launch (launcher, &prof, "cli:a/b", state, &cwd,
+                                      &error);
+  g_unsetenv ("CREDENTIALS_DIRECTORY");
+  g_assert_no_error (error);
+  g_assert_nonnull (process);
+  g_assert_cmpstr (cwd, ==, want_cwd);
+  g_assert_cmpint (stat (cwd, &st), ==, 0);
+  g_assert_cmpint (st.st_mode & 0777, ==, 0700);
+  g_signal_connect (process, "exited", G_CALLBACK (on_exited), &w);
+  real = realpath (cwd, NULL);
+  out = read_stdout (process);
+  want_out = g_strdup_printf ("%s\nv1\ns3cret\n", real);
+  g_assert_cmpstr (out, ==, want_out);
+  iterate_until (&w.exited);
+  g_free (w.description);
+
+  g_unlink (key);
+  g_rmdir (creds);
+  g_rmdir (cwd);
+  g_rmdir (want_cwd);
+  {
+    g_autofree char *work = g_build_filename (state, "work", NULL);
+
+    g_rmdir (work);
+  }
+  g_rmdir (state);
 }
 
 /* The value of the "Name:" line of /proc/PID/status in @status. */
@@ -506,6 +597,7 @@ main (int argc, char **argv)
   g_test_add_func ("/agent-process/env-exact", test_env_exact);
   g_test_add_func ("/agent-process/build-env", test_build_env);
   g_test_add_func ("/agent-process/cwd", test_cwd);
+  g_test_add_func ("/agent-process/direct-launcher", test_direct_launcher);
   g_test_add_func ("/agent-process/child-state", test_child_state);
   g_test_add_func ("/agent-process/missing-cwd", test_missing_cwd);
   g_test_add_func ("/agent-process/missing-binary", test_missing_binary);

@@ -12,7 +12,9 @@
  *
  * The limits on input (DESIGN.md §2, §4; issue 6) are checked here where
  * no other test does: sessions per owner, agent stderr rate, record size,
- * the size of AnswerPermission ids and of the agent option.
+ * the size of AnswerPermission ids and of the agent option, the
+ * permission requests pending at once.  An agent that never reads its
+ * input cannot make the daemon's memory grow.
  */
 #include "config.h"
 
@@ -30,11 +32,20 @@
 #include "collector.h"
 #include "daemon-fixture.h"
 #include "error.h"
+#include "session.h"
 
 #define TEST_ALARM_SECONDS 240
 #define HUGE_BYTES (10 * 1024 * 1024)
 /* An error message never quotes a huge argument back. */
 #define MAX_ERROR_MESSAGE 4096
+/* How far the daemon's peak RSS may rise above its RSS before a hostile
+ * agent's flood (the unbounded daemon grew by 150 MB and more). */
+#define FLOOD_RSS_BOUND_KIB (32 * 1024)
+/* Permission requests of 4 KiB that one "permissions: ask" turn sends. */
+#define PERMISSION_FLOOD 8000
+/* Requests of an agent that never reads its answers: their answers would
+ * come to tens of megabytes, many times the read pause. */
+#define DEAF_FLOOD 400000
 
 typedef struct
 {
@@ -138,17 +149,46 @@ stable_fd_count (pid_t pid)
   return last;
 }
 
+/* The "@field:" line of /proc/@pid/status, in KiB, or 0. */
 static gsize
-rss_kib (pid_t pid)
+status_kib (pid_t pid, const char *field)
 {
   g_autofree char *path = g_strdup_printf ("/proc/%d/status", (int)pid);
   g_autofree char *status = NULL;
+  g_autofree char *name = g_strconcat (field, ":", NULL);
   const char *line;
 
   if (!g_file_get_contents (path, &status, NULL, NULL))
     return 0;
-  line = strstr (status, "VmRSS:");
-  return line != NULL ? (gsize)g_ascii_strtoull (line + 6, NULL, 10) : 0;
+  line = strstr (status, name);
+  return line != NULL ? (gsize)g_ascii_strtoull (line + strlen (name), NULL, 10)
+                      : 0;
+}
+
+static gsize
+rss_kib (pid_t pid)
+{
+  return status_kib (pid, "VmRSS");
+}
+
+/* The peak resident set size of @pid so far, in KiB. */
+static gsize
+peak_rss_kib (pid_t pid)
+{
+  return status_kib (pid, "VmHWM");
+}
+
+/* The peak RSS of the daemon stayed within FLOOD_RSS_BOUND_KIB of @base. */
+static void
+assert_rss_bounded (Fixture *fx, gsize base)
+{
+  gsize peak = peak_rss_kib (daemon_pid (fx));
+
+  g_test_message ("daemon RSS %" G_GSIZE_FORMAT
+                  " KiB before, peak %" G_GSIZE_FORMAT " KiB",
+                  base, peak);
+  g_assert_cmpuint (peak, >, 0);
+  g_assert_cmpuint (peak, <=, base + FLOOD_RSS_BOUND_KIB);
 }
 
 /* ---- calls -------------------------------------------------------------- */
@@ -1052,6 +1092,155 @@ test_stderr_rate (Fixture *fx, gconstpointer data)
   g_assert_nonnull (strstr (log, "suppressed "));
 }
 
+/* ---- agents that flood the daemon with requests ------------------------- */
+
+/* Under "permissions: ask", an agent asking thousands of questions at once
+ * gets AB_SESSION_MAX_PENDING_PERMISSIONS of them to the prompter; the
+ * rest are denied at once, and the session goes on. */
+static void
+test_permission_flood (Fixture *fx, gconstpointer data)
+{
+  const char *thread = "flood:ask";
+  g_autoptr (GError) error = NULL;
+  g_autofree char *text
+      = g_strdup_printf ("permission-flood %u 4096", PERMISSION_FLOOD);
+  g_autofree char *log = NULL;
+  AbCollector *c;
+  g_autofree char *agents
+      = g_strdup_printf ("  asking:\n"
+                         "    command: [agentbroker-demo-agent]\n"
+                         "    env: {AB_HOSTILE_MARK: %s}\n"
+                         "    permissions: ask\n",
+                         fx->mark);
+  AbTurn *rec;
+  guint64 turn;
+  gsize base;
+
+  start_daemon (fx, agents, NULL);
+  base = rss_kib (daemon_pid (fx));
+  c = ab_collector_new (fx->d.connection);
+  turn = ab_prompt_on (fx->d.connection, c, thread, text, "asking", &error);
+  g_assert_no_error (error);
+  rec = ab_wait_turn (c, thread, turn, 120000);
+  g_assert_cmpstr (rec->reason, ==, "end_turn");
+  g_assert_nonnull (strstr (rec->text->str, "flooded"));
+  g_test_message ("%u PermissionRequested signals", c->perms->len);
+  g_assert_cmpuint (c->perms->len, ==, AB_SESSION_MAX_PENDING_PERMISSIONS);
+  assert_rss_bounded (fx, base);
+  g_assert_true (AB_WAIT_UNTIL (
+      log_has (fx, "permission requests denied over the limit", &log), 10000));
+
+  /* the session lives on, and its next question is asked again */
+  turn = ab_prompt_on (fx->d.connection, c, thread, "permission", "asking",
+                       &error);
+  g_assert_no_error (error);
+  AB_WAIT_FOR (c->perms->len == AB_SESSION_MAX_PENDING_PERMISSIONS + 1, 30000);
+  ab_call_ok (&fx->d, "AnswerPermission",
+              g_variant_new (
+                  "(sss)", thread,
+                  ((AbPermission *)c->perms->pdata[c->perms->len - 1])->request,
+                  "allow_once"));
+  rec = ab_wait_turn (c, thread, turn, 30000);
+  g_assert_nonnull (strstr (rec->text->str, "permission: allow_once"));
+  ab_collector_free (c);
+}
+
+/* Bytes @pid has written so far, or G_MAXUINT64 when that cannot be read. */
+static guint64
+bytes_written (pid_t pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/io", (int)pid);
+  g_autofree char *io = NULL;
+  const char *line;
+
+  if (!g_file_get_contents (path, &io, NULL, NULL)
+      || (line = strstr (io, "wchar:")) == NULL)
+    return G_MAXUINT64;
+  return g_ascii_strtoull (line + 6, NULL, 10);
+}
+
+/* Whether @pid wrote nothing for a second (it blocks on a full pipe). */
+static gboolean
+stopped_writing (pid_t pid)
+{
+  guint64 before = bytes_written (pid);
+
+  g_usleep (G_USEC_PER_SEC);
+  return before != G_MAXUINT64 && bytes_written (pid) == before;
+}
+
+/* Agents that flood requests the daemon answers and never read the
+ * answers: the daemon stops reading them once AB_JSONRPC_READ_PAUSE_BYTES
+ * wait for them, so its memory stays bounded whatever they send, their
+ * turns cannot end, and other sessions keep working. */
+static void
+test_deaf_agent (Fixture *fx, gconstpointer data)
+{
+  guint n = GPOINTER_TO_UINT (data);
+  g_autofree char *text
+      = g_strdup_printf ("permission-flood %u 64 deaf", DEAF_FLOOD);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GArray) pids = g_array_new (FALSE, FALSE, sizeof (pid_t));
+  g_autoptr (GArray) written = g_array_new (FALSE, FALSE, sizeof (guint64));
+  g_autofree char *agents
+      = g_strdup_printf ("  deaf:\n"
+                         "    command: [agentbroker-demo-agent]\n"
+                         "    env: {AB_HOSTILE_MARK: %s}\n"
+                         "    permissions: allow\n",
+                         fx->mark);
+  gsize base;
+  guint64 turn;
+
+  start_daemon (fx, agents, NULL);
+  base = rss_kib (daemon_pid (fx));
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *thread = g_strdup_printf ("deaf:%u", i);
+      pid_t pid;
+
+      ab_prompt_on (fx->d.connection, NULL, thread, text, "deaf", &error);
+      g_assert_no_error (error);
+      AB_WAIT_FOR ((pid = (pid_t)ab_session_u (&fx->d, thread, "pid")) != 0,
+                   10000);
+      g_array_append_val (pids, pid);
+    }
+  for (guint i = 0; i < n; i++)
+    {
+      pid_t pid = g_array_index (pids, pid_t, i);
+      guint64 bytes;
+
+      if (!AB_WAIT_UNTIL (stopped_writing (pid), 120000))
+        {
+          g_test_message ("agent %d never stopped writing", (int)pid);
+          g_assert_not_reached ();
+        }
+      bytes = bytes_written (pid);
+      g_test_message ("agent %d stopped after %" G_GUINT64_FORMAT " bytes",
+                      (int)pid, bytes);
+      /* the requests read before the answers filled the pause, the
+       * pipes, one read: a few megabytes of the 200 it would send */
+      g_assert_cmpuint (bytes, <, 16 * 1024 * 1024);
+      g_array_append_val (written, bytes);
+    }
+
+  /* Another session is served meanwhile; the daemon, busy with it, still
+   * reads not a byte more from the deaf agents, whose turns cannot end.
+   * (Had it read on, they would have sent everything and ended their
+   * turns, or been failed for not reading.) */
+  turn
+      = ab_prompt (fx->d.connection, NULL, "deaf:neighbour", "echo still here");
+  wait_last_turn (fx, "deaf:neighbour", turn, "end_turn");
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *thread = g_strdup_printf ("deaf:%u", i);
+
+      g_assert_cmpuint (bytes_written (g_array_index (pids, pid_t, i)), ==,
+                        g_array_index (written, guint64, i));
+      g_assert_true (ab_state_is (&fx->d, thread, "busy"));
+    }
+  assert_rss_bounded (fx, base);
+}
+
 /* ---- an agent whose JSON decodes to invalid UTF-8 ----------------------- */
 
 /* A minimal ACP agent in sh: answers initialize and session/new, and
@@ -1229,6 +1418,11 @@ main (int argc, char **argv)
   ADD ("limits/sessions-per-user", test_sessions_per_user);
   ADD ("limits/stderr-rate", test_stderr_rate);
   ADD ("agent-invalid-utf8", test_agent_invalid_utf8);
+  ADD ("limits/permission-flood", test_permission_flood);
+  g_test_add ("/hostile/limits/deaf-agent", Fixture, GUINT_TO_POINTER (1),
+              fixture_up, test_deaf_agent, fixture_down);
+  g_test_add ("/hostile/limits/deaf-agents", Fixture, GUINT_TO_POINTER (3),
+              fixture_up, test_deaf_agent, fixture_down);
   ADD ("records", test_hostile_records);
 #undef ADD
 

@@ -661,26 +661,69 @@ test_reentrancy (void)
   fixture_teardown (&f);
 }
 
+/* Sends the notification "big" with a string of @len letters as params;
+ * returns the string. */
+static char *
+notify_big (Fixture *f, gsize len)
+{
+  GString *big = g_string_new (NULL);
+  JsonNode *params;
+
+  for (gsize i = 0; i < len; i++)
+    g_string_append_c (big, 'a' + i % 26);
+  params = json_node_new (JSON_NODE_VALUE);
+  json_node_set_string (params, big->str);
+  ab_jsonrpc_notify (f->rpc, "big", params);
+  return g_string_free (big, FALSE);
+}
+
 static void
 test_writes_large (void)
 {
   Fixture f = { 0 };
   g_autoptr (JsonNode) m = NULL;
-  g_autoptr (GString) big = g_string_new (NULL);
-  JsonNode *params;
+  g_autofree char *big = NULL;
 
   /* larger than any socket buffer: needs partial non-blocking writes */
   fixture_setup (&f, 1024);
-  for (int i = 0; i < 1024 * 1024; i++)
-    g_string_append_c (big, 'a' + i % 26);
-  params = json_node_new (JSON_NODE_VALUE);
-  json_node_set_string (params, big->str);
-  ab_jsonrpc_notify (f.rpc, "big", params);
+  big = notify_big (&f, 1024 * 1024);
   m = agent_read_message (&f);
   g_assert_cmpstr (message_method (m), ==, "big");
   g_assert_cmpstr (
       json_object_get_string_member (json_node_get_object (m), "params"), ==,
-      big->str);
+      big);
+  fixture_teardown (&f);
+}
+
+/* While more than AB_JSONRPC_READ_PAUSE_BYTES wait to be written to an
+ * agent that does not read, nothing is read from it; once it has read
+ * them, reading resumes and what it sent meanwhile arrives. */
+static void
+test_read_pause (void)
+{
+  Fixture f = { 0 };
+  g_autoptr (JsonNode) m = NULL;
+
+  fixture_setup (&f, 4096);
+  /* far more than a socket buffer: most of it stays queued */
+  g_free (notify_big (&f, 4 * AB_JSONRPC_READ_PAUSE_BYTES));
+  agent_send (&f, "{\"jsonrpc\":\"2.0\",\"method\":\"n1\",\"params\":{}}\n");
+  spin (200);
+  g_assert_cmpuint (f.notifications->len, ==, 0);
+
+  m = agent_read_message (&f);
+  g_assert_cmpstr (message_method (m), ==, "big");
+  {
+    gint64 deadline = g_get_monotonic_time () + TEST_TIMEOUT_USEC;
+
+    while (f.notifications->len == 0)
+      {
+        g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+        g_main_context_iteration (NULL, FALSE);
+        g_usleep (1000);
+      }
+  }
+  g_assert_cmpstr (f.notifications->pdata[0], ==, "n1 {}");
   fixture_teardown (&f);
 }
 
@@ -705,6 +748,7 @@ main (int argc, char **argv)
   g_test_add_func ("/jsonrpc/cancel-call", test_cancel_call);
   g_test_add_func ("/jsonrpc/reentrancy", test_reentrancy);
   g_test_add_func ("/jsonrpc/writes-large", test_writes_large);
+  g_test_add_func ("/jsonrpc/read-pause", test_read_pause);
 
   return g_test_run ();
 }

@@ -1251,6 +1251,123 @@ test_agentctl_drain_resume (Fixture *fx, gconstpointer data)
   g_free (prompt_ok (fx, thread, "echo resumed"));
 }
 
+/* A reload that drops a profile removes its sessions once their work is
+ * done, each once: the idle one at once, the busy one after its turn. */
+static void
+test_reload_removed_profile (Fixture *fx, gconstpointer data)
+{
+  const char *busy = "cli:dropped/busy";
+  const char *idle = "cli:dropped/idle";
+  const char *agents = "  other:\n    command: [agentbroker-demo-agent]\n";
+  g_autofree char *yaml = NULL;
+  g_autofree char *out = NULL, *err = NULL;
+  g_autofree char *gate = NULL;
+  g_autofree char *busy_removed = g_strdup_printf ("%s profile-removed", busy);
+  g_autofree char *idle_removed = g_strdup_printf ("%s profile-removed", idle);
+  g_autoptr (GError) error = NULL;
+  guint64 turn;
+  guint n = 0;
+
+  start_daemon (fx, agents, NULL);
+  turn = ab_prompt_on (fx->d.connection, NULL, idle, "echo one", "other",
+                       &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (wait_turn_checked (fx, fx->c, idle, turn)->reason, ==,
+                   "end_turn");
+  gate = ab_gate_prompt (&fx->d, "dropped");
+  turn = ab_prompt_on (fx->d.connection, NULL, busy, gate, "other", &error);
+  g_assert_no_error (error);
+  AB_WAIT_FOR (ab_turn_has_update (fx->c, busy, turn), TURN_TIMEOUT_MS);
+
+  yaml = config_yaml (NULL, NULL, NULL);
+  ab_daemon_fixture_write_config (&fx->d, yaml);
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "reload", NULL), ==, 0);
+  AB_WAIT_FOR (ab_collector_has (fx->c->removed, idle_removed),
+               TURN_TIMEOUT_MS);
+  g_assert_true (session_exists (fx, busy));
+  ab_gate_open (&fx->d, "dropped");
+  g_assert_cmpstr (wait_turn_checked (fx, fx->c, busy, turn)->reason, ==,
+                   "end_turn");
+  AB_WAIT_FOR (ab_collector_has (fx->c->removed, busy_removed),
+               TURN_TIMEOUT_MS);
+  g_assert_false (session_exists (fx, busy));
+  g_assert_false (session_exists (fx, idle));
+  ab_sync_with_daemon (fx->d.connection);
+  ab_drain_main_context ();
+  for (guint i = 0; i < fx->c->removed->len; i++)
+    if (g_str_has_prefix (fx->c->removed->pdata[i], "cli:dropped/"))
+      n++;
+  g_assert_cmpuint (n, ==, 2);
+}
+
+/* ---- the record before the prompt ---------------------------------------- */
+
+static gboolean
+log_contains (Fixture *fx, const char *text)
+{
+  g_autofree char *log = NULL;
+
+  return g_file_get_contents (fx->d.log_path, &log, NULL, NULL)
+         && strstr (log, text) != NULL;
+}
+
+/* The prompt reaches the agent only once the record naming its turn
+ * running is on disk.  Shown without timing: the daemon's record writes
+ * are held back (AGENTBROKER_TEST_HOLD_RECORDS) until the daemon says
+ * the prompt waits for its record, and the demo agent reports the record
+ * as it finds it the moment the prompt arrives.  A prompt sent early
+ * reaches the agent while the writes are held, and the agent reports
+ * the record without the turn.  With @data, the agent is already running
+ * (the turn-start record); without, it starts with the prompt (the
+ * record of the prompt waiting for the agent). */
+static void
+test_record_before_prompt (Fixture *fx, gconstpointer data)
+{
+  gboolean warm = GPOINTER_TO_INT (data);
+  const char *thread = "cli:durable/before-prompt";
+  g_autofree char *hold = g_build_filename (fx->d.tmpdir, "hold", NULL);
+  g_autofree char *path = record_file (fx, thread);
+  g_autofree char *text = g_strdup_printf ("record %s", path);
+  g_autofree char *waits = NULL;
+  g_autofree char *want = NULL;
+  g_autoptr (GError) error = NULL;
+  guint64 turn;
+  AbTurn *rec;
+
+  ab_daemon_fixture_setenv (&fx->d, "AGENTBROKER_TEST_HOLD_RECORDS", hold);
+  start_daemon (fx, NULL, NULL);
+  if (warm)
+    g_free (prompt_ok (fx, thread, "echo warm"));
+
+  g_file_set_contents (hold, "", 0, &error);
+  g_assert_no_error (error);
+  turn = ab_prompt (fx->d.connection, NULL, thread, text);
+  waits = g_strdup_printf ("session %s: turn %" G_GUINT64_FORMAT
+                           " waits for its record",
+                           thread, turn);
+  /* The daemon holds the prompt back, or (wrongly) the agent answered. */
+  AB_WAIT_FOR (log_contains (fx, waits)
+                   || ab_turn_has_update (fx->c, thread, turn),
+               TURN_TIMEOUT_MS);
+  /* The hold holds: nothing on disk names the turn yet. */
+  if (warm)
+    {
+      g_autoptr (JsonObject) held = read_record (fx, thread);
+
+      g_assert_cmpint (
+          json_object_get_int_member_with_default (held, "running_turn", 0), ==,
+          0);
+    }
+  else
+    g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+
+  g_assert_cmpint (unlink (hold), ==, 0);
+  rec = wait_turn_checked (fx, fx->c, thread, turn);
+  g_assert_cmpstr (rec->reason, ==, "end_turn");
+  want = g_strdup_printf ("record: running_turn=%" G_GUINT64_FORMAT, turn);
+  g_assert_cmpstr (rec->text->str, ==, want);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1259,6 +1376,10 @@ main (int argc, char **argv)
 #define ADD(name, func, data)                                                  \
   g_test_add ("/lifecycle/" name, Fixture, data, fixture_up, func, fixture_down)
   ADD ("records", test_records, NULL);
+  ADD ("records/before-prompt", test_record_before_prompt,
+       GINT_TO_POINTER (TRUE));
+  ADD ("records/before-first-prompt", test_record_before_prompt,
+       GINT_TO_POINTER (FALSE));
   ADD ("restart/resume", test_restart_resume, NULL);
   ADD ("crash/interrupted-once", test_crash, NULL);
   ADD ("crash/reported-on-prompt", test_crash_report_on_prompt, NULL);
@@ -1277,6 +1398,7 @@ main (int argc, char **argv)
   ADD ("stop/deadline", test_stop_deadline, NULL);
   ADD ("reload/unchanged-profile", test_reload_unchanged_profile, NULL);
   ADD ("reload/changed-profile", test_reload_changed_profile, NULL);
+  ADD ("reload/removed-profile", test_reload_removed_profile, NULL);
   ADD ("agentctl/drain-resume", test_agentctl_drain_resume, NULL);
 #undef ADD
 

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* agentbroker — how an agent process is started
+ *
+ * A session asks its launcher for an agent process running a profile for
+ * a thread.  The launcher decides where the agent runs (its working
+ * directory, from the profile's template), with what (its environment,
+ * credentials included) and how it is started.  AbDirectLauncher spawns
+ * the agent as a child of the daemon with ab_agent_process_spawn(); a
+ * launcher that starts agents some other way implements the same
+ * interface, and the session does not change.
+ *
+ * No signals: what happens to the process afterwards is reported by the
+ * AbAgentProcess itself.
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "ab-config.h"
+#include "agent-process.h"
+
+G_BEGIN_DECLS
+
+/* Longest credential file read into an agent's environment. */
+#define AB_AGENT_MAX_CREDENTIAL_BYTES (64 * 1024)
+
+#define AB_TYPE_AGENT_LAUNCHER (ab_agent_launcher_get_type ())
+G_DECLARE_INTERFACE (AbAgentLauncher, ab_agent_launcher, AB, AGENT_LAUNCHER,
+                     GObject)
+
+struct _AbAgentLauncherInterface
+{
+  GTypeInterface parent_iface;
+
+  AbAgentProcess *(*launch) (AbAgentLauncher *self,
+                             const AbAgentProfile *profile, const char *thread,
+                             const char *state_dir, char **cwd, GError **error);
+};
+
+/* Starts an agent of @profile for @thread, whose working directory
+ * templates expand {state} to @state_dir.  *@cwd is set to the working
+ * directory (newly allocated) as soon as it is chosen, even when the
+ * start fails afterwards.  Fails with AB_ERROR_AGENT_FAILED or the
+ * spawn's error. */
+AbAgentProcess *ab_agent_launcher_launch (AbAgentLauncher *self,
+                                          const AbAgentProfile *profile,
+                                          const char *thread,
+                                          const char *state_dir, char **cwd,
+                                          GError **error);
+
+/* Spawns the agent as the daemon's child: the working directory from the
+ * template (created 0700), the profile's environment over the inherited
+ * names, credentials read from $CREDENTIALS_DIRECTORY. */
+#define AB_TYPE_DIRECT_LAUNCHER (ab_direct_launcher_get_type ())
+G_DECLARE_FINAL_TYPE (AbDirectLauncher, ab_direct_launcher, AB, DIRECT_LAUNCHER,
+                      GObject)
+
+AbAgentLauncher *ab_direct_launcher_new (void);
+
+/* The working directory template @template with {thread} replaced by the
+ * escaped @thread and {state} by @state_dir. */
+char *ab_agent_expand_working_directory (const char *template,
+                                         const char *thread,
+                                         const char *state_dir);
+
+G_END_DECLS
