@@ -284,6 +284,15 @@ ab_broker_count_refusal (AbBroker *self, const GError *error)
 }
 
 gboolean
+ab_broker_may_see (AbBroker *self, const AbCaller *caller, AbSession *session)
+{
+  if (caller->access >= AB_ACCESS_ADMIN)
+    return TRUE;
+  return caller->access >= AB_ACCESS_USER
+         && ab_session_get_owner (session) == caller->uid;
+}
+
+gboolean
 ab_broker_check_accepting (AbBroker *self, GError **error)
 {
   const char *reason;

@@ -6,6 +6,7 @@
 #include <gio/gio.h>
 
 #include "ab-config.h"
+#include "access.h"
 #include "pool.h"
 
 G_BEGIN_DECLS
@@ -19,6 +20,16 @@ typedef enum
   AB_BROKER_STATE_RELOADING,
   AB_BROKER_STATE_STOPPING,
 } AbBrokerState;
+
+/* Who is calling, as a front end tells the broker: the uid its
+ * credentials give, the access that uid has, and the connection a
+ * session's stream goes to (a D-Bus unique name; not owned). */
+typedef struct
+{
+  uid_t uid;
+  AbAccess access;
+  const char *connection;
+} AbCaller;
 
 #define AB_TYPE_BROKER (ab_broker_get_type ())
 G_DECLARE_FINAL_TYPE (AbBroker, ab_broker, AB, BROKER, GObject)
@@ -41,6 +52,14 @@ void ab_broker_start (AbBroker *self);
 gboolean ab_broker_check_accepting (AbBroker *self, GError **error);
 void ab_broker_count_refusal (AbBroker *self, const GError *error);
 gboolean ab_broker_reload (AbBroker *self, GError **error);
+
+/* Whether @caller may see and act on @session: its owner or an admin.
+ * Asked for every call on a session and again for every recipient of
+ * its stream at the moment of sending, so that a watch registered
+ * before the session existed, or before its thread id was reused by
+ * another user, never receives someone else's stream. */
+gboolean ab_broker_may_see (AbBroker *self, const AbCaller *caller,
+                            AbSession *session);
 AbPool *ab_broker_get_pool (AbBroker *self);
 void ab_broker_drain_async (AbBroker *self, guint timeout_seconds,
                             const char *reason, GAsyncReadyCallback callback,

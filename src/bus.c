@@ -6,7 +6,10 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <glib/gi18n.h>
 
@@ -29,6 +32,8 @@
  * lookup are forgotten (a name whose NameOwnerChanged was missed would
  * otherwise stay forever). */
 #define AB_BUS_MAX_CALLERS 4096
+/* Largest caller map a test may give (AGENTBROKER_TEST_CALLER_MAP). */
+#define AB_BUS_MAX_CALLER_MAP_BYTES (64 * 1024)
 
 struct _AbBus
 {
@@ -39,15 +44,32 @@ struct _AbBus
   gboolean system_bus;
   AbDBusBroker1 *skeleton;
   GDBusObjectManagerServer *object_manager;
-  GHashTable *watchers; /* unique name → set of thread ids or "*" */
+  GHashTable *watchers; /* unique name → Watcher */
   GHashTable *callers;  /* unique name → Caller */
+  char *caller_map;     /* AGENTBROKER_TEST_CALLER_MAP, tests only */
   guint name_owner_subscription;
 };
 
 G_DEFINE_TYPE (AbBus, ab_bus, G_TYPE_OBJECT)
 
 typedef void (*AbBusHandler) (AbBus *self, GDBusMethodInvocation *invocation,
-                              GVariant *params, uid_t uid, AbAccess access);
+                              GVariant *params, const AbCaller *caller);
+
+/* A connection that watches sessions, with the identity it had when it
+ * asked: each recipient is checked again when a signal is sent. */
+typedef struct
+{
+  uid_t uid;
+  AbAccess access;
+  GHashTable *threads; /* thread ids, or "*" */
+} Watcher;
+
+static void
+watcher_free (Watcher *watcher)
+{
+  g_hash_table_unref (watcher->threads);
+  g_free (watcher);
+}
 
 typedef struct
 {
@@ -75,6 +97,8 @@ typedef struct
   gboolean known;
   gboolean gone; /* the name went while its lookup was under way */
   uid_t uid;
+  gboolean mapped; /* uid and access from the test caller map */
+  AbAccess mapped_access;
   GQueue calls; /* AuthCall *, waiting for the lookup */
 } Caller;
 
@@ -107,16 +131,21 @@ caller_lookup_free (CallerLookup *lookup)
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CallerLookup, caller_lookup_free)
 
-/* Runs @call's handler if its caller, @uid, has the access it needs;
+/* Runs @call's handler if @known, its caller, has the access it needs;
  * refuses it otherwise. Frees @call. */
 static void
-run_call (AuthCall *call, uid_t uid)
+run_call (AuthCall *call, const Caller *known)
 {
   AbBus *self = call->bus;
   GDBusMethodInvocation *invocation = call->invocation;
   const char *method = g_dbus_method_invocation_get_method_name (invocation);
-  AbAccess access = ab_access_for_uid (ab_broker_get_config (self->broker), uid,
-                                       self->system_bus);
+  uid_t uid = known->uid;
+  AbAccess access
+      = known->mapped ? known->mapped_access
+                      : ab_access_for_uid (ab_broker_get_config (self->broker),
+                                           uid, self->system_bus);
+  AbCaller caller
+      = { uid, access, g_dbus_method_invocation_get_sender (invocation) };
 
   if (access < call->required)
     {
@@ -135,9 +164,63 @@ run_call (AuthCall *call, uid_t uid)
     }
   else
     call->handler (self, invocation,
-                   g_dbus_method_invocation_get_parameters (invocation), uid,
-                   access);
+                   g_dbus_method_invocation_get_parameters (invocation),
+                   &caller);
   auth_call_free (call);
+}
+
+/* The test suite's ordinary users on a private bus, where every real
+ * caller has the daemon's own uid and so is the admin: with
+ * AGENTBROKER_TEST_CALLER_MAP naming a file of lines "UNIQUE-NAME UID
+ * ACCESS" (ACCESS: none, user or admin), a connection listed there is
+ * taken for that uid with that access. It is read only when the daemon
+ * serves a session bus (ab_bus_new never sets it for the system bus):
+ * there the only callers are the user's own connections, who are the
+ * admin already, and whoever sets the daemon's environment is that same
+ * user, so the map can relabel the user's own connections but give
+ * nobody anything. The file is small and local (a test's temporary
+ * directory) and read once per connection. */
+static gboolean
+lookup_caller_map (const char *map, const char *name, Caller *caller)
+{
+  g_autofree char *text = g_malloc (AB_BUS_MAX_CALLER_MAP_BYTES + 1);
+  g_auto (GStrv) lines = NULL;
+  gsize length = 0;
+  int fd = open (map, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  ssize_t n = 0;
+
+  if (fd < 0)
+    return FALSE;
+  while (
+      length < AB_BUS_MAX_CALLER_MAP_BYTES
+      && ((n = read (fd, text + length, AB_BUS_MAX_CALLER_MAP_BYTES - length))
+              > 0
+          || (n < 0 && errno == EINTR)))
+    length += MAX (n, 0);
+  close (fd);
+  text[length] = '\0';
+  lines = g_strsplit (text, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      g_auto (GStrv) fields = g_strsplit (lines[i], " ", 3);
+      guint64 uid;
+
+      if (g_strv_length (fields) != 3 || !g_str_equal (fields[0], name)
+          || !g_ascii_string_to_unsigned (fields[1], 10, 0, G_MAXUINT32 - 1,
+                                          &uid, NULL))
+        continue;
+      caller->uid = (uid_t)uid;
+      caller->mapped = TRUE;
+      caller->mapped_access = g_str_equal (fields[2], "admin") ? AB_ACCESS_ADMIN
+                              : g_str_equal (fields[2], "user")
+                                  ? AB_ACCESS_USER
+                                  : AB_ACCESS_NONE;
+      g_message ("test caller map: %s is uid %u with %s", name,
+                 (guint)caller->uid,
+                 ab_access_to_string (caller->mapped_access));
+      return TRUE;
+    }
+  return FALSE;
 }
 
 static void
@@ -174,10 +257,12 @@ on_caller_uid (GObject *source, GAsyncResult *result, gpointer user_data)
 
   caller->known = TRUE;
   g_variant_get (reply, "(u)", &caller->uid);
+  if (self->caller_map != NULL)
+    lookup_caller_map (self->caller_map, lookup->name, caller);
   /* A handler never runs the main loop, so no call joins the queue
    * meanwhile; the entry is not removed under it either. */
   while ((call = g_queue_pop_head (&caller->calls)) != NULL)
-    run_call (call, caller->uid);
+    run_call (call, caller);
   if (caller->gone)
     g_hash_table_remove (self->callers, lookup->name);
 }
@@ -201,7 +286,7 @@ authorize (AbBus *self, GDBusMethodInvocation *invocation, AbAccess required,
 
   if (caller != NULL && caller->known)
     {
-      run_call (call, caller->uid);
+      run_call (call, caller);
       return TRUE;
     }
   if (caller != NULL)
@@ -230,11 +315,11 @@ authorize (AbBus *self, GDBusMethodInvocation *invocation, AbAccess required,
 
 static void
 do_reload (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
-           uid_t uid, AbAccess access)
+           const AbCaller *caller)
 {
   g_autoptr (GError) error = NULL;
 
-  g_message ("Reload requested by uid %u", uid);
+  g_message ("Reload requested by uid %u", (guint)caller->uid);
   if (!ab_broker_reload (self->broker, &error))
     {
       g_dbus_method_invocation_return_gerror (invocation, error);
@@ -262,25 +347,26 @@ on_drained (GObject *source, GAsyncResult *result, gpointer user_data)
 
 static void
 do_drain (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
-          uid_t uid, AbAccess access)
+          const AbCaller *caller)
 {
   g_autofree char *reason
-      = g_strdup_printf (_ ("a drain requested by uid %u"), uid);
+      = g_strdup_printf (_ ("a drain requested by uid %u"), (guint)caller->uid);
   guint timeout_seconds;
 
   g_variant_get (params, "(u)", &timeout_seconds);
-  g_message ("Drain (%u s) requested by uid %u", timeout_seconds, uid);
+  g_message ("Drain (%u s) requested by uid %u", timeout_seconds,
+             (guint)caller->uid);
   ab_broker_drain_async (self->broker, timeout_seconds, reason, on_drained,
                          g_object_ref (invocation));
 }
 
 static void
 do_resume (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
-           uid_t uid, AbAccess access)
+           const AbCaller *caller)
 {
   g_autoptr (GError) error = NULL;
 
-  g_message ("Resume requested by uid %u", uid);
+  g_message ("Resume requested by uid %u", (guint)caller->uid);
   if (!ab_broker_resume (self->broker, &error))
     {
       g_dbus_method_invocation_return_gerror (invocation, error);
@@ -295,7 +381,7 @@ do_resume (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
  * admin. Otherwise NULL, with the invocation answered. */
 static AbSession *
 session_for_caller (AbBus *self, GDBusMethodInvocation *invocation,
-                    const char *thread, uid_t uid, AbAccess access)
+                    const char *thread, const AbCaller *caller)
 {
   g_autoptr (GError) error = NULL;
   AbSession *session;
@@ -313,12 +399,12 @@ session_for_caller (AbBus *self, GDBusMethodInvocation *invocation,
           _ ("no session for thread %s"), thread);
       return NULL;
     }
-  if (access < AB_ACCESS_ADMIN && ab_session_get_owner (session) != uid)
+  if (!ab_broker_may_see (self->broker, caller, session))
     {
       g_dbus_method_invocation_return_error (
           invocation, AB_ERROR, AB_ERROR_ACCESS_DENIED,
           _ ("session %s belongs to uid %u; uid %u may not %s it"), thread,
-          (guint)ab_session_get_owner (session), (guint)uid,
+          (guint)ab_session_get_owner (session), (guint)caller->uid,
           g_dbus_method_invocation_get_method_name (invocation));
       return NULL;
     }
@@ -326,16 +412,17 @@ session_for_caller (AbBus *self, GDBusMethodInvocation *invocation,
 }
 
 /* A turn cut off by the previous instance is told to the first
- * connection that prompts or watches its thread. */
+ * connection that prompts or watches its thread and may see it. */
 static void
-report_interrupted (AbBus *self, AbSession *session, const char *recipient)
+report_interrupted (AbBus *self, AbSession *session, const AbCaller *recipient)
 {
   guint64 turn;
 
-  if (!ab_session_take_interrupted (session, &turn))
+  if (!ab_broker_may_see (self->broker, recipient, session)
+      || !ab_session_take_interrupted (session, &turn))
     return;
   g_dbus_connection_emit_signal (
-      self->connection, recipient, ab_session_get_path (session),
+      self->connection, recipient->connection, ab_session_get_path (session),
       "org.agentbroker.Session1", "TurnEnded",
       g_variant_new ("(tss)", turn, "interrupted",
                      _ ("agentbroker stopped while this turn was running")),
@@ -346,7 +433,7 @@ report_interrupted (AbBus *self, AbSession *session, const char *recipient)
  * the array only refers to them. */
 static void
 do_list_sessions (AbBus *self, GDBusMethodInvocation *invocation,
-                  GVariant *params, uid_t uid, AbAccess access)
+                  GVariant *params, const AbCaller *caller)
 {
   g_autoptr (GPtrArray) all = ab_pool_list (ab_broker_get_pool (self->broker));
   g_autofree GVariant **dicts = g_new (GVariant *, all->len + 1);
@@ -361,7 +448,7 @@ do_list_sessions (AbBus *self, GDBusMethodInvocation *invocation,
 
 static void
 do_get_session (AbBus *self, GDBusMethodInvocation *invocation,
-                GVariant *params, uid_t uid, AbAccess access)
+                GVariant *params, const AbCaller *caller)
 {
   g_autoptr (GError) error = NULL;
   const char *thread;
@@ -412,7 +499,7 @@ on_prompted (GObject *source, GAsyncResult *result, gpointer user_data)
 
 static void
 do_prompt (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
-           uid_t uid, AbAccess access)
+           const AbCaller *caller)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (GVariant) options = NULL;
@@ -451,8 +538,7 @@ do_prompt (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
     }
 
   session = ab_pool_lookup (ab_broker_get_pool (self->broker), thread);
-  if (session != NULL && access < AB_ACCESS_ADMIN
-      && ab_session_get_owner (session) != uid)
+  if (session != NULL && !ab_broker_may_see (self->broker, caller, session))
     {
       g_set_error (&error, AB_ERROR, AB_ERROR_ACCESS_DENIED,
                    _ ("session %s belongs to uid %u"), thread,
@@ -462,28 +548,26 @@ do_prompt (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
     }
 
   if (session != NULL)
-    report_interrupted (self, session,
-                        g_dbus_method_invocation_get_sender (invocation));
+    report_interrupted (self, session, caller);
   call = g_new0 (AuthCall, 1);
   call->bus = g_object_ref (self);
   call->invocation = g_object_ref (invocation);
   ab_pool_prompt_async (ab_broker_get_pool (self->broker), thread, text, agent,
-                        uid, g_dbus_method_invocation_get_sender (invocation),
-                        on_prompted, call);
+                        caller->uid, caller->connection, on_prompted, call);
 }
 
 static void
 do_cancel (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
-           uid_t uid, AbAccess access)
+           const AbCaller *caller)
 {
   const char *thread;
   AbSession *session;
 
   g_variant_get (params, "(&s)", &thread);
-  session = session_for_caller (self, invocation, thread, uid, access);
+  session = session_for_caller (self, invocation, thread, caller);
   if (session == NULL)
     return;
-  g_message ("Cancel of %s requested by uid %u", thread, uid);
+  g_message ("Cancel of %s requested by uid %u", thread, (guint)caller->uid);
   ab_session_cancel (session);
   g_dbus_method_invocation_return_value (invocation, NULL);
 }
@@ -504,21 +588,22 @@ on_removed (GObject *source, GAsyncResult *result, gpointer user_data)
 
 static void
 do_remove_session (AbBus *self, GDBusMethodInvocation *invocation,
-                   GVariant *params, uid_t uid, AbAccess access)
+                   GVariant *params, const AbCaller *caller)
 {
   const char *thread;
 
   g_variant_get (params, "(&s)", &thread);
-  if (session_for_caller (self, invocation, thread, uid, access) == NULL)
+  if (session_for_caller (self, invocation, thread, caller) == NULL)
     return;
-  g_message ("RemoveSession of %s requested by uid %u", thread, uid);
+  g_message ("RemoveSession of %s requested by uid %u", thread,
+             (guint)caller->uid);
   ab_pool_remove_async (ab_broker_get_pool (self->broker), thread, "removed",
                         on_removed, g_object_ref (invocation));
 }
 
 static void
 do_answer_permission (AbBus *self, GDBusMethodInvocation *invocation,
-                      GVariant *params, uid_t uid, AbAccess access)
+                      GVariant *params, const AbCaller *caller)
 {
   g_autoptr (GError) error = NULL;
   const char *thread, *request, *option;
@@ -534,7 +619,7 @@ do_answer_permission (AbBus *self, GDBusMethodInvocation *invocation,
           AB_BUS_MAX_ID_BYTES);
       return;
     }
-  session = session_for_caller (self, invocation, thread, uid, access);
+  session = session_for_caller (self, invocation, thread, caller);
   if (session == NULL)
     return;
   if (!ab_session_answer_permission (session, request, option, &error))
@@ -571,18 +656,18 @@ on_name_owner_changed (GDBusConnection *connection, const char *sender_name,
 
 static void
 do_watch (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
-          uid_t uid, AbAccess access)
+          const AbCaller *caller)
 {
   const char *thread;
-  const char *sender = g_dbus_method_invocation_get_sender (invocation);
   gboolean watch = g_str_equal (
       g_dbus_method_invocation_get_method_name (invocation), "Watch");
-  GHashTable *threads;
+  Watcher *watcher;
+  AbSession *session;
 
   g_variant_get (params, "(&s)", &thread);
   if (g_str_equal (thread, "*"))
     {
-      if (access < AB_ACCESS_ADMIN)
+      if (caller->access < AB_ACCESS_ADMIN)
         {
           g_dbus_method_invocation_return_error (
               invocation, AB_ERROR, AB_ERROR_ACCESS_DENIED,
@@ -593,7 +678,6 @@ do_watch (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
   else
     {
       g_autoptr (GError) error = NULL;
-      AbSession *session;
 
       if (!ab_thread_id_validate (thread, &error))
         {
@@ -601,8 +685,7 @@ do_watch (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
           return;
         }
       session = ab_pool_lookup (ab_broker_get_pool (self->broker), thread);
-      if (session != NULL && access < AB_ACCESS_ADMIN
-          && ab_session_get_owner (session) != uid)
+      if (session != NULL && !ab_broker_may_see (self->broker, caller, session))
         {
           g_dbus_method_invocation_return_error (
               invocation, AB_ERROR, AB_ERROR_ACCESS_DENIED,
@@ -612,29 +695,36 @@ do_watch (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
         }
     }
 
-  threads = g_hash_table_lookup (self->watchers, sender);
+  watcher = g_hash_table_lookup (self->watchers, caller->connection);
   if (!watch)
     {
-      if (threads != NULL)
-        g_hash_table_remove (threads, thread);
+      if (watcher != NULL)
+        g_hash_table_remove (watcher->threads, thread);
       g_dbus_method_invocation_return_value (invocation, NULL);
       return;
     }
 
-  if (threads == NULL)
+  if (watcher == NULL)
     {
-      threads = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-      g_hash_table_insert (self->watchers, g_strdup (sender), threads);
+      watcher = g_new0 (Watcher, 1);
+      watcher->threads
+          = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+      g_hash_table_insert (self->watchers, g_strdup (caller->connection),
+                           watcher);
     }
-  if (g_hash_table_size (threads) >= AB_BUS_MAX_WATCHES
-      && !g_hash_table_contains (threads, thread))
+  /* A connection's uid does not change; its access is that of its
+   * latest Watch. */
+  watcher->uid = caller->uid;
+  watcher->access = caller->access;
+  if (g_hash_table_size (watcher->threads) >= AB_BUS_MAX_WATCHES
+      && !g_hash_table_contains (watcher->threads, thread))
     {
       g_dbus_method_invocation_return_error (
           invocation, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
           _ ("a connection may watch at most %d threads"), AB_BUS_MAX_WATCHES);
       return;
     }
-  g_hash_table_add (threads, g_strdup (thread));
+  g_hash_table_add (watcher->threads, g_strdup (thread));
   g_dbus_method_invocation_return_value (invocation, NULL);
 
   if (g_str_equal (thread, "*"))
@@ -642,12 +732,12 @@ do_watch (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
       g_autoptr (GPtrArray) all
           = ab_pool_list (ab_broker_get_pool (self->broker));
       for (guint i = 0; i < all->len; i++)
-        report_interrupted (self, g_ptr_array_index (all, i), sender);
+        report_interrupted (self, g_ptr_array_index (all, i), caller);
     }
-  else if (ab_pool_lookup (ab_broker_get_pool (self->broker), thread) != NULL)
-    report_interrupted (
-        self, ab_pool_lookup (ab_broker_get_pool (self->broker), thread),
-        sender);
+  else if ((session
+            = ab_pool_lookup (ab_broker_get_pool (self->broker), thread))
+           != NULL)
+    report_interrupted (self, session, caller);
 }
 
 /* ---- the stream: unicast to the prompter and the watchers ---------------- */
@@ -670,13 +760,21 @@ emit_to_recipients (AbBus *self, AbSession *session, const char *prompter,
       g_ptr_array_add (sent, (gpointer)prompter);
     }
 
+  /* The prompter's call was checked against this very session, whose
+   * owner never changes. A watcher is checked now: its watch may predate
+   * the session, or the removal and reuse of the thread id by another
+   * user. */
   g_hash_table_iter_init (&iter, self->watchers);
   while (g_hash_table_iter_next (&iter, &key, &value))
     {
-      if (!g_hash_table_contains (value, thread)
-          && !g_hash_table_contains (value, "*"))
+      Watcher *watcher = value;
+      AbCaller recipient = { watcher->uid, watcher->access, key };
+
+      if (!g_hash_table_contains (watcher->threads, thread)
+          && !g_hash_table_contains (watcher->threads, "*"))
         continue;
-      if (g_strcmp0 (key, prompter) == 0)
+      if (g_strcmp0 (key, prompter) == 0
+          || !ab_broker_may_see (self->broker, &recipient, session))
         continue;
       g_dbus_connection_emit_signal (
           self->connection, key, ab_session_get_path (session),
@@ -891,6 +989,7 @@ ab_bus_dispose (GObject *object)
   self->name_owner_subscription = 0;
   g_clear_pointer (&self->watchers, g_hash_table_unref);
   g_clear_pointer (&self->callers, g_hash_table_unref);
+  g_clear_pointer (&self->caller_map, g_free);
   if (self->skeleton != NULL)
     g_dbus_interface_skeleton_unexport (
         G_DBUS_INTERFACE_SKELETON (self->skeleton));
@@ -930,6 +1029,8 @@ ab_bus_new (AbBroker *broker, GDBusConnection *connection, gboolean system_bus,
   self->broker = g_object_ref (broker);
   self->connection = g_object_ref (connection);
   self->system_bus = system_bus;
+  if (!system_bus)
+    self->caller_map = g_strdup (g_getenv ("AGENTBROKER_TEST_CALLER_MAP"));
   self->skeleton = ab_dbus_broker1_skeleton_new ();
 
   for (gsize i = 0; i < G_N_ELEMENTS (bound); i++)
@@ -975,7 +1076,7 @@ ab_bus_new (AbBroker *broker, GDBusConnection *connection, gboolean system_bus,
                                                connection);
 
   self->watchers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                          (GDestroyNotify)g_hash_table_unref);
+                                          (GDestroyNotify)watcher_free);
   self->callers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                          (GDestroyNotify)caller_free);
   self->name_owner_subscription = g_dbus_connection_signal_subscribe (

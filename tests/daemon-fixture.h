@@ -26,7 +26,8 @@ typedef struct
   char *state_dir;
   char *log_path;
   int exit_status;
-  char **env; /* extra environment of the daemon, see _setenv() */
+  char **env;       /* extra environment of the daemon, see _setenv() */
+  char *caller_map; /* AGENTBROKER_TEST_CALLER_MAP, see ab_user_connection() */
 } AbDaemonFixture;
 
 /* One private bus for the whole test program: ab_test_bus_up() before
@@ -67,6 +68,13 @@ int ab_run_agentctl (AbDaemonFixture *fx, char **out, char **err,
 
 /* A new connection to the private bus, apart from fx->connection. */
 GDBusConnection *ab_second_connection (void);
+
+/* A new connection that the daemon takes for an ordinary user of uid
+ * @uid with user access (as a member of access.users on the system bus),
+ * not for the admin every other connection of the test is. Through the
+ * daemon's test-only caller map (AGENTBROKER_TEST_CALLER_MAP, honoured
+ * on a session bus only), so owner checks are tested without root. */
+GDBusConnection *ab_user_connection (AbDaemonFixture *fx, uid_t uid);
 
 /* ---- bounded waits ------------------------------------------------------ */
 
