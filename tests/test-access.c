@@ -42,22 +42,33 @@ fixture_down (Fixture *fx, gconstpointer data)
   ab_daemon_fixture_teardown (&fx->d);
 }
 
+/* The demo agent, asking for permissions; @pool: lines under pool: or
+ * NULL. */
+static void
+start_daemon_with (Fixture *fx, const char *pool)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *yaml
+      = g_strdup_printf ("default_agent: demo\n"
+                         "agents:\n"
+                         "  demo:\n"
+                         "    command: [agentbroker-demo-agent]\n"
+                         "    permissions: ask\n"
+                         "%s%s"
+                         "timeouts:\n"
+                         "  drain: 2s\n"
+                         "  kill: 2s\n",
+                         pool != NULL ? "pool:\n" : "", pool ?: "");
+
+  ab_daemon_fixture_write_config (&fx->d, yaml);
+  ab_daemon_fixture_start (&fx->d, &error);
+  g_assert_no_error (error);
+}
+
 static void
 start_daemon (Fixture *fx)
 {
-  g_autoptr (GError) error = NULL;
-
-  ab_daemon_fixture_write_config (&fx->d,
-                                  "default_agent: demo\n"
-                                  "agents:\n"
-                                  "  demo:\n"
-                                  "    command: [agentbroker-demo-agent]\n"
-                                  "    permissions: ask\n"
-                                  "timeouts:\n"
-                                  "  drain: 2s\n"
-                                  "  kill: 2s\n");
-  ab_daemon_fixture_start (&fx->d, &error);
-  g_assert_no_error (error);
+  start_daemon_with (fx, NULL);
 }
 
 /* @method(@params) from @connection fails with AccessDenied. */
@@ -216,6 +227,104 @@ test_watch_reused_thread (Fixture *fx, gconstpointer data)
   ab_collector_free (bob_c);
 }
 
+/* Prompts @text on @thread from @connection and waits for its end_turn. */
+static void
+prompt_done (GDBusConnection *connection, const char *thread, const char *text)
+{
+  AbCollector *c = ab_collector_new (connection);
+  guint64 turn = ab_prompt (connection, c, thread, text);
+  AbTurn *rec = ab_wait_turn (c, thread, turn, TURN_TIMEOUT_MS);
+
+  g_assert_cmpstr (rec->reason, ==, "end_turn");
+  ab_collector_free (c);
+}
+
+/* At pool.max_sessions, a user's new session suspends that user's own
+ * idle session, not another user's less recently active one. */
+static void
+test_eviction_own_first (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (GDBusConnection) alice = NULL;
+  g_autoptr (GDBusConnection) bob = NULL;
+
+  start_daemon_with (fx, "  max_sessions: 2\n");
+  alice = ab_user_connection (&fx->d, fx->uid_a);
+  bob = ab_user_connection (&fx->d, fx->uid_b);
+
+  prompt_done (bob, "cli:bob/1", "echo b1");
+  prompt_done (alice, "cli:alice/1", "echo a1");
+  prompt_done (alice, "cli:alice/2", "echo a2");
+
+  g_assert_true (ab_state_is (&fx->d, "cli:alice/1", "suspended"));
+  g_assert_true (ab_state_is (&fx->d, "cli:bob/1", "idle"));
+  g_assert_cmpuint (ab_session_u (&fx->d, "cli:bob/1", "pid"), !=, 0);
+  g_assert_true (ab_state_is (&fx->d, "cli:alice/2", "idle"));
+
+  /* The same for Bob, though Alice's session is the less recently
+   * active one now. */
+  prompt_done (bob, "cli:bob/2", "echo b2");
+  g_assert_true (ab_state_is (&fx->d, "cli:bob/1", "suspended"));
+  g_assert_true (ab_state_is (&fx->d, "cli:alice/2", "idle"));
+  g_assert_true (ab_state_is (&fx->d, "cli:bob/2", "idle"));
+}
+
+/* A user with no idle session of their own may suspend one of a user who
+ * runs more agents. */
+static void
+test_eviction_fair_share (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (GDBusConnection) alice = NULL;
+  g_autoptr (GDBusConnection) bob = NULL;
+
+  start_daemon_with (fx, "  max_sessions: 2\n");
+  alice = ab_user_connection (&fx->d, fx->uid_a);
+  bob = ab_user_connection (&fx->d, fx->uid_b);
+
+  prompt_done (alice, "cli:alice/1", "echo a1");
+  prompt_done (alice, "cli:alice/2", "echo a2");
+  prompt_done (bob, "cli:bob/1", "echo b1");
+  g_assert_true (ab_state_is (&fx->d, "cli:alice/1", "suspended"));
+  g_assert_true (ab_state_is (&fx->d, "cli:alice/2", "idle"));
+  g_assert_true (ab_state_is (&fx->d, "cli:bob/1", "idle"));
+}
+
+/* A user with no idle session of their own is refused rather than push
+ * out the idle session of a user running no more agents; the refusal
+ * names the limit. */
+static void
+test_eviction_refused (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (GDBusConnection) alice = NULL;
+  g_autoptr (GDBusConnection) bob = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *gate = NULL;
+  AbCollector *alice_c;
+  guint64 turn;
+
+  start_daemon_with (fx, "  max_sessions: 2\n");
+  alice = ab_user_connection (&fx->d, fx->uid_a);
+  bob = ab_user_connection (&fx->d, fx->uid_b);
+  alice_c = ab_collector_new (alice);
+
+  prompt_done (bob, "cli:bob/1", "echo b1");
+  gate = ab_gate_prompt (&fx->d, "alice");
+  turn = ab_prompt (alice, alice_c, "cli:alice/1", gate);
+  AB_WAIT_FOR (ab_state_is (&fx->d, "cli:alice/1", "busy"), TURN_TIMEOUT_MS);
+
+  g_assert_cmpuint (
+      ab_prompt_on (alice, alice_c, "cli:alice/2", "echo a2", NULL, &error), ==,
+      0);
+  ab_assert_error_named (error, AB_ERROR_POOL_EXHAUSTED,
+                         "org.agentbroker.Error.PoolExhausted");
+  g_assert_nonnull (strstr (error->message, "pool.max_sessions"));
+  g_assert_true (ab_state_is (&fx->d, "cli:bob/1", "idle"));
+  g_assert_true (ab_state_is (&fx->d, "cli:alice/2", "(none)"));
+
+  ab_gate_open (&fx->d, "alice");
+  ab_wait_turn (alice_c, "cli:alice/1", turn, TURN_TIMEOUT_MS);
+  ab_collector_free (alice_c);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -226,6 +335,9 @@ main (int argc, char **argv)
   ADD ("owner-checks", test_owner_checks);
   ADD ("watch-before-create", test_watch_before_create);
   ADD ("watch-reused-thread", test_watch_reused_thread);
+  ADD ("eviction-own-first", test_eviction_own_first);
+  ADD ("eviction-fair-share", test_eviction_fair_share);
+  ADD ("eviction-refused", test_eviction_refused);
 #undef ADD
 
   (void)ab_error_quark ();
