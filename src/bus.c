@@ -423,7 +423,7 @@ report_interrupted (AbBus *self, AbSession *session, const AbCaller *recipient)
     return;
   g_dbus_connection_emit_signal (
       self->connection, recipient->connection, ab_session_get_path (session),
-      "org.agentbroker.Session1", "TurnEnded",
+      AB_SESSION_IFACE, "TurnEnded",
       g_variant_new ("(tss)", turn, "interrupted",
                      _ ("agentbroker stopped while this turn was running")),
       NULL);
@@ -754,9 +754,9 @@ emit_to_recipients (AbBus *self, AbSession *session, const char *prompter,
   g_variant_ref_sink (params);
   if (prompter != NULL)
     {
-      g_dbus_connection_emit_signal (
-          self->connection, prompter, ab_session_get_path (session),
-          "org.agentbroker.Session1", signal, params, NULL);
+      g_dbus_connection_emit_signal (self->connection, prompter,
+                                     ab_session_get_path (session),
+                                     AB_SESSION_IFACE, signal, params, NULL);
       g_ptr_array_add (sent, (gpointer)prompter);
     }
 
@@ -776,9 +776,9 @@ emit_to_recipients (AbBus *self, AbSession *session, const char *prompter,
       if (g_strcmp0 (key, prompter) == 0
           || !ab_broker_may_see (self->broker, &recipient, session))
         continue;
-      g_dbus_connection_emit_signal (
-          self->connection, key, ab_session_get_path (session),
-          "org.agentbroker.Session1", signal, params, NULL);
+      g_dbus_connection_emit_signal (self->connection, key,
+                                     ab_session_get_path (session),
+                                     AB_SESSION_IFACE, signal, params, NULL);
     }
   g_variant_unref (params);
 }

@@ -8,11 +8,7 @@
 
 G_BEGIN_DECLS
 
-#define AB_BUS_NAME "org.agentbroker.Broker1"
-#define AB_BUS_PATH "/org/agentbroker/Broker1"
-#define AB_BROKER_IFACE "org.agentbroker.Broker1"
-#define AB_SESSION_IFACE "org.agentbroker.Session1"
-#define AB_SESSION_PREFIX AB_BUS_PATH "/session/"
+#include "names.h"
 
 /* Timeout of the calls below (ab_call_on() and what is built on it). */
 #define AB_CALL_TIMEOUT_MS 30000
