@@ -11,6 +11,7 @@
 #include "broker.h"
 #include "error.h"
 #include "pool.h"
+#include "thread-id.h"
 
 struct _AbBroker
 {
@@ -290,6 +291,49 @@ ab_broker_may_see (AbBroker *self, const AbCaller *caller, AbSession *session)
     return TRUE;
   return caller->access >= AB_ACCESS_USER
          && ab_session_get_owner (session) == caller->uid;
+}
+
+gboolean
+ab_broker_find_session (AbBroker *self, const AbCaller *caller,
+                        const char *thread, const char *verb,
+                        AbSession **session, GError **error)
+{
+  AbSession *found;
+
+  *session = NULL;
+  if (!ab_thread_id_validate (thread, error))
+    return FALSE;
+  found = ab_pool_lookup (self->pool, thread);
+  if (found != NULL && caller != NULL
+      && !ab_broker_may_see (self, caller, found))
+    {
+      if (verb != NULL)
+        g_set_error (error, AB_ERROR, AB_ERROR_ACCESS_DENIED,
+                     _ ("session %s belongs to uid %u; uid %u may not %s it"),
+                     thread, (guint)ab_session_get_owner (found),
+                     (guint)caller->uid, verb);
+      else
+        g_set_error (error, AB_ERROR, AB_ERROR_ACCESS_DENIED,
+                     _ ("session %s belongs to uid %u"), thread,
+                     (guint)ab_session_get_owner (found));
+      return FALSE;
+    }
+  *session = found;
+  return TRUE;
+}
+
+AbSession *
+ab_broker_lookup_session (AbBroker *self, const AbCaller *caller,
+                          const char *thread, const char *verb, GError **error)
+{
+  AbSession *session;
+
+  if (!ab_broker_find_session (self, caller, thread, verb, &session, error))
+    return NULL;
+  if (session == NULL)
+    g_set_error (error, AB_ERROR, AB_ERROR_NO_SUCH_SESSION,
+                 _ ("no session for thread %s"), thread);
+  return session;
 }
 
 gboolean

@@ -60,6 +60,18 @@ gboolean ab_broker_reload (AbBroker *self, GError **error);
  * another user, never receives someone else's stream. */
 gboolean ab_broker_may_see (AbBroker *self, const AbCaller *caller,
                             AbSession *session);
+/* The session of @thread for @caller, after checking the thread id and,
+ * when @caller is not NULL, that the caller may see the session
+ * (AccessDenied, naming @verb when not NULL). A thread without a session
+ * is no error: *@session is NULL then. */
+gboolean ab_broker_find_session (AbBroker *self, const AbCaller *caller,
+                                 const char *thread, const char *verb,
+                                 AbSession **session, GError **error);
+/* ab_broker_find_session(), and a thread without a session is
+ * NoSuchSession. */
+AbSession *ab_broker_lookup_session (AbBroker *self, const AbCaller *caller,
+                                     const char *thread, const char *verb,
+                                     GError **error);
 AbPool *ab_broker_get_pool (AbBroker *self);
 void ab_broker_drain_async (AbBroker *self, guint timeout_seconds,
                             const char *reason, GAsyncReadyCallback callback,

@@ -19,7 +19,6 @@
 #include "error.h"
 #include "pool.h"
 #include "session.h"
-#include "thread-id.h"
 
 /* Threads one connection may watch at a time. */
 #define AB_BUS_MAX_WATCHES 1024
@@ -384,30 +383,12 @@ session_for_caller (AbBus *self, GDBusMethodInvocation *invocation,
                     const char *thread, const AbCaller *caller)
 {
   g_autoptr (GError) error = NULL;
-  AbSession *session;
+  AbSession *session = ab_broker_lookup_session (
+      self->broker, caller, thread,
+      g_dbus_method_invocation_get_method_name (invocation), &error);
 
-  if (!ab_thread_id_validate (thread, &error))
-    {
-      g_dbus_method_invocation_return_gerror (invocation, error);
-      return NULL;
-    }
-  session = ab_pool_lookup (ab_broker_get_pool (self->broker), thread);
   if (session == NULL)
-    {
-      g_dbus_method_invocation_return_error (
-          invocation, AB_ERROR, AB_ERROR_NO_SUCH_SESSION,
-          _ ("no session for thread %s"), thread);
-      return NULL;
-    }
-  if (!ab_broker_may_see (self->broker, caller, session))
-    {
-      g_dbus_method_invocation_return_error (
-          invocation, AB_ERROR, AB_ERROR_ACCESS_DENIED,
-          _ ("session %s belongs to uid %u; uid %u may not %s it"), thread,
-          (guint)ab_session_get_owner (session), (guint)caller->uid,
-          g_dbus_method_invocation_get_method_name (invocation));
-      return NULL;
-    }
+    g_dbus_method_invocation_return_gerror (invocation, error);
   return session;
 }
 
@@ -455,17 +436,11 @@ do_get_session (AbBus *self, GDBusMethodInvocation *invocation,
   AbSession *session;
 
   g_variant_get (params, "(&s)", &thread);
-  if (!ab_thread_id_validate (thread, &error))
-    {
-      g_dbus_method_invocation_return_gerror (invocation, error);
-      return;
-    }
-  session = ab_pool_lookup (ab_broker_get_pool (self->broker), thread);
+  /* Every user may read every session: no caller to check. */
+  session = ab_broker_lookup_session (self->broker, NULL, thread, NULL, &error);
   if (session == NULL)
     {
-      g_dbus_method_invocation_return_error (
-          invocation, AB_ERROR, AB_ERROR_NO_SUCH_SESSION,
-          _ ("no session for thread %s"), thread);
+      g_dbus_method_invocation_return_gerror (invocation, error);
       return;
     }
   g_dbus_method_invocation_return_value (
@@ -537,12 +512,9 @@ do_prompt (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
         }
     }
 
-  session = ab_pool_lookup (ab_broker_get_pool (self->broker), thread);
-  if (session != NULL && !ab_broker_may_see (self->broker, caller, session))
+  if (!ab_broker_find_session (self->broker, caller, thread, NULL, &session,
+                               &error))
     {
-      g_set_error (&error, AB_ERROR, AB_ERROR_ACCESS_DENIED,
-                   _ ("session %s belongs to uid %u"), thread,
-                   (guint)ab_session_get_owner (session));
       refuse_prompt (self, invocation, error);
       return;
     }
@@ -662,7 +634,7 @@ do_watch (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
   gboolean watch = g_str_equal (
       g_dbus_method_invocation_get_method_name (invocation), "Watch");
   Watcher *watcher;
-  AbSession *session;
+  AbSession *session = NULL;
 
   g_variant_get (params, "(&s)", &thread);
   if (g_str_equal (thread, "*"))
@@ -679,18 +651,10 @@ do_watch (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
     {
       g_autoptr (GError) error = NULL;
 
-      if (!ab_thread_id_validate (thread, &error))
+      if (!ab_broker_find_session (self->broker, caller, thread, NULL, &session,
+                                   &error))
         {
           g_dbus_method_invocation_return_gerror (invocation, error);
-          return;
-        }
-      session = ab_pool_lookup (ab_broker_get_pool (self->broker), thread);
-      if (session != NULL && !ab_broker_may_see (self->broker, caller, session))
-        {
-          g_dbus_method_invocation_return_error (
-              invocation, AB_ERROR, AB_ERROR_ACCESS_DENIED,
-              _ ("session %s belongs to uid %u"), thread,
-              (guint)ab_session_get_owner (session));
           return;
         }
     }
@@ -734,9 +698,7 @@ do_watch (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
       for (guint i = 0; i < all->len; i++)
         report_interrupted (self, g_ptr_array_index (all, i), caller);
     }
-  else if ((session
-            = ab_pool_lookup (ab_broker_get_pool (self->broker), thread))
-           != NULL)
+  else if (session != NULL)
     report_interrupted (self, session, caller);
 }
 
