@@ -6,15 +6,13 @@
  */
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <glib/gi18n.h>
 
 #include "ab-dbus.h"
 #include "access.h"
+#include "bus-callers.h"
 #include "bus.h"
 #include "error.h"
 #include "pool.h"
@@ -27,12 +25,6 @@
  * are looked up or quoted back in an error message. */
 #define AB_BUS_MAX_AGENT_BYTES 64
 #define AB_BUS_MAX_ID_BYTES 1024
-/* Callers whose uid is remembered; past this, those not waiting for a
- * lookup are forgotten (a name whose NameOwnerChanged was missed would
- * otherwise stay forever). */
-#define AB_BUS_MAX_CALLERS 4096
-/* Largest caller map a test may give (AGENTBROKER_TEST_CALLER_MAP). */
-#define AB_BUS_MAX_CALLER_MAP_BYTES (64 * 1024)
 
 struct _AbBus
 {
@@ -44,8 +36,7 @@ struct _AbBus
   AbDBusBroker1 *skeleton;
   GDBusObjectManagerServer *object_manager;
   GHashTable *watchers; /* unique name → Watcher */
-  GHashTable *callers;  /* unique name → Caller */
-  char *caller_map;     /* AGENTBROKER_TEST_CALLER_MAP, tests only */
+  AbBusCallers *callers;
   guint name_owner_subscription;
 };
 
@@ -86,54 +77,10 @@ auth_call_free (AuthCall *call)
   g_free (call);
 }
 
-/* What the daemon knows of one caller. The bus never gives a unique name
- * to another connection and a connection's uid does not change, so a uid
- * once looked up holds until the name goes (NameOwnerChanged). While the
- * lookup is under way, later calls from the same caller wait behind the
- * first, so a caller's calls are handled in the order they came. */
-typedef struct
-{
-  gboolean known;
-  gboolean gone; /* the name went while its lookup was under way */
-  uid_t uid;
-  gboolean mapped; /* uid and access from the test caller map */
-  AbAccess mapped_access;
-  GQueue calls; /* AuthCall *, waiting for the lookup */
-} Caller;
-
-static void
-caller_free (Caller *caller)
-{
-  g_queue_clear_full (&caller->calls, (GDestroyNotify)auth_call_free);
-  g_free (caller);
-}
-
-static gboolean
-caller_is_known (gpointer name, gpointer caller, gpointer user_data)
-{
-  return ((Caller *)caller)->known;
-}
-
-typedef struct
-{
-  AbBus *bus;
-  char *name;
-} CallerLookup;
-
-static void
-caller_lookup_free (CallerLookup *lookup)
-{
-  g_object_unref (lookup->bus);
-  g_free (lookup->name);
-  g_free (lookup);
-}
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (CallerLookup, caller_lookup_free)
-
 /* Runs @call's handler if @known, its caller, has the access it needs;
- * refuses it otherwise. Frees @call. */
+ * refuses it otherwise. */
 static void
-run_call (AuthCall *call, const Caller *known)
+run_call (AuthCall *call, const AbBusIdentity *known)
 {
   AbBus *self = call->bus;
   GDBusMethodInvocation *invocation = call->invocation;
@@ -165,105 +112,20 @@ run_call (AuthCall *call, const Caller *known)
     call->handler (self, invocation,
                    g_dbus_method_invocation_get_parameters (invocation),
                    &caller);
-  auth_call_free (call);
-}
-
-/* The test suite's ordinary users on a private bus, where every real
- * caller has the daemon's own uid and so is the admin: with
- * AGENTBROKER_TEST_CALLER_MAP naming a file of lines "UNIQUE-NAME UID
- * ACCESS" (ACCESS: none, user or admin), a connection listed there is
- * taken for that uid with that access. It is read only when the daemon
- * serves a session bus (ab_bus_new never sets it for the system bus):
- * there the only callers are the user's own connections, who are the
- * admin already, and whoever sets the daemon's environment is that same
- * user, so the map can relabel the user's own connections but give
- * nobody anything. The file is small and local (a test's temporary
- * directory) and read once per connection. */
-static gboolean
-lookup_caller_map (const char *map, const char *name, Caller *caller)
-{
-  g_autofree char *text = g_malloc (AB_BUS_MAX_CALLER_MAP_BYTES + 1);
-  g_auto (GStrv) lines = NULL;
-  gsize length = 0;
-  int fd = open (map, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  ssize_t n = 0;
-
-  if (fd < 0)
-    return FALSE;
-  while (
-      length < AB_BUS_MAX_CALLER_MAP_BYTES
-      && ((n = read (fd, text + length, AB_BUS_MAX_CALLER_MAP_BYTES - length))
-              > 0
-          || (n < 0 && errno == EINTR)))
-    length += MAX (n, 0);
-  close (fd);
-  text[length] = '\0';
-  lines = g_strsplit (text, "\n", -1);
-  for (guint i = 0; lines[i] != NULL; i++)
-    {
-      g_auto (GStrv) fields = g_strsplit (lines[i], " ", 3);
-      guint64 uid;
-
-      if (g_strv_length (fields) != 3 || !g_str_equal (fields[0], name)
-          || !g_ascii_string_to_unsigned (fields[1], 10, 0, G_MAXUINT32 - 1,
-                                          &uid, NULL))
-        continue;
-      caller->uid = (uid_t)uid;
-      caller->mapped = TRUE;
-      caller->mapped_access = g_str_equal (fields[2], "admin") ? AB_ACCESS_ADMIN
-                              : g_str_equal (fields[2], "user")
-                                  ? AB_ACCESS_USER
-                                  : AB_ACCESS_NONE;
-      g_message ("test caller map: %s is uid %u with %s", name,
-                 (guint)caller->uid,
-                 ab_access_to_string (caller->mapped_access));
-      return TRUE;
-    }
-  return FALSE;
 }
 
 static void
-on_caller_uid (GObject *source, GAsyncResult *result, gpointer user_data)
+on_identity (const AbBusIdentity *identity, const GError *error,
+             gpointer user_data)
 {
-  g_autoptr (CallerLookup) lookup = user_data;
-  AbBus *self = lookup->bus;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply = NULL;
-  Caller *caller;
-  AuthCall *call;
+  AuthCall *call = user_data;
 
-  reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result,
-                                         &error);
-  /* Gone with the bus object (ab_bus_dispose), its calls with it. */
-  if (self->callers == NULL)
-    return;
-  caller = g_hash_table_lookup (self->callers, lookup->name);
-  g_return_if_fail (caller != NULL && !caller->known);
-
-  if (reply == NULL)
-    {
-      while ((call = g_queue_pop_head (&caller->calls)) != NULL)
-        {
-          g_dbus_method_invocation_return_error (
-              call->invocation, AB_ERROR, AB_ERROR_ACCESS_DENIED,
-              _ ("cannot determine the caller's credentials: %s"),
-              error->message);
-          auth_call_free (call);
-        }
-      g_hash_table_remove (self->callers, lookup->name);
-      return;
-    }
-
-  caller->known = TRUE;
-  g_variant_get (reply, "(u)", &caller->uid);
-  if (self->caller_map != NULL)
-    lookup_caller_map (self->caller_map, lookup->name, caller);
-  /* A handler never runs the main loop, so no call joins the queue
-   * meanwhile; the entry is not removed under it either. */
-  while ((call = g_queue_pop_head (&caller->calls)) != NULL)
-    run_call (call, caller);
-  if (caller->gone)
-    g_hash_table_remove (self->callers, lookup->name);
+  if (identity == NULL)
+    g_dbus_method_invocation_return_error (
+        call->invocation, AB_ERROR, AB_ERROR_ACCESS_DENIED,
+        _ ("cannot determine the caller's credentials: %s"), error->message);
+  else
+    run_call (call, identity);
 }
 
 /* Runs @handler once the caller's uid is known (looking it up at the bus
@@ -273,40 +135,15 @@ static gboolean
 authorize (AbBus *self, GDBusMethodInvocation *invocation, AbAccess required,
            AbBusHandler handler)
 {
-  const char *sender = g_dbus_method_invocation_get_sender (invocation);
   AuthCall *call = g_new0 (AuthCall, 1);
-  Caller *caller = g_hash_table_lookup (self->callers, sender);
-  CallerLookup *lookup;
 
   call->bus = g_object_ref (self);
   call->invocation = g_object_ref (invocation);
   call->required = required;
   call->handler = handler;
-
-  if (caller != NULL && caller->known)
-    {
-      run_call (call, caller);
-      return TRUE;
-    }
-  if (caller != NULL)
-    {
-      g_queue_push_tail (&caller->calls, call);
-      return TRUE;
-    }
-
-  if (g_hash_table_size (self->callers) >= AB_BUS_MAX_CALLERS)
-    g_hash_table_foreach_remove (self->callers, caller_is_known, NULL);
-  caller = g_new0 (Caller, 1);
-  g_queue_push_tail (&caller->calls, call);
-  g_hash_table_insert (self->callers, g_strdup (sender), caller);
-  lookup = g_new0 (CallerLookup, 1);
-  lookup->bus = g_object_ref (self);
-  lookup->name = g_strdup (sender);
-  g_dbus_connection_call (
-      self->connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-      "org.freedesktop.DBus", "GetConnectionUnixUser",
-      g_variant_new ("(s)", sender), G_VARIANT_TYPE ("(u)"),
-      G_DBUS_CALL_FLAGS_NONE, -1, NULL, on_caller_uid, lookup);
+  ab_bus_callers_resolve (self->callers,
+                          g_dbus_method_invocation_get_sender (invocation),
+                          on_identity, call, (GDestroyNotify)auth_call_free);
   return TRUE;
 }
 
@@ -612,18 +449,13 @@ on_name_owner_changed (GDBusConnection *connection, const char *sender_name,
 {
   AbBus *self = user_data;
   const char *name, *old_owner, *new_owner;
-  Caller *caller;
 
   g_variant_get (parameters, "(&s&s&s)", &name, &old_owner, &new_owner);
   if (new_owner[0] != '\0')
     return;
   /* A connection went: its watches and its uid go with it. */
   g_hash_table_remove (self->watchers, name);
-  caller = g_hash_table_lookup (self->callers, name);
-  if (caller != NULL && caller->known)
-    g_hash_table_remove (self->callers, name);
-  else if (caller != NULL)
-    caller->gone = TRUE;
+  ab_bus_callers_forget (self->callers, name);
 }
 
 static void
@@ -950,8 +782,7 @@ ab_bus_dispose (GObject *object)
                                           self->name_owner_subscription);
   self->name_owner_subscription = 0;
   g_clear_pointer (&self->watchers, g_hash_table_unref);
-  g_clear_pointer (&self->callers, g_hash_table_unref);
-  g_clear_pointer (&self->caller_map, g_free);
+  g_clear_pointer (&self->callers, ab_bus_callers_close);
   if (self->skeleton != NULL)
     g_dbus_interface_skeleton_unexport (
         G_DBUS_INTERFACE_SKELETON (self->skeleton));
@@ -991,8 +822,6 @@ ab_bus_new (AbBroker *broker, GDBusConnection *connection, gboolean system_bus,
   self->broker = g_object_ref (broker);
   self->connection = g_object_ref (connection);
   self->system_bus = system_bus;
-  if (!system_bus)
-    self->caller_map = g_strdup (g_getenv ("AGENTBROKER_TEST_CALLER_MAP"));
   self->skeleton = ab_dbus_broker1_skeleton_new ();
 
   for (gsize i = 0; i < G_N_ELEMENTS (bound); i++)
@@ -1039,8 +868,9 @@ ab_bus_new (AbBroker *broker, GDBusConnection *connection, gboolean system_bus,
 
   self->watchers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                           (GDestroyNotify)watcher_free);
-  self->callers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                         (GDestroyNotify)caller_free);
+  /* The test caller map never applies to the system bus. */
+  self->callers = ab_bus_callers_new (
+      connection, system_bus ? NULL : g_getenv ("AGENTBROKER_TEST_CALLER_MAP"));
   self->name_owner_subscription = g_dbus_connection_signal_subscribe (
       connection, "org.freedesktop.DBus", "org.freedesktop.DBus",
       "NameOwnerChanged", "/org/freedesktop/DBus", NULL,
