@@ -1,7 +1,8 @@
 /* agentbroker — the D-Bus service
  *
- * Exports org.agentbroker.Broker1 and the object manager, checks every
- * caller's access level, and hands each call to the broker. No state
+ * Exports org.agentbroker.Broker1, checks every caller's access level
+ * (the callers' uids: bus-callers.c), and hands each call to the broker;
+ * the session objects and their streams are bus-sessions.c's. No state
  * lives here: properties are bound to the broker's.
  */
 #include "config.h"
@@ -13,13 +14,12 @@
 #include "ab-dbus.h"
 #include "access.h"
 #include "bus-callers.h"
+#include "bus-sessions.h"
 #include "bus.h"
 #include "error.h"
 #include "pool.h"
 #include "session.h"
 
-/* Threads one connection may watch at a time. */
-#define AB_BUS_MAX_WATCHES 1024
 /* Longest agent name (as the config allows) and permission request or
  * option id accepted from a caller: longer ones are refused before they
  * are looked up or quoted back in an error message. */
@@ -34,8 +34,7 @@ struct _AbBus
   GDBusConnection *connection;
   gboolean system_bus;
   AbDBusBroker1 *skeleton;
-  GDBusObjectManagerServer *object_manager;
-  GHashTable *watchers; /* unique name → Watcher */
+  AbBusSessions *sessions;
   AbBusCallers *callers;
   guint name_owner_subscription;
 };
@@ -44,22 +43,6 @@ G_DEFINE_TYPE (AbBus, ab_bus, G_TYPE_OBJECT)
 
 typedef void (*AbBusHandler) (AbBus *self, GDBusMethodInvocation *invocation,
                               GVariant *params, const AbCaller *caller);
-
-/* A connection that watches sessions, with the identity it had when it
- * asked: each recipient is checked again when a signal is sent. */
-typedef struct
-{
-  uid_t uid;
-  AbAccess access;
-  GHashTable *threads; /* thread ids, or "*" */
-} Watcher;
-
-static void
-watcher_free (Watcher *watcher)
-{
-  g_hash_table_unref (watcher->threads);
-  g_free (watcher);
-}
 
 typedef struct
 {
@@ -229,24 +212,6 @@ session_for_caller (AbBus *self, GDBusMethodInvocation *invocation,
   return session;
 }
 
-/* A turn cut off by the previous instance is told to the first
- * connection that prompts or watches its thread and may see it. */
-static void
-report_interrupted (AbBus *self, AbSession *session, const AbCaller *recipient)
-{
-  guint64 turn;
-
-  if (!ab_broker_may_see (self->broker, recipient, session)
-      || !ab_session_take_interrupted (session, &turn))
-    return;
-  g_dbus_connection_emit_signal (
-      self->connection, recipient->connection, ab_session_get_path (session),
-      AB_SESSION_IFACE, "TurnEnded",
-      g_variant_new ("(tss)", turn, "interrupted",
-                     _ ("agentbroker stopped while this turn was running")),
-      NULL);
-}
-
 /* Each session keeps its dictionary between calls (ab_session_to_variant);
  * the array only refers to them. */
 static void
@@ -357,7 +322,7 @@ do_prompt (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
     }
 
   if (session != NULL)
-    report_interrupted (self, session, caller);
+    ab_bus_sessions_report_interrupted (self->sessions, session, caller);
   call = g_new0 (AuthCall, 1);
   call->bus = g_object_ref (self);
   call->invocation = g_object_ref (invocation);
@@ -454,7 +419,7 @@ on_name_owner_changed (GDBusConnection *connection, const char *sender_name,
   if (new_owner[0] != '\0')
     return;
   /* A connection went: its watches and its uid go with it. */
-  g_hash_table_remove (self->watchers, name);
+  ab_bus_sessions_forget (self->sessions, name);
   ab_bus_callers_forget (self->callers, name);
 }
 
@@ -465,7 +430,7 @@ do_watch (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
   const char *thread;
   gboolean watch = g_str_equal (
       g_dbus_method_invocation_get_method_name (invocation), "Watch");
-  Watcher *watcher;
+  g_autoptr (GError) error = NULL;
   AbSession *session = NULL;
 
   g_variant_get (params, "(&s)", &thread);
@@ -481,8 +446,6 @@ do_watch (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
     }
   else
     {
-      g_autoptr (GError) error = NULL;
-
       if (!ab_broker_find_session (self->broker, caller, thread, NULL, &session,
                                    &error))
         {
@@ -491,36 +454,17 @@ do_watch (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
         }
     }
 
-  watcher = g_hash_table_lookup (self->watchers, caller->connection);
   if (!watch)
     {
-      if (watcher != NULL)
-        g_hash_table_remove (watcher->threads, thread);
+      ab_bus_sessions_unwatch (self->sessions, caller->connection, thread);
       g_dbus_method_invocation_return_value (invocation, NULL);
       return;
     }
-
-  if (watcher == NULL)
+  if (!ab_bus_sessions_watch (self->sessions, caller, thread, &error))
     {
-      watcher = g_new0 (Watcher, 1);
-      watcher->threads
-          = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-      g_hash_table_insert (self->watchers, g_strdup (caller->connection),
-                           watcher);
-    }
-  /* A connection's uid does not change; its access is that of its
-   * latest Watch. */
-  watcher->uid = caller->uid;
-  watcher->access = caller->access;
-  if (g_hash_table_size (watcher->threads) >= AB_BUS_MAX_WATCHES
-      && !g_hash_table_contains (watcher->threads, thread))
-    {
-      g_dbus_method_invocation_return_error (
-          invocation, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
-          _ ("a connection may watch at most %d threads"), AB_BUS_MAX_WATCHES);
+      g_dbus_method_invocation_return_gerror (invocation, error);
       return;
     }
-  g_hash_table_add (watcher->threads, g_strdup (thread));
   g_dbus_method_invocation_return_value (invocation, NULL);
 
   if (g_str_equal (thread, "*"))
@@ -528,159 +472,11 @@ do_watch (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
       g_autoptr (GPtrArray) all
           = ab_pool_list (ab_broker_get_pool (self->broker));
       for (guint i = 0; i < all->len; i++)
-        report_interrupted (self, g_ptr_array_index (all, i), caller);
+        ab_bus_sessions_report_interrupted (self->sessions,
+                                            g_ptr_array_index (all, i), caller);
     }
   else if (session != NULL)
-    report_interrupted (self, session, caller);
-}
-
-/* ---- the stream: unicast to the prompter and the watchers ---------------- */
-
-static void
-emit_to_recipients (AbBus *self, AbSession *session, const char *prompter,
-                    const char *signal, GVariant *params)
-{
-  const char *thread = ab_session_get_thread (session);
-  g_autoptr (GPtrArray) sent = g_ptr_array_new ();
-  GHashTableIter iter;
-  gpointer key, value;
-
-  g_variant_ref_sink (params);
-  if (prompter != NULL)
-    {
-      g_dbus_connection_emit_signal (self->connection, prompter,
-                                     ab_session_get_path (session),
-                                     AB_SESSION_IFACE, signal, params, NULL);
-      g_ptr_array_add (sent, (gpointer)prompter);
-    }
-
-  /* The prompter's call was checked against this very session, whose
-   * owner never changes. A watcher is checked now: its watch may predate
-   * the session, or the removal and reuse of the thread id by another
-   * user. */
-  g_hash_table_iter_init (&iter, self->watchers);
-  while (g_hash_table_iter_next (&iter, &key, &value))
-    {
-      Watcher *watcher = value;
-      AbCaller recipient = { watcher->uid, watcher->access, key };
-
-      if (!g_hash_table_contains (watcher->threads, thread)
-          && !g_hash_table_contains (watcher->threads, "*"))
-        continue;
-      if (g_strcmp0 (key, prompter) == 0
-          || !ab_broker_may_see (self->broker, &recipient, session))
-        continue;
-      g_dbus_connection_emit_signal (self->connection, key,
-                                     ab_session_get_path (session),
-                                     AB_SESSION_IFACE, signal, params, NULL);
-    }
-  g_variant_unref (params);
-}
-
-static void
-on_session_update (AbSession *session, guint64 turn, const char *const *updates,
-                   const char *prompter, AbBus *self)
-{
-  emit_to_recipients (self, session, prompter, "Update",
-                      g_variant_new ("(t^as)", turn, updates));
-}
-
-static void
-on_session_turn_ended (AbSession *session, guint64 turn, const char *reason,
-                       const char *message, const char *prompter, AbBus *self)
-{
-  emit_to_recipients (self, session, prompter, "TurnEnded",
-                      g_variant_new ("(tss)", turn, reason, message));
-}
-
-static void
-on_session_permission (AbSession *session, guint64 turn, const char *request,
-                       const char *json, const char *prompter, AbBus *self)
-{
-  emit_to_recipients (self, session, prompter, "PermissionRequested",
-                      g_variant_new ("(tss)", turn, request, json));
-}
-
-/* ---- session objects ----------------------------------------------------- */
-
-/* The Session1 properties that follow the session's own. One notify
- * handler instead of a GBinding per property: six bindings per session
- * were a fifth of a start with 10,000 records. */
-static void
-on_session_notify (AbSession *session, GParamSpec *pspec, AbDBusSession1 *iface)
-{
-  const char *name = g_param_spec_get_name (pspec);
-
-  if (g_str_equal (name, "state"))
-    ab_dbus_session1_set_state (
-        iface, ab_session_state_to_string (ab_session_get_state (session)));
-  else if (g_str_equal (name, "pid"))
-    ab_dbus_session1_set_pid (iface, ab_session_get_pid (session));
-  else if (g_str_equal (name, "acp-session"))
-    ab_dbus_session1_set_acp_session (iface,
-                                      ab_session_get_acp_session (session));
-  else if (g_str_equal (name, "last-activity"))
-    ab_dbus_session1_set_last_activity (
-        iface, (guint64)ab_session_get_last_activity (session));
-  else if (g_str_equal (name, "turns"))
-    ab_dbus_session1_set_turns (iface, (guint)ab_session_get_turns (session));
-  else if (g_str_equal (name, "queued"))
-    ab_dbus_session1_set_queued (iface, ab_session_get_queued (session));
-}
-
-static void
-export_session (AbBus *self, AbSession *session)
-{
-  g_autoptr (AbDBusObjectSkeleton) object = NULL;
-  /* Every property at once: one construction, not eleven sets. */
-  g_autoptr (AbDBusSession1) iface = g_object_new (
-      AB_DBUS_TYPE_SESSION1_SKELETON, "thread", ab_session_get_thread (session),
-      "agent", ab_session_get_agent (session), "owner",
-      (guint)ab_session_get_owner (session), "cwd",
-      ab_session_get_cwd (session), "created",
-      (guint64)ab_session_get_created (session), "state",
-      ab_session_state_to_string (ab_session_get_state (session)), "pid",
-      ab_session_get_pid (session), "acp-session",
-      ab_session_get_acp_session (session), "last-activity",
-      (guint64)ab_session_get_last_activity (session), "turns",
-      (guint)ab_session_get_turns (session), "queued",
-      ab_session_get_queued (session), NULL);
-
-  g_signal_connect_object (session, "notify", G_CALLBACK (on_session_notify),
-                           iface, 0);
-
-  g_signal_connect (session, "update", G_CALLBACK (on_session_update), self);
-  g_signal_connect (session, "turn-ended", G_CALLBACK (on_session_turn_ended),
-                    self);
-  g_signal_connect (session, "permission-requested",
-                    G_CALLBACK (on_session_permission), self);
-
-  object = ab_dbus_object_skeleton_new (ab_session_get_path (session));
-  ab_dbus_object_skeleton_set_session1 (object, iface);
-  g_dbus_object_manager_server_export (self->object_manager,
-                                       G_DBUS_OBJECT_SKELETON (object));
-}
-
-static void
-on_session_added (AbPool *pool, AbSession *session, AbBus *self)
-{
-  export_session (self, session);
-  ab_dbus_broker1_emit_session_added (self->skeleton,
-                                      ab_session_get_thread (session),
-                                      ab_session_get_path (session));
-}
-
-static void
-on_session_removed (AbPool *pool, AbSession *session, const char *reason,
-                    AbBus *self)
-{
-  g_signal_handlers_disconnect_by_data (session, self);
-  g_signal_handlers_disconnect_matched (session, G_SIGNAL_MATCH_FUNC, 0, 0,
-                                        NULL, on_session_notify, NULL);
-  g_dbus_object_manager_server_unexport (self->object_manager,
-                                         ab_session_get_path (session));
-  ab_dbus_broker1_emit_session_removed (
-      self->skeleton, ab_session_get_thread (session), reason);
+    ab_bus_sessions_report_interrupted (self->sessions, session, caller);
 }
 
 /* ---- method entry points ------------------------------------------------- */
@@ -774,22 +570,16 @@ ab_bus_dispose (GObject *object)
 {
   AbBus *self = AB_BUS (object);
 
-  if (self->broker != NULL)
-    g_signal_handlers_disconnect_by_data (ab_broker_get_pool (self->broker),
-                                          self);
   if (self->name_owner_subscription != 0)
     g_dbus_connection_signal_unsubscribe (self->connection,
                                           self->name_owner_subscription);
   self->name_owner_subscription = 0;
-  g_clear_pointer (&self->watchers, g_hash_table_unref);
+  g_clear_pointer (&self->sessions, ab_bus_sessions_free);
   g_clear_pointer (&self->callers, ab_bus_callers_close);
   if (self->skeleton != NULL)
     g_dbus_interface_skeleton_unexport (
         G_DBUS_INTERFACE_SKELETON (self->skeleton));
   g_clear_object (&self->skeleton);
-  if (self->object_manager != NULL)
-    g_dbus_object_manager_server_set_connection (self->object_manager, NULL);
-  g_clear_object (&self->object_manager);
   g_clear_object (&self->connection);
   g_clear_object (&self->broker);
 
@@ -817,7 +607,6 @@ ab_bus_new (AbBroker *broker, GDBusConnection *connection, gboolean system_bus,
   static const char *const counts[]
       = { "session-count", "running-count", "busy-count" };
   AbPool *pool = ab_broker_get_pool (broker);
-  g_autoptr (GPtrArray) restored = NULL;
 
   self->broker = g_object_ref (broker);
   self->connection = g_object_ref (connection);
@@ -854,20 +643,7 @@ ab_bus_new (AbBroker *broker, GDBusConnection *connection, gboolean system_bus,
           error))
     return NULL;
 
-  /* Sessions restored before the bus came up get their objects first and
-   * are registered with the connection in one go: exported one by one on
-   * a connection, each sent an InterfacesAdded signal no client can be
-   * listening for yet (the name is not ours until after this), nearly
-   * half of a start with 10,000 records. */
-  self->object_manager = g_dbus_object_manager_server_new (AB_BUS_PATH);
-  restored = ab_pool_list (pool);
-  for (guint i = 0; i < restored->len; i++)
-    export_session (self, g_ptr_array_index (restored, i));
-  g_dbus_object_manager_server_set_connection (self->object_manager,
-                                               connection);
-
-  self->watchers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                          (GDestroyNotify)watcher_free);
+  self->sessions = ab_bus_sessions_new (broker, connection, self->skeleton);
   /* The test caller map never applies to the system bus. */
   self->callers = ab_bus_callers_new (
       connection, system_bus ? NULL : g_getenv ("AGENTBROKER_TEST_CALLER_MAP"));
@@ -875,9 +651,5 @@ ab_bus_new (AbBroker *broker, GDBusConnection *connection, gboolean system_bus,
       connection, "org.freedesktop.DBus", "org.freedesktop.DBus",
       "NameOwnerChanged", "/org/freedesktop/DBus", NULL,
       G_DBUS_SIGNAL_FLAGS_NONE, on_name_owner_changed, self, NULL);
-
-  g_signal_connect (pool, "session-added", G_CALLBACK (on_session_added), self);
-  g_signal_connect (pool, "session-removed", G_CALLBACK (on_session_removed),
-                    self);
   return g_steal_pointer (&self);
 }
