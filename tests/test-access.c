@@ -24,6 +24,7 @@ typedef struct
 {
   AbDaemonFixture d;
   uid_t uid_a, uid_b; /* two ordinary users, neither the test's own uid */
+  GDBusConnection *alice, *bob; /* a connection of each, once started */
 } Fixture;
 
 static void
@@ -38,12 +39,14 @@ fixture_up (Fixture *fx, gconstpointer data)
 static void
 fixture_down (Fixture *fx, gconstpointer data)
 {
+  g_clear_object (&fx->alice);
+  g_clear_object (&fx->bob);
   ab_daemon_fixture_stop_checked (&fx->d);
   ab_daemon_fixture_teardown (&fx->d);
 }
 
 /* The demo agent, asking for permissions; @pool: lines under pool: or
- * NULL. */
+ * NULL. Then a connection of Alice and one of Bob. */
 static void
 start_daemon_with (Fixture *fx, const char *pool)
 {
@@ -63,6 +66,8 @@ start_daemon_with (Fixture *fx, const char *pool)
   ab_daemon_fixture_write_config (&fx->d, yaml);
   ab_daemon_fixture_start (&fx->d, &error);
   g_assert_no_error (error);
+  fx->alice = ab_user_connection (&fx->d, fx->uid_a);
+  fx->bob = ab_user_connection (&fx->d, fx->uid_b);
 }
 
 static void
@@ -91,8 +96,6 @@ static void
 test_owner_checks (Fixture *fx, gconstpointer data)
 {
   const char *thread = "cli:alice/secret";
-  g_autoptr (GDBusConnection) alice = NULL;
-  g_autoptr (GDBusConnection) bob = NULL;
   g_autoptr (GError) error = NULL;
   g_autoptr (GVariant) reply = NULL;
   AbCollector *alice_c;
@@ -101,31 +104,29 @@ test_owner_checks (Fixture *fx, gconstpointer data)
   guint64 turn;
 
   start_daemon (fx);
-  alice = ab_user_connection (&fx->d, fx->uid_a);
-  bob = ab_user_connection (&fx->d, fx->uid_b);
-  alice_c = ab_collector_new (alice);
+  alice_c = ab_collector_new (fx->alice);
 
   /* Alice's turn waits for her answer to the agent's permission request. */
-  turn = ab_prompt (alice, alice_c, thread, "permission");
+  turn = ab_prompt (fx->alice, alice_c, thread, "permission");
   AB_WAIT_FOR (alice_c->perms->len > 0, TURN_TIMEOUT_MS);
   perm = alice_c->perms->pdata[0];
   g_assert_cmpuint (ab_session_u (&fx->d, thread, "owner"), ==, fx->uid_a);
 
-  assert_denied (bob, "Prompt",
+  assert_denied (fx->bob, "Prompt",
                  g_variant_new ("(ssa{sv})", thread, "echo from bob", NULL));
-  assert_denied (bob, "Cancel", g_variant_new ("(s)", thread));
-  assert_denied (bob, "RemoveSession", g_variant_new ("(s)", thread));
-  assert_denied (bob, "AnswerPermission",
+  assert_denied (fx->bob, "Cancel", g_variant_new ("(s)", thread));
+  assert_denied (fx->bob, "RemoveSession", g_variant_new ("(s)", thread));
+  assert_denied (fx->bob, "AnswerPermission",
                  g_variant_new ("(sss)", thread, perm->request, "allow_once"));
-  assert_denied (bob, "Watch", g_variant_new ("(s)", thread));
-  assert_denied (bob, "Watch", g_variant_new ("(s)", "*"));
+  assert_denied (fx->bob, "Watch", g_variant_new ("(s)", thread));
+  assert_denied (fx->bob, "Watch", g_variant_new ("(s)", "*"));
 
   /* None of it reached the session: the turn still waits for Alice, who
    * may answer. */
   g_assert_cmpuint (ab_session_u (&fx->d, thread, "owner"), ==, fx->uid_a);
   g_assert_false (ab_turn_ended (alice_c, thread, turn));
   reply = ab_call_on (
-      alice, "AnswerPermission",
+      fx->alice, "AnswerPermission",
       g_variant_new ("(sss)", thread, perm->request, "allow_once"), "()",
       &error);
   g_assert_no_error (error);
@@ -135,9 +136,9 @@ test_owner_checks (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (ab_session_u (&fx->d, thread, "turns"), ==, 1);
 
   /* The owner herself may do all of it. */
-  ab_call_ok_on (alice, "Watch", g_variant_new ("(s)", thread));
-  ab_call_ok_on (alice, "Cancel", g_variant_new ("(s)", thread));
-  ab_call_ok_on (alice, "RemoveSession", g_variant_new ("(s)", thread));
+  ab_call_ok_on (fx->alice, "Watch", g_variant_new ("(s)", thread));
+  ab_call_ok_on (fx->alice, "Cancel", g_variant_new ("(s)", thread));
+  ab_call_ok_on (fx->alice, "RemoveSession", g_variant_new ("(s)", thread));
   ab_collector_free (alice_c);
 }
 
@@ -147,23 +148,19 @@ static void
 test_watch_before_create (Fixture *fx, gconstpointer data)
 {
   const char *thread = "cli:bob/later";
-  g_autoptr (GDBusConnection) alice = NULL;
-  g_autoptr (GDBusConnection) bob = NULL;
   g_autoptr (GDBusConnection) admin = ab_second_connection ();
   AbCollector *alice_c, *bob_c, *admin_c;
   AbTurn *rec;
   guint64 turn;
 
   start_daemon (fx);
-  alice = ab_user_connection (&fx->d, fx->uid_a);
-  bob = ab_user_connection (&fx->d, fx->uid_b);
-  alice_c = ab_collector_new (alice);
-  bob_c = ab_collector_new (bob);
+  alice_c = ab_collector_new (fx->alice);
+  bob_c = ab_collector_new (fx->bob);
   admin_c = ab_collector_new (admin);
-  ab_call_ok_on (alice, "Watch", g_variant_new ("(s)", thread));
+  ab_call_ok_on (fx->alice, "Watch", g_variant_new ("(s)", thread));
   ab_call_ok_on (admin, "Watch", g_variant_new ("(s)", thread));
 
-  turn = ab_prompt (bob, bob_c, thread, "stream 5");
+  turn = ab_prompt (fx->bob, bob_c, thread, "stream 5");
   rec = ab_wait_turn (bob_c, thread, turn, TURN_TIMEOUT_MS);
   g_assert_cmpstr (rec->reason, ==, "end_turn");
   /* The stream went out to the watchers allowed to see it... */
@@ -171,7 +168,7 @@ test_watch_before_create (Fixture *fx, gconstpointer data)
   ab_assert_stream (rec, 5, 16);
   /* ...and not to Alice: whatever was sent to her before this round
    * trip's reply has been dispatched after it. */
-  ab_sync_with_daemon (alice);
+  ab_sync_with_daemon (fx->alice);
   g_assert_cmpuint (alice_c->session_signals, ==, 0);
   g_assert_cmpuint (alice_c->turns->len, ==, 0);
 
@@ -186,36 +183,32 @@ static void
 test_watch_reused_thread (Fixture *fx, gconstpointer data)
 {
   const char *thread = "cli:shared/name";
-  g_autoptr (GDBusConnection) alice = NULL;
   g_autoptr (GDBusConnection) alice_watch = NULL;
-  g_autoptr (GDBusConnection) bob = NULL;
   AbCollector *alice_c, *watch_c, *bob_c;
   AbTurn *rec;
   guint64 turn;
   guint seen;
 
   start_daemon (fx);
-  alice = ab_user_connection (&fx->d, fx->uid_a);
   alice_watch = ab_user_connection (&fx->d, fx->uid_a);
-  bob = ab_user_connection (&fx->d, fx->uid_b);
-  alice_c = ab_collector_new (alice);
+  alice_c = ab_collector_new (fx->alice);
   watch_c = ab_collector_new (alice_watch);
-  bob_c = ab_collector_new (bob);
+  bob_c = ab_collector_new (fx->bob);
 
   /* Alice's own session: her second connection watches it and gets its
    * stream. */
-  turn = ab_prompt (alice, alice_c, thread, "echo mine");
+  turn = ab_prompt (fx->alice, alice_c, thread, "echo mine");
   ab_call_ok_on (alice_watch, "Watch", g_variant_new ("(s)", thread));
-  turn = ab_prompt (alice, alice_c, thread, "stream 3");
+  turn = ab_prompt (fx->alice, alice_c, thread, "stream 3");
   rec = ab_wait_turn (watch_c, thread, turn, TURN_TIMEOUT_MS);
   ab_assert_stream (rec, 3, 16);
-  ab_call_ok_on (alice, "RemoveSession", g_variant_new ("(s)", thread));
+  ab_call_ok_on (fx->alice, "RemoveSession", g_variant_new ("(s)", thread));
   g_assert_true (ab_state_is (&fx->d, thread, "(none)"));
 
   /* Bob takes the thread id: the old watch sees nothing of it. */
   ab_sync_with_daemon (alice_watch);
   seen = watch_c->session_signals;
-  turn = ab_prompt (bob, bob_c, thread, "stream 4");
+  turn = ab_prompt (fx->bob, bob_c, thread, "stream 4");
   rec = ab_wait_turn (bob_c, thread, turn, TURN_TIMEOUT_MS);
   ab_assert_stream (rec, 4, 16);
   g_assert_cmpuint (ab_session_u (&fx->d, thread, "owner"), ==, fx->uid_b);
@@ -244,16 +237,12 @@ prompt_done (GDBusConnection *connection, const char *thread, const char *text)
 static void
 test_eviction_own_first (Fixture *fx, gconstpointer data)
 {
-  g_autoptr (GDBusConnection) alice = NULL;
-  g_autoptr (GDBusConnection) bob = NULL;
 
   start_daemon_with (fx, "  max_sessions: 2\n");
-  alice = ab_user_connection (&fx->d, fx->uid_a);
-  bob = ab_user_connection (&fx->d, fx->uid_b);
 
-  prompt_done (bob, "cli:bob/1", "echo b1");
-  prompt_done (alice, "cli:alice/1", "echo a1");
-  prompt_done (alice, "cli:alice/2", "echo a2");
+  prompt_done (fx->bob, "cli:bob/1", "echo b1");
+  prompt_done (fx->alice, "cli:alice/1", "echo a1");
+  prompt_done (fx->alice, "cli:alice/2", "echo a2");
 
   g_assert_true (ab_state_is (&fx->d, "cli:alice/1", "suspended"));
   g_assert_true (ab_state_is (&fx->d, "cli:bob/1", "idle"));
@@ -262,7 +251,7 @@ test_eviction_own_first (Fixture *fx, gconstpointer data)
 
   /* The same for Bob, though Alice's session is the less recently
    * active one now. */
-  prompt_done (bob, "cli:bob/2", "echo b2");
+  prompt_done (fx->bob, "cli:bob/2", "echo b2");
   g_assert_true (ab_state_is (&fx->d, "cli:bob/1", "suspended"));
   g_assert_true (ab_state_is (&fx->d, "cli:alice/2", "idle"));
   g_assert_true (ab_state_is (&fx->d, "cli:bob/2", "idle"));
@@ -273,16 +262,12 @@ test_eviction_own_first (Fixture *fx, gconstpointer data)
 static void
 test_eviction_fair_share (Fixture *fx, gconstpointer data)
 {
-  g_autoptr (GDBusConnection) alice = NULL;
-  g_autoptr (GDBusConnection) bob = NULL;
 
   start_daemon_with (fx, "  max_sessions: 2\n");
-  alice = ab_user_connection (&fx->d, fx->uid_a);
-  bob = ab_user_connection (&fx->d, fx->uid_b);
 
-  prompt_done (alice, "cli:alice/1", "echo a1");
-  prompt_done (alice, "cli:alice/2", "echo a2");
-  prompt_done (bob, "cli:bob/1", "echo b1");
+  prompt_done (fx->alice, "cli:alice/1", "echo a1");
+  prompt_done (fx->alice, "cli:alice/2", "echo a2");
+  prompt_done (fx->bob, "cli:bob/1", "echo b1");
   g_assert_true (ab_state_is (&fx->d, "cli:alice/1", "suspended"));
   g_assert_true (ab_state_is (&fx->d, "cli:alice/2", "idle"));
   g_assert_true (ab_state_is (&fx->d, "cli:bob/1", "idle"));
@@ -294,26 +279,22 @@ test_eviction_fair_share (Fixture *fx, gconstpointer data)
 static void
 test_eviction_refused (Fixture *fx, gconstpointer data)
 {
-  g_autoptr (GDBusConnection) alice = NULL;
-  g_autoptr (GDBusConnection) bob = NULL;
   g_autoptr (GError) error = NULL;
   g_autofree char *gate = NULL;
   AbCollector *alice_c;
   guint64 turn;
 
   start_daemon_with (fx, "  max_sessions: 2\n");
-  alice = ab_user_connection (&fx->d, fx->uid_a);
-  bob = ab_user_connection (&fx->d, fx->uid_b);
-  alice_c = ab_collector_new (alice);
+  alice_c = ab_collector_new (fx->alice);
 
-  prompt_done (bob, "cli:bob/1", "echo b1");
+  prompt_done (fx->bob, "cli:bob/1", "echo b1");
   gate = ab_gate_prompt (&fx->d, "alice");
-  turn = ab_prompt (alice, alice_c, "cli:alice/1", gate);
+  turn = ab_prompt (fx->alice, alice_c, "cli:alice/1", gate);
   AB_WAIT_FOR (ab_state_is (&fx->d, "cli:alice/1", "busy"), TURN_TIMEOUT_MS);
 
   g_assert_cmpuint (
-      ab_prompt_on (alice, alice_c, "cli:alice/2", "echo a2", NULL, &error), ==,
-      0);
+      ab_prompt_on (fx->alice, alice_c, "cli:alice/2", "echo a2", NULL, &error),
+      ==, 0);
   ab_assert_error_named (error, AB_ERROR_POOL_EXHAUSTED,
                          "org.agentbroker.Error.PoolExhausted");
   g_assert_nonnull (strstr (error->message, "pool.max_sessions"));
