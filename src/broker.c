@@ -6,6 +6,8 @@
  */
 #include "config.h"
 
+#include <string.h>
+
 #include <glib/gi18n.h>
 
 #include "broker.h"
@@ -55,6 +57,12 @@ enum
 
 static GParamSpec *props[N_PROPS];
 static guint signals[N_SIGNALS];
+
+/* Longest agent name (as the config allows) and permission request or
+ * option id accepted from a caller: longer ones are refused before they
+ * are looked up or quoted back in an error message. */
+#define AB_BROKER_MAX_AGENT_BYTES 64
+#define AB_BROKER_MAX_ID_BYTES 1024
 
 G_DEFINE_TYPE (AbBroker, ab_broker, G_TYPE_OBJECT)
 
@@ -334,6 +342,142 @@ ab_broker_lookup_session (AbBroker *self, const AbCaller *caller,
     g_set_error (error, AB_ERROR, AB_ERROR_NO_SUCH_SESSION,
                  _ ("no session for thread %s"), thread);
   return session;
+}
+
+/* ---- operations on sessions -------------------------------------------- */
+
+static void
+on_pool_prompted (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  g_autoptr (GError) error = NULL;
+  guint64 turn = 0;
+
+  if (!ab_pool_prompt_finish (AB_POOL (source), result, &turn, &error))
+    {
+      ab_broker_count_refusal (g_task_get_source_object (task), error);
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  g_task_return_pointer (task, g_memdup2 (&turn, sizeof turn), g_free);
+}
+
+void
+ab_broker_prompt_async (AbBroker *self, const AbCaller *caller,
+                        const char *thread, const char *text, const char *agent,
+                        AbBrokerAcceptedFunc accepted, gpointer accepted_data,
+                        GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (self, NULL, callback, user_data);
+  g_autoptr (GError) error = NULL;
+  AbSession *session = NULL;
+
+  if (!ab_broker_check_accepting (self, &error))
+    ;
+  else if (agent != NULL && strlen (agent) > AB_BROKER_MAX_AGENT_BYTES)
+    g_set_error (&error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                 _ ("option 'agent' is longer than %d bytes"),
+                 AB_BROKER_MAX_AGENT_BYTES);
+  else
+    ab_broker_find_session (self, caller, thread, NULL, &session, &error);
+  if (error != NULL)
+    {
+      ab_broker_count_refusal (self, error);
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+
+  if (accepted != NULL)
+    accepted (session, caller, accepted_data);
+  ab_pool_prompt_async (self->pool, thread, text, agent, caller->uid,
+                        caller->connection, on_pool_prompted,
+                        g_steal_pointer (&task));
+}
+
+gboolean
+ab_broker_prompt_finish (AbBroker *self, GAsyncResult *result, guint64 *turn,
+                         GError **error)
+{
+  g_autofree guint64 *value = g_task_propagate_pointer (G_TASK (result), error);
+
+  if (value == NULL)
+    return FALSE;
+  *turn = *value;
+  return TRUE;
+}
+
+gboolean
+ab_broker_cancel (AbBroker *self, const AbCaller *caller, const char *thread,
+                  GError **error)
+{
+  AbSession *session
+      = ab_broker_lookup_session (self, caller, thread, "Cancel", error);
+
+  if (session == NULL)
+    return FALSE;
+  g_message ("Cancel of %s requested by uid %u", thread, (guint)caller->uid);
+  ab_session_cancel (session);
+  return TRUE;
+}
+
+gboolean
+ab_broker_answer_permission (AbBroker *self, const AbCaller *caller,
+                             const char *thread, const char *request,
+                             const char *option, GError **error)
+{
+  AbSession *session;
+
+  if (strlen (request) > AB_BROKER_MAX_ID_BYTES
+      || strlen (option) > AB_BROKER_MAX_ID_BYTES)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                   _ ("permission request and option ids are at most %d "
+                      "bytes"),
+                   AB_BROKER_MAX_ID_BYTES);
+      return FALSE;
+    }
+  session = ab_broker_lookup_session (self, caller, thread, "AnswerPermission",
+                                      error);
+  return session != NULL
+         && ab_session_answer_permission (session, request, option, error);
+}
+
+static void
+on_pool_removed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  g_autoptr (GError) error = NULL;
+
+  if (!ab_pool_remove_finish (AB_POOL (source), result, &error))
+    g_task_return_error (task, g_steal_pointer (&error));
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+void
+ab_broker_remove_async (AbBroker *self, const AbCaller *caller,
+                        const char *thread, GAsyncReadyCallback callback,
+                        gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (self, NULL, callback, user_data);
+  GError *error = NULL;
+
+  if (ab_broker_lookup_session (self, caller, thread, "RemoveSession", &error)
+      == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  g_message ("RemoveSession of %s requested by uid %u", thread,
+             (guint)caller->uid);
+  ab_pool_remove_async (self->pool, thread, "removed", on_pool_removed,
+                        g_steal_pointer (&task));
+}
+
+gboolean
+ab_broker_remove_finish (AbBroker *self, GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
 }
 
 gboolean

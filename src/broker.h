@@ -72,6 +72,34 @@ gboolean ab_broker_find_session (AbBroker *self, const AbCaller *caller,
 AbSession *ab_broker_lookup_session (AbBroker *self, const AbCaller *caller,
                                      const char *thread, const char *verb,
                                      GError **error);
+
+/* Operations on sessions, for every front end: each checks the thread
+ * id, whether @caller may act on the session and, for a prompt, the
+ * ingress gate; a refused prompt is counted (prompt-refused). */
+
+/* Called once a prompt is accepted, before it is queued, with the
+ * session of its thread (NULL when the prompt creates it). */
+typedef void (*AbBrokerAcceptedFunc) (AbSession *session,
+                                      const AbCaller *caller,
+                                      gpointer user_data);
+/* @agent: NULL for the thread's agent, or the default one. */
+void ab_broker_prompt_async (AbBroker *self, const AbCaller *caller,
+                             const char *thread, const char *text,
+                             const char *agent, AbBrokerAcceptedFunc accepted,
+                             gpointer accepted_data,
+                             GAsyncReadyCallback callback, gpointer user_data);
+gboolean ab_broker_prompt_finish (AbBroker *self, GAsyncResult *result,
+                                  guint64 *turn, GError **error);
+gboolean ab_broker_cancel (AbBroker *self, const AbCaller *caller,
+                           const char *thread, GError **error);
+gboolean ab_broker_answer_permission (AbBroker *self, const AbCaller *caller,
+                                      const char *thread, const char *request,
+                                      const char *option, GError **error);
+void ab_broker_remove_async (AbBroker *self, const AbCaller *caller,
+                             const char *thread, GAsyncReadyCallback callback,
+                             gpointer user_data);
+gboolean ab_broker_remove_finish (AbBroker *self, GAsyncResult *result,
+                                  GError **error);
 AbPool *ab_broker_get_pool (AbBroker *self);
 void ab_broker_drain_async (AbBroker *self, guint timeout_seconds,
                             const char *reason, GAsyncReadyCallback callback,

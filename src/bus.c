@@ -20,12 +20,6 @@
 #include "pool.h"
 #include "session.h"
 
-/* Longest agent name (as the config allows) and permission request or
- * option id accepted from a caller: longer ones are refused before they
- * are looked up or quoted back in an error message. */
-#define AB_BUS_MAX_AGENT_BYTES 64
-#define AB_BUS_MAX_ID_BYTES 1024
-
 struct _AbBus
 {
   GObject parent_instance;
@@ -196,22 +190,6 @@ do_resume (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
 
 /* ---- sessions ---------------------------------------------------------- */
 
-/* The session of @thread if the caller may act on it: its owner or an
- * admin. Otherwise NULL, with the invocation answered. */
-static AbSession *
-session_for_caller (AbBus *self, GDBusMethodInvocation *invocation,
-                    const char *thread, const AbCaller *caller)
-{
-  g_autoptr (GError) error = NULL;
-  AbSession *session = ab_broker_lookup_session (
-      self->broker, caller, thread,
-      g_dbus_method_invocation_get_method_name (invocation), &error);
-
-  if (session == NULL)
-    g_dbus_method_invocation_return_gerror (invocation, error);
-  return session;
-}
-
 /* Each session keeps its dictionary between calls (ab_session_to_variant);
  * the array only refers to them. */
 static void
@@ -250,100 +228,81 @@ do_get_session (AbBus *self, GDBusMethodInvocation *invocation,
                       (GVariant *[]){ ab_session_to_variant (session) }, 1));
 }
 
-/* A refused Prompt is counted (for /metrics), then answered. */
-static void
-refuse_prompt (AbBus *self, GDBusMethodInvocation *invocation,
-               const GError *error)
-{
-  ab_broker_count_refusal (self->broker, error);
-  g_dbus_method_invocation_return_gerror (invocation, error);
-}
-
 static void
 on_prompted (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  AuthCall *call = user_data; /* only bus and invocation are set */
+  g_autoptr (GDBusMethodInvocation) invocation = user_data;
   g_autoptr (GError) error = NULL;
   guint64 turn = 0;
 
-  if (!ab_pool_prompt_finish (AB_POOL (source), result, &turn, &error))
-    refuse_prompt (call->bus, call->invocation, error);
+  if (!ab_broker_prompt_finish (AB_BROKER (source), result, &turn, &error))
+    g_dbus_method_invocation_return_gerror (invocation, error);
   else
-    g_dbus_method_invocation_return_value (call->invocation,
+    g_dbus_method_invocation_return_value (invocation,
                                            g_variant_new ("(t)", turn));
-  auth_call_free (call);
+}
+
+/* The prompt is accepted: a turn its thread's session lost to the
+ * previous instance is told first. */
+static void
+on_prompt_accepted (AbSession *session, const AbCaller *caller,
+                    gpointer user_data)
+{
+  AbBus *self = user_data;
+
+  if (session != NULL)
+    ab_bus_sessions_report_interrupted (self->sessions, session, caller);
 }
 
 static void
 do_prompt (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
            const AbCaller *caller)
 {
-  g_autoptr (GError) error = NULL;
   g_autoptr (GVariant) options = NULL;
   g_autoptr (GVariant) agent_value = NULL;
   const char *thread, *text, *agent = NULL;
-  AbSession *session;
-  AuthCall *call;
 
   g_variant_get (params, "(&s&s@a{sv})", &thread, &text, &options);
-  if (!ab_broker_check_accepting (self->broker, &error))
-    {
-      refuse_prompt (self, invocation, error);
-      return;
-    }
-
   agent_value = g_variant_lookup_value (options, "agent", NULL);
-  if (agent_value != NULL)
+  if (agent_value != NULL
+      && !g_variant_is_of_type (agent_value, G_VARIANT_TYPE_STRING))
     {
-      if (!g_variant_is_of_type (agent_value, G_VARIANT_TYPE_STRING))
-        {
-          g_set_error (&error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
-                       _ ("option 'agent' must be a string, not '%s'"),
-                       g_variant_get_type_string (agent_value));
-          refuse_prompt (self, invocation, error);
-          return;
-        }
-      agent = g_variant_get_string (agent_value, NULL);
-      if (strlen (agent) > AB_BUS_MAX_AGENT_BYTES)
-        {
-          g_set_error (&error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
-                       _ ("option 'agent' is longer than %d bytes"),
-                       AB_BUS_MAX_AGENT_BYTES);
-          refuse_prompt (self, invocation, error);
-          return;
-        }
-    }
+      g_autoptr (GError) error
+          = g_error_new (AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                         _ ("option 'agent' must be a string, not '%s'"),
+                         g_variant_get_type_string (agent_value));
 
-  if (!ab_broker_find_session (self->broker, caller, thread, NULL, &session,
-                               &error))
-    {
-      refuse_prompt (self, invocation, error);
+      ab_broker_count_refusal (self->broker, error);
+      g_dbus_method_invocation_return_gerror (invocation, error);
       return;
     }
+  if (agent_value != NULL)
+    agent = g_variant_get_string (agent_value, NULL);
+  ab_broker_prompt_async (self->broker, caller, thread, text, agent,
+                          on_prompt_accepted, self, on_prompted,
+                          g_object_ref (invocation));
+}
 
-  if (session != NULL)
-    ab_bus_sessions_report_interrupted (self->sessions, session, caller);
-  call = g_new0 (AuthCall, 1);
-  call->bus = g_object_ref (self);
-  call->invocation = g_object_ref (invocation);
-  ab_pool_prompt_async (ab_broker_get_pool (self->broker), thread, text, agent,
-                        caller->uid, caller->connection, on_prompted, call);
+/* Answers @invocation with nothing, or with @error when it is set. */
+static void
+return_result (GDBusMethodInvocation *invocation, const GError *error)
+{
+  if (error != NULL)
+    g_dbus_method_invocation_return_gerror (invocation, error);
+  else
+    g_dbus_method_invocation_return_value (invocation, NULL);
 }
 
 static void
 do_cancel (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
            const AbCaller *caller)
 {
+  g_autoptr (GError) error = NULL;
   const char *thread;
-  AbSession *session;
 
   g_variant_get (params, "(&s)", &thread);
-  session = session_for_caller (self, invocation, thread, caller);
-  if (session == NULL)
-    return;
-  g_message ("Cancel of %s requested by uid %u", thread, (guint)caller->uid);
-  ab_session_cancel (session);
-  g_dbus_method_invocation_return_value (invocation, NULL);
+  ab_broker_cancel (self->broker, caller, thread, &error);
+  return_result (invocation, error);
 }
 
 static void
@@ -352,12 +311,8 @@ on_removed (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (GDBusMethodInvocation) invocation = user_data;
   g_autoptr (GError) error = NULL;
 
-  if (!ab_pool_remove_finish (AB_POOL (source), result, &error))
-    {
-      g_dbus_method_invocation_return_gerror (invocation, error);
-      return;
-    }
-  g_dbus_method_invocation_return_value (invocation, NULL);
+  ab_broker_remove_finish (AB_BROKER (source), result, &error);
+  return_result (invocation, error);
 }
 
 static void
@@ -367,12 +322,8 @@ do_remove_session (AbBus *self, GDBusMethodInvocation *invocation,
   const char *thread;
 
   g_variant_get (params, "(&s)", &thread);
-  if (session_for_caller (self, invocation, thread, caller) == NULL)
-    return;
-  g_message ("RemoveSession of %s requested by uid %u", thread,
-             (guint)caller->uid);
-  ab_pool_remove_async (ab_broker_get_pool (self->broker), thread, "removed",
-                        on_removed, g_object_ref (invocation));
+  ab_broker_remove_async (self->broker, caller, thread, on_removed,
+                          g_object_ref (invocation));
 }
 
 static void
@@ -381,27 +332,11 @@ do_answer_permission (AbBus *self, GDBusMethodInvocation *invocation,
 {
   g_autoptr (GError) error = NULL;
   const char *thread, *request, *option;
-  AbSession *session;
 
   g_variant_get (params, "(&s&s&s)", &thread, &request, &option);
-  if (strlen (request) > AB_BUS_MAX_ID_BYTES
-      || strlen (option) > AB_BUS_MAX_ID_BYTES)
-    {
-      g_dbus_method_invocation_return_error (
-          invocation, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
-          _ ("permission request and option ids are at most %d bytes"),
-          AB_BUS_MAX_ID_BYTES);
-      return;
-    }
-  session = session_for_caller (self, invocation, thread, caller);
-  if (session == NULL)
-    return;
-  if (!ab_session_answer_permission (session, request, option, &error))
-    {
-      g_dbus_method_invocation_return_gerror (invocation, error);
-      return;
-    }
-  g_dbus_method_invocation_return_value (invocation, NULL);
+  ab_broker_answer_permission (self->broker, caller, thread, request, option,
+                               &error);
+  return_result (invocation, error);
 }
 
 /* ---- watching ----------------------------------------------------------- */
