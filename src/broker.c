@@ -406,6 +406,28 @@ ab_broker_prompt_finish (AbBroker *self, GAsyncResult *result, guint64 *turn,
   return TRUE;
 }
 
+GPtrArray *
+ab_broker_list_sessions (AbBroker *self, const AbCaller *caller)
+{
+  return ab_pool_list (self->pool);
+}
+
+gboolean
+ab_broker_check_watch (AbBroker *self, const AbCaller *caller,
+                       const char *thread, AbSession **session, GError **error)
+{
+  *session = NULL;
+  if (!g_str_equal (thread, "*"))
+    return ab_broker_find_session (self, caller, thread, NULL, session, error);
+  if (caller->access < AB_ACCESS_ADMIN)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_ACCESS_DENIED,
+                   _ ("watching all sessions needs administrator access"));
+      return FALSE;
+    }
+  return TRUE;
+}
+
 gboolean
 ab_broker_cancel (AbBroker *self, const AbCaller *caller, const char *thread,
                   GError **error)

@@ -90,6 +90,14 @@ void ab_broker_prompt_async (AbBroker *self, const AbCaller *caller,
                              GAsyncReadyCallback callback, gpointer user_data);
 gboolean ab_broker_prompt_finish (AbBroker *self, GAsyncResult *result,
                                   guint64 *turn, GError **error);
+/* Every session @caller may list (users may read every session), sorted
+ * by thread id, each with a reference. */
+GPtrArray *ab_broker_list_sessions (AbBroker *self, const AbCaller *caller);
+/* Whether @caller may watch @thread ("*": every session, admins only);
+ * *@session is the thread's session if there is one. */
+gboolean ab_broker_check_watch (AbBroker *self, const AbCaller *caller,
+                                const char *thread, AbSession **session,
+                                GError **error);
 gboolean ab_broker_cancel (AbBroker *self, const AbCaller *caller,
                            const char *thread, GError **error);
 gboolean ab_broker_answer_permission (AbBroker *self, const AbCaller *caller,

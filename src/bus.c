@@ -196,7 +196,7 @@ static void
 do_list_sessions (AbBus *self, GDBusMethodInvocation *invocation,
                   GVariant *params, const AbCaller *caller)
 {
-  g_autoptr (GPtrArray) all = ab_pool_list (ab_broker_get_pool (self->broker));
+  g_autoptr (GPtrArray) all = ab_broker_list_sessions (self->broker, caller);
   g_autofree GVariant **dicts = g_new (GVariant *, all->len + 1);
   GVariant *array;
 
@@ -369,24 +369,10 @@ do_watch (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
   AbSession *session = NULL;
 
   g_variant_get (params, "(&s)", &thread);
-  if (g_str_equal (thread, "*"))
+  if (!ab_broker_check_watch (self->broker, caller, thread, &session, &error))
     {
-      if (caller->access < AB_ACCESS_ADMIN)
-        {
-          g_dbus_method_invocation_return_error (
-              invocation, AB_ERROR, AB_ERROR_ACCESS_DENIED,
-              _ ("watching all sessions needs administrator access"));
-          return;
-        }
-    }
-  else
-    {
-      if (!ab_broker_find_session (self->broker, caller, thread, NULL, &session,
-                                   &error))
-        {
-          g_dbus_method_invocation_return_gerror (invocation, error);
-          return;
-        }
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
     }
 
   if (!watch)
