@@ -359,7 +359,8 @@ on_pool_prompted (GObject *source, GAsyncResult *result, gpointer user_data)
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
-  g_task_return_pointer (task, g_memdup2 (&turn, sizeof turn), g_free);
+  /* Turns count from 1 and never come near G_MAXSSIZE. */
+  g_task_return_int (task, (gssize)turn);
 }
 
 void
@@ -398,11 +399,11 @@ gboolean
 ab_broker_prompt_finish (AbBroker *self, GAsyncResult *result, guint64 *turn,
                          GError **error)
 {
-  g_autofree guint64 *value = g_task_propagate_pointer (G_TASK (result), error);
+  gssize value = g_task_propagate_int (G_TASK (result), error);
 
-  if (value == NULL)
+  if (value < 0)
     return FALSE;
-  *turn = *value;
+  *turn = (guint64)value;
   return TRUE;
 }
 
