@@ -123,6 +123,7 @@ config_yaml (Bench *b)
                           "    command: [%s]\n"
                           "pool:\n"
                           "  max_sessions: 2000\n"
+                          "  max_sessions_per_user: 0\n"
                           "  max_queued_prompts: 8\n"
                           "  idle_timeout: 2h\n",
                           b->agent_path);

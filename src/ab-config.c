@@ -1024,7 +1024,9 @@ config_new_base (void)
   config->agents
       = g_ptr_array_new_with_free_func ((GDestroyNotify)agent_profile_free);
   config->max_sessions = 64;
-  config->max_sessions_per_user = 0;
+  /* One user must not fill the pool alone; a bridge that serves many
+   * threads as one user raises it. */
+  config->max_sessions_per_user = 256;
   config->max_queued_prompts = 8;
   config->max_message_bytes = G_GUINT64_CONSTANT (8) * 1024 * 1024;
   config->idle_timeout_usec = 30 * 60 * G_USEC_PER_SEC;

@@ -24,12 +24,7 @@
 #include "ab-dbus.h"
 #include "duration.h"
 #include "error.h"
-
-#define AB_BUS_NAME "org.agentbroker.Broker1"
-#define AB_BUS_PATH "/org/agentbroker/Broker1"
-#define AB_BROKER_IFACE "org.agentbroker.Broker1"
-#define AB_SESSION_IFACE "org.agentbroker.Session1"
-#define AB_SESSION_PREFIX AB_BUS_PATH "/session/"
+#include "names.h"
 
 /* Prompt() returns as soon as the prompt is queued: never a long wait. */
 #define AB_PROMPT_TIMEOUT_MSEC (60 * 1000)
@@ -1168,7 +1163,7 @@ fetch_generation (AbCtl *ctl)
   reply = g_dbus_connection_call_sync (
       ctl->connection, AB_BUS_NAME, AB_BUS_PATH,
       "org.freedesktop.DBus.Properties", "Get",
-      g_variant_new ("(ss)", "org.agentbroker.Broker1", "Generation"),
+      g_variant_new ("(ss)", AB_BROKER_IFACE, "Generation"),
       G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
   if (reply == NULL)
     return ab_dbus_broker1_get_generation (ctl->broker);

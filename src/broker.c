@@ -6,12 +6,16 @@
  */
 #include "config.h"
 
+#include <string.h>
+
 #include <glib/gi18n.h>
 
+#include "agent-process.h"
 #include "broker.h"
 #include "error.h"
 #include "log.h"
 #include "pool.h"
+#include "thread-id.h"
 
 struct _AbBroker
 {
@@ -55,6 +59,12 @@ enum
 
 static GParamSpec *props[N_PROPS];
 static guint signals[N_SIGNALS];
+
+/* Longest agent name (as the config allows) and permission request or
+ * option id accepted from a caller: longer ones are refused before they
+ * are looked up or quoted back in an error message. */
+#define AB_BROKER_MAX_AGENT_BYTES 64
+#define AB_BROKER_MAX_ID_BYTES 1024
 
 G_DEFINE_TYPE (AbBroker, ab_broker, G_TYPE_OBJECT)
 
@@ -282,6 +292,237 @@ void
 ab_broker_count_refusal (AbBroker *self, const GError *error)
 {
   g_signal_emit (self, signals[SIGNAL_PROMPT_REFUSED], 0, error);
+}
+
+gboolean
+ab_broker_may_see (AbBroker *self, const AbCaller *caller, AbSession *session)
+{
+  if (caller->access >= AB_ACCESS_ADMIN)
+    return TRUE;
+  return caller->access >= AB_ACCESS_USER
+         && ab_session_get_owner (session) == caller->uid;
+}
+
+gboolean
+ab_broker_find_session (AbBroker *self, const AbCaller *caller,
+                        const char *thread, const char *verb,
+                        AbSession **session, GError **error)
+{
+  AbSession *found;
+
+  *session = NULL;
+  if (!ab_thread_id_validate (thread, error))
+    return FALSE;
+  found = ab_pool_lookup (self->pool, thread);
+  if (found != NULL && caller != NULL
+      && !ab_broker_may_see (self, caller, found))
+    {
+      if (verb != NULL)
+        g_set_error (error, AB_ERROR, AB_ERROR_ACCESS_DENIED,
+                     _ ("session %s belongs to uid %u; uid %u may not %s it"),
+                     thread, (guint)ab_session_get_owner (found),
+                     (guint)caller->uid, verb);
+      else
+        g_set_error (error, AB_ERROR, AB_ERROR_ACCESS_DENIED,
+                     _ ("session %s belongs to uid %u"), thread,
+                     (guint)ab_session_get_owner (found));
+      return FALSE;
+    }
+  *session = found;
+  return TRUE;
+}
+
+AbSession *
+ab_broker_lookup_session (AbBroker *self, const AbCaller *caller,
+                          const char *thread, const char *verb, GError **error)
+{
+  AbSession *session;
+
+  if (!ab_broker_find_session (self, caller, thread, verb, &session, error))
+    return NULL;
+  if (session == NULL)
+    g_set_error (error, AB_ERROR, AB_ERROR_NO_SUCH_SESSION,
+                 _ ("no session for thread %s"), thread);
+  return session;
+}
+
+/* ---- operations on sessions -------------------------------------------- */
+
+static void
+on_pool_prompted (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  g_autoptr (GError) error = NULL;
+  guint64 turn = 0;
+
+  if (!ab_pool_prompt_finish (AB_POOL (source), result, &turn, &error))
+    {
+      ab_broker_count_refusal (g_task_get_source_object (task), error);
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  /* Turns count from 1 and never come near G_MAXSSIZE. */
+  g_task_return_int (task, (gssize)turn);
+}
+
+void
+ab_broker_prompt_async (AbBroker *self, const AbCaller *caller,
+                        const char *thread, const char *text, const char *agent,
+                        AbBrokerAcceptedFunc accepted, gpointer accepted_data,
+                        GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (self, NULL, callback, user_data);
+  g_autoptr (GError) error = NULL;
+  AbSession *session = NULL;
+
+  if (!ab_broker_check_accepting (self, &error))
+    ;
+  else if (agent != NULL && strlen (agent) > AB_BROKER_MAX_AGENT_BYTES)
+    g_set_error (&error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                 _ ("option 'agent' is longer than %d bytes"),
+                 AB_BROKER_MAX_AGENT_BYTES);
+  else
+    ab_broker_find_session (self, caller, thread, NULL, &session, &error);
+  if (error != NULL)
+    {
+      ab_broker_count_refusal (self, error);
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+
+  if (accepted != NULL)
+    accepted (session, caller, accepted_data);
+  ab_pool_prompt_async (self->pool, thread, text, agent, caller->uid,
+                        caller->connection, on_pool_prompted,
+                        g_steal_pointer (&task));
+}
+
+gboolean
+ab_broker_prompt_finish (AbBroker *self, GAsyncResult *result, guint64 *turn,
+                         GError **error)
+{
+  gssize value = g_task_propagate_int (G_TASK (result), error);
+
+  if (value < 0)
+    return FALSE;
+  *turn = (guint64)value;
+  return TRUE;
+}
+
+GPtrArray *
+ab_broker_list_sessions (AbBroker *self, const AbCaller *caller)
+{
+  return ab_pool_list (self->pool);
+}
+
+gboolean
+ab_broker_check_watch (AbBroker *self, const AbCaller *caller,
+                       const char *thread, AbSession **session, GError **error)
+{
+  *session = NULL;
+  if (!g_str_equal (thread, "*"))
+    return ab_broker_find_session (self, caller, thread, NULL, session, error);
+  if (caller->access < AB_ACCESS_ADMIN)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_ACCESS_DENIED,
+                   _ ("watching all sessions needs administrator access"));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+ab_broker_cancel (AbBroker *self, const AbCaller *caller, const char *thread,
+                  GError **error)
+{
+  AbSession *session
+      = ab_broker_lookup_session (self, caller, thread, "Cancel", error);
+
+  if (session == NULL)
+    return FALSE;
+  ab_log_event (AB_LOG_REQUEST, G_LOG_LEVEL_MESSAGE, thread, caller->uid,
+                "Cancel of %s requested by uid %u", thread, (guint)caller->uid);
+  ab_session_cancel (session);
+  return TRUE;
+}
+
+gboolean
+ab_broker_kill_session (AbBroker *self, const AbCaller *caller,
+                        const char *thread, const char *signal_name,
+                        GError **error)
+{
+  AbSession *session
+      = ab_broker_lookup_session (self, caller, thread, "KillSession", error);
+  int signo;
+
+  if (session == NULL || !ab_agent_signal_from_name (signal_name, &signo, error)
+      || !ab_session_send_signal (session, signo, error))
+    return FALSE;
+  ab_log_event (AB_LOG_REQUEST, G_LOG_LEVEL_MESSAGE, thread, caller->uid,
+                "KillSession of %s with signal %d requested by uid %u", thread,
+                signo, (guint)caller->uid);
+  return TRUE;
+}
+
+gboolean
+ab_broker_answer_permission (AbBroker *self, const AbCaller *caller,
+                             const char *thread, const char *request,
+                             const char *option, GError **error)
+{
+  AbSession *session;
+
+  if (strlen (request) > AB_BROKER_MAX_ID_BYTES
+      || strlen (option) > AB_BROKER_MAX_ID_BYTES)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                   _ ("permission request and option ids are at most %d "
+                      "bytes"),
+                   AB_BROKER_MAX_ID_BYTES);
+      return FALSE;
+    }
+  session = ab_broker_lookup_session (self, caller, thread, "AnswerPermission",
+                                      error);
+  return session != NULL
+         && ab_session_answer_permission (session, request, option, error);
+}
+
+static void
+on_pool_removed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  g_autoptr (GError) error = NULL;
+
+  if (!ab_pool_remove_finish (AB_POOL (source), result, &error))
+    g_task_return_error (task, g_steal_pointer (&error));
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+void
+ab_broker_remove_async (AbBroker *self, const AbCaller *caller,
+                        const char *thread, GAsyncReadyCallback callback,
+                        gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (self, NULL, callback, user_data);
+  GError *error = NULL;
+
+  if (ab_broker_lookup_session (self, caller, thread, "RemoveSession", &error)
+      == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  ab_log_event (AB_LOG_REQUEST, G_LOG_LEVEL_MESSAGE, thread, caller->uid,
+                "RemoveSession of %s requested by uid %u", thread,
+                (guint)caller->uid);
+  ab_pool_remove_async (self->pool, thread, "removed", on_pool_removed,
+                        g_steal_pointer (&task));
+}
+
+gboolean
+ab_broker_remove_finish (AbBroker *self, GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
 }
 
 gboolean

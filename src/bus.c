@@ -1,7 +1,8 @@
 /* agentbroker — the D-Bus service
  *
- * Exports org.agentbroker.Broker1 and the object manager, checks every
- * caller's access level, and hands each call to the broker. No state
+ * Exports org.agentbroker.Broker1, checks every caller's access level
+ * (the callers' uids: bus-callers.c), and hands each call to the broker;
+ * the session objects and their streams are bus-sessions.c's. No state
  * lives here: properties are bound to the broker's.
  */
 #include "config.h"
@@ -12,25 +13,13 @@
 
 #include "ab-dbus.h"
 #include "access.h"
-#include "agent-process.h"
+#include "bus-callers.h"
+#include "bus-sessions.h"
 #include "bus.h"
 #include "error.h"
 #include "log.h"
 #include "pool.h"
 #include "session.h"
-#include "thread-id.h"
-
-/* Threads one connection may watch at a time. */
-#define AB_BUS_MAX_WATCHES 1024
-/* Longest agent name (as the config allows) and permission request or
- * option id accepted from a caller: longer ones are refused before they
- * are looked up or quoted back in an error message. */
-#define AB_BUS_MAX_AGENT_BYTES 64
-#define AB_BUS_MAX_ID_BYTES 1024
-/* Callers whose uid is remembered; past this, those not waiting for a
- * lookup are forgotten (a name whose NameOwnerChanged was missed would
- * otherwise stay forever). */
-#define AB_BUS_MAX_CALLERS 4096
 
 struct _AbBus
 {
@@ -40,16 +29,15 @@ struct _AbBus
   GDBusConnection *connection;
   gboolean system_bus;
   AbDBusBroker1 *skeleton;
-  GDBusObjectManagerServer *object_manager;
-  GHashTable *watchers; /* unique name → set of thread ids or "*" */
-  GHashTable *callers;  /* unique name → Caller */
+  AbBusSessions *sessions;
+  AbBusCallers *callers;
   guint name_owner_subscription;
 };
 
 G_DEFINE_TYPE (AbBus, ab_bus, G_TYPE_OBJECT)
 
 typedef void (*AbBusHandler) (AbBus *self, GDBusMethodInvocation *invocation,
-                              GVariant *params, uid_t uid, AbAccess access);
+                              GVariant *params, const AbCaller *caller);
 
 typedef struct
 {
@@ -67,58 +55,21 @@ auth_call_free (AuthCall *call)
   g_free (call);
 }
 
-/* What the daemon knows of one caller. The bus never gives a unique name
- * to another connection and a connection's uid does not change, so a uid
- * once looked up holds until the name goes (NameOwnerChanged). While the
- * lookup is under way, later calls from the same caller wait behind the
- * first, so a caller's calls are handled in the order they came. */
-typedef struct
-{
-  gboolean known;
-  gboolean gone; /* the name went while its lookup was under way */
-  uid_t uid;
-  GQueue calls; /* AuthCall *, waiting for the lookup */
-} Caller;
-
+/* Runs @call's handler if @known, its caller, has the access it needs;
+ * refuses it otherwise. */
 static void
-caller_free (Caller *caller)
-{
-  g_queue_clear_full (&caller->calls, (GDestroyNotify)auth_call_free);
-  g_free (caller);
-}
-
-static gboolean
-caller_is_known (gpointer name, gpointer caller, gpointer user_data)
-{
-  return ((Caller *)caller)->known;
-}
-
-typedef struct
-{
-  AbBus *bus;
-  char *name;
-} CallerLookup;
-
-static void
-caller_lookup_free (CallerLookup *lookup)
-{
-  g_object_unref (lookup->bus);
-  g_free (lookup->name);
-  g_free (lookup);
-}
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (CallerLookup, caller_lookup_free)
-
-/* Runs @call's handler if its caller, @uid, has the access it needs;
- * refuses it otherwise. Frees @call. */
-static void
-run_call (AuthCall *call, uid_t uid)
+run_call (AuthCall *call, const AbBusIdentity *known)
 {
   AbBus *self = call->bus;
   GDBusMethodInvocation *invocation = call->invocation;
   const char *method = g_dbus_method_invocation_get_method_name (invocation);
-  AbAccess access = ab_access_for_uid (ab_broker_get_config (self->broker), uid,
-                                       self->system_bus);
+  uid_t uid = known->uid;
+  AbAccess access
+      = known->mapped ? known->mapped_access
+                      : ab_access_for_uid (ab_broker_get_config (self->broker),
+                                           uid, self->system_bus);
+  AbCaller caller
+      = { uid, access, g_dbus_method_invocation_get_sender (invocation) };
 
   if (access < call->required)
     {
@@ -137,51 +88,22 @@ run_call (AuthCall *call, uid_t uid)
     }
   else
     call->handler (self, invocation,
-                   g_dbus_method_invocation_get_parameters (invocation), uid,
-                   access);
-  auth_call_free (call);
+                   g_dbus_method_invocation_get_parameters (invocation),
+                   &caller);
 }
 
 static void
-on_caller_uid (GObject *source, GAsyncResult *result, gpointer user_data)
+on_identity (const AbBusIdentity *identity, const GError *error,
+             gpointer user_data)
 {
-  g_autoptr (CallerLookup) lookup = user_data;
-  AbBus *self = lookup->bus;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply = NULL;
-  Caller *caller;
-  AuthCall *call;
+  AuthCall *call = user_data;
 
-  reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result,
-                                         &error);
-  /* Gone with the bus object (ab_bus_dispose), its calls with it. */
-  if (self->callers == NULL)
-    return;
-  caller = g_hash_table_lookup (self->callers, lookup->name);
-  g_return_if_fail (caller != NULL && !caller->known);
-
-  if (reply == NULL)
-    {
-      while ((call = g_queue_pop_head (&caller->calls)) != NULL)
-        {
-          g_dbus_method_invocation_return_error (
-              call->invocation, AB_ERROR, AB_ERROR_ACCESS_DENIED,
-              _ ("cannot determine the caller's credentials: %s"),
-              error->message);
-          auth_call_free (call);
-        }
-      g_hash_table_remove (self->callers, lookup->name);
-      return;
-    }
-
-  caller->known = TRUE;
-  g_variant_get (reply, "(u)", &caller->uid);
-  /* A handler never runs the main loop, so no call joins the queue
-   * meanwhile; the entry is not removed under it either. */
-  while ((call = g_queue_pop_head (&caller->calls)) != NULL)
-    run_call (call, caller->uid);
-  if (caller->gone)
-    g_hash_table_remove (self->callers, lookup->name);
+  if (identity == NULL)
+    g_dbus_method_invocation_return_error (
+        call->invocation, AB_ERROR, AB_ERROR_ACCESS_DENIED,
+        _ ("cannot determine the caller's credentials: %s"), error->message);
+  else
+    run_call (call, identity);
 }
 
 /* Runs @handler once the caller's uid is known (looking it up at the bus
@@ -191,40 +113,15 @@ static gboolean
 authorize (AbBus *self, GDBusMethodInvocation *invocation, AbAccess required,
            AbBusHandler handler)
 {
-  const char *sender = g_dbus_method_invocation_get_sender (invocation);
   AuthCall *call = g_new0 (AuthCall, 1);
-  Caller *caller = g_hash_table_lookup (self->callers, sender);
-  CallerLookup *lookup;
 
   call->bus = g_object_ref (self);
   call->invocation = g_object_ref (invocation);
   call->required = required;
   call->handler = handler;
-
-  if (caller != NULL && caller->known)
-    {
-      run_call (call, caller->uid);
-      return TRUE;
-    }
-  if (caller != NULL)
-    {
-      g_queue_push_tail (&caller->calls, call);
-      return TRUE;
-    }
-
-  if (g_hash_table_size (self->callers) >= AB_BUS_MAX_CALLERS)
-    g_hash_table_foreach_remove (self->callers, caller_is_known, NULL);
-  caller = g_new0 (Caller, 1);
-  g_queue_push_tail (&caller->calls, call);
-  g_hash_table_insert (self->callers, g_strdup (sender), caller);
-  lookup = g_new0 (CallerLookup, 1);
-  lookup->bus = g_object_ref (self);
-  lookup->name = g_strdup (sender);
-  g_dbus_connection_call (
-      self->connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-      "org.freedesktop.DBus", "GetConnectionUnixUser",
-      g_variant_new ("(s)", sender), G_VARIANT_TYPE ("(u)"),
-      G_DBUS_CALL_FLAGS_NONE, -1, NULL, on_caller_uid, lookup);
+  ab_bus_callers_resolve (self->callers,
+                          g_dbus_method_invocation_get_sender (invocation),
+                          on_identity, call, (GDestroyNotify)auth_call_free);
   return TRUE;
 }
 
@@ -232,12 +129,12 @@ authorize (AbBus *self, GDBusMethodInvocation *invocation, AbAccess required,
 
 static void
 do_reload (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
-           uid_t uid, AbAccess access)
+           const AbCaller *caller)
 {
   g_autoptr (GError) error = NULL;
 
-  ab_log_event (AB_LOG_REQUEST, G_LOG_LEVEL_MESSAGE, NULL, uid,
-                "Reload requested by uid %u", uid);
+  ab_log_event (AB_LOG_REQUEST, G_LOG_LEVEL_MESSAGE, NULL, caller->uid,
+                "Reload requested by uid %u", (guint)caller->uid);
   if (!ab_broker_reload (self->broker, &error))
     {
       g_dbus_method_invocation_return_gerror (invocation, error);
@@ -265,27 +162,28 @@ on_drained (GObject *source, GAsyncResult *result, gpointer user_data)
 
 static void
 do_drain (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
-          uid_t uid, AbAccess access)
+          const AbCaller *caller)
 {
   g_autofree char *reason
-      = g_strdup_printf (_ ("a drain requested by uid %u"), uid);
+      = g_strdup_printf (_ ("a drain requested by uid %u"), (guint)caller->uid);
   guint timeout_seconds;
 
   g_variant_get (params, "(u)", &timeout_seconds);
-  ab_log_event (AB_LOG_REQUEST, G_LOG_LEVEL_MESSAGE, NULL, uid,
-                "Drain (%u s) requested by uid %u", timeout_seconds, uid);
+  ab_log_event (AB_LOG_REQUEST, G_LOG_LEVEL_MESSAGE, NULL, caller->uid,
+                "Drain (%u s) requested by uid %u", timeout_seconds,
+                (guint)caller->uid);
   ab_broker_drain_async (self->broker, timeout_seconds, reason, on_drained,
                          g_object_ref (invocation));
 }
 
 static void
 do_resume (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
-           uid_t uid, AbAccess access)
+           const AbCaller *caller)
 {
   g_autoptr (GError) error = NULL;
 
-  ab_log_event (AB_LOG_REQUEST, G_LOG_LEVEL_MESSAGE, NULL, uid,
-                "Resume requested by uid %u", uid);
+  ab_log_event (AB_LOG_REQUEST, G_LOG_LEVEL_MESSAGE, NULL, caller->uid,
+                "Resume requested by uid %u", (guint)caller->uid);
   if (!ab_broker_resume (self->broker, &error))
     {
       g_dbus_method_invocation_return_gerror (invocation, error);
@@ -296,64 +194,13 @@ do_resume (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
 
 /* ---- sessions ---------------------------------------------------------- */
 
-/* The session of @thread if the caller may act on it: its owner or an
- * admin. Otherwise NULL, with the invocation answered. */
-static AbSession *
-session_for_caller (AbBus *self, GDBusMethodInvocation *invocation,
-                    const char *thread, uid_t uid, AbAccess access)
-{
-  g_autoptr (GError) error = NULL;
-  AbSession *session;
-
-  if (!ab_thread_id_validate (thread, &error))
-    {
-      g_dbus_method_invocation_return_gerror (invocation, error);
-      return NULL;
-    }
-  session = ab_pool_lookup (ab_broker_get_pool (self->broker), thread);
-  if (session == NULL)
-    {
-      g_dbus_method_invocation_return_error (
-          invocation, AB_ERROR, AB_ERROR_NO_SUCH_SESSION,
-          _ ("no session for thread %s"), thread);
-      return NULL;
-    }
-  if (access < AB_ACCESS_ADMIN && ab_session_get_owner (session) != uid)
-    {
-      g_dbus_method_invocation_return_error (
-          invocation, AB_ERROR, AB_ERROR_ACCESS_DENIED,
-          _ ("session %s belongs to uid %u; uid %u may not %s it"), thread,
-          (guint)ab_session_get_owner (session), (guint)uid,
-          g_dbus_method_invocation_get_method_name (invocation));
-      return NULL;
-    }
-  return session;
-}
-
-/* A turn cut off by the previous instance is told to the first
- * connection that prompts or watches its thread. */
-static void
-report_interrupted (AbBus *self, AbSession *session, const char *recipient)
-{
-  guint64 turn;
-
-  if (!ab_session_take_interrupted (session, &turn))
-    return;
-  g_dbus_connection_emit_signal (
-      self->connection, recipient, ab_session_get_path (session),
-      "org.agentbroker.Session1", "TurnEnded",
-      g_variant_new ("(tss)", turn, "interrupted",
-                     _ ("agentbroker stopped while this turn was running")),
-      NULL);
-}
-
 /* Each session keeps its dictionary between calls (ab_session_to_variant);
  * the array only refers to them. */
 static void
 do_list_sessions (AbBus *self, GDBusMethodInvocation *invocation,
-                  GVariant *params, uid_t uid, AbAccess access)
+                  GVariant *params, const AbCaller *caller)
 {
-  g_autoptr (GPtrArray) all = ab_pool_list (ab_broker_get_pool (self->broker));
+  g_autoptr (GPtrArray) all = ab_broker_list_sessions (self->broker, caller);
   g_autofree GVariant **dicts = g_new (GVariant *, all->len + 1);
   GVariant *array;
 
@@ -366,24 +213,18 @@ do_list_sessions (AbBus *self, GDBusMethodInvocation *invocation,
 
 static void
 do_get_session (AbBus *self, GDBusMethodInvocation *invocation,
-                GVariant *params, uid_t uid, AbAccess access)
+                GVariant *params, const AbCaller *caller)
 {
   g_autoptr (GError) error = NULL;
   const char *thread;
   AbSession *session;
 
   g_variant_get (params, "(&s)", &thread);
-  if (!ab_thread_id_validate (thread, &error))
-    {
-      g_dbus_method_invocation_return_gerror (invocation, error);
-      return;
-    }
-  session = ab_pool_lookup (ab_broker_get_pool (self->broker), thread);
+  /* Every user may read every session: no caller to check. */
+  session = ab_broker_lookup_session (self->broker, NULL, thread, NULL, &error);
   if (session == NULL)
     {
-      g_dbus_method_invocation_return_error (
-          invocation, AB_ERROR, AB_ERROR_NO_SUCH_SESSION,
-          _ ("no session for thread %s"), thread);
+      g_dbus_method_invocation_return_gerror (invocation, error);
       return;
     }
   g_dbus_method_invocation_return_value (
@@ -391,107 +232,81 @@ do_get_session (AbBus *self, GDBusMethodInvocation *invocation,
                       (GVariant *[]){ ab_session_to_variant (session) }, 1));
 }
 
-/* A refused Prompt is counted (for /metrics), then answered. */
-static void
-refuse_prompt (AbBus *self, GDBusMethodInvocation *invocation,
-               const GError *error)
-{
-  ab_broker_count_refusal (self->broker, error);
-  g_dbus_method_invocation_return_gerror (invocation, error);
-}
-
 static void
 on_prompted (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  AuthCall *call = user_data; /* only bus and invocation are set */
+  g_autoptr (GDBusMethodInvocation) invocation = user_data;
   g_autoptr (GError) error = NULL;
   guint64 turn = 0;
 
-  if (!ab_pool_prompt_finish (AB_POOL (source), result, &turn, &error))
-    refuse_prompt (call->bus, call->invocation, error);
+  if (!ab_broker_prompt_finish (AB_BROKER (source), result, &turn, &error))
+    g_dbus_method_invocation_return_gerror (invocation, error);
   else
-    g_dbus_method_invocation_return_value (call->invocation,
+    g_dbus_method_invocation_return_value (invocation,
                                            g_variant_new ("(t)", turn));
-  auth_call_free (call);
+}
+
+/* The prompt is accepted: a turn its thread's session lost to the
+ * previous instance is told first. */
+static void
+on_prompt_accepted (AbSession *session, const AbCaller *caller,
+                    gpointer user_data)
+{
+  AbBus *self = user_data;
+
+  if (session != NULL)
+    ab_bus_sessions_report_interrupted (self->sessions, session, caller);
 }
 
 static void
 do_prompt (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
-           uid_t uid, AbAccess access)
+           const AbCaller *caller)
 {
-  g_autoptr (GError) error = NULL;
   g_autoptr (GVariant) options = NULL;
   g_autoptr (GVariant) agent_value = NULL;
   const char *thread, *text, *agent = NULL;
-  AbSession *session;
-  AuthCall *call;
 
   g_variant_get (params, "(&s&s@a{sv})", &thread, &text, &options);
-  if (!ab_broker_check_accepting (self->broker, &error))
-    {
-      refuse_prompt (self, invocation, error);
-      return;
-    }
-
   agent_value = g_variant_lookup_value (options, "agent", NULL);
-  if (agent_value != NULL)
+  if (agent_value != NULL
+      && !g_variant_is_of_type (agent_value, G_VARIANT_TYPE_STRING))
     {
-      if (!g_variant_is_of_type (agent_value, G_VARIANT_TYPE_STRING))
-        {
-          g_set_error (&error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
-                       _ ("option 'agent' must be a string, not '%s'"),
-                       g_variant_get_type_string (agent_value));
-          refuse_prompt (self, invocation, error);
-          return;
-        }
-      agent = g_variant_get_string (agent_value, NULL);
-      if (strlen (agent) > AB_BUS_MAX_AGENT_BYTES)
-        {
-          g_set_error (&error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
-                       _ ("option 'agent' is longer than %d bytes"),
-                       AB_BUS_MAX_AGENT_BYTES);
-          refuse_prompt (self, invocation, error);
-          return;
-        }
-    }
+      g_autoptr (GError) error
+          = g_error_new (AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                         _ ("option 'agent' must be a string, not '%s'"),
+                         g_variant_get_type_string (agent_value));
 
-  session = ab_pool_lookup (ab_broker_get_pool (self->broker), thread);
-  if (session != NULL && access < AB_ACCESS_ADMIN
-      && ab_session_get_owner (session) != uid)
-    {
-      g_set_error (&error, AB_ERROR, AB_ERROR_ACCESS_DENIED,
-                   _ ("session %s belongs to uid %u"), thread,
-                   (guint)ab_session_get_owner (session));
-      refuse_prompt (self, invocation, error);
+      ab_broker_count_refusal (self->broker, error);
+      g_dbus_method_invocation_return_gerror (invocation, error);
       return;
     }
+  if (agent_value != NULL)
+    agent = g_variant_get_string (agent_value, NULL);
+  ab_broker_prompt_async (self->broker, caller, thread, text, agent,
+                          on_prompt_accepted, self, on_prompted,
+                          g_object_ref (invocation));
+}
 
-  if (session != NULL)
-    report_interrupted (self, session,
-                        g_dbus_method_invocation_get_sender (invocation));
-  call = g_new0 (AuthCall, 1);
-  call->bus = g_object_ref (self);
-  call->invocation = g_object_ref (invocation);
-  ab_pool_prompt_async (ab_broker_get_pool (self->broker), thread, text, agent,
-                        uid, g_dbus_method_invocation_get_sender (invocation),
-                        on_prompted, call);
+/* Answers @invocation with nothing, or with @error when it is set. */
+static void
+return_result (GDBusMethodInvocation *invocation, const GError *error)
+{
+  if (error != NULL)
+    g_dbus_method_invocation_return_gerror (invocation, error);
+  else
+    g_dbus_method_invocation_return_value (invocation, NULL);
 }
 
 static void
 do_cancel (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
-           uid_t uid, AbAccess access)
+           const AbCaller *caller)
 {
+  g_autoptr (GError) error = NULL;
   const char *thread;
-  AbSession *session;
 
   g_variant_get (params, "(&s)", &thread);
-  session = session_for_caller (self, invocation, thread, uid, access);
-  if (session == NULL)
-    return;
-  ab_log_event (AB_LOG_REQUEST, G_LOG_LEVEL_MESSAGE, thread, uid,
-                "Cancel of %s requested by uid %u", thread, uid);
-  ab_session_cancel (session);
-  g_dbus_method_invocation_return_value (invocation, NULL);
+  ab_broker_cancel (self->broker, caller, thread, &error);
+  return_result (invocation, error);
 }
 
 static void
@@ -500,81 +315,44 @@ on_removed (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (GDBusMethodInvocation) invocation = user_data;
   g_autoptr (GError) error = NULL;
 
-  if (!ab_pool_remove_finish (AB_POOL (source), result, &error))
-    {
-      g_dbus_method_invocation_return_gerror (invocation, error);
-      return;
-    }
-  g_dbus_method_invocation_return_value (invocation, NULL);
+  ab_broker_remove_finish (AB_BROKER (source), result, &error);
+  return_result (invocation, error);
 }
 
 static void
 do_remove_session (AbBus *self, GDBusMethodInvocation *invocation,
-                   GVariant *params, uid_t uid, AbAccess access)
+                   GVariant *params, const AbCaller *caller)
 {
   const char *thread;
 
   g_variant_get (params, "(&s)", &thread);
-  if (session_for_caller (self, invocation, thread, uid, access) == NULL)
-    return;
-  ab_log_event (AB_LOG_REQUEST, G_LOG_LEVEL_MESSAGE, thread, uid,
-                "RemoveSession of %s requested by uid %u", thread, uid);
-  ab_pool_remove_async (ab_broker_get_pool (self->broker), thread, "removed",
-                        on_removed, g_object_ref (invocation));
+  ab_broker_remove_async (self->broker, caller, thread, on_removed,
+                          g_object_ref (invocation));
 }
 
 static void
 do_kill_session (AbBus *self, GDBusMethodInvocation *invocation,
-                 GVariant *params, uid_t uid, AbAccess access)
+                 GVariant *params, const AbCaller *caller)
 {
   g_autoptr (GError) error = NULL;
   const char *thread, *signal_name;
-  AbSession *session;
-  int signo;
 
   g_variant_get (params, "(&s&s)", &thread, &signal_name);
-  session = session_for_caller (self, invocation, thread, uid, access);
-  if (session == NULL)
-    return;
-  if (!ab_agent_signal_from_name (signal_name, &signo, &error)
-      || !ab_session_send_signal (session, signo, &error))
-    {
-      g_dbus_method_invocation_return_gerror (invocation, error);
-      return;
-    }
-  ab_log_event (AB_LOG_REQUEST, G_LOG_LEVEL_MESSAGE, thread, uid,
-                "KillSession of %s with signal %d requested by uid %u", thread,
-                signo, uid);
-  g_dbus_method_invocation_return_value (invocation, NULL);
+  ab_broker_kill_session (self->broker, caller, thread, signal_name, &error);
+  return_result (invocation, error);
 }
 
 static void
 do_answer_permission (AbBus *self, GDBusMethodInvocation *invocation,
-                      GVariant *params, uid_t uid, AbAccess access)
+                      GVariant *params, const AbCaller *caller)
 {
   g_autoptr (GError) error = NULL;
   const char *thread, *request, *option;
-  AbSession *session;
 
   g_variant_get (params, "(&s&s&s)", &thread, &request, &option);
-  if (strlen (request) > AB_BUS_MAX_ID_BYTES
-      || strlen (option) > AB_BUS_MAX_ID_BYTES)
-    {
-      g_dbus_method_invocation_return_error (
-          invocation, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
-          _ ("permission request and option ids are at most %d bytes"),
-          AB_BUS_MAX_ID_BYTES);
-      return;
-    }
-  session = session_for_caller (self, invocation, thread, uid, access);
-  if (session == NULL)
-    return;
-  if (!ab_session_answer_permission (session, request, option, &error))
-    {
-      g_dbus_method_invocation_return_gerror (invocation, error);
-      return;
-    }
-  g_dbus_method_invocation_return_value (invocation, NULL);
+  ab_broker_answer_permission (self->broker, caller, thread, request, option,
+                               &error);
+  return_result (invocation, error);
 }
 
 /* ---- watching ----------------------------------------------------------- */
@@ -587,86 +365,43 @@ on_name_owner_changed (GDBusConnection *connection, const char *sender_name,
 {
   AbBus *self = user_data;
   const char *name, *old_owner, *new_owner;
-  Caller *caller;
 
   g_variant_get (parameters, "(&s&s&s)", &name, &old_owner, &new_owner);
   if (new_owner[0] != '\0')
     return;
   /* A connection went: its watches and its uid go with it. */
-  g_hash_table_remove (self->watchers, name);
-  caller = g_hash_table_lookup (self->callers, name);
-  if (caller != NULL && caller->known)
-    g_hash_table_remove (self->callers, name);
-  else if (caller != NULL)
-    caller->gone = TRUE;
+  ab_bus_sessions_forget (self->sessions, name);
+  ab_bus_callers_forget (self->callers, name);
 }
 
 static void
 do_watch (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
-          uid_t uid, AbAccess access)
+          const AbCaller *caller)
 {
   const char *thread;
-  const char *sender = g_dbus_method_invocation_get_sender (invocation);
   gboolean watch = g_str_equal (
       g_dbus_method_invocation_get_method_name (invocation), "Watch");
-  GHashTable *threads;
+  g_autoptr (GError) error = NULL;
+  AbSession *session = NULL;
 
   g_variant_get (params, "(&s)", &thread);
-  if (g_str_equal (thread, "*"))
+  if (!ab_broker_check_watch (self->broker, caller, thread, &session, &error))
     {
-      if (access < AB_ACCESS_ADMIN)
-        {
-          g_dbus_method_invocation_return_error (
-              invocation, AB_ERROR, AB_ERROR_ACCESS_DENIED,
-              _ ("watching all sessions needs administrator access"));
-          return;
-        }
-    }
-  else
-    {
-      g_autoptr (GError) error = NULL;
-      AbSession *session;
-
-      if (!ab_thread_id_validate (thread, &error))
-        {
-          g_dbus_method_invocation_return_gerror (invocation, error);
-          return;
-        }
-      session = ab_pool_lookup (ab_broker_get_pool (self->broker), thread);
-      if (session != NULL && access < AB_ACCESS_ADMIN
-          && ab_session_get_owner (session) != uid)
-        {
-          g_dbus_method_invocation_return_error (
-              invocation, AB_ERROR, AB_ERROR_ACCESS_DENIED,
-              _ ("session %s belongs to uid %u"), thread,
-              (guint)ab_session_get_owner (session));
-          return;
-        }
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
     }
 
-  threads = g_hash_table_lookup (self->watchers, sender);
   if (!watch)
     {
-      if (threads != NULL)
-        g_hash_table_remove (threads, thread);
+      ab_bus_sessions_unwatch (self->sessions, caller->connection, thread);
       g_dbus_method_invocation_return_value (invocation, NULL);
       return;
     }
-
-  if (threads == NULL)
+  if (!ab_bus_sessions_watch (self->sessions, caller, thread, &error))
     {
-      threads = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-      g_hash_table_insert (self->watchers, g_strdup (sender), threads);
-    }
-  if (g_hash_table_size (threads) >= AB_BUS_MAX_WATCHES
-      && !g_hash_table_contains (threads, thread))
-    {
-      g_dbus_method_invocation_return_error (
-          invocation, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
-          _ ("a connection may watch at most %d threads"), AB_BUS_MAX_WATCHES);
+      g_dbus_method_invocation_return_gerror (invocation, error);
       return;
     }
-  g_hash_table_add (threads, g_strdup (thread));
   g_dbus_method_invocation_return_value (invocation, NULL);
 
   if (g_str_equal (thread, "*"))
@@ -674,153 +409,11 @@ do_watch (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
       g_autoptr (GPtrArray) all
           = ab_pool_list (ab_broker_get_pool (self->broker));
       for (guint i = 0; i < all->len; i++)
-        report_interrupted (self, g_ptr_array_index (all, i), sender);
+        ab_bus_sessions_report_interrupted (self->sessions,
+                                            g_ptr_array_index (all, i), caller);
     }
-  else if (ab_pool_lookup (ab_broker_get_pool (self->broker), thread) != NULL)
-    report_interrupted (
-        self, ab_pool_lookup (ab_broker_get_pool (self->broker), thread),
-        sender);
-}
-
-/* ---- the stream: unicast to the prompter and the watchers ---------------- */
-
-static void
-emit_to_recipients (AbBus *self, AbSession *session, const char *prompter,
-                    const char *signal, GVariant *params)
-{
-  const char *thread = ab_session_get_thread (session);
-  g_autoptr (GPtrArray) sent = g_ptr_array_new ();
-  GHashTableIter iter;
-  gpointer key, value;
-
-  g_variant_ref_sink (params);
-  if (prompter != NULL)
-    {
-      g_dbus_connection_emit_signal (
-          self->connection, prompter, ab_session_get_path (session),
-          "org.agentbroker.Session1", signal, params, NULL);
-      g_ptr_array_add (sent, (gpointer)prompter);
-    }
-
-  g_hash_table_iter_init (&iter, self->watchers);
-  while (g_hash_table_iter_next (&iter, &key, &value))
-    {
-      if (!g_hash_table_contains (value, thread)
-          && !g_hash_table_contains (value, "*"))
-        continue;
-      if (g_strcmp0 (key, prompter) == 0)
-        continue;
-      g_dbus_connection_emit_signal (
-          self->connection, key, ab_session_get_path (session),
-          "org.agentbroker.Session1", signal, params, NULL);
-    }
-  g_variant_unref (params);
-}
-
-static void
-on_session_update (AbSession *session, guint64 turn, const char *const *updates,
-                   const char *prompter, AbBus *self)
-{
-  emit_to_recipients (self, session, prompter, "Update",
-                      g_variant_new ("(t^as)", turn, updates));
-}
-
-static void
-on_session_turn_ended (AbSession *session, guint64 turn, const char *reason,
-                       const char *message, const char *prompter, AbBus *self)
-{
-  emit_to_recipients (self, session, prompter, "TurnEnded",
-                      g_variant_new ("(tss)", turn, reason, message));
-}
-
-static void
-on_session_permission (AbSession *session, guint64 turn, const char *request,
-                       const char *json, const char *prompter, AbBus *self)
-{
-  emit_to_recipients (self, session, prompter, "PermissionRequested",
-                      g_variant_new ("(tss)", turn, request, json));
-}
-
-/* ---- session objects ----------------------------------------------------- */
-
-/* The Session1 properties that follow the session's own. One notify
- * handler instead of a GBinding per property: six bindings per session
- * were a fifth of a start with 10,000 records. */
-static void
-on_session_notify (AbSession *session, GParamSpec *pspec, AbDBusSession1 *iface)
-{
-  const char *name = g_param_spec_get_name (pspec);
-
-  if (g_str_equal (name, "state"))
-    ab_dbus_session1_set_state (
-        iface, ab_session_state_to_string (ab_session_get_state (session)));
-  else if (g_str_equal (name, "pid"))
-    ab_dbus_session1_set_pid (iface, ab_session_get_pid (session));
-  else if (g_str_equal (name, "acp-session"))
-    ab_dbus_session1_set_acp_session (iface,
-                                      ab_session_get_acp_session (session));
-  else if (g_str_equal (name, "last-activity"))
-    ab_dbus_session1_set_last_activity (
-        iface, (guint64)ab_session_get_last_activity (session));
-  else if (g_str_equal (name, "turns"))
-    ab_dbus_session1_set_turns (iface, (guint)ab_session_get_turns (session));
-  else if (g_str_equal (name, "queued"))
-    ab_dbus_session1_set_queued (iface, ab_session_get_queued (session));
-}
-
-static void
-export_session (AbBus *self, AbSession *session)
-{
-  g_autoptr (AbDBusObjectSkeleton) object = NULL;
-  /* Every property at once: one construction, not eleven sets. */
-  g_autoptr (AbDBusSession1) iface = g_object_new (
-      AB_DBUS_TYPE_SESSION1_SKELETON, "thread", ab_session_get_thread (session),
-      "agent", ab_session_get_agent (session), "owner",
-      (guint)ab_session_get_owner (session), "cwd",
-      ab_session_get_cwd (session), "created",
-      (guint64)ab_session_get_created (session), "state",
-      ab_session_state_to_string (ab_session_get_state (session)), "pid",
-      ab_session_get_pid (session), "acp-session",
-      ab_session_get_acp_session (session), "last-activity",
-      (guint64)ab_session_get_last_activity (session), "turns",
-      (guint)ab_session_get_turns (session), "queued",
-      ab_session_get_queued (session), NULL);
-
-  g_signal_connect_object (session, "notify", G_CALLBACK (on_session_notify),
-                           iface, 0);
-
-  g_signal_connect (session, "update", G_CALLBACK (on_session_update), self);
-  g_signal_connect (session, "turn-ended", G_CALLBACK (on_session_turn_ended),
-                    self);
-  g_signal_connect (session, "permission-requested",
-                    G_CALLBACK (on_session_permission), self);
-
-  object = ab_dbus_object_skeleton_new (ab_session_get_path (session));
-  ab_dbus_object_skeleton_set_session1 (object, iface);
-  g_dbus_object_manager_server_export (self->object_manager,
-                                       G_DBUS_OBJECT_SKELETON (object));
-}
-
-static void
-on_session_added (AbPool *pool, AbSession *session, AbBus *self)
-{
-  export_session (self, session);
-  ab_dbus_broker1_emit_session_added (self->skeleton,
-                                      ab_session_get_thread (session),
-                                      ab_session_get_path (session));
-}
-
-static void
-on_session_removed (AbPool *pool, AbSession *session, const char *reason,
-                    AbBus *self)
-{
-  g_signal_handlers_disconnect_by_data (session, self);
-  g_signal_handlers_disconnect_matched (session, G_SIGNAL_MATCH_FUNC, 0, 0,
-                                        NULL, on_session_notify, NULL);
-  g_dbus_object_manager_server_unexport (self->object_manager,
-                                         ab_session_get_path (session));
-  ab_dbus_broker1_emit_session_removed (
-      self->skeleton, ab_session_get_thread (session), reason);
+  else if (session != NULL)
+    ab_bus_sessions_report_interrupted (self->sessions, session, caller);
 }
 
 /* ---- method entry points ------------------------------------------------- */
@@ -922,22 +515,16 @@ ab_bus_dispose (GObject *object)
 {
   AbBus *self = AB_BUS (object);
 
-  if (self->broker != NULL)
-    g_signal_handlers_disconnect_by_data (ab_broker_get_pool (self->broker),
-                                          self);
   if (self->name_owner_subscription != 0)
     g_dbus_connection_signal_unsubscribe (self->connection,
                                           self->name_owner_subscription);
   self->name_owner_subscription = 0;
-  g_clear_pointer (&self->watchers, g_hash_table_unref);
-  g_clear_pointer (&self->callers, g_hash_table_unref);
+  g_clear_pointer (&self->sessions, ab_bus_sessions_free);
+  g_clear_pointer (&self->callers, ab_bus_callers_close);
   if (self->skeleton != NULL)
     g_dbus_interface_skeleton_unexport (
         G_DBUS_INTERFACE_SKELETON (self->skeleton));
   g_clear_object (&self->skeleton);
-  if (self->object_manager != NULL)
-    g_dbus_object_manager_server_set_connection (self->object_manager, NULL);
-  g_clear_object (&self->object_manager);
   g_clear_object (&self->connection);
   g_clear_object (&self->broker);
 
@@ -965,7 +552,6 @@ ab_bus_new (AbBroker *broker, GDBusConnection *connection, gboolean system_bus,
   static const char *const counts[]
       = { "session-count", "running-count", "busy-count" };
   AbPool *pool = ab_broker_get_pool (broker);
-  g_autoptr (GPtrArray) restored = NULL;
 
   self->broker = g_object_ref (broker);
   self->connection = g_object_ref (connection);
@@ -1003,29 +589,13 @@ ab_bus_new (AbBroker *broker, GDBusConnection *connection, gboolean system_bus,
           error))
     return NULL;
 
-  /* Sessions restored before the bus came up get their objects first and
-   * are registered with the connection in one go: exported one by one on
-   * a connection, each sent an InterfacesAdded signal no client can be
-   * listening for yet (the name is not ours until after this), nearly
-   * half of a start with 10,000 records. */
-  self->object_manager = g_dbus_object_manager_server_new (AB_BUS_PATH);
-  restored = ab_pool_list (pool);
-  for (guint i = 0; i < restored->len; i++)
-    export_session (self, g_ptr_array_index (restored, i));
-  g_dbus_object_manager_server_set_connection (self->object_manager,
-                                               connection);
-
-  self->watchers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                          (GDestroyNotify)g_hash_table_unref);
-  self->callers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                         (GDestroyNotify)caller_free);
+  self->sessions = ab_bus_sessions_new (broker, connection, self->skeleton);
+  /* The test caller map never applies to the system bus. */
+  self->callers = ab_bus_callers_new (
+      connection, system_bus ? NULL : g_getenv ("AGENTBROKER_TEST_CALLER_MAP"));
   self->name_owner_subscription = g_dbus_connection_signal_subscribe (
       connection, "org.freedesktop.DBus", "org.freedesktop.DBus",
       "NameOwnerChanged", "/org/freedesktop/DBus", NULL,
       G_DBUS_SIGNAL_FLAGS_NONE, on_name_owner_changed, self, NULL);
-
-  g_signal_connect (pool, "session-added", G_CALLBACK (on_session_added), self);
-  g_signal_connect (pool, "session-removed", G_CALLBACK (on_session_removed),
-                    self);
   return g_steal_pointer (&self);
 }

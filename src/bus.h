@@ -4,14 +4,12 @@
 #include <gio/gio.h>
 
 #include "broker.h"
+#include "names.h"
 
 G_BEGIN_DECLS
 
 #define AB_TYPE_BUS (ab_bus_get_type ())
 G_DECLARE_FINAL_TYPE (AbBus, ab_bus, AB, BUS, GObject)
-
-#define AB_BUS_NAME "org.agentbroker.Broker1"
-#define AB_BUS_PATH "/org/agentbroker/Broker1"
 
 AbBus *ab_bus_new (AbBroker *broker, GDBusConnection *connection,
                    gboolean system_bus, GError **error);

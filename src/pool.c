@@ -2,8 +2,9 @@
  *
  * Holds every session by thread id, creates them on their first prompt,
  * keeps the number of running agents within pool.max_sessions by
- * suspending the least recently active idle one, and suspends or forgets
- * sessions as pool.idle_timeout, pool.max_age and pool.forget_after say.
+ * suspending an idle one (the caller's own first, see reserve_slot()), and
+ * suspends or forgets sessions as pool.idle_timeout, pool.max_age and
+ * pool.forget_after say.
  */
 #include "config.h"
 
@@ -133,42 +134,96 @@ is_idle (AbSession *session)
          && ab_session_get_queued (session) == 0;
 }
 
-/* Makes room for one more running agent, or says why there is none. */
-static gboolean
-reserve_slot (AbPool *self, AbSession *for_session, GError **error)
+/* Agents running for each owner: uid → count. */
+static GHashTable *
+running_per_owner (AbPool *self)
 {
+  GHashTable *counts = g_hash_table_new (NULL, NULL);
   GHashTableIter iter;
   gpointer value;
-  AbSession *oldest = NULL;
+
+  g_hash_table_iter_init (&iter, self->sessions);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (ab_session_is_running (value))
+      {
+        gpointer uid = GUINT_TO_POINTER (ab_session_get_owner (value));
+
+        g_hash_table_insert (
+            counts, uid,
+            GUINT_TO_POINTER (
+                GPOINTER_TO_UINT (g_hash_table_lookup (counts, uid)) + 1));
+      }
+  return counts;
+}
+
+/* Makes room for one more running agent of @caller's (the owner of the
+ * session that is to run), or says why there is none. One user must not push
+ * another out: the least recently active idle session of the caller's own goes
+ * first; only when there is none, that of the user running the most agents, and
+ * only if that user runs more than the caller. */
+static gboolean
+reserve_slot (AbPool *self, AbSession *for_session, uid_t caller,
+              GError **error)
+{
+  g_autoptr (GHashTable) running = NULL;
+  GHashTableIter iter;
+  gpointer value;
+  AbSession *own = NULL, *other = NULL;
+  guint mine, other_count = 0;
 
   recount (self);
   if (self->running_count < self->config->max_sessions)
     return TRUE;
 
+  running = running_per_owner (self);
+  mine = GPOINTER_TO_UINT (
+      g_hash_table_lookup (running, GUINT_TO_POINTER (caller)));
   g_hash_table_iter_init (&iter, self->sessions);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     {
       AbSession *s = value;
+      uid_t owner = ab_session_get_owner (s);
+      guint count;
 
       if (s == for_session || !ab_session_is_running (s) || !is_idle (s))
         continue;
-      if (oldest == NULL
-          || ab_session_get_last_activity (s)
-                 < ab_session_get_last_activity (oldest))
-        oldest = s;
+      if (owner == caller)
+        {
+          if (own == NULL
+              || ab_session_get_last_activity (s)
+                     < ab_session_get_last_activity (own))
+            own = s;
+          continue;
+        }
+      count = GPOINTER_TO_UINT (
+          g_hash_table_lookup (running, GUINT_TO_POINTER (owner)));
+      if (count <= mine)
+        continue;
+      if (other == NULL || count > other_count
+          || (count == other_count
+              && ab_session_get_last_activity (s)
+                     < ab_session_get_last_activity (other)))
+        {
+          other = s;
+          other_count = count;
+        }
     }
-  if (oldest == NULL)
+  if (own == NULL)
+    own = other;
+  if (own == NULL)
     {
       g_set_error (error, AB_ERROR, AB_ERROR_POOL_EXHAUSTED,
-                   _ ("all %u agent slots (pool.max_sessions) are busy; "
-                      "retry when a turn has finished"),
-                   self->config->max_sessions);
+                   _ ("all %u agent slots (pool.max_sessions) are in use, "
+                      "none by an idle session of uid %u or of a user "
+                      "running more agents; retry when a turn has finished"),
+                   self->config->max_sessions, (guint)caller);
       return FALSE;
     }
 
-  g_message ("pool full: suspending the least recently active session %s",
-             ab_session_get_thread (oldest));
-  ab_session_suspend_async (oldest, _ ("suspended to make room"), on_suspended,
+  g_message ("pool full: suspending session %s of uid %u for uid %u",
+             ab_session_get_thread (own), (guint)ab_session_get_owner (own),
+             (guint)caller);
+  ab_session_suspend_async (own, _ ("suspended to make room"), on_suspended,
                             NULL);
   return TRUE;
 }
@@ -306,7 +361,9 @@ ab_pool_prompt_async (AbPool *self, const char *thread, const char *text,
     }
 
   if ((session == NULL || !ab_session_is_running (session))
-      && !reserve_slot (self, session, &error))
+      && !reserve_slot (
+          self, session,
+          session != NULL ? ab_session_get_owner (session) : caller, &error))
     {
       g_task_return_error (task, g_steal_pointer (&error));
       return;

@@ -11,6 +11,7 @@
 #include <glib/gi18n.h>
 
 #include "error.h"
+#include "names.h"
 #include "thread-id.h"
 
 static gboolean
@@ -83,5 +84,5 @@ ab_thread_id_to_object_path (const char *thread)
 {
   g_autofree char *escaped = g_dbus_escape_object_path (thread);
 
-  return g_strconcat ("/org/agentbroker/Broker1/session/", escaped, NULL);
+  return g_strconcat (AB_SESSION_PREFIX, escaped, NULL);
 }

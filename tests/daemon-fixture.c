@@ -94,6 +94,8 @@ ab_daemon_fixture_setup (AbDaemonFixture *fx, const char *config_yaml)
   fx->config_path = g_build_filename (fx->tmpdir, "agentbroker.yaml", NULL);
   fx->state_dir = g_build_filename (fx->tmpdir, "state", NULL);
   fx->log_path = g_build_filename (fx->tmpdir, "daemon.log", NULL);
+  fx->caller_map = g_build_filename (fx->tmpdir, "caller-map", NULL);
+  ab_daemon_fixture_setenv (fx, "AGENTBROKER_TEST_CALLER_MAP", fx->caller_map);
   g_assert_cmpint (g_mkdir_with_parents (fx->state_dir, 0700), ==, 0);
   if (config_yaml != NULL)
     ab_daemon_fixture_write_config (fx, config_yaml);
@@ -397,6 +399,7 @@ ab_daemon_fixture_teardown (AbDaemonFixture *fx)
   watchdog_log_path = NULL;
   watchdog_daemon_pid = 0;
   g_free (fx->log_path);
+  g_free (fx->caller_map);
   g_strfreev (fx->env);
 }
 
@@ -488,6 +491,21 @@ ab_second_connection (void)
           | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
       NULL, NULL, &error);
   g_assert_no_error (error);
+  return connection;
+}
+
+GDBusConnection *
+ab_user_connection (AbDaemonFixture *fx, uid_t uid)
+{
+  GDBusConnection *connection = ab_second_connection ();
+  g_autofree char *line = g_strdup_printf (
+      "%s %u user\n", g_dbus_connection_get_unique_name (connection),
+      (guint)uid);
+  FILE *map = fopen (fx->caller_map, "a");
+
+  g_assert_nonnull (map);
+  g_assert_cmpint (fputs (line, map), >=, 0);
+  g_assert_cmpint (fclose (map), ==, 0);
   return connection;
 }
 

@@ -8,11 +8,7 @@
 
 G_BEGIN_DECLS
 
-#define AB_BUS_NAME "org.agentbroker.Broker1"
-#define AB_BUS_PATH "/org/agentbroker/Broker1"
-#define AB_BROKER_IFACE "org.agentbroker.Broker1"
-#define AB_SESSION_IFACE "org.agentbroker.Session1"
-#define AB_SESSION_PREFIX AB_BUS_PATH "/session/"
+#include "names.h"
 
 /* Timeout of the calls below (ab_call_on() and what is built on it). */
 #define AB_CALL_TIMEOUT_MS 30000
@@ -29,7 +25,8 @@ typedef struct
   char *state_dir;
   char *log_path;
   int exit_status;
-  char **env; /* extra environment of the daemon, see _setenv() */
+  char **env;       /* extra environment of the daemon, see _setenv() */
+  char *caller_map; /* AGENTBROKER_TEST_CALLER_MAP, see ab_user_connection() */
 } AbDaemonFixture;
 
 /* One private bus for the whole test program: ab_test_bus_up() before
@@ -73,6 +70,13 @@ GDBusConnection *ab_second_connection (void);
 /* Whether the broker's bus name has an owner (a daemon, running or not
  * yet gone from the bus). */
 gboolean ab_broker_name_has_owner (GDBusConnection *connection);
+
+/* A new connection that the daemon takes for an ordinary user of uid
+ * @uid with user access (as a member of access.users on the system bus),
+ * not for the admin every other connection of the test is. Through the
+ * daemon's test-only caller map (AGENTBROKER_TEST_CALLER_MAP, honoured
+ * on a session bus only), so owner checks are tested without root. */
+GDBusConnection *ab_user_connection (AbDaemonFixture *fx, uid_t uid);
 
 /* ---- bounded waits ------------------------------------------------------ */
 

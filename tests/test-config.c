@@ -331,7 +331,7 @@ static void
 assert_default_settings (const AbConfig *config)
 {
   g_assert_cmpuint (config->max_sessions, ==, 64);
-  g_assert_cmpuint (config->max_sessions_per_user, ==, 0);
+  g_assert_cmpuint (config->max_sessions_per_user, ==, 256);
   g_assert_cmpuint (config->max_queued_prompts, ==, 8);
   g_assert_cmpuint (config->max_message_bytes, ==, 8 * 1024 * 1024);
   g_assert_cmpint (config->idle_timeout_usec, ==, 30 * MINUTE);

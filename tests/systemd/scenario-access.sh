@@ -132,6 +132,96 @@ refused "alice: Reload is refused by the bus policy" "$bus_denied" alice Reload
 refused "alice: Watch * is refused by the daemon (admins only)" "$daemon_denied" \
     alice Watch '*'
 
+# --- a stranger sees no thread id ---------------------------------------------
+# A session's object path holds its thread id: the policy lets a stranger
+# introspect the manager object and nothing else.
+alice_path="$ab_path/session/cli_3aalice_2fx"
+tree=$(as_user outsider busctl --system --list tree "$ab_name" 2>&1 || true)
+diag "outsider's busctl tree:" "$tree"
+if grep -qF "$ab_path/session/" <<<"$tree"; then
+    not_ok "outsider: busctl tree shows no session path"
+else
+    ok "outsider: busctl tree shows no session path"
+fi
+check "outsider: introspects the manager object" \
+    as_user outsider busctl --system introspect "$ab_name" "$ab_path"
+if out=$(as_user outsider busctl --system introspect "$ab_name" "$alice_path" 2>&1); then
+    not_ok "outsider: introspecting a session object is refused"
+    diag "$out"
+else
+    ok "outsider: introspecting a session object is refused"
+    diag "$out"
+fi
+if out=$(as_user outsider busctl --system introspect "$ab_name" "$ab_path/session" 2>&1); then
+    not_ok "outsider: introspecting the sessions' parent path is refused"
+    diag "$out"
+else
+    ok "outsider: introspecting the sessions' parent path is refused"
+fi
+tree=$(as_user alice busctl --system --list tree "$ab_name" 2>&1 || true)
+check "alice (access.users): busctl tree shows her session" \
+    grep -qF "$alice_path" <<<"$tree"
+
+# --- who receives a stream ---------------------------------------------------
+# listen USER THREAD OUT: as USER, in the background, Watch THREAD (errors
+# ignored: a stranger may not call it) and write every signal from the
+# bus to OUT, one "signal MEMBER PATH" a line, until /tmp/stop-listen exists
+# (or 60 s pass).
+rm -f /tmp/stop-listen
+listen() {
+    as_user "$1" /usr/bin/python3 - "$ab_name" "$ab_path" "$2" >"$3" 2>&1 <<'PY' &
+import os, sys, time
+from gi.repository import Gio, GLib
+name, path, thread = sys.argv[1:4]
+bus = Gio.bus_get_sync(Gio.BusType.SYSTEM, None)
+def on_signal(conn, sender, obj, iface, member, params):
+    print("signal", member, obj, flush=True)
+bus.signal_subscribe(None, None, None, None, None, Gio.DBusSignalFlags.NONE,
+                     on_signal)
+try:
+    bus.call_sync(name, path, name, "Watch", GLib.Variant("(s)", (thread,)),
+                  None, Gio.DBusCallFlags.NONE, 10000, None)
+    print("watching", thread, flush=True)
+except GLib.Error as e:
+    print("no watch:", e.message, flush=True)
+loop = GLib.MainLoop()
+deadline = time.monotonic() + 60
+def tick():
+    if os.path.exists("/tmp/stop-listen") or time.monotonic() > deadline:
+        loop.quit()
+    return True
+GLib.timeout_add(100, tick)
+loop.run()
+PY
+}
+listen alice cli:bob/leak /tmp/listen-alice
+listen outsider cli:bob/leak /tmp/listen-outsider
+listen carol cli:bob/leak /tmp/listen-carol
+for f in /tmp/listen-alice /tmp/listen-outsider /tmp/listen-carol; do
+    wait_until 20 grep -q "watch" "$f" || not_ok "$f: the listener started"
+done
+if out=$(agentctl_as bob prompt cli:bob/leak 'stream 3'); then
+    ok "bob: prompts cli:bob/leak, watched by alice before it existed"
+else
+    not_ok "bob: prompts cli:bob/leak, watched by alice before it existed"
+    diag "$out"
+fi
+wait_until 20 grep -q "^signal TurnEnded " /tmp/listen-carol ||
+    not_ok "carol (admin) received the turn's end"
+touch /tmp/stop-listen
+wait
+diag "alice received:" "$(cat /tmp/listen-alice)" \
+    "outsider received:" "$(cat /tmp/listen-outsider)" \
+    "carol received:" "$(cat /tmp/listen-carol)"
+check "carol (admin, watching): received bob's stream" \
+    grep -q "^signal Update $ab_path/session/cli_3abob_2fleak" /tmp/listen-carol
+check "alice (watching before bob's session existed): received none of it" \
+    sh -c '! grep -q "^signal \(Update\|TurnEnded\|PermissionRequested\) " /tmp/listen-alice'
+check "outsider: received no signal of the broker at all" \
+    sh -c '! grep -q "^signal .* /org/agentbroker" /tmp/listen-outsider'
+check "alice (access.users): received the broadcast of bob's new session" \
+    grep -q "^signal SessionAdded $ab_path" /tmp/listen-alice
+
 # --- bob: the policy lets these through; the daemon refuses ------------------
 refused "bob: RemoveSession of alice's session is refused by the daemon" \
     "$daemon_denied" bob RemoveSession cli:alice/x
