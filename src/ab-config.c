@@ -30,7 +30,19 @@
 
 /* Far beyond any sensible timeout, and small enough that consumers can
  * convert to milliseconds or seconds without overflow. */
-#define MAX_DURATION_USEC ((gint64)3650 * 24 * 3600 * G_USEC_PER_SEC)
+/* A duration's upper bound, as a value and as the operator writes it. */
+typedef struct
+{
+  gint64 usec;
+  const char *text;
+} DurationLimit;
+
+static const DurationLimit any_duration
+    = { (gint64)3650 * 24 * 3600 * G_USEC_PER_SEC, "3650d" };
+/* The timeouts become GLib timers, which count milliseconds in 32 bits:
+ * anything longer would wrap around and fire early, so it is refused. */
+static const DurationLimit timer_duration
+    = { (gint64)G_MAXUINT * 1000, "49d17h2m47s295ms" };
 
 #define MIN_MESSAGE_BYTES (G_GUINT64_CONSTANT (64) * 1024)
 #define MAX_MESSAGE_BYTES (G_GUINT64_CONSTANT (1024) * 1024 * 1024)
@@ -679,7 +691,7 @@ get_uint (Loader *l, const Node *node, const char *path, guint min, guint max,
  * positive duration. */
 static void
 get_duration (Loader *l, const Node *node, const char *path, gint64 min,
-              gint64 *out)
+              const DurationLimit *max, gint64 *out)
 {
   g_autoptr (GError) local_error = NULL;
   gint64 value;
@@ -696,10 +708,10 @@ get_duration (Loader *l, const Node *node, const char *path, gint64 min,
       problem (l, node, _ ("%s: must be greater than 0"), path);
       return;
     }
-  if (value > MAX_DURATION_USEC)
+  if (value > max->usec)
     {
-      problem (l, node, _ ("%s: “%s” is too long (the limit is 3650d)"), path,
-               node->value);
+      problem (l, node, _ ("%s: “%s” is too long (the limit is %s)"), path,
+               node->value, max->text);
       return;
     }
   *out = value;
@@ -1371,11 +1383,13 @@ parse_pool (Loader *l, AbConfig *config, const Node *node)
         get_size (l, value, path, MIN_MESSAGE_BYTES, MAX_MESSAGE_BYTES,
                   &config->max_message_bytes);
       else if (g_str_equal (k, "idle_timeout"))
-        get_duration (l, value, path, 0, &config->idle_timeout_usec);
+        get_duration (l, value, path, 0, &any_duration,
+                      &config->idle_timeout_usec);
       else if (g_str_equal (k, "max_age"))
-        get_duration (l, value, path, 0, &config->max_age_usec);
+        get_duration (l, value, path, 0, &any_duration, &config->max_age_usec);
       else if (g_str_equal (k, "forget_after"))
-        get_duration (l, value, path, 0, &config->forget_after_usec);
+        get_duration (l, value, path, 0, &any_duration,
+                      &config->forget_after_usec);
       else
         unknown_key (l, key, "pool", pool_keys);
     }
@@ -1395,15 +1409,20 @@ parse_timeouts (Loader *l, AbConfig *config, const Node *node)
       g_autofree char *path = g_strdup_printf ("timeouts.%s", k);
 
       if (g_str_equal (k, "handshake"))
-        get_duration (l, value, path, 1, &config->handshake_timeout_usec);
+        get_duration (l, value, path, 1, &timer_duration,
+                      &config->handshake_timeout_usec);
       else if (g_str_equal (k, "turn_inactivity"))
-        get_duration (l, value, path, 1, &config->turn_inactivity_usec);
+        get_duration (l, value, path, 1, &timer_duration,
+                      &config->turn_inactivity_usec);
       else if (g_str_equal (k, "drain"))
-        get_duration (l, value, path, 0, &config->drain_timeout_usec);
+        get_duration (l, value, path, 0, &timer_duration,
+                      &config->drain_timeout_usec);
       else if (g_str_equal (k, "kill"))
-        get_duration (l, value, path, 1, &config->kill_timeout_usec);
+        get_duration (l, value, path, 1, &timer_duration,
+                      &config->kill_timeout_usec);
       else if (g_str_equal (k, "permission"))
-        get_duration (l, value, path, 1, &config->permission_timeout_usec);
+        get_duration (l, value, path, 1, &timer_duration,
+                      &config->permission_timeout_usec);
       else
         unknown_key (l, key, "timeouts", timeout_keys);
     }

@@ -516,7 +516,7 @@ test_values (void)
       "  max_age: 30d\n"
       "  forget_after: 0\n"
       "timeouts: {handshake: 1s, turn_inactivity: 1h30m, drain: 0, kill: "
-      "500ms, permission: 3650d}\n"
+      "500ms, permission: 49d17h2m47s295ms}\n"
       "access: {users: [], admins: [wheel, \"domain-admins\"]}\n"
       "health:\n"
       "  listen: [\"127.0.0.1:8090\", \"[::1]:8090\", /run/ab/health.sock]\n");
@@ -560,7 +560,8 @@ test_values (void)
   g_assert_cmpint (config->turn_inactivity_usec, ==, HOUR + 30 * MINUTE);
   g_assert_cmpint (config->drain_timeout_usec, ==, 0);
   g_assert_cmpint (config->kill_timeout_usec, ==, 500000);
-  g_assert_cmpint (config->permission_timeout_usec, ==, 3650 * DAY);
+  g_assert_cmpint (config->permission_timeout_usec, ==,
+                   ((gint64)G_MAXUINT * 1000));
   g_assert_null (config->access_users[0]);
   g_assert_cmpstrv (config->access_admins,
                     ((const char *const[]){ "wheel", "domain-admins", NULL }));
@@ -707,6 +708,22 @@ test_errors (void)
     { "pool:\n  max_age: 3651d\n",
       "test.yaml:2:12: pool.max_age: “3651d” is too long (the limit is "
       "3650d)" },
+    /* a timer holds at most 2^32 - 1 ms; one more would wrap around */
+    { "timeouts:\n  handshake: 49d17h2m47s296ms\n",
+      "test.yaml:2:14: timeouts.handshake: “49d17h2m47s296ms” is too long "
+      "(the limit is 49d17h2m47s295ms)" },
+    { "timeouts:\n  turn_inactivity: 50d\n",
+      "test.yaml:2:20: timeouts.turn_inactivity: “50d” is too long (the limit "
+      "is 49d17h2m47s295ms)" },
+    { "timeouts: {drain: 3650d}\n",
+      "test.yaml:1:19: timeouts.drain: “3650d” is too long (the limit is "
+      "49d17h2m47s295ms)" },
+    { "timeouts:\n  kill: 60d\n",
+      "test.yaml:2:9: timeouts.kill: “60d” is too long (the limit is "
+      "49d17h2m47s295ms)" },
+    { "timeouts:\n  permission: 1200h\n",
+      "test.yaml:2:15: timeouts.permission: “1200h” is too long (the limit is "
+      "49d17h2m47s295ms)" },
     { "pool:\n  max_message_bytes: 8XB\n",
       "test.yaml:2:22: pool.max_message_bytes: invalid size “8XB”: unknown "
       "unit “XB” (valid units: B, KiB, MiB, GiB, TiB, kB, MB, GB, TB)" },
