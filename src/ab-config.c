@@ -1730,8 +1730,8 @@ list_dropins (Loader *l, const char *dir)
   return g_steal_pointer (&paths);
 }
 
-AbConfig *
-ab_config_load (const char *path, GError **error)
+static AbConfig *
+load (const char *path, gboolean required, GError **error)
 {
   g_auto (Loader) l = { 0 };
   g_autofree char *dir = NULL;
@@ -1768,6 +1768,14 @@ ab_config_load (const char *path, GError **error)
         case READ_OK:
           break;
         case READ_MISSING:
+          /* A path the operator named must exist: a typo there must not
+           * quietly run the built-in demo default instead. */
+          if (i == 0 && required)
+            {
+              problem_at (&l, loader_add_file (&l, paths->pdata[i]), 0, 0,
+                          _ ("cannot open: %s"), g_strerror (ENOENT));
+              fatal = TRUE;
+            }
           continue;
         case READ_FAILED:
         default:
@@ -1787,4 +1795,16 @@ ab_config_load (const char *path, GError **error)
     return ab_config_new_default ();
 
   return loader_finish (&l, root, fatal, error);
+}
+
+AbConfig *
+ab_config_load (const char *path, GError **error)
+{
+  return load (path, FALSE, error);
+}
+
+AbConfig *
+ab_config_load_required (const char *path, GError **error)
+{
+  return load (path, TRUE, error);
 }

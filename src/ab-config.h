@@ -91,6 +91,9 @@ AbConfig *ab_config_new_default (void);
  * multiple documents are refused; a file may nest at most 32 levels and
  * hold at most 10000 nodes. */
 AbConfig *ab_config_load (const char *path, GError **error);
+/* Like ab_config_load(), but @path itself must exist: for a path the
+ * operator named, where the built-in default would hide a typo. */
+AbConfig *ab_config_load_required (const char *path, GError **error);
 
 /* Like ab_config_load() for one in-memory document called @name in
  * messages (no drop-ins).  @data need not be NUL-terminated. */

@@ -25,6 +25,7 @@ struct _AbBroker
   guint generation;
   AbConfig *config;
   char *config_path;
+  gboolean config_required; /* the operator named config_path */
   char *state_dir;
   char *status;
   char *drain_reason;
@@ -201,11 +202,13 @@ ab_broker_init (AbBroker *self)
 }
 
 AbBroker *
-ab_broker_new (const char *config_path, AbConfig *config, const char *state_dir)
+ab_broker_new (const char *config_path, gboolean config_required,
+               AbConfig *config, const char *state_dir)
 {
   AbBroker *self = g_object_new (AB_TYPE_BROKER, NULL);
 
   self->config_path = g_strdup (config_path);
+  self->config_required = config_required;
   self->config = ab_config_ref (config);
   self->state_dir = g_strdup (state_dir);
   self->pool = ab_pool_new (config, state_dir);
@@ -580,7 +583,9 @@ ab_broker_reload (AbBroker *self, GError **error)
   set_state (self, AB_BROKER_STATE_RELOADING);
   set_status (self, _ ("Reloading configuration"));
 
-  config = ab_config_load (self->config_path, &local_error);
+  config = self->config_required
+               ? ab_config_load_required (self->config_path, &local_error)
+               : ab_config_load (self->config_path, &local_error);
   if (config == NULL)
     {
       guint problems = 1;

@@ -176,7 +176,7 @@ int
 main (int argc, char **argv)
 {
   gboolean opt_system = FALSE, opt_session = FALSE, opt_version = FALSE;
-  gboolean opt_verbose = FALSE;
+  gboolean opt_verbose = FALSE, config_required;
   g_autofree char *opt_config = NULL;
   g_autofree char *state_dir = NULL;
   g_autoptr (GOptionContext) context = NULL;
@@ -228,19 +228,26 @@ main (int argc, char **argv)
   signal (SIGPIPE, SIG_IGN);
   daemon.system_bus
       = opt_system || (!opt_session && started_as_system_service ());
-  if (opt_config == NULL)
+  config_required = opt_config != NULL;
+  if (!config_required)
     opt_config = default_config_path (daemon.system_bus);
 
-  config = ab_config_load (opt_config, &error);
+  config = config_required ? ab_config_load_required (opt_config, &error)
+                           : ab_config_load (opt_config, &error);
   if (config == NULL)
     {
       print_config_problems (error->message);
       return EXIT_FAILURE;
     }
+  if (config->sources[0] == NULL)
+    g_message ("No configuration at %s: running the built-in default (the "
+               "demo agent)",
+               opt_config);
 
   state_dir = default_state_dir (daemon.system_bus);
   daemon.loop = g_main_loop_new (NULL, FALSE);
-  daemon.broker = ab_broker_new (opt_config, config, state_dir);
+  daemon.broker
+      = ab_broker_new (opt_config, config_required, config, state_dir);
   daemon.notifier = ab_notifier_new (daemon.broker);
   /* Probes answer from now on: /readyz says "starting" until the bus
    * name is ours. */

@@ -2,10 +2,13 @@
  * reload, drain gate, stop */
 #include "config.h"
 
+#include <errno.h>
+
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 
 #include "daemon-fixture.h"
@@ -323,6 +326,32 @@ test_invalid_config_at_start (void)
   ab_daemon_fixture_teardown (&fx);
 }
 
+/* A --config that names no file is an error, not the built-in default:
+ * a typo in a unit must not run the demo agent in production. */
+static void
+test_missing_config_at_start (void)
+{
+  AbDaemonFixture fx;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *log = NULL;
+  g_autofree char *expected = NULL;
+
+  ab_daemon_fixture_setup (&fx, "pool: {max_sessions: 4}\n");
+  g_assert_no_errno (g_unlink (fx.config_path));
+  g_assert_false (ab_daemon_fixture_start (&fx, &error));
+  g_clear_error (&error);
+  g_assert_true (ab_subprocess_wait_bounded (fx.daemon));
+  g_assert_true (g_subprocess_get_if_exited (fx.daemon));
+  g_assert_cmpint (g_subprocess_get_exit_status (fx.daemon), ==, 1);
+  g_clear_object (&fx.daemon);
+
+  g_assert_true (g_file_get_contents (fx.log_path, &log, NULL, NULL));
+  expected = g_strdup_printf ("%s: cannot open: %s", fx.config_path,
+                              g_strerror (ENOENT));
+  g_assert_cmpstr (g_strstrip (log), ==, expected);
+  ab_daemon_fixture_teardown (&fx);
+}
+
 /* The MESSAGE_IDs of data/agentbroker.catalog that operators search for */
 #define ID_SESSION_CREATED "0f2d22f8973843e28383199115a636ef"
 #define ID_SESSION_REMOVED "eabcc3e99f2d4faca64b6690a8d3c093"
@@ -450,6 +479,8 @@ main (int argc, char **argv)
 #undef ADD
   g_test_add_func ("/daemon/invalid-config-at-start",
                    test_invalid_config_at_start);
+  g_test_add_func ("/daemon/missing-config-at-start",
+                   test_missing_config_at_start);
   g_test_add_func ("/daemon/journal-fields", test_journal_fields);
 
   /* Remote errors map back to AB_ERROR once the domain is registered. */
