@@ -17,6 +17,7 @@
 #include "error.h"
 #include "log.h"
 #include "pool.h"
+#include "session-list.h"
 #include "session.h"
 #include "thread-id.h"
 
@@ -347,19 +348,25 @@ report_interrupted (AbBus *self, AbSession *session, const char *recipient)
       NULL);
 }
 
-/* Each session keeps its dictionary between calls (ab_session_to_variant);
- * the array only refers to them. */
+/* The caller's filter and the compact reply are session-list.c's. */
 static void
 do_list_sessions (AbBus *self, GDBusMethodInvocation *invocation,
                   GVariant *params, uid_t uid, AbAccess access)
 {
-  g_autoptr (GPtrArray) all = ab_pool_list (ab_broker_get_pool (self->broker));
-  g_autofree GVariant **dicts = g_new (GVariant *, all->len + 1);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) options = g_variant_get_child_value (params, 0);
+  g_autoptr (GPtrArray) all = NULL;
+  AbSessionFilter filter;
   GVariant *array;
 
-  for (guint i = 0; i < all->len; i++)
-    dicts[i] = ab_session_to_variant (g_ptr_array_index (all, i));
-  array = g_variant_new_array (G_VARIANT_TYPE_VARDICT, dicts, all->len);
+  if (!ab_session_filter_parse (&filter, options, &error))
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  all = ab_pool_list (ab_broker_get_pool (self->broker));
+  array = ab_session_list_build (all, &filter);
+  ab_session_filter_clear (&filter);
   g_dbus_method_invocation_return_value (invocation,
                                          g_variant_new_tuple (&array, 1));
 }
@@ -827,7 +834,8 @@ on_session_removed (AbPool *pool, AbSession *session, const char *reason,
 
 static gboolean
 on_handle_list_sessions (AbDBusBroker1 *skeleton,
-                         GDBusMethodInvocation *invocation, AbBus *self)
+                         GDBusMethodInvocation *invocation, GVariant *options,
+                         AbBus *self)
 {
   return authorize (self, invocation, AB_ACCESS_USER, do_list_sessions);
 }

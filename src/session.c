@@ -1727,6 +1727,24 @@ ab_session_get_turns (AbSession *self)
   return self->turns;
 }
 
+guint64
+ab_session_get_last_turn (AbSession *self)
+{
+  return self->last_turn;
+}
+
+const char *
+ab_session_get_last_reason (AbSession *self)
+{
+  return self->last_reason;
+}
+
+gboolean
+ab_session_is_switching (AbSession *self)
+{
+  return self->restart_pending;
+}
+
 /* ---- the session's dictionary ------------------------------------------ *
  *
  * ListSessions over 10,000 sessions built 150,000 dictionary entries per

@@ -89,7 +89,7 @@ check "dpkg -i after removal" dpkg -i "$deb"
 check "active after reinstalling" wait_until 30 active
 list=$(as_user alice timeout 30 agentctl --system --json list 2>&1) || true
 check "ListSessions shows cli:x again" grep -Eq '"thread" *: *"cli:x"' <<<"$list"
-busctl_out=$(timeout 30 busctl --system call $ab_name $ab_path $ab_name ListSessions 2>&1) || true
+busctl_out=$(timeout 30 busctl --system call $ab_name $ab_path $ab_name ListSessions 'a{sv}' 0 2>&1) || true
 check "busctl ListSessions shows cli:x" grep -q '"cli:x"' <<<"$busctl_out"
 out=$(prompt_as_alice cli:x again 2>&1) && rc=0 || rc=$?
 check_eq "prompting cli:x after reinstalling" 0 "$rc"
