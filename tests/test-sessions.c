@@ -364,6 +364,158 @@ test_properties_changed (Fixture *fx, gconstpointer data)
   g_assert_true (ab_collector_has (states, "idle"));
 }
 
+/* What a client watching one session object sees. */
+typedef struct
+{
+  const char *path;
+  GPtrArray *added;   /* the Session1 a{sv} of each InterfacesAdded */
+  GPtrArray *changes; /* the a{sv} of each Session1 PropertiesChanged */
+} ObjectMonitor;
+
+static void
+on_object_signal (GDBusConnection *connection, const char *sender,
+                  const char *path, const char *iface, const char *member,
+                  GVariant *params, gpointer user_data)
+{
+  ObjectMonitor *m = user_data;
+  GVariant *props = NULL;
+  g_autoptr (GVariant) ifaces = NULL;
+  const char *name;
+
+  if (g_str_equal (member, "InterfacesAdded"))
+    {
+      g_variant_get (params, "(&o@a{sa{sv}})", &name, &ifaces);
+      if (g_str_equal (name, m->path)
+          && (props = g_variant_lookup_value (ifaces, AB_SESSION_IFACE,
+                                              G_VARIANT_TYPE_VARDICT))
+                 != NULL)
+        g_ptr_array_add (m->added, props);
+    }
+  else if (g_str_equal (member, "PropertiesChanged")
+           && g_str_equal (path, m->path))
+    {
+      g_variant_get (params, "(&s@a{sv}@as)", &name, &props, NULL);
+      if (g_str_equal (name, AB_SESSION_IFACE))
+        g_ptr_array_add (m->changes, props);
+      else
+        g_variant_unref (props);
+    }
+}
+
+/* Whether a PropertiesChanged set @key to the value that prints as @text
+ * (g_variant_print() without types). */
+static gboolean
+changed_to (ObjectMonitor *m, const char *key, const char *text)
+{
+  for (guint i = 0; i < m->changes->len; i++)
+    {
+      g_autoptr (GVariant) value
+          = g_variant_lookup_value (m->changes->pdata[i], key, NULL);
+      g_autofree char *printed
+          = value != NULL ? g_variant_print (value, FALSE) : NULL;
+
+      if (printed != NULL && g_str_equal (printed, text))
+        return TRUE;
+    }
+  return FALSE;
+}
+
+static const char *
+emits_changed (GDBusNodeInfo *node, const char *property)
+{
+  GDBusInterfaceInfo *iface
+      = g_dbus_node_info_lookup_interface (node, AB_SESSION_IFACE);
+  GDBusPropertyInfo *info
+      = g_dbus_interface_info_lookup_property (iface, property);
+
+  g_assert_nonnull (info);
+  return g_dbus_annotation_info_lookup (
+      info->annotations, "org.freedesktop.DBus.Property.EmitsChangedSignal");
+}
+
+/* What a GUI follows without calling GetSession: a new session appears
+ * in the state its prompt gave it, the last turn's number and reason and
+ * an exact LastActivity come as PropertiesChanged, and the properties
+ * that never change say so. */
+static void
+test_gui_properties (Fixture *fx, gconstpointer data)
+{
+  const char *thread = "cli:gui";
+  g_autofree char *path = ab_session_path (thread);
+  g_autoptr (GPtrArray) added
+      = g_ptr_array_new_with_free_func ((GDestroyNotify)g_variant_unref);
+  g_autoptr (GPtrArray) changes
+      = g_ptr_array_new_with_free_func ((GDestroyNotify)g_variant_unref);
+  ObjectMonitor m = { path, added, changes };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) xml = NULL;
+  g_autoptr (GDBusNodeInfo) node = NULL;
+  const char *state = NULL, *reason = NULL, *text;
+  guint64 last_turn = 1;
+  guint sub_added, sub_changed;
+
+  start_daemon (fx, NULL, NULL, NULL);
+  sub_added = g_dbus_connection_signal_subscribe (
+      fx->d.connection, NULL, "org.freedesktop.DBus.ObjectManager",
+      "InterfacesAdded", AB_BUS_PATH, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
+      on_object_signal, &m, NULL);
+  sub_changed = g_dbus_connection_signal_subscribe (
+      fx->d.connection, NULL, "org.freedesktop.DBus.Properties",
+      "PropertiesChanged", path, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
+      on_object_signal, &m, NULL);
+
+  g_free (prompt_ok (fx, thread, "echo one"));
+  AB_WAIT_FOR (added->len > 0, 5000);
+  g_assert_cmpuint (added->len, ==, 1);
+  g_assert_true (g_variant_lookup (added->pdata[0], "State", "&s", &state));
+  g_assert_cmpstr (state, ==, "starting");
+  g_assert_true (
+      g_variant_lookup (added->pdata[0], "LastTurn", "t", &last_turn));
+  g_assert_cmpuint (last_turn, ==, 0);
+  g_assert_true (
+      g_variant_lookup (added->pdata[0], "LastReason", "&s", &reason));
+  g_assert_cmpstr (reason, ==, "");
+  AB_WAIT_FOR (changed_to (&m, "LastTurn", "1")
+                   && changed_to (&m, "LastReason", "'end_turn'"),
+               5000);
+
+  /* Quick turns, several in one second: each one's end is signalled with
+   * the LastActivity GetSession() has, not one of a second earlier. */
+  for (guint64 turn = 2; turn <= 6; turn++)
+    {
+      g_autofree char *expect = NULL;
+      g_autofree char *expect_turn
+          = g_strdup_printf ("%" G_GUINT64_FORMAT, turn);
+
+      g_free (prompt_ok (fx, thread, "echo quick"));
+      expect = g_strdup_printf ("%" G_GUINT64_FORMAT,
+                                ab_session_t (&fx->d, thread, "last_activity"));
+      AB_WAIT_FOR (changed_to (&m, "LastActivity", expect), 5000);
+      AB_WAIT_FOR (changed_to (&m, "LastTurn", expect_turn), 5000);
+    }
+  g_dbus_connection_signal_unsubscribe (fx->d.connection, sub_added);
+  g_dbus_connection_signal_unsubscribe (fx->d.connection, sub_changed);
+  ab_drain_main_context ();
+
+  xml = g_dbus_connection_call_sync (
+      fx->d.connection, AB_BUS_NAME, path,
+      "org.freedesktop.DBus.Introspectable", "Introspect", NULL,
+      G_VARIANT_TYPE ("(s)"), G_DBUS_CALL_FLAGS_NONE, 5000, NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (xml, "(&s)", &text);
+  node = g_dbus_node_info_new_for_xml (text, &error);
+  g_assert_no_error (error);
+  for (const char *const *p
+       = (const char *const[]){ "Thread", "Agent", "Owner", "Created", NULL };
+       *p != NULL; p++)
+    g_assert_cmpstr (emits_changed (node, *p), ==, "const");
+  for (const char *const *p
+       = (const char *const[]){ "State", "Pid", "Cwd", "LastActivity", "Turns",
+                                "Queued", "LastTurn", "LastReason", NULL };
+       *p != NULL; p++)
+    g_assert_cmpstr (emits_changed (node, *p), ==, "true");
+}
+
 /* ---- tests: bad input --------------------------------------------------- */
 
 static guint
@@ -1486,6 +1638,7 @@ main (int argc, char **argv)
   ADD ("object-manager", test_object_manager, NULL);
   ADD ("properties-changed", test_properties_changed, NULL);
   ADD ("unknown-session", test_unknown_session, NULL);
+  ADD ("gui-properties", test_gui_properties, NULL);
   ADD ("bad-input/thread-id", test_invalid_thread, NULL);
   ADD ("bad-input/text-size", test_invalid_text, NULL);
   ADD ("bad-input/unknown-agent", test_unknown_agent, NULL);
