@@ -32,6 +32,19 @@ static const struct
   { "failed", AB_SESSION_STATE_FAILED },
 };
 
+/* InvalidArgument naming the unknown @name (shown as valid UTF-8 of at
+ * most 64 bytes) and the @known ones. */
+static void
+set_unknown (GError **error, const char *what, const char *name,
+             const char *known)
+{
+  g_autofree char *shown = g_utf8_make_valid (name, 64);
+
+  /* TRANSLATORS: what (e.g. "session state"), the name, the known names */
+  g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+               _ ("unknown %s \"%s\"; known: %s"), what, shown, known);
+}
+
 static gboolean
 parse_states (AbSessionFilter *filter, GVariant *value, GError **error)
 {
@@ -55,12 +68,8 @@ parse_states (AbSessionFilter *filter, GVariant *value, GError **error)
           break;
       if (i == G_N_ELEMENTS (known_states))
         {
-          g_autofree char *shown = g_utf8_make_valid (name, 64);
-
-          g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
-                       _ ("unknown session state \"%s\"; known: starting, "
-                          "idle, busy, suspended, failed"),
-                       shown);
+          set_unknown (error, _ ("session state"), name,
+                       "starting, idle, busy, suspended, failed");
           return FALSE;
         }
       filter->states |= 1u << known_states[i].state;
@@ -90,12 +99,7 @@ ab_session_filter_parse (AbSessionFilter *filter, GVariant *options,
         want = G_VARIANT_TYPE_UINT32;
       else
         {
-          g_autofree char *shown = g_utf8_make_valid (key, 64);
-
-          g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
-                       _ ("unknown option \"%s\"; known: states, profile, "
-                          "owner"),
-                       shown);
+          set_unknown (error, _ ("option"), key, "states, profile, owner");
           goto fail;
         }
       if (!g_variant_is_of_type (value, want))

@@ -710,6 +710,25 @@ ab_list_sessions (AbDaemonFixture *fx)
   return list;
 }
 
+GDBusNodeInfo *
+ab_introspect (GDBusConnection *connection, const char *path)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = NULL;
+  GDBusNodeInfo *node;
+  const char *xml;
+
+  reply = g_dbus_connection_call_sync (
+      connection, AB_BUS_NAME, path, "org.freedesktop.DBus.Introspectable",
+      "Introspect", NULL, G_VARIANT_TYPE ("(s)"), G_DBUS_CALL_FLAGS_NONE, 10000,
+      NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(&s)", &xml);
+  node = g_dbus_node_info_new_for_xml (xml, &error);
+  g_assert_no_error (error);
+  return node;
+}
+
 guint32
 ab_broker_u (AbDaemonFixture *fx, const char *name)
 {

@@ -152,6 +152,8 @@ GVariant *ab_list_sessions (AbDaemonFixture *fx);
  * way; NULL and @error when refused. */
 GVariant *ab_list_sessions_with (AbDaemonFixture *fx, GVariant *options,
                                  GError **error);
+/* The introspection of @path on the daemon, parsed. */
+GDBusNodeInfo *ab_introspect (GDBusConnection *connection, const char *path);
 /* A uint32 property of the broker. */
 guint32 ab_broker_u (AbDaemonFixture *fx, const char *name);
 

@@ -447,10 +447,8 @@ test_gui_properties (Fixture *fx, gconstpointer data)
   g_autoptr (GPtrArray) changes
       = g_ptr_array_new_with_free_func ((GDestroyNotify)g_variant_unref);
   ObjectMonitor m = { path, added, changes };
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) xml = NULL;
   g_autoptr (GDBusNodeInfo) node = NULL;
-  const char *state = NULL, *reason = NULL, *text;
+  const char *state = NULL, *reason = NULL;
   guint64 last_turn = 1;
   guint sub_added, sub_changed;
 
@@ -497,14 +495,7 @@ test_gui_properties (Fixture *fx, gconstpointer data)
   g_dbus_connection_signal_unsubscribe (fx->d.connection, sub_changed);
   ab_drain_main_context ();
 
-  xml = g_dbus_connection_call_sync (
-      fx->d.connection, AB_BUS_NAME, path,
-      "org.freedesktop.DBus.Introspectable", "Introspect", NULL,
-      G_VARIANT_TYPE ("(s)"), G_DBUS_CALL_FLAGS_NONE, 5000, NULL, &error);
-  g_assert_no_error (error);
-  g_variant_get (xml, "(&s)", &text);
-  node = g_dbus_node_info_new_for_xml (text, &error);
-  g_assert_no_error (error);
+  node = ab_introspect (fx->d.connection, path);
   for (const char *const *p
        = (const char *const[]){ "Thread", "Agent", "Owner", "Created", NULL };
        *p != NULL; p++)
