@@ -170,23 +170,33 @@ or_empty (const char *s)
   return s != NULL ? s : "";
 }
 
+/* Built from its children rather than from a format string: parsing
+ * the format for each of 10,000 sessions was a third of the reply's
+ * cost. */
 GVariant *
 ab_session_list_entry (AbSession *session)
 {
-  return g_variant_new (
-      AB_SESSION_LIST_ENTRY_TYPE, ab_session_get_thread (session),
-      ab_session_get_agent (session),
-      ab_session_state_to_string (ab_session_get_state (session)),
-      (guint32)ab_session_get_pid (session),
-      (guint32)ab_session_get_owner (session),
-      or_empty (ab_session_get_cwd (session)),
-      (guint64)ab_session_get_created (session),
-      (guint64)ab_session_get_last_activity (session),
-      (guint32)ab_session_get_turns (session),
-      (guint32)ab_session_get_queued (session),
-      ab_session_get_last_turn (session),
-      or_empty (ab_session_get_last_reason (session)),
-      ab_session_is_switching (session), ab_session_get_path (session));
+  GVariant *fields[] = {
+    g_variant_new_string (ab_session_get_thread (session)),
+    g_variant_new_string (ab_session_get_agent (session)),
+    g_variant_new_string (
+        ab_session_state_to_string (ab_session_get_state (session))),
+    g_variant_new_uint32 (ab_session_get_pid (session)),
+    g_variant_new_uint32 ((guint32)ab_session_get_owner (session)),
+    g_variant_new_string (or_empty (ab_session_get_cwd (session))),
+    g_variant_new_uint64 ((guint64)ab_session_get_created (session)),
+    g_variant_new_uint64 ((guint64)ab_session_get_last_activity (session)),
+    g_variant_new_uint32 ((guint32)ab_session_get_turns (session)),
+    g_variant_new_uint32 (ab_session_get_queued (session)),
+    g_variant_new_uint64 (ab_session_get_last_turn (session)),
+    g_variant_new_string (or_empty (ab_session_get_last_reason (session))),
+    g_variant_new_boolean (ab_session_is_switching (session)),
+    g_variant_new_object_path (ab_session_get_path (session)),
+  };
+
+  G_STATIC_ASSERT (G_N_ELEMENTS (fields)
+                   == G_N_ELEMENTS (ab_session_list_fields) - 1);
+  return g_variant_new_tuple (fields, G_N_ELEMENTS (fields));
 }
 
 GVariant *
