@@ -44,6 +44,7 @@
 #include "bench-direct.h"
 #include "bench-sink.h"
 #include "bench-util.h"
+#include "session-list.h"
 
 #define BUS_NAME "org.agentbroker.Broker1"
 #define BUS_PATH "/org/agentbroker/Broker1"
@@ -157,6 +158,9 @@ timed_call_wire (Bench *b, const char *dest, const char *iface,
   if (arg != NULL)
     r = sd_bus_call_method (b->wire, dest, BUS_PATH, iface, method, &error,
                             &reply, "s", arg);
+  else if (g_str_equal (method, "ListSessions"))
+    r = sd_bus_call_method (b->wire, dest, BUS_PATH, iface, method, &error,
+                            &reply, "a{sv}", 0);
   else
     r = sd_bus_call_method (b->wire, dest, BUS_PATH, iface, method, &error,
                             &reply, "");
@@ -419,32 +423,52 @@ bench_relay (Bench *b)
 
 /* ---- added latency at a steady rate ----------------------------------- */
 
+/* ListSessions' parameters with no filter (floating). */
+static GVariant *
+no_options (void)
+{
+  return g_variant_new ("(a{sv})", NULL);
+}
+
+/* The reply of ListSessions as it was before the struct array, one a{sv}
+ * per session with the same names and values (floating). */
+static GVariant *
+dict_reply (GVariant *reply)
+{
+  g_autoptr (GVariant) structs = g_variant_get_child_value (reply, 0);
+  g_autoptr (GPtrArray) dicts = ab_session_list_to_dicts (structs);
+  GVariant *array = g_variant_new_array (G_VARIANT_TYPE_VARDICT,
+                                         (GVariant **)dicts->pdata, dicts->len);
+
+  return g_variant_new_tuple (&array, 1);
+}
+
 /* thread → pid of every session. */
 static GHashTable *
 session_pids (Bench *b, guint *running)
 {
   g_autoptr (GVariant) reply = NULL;
   g_autoptr (GVariantIter) iter = NULL;
-  GVariant *dict;
+  GVariant *entry;
   GHashTable *pids
       = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 
   *running = 0;
-  if (isnan (
-          timed_call (b, BUS_NAME, BROKER_IFACE, "ListSessions", NULL, &reply)))
+  if (isnan (timed_call (b, BUS_NAME, BROKER_IFACE, "ListSessions",
+                         no_options (), &reply)))
     return pids;
-  g_variant_get (reply, "(aa{sv})", &iter);
-  while ((dict = g_variant_iter_next_value (iter)) != NULL)
+  g_variant_get (reply, "(" AB_SESSION_LIST_TYPE ")", &iter);
+  while ((entry = g_variant_iter_next_value (iter)) != NULL)
     {
       const char *thread = NULL;
       guint32 pid = 0;
 
-      g_variant_lookup (dict, "thread", "&s", &thread);
-      g_variant_lookup (dict, "pid", "u", &pid);
+      g_variant_get_child (entry, 0, "&s", &thread);
+      g_variant_get_child (entry, 3, "u", &pid);
       if (pid != 0)
         (*running)++;
       g_hash_table_insert (pids, g_strdup (thread), GUINT_TO_POINTER (pid));
-      g_variant_unref (dict);
+      g_variant_unref (entry);
     }
   return pids;
 }
@@ -862,27 +886,33 @@ start_daemon (Bench *b, BenchDaemon *d)
 
 /* ListSessions timed at the daemon, with GDBus decoding the reply and
  * without (sd-bus), then the same reply from a trivial GDBus service:
- * @key_ms, @key_wire_ms, @key_lister_ms, @key_lister_wire_ms. */
+ * @key_ms, @key_wire_ms, @key_lister_ms, @key_lister_wire_ms. Beside it,
+ * in the same loop, another trivial service answers the old a{sv} per
+ * session built from the same reply (@key_dict_ms); @ratio_key is the
+ * struct reply's time over the dictionaries', call by call. */
 static void
-time_list_sessions (Bench *b, const char *key)
+time_list_sessions (Bench *b, const char *key, const char *ratio_key)
 {
   g_autofree char *ms = g_strconcat (key, "_ms", NULL);
   g_autofree char *wire_ms = g_strconcat (key, "_wire_ms", NULL);
   g_autofree char *lister_ms = g_strconcat (key, "_lister_ms", NULL);
   g_autofree char *lister_wire_ms = g_strconcat (key, "_lister_wire_ms", NULL);
+  g_autofree char *dict_ms = g_strconcat (key, "_dict_ms", NULL);
   g_autofree char *encode_ms = g_strconcat (key, "_encode_ms", NULL);
   g_autofree char *decode_ms = g_strconcat (key, "_decode_ms", NULL);
   g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GVariant) dicts = NULL;
   g_autoptr (BenchLister) lister = NULL;
+  g_autoptr (BenchLister) dict_lister = NULL;
   g_autoptr (GError) error = NULL;
 
   /* The last reply is the one the trivial service will serve. */
   for (guint i = 0; i < b->plan.call_reps; i++)
     {
       g_clear_pointer (&reply, g_variant_unref);
-      add (
-          b, ms,
-          timed_call (b, BUS_NAME, BROKER_IFACE, "ListSessions", NULL, &reply));
+      add (b, ms,
+           timed_call (b, BUS_NAME, BROKER_IFACE, "ListSessions", no_options (),
+                       &reply));
       add (b, wire_ms,
            timed_call_wire (b, BUS_NAME, BROKER_IFACE, "ListSessions", NULL));
     }
@@ -896,17 +926,26 @@ time_list_sessions (Bench *b, const char *key)
       add (b, encode_ms, encode);
       add (b, decode_ms, decode);
     }
+  dicts = g_variant_ref_sink (dict_reply (reply));
   lister = bench_lister_start (b->bus_address, reply, &error);
-  if (lister == NULL)
+  if (lister != NULL)
+    dict_lister = bench_lister_start (b->bus_address, dicts, &error);
+  if (dict_lister == NULL)
     {
       g_printerr ("lister: %s\n", error->message);
       return;
     }
   for (guint i = 0; i < b->plan.call_reps; i++)
     {
-      add (b, lister_ms,
-           timed_call (b, bench_lister_name (lister), BROKER_IFACE,
-                       "ListSessions", NULL, NULL));
+      double structs_ms, dicts_ms;
+
+      structs_ms = timed_call (b, bench_lister_name (lister), BROKER_IFACE,
+                               "ListSessions", no_options (), NULL);
+      dicts_ms = timed_call (b, bench_lister_name (dict_lister), BROKER_IFACE,
+                             "ListSessions", no_options (), NULL);
+      add (b, lister_ms, structs_ms);
+      add (b, dict_ms, dicts_ms);
+      add (b, ratio_key, structs_ms / dicts_ms);
       add (b, lister_wire_ms,
            timed_call_wire (b, bench_lister_name (lister), BROKER_IFACE,
                             "ListSessions", NULL));
@@ -955,7 +994,7 @@ bench_scale_running (Bench *b)
   before = session_pids (b, &running);
   if (running != n)
     g_printerr ("scale: %u sessions running, not %u\n", running, n);
-  time_list_sessions (b, "list_1000");
+  time_list_sessions (b, "list_1000", "list_1000_vs_dict");
   for (guint i = 0; i < 5; i++)
     add (b, "reload_1000_ms",
          timed_call (b, BUS_NAME, BROKER_IFACE, "Reload", NULL, NULL));
@@ -1037,7 +1076,7 @@ bench_scale_suspended (Bench *b)
       g_printerr ("suspended: %u sessions listed, not %u\n",
                   g_hash_table_size (all), n);
   }
-  time_list_sessions (b, "list_10000_suspended");
+  time_list_sessions (b, "list_10000_suspended", "list_10000_vs_dict");
   bench_daemon_stop (full, 60000);
 }
 
@@ -1228,6 +1267,11 @@ report (Bench *b, gboolean json)
              "list_10000_suspended_lister_ms",
              "list_10000_suspended_lister_wire_ms",
              "list_10000_suspended_lister_ms", "(floor)", TRUE);
+  print_row (b, "  struct reply / old a{sv} reply", "list_1000_vs_dict",
+             "list_1000_dict_ms", "list_1000_vs_dict", "(breakdown)", TRUE);
+  print_row (b, "ListSessions 10000: structs / a{sv}", "list_10000_vs_dict",
+             "list_10000_suspended_dict_ms", "list_10000_vs_dict", "<= 0.5",
+             median (b, "list_10000_vs_dict") <= 0.5);
   print_row (b, "  GDBus alone: encode, decode (ms)", "list_1000_encode_ms",
              "list_1000_decode_ms", "list_1000_encode_ms", "(floor)", TRUE);
   print_row (b, "  GDBus alone: encode, decode (ms)",
@@ -1260,8 +1304,8 @@ report (Bench *b, gboolean json)
         "latency_p50_added_us",  "latency_p99_added_us",
         "first_update_added_ms", "rss_per_session_kib",
         "list_1000_ms",          "list_10000_suspended_ms",
-        "reload_1000_added_ms",  "start_10000_added_ms",
-        "drain_return_ms",
+        "list_10000_vs_dict",    "reload_1000_added_ms",
+        "start_10000_added_ms",  "drain_return_ms",
       };
 
       json_builder_begin_object (jb);

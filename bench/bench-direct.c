@@ -514,9 +514,11 @@ out:
 /* ---- a trivial service answering ListSessions ---------------------------- */
 
 #define LISTER_PATH "/org/agentbroker/Broker1"
+/* Its reply's type is that of the reply it is given. */
 #define LISTER_XML                                                             \
   "<node><interface name='org.agentbroker.Broker1'>"                           \
-  "<method name='ListSessions'><arg type='aa{sv}' direction='out'/></method>"  \
+  "<method name='ListSessions'><arg type='a{sv}' direction='in'/>"             \
+  "<arg type='%s' direction='out'/></method>"                                  \
   "</interface></node>"
 
 struct _BenchLister
@@ -563,7 +565,7 @@ tree_copy (GVariant *v)
     case G_VARIANT_CLASS_VARIANT:
       copy = g_variant_new_variant (children[0]);
       break;
-    default: /* arrays; a{sv} and aa{sv} are all this holds */
+    default: /* arrays: the rest of what a ListSessions reply holds */
       copy = g_variant_new_array (
           g_variant_type_element (g_variant_get_type (v)), children, n);
       break;
@@ -618,11 +620,14 @@ lister_thread (gpointer user_data)
   BenchLister *l = user_data;
   g_autoptr (GDBusConnection) connection = NULL;
   g_autoptr (GDBusNodeInfo) node = NULL;
+  const char *type = g_variant_get_type_string (l->reply); /* "(…)" */
+  g_autofree char *out_type = g_strndup (type + 1, strlen (type) - 2);
+  g_autofree char *xml = g_strdup_printf (LISTER_XML, out_type);
   GError *error = NULL;
   guint id = 0;
 
   g_main_context_push_thread_default (l->context);
-  node = g_dbus_node_info_new_for_xml (LISTER_XML, &error);
+  node = g_dbus_node_info_new_for_xml (xml, &error);
   if (node != NULL)
     connection = bench_bus_connect (l->address, &error);
   if (connection != NULL)

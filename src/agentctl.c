@@ -25,6 +25,7 @@
 #include "duration.h"
 #include "error.h"
 #include "names.h"
+#include "session-list.h"
 
 /* Prompt() returns as soon as the prompt is queued: never a long wait. */
 #define AB_PROMPT_TIMEOUT_MSEC (60 * 1000)
@@ -708,6 +709,24 @@ print_row (const char *const *cells, const gsize *widths, gsize max,
   printf ("%s\n", line->str);
 }
 
+/* What list shows without --all: the sessions that have a process. */
+static const char *const running_states[]
+    = { "starting", "idle", "busy", NULL };
+
+/* ListSessions(), only the sessions in @states if not NULL. */
+static gboolean
+list_sessions (AbCtl *ctl, const char *const *states, GVariant **sessions,
+               GError **error)
+{
+  g_auto (GVariantDict) options = G_VARIANT_DICT_INIT (NULL);
+
+  if (states != NULL)
+    g_variant_dict_insert_value (&options, "states",
+                                 g_variant_new_strv (states, -1));
+  return ab_dbus_broker1_call_list_sessions_sync (
+      ctl->broker, g_variant_dict_end (&options), sessions, NULL, error);
+}
+
 static int
 verb_list (AbCtl *ctl, int argc, char **argv)
 {
@@ -719,39 +738,46 @@ verb_list (AbCtl *ctl, int argc, char **argv)
   gsize widths[N_COLUMNS];
   gsize max = G_MAXSIZE;
   gboolean colour;
-  GVariantIter iter;
-  GVariant *dict;
+  gboolean all = FALSE;
+  const GOptionEntry entries[]
+      = { { "all", 'a', 0, G_OPTION_ARG_NONE, &all,
+            N_ ("Also list suspended and failed sessions"), NULL },
+          { NULL } };
   int status;
 
-  if (!parse_verb_options (ctl, NULL, FALSE, &argc, &argv, &status))
+  if (!parse_verb_options (ctl, entries, FALSE, &argc, &argv, &status))
     return status;
   if (argc > 1)
     return fail (_ ("list takes no arguments"));
 
-  if (!ab_dbus_broker1_call_list_sessions_sync (ctl->broker, &sessions, NULL,
-                                                &error))
+  if (!list_sessions (ctl, all ? NULL : running_states, &sessions, &error))
     return fail_dbus (error);
+  dicts = ab_session_list_to_dicts (sessions);
+  g_ptr_array_sort (dicts, compare_sessions);
 
   if (ctl->json)
     {
-      g_autoptr (JsonNode) root = json_gvariant_serialize (sessions);
+      g_autoptr (JsonBuilder) builder = json_builder_new ();
+      g_autoptr (JsonNode) root = NULL;
 
+      json_builder_begin_array (builder);
+      for (guint i = 0; i < dicts->len; i++)
+        json_builder_add_value (builder,
+                                json_gvariant_serialize (dicts->pdata[i]));
+      json_builder_end_array (builder);
+      root = json_builder_get_root (builder);
       print_json (ctl, root);
       return EXIT_SUCCESS;
     }
 
-  if (g_variant_n_children (sessions) == 0)
+  if (dicts->len == 0)
     {
       if (!ctl->no_legend)
-        printf ("%s\n", _ ("No sessions."));
+        printf ("%s\n", all ? _ ("No sessions.")
+                            : _ ("No running sessions; --all lists "
+                                 "suspended and failed ones too."));
       return EXIT_SUCCESS;
     }
-
-  dicts = g_ptr_array_new_with_free_func ((GDestroyNotify)g_variant_unref);
-  g_variant_iter_init (&iter, sessions);
-  while ((dict = g_variant_iter_next_value (&iter)) != NULL)
-    g_ptr_array_add (dicts, dict);
-  g_ptr_array_sort (dicts, compare_sessions);
 
   for (gsize c = 0; c < N_COLUMNS; c++)
     {
@@ -1176,21 +1202,18 @@ static int
 count_switching (AbCtl *ctl, GError **error)
 {
   g_autoptr (GVariant) sessions = NULL;
-  GVariantIter iter;
-  GVariant *dict;
+  g_autoptr (GPtrArray) dicts = NULL;
   int n = 0;
 
-  if (!ab_dbus_broker1_call_list_sessions_sync (ctl->broker, &sessions, NULL,
-                                                error))
+  if (!list_sessions (ctl, NULL, &sessions, error))
     return -1;
-  g_variant_iter_init (&iter, sessions);
-  while ((dict = g_variant_iter_next_value (&iter)) != NULL)
+  dicts = ab_session_list_to_dicts (sessions);
+  for (guint i = 0; i < dicts->len; i++)
     {
       gboolean switching = FALSE;
 
-      g_variant_lookup (dict, "switching", "b", &switching);
+      g_variant_lookup (dicts->pdata[i], "switching", "b", &switching);
       n += switching;
-      g_variant_unref (dict);
     }
   return n;
 }

@@ -206,6 +206,15 @@ on_session_notify (AbSession *session, GParamSpec *pspec, AbDBusSession1 *iface)
     ab_dbus_session1_set_turns (iface, (guint)ab_session_get_turns (session));
   else if (g_str_equal (name, "queued"))
     ab_dbus_session1_set_queued (iface, ab_session_get_queued (session));
+  else if (g_str_equal (name, "last-turn"))
+    ab_dbus_session1_set_last_turn (iface, ab_session_get_last_turn (session));
+  else if (g_str_equal (name, "last-reason"))
+    ab_dbus_session1_set_last_reason (
+        iface, ab_session_get_last_reason (session) != NULL
+                   ? ab_session_get_last_reason (session)
+                   : "");
+  else if (g_str_equal (name, "cwd"))
+    ab_dbus_session1_set_cwd (iface, ab_session_get_cwd (session));
 }
 
 static void
@@ -224,7 +233,12 @@ export_session (AbBusSessions *self, AbSession *session)
       ab_session_get_acp_session (session), "last-activity",
       (guint64)ab_session_get_last_activity (session), "turns",
       (guint)ab_session_get_turns (session), "queued",
-      ab_session_get_queued (session), NULL);
+      ab_session_get_queued (session), "last-turn",
+      ab_session_get_last_turn (session), "last-reason",
+      ab_session_get_last_reason (session) != NULL
+          ? ab_session_get_last_reason (session)
+          : "",
+      NULL);
 
   g_signal_connect_object (session, "notify", G_CALLBACK (on_session_notify),
                            iface, 0);

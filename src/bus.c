@@ -19,6 +19,7 @@
 #include "error.h"
 #include "log.h"
 #include "pool.h"
+#include "session-list.h"
 #include "session.h"
 
 struct _AbBus
@@ -200,13 +201,20 @@ static void
 do_list_sessions (AbBus *self, GDBusMethodInvocation *invocation,
                   GVariant *params, const AbCaller *caller)
 {
-  g_autoptr (GPtrArray) all = ab_broker_list_sessions (self->broker, caller);
-  g_autofree GVariant **dicts = g_new (GVariant *, all->len + 1);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) options = g_variant_get_child_value (params, 0);
+  g_autoptr (GPtrArray) all = NULL;
+  AbSessionFilter filter;
   GVariant *array;
 
-  for (guint i = 0; i < all->len; i++)
-    dicts[i] = ab_session_to_variant (g_ptr_array_index (all, i));
-  array = g_variant_new_array (G_VARIANT_TYPE_VARDICT, dicts, all->len);
+  if (!ab_session_filter_parse (&filter, options, &error))
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  all = ab_broker_list_sessions (self->broker, caller);
+  array = ab_session_list_build (all, &filter);
+  ab_session_filter_clear (&filter);
   g_dbus_method_invocation_return_value (invocation,
                                          g_variant_new_tuple (&array, 1));
 }
@@ -420,7 +428,8 @@ do_watch (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
 
 static gboolean
 on_handle_list_sessions (AbDBusBroker1 *skeleton,
-                         GDBusMethodInvocation *invocation, AbBus *self)
+                         GDBusMethodInvocation *invocation, GVariant *options,
+                         AbBus *self)
 {
   return authorize (self, invocation, AB_ACCESS_USER, do_list_sessions);
 }

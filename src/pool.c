@@ -251,6 +251,7 @@ add_session (AbPool *self, AbSession *session)
   g_signal_emit (self, signals[SIGNAL_SESSION_ADDED], 0, session);
 }
 
+/* A new session, not yet added: add_session() puts it in the pool. */
 static AbSession *
 create_session (AbPool *self, const char *thread, const char *agent,
                 uid_t owner)
@@ -262,7 +263,6 @@ create_session (AbPool *self, const char *thread, const char *agent,
                 "session %s created for uid %u with agent '%s'", thread,
                 (guint)owner, agent);
   ab_session_persist (session);
-  add_session (self, session);
   return session;
 }
 
@@ -369,10 +369,19 @@ ab_pool_prompt_async (AbPool *self, const char *thread, const char *text,
       return;
     }
 
-  if (session == NULL)
-    session = create_session (self, thread, agent, caller);
+  if (session != NULL)
+    {
+      ab_session_prompt_async (session, text, sender, on_prompted,
+                               g_steal_pointer (&task));
+      return;
+    }
+  /* Added (and so on the bus) once its prompt has started the agent:
+   * its first InterfacesAdded says "starting", not "suspended". The
+   * prompt's answer comes at the earliest in the next iteration. */
+  session = create_session (self, thread, agent, caller);
   ab_session_prompt_async (session, text, sender, on_prompted,
                            g_steal_pointer (&task));
+  add_session (self, session);
 }
 
 gboolean

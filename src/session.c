@@ -163,6 +163,9 @@ enum
   PROP_LAST_ACTIVITY,
   PROP_TURNS,
   PROP_QUEUED,
+  PROP_LAST_TURN,
+  PROP_LAST_REASON,
+  PROP_CWD,
   N_PROPS
 };
 
@@ -729,7 +732,12 @@ end_turn (AbSession *self, const char *reason, const char *message)
   turn->duration = g_get_monotonic_time () - turn->started;
   turn->reason = g_strdup (reason);
   turn->message = g_strdup (message);
-  touch (self);
+  /* Exact at every turn's end, however quick the turn: touch() notifies
+   * only when the second changes. */
+  self->last_activity = g_get_real_time ();
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_LAST_ACTIVITY]);
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_LAST_TURN]);
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_LAST_REASON]);
   /* Callbacks come in the order of the writes. */
   g_queue_push_tail (&self->endings, turn);
   persist_then (self, on_turn_end_written, NULL);
@@ -1411,8 +1419,12 @@ spawn_agent (AbSession *self)
                                             self->state_dir, &cwd, &error);
   if (cwd != NULL)
     {
+      gboolean changed = g_strcmp0 (cwd, self->cwd) != 0;
+
       g_free (self->cwd);
       self->cwd = cwd;
+      if (changed)
+        g_object_notify_by_pspec (G_OBJECT (self), props[PROP_CWD]);
     }
   if (self->process == NULL)
     return g_strdup (error->message);
@@ -1727,6 +1739,24 @@ ab_session_get_turns (AbSession *self)
   return self->turns;
 }
 
+guint64
+ab_session_get_last_turn (AbSession *self)
+{
+  return self->last_turn;
+}
+
+const char *
+ab_session_get_last_reason (AbSession *self)
+{
+  return self->last_reason;
+}
+
+gboolean
+ab_session_is_switching (AbSession *self)
+{
+  return self->restart_pending;
+}
+
 /* ---- the session's dictionary ------------------------------------------ *
  *
  * ListSessions over 10,000 sessions built 150,000 dictionary entries per
@@ -1853,6 +1883,16 @@ ab_session_get_property (GObject *object, guint prop_id, GValue *value,
     case PROP_QUEUED:
       g_value_set_uint (value, ab_session_get_queued (self));
       break;
+    case PROP_LAST_TURN:
+      g_value_set_uint64 (value, self->last_turn);
+      break;
+    case PROP_LAST_REASON:
+      g_value_set_string (value,
+                          self->last_reason != NULL ? self->last_reason : "");
+      break;
+    case PROP_CWD:
+      g_value_set_string (value, self->cwd != NULL ? self->cwd : "");
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -1940,6 +1980,11 @@ ab_session_class_init (AbSessionClass *klass)
       = g_param_spec_uint ("turns", NULL, NULL, 0, G_MAXUINT, 0, flags);
   props[PROP_QUEUED]
       = g_param_spec_uint ("queued", NULL, NULL, 0, G_MAXUINT, 0, flags);
+  props[PROP_LAST_TURN]
+      = g_param_spec_uint64 ("last-turn", NULL, NULL, 0, G_MAXUINT64, 0, flags);
+  props[PROP_LAST_REASON]
+      = g_param_spec_string ("last-reason", NULL, NULL, "", flags);
+  props[PROP_CWD] = g_param_spec_string ("cwd", NULL, NULL, "", flags);
   g_object_class_install_properties (object_class, N_PROPS, props);
 
   /* (turn, updates, recipient): recipient is the prompting connection's

@@ -92,6 +92,12 @@ guint ab_session_get_queued (AbSession *self);
 guint ab_session_get_pid (AbSession *self);
 const char *ab_session_get_acp_session (AbSession *self);
 guint64 ab_session_get_turns (AbSession *self);
+/* The number and reason of the last turn that ended; 0 and NULL before
+ * the first. */
+guint64 ab_session_get_last_turn (AbSession *self);
+const char *ab_session_get_last_reason (AbSession *self);
+/* A reload changed the profile: the agent is replaced after this turn. */
+gboolean ab_session_is_switching (AbSession *self);
 /* The session's a{sv} for ListSessions and GetSession; owned by the
  * session and kept until it changes: take a reference to hold it. */
 GVariant *ab_session_to_variant (AbSession *self);

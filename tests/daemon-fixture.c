@@ -18,6 +18,7 @@
 #include "bounded-wait.h"
 #include "daemon-fixture.h"
 #include "error.h"
+#include "session-list.h"
 
 #define BUS_NAME AB_BUS_NAME
 #define BUS_PATH AB_BUS_PATH
@@ -603,7 +604,8 @@ ab_sync_with_daemon (GDBusConnection *connection)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (GVariant) reply
-      = ab_call_on (connection, "ListSessions", NULL, "(aa{sv})", &error);
+      = ab_call_on (connection, "ListSessions", g_variant_new ("(a{sv})", NULL),
+                    "(" AB_SESSION_LIST_TYPE ")", &error);
 
   g_assert_no_error (error);
   ab_drain_main_context ();
@@ -697,16 +699,52 @@ ab_session_t (AbDaemonFixture *fx, const char *thread, const char *key)
 }
 
 GVariant *
+ab_list_sessions_with (AbDaemonFixture *fx, GVariant *options, GError **error)
+{
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GVariant) structs = NULL;
+  g_autoptr (GPtrArray) dicts = NULL;
+
+  if (options == NULL)
+    options = g_variant_new ("a{sv}", NULL);
+  reply = ab_call_on (fx->connection, "ListSessions",
+                      g_variant_new_tuple (&options, 1),
+                      "(" AB_SESSION_LIST_TYPE ")", error);
+  if (reply == NULL)
+    return NULL;
+  structs = g_variant_get_child_value (reply, 0);
+  dicts = ab_session_list_to_dicts (structs);
+  return g_variant_ref_sink (g_variant_new_array (
+      G_VARIANT_TYPE_VARDICT, (GVariant **)dicts->pdata, dicts->len));
+}
+
+GVariant *
 ab_list_sessions (AbDaemonFixture *fx)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply
-      = ab_call_on (fx->connection, "ListSessions", NULL, "(aa{sv})", &error);
-  GVariant *list = NULL;
+  GVariant *list = ab_list_sessions_with (fx, NULL, &error);
 
   g_assert_no_error (error);
-  g_variant_get (reply, "(@aa{sv})", &list);
   return list;
+}
+
+GDBusNodeInfo *
+ab_introspect (GDBusConnection *connection, const char *path)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = NULL;
+  GDBusNodeInfo *node;
+  const char *xml;
+
+  reply = g_dbus_connection_call_sync (
+      connection, AB_BUS_NAME, path, "org.freedesktop.DBus.Introspectable",
+      "Introspect", NULL, G_VARIANT_TYPE ("(s)"), G_DBUS_CALL_FLAGS_NONE, 10000,
+      NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(&s)", &xml);
+  node = g_dbus_node_info_new_for_xml (xml, &error);
+  g_assert_no_error (error);
+  return node;
 }
 
 guint32

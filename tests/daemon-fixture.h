@@ -149,8 +149,15 @@ gboolean ab_state_is (AbDaemonFixture *fx, const char *thread,
 char *ab_session_s (AbDaemonFixture *fx, const char *thread, const char *key);
 guint32 ab_session_u (AbDaemonFixture *fx, const char *thread, const char *key);
 guint64 ab_session_t (AbDaemonFixture *fx, const char *thread, const char *key);
-/* ListSessions(), asserting that it succeeds. */
+/* ListSessions(), asserting that it succeeds: its structs as dictionaries
+ * keyed by the documented field names, as GetSession() has them. */
 GVariant *ab_list_sessions (AbDaemonFixture *fx);
+/* ListSessions(@options) (NULL: none, floating is consumed), the same
+ * way; NULL and @error when refused. */
+GVariant *ab_list_sessions_with (AbDaemonFixture *fx, GVariant *options,
+                                 GError **error);
+/* The introspection of @path on the daemon, parsed. */
+GDBusNodeInfo *ab_introspect (GDBusConnection *connection, const char *path);
 /* A uint32 property of the broker. */
 guint32 ab_broker_u (AbDaemonFixture *fx, const char *name);
 

@@ -95,7 +95,7 @@ cp "$work/good.yaml" "$work/agentbroker.yaml"
 say "restart: the daemon stops cleanly and the next one resumes every session"
 stop_daemon
 start_daemon
-step agentctl --user list
+step agentctl --user list --all
 step agentctl --user prompt cli:alice/demo "Do you still remember me?"
 
 say "removal: the agent's process group is stopped and the session is gone"

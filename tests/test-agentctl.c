@@ -124,11 +124,18 @@ test_list_and_show (Fixture *fx, gconstpointer data)
   JsonArray *sessions;
   JsonObject *session;
   static const char *const keys[]
-      = { "thread", "agent",       "state",       "owner",         "cwd",
-          "pid",    "acp_session", "created",     "last_activity", "turns",
-          "queued", "last_turn",   "last_reason", "path",          NULL };
+      = { "thread",    "agent",       "state",         "pid",   "owner",
+          "cwd",       "created",     "last_activity", "turns", "queued",
+          "last_turn", "last_reason", "switching",     "path",  NULL };
 
   g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "list", NULL), ==, 0);
+  g_assert_cmpstr (
+      out, ==,
+      "No running sessions; --all lists suspended and failed ones too.\n");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "list", "-a", NULL), ==,
+                   0);
   g_assert_cmpstr (out, ==, "No sessions.\n");
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
@@ -471,6 +478,85 @@ process_state (pid_t pid)
 
 /* kill signals the agent's processes and keeps the session; remove
  * removes it. */
+/* The threads of a "list --json" output, joined by ",". */
+static char *
+json_threads (const char *out)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GString) threads = g_string_new (NULL);
+  JsonArray *array;
+
+  json_parser_load_from_data (parser, out, -1, &error);
+  g_assert_no_error (error);
+  array = json_node_get_array (json_parser_get_root (parser));
+  for (guint i = 0; i < json_array_get_length (array); i++)
+    {
+      JsonObject *session = json_array_get_object_element (array, i);
+
+      g_string_append_printf (
+          threads, "%s%s", i > 0 ? "," : "",
+          json_object_get_string_member (session, "thread"));
+    }
+  return g_string_free (g_steal_pointer (&threads), FALSE);
+}
+
+/* As systemctl list-units: the sessions with a process, --all the
+ * others too; the JSON lists what the text does. */
+static void
+test_list_all (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *out = NULL, *err = NULL, *threads = NULL;
+  pid_t pid;
+
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "prompt", "cli:gone", "hi", NULL),
+      ==, 0);
+  pid = (pid_t)ab_session_u (&fx->d, "cli:gone", "pid");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "prompt", "cli:here", "hi", NULL),
+      ==, 0);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "kill", "-s", "KILL",
+                                    "cli:gone", NULL),
+                   ==, 0);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  AB_WAIT_FOR (ab_process_gone (pid), 10000);
+  AB_WAIT_FOR (ab_state_is (&fx->d, "cli:gone", "suspended|failed"), 10000);
+
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "--no-legend", "list", NULL), ==, 0);
+  g_assert_true (g_str_has_prefix (out, "cli:here "));
+  g_assert_cmpint (count_lines (out), ==, 1);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "list", "--json", NULL),
+                   ==, 0);
+  threads = json_threads (out);
+  g_assert_cmpstr (threads, ==, "cli:here");
+  g_clear_pointer (&threads, g_free);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "--no-legend", "list",
+                                    "--all", NULL),
+                   ==, 0);
+  g_assert_true (g_str_has_prefix (out, "cli:gone "));
+  g_assert_nonnull (strstr (out, "\ncli:here "));
+  g_assert_cmpint (count_lines (out), ==, 2);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (
+      ab_run_agentctl (&fx->d, &out, &err, "list", "-a", "--json", NULL), ==,
+      0);
+  threads = json_threads (out);
+  g_assert_cmpstr (threads, ==, "cli:gone,cli:here");
+}
+
 static void
 test_kill_keeps_session (Fixture *fx, gconstpointer data)
 {
@@ -594,6 +680,7 @@ main (int argc, char **argv)
   ADD ("prompt/sigint", test_prompt_sigint);
   ADD ("cancel-and-remove", test_cancel_and_remove);
   ADD ("kill-keeps-session", test_kill_keeps_session);
+  ADD ("list-all", test_list_all);
   ADD ("drain-resume", test_drain_resume);
 #undef ADD
 

@@ -34,7 +34,7 @@ run() {
 run all
 for key in relay_rate_1 relay_vs_dbus_1 relay_vs_direct_1 relay_rate_100 \
     latency_p50_added_us latency_p99_added_us first_update_added_ms \
-    rss_per_session_kib list_1000_ms list_10000_suspended_ms \
+    rss_per_session_kib list_1000_ms list_10000_suspended_ms list_10000_vs_dict \
     reload_1000_added_ms start_10000_added_ms drain_return_ms; do
     check "grep -Eq '\"$key\":-?[0-9]' '$dir/all.json'" "$key is a number"
 done
@@ -43,7 +43,7 @@ for key in dbus_rate direct_rate relay_latency_p50_us dbus_latency_p50_us \
     relay_cpu_daemon relay_cpu_agents floor_latency_p50_us floor_cpu_relay \
     dbus_loaded_latency_p50_us loaded_cpu_agents pipe_latency_p50_us \
     direct_first_update_ms rss_0_kib getall_ms list_1000_wire_ms \
-    list_1000_lister_ms list_10000_suspended_encode_ms reload_0_ms \
+    list_1000_lister_ms list_1000_dict_ms list_10000_suspended_encode_ms reload_0_ms \
     reload_agents_restarted start_0_ms; do
     check "grep -Eq '\"$key\":\\[-?[0-9]' '$dir/all.json'" "raw $key is there"
 done

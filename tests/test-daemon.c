@@ -40,19 +40,7 @@ fixture_down (AbDaemonFixture *fx, gconstpointer data)
 static void
 test_introspection (AbDaemonFixture *fx, gconstpointer data)
 {
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply = NULL;
-  g_autoptr (GDBusNodeInfo) node = NULL;
-  const char *xml;
-
-  reply = g_dbus_connection_call_sync (
-      fx->connection, "org.agentbroker.Broker1", "/org/agentbroker/Broker1",
-      "org.freedesktop.DBus.Introspectable", "Introspect", NULL,
-      G_VARIANT_TYPE ("(s)"), G_DBUS_CALL_FLAGS_NONE, 10000, NULL, &error);
-  g_assert_no_error (error);
-  g_variant_get (reply, "(&s)", &xml);
-  node = g_dbus_node_info_new_for_xml (xml, &error);
-  g_assert_no_error (error);
+  g_autoptr (GDBusNodeInfo) node = ab_introspect (fx->connection, AB_BUS_PATH);
 
   g_assert_nonnull (
       g_dbus_node_info_lookup_interface (node, "org.agentbroker.Broker1"));

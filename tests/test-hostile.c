@@ -309,15 +309,12 @@ start_daemon (Fixture *fx, const char *agents, const char *pool)
 static void
 remove_all_sessions (Fixture *fx)
 {
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply
-      = ab_call_on (fx->d.connection, "ListSessions", NULL, "(aa{sv})", &error);
-  g_autoptr (GVariantIter) iter = NULL;
+  g_autoptr (GVariant) list = ab_list_sessions (&fx->d);
+  GVariantIter iter;
   GVariant *dict;
 
-  g_assert_no_error (error);
-  g_variant_get (reply, "(aa{sv})", &iter);
-  while ((dict = g_variant_iter_next_value (iter)) != NULL)
+  g_variant_iter_init (&iter, list);
+  while ((dict = g_variant_iter_next_value (&iter)) != NULL)
     {
       const char *thread = NULL;
       g_autoptr (GError) remove_error = NULL;
@@ -690,8 +687,9 @@ test_vanishing_callers (Fixture *fx, gconstpointer data)
         g_dbus_connection_call (
             caller, AB_BUS_NAME, AB_BUS_PATH, AB_BROKER_IFACE,
             i % 2 ? "ListSessions" : "GetSession",
-            i % 2 ? NULL : g_variant_new ("(s)", thread), NULL,
-            G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL, NULL);
+            i % 2 ? g_variant_new ("(a{sv})", NULL)
+                  : g_variant_new ("(s)", thread),
+            NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL, NULL);
       g_dbus_connection_flush_sync (caller, NULL, &error);
       g_assert_no_error (error);
       g_dbus_connection_close_sync (caller, NULL, &error);

@@ -162,8 +162,6 @@ assert_session_dict (Fixture *fx, GVariant *dict, const char *thread,
   g_assert_true (g_variant_lookup (dict, "pid", "u", &u));
   g_assert_cmpuint (u, >, 1);
   g_assert_false (ab_process_gone (u));
-  g_assert_true (g_variant_lookup (dict, "acp_session", "&s", &s));
-  g_assert_true (g_str_has_prefix (s, "demo-"));
   g_assert_true (g_variant_lookup (dict, "created", "t", &created));
   g_assert_true (g_variant_lookup (dict, "last_activity", "t", &last_activity));
   g_assert_cmpuint (created, >, now - 60 * G_USEC_PER_SEC);
@@ -191,6 +189,7 @@ test_prompt_basic (Fixture *fx, gconstpointer data)
   g_autoptr (GVariant) entry = NULL;
   g_autoptr (GVariant) dict = NULL;
   g_autofree char *answer2 = NULL;
+  const char *acp = NULL;
   guint32 pid = 0;
   guint64 turn;
   AbTurn *rec;
@@ -218,6 +217,9 @@ test_prompt_basic (Fixture *fx, gconstpointer data)
   dict = ab_get_session (&fx->d, thread, NULL);
   g_assert_nonnull (dict);
   assert_session_dict (fx, dict, thread, "idle", 1);
+  /* GetSession() has acp_session besides the listed fields. */
+  g_assert_true (g_variant_lookup (dict, "acp_session", "&s", &acp));
+  g_assert_true (g_str_has_prefix (acp, "demo-"));
   g_assert_true (g_variant_lookup (dict, "pid", "u", &pid));
   g_assert_cmpuint (ab_broker_u (&fx->d, "SessionCount"), ==, 1);
   g_assert_cmpuint (ab_broker_u (&fx->d, "RunningCount"), ==, 1);
@@ -360,6 +362,149 @@ test_properties_changed (Fixture *fx, gconstpointer data)
   /* The second turn went busy and back to idle, seen as it happened. */
   g_assert_true (ab_collector_has (states, "busy"));
   g_assert_true (ab_collector_has (states, "idle"));
+}
+
+/* What a client watching one session object sees. */
+typedef struct
+{
+  const char *path;
+  GPtrArray *added;   /* the Session1 a{sv} of each InterfacesAdded */
+  GPtrArray *changes; /* the a{sv} of each Session1 PropertiesChanged */
+} ObjectMonitor;
+
+static void
+on_object_signal (GDBusConnection *connection, const char *sender,
+                  const char *path, const char *iface, const char *member,
+                  GVariant *params, gpointer user_data)
+{
+  ObjectMonitor *m = user_data;
+  GVariant *props = NULL;
+  g_autoptr (GVariant) ifaces = NULL;
+  const char *name;
+
+  if (g_str_equal (member, "InterfacesAdded"))
+    {
+      g_variant_get (params, "(&o@a{sa{sv}})", &name, &ifaces);
+      if (g_str_equal (name, m->path)
+          && (props = g_variant_lookup_value (ifaces, AB_SESSION_IFACE,
+                                              G_VARIANT_TYPE_VARDICT))
+                 != NULL)
+        g_ptr_array_add (m->added, props);
+    }
+  else if (g_str_equal (member, "PropertiesChanged")
+           && g_str_equal (path, m->path))
+    {
+      g_variant_get (params, "(&s@a{sv}@as)", &name, &props, NULL);
+      if (g_str_equal (name, AB_SESSION_IFACE))
+        g_ptr_array_add (m->changes, props);
+      else
+        g_variant_unref (props);
+    }
+}
+
+/* Whether a PropertiesChanged set @key to the value that prints as @text
+ * (g_variant_print() without types). */
+static gboolean
+changed_to (ObjectMonitor *m, const char *key, const char *text)
+{
+  for (guint i = 0; i < m->changes->len; i++)
+    {
+      g_autoptr (GVariant) value
+          = g_variant_lookup_value (m->changes->pdata[i], key, NULL);
+      g_autofree char *printed
+          = value != NULL ? g_variant_print (value, FALSE) : NULL;
+
+      if (printed != NULL && g_str_equal (printed, text))
+        return TRUE;
+    }
+  return FALSE;
+}
+
+static const char *
+emits_changed (GDBusNodeInfo *node, const char *property)
+{
+  GDBusInterfaceInfo *iface
+      = g_dbus_node_info_lookup_interface (node, AB_SESSION_IFACE);
+  GDBusPropertyInfo *info
+      = g_dbus_interface_info_lookup_property (iface, property);
+
+  g_assert_nonnull (info);
+  return g_dbus_annotation_info_lookup (
+      info->annotations, "org.freedesktop.DBus.Property.EmitsChangedSignal");
+}
+
+/* What a GUI follows without calling GetSession: a new session appears
+ * in the state its prompt gave it, the last turn's number and reason and
+ * an exact LastActivity come as PropertiesChanged, and the properties
+ * that never change say so. */
+static void
+test_gui_properties (Fixture *fx, gconstpointer data)
+{
+  const char *thread = "cli:gui";
+  g_autofree char *path = ab_session_path (thread);
+  g_autoptr (GPtrArray) added
+      = g_ptr_array_new_with_free_func ((GDestroyNotify)g_variant_unref);
+  g_autoptr (GPtrArray) changes
+      = g_ptr_array_new_with_free_func ((GDestroyNotify)g_variant_unref);
+  ObjectMonitor m = { path, added, changes };
+  g_autoptr (GDBusNodeInfo) node = NULL;
+  const char *state = NULL, *reason = NULL;
+  guint64 last_turn = 1;
+  guint sub_added, sub_changed;
+
+  start_daemon (fx, NULL, NULL, NULL);
+  sub_added = g_dbus_connection_signal_subscribe (
+      fx->d.connection, NULL, "org.freedesktop.DBus.ObjectManager",
+      "InterfacesAdded", AB_BUS_PATH, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
+      on_object_signal, &m, NULL);
+  sub_changed = g_dbus_connection_signal_subscribe (
+      fx->d.connection, NULL, "org.freedesktop.DBus.Properties",
+      "PropertiesChanged", path, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
+      on_object_signal, &m, NULL);
+
+  g_free (prompt_ok (fx, thread, "echo one"));
+  AB_WAIT_FOR (added->len > 0, 5000);
+  g_assert_cmpuint (added->len, ==, 1);
+  g_assert_true (g_variant_lookup (added->pdata[0], "State", "&s", &state));
+  g_assert_cmpstr (state, ==, "starting");
+  g_assert_true (
+      g_variant_lookup (added->pdata[0], "LastTurn", "t", &last_turn));
+  g_assert_cmpuint (last_turn, ==, 0);
+  g_assert_true (
+      g_variant_lookup (added->pdata[0], "LastReason", "&s", &reason));
+  g_assert_cmpstr (reason, ==, "");
+  AB_WAIT_FOR (changed_to (&m, "LastTurn", "1")
+                   && changed_to (&m, "LastReason", "'end_turn'"),
+               5000);
+
+  /* Quick turns, several in one second: each one's end is signalled with
+   * the LastActivity GetSession() has, not one of a second earlier. */
+  for (guint64 turn = 2; turn <= 6; turn++)
+    {
+      g_autofree char *expect = NULL;
+      g_autofree char *expect_turn
+          = g_strdup_printf ("%" G_GUINT64_FORMAT, turn);
+
+      g_free (prompt_ok (fx, thread, "echo quick"));
+      expect = g_strdup_printf ("%" G_GUINT64_FORMAT,
+                                ab_session_t (&fx->d, thread, "last_activity"));
+      AB_WAIT_FOR (changed_to (&m, "LastActivity", expect), 5000);
+      AB_WAIT_FOR (changed_to (&m, "LastTurn", expect_turn), 5000);
+    }
+  g_dbus_connection_signal_unsubscribe (fx->d.connection, sub_added);
+  g_dbus_connection_signal_unsubscribe (fx->d.connection, sub_changed);
+  ab_drain_main_context ();
+
+  node = ab_introspect (fx->d.connection, path);
+  for (const char *const *p
+       = (const char *const[]){ "Thread", "Agent", "Owner", "Created", NULL };
+       *p != NULL; p++)
+    g_assert_cmpstr (emits_changed (node, *p), ==, "const");
+  for (const char *const *p
+       = (const char *const[]){ "State", "Pid", "Cwd", "LastActivity", "Turns",
+                                "Queued", "LastTurn", "LastReason", NULL };
+       *p != NULL; p++)
+    g_assert_cmpstr (emits_changed (node, *p), ==, "true");
 }
 
 /* ---- tests: bad input --------------------------------------------------- */
@@ -1012,6 +1157,154 @@ test_eviction (Fixture *fx, gconstpointer data)
   AB_WAIT_FOR (ab_turn_ended (fx->c, "cli:c", tc), 5000);
 }
 
+/* ---- tests: the listing ------------------------------------------------- */
+
+static int
+compare_strings (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The threads ListSessions(@options) lists, sorted, joined by ",". */
+static char *
+listed (Fixture *fx, GVariant *options)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) list = ab_list_sessions_with (&fx->d, options, &error);
+  g_autoptr (GPtrArray) threads = g_ptr_array_new_with_free_func (g_free);
+
+  g_assert_no_error (error);
+  for (gsize i = 0; i < g_variant_n_children (list); i++)
+    {
+      g_autoptr (GVariant) dict = g_variant_get_child_value (list, i);
+      const char *thread = NULL;
+
+      g_assert_true (g_variant_lookup (dict, "thread", "&s", &thread));
+      g_ptr_array_add (threads, g_strdup (thread));
+    }
+  g_ptr_array_sort (threads, compare_strings);
+  g_ptr_array_add (threads, NULL);
+  return g_strjoinv (",", (char **)threads->pdata);
+}
+
+static const char *
+listed_tmp (Fixture *fx, const char *options)
+{
+  char *threads = listed (fx, g_variant_new_parsed (options));
+
+  g_test_queue_free (threads);
+  return threads;
+}
+
+static void
+assert_list_refused (Fixture *fx, const char *options)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) list
+      = ab_list_sessions_with (&fx->d, g_variant_new_parsed (options), &error);
+
+  g_assert_null (list);
+  ab_assert_error_named (error, AB_ERROR_INVALID_ARGUMENT,
+                         "org.agentbroker.Error.InvalidArgument");
+}
+
+/* The reply's structs have their fields where the interface says. */
+static void
+test_list_fields (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *answer = NULL;
+  g_autofree char *cwd = NULL;
+  g_autofree char *path = ab_session_path ("cli:f");
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GVariant) entry = NULL;
+  const char *thread, *agent, *state, *cwd_listed, *reason, *obj;
+  guint32 pid, owner, turns, queued;
+  guint64 created, active, last_turn;
+  gboolean switching;
+
+  start_daemon (fx, NULL, NULL, NULL);
+  answer = prompt_ok (fx, "cli:f", "echo listed");
+  cwd = ab_session_s (&fx->d, "cli:f", "cwd");
+  reply = ab_call_on (fx->d.connection, "ListSessions",
+                      g_variant_new ("(a{sv})", NULL), "(a(sssuusttuutsbo))",
+                      &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_variant_n_children (g_variant_get_child_value (reply, 0)),
+                    ==, 1);
+  g_variant_get_child (reply, 0, "@a(sssuusttuutsbo)", &entry);
+  g_variant_get_child (entry, 0, "(&s&s&suu&sttuut&sb&o)", &thread, &agent,
+                       &state, &pid, &owner, &cwd_listed, &created, &active,
+                       &turns, &queued, &last_turn, &reason, &switching, &obj);
+  g_assert_cmpstr (thread, ==, "cli:f");
+  g_assert_cmpstr (agent, ==, "demo");
+  g_assert_cmpstr (state, ==, "idle");
+  g_assert_cmpuint (pid, ==, ab_session_u (&fx->d, "cli:f", "pid"));
+  g_assert_cmpuint (pid, >, 1);
+  g_assert_cmpuint (owner, ==, getuid ());
+  g_assert_cmpstr (cwd_listed, ==, cwd);
+  g_assert_cmpuint (created, ==, ab_session_t (&fx->d, "cli:f", "created"));
+  g_assert_cmpuint (created, >, 0);
+  g_assert_cmpuint (active, >=, created);
+  g_assert_cmpuint (turns, ==, 1);
+  g_assert_cmpuint (queued, ==, 0);
+  g_assert_cmpuint (last_turn, ==, 1);
+  g_assert_cmpstr (reason, ==, "end_turn");
+  g_assert_false (switching);
+  g_assert_cmpstr (obj, ==, path);
+}
+
+/* States, profile and owner are filtered in the daemon; a filter it
+ * does not know is refused rather than ignored. */
+static void
+test_list_filters (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *a = NULL, *c = NULL;
+  guint64 turn;
+  g_autofree char *mine = g_strdup_printf ("{'owner': <uint32 %u>}", getuid ());
+  g_autofree char *other
+      = g_strdup_printf ("{'owner': <uint32 %u>}", getuid () + 1);
+
+  start_daemon (fx,
+                "  other:\n"
+                "    command: [agentbroker-demo-agent]\n",
+                "  max_sessions: 2\n", NULL);
+  a = prompt_ok (fx, "cli:a", "echo a");
+  turn = ab_prompt_on (fx->d.connection, fx->c, "cli:b", "echo b", "other",
+                       &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (ab_wait_turn (fx->c, "cli:b", turn, TURN_TIMEOUT_MS)->reason,
+                   ==, "end_turn");
+  c = prompt_ok (fx, "cli:c", "echo c");
+  g_assert_cmpstr (session_tmp (fx, "cli:a", "state"), ==, "suspended");
+
+  g_assert_cmpstr (listed_tmp (fx, "@a{sv} {}"), ==, "cli:a,cli:b,cli:c");
+  g_assert_cmpstr (
+      listed_tmp (fx, "{'states': <['starting', 'idle', 'busy']>}"), ==,
+      "cli:b,cli:c");
+  g_assert_cmpstr (listed_tmp (fx, "{'states': <['suspended', 'failed']>}"), ==,
+                   "cli:a");
+  g_assert_cmpstr (listed_tmp (fx, "{'states': <['busy']>}"), ==, "");
+  g_assert_cmpstr (listed_tmp (fx, "{'profile': <'other'>}"), ==, "cli:b");
+  g_assert_cmpstr (
+      listed_tmp (fx, "{'profile': <'demo'>, 'states': <['idle']>}"), ==,
+      "cli:c");
+  g_assert_cmpstr (listed_tmp (fx, "{'profile': <'nobody'>}"), ==, "");
+  g_assert_cmpstr (listed_tmp (fx, mine), ==, "cli:a,cli:b,cli:c");
+  g_assert_cmpstr (listed_tmp (fx, other), ==, "");
+
+  assert_list_refused (fx, "{'colour': <'red'>}");
+  assert_list_refused (fx, "{'states': <['sleeping']>}");
+  assert_list_refused (fx, "{'states': <'idle'>}");
+  assert_list_refused (fx, "{'owner': <'root'>}");
+  assert_list_refused (fx, "{'profile': <''>}");
+  assert_list_refused (
+      fx, "{'states': <['idle', 'idle', 'idle', 'idle', 'idle', 'idle', "
+          "'idle', 'idle', 'idle', 'idle', 'idle', 'idle', 'idle', 'idle', "
+          "'idle', 'idle', 'idle']>}");
+}
+
 /* ---- tests: removal ----------------------------------------------------- */
 
 static void
@@ -1336,6 +1629,7 @@ main (int argc, char **argv)
   ADD ("object-manager", test_object_manager, NULL);
   ADD ("properties-changed", test_properties_changed, NULL);
   ADD ("unknown-session", test_unknown_session, NULL);
+  ADD ("gui-properties", test_gui_properties, NULL);
   ADD ("bad-input/thread-id", test_invalid_thread, NULL);
   ADD ("bad-input/text-size", test_invalid_text, NULL);
   ADD ("bad-input/unknown-agent", test_unknown_agent, NULL);
@@ -1359,6 +1653,8 @@ main (int argc, char **argv)
   ADD ("stream/turn0-to-watchers", test_watch_all_turn0, NULL);
   ADD ("pool/idle-suspend-resume", test_idle_suspend_resume, NULL);
   ADD ("pool/eviction", test_eviction, NULL);
+  ADD ("list/fields", test_list_fields, NULL);
+  ADD ("list/filters", test_list_filters, NULL);
   ADD ("remove/process-group", test_remove, NULL);
   ADD ("remove/ignores-sigterm", test_remove,
        "ignore-sigterm,ignore-stdin-eof");

@@ -83,7 +83,7 @@ agentctl_as() {
 refused "outsider: Prompt is refused by the bus policy" "$bus_denied" \
     outsider Prompt cli:outsider/x hello '{}'
 refused "outsider: ListSessions is refused by the bus policy" "$bus_denied" \
-    outsider ListSessions
+    outsider ListSessions '@a{sv} {}'
 refused "outsider: RemoveSession is refused by the bus policy" "$bus_denied" \
     outsider RemoveSession cli:alice/x
 if out=$(agentctl_as outsider prompt cli:outsider/x hello); then
@@ -122,7 +122,7 @@ check "alice: the demo agent answered" test -n "$out"
 session=$(call root GetSession cli:alice/x || true)
 check "alice owns cli:alice/x (uid $alice_uid)" \
     grep -qE "'owner': <uint32 $alice_uid>" <<<"$session"
-check "alice: ListSessions" call alice ListSessions
+check "alice: ListSessions" call alice ListSessions '@a{sv} {}'
 refused "alice: Drain is refused by the bus policy" "$bus_denied" alice Drain 5
 out=$(agentctl_as alice drain || true)
 check "alice: agentctl drain says in one line that agentbroker-admin is lacking" \
@@ -289,7 +289,7 @@ busctl --system call org.freedesktop.DBus /org/freedesktop/DBus \
 refused "outsider past the policy: Prompt is refused by the daemon" \
     "$daemon_denied" outsider Prompt cli:outsider/x hello '{}'
 refused "outsider past the policy: ListSessions is refused by the daemon" \
-    "$daemon_denied" outsider ListSessions
+    "$daemon_denied" outsider ListSessions '@a{sv} {}'
 refused "outsider past the policy: Drain is refused by the daemon" \
     "$daemon_denied" outsider Drain 5
 check "outsider still created no session" no_session cli:outsider/x

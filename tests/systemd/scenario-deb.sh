@@ -52,7 +52,7 @@ out=$(prompt_as_alice cli:x hello 2>&1) && rc=0 || rc=$?
 check_eq "alice (group agentbroker): agentctl --system prompt cli:x hello" 0 "$rc"
 diag "$out"
 check "the demo agent answered" grep -q 'I remember 0 earlier prompt' <<<"$out"
-list=$(as_user alice timeout 30 agentctl --system --json list 2>&1) || true
+list=$(as_user alice timeout 30 agentctl --system --json list --all 2>&1) || true
 check "agentctl list shows cli:x" grep -Eq '"thread" *: *"cli:x"' <<<"$list"
 german=$(as_user alice env LANGUAGE=de LANG=C.UTF-8 agentctl frobnicate 2>&1) || true
 check_eq "the installed German catalogue is used" \
@@ -67,7 +67,7 @@ pid=$(main_pid)
 check "dpkg -i again (upgrade path)" dpkg -i "$deb"
 check "active after the upgrade" wait_until 30 active
 check "the daemon was restarted" test "$(main_pid)" != "$pid"
-list=$(as_user alice timeout 30 agentctl --system --json list 2>&1) || true
+list=$(as_user alice timeout 30 agentctl --system --json list --all 2>&1) || true
 check "cli:x survives the upgrade" grep -Eq '"thread" *: *"cli:x"' <<<"$list"
 
 # --- remove: a clean stop, state and configuration kept ----------------------
@@ -87,9 +87,9 @@ check "agentctl is removed" test ! -e /usr/bin/agentctl
 # --- reinstall: the earlier session resumes --------------------------------
 check "dpkg -i after removal" dpkg -i "$deb"
 check "active after reinstalling" wait_until 30 active
-list=$(as_user alice timeout 30 agentctl --system --json list 2>&1) || true
+list=$(as_user alice timeout 30 agentctl --system --json list --all 2>&1) || true
 check "ListSessions shows cli:x again" grep -Eq '"thread" *: *"cli:x"' <<<"$list"
-busctl_out=$(timeout 30 busctl --system call $ab_name $ab_path $ab_name ListSessions 2>&1) || true
+busctl_out=$(timeout 30 busctl --system call $ab_name $ab_path $ab_name ListSessions 'a{sv}' 0 2>&1) || true
 check "busctl ListSessions shows cli:x" grep -q '"cli:x"' <<<"$busctl_out"
 out=$(prompt_as_alice cli:x again 2>&1) && rc=0 || rc=$?
 check_eq "prompting cli:x after reinstalling" 0 "$rc"
