@@ -837,8 +837,9 @@ static const char *const session_keys[]
 
 /* The broker's properties in the order of the interface XML. */
 static const char *const broker_properties[]
-    = { "State",        "Accepting", "Generation",  "Version",   "SessionCount",
-        "RunningCount", "BusyCount", "MaxSessions", "StartedAt", NULL };
+    = { "State",        "Accepting",     "Generation", "Version",
+        "SessionCount", "RunningCount",  "BusyCount",  "MaxSessions",
+        "StartedAt",    "OpenFileLimit", NULL };
 
 /* The keys of @dict: those of @order first, in that order, then the
  * others as they come. */
@@ -1154,6 +1155,10 @@ verb_status (AbCtl *ctl, int argc, char **argv)
       json_builder_set_member_name (builder, "started_at");
       json_builder_add_int_value (builder,
                                   (gint64)ab_dbus_broker1_get_started_at (b));
+      json_builder_set_member_name (builder, "open_file_limit");
+      json_builder_add_int_value (
+          builder, (gint64)MIN (ab_dbus_broker1_get_open_file_limit (b),
+                                (guint64)G_MAXINT64));
       json_builder_end_object (builder);
       root = json_builder_get_root (builder);
       print_json (ctl, root);
@@ -1173,6 +1178,15 @@ verb_status (AbCtl *ctl, int argc, char **argv)
           ab_dbus_broker1_get_busy_count (b),
           ab_dbus_broker1_get_max_sessions (b));
   printf (_ ("     Started: %s\n"), started);
+  if (ab_dbus_broker1_get_open_file_limit (b) == G_MAXUINT64)
+    printf (_ ("  Open files: unlimited\n"));
+  else
+    {
+      g_autofree char *limit = g_strdup_printf (
+          "%" G_GUINT64_FORMAT, ab_dbus_broker1_get_open_file_limit (b));
+
+      printf (_ ("  Open files: at most %s\n"), limit);
+    }
   return EXIT_SUCCESS;
 }
 

@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <string.h>
+#include <sys/resource.h>
 
 #include <glib/gi18n.h>
 
@@ -124,6 +125,17 @@ authorize (AbBus *self, GDBusMethodInvocation *invocation, AbAccess required,
                           g_dbus_method_invocation_get_sender (invocation),
                           on_identity, call, (GDestroyNotify)auth_call_free);
   return TRUE;
+}
+
+/* RLIMIT_NOFILE's soft limit, G_MAXUINT64 for none (RLIM_INFINITY). */
+static guint64
+open_file_limit (void)
+{
+  struct rlimit limit;
+
+  if (getrlimit (RLIMIT_NOFILE, &limit) < 0 || limit.rlim_cur == RLIM_INFINITY)
+    return G_MAXUINT64;
+  return limit.rlim_cur;
 }
 
 /* ---- the broker's lifecycle ------------------------------------------ */
@@ -576,6 +588,7 @@ ab_bus_new (AbBroker *broker, GDBusConnection *connection, gboolean system_bus,
   ab_dbus_broker1_set_version (self->skeleton, PACKAGE_VERSION);
   ab_dbus_broker1_set_started_at (self->skeleton,
                                   ab_broker_get_started_at (broker));
+  ab_dbus_broker1_set_open_file_limit (self->skeleton, open_file_limit ());
 
 #define CONNECT(signal, handler)                                               \
   g_signal_connect (self->skeleton, signal, G_CALLBACK (handler), self)

@@ -6,10 +6,12 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <locale.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <glib-unix.h>
@@ -54,6 +56,31 @@ default_config_path (gboolean system_bus)
                              NULL);
   return g_build_filename (g_get_user_config_dir (), "agentbroker",
                            "agentbroker.yaml", NULL);
+}
+
+/* Each agent takes four descriptors and the health shim up to 512: at the
+ * usual soft limit of 1024, about a hundred agents and a slow client would
+ * make spawns fail. The hard limit is ours to take. */
+static void
+raise_open_file_limit (void)
+{
+  struct rlimit limit;
+
+  if (getrlimit (RLIMIT_NOFILE, &limit) < 0)
+    return;
+  if (limit.rlim_cur < limit.rlim_max)
+    {
+      rlim_t was = limit.rlim_cur;
+
+      limit.rlim_cur = limit.rlim_max;
+      if (setrlimit (RLIMIT_NOFILE, &limit) < 0)
+        {
+          g_warning ("Cannot raise the open-file limit from %" G_GUINT64_FORMAT
+                     ": %s",
+                     (guint64)was, g_strerror (errno));
+          return;
+        }
+    }
 }
 
 static char *
@@ -226,6 +253,7 @@ main (int argc, char **argv)
   ab_log_init (opt_verbose);
   /* A write to an agent that has gone away must fail, not kill us. */
   signal (SIGPIPE, SIG_IGN);
+  raise_open_file_limit ();
   daemon.system_bus
       = opt_system || (!opt_session && started_as_system_service ());
   config_required = opt_config != NULL;
@@ -244,6 +272,14 @@ main (int argc, char **argv)
                "demo agent)",
                opt_config);
 
+  /* Under systemd an operator may expect each agent in a unit of its own;
+   * say plainly that it is not so. */
+  if (g_getenv ("INVOCATION_ID") != NULL)
+    g_warning ("Agents start as children of agentbrokerd (the direct "
+               "launcher): they run as its user, inside its sandbox and "
+               "cgroup, and a process an agent moves out of its process "
+               "group with setsid() outlives RemoveSession until the "
+               "service stops");
   state_dir = default_state_dir (daemon.system_bus);
   daemon.loop = g_main_loop_new (NULL, FALSE);
   daemon.broker

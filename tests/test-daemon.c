@@ -6,6 +6,7 @@
 
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
@@ -314,6 +315,47 @@ test_invalid_config_at_start (void)
   ab_daemon_fixture_teardown (&fx);
 }
 
+/* The daemon takes its hard open-file limit at start, and says so over
+ * D-Bus and in agentctl status; started by systemd, it warns that agents
+ * run as its own children. */
+static void
+test_limits_at_start (void)
+{
+  AbDaemonFixture fx;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) value = NULL;
+  g_autofree char *out = NULL, *err = NULL, *expected = NULL;
+  g_autofree char *log = NULL;
+  struct rlimit ours, lowered;
+
+  g_assert_no_errno (getrlimit (RLIMIT_NOFILE, &ours));
+  if (ours.rlim_max == RLIM_INFINITY || ours.rlim_max <= 256)
+    {
+      g_test_skip ("the hard open-file limit leaves nothing to raise");
+      return;
+    }
+  /* The daemon inherits a soft limit well below the hard one. */
+  lowered = ours;
+  lowered.rlim_cur = 256;
+  g_assert_no_errno (setrlimit (RLIMIT_NOFILE, &lowered));
+  ab_daemon_fixture_setup (&fx, "pool: {max_sessions: 4}\n");
+  ab_daemon_fixture_setenv (&fx, "INVOCATION_ID",
+                            "0123456789abcdef0123456789abcdef");
+  if (!ab_daemon_fixture_start (&fx, &error))
+    g_error ("daemon did not start: %s", error->message);
+  g_assert_no_errno (setrlimit (RLIMIT_NOFILE, &ours));
+
+  value = ab_daemon_get_property (&fx, "OpenFileLimit");
+  g_assert_cmpuint (g_variant_get_uint64 (value), ==, ours.rlim_max);
+  g_assert_cmpint (ab_run_agentctl (&fx, &out, &err, "status", NULL), ==, 0);
+  expected = g_strdup_printf ("Open files: at most %" G_GUINT64_FORMAT "\n",
+                              (guint64)ours.rlim_max);
+  g_assert_nonnull (strstr (out, expected));
+  g_assert_true (g_file_get_contents (fx.log_path, &log, NULL, NULL));
+  g_assert_nonnull (strstr (log, "(the direct launcher)"));
+  ab_daemon_fixture_teardown (&fx);
+}
+
 /* A --config that names no file is an error, not the built-in default:
  * a typo in a unit must not run the demo agent in production. */
 static void
@@ -467,6 +509,7 @@ main (int argc, char **argv)
 #undef ADD
   g_test_add_func ("/daemon/invalid-config-at-start",
                    test_invalid_config_at_start);
+  g_test_add_func ("/daemon/limits-at-start", test_limits_at_start);
   g_test_add_func ("/daemon/missing-config-at-start",
                    test_missing_config_at_start);
   g_test_add_func ("/daemon/journal-fields", test_journal_fields);

@@ -427,6 +427,38 @@ ctl prompt cli:keep hello >/dev/null
 bg_prompt dl cli:deadline sleep 30
 wait_until 30 started dl
 t0=$(date +%s%N)
+# --- an agent killed by the out-of-memory killer -----------------------------
+# OOMPolicy=continue: the kernel's OOM killer takes the agent that ate the
+# memory; the session fails alone, the daemon and a neighbour go on.
+diag "an agent past the unit's MemoryMax"
+check_eq "OOMPolicy=continue" continue "$(unit_prop $ab_unit OOMPolicy)"
+check_eq "LimitNOFILE=65536" 65536 "$(unit_prop $ab_unit LimitNOFILE)"
+check_eq "the daemon runs with the unit's open-file limit" 65536 \
+    "$(ctl show -p OpenFileLimit --value)"
+pid=$(main_pid)
+restarts=$(unit_prop $ab_unit NRestarts)
+check "MemoryMax=192M, no swap" systemctl set-property --runtime $ab_unit \
+    MemoryMax=192M MemorySwapMax=0
+bg_prompt oomn cli:oom-neighbour sleep 8
+wait_until 10 started oomn
+bg_prompt oom cli:oom hog 2048
+wait_prompts 60 oom oomn
+diag "the eater's prompt: exit status $(rc_of oom): $(cat "$work/oom.err")"
+check_eq "the eater's turn ends as its agent dies" "agent-exited" \
+    "$(ctl --json show cli:oom | jq -r .last_reason)"
+oom_logged() { journalctl -b -u $ab_unit --no-pager | grep -qi 'killed by the OOM killer'; }
+check "systemd saw the OOM killer take a process of the unit" wait_until 10 oom_logged
+check_answer "the neighbour's turn completed" oomn ""
+check_eq "the daemon kept its process" "$pid" "$(main_pid)"
+check_eq "and was not restarted" "$restarts" "$(unit_prop $ab_unit NRestarts)"
+check "unit active (running)" unit_running $ab_unit
+check "the limit lifted" systemctl set-property --runtime $ab_unit \
+    MemoryMax=infinity MemorySwapMax=infinity
+bg_prompt oom2 cli:oom "what do you remember"
+wait_prompts 30 oom2
+check_answer "the next prompt starts a fresh agent" oom2 \
+    "I remember 1 earlier prompt in this session"
+
 check "systemctl stop" systemctl stop $ab_unit
 elapsed=$((($(date +%s%N) - t0) / 1000000))
 stop_limit=$(systemd-analyze timespan "$(unit_prop $ab_unit TimeoutStopUSec)" |
