@@ -28,6 +28,7 @@
 /* A head that came in pieces is looked at again after this long. */
 #define REPEEK_MSEC 50
 #define MAX_CONNECTIONS 512
+#define MAX_UNFINISHED_PER_PEER 32
 /* RFC 6585; libsoup has no name for it. */
 #define STATUS_HEADERS_TOO_LARGE 431
 
@@ -38,6 +39,8 @@ struct _AbHttpGuard
   SoupServer *server;
   AbBroker *broker;        /* for X-Agentbroker-Generation on refusals */
   GHashTable *connections; /* Connection * → itself */
+  GQueue unfinished;       /* of Connection *, whose head has not come yet,
+                              oldest first */
 };
 
 const char *
@@ -58,12 +61,27 @@ struct _Connection
   guint deadline;            /* head, lingering or whole connection */
   gboolean handed_over;
   gboolean lingering;
+  char *peer;            /* "uid N" or an address: who opened it */
+  GList unfinished_link; /* in guard->unfinished while data != NULL */
   char head[AB_HTTP_MAX_HEAD_BYTES + 1];
 };
+
+/* The connection's request head is complete, refused or abandoned: it no
+ * longer counts against its peer, nor is it pushed out for a newer one. */
+static void
+connection_finished (Connection *c)
+{
+  if (c->unfinished_link.data == NULL)
+    return;
+  g_queue_unlink (&c->guard->unfinished, &c->unfinished_link);
+  c->unfinished_link.data = NULL;
+}
 
 static void
 connection_free (Connection *c)
 {
+  connection_finished (c);
+  g_free (c->peer);
   g_clear_handle_id (&c->watch, g_source_remove);
   g_clear_handle_id (&c->deadline, g_source_remove);
   if (c->stream != NULL)
@@ -183,6 +201,7 @@ refuse (Connection *c, guint status, gboolean head_only)
   shutdown (fd, SHUT_WR);
 
   c->lingering = TRUE;
+  connection_finished (c);
   g_clear_handle_id (&c->watch, g_source_remove);
   g_clear_handle_id (&c->deadline, g_source_remove);
   c->watch = add_socket_watch (c->socket, on_linger_readable, c);
@@ -230,6 +249,7 @@ hand_over (Connection *c)
         "", 0, G_UNIX_SOCKET_ADDRESS_ANONYMOUS);
 
   c->handed_over = TRUE;
+  connection_finished (c);
   c->handed = G_OBJECT (stream);
   g_object_weak_ref (c->handed, on_stream_finalized, c);
   g_clear_handle_id (&c->deadline, g_source_remove);
@@ -315,14 +335,71 @@ on_readable (GSocket *socket, GIOCondition condition, gpointer user_data)
   return on_repeek (user_data);
 }
 
+/* Who is at the other end: a uid on a unix socket, else an address. */
+static char *
+peer_of (GSocketConnection *stream)
+{
+  GSocket *socket = g_socket_connection_get_socket (stream);
+  g_autoptr (GCredentials) credentials = NULL;
+  g_autoptr (GSocketAddress) remote = NULL;
+
+  if (g_socket_get_family (socket) == G_SOCKET_FAMILY_UNIX)
+    {
+      credentials = g_socket_get_credentials (socket, NULL);
+      if (credentials != NULL)
+        return g_strdup_printf (
+            "uid %u", (guint)g_credentials_get_unix_user (credentials, NULL));
+      return g_strdup ("an unknown local peer");
+    }
+  remote = g_socket_connection_get_remote_address (stream, NULL);
+  if (G_IS_INET_SOCKET_ADDRESS (remote))
+    return g_inet_address_to_string (
+        g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (remote)));
+  return g_strdup ("an unknown peer");
+}
+
+/* Makes room for a connection from @peer: pushes out that peer's oldest
+ * unfinished request if it has too many, and the oldest of all when the
+ * guard is full. FALSE if every connection is past its head. */
+static gboolean
+make_room (AbHttpGuard *self, const char *peer)
+{
+  Connection *oldest_of_peer = NULL;
+  guint of_peer = 0;
+
+  for (GList *l = self->unfinished.head; l != NULL; l = l->next)
+    {
+      Connection *c = l->data;
+
+      if (g_str_equal (c->peer, peer) && of_peer++ == 0)
+        oldest_of_peer = c;
+    }
+  if (of_peer >= MAX_UNFINISHED_PER_PEER)
+    {
+      g_debug ("health: %s has %u unfinished requests; dropping its oldest",
+               peer, of_peer);
+      connection_drop (oldest_of_peer);
+    }
+  if (g_hash_table_size (self->connections) < MAX_CONNECTIONS)
+    return TRUE;
+  if (g_queue_is_empty (&self->unfinished))
+    return FALSE;
+  g_debug ("health: %d connections open; dropping the oldest unfinished "
+           "request",
+           MAX_CONNECTIONS);
+  connection_drop (g_queue_peek_head (&self->unfinished));
+  return TRUE;
+}
+
 void
 ab_http_guard_accept (AbHttpGuard *self, GSocketConnection *stream)
 {
+  g_autofree char *peer = peer_of (stream);
   Connection *c;
 
-  if (g_hash_table_size (self->connections) >= MAX_CONNECTIONS)
+  if (!make_room (self, peer))
     {
-      g_debug ("health: %d connections open; closing a new one",
+      g_debug ("health: %d requests in progress; closing a new connection",
                MAX_CONNECTIONS);
       g_io_stream_close (G_IO_STREAM (stream), NULL, NULL);
       return;
@@ -332,6 +409,9 @@ ab_http_guard_accept (AbHttpGuard *self, GSocketConnection *stream)
   c->guard = self;
   c->stream = g_object_ref (stream);
   c->socket = g_socket_connection_get_socket (stream);
+  c->peer = g_steal_pointer (&peer);
+  c->unfinished_link.data = c;
+  g_queue_push_tail_link (&self->unfinished, &c->unfinished_link);
   g_hash_table_add (self->connections, c);
   c->watch = add_socket_watch (c->socket, on_readable, c);
   c->deadline = g_timeout_add_seconds (HEAD_TIMEOUT_SEC, on_deadline, c);

@@ -717,6 +717,41 @@ test_slow_clients (Fixture *fx, gconstpointer data)
   close (slow);
 }
 
+/* 600 connections from one client that never finish a request, half of
+ * them silent, half with part of a head: the guard pushes out the oldest
+ * unfinished ones, so every probe after them is still answered. */
+static void
+test_connection_flood (Fixture *fx, gconstpointer data)
+{
+  const char *part = "GET /livez HTTP/1.1\r\n";
+  int fds[600];
+  guint closed = 0;
+
+  for (guint i = 0; i < G_N_ELEMENTS (fds); i++)
+    {
+      fds[i] = connect_to (&fx->t);
+      g_assert_cmpint (fds[i], >=, 0);
+      if (i % 2 == 1)
+        g_assert_cmpint (send (fds[i], part, strlen (part), MSG_NOSIGNAL), ==,
+                         (ssize_t)strlen (part));
+    }
+  for (guint i = 0; i < 20; i++)
+    get_expect (&fx->t, "/livez", 200);
+
+  /* What made room: the flood's own oldest connections, closed by the
+   * daemon, all but one peer's share of unfinished requests. */
+  for (guint i = 0; i < G_N_ELEMENTS (fds); i++)
+    {
+      struct pollfd p = { .fd = fds[i], .events = POLLIN };
+      char byte;
+
+      if (poll (&p, 1, 0) > 0 && recv (fds[i], &byte, 1, MSG_DONTWAIT) <= 0)
+        closed++;
+      close (fds[i]);
+    }
+  g_assert_cmpuint (closed, >=, G_N_ELEMENTS (fds) - 64);
+}
+
 /* ---- tests: readiness and counters through the lifecycle
  * --------------------- */
 
@@ -1176,6 +1211,7 @@ main (int argc, char **argv)
   ADD ("unix-socket", NULL, test_unix_socket);
   ADD ("oversized", NULL, test_oversized);
   ADD ("slow-clients", NULL, test_slow_clients);
+  ADD ("connection-flood", NULL, test_connection_flood);
   ADD ("lifecycle", NULL, test_lifecycle);
   ADD ("pool-exhausted", POOL_CONFIG, test_pool_exhausted);
   ADD ("sigstop", NULL, test_sigstop);
