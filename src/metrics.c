@@ -8,15 +8,26 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "metrics.h"
 
-/* Distinct stop reasons kept apart; the rest are counted as "other", so a
- * misbehaving agent cannot grow the label set without bound. */
-#define MAX_TURN_REASONS 32
+/* Distinct (profile, stop reason) pairs kept apart; the rest are counted
+ * as "other", so a misbehaving agent cannot grow the label set without
+ * bound. */
+#define MAX_TURN_REASONS 256
+
+/* The stop reasons of org.agentbroker.Broker1(5), each a series from the
+ * start. Label values are spelt with underscores, as ACP's are. */
+static const char *const known_reasons[]
+    = { "end_turn",     "max_tokens",  "max_turn_requests",
+        "refusal",      "cancelled",   "timeout",
+        "agent_exited", "agent_error", "interrupted" };
 
 /* Upper bounds of the turn duration histogram, in seconds. */
 static const double duration_buckets[]
@@ -89,24 +100,42 @@ ab_metrics_count_sessions (AbPool *pool,
 
 /* ---- observing ----------------------------------------------------------- */
 
-static void
-on_turn_ended (AbSession *session, guint64 turn, const char *reason,
-               const char *message, const char *sender, AbMetrics *self)
+/* The key of a (profile, reason) pair in AbMetrics.turns: "profile\nreason",
+ * the reason spelt with underscores. */
+static char *
+turn_key (const char *profile, const char *reason)
 {
-  guint64 *count = g_hash_table_lookup (self->turns, reason);
+  char *key = g_strdup_printf ("%s\n%s", profile, reason);
 
-  if (count == NULL)
+  g_strdelimit (strchr (key, '\n') + 1, "-", '_');
+  return key;
+}
+
+static guint64 *
+turn_count (AbMetrics *self, const char *profile, const char *reason)
+{
+  g_autofree char *key = turn_key (profile, reason);
+  guint64 *count = g_hash_table_lookup (self->turns, key);
+
+  if (count == NULL && g_hash_table_size (self->turns) >= MAX_TURN_REASONS)
     {
-      if (g_hash_table_size (self->turns) >= MAX_TURN_REASONS)
-        reason = "other";
-      count = g_hash_table_lookup (self->turns, reason);
+      g_free (key);
+      key = turn_key (profile, "other");
+      count = g_hash_table_lookup (self->turns, key);
     }
   if (count == NULL)
     {
       count = g_new0 (guint64, 1);
-      g_hash_table_insert (self->turns, g_strdup (reason), count);
+      g_hash_table_insert (self->turns, g_steal_pointer (&key), count);
     }
-  (*count)++;
+  return count;
+}
+
+static void
+on_turn_ended (AbSession *session, guint64 turn, const char *reason,
+               const char *message, const char *sender, AbMetrics *self)
+{
+  (*turn_count (self, ab_session_get_agent (session), reason))++;
 }
 
 static void
@@ -260,23 +289,35 @@ compare_strings (gconstpointer a, gconstpointer b)
 }
 
 static void
-render_turns (AbMetrics *self, GString *out)
+render_turns (AbMetrics *self, AbConfig *config, GString *out)
 {
   g_autofree gpointer *reasons = NULL;
   guint n = 0;
 
   append_header (out, "agentbroker_turns_total", "counter",
-                 "Turns ended, by stop reason.");
-  if (g_hash_table_lookup (self->turns, "end_turn") == NULL)
-    g_string_append (out, "agentbroker_turns_total{reason=\"end_turn\"} 0\n");
+                 "Turns ended, by agent profile and stop reason.");
+  /* Every profile in force has every known reason, at 0 until it
+   * happens. */
+  for (guint i = 0; i < config->agents->len; i++)
+    {
+      const AbAgentProfile *profile = g_ptr_array_index (config->agents, i);
+
+      for (gsize r = 0; r < G_N_ELEMENTS (known_reasons); r++)
+        (void)turn_count (self, profile->name, known_reasons[r]);
+    }
   reasons = g_hash_table_get_keys_as_array (self->turns, &n);
   qsort (reasons, n, sizeof (gpointer), compare_strings);
   for (guint i = 0; i < n; i++)
     {
       guint64 *count = g_hash_table_lookup (self->turns, reasons[i]);
+      const char *reason = strchr (reasons[i], '\n') + 1;
+      g_autofree char *profile
+          = g_strndup (reasons[i], reason - 1 - (const char *)reasons[i]);
 
-      g_string_append (out, "agentbroker_turns_total{reason=\"");
-      append_label_value (out, reasons[i]);
+      g_string_append (out, "agentbroker_turns_total{profile=\"");
+      append_label_value (out, profile);
+      g_string_append (out, "\",reason=\"");
+      append_label_value (out, reason);
       g_string_append_printf (out, "\"} %" G_GUINT64_FORMAT "\n", *count);
     }
 
@@ -308,6 +349,56 @@ append_counter (GString *out, const char *name, const char *help, guint64 value)
   g_string_append_printf (out, "%s %" G_GUINT64_FORMAT "\n", name, value);
 }
 
+static void
+append_gauge (GString *out, const char *name, const char *help, double value)
+{
+  append_header (out, name, "gauge", help);
+  g_string_append_printf (out, "%s ", name);
+  append_double (out, value);
+  g_string_append_c (out, '\n');
+}
+
+/* The process series every Prometheus client library exports, read from
+ * the kernel at each scrape. */
+static void
+render_process (GString *out)
+{
+  g_autofree char *statm = NULL;
+  g_autoptr (GDir) fds = g_dir_open ("/proc/self/fd", 0, NULL);
+  struct rusage usage;
+  struct rlimit limit;
+  unsigned long pages = 0;
+  guint open_fds = 0;
+
+  if (g_file_get_contents ("/proc/self/statm", &statm, NULL, NULL))
+    sscanf (statm, "%*u %lu", &pages);
+  append_gauge (out, "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+                (double)pages * (double)sysconf (_SC_PAGESIZE));
+  if (getrusage (RUSAGE_SELF, &usage) == 0)
+    {
+      append_header (out, "process_cpu_seconds_total", "counter",
+                     "User and system CPU time spent, in seconds.");
+      g_string_append (out, "process_cpu_seconds_total ");
+      append_double (
+          out, usage.ru_utime.tv_sec + usage.ru_stime.tv_sec
+                   + (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6);
+      g_string_append_c (out, '\n');
+    }
+  if (fds != NULL)
+    {
+      while (g_dir_read_name (fds) != NULL)
+        open_fds++;
+      /* The directory's own descriptor is not the daemon's. */
+      append_gauge (out, "process_open_fds", "Open file descriptors.",
+                    open_fds > 0 ? open_fds - 1 : 0);
+    }
+  if (getrlimit (RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY)
+    append_gauge (out, "process_max_fds",
+                  "The open file descriptor limit (RLIMIT_NOFILE).",
+                  (double)limit.rlim_cur);
+}
+
 char *
 ab_metrics_render (AbMetrics *self)
 {
@@ -318,6 +409,10 @@ ab_metrics_render (AbMetrics *self)
   append_header (out, "agentbroker_up", "gauge",
                  "1 while the daemon's main loop answers.");
   g_string_append (out, "agentbroker_up 1\n");
+  append_header (out, "agentbroker_build_info", "gauge",
+                 "Always 1; the labels say which build is running.");
+  g_string_append (out, "agentbroker_build_info{version=\"" PACKAGE_VERSION
+                        "\"} 1\n");
   append_header (out, "agentbroker_generation", "gauge",
                  "Configuration generation; raised by every successful "
                  "reload.");
@@ -343,7 +438,7 @@ ab_metrics_render (AbMetrics *self)
     g_string_append_printf (out, "agentbroker_sessions{state=\"%s\"} %u\n",
                             ab_session_state_to_string (i), counts[i]);
 
-  render_turns (self, out);
+  render_turns (self, config, out);
 
   append_header (out, "agentbroker_prompts_refused_total", "counter",
                  "Prompts refused, by error.");
@@ -366,6 +461,7 @@ ab_metrics_render (AbMetrics *self)
                   "Reloads refused because the new configuration was "
                   "invalid.",
                   self->reload_failures);
+  render_process (out);
   return g_string_free (out, FALSE);
 }
 

@@ -370,6 +370,39 @@ sample (GHashTable *samples, const char *key)
   return *value;
 }
 
+/* promtool (Debian's prometheus package) finds nothing to lint in
+ * /metrics. */
+static void
+check_with_promtool (const Target *t)
+{
+  g_autofree char *promtool = g_find_program_in_path ("promtool");
+  g_autoptr (GSubprocess) lint = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *out = NULL;
+  Reply r;
+
+  if (promtool == NULL)
+    {
+      if (g_getenv ("AGENTBROKER_REQUIRE_ALL_TESTS") != NULL)
+        g_error ("promtool is missing (Debian package prometheus)");
+      g_test_message ("promtool is missing: /metrics not linted");
+      return;
+    }
+  http (t, "GET", "/metrics", &r);
+  g_assert_cmpint (r.status, ==, 200);
+  lint = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE
+                               | G_SUBPROCESS_FLAGS_STDOUT_PIPE
+                               | G_SUBPROCESS_FLAGS_STDERR_MERGE,
+                           &error, promtool, "check", "metrics", NULL);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8 (lint, r.body, NULL, &out, NULL, &error);
+  g_assert_no_error (error);
+  if (!g_subprocess_get_if_exited (lint)
+      || g_subprocess_get_exit_status (lint) != 0 || out[0] != '\0')
+    g_error ("promtool check metrics: %s", out);
+  reply_clear (&r);
+}
+
 /* ---- fixture ----------------------------------------------------------------
  */
 
@@ -551,6 +584,24 @@ test_endpoints (Fixture *fx, gconstpointer data)
   g_assert_cmpfloat (
       sample (samples, "agentbroker_turn_duration_seconds_bucket{le=\"+Inf\"}"),
       ==, 0);
+  /* Every series is there from the start, each stop reason of each
+   * profile at 0, spelt with underscores. */
+  g_assert_cmpfloat (
+      sample (samples,
+              "agentbroker_turns_total{profile=\"demo\",reason=\"end_turn\"}"),
+      ==, 0);
+  g_assert_cmpfloat (sample (samples, "agentbroker_turns_total{profile="
+                                      "\"demo\",reason=\"agent_exited\"}"),
+                     ==, 0);
+  g_assert_cmpfloat (sample (samples,
+                             "agentbroker_build_info{version=\"" PACKAGE_VERSION
+                             "\"}"),
+                     ==, 1);
+  g_assert_cmpfloat (sample (samples, "process_resident_memory_bytes"), >,
+                     1024 * 1024);
+  g_assert_cmpfloat (sample (samples, "process_open_fds"), >=, 3);
+  g_assert_cmpfloat (sample (samples, "process_cpu_seconds_total"), >=, 0);
+  check_with_promtool (&fx->t);
 
   /* HEAD: the same status and headers, no body. */
   http (&fx->t, "HEAD", "/readyz", &r);
@@ -904,13 +955,18 @@ test_lifecycle (Fixture *fx, gconstpointer data)
   expect_ready (fx, 200, "{\"ready\":true}\n", 2);
 
   after = fetch_metrics (&fx->t);
-  assert_moved (before, after, "agentbroker_turns_total{reason=\"end_turn\"}",
+  assert_moved (before, after,
+                "agentbroker_turns_total{profile=\"demo\",reason=\"end_turn\"}",
                 1);
-  /* No turn was cancelled before this one: the reason has no sample yet. */
-  g_assert_null (g_hash_table_lookup (
-      before, "agentbroker_turns_total{reason=\"cancelled\"}"));
+  /* No turn was cancelled before this one: the series was there at 0. */
   g_assert_cmpfloat (
-      sample (after, "agentbroker_turns_total{reason=\"cancelled\"}"), ==, 1);
+      sample (before,
+              "agentbroker_turns_total{profile=\"demo\",reason=\"cancelled\"}"),
+      ==, 0);
+  g_assert_cmpfloat (
+      sample (after,
+              "agentbroker_turns_total{profile=\"demo\",reason=\"cancelled\"}"),
+      ==, 1);
   assert_moved (before, after,
                 "agentbroker_turn_duration_seconds_bucket{le=\"+Inf\"}", 2);
   assert_moved (before, after, "agentbroker_turn_duration_seconds_count", 2);

@@ -116,5 +116,22 @@ else
     echo "# man or groff missing: rendering not checked"
 fi
 
+# mandoc's linter, at its strictest level (Debian package mandoc).
+if command -v mandoc >/dev/null 2>&1; then
+    for page in "$man"/*.[158]; do
+        lint=$(mandoc -Tlint -W style "$page" 2>&1)
+        if [ -z "$lint" ]; then
+            ok "$(basename "$page") is mandoc -Tlint clean"
+        else
+            not_ok "$(basename "$page") is mandoc -Tlint clean"
+            printf '%s\n' "$lint" | sed 's/^/# /'
+        fi
+    done
+elif [ -n "${AGENTBROKER_REQUIRE_ALL_TESTS:-}" ]; then
+    not_ok "mandoc is installed (Debian package mandoc)"
+else
+    echo "# mandoc missing: the pages are not linted"
+fi
+
 echo "1..$n"
 exit "$failed"
