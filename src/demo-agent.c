@@ -31,8 +31,6 @@
  *                     that runs exactly as long as a test wants, however
  *                     loaded the machine is
  *   crash             one chunk, then _exit(3) in the middle of the turn
- *   hog [MIB]         one chunk, then allocate and touch MIB MiB (1024) and
- *                     stay: for out-of-memory kills under a memory limit
  *   hang              nothing at all until session/cancel → cancelled
  *   hang-hard         nothing at all, ever; session/cancel is ignored
  *   garbage           a line of invalid JSON, then one chunk, end_turn
@@ -139,7 +137,6 @@ typedef enum
   STEP_HANG,       /* stay here; only a cancel ends the turn */
   STEP_GATE,       /* stay here until the file step->text exists */
   STEP_CRASH,      /* _exit (3) */
-  STEP_HOG,        /* touch step->n MiB of memory, then stay */
   STEP_GARBAGE,    /* a line that is not JSON */
   STEP_LONGLINE,   /* one update line of step->n bytes */
   STEP_PERMISSION, /* ask the client, resume when it answers */
@@ -821,13 +818,6 @@ turn_run_cb (gpointer user_data)
         case STEP_CRASH:
           demo_log ("crashing on purpose in session %s", turn->session->id);
           _exit (3);
-        case STEP_HOG:
-          demo_log ("allocating %" G_GUINT64_FORMAT " MiB in session %s",
-                    step->n, turn->session->id);
-          for (guint64 i = 0; i < step->n; i++)
-            memset (g_malloc (1024 * 1024), 0x5a, 1024 * 1024);
-          /* Still alive: no limit was hit. Stay, as "hang" does. */
-          return G_SOURCE_REMOVE;
         case STEP_GARBAGE:
           write_line ("{this is not json", strlen ("{this is not json"));
           break;
@@ -1089,11 +1079,6 @@ turn_plan (DemoTurn *turn, const char *mode_text, const char *prompt)
     {
       turn_add_step (turn, STEP_GARBAGE, 0);
       turn_add_text (turn, 0, "wrote a line of garbage");
-    }
-  else if (g_str_equal (word, "hog"))
-    {
-      turn_add_text (turn, 0, "about to eat memory");
-      turn_add_step (turn, STEP_HOG, 0)->n = parse_count (words, 1, 1024);
     }
   else if (g_str_equal (word, "longline"))
     {
