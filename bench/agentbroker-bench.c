@@ -1,5 +1,6 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker-bench — what the daemon costs, measured next to what it
- * cannot beat (issue 8).
+ * cannot beat.
  *
  * Runs its own dbus-daemon and the built agentbrokerd (temp config, state
  * and NOTIFY_SOCKET) and prints one table: each figure is a median over
@@ -1434,8 +1435,8 @@ main (int argc, char **argv)
         (guint)atoi (argv[5]), (guint)atoi (argv[6]), (guint)atoi (argv[7]));
 
   context = g_option_context_new (NULL);
-  g_option_context_set_summary (
-      context, "Measures agentbrokerd next to its baselines (issue 8).");
+  g_option_context_set_summary (context,
+                                "Measures agentbrokerd next to its baselines.");
   g_option_context_add_main_entries (context, entries, NULL);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     {

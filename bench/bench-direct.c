@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker-bench — baselines without the daemon: the demo agent driven
  * over its pipes by the bench itself, and a trivial D-Bus emitter. */
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker-bench — the receiving client: counts Update and TurnEnded
  * signals as they come off the socket, on GDBus's worker thread, so the
  * client is never what limits a measurement. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker-bench — statistics, processes and the private bus */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — libFuzzer target for the ACP readers (src/acp.c)
  *
  * The input is one message body from a hostile agent, parsed the way the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — libFuzzer target for the config loader
  *
  * Feeds arbitrary bytes to ab_config_load_from_data().  Short inputs are

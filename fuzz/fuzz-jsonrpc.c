@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — libFuzzer target: bytes from a hostile agent's stdout
  *
  * Runs the input through the same line splitter and dispatcher as the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — libFuzzer target for the session-record loader
  *
  * Session records in the state directory are read back as untrusted input

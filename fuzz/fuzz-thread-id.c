@@ -1,12 +1,13 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — libFuzzer target for thread ids
  *
  * A thread id arrives from any D-Bus client and names a directory and an
- * object path, so validation is checked against the rule as DESIGN.md §1
- * writes it, restated independently here.  For every input, valid or
- * not, the object path must be a valid D-Bus object path under the
- * sessions prefix whose last element escapes back to the input (so no
- * two threads share a path or a working directory) and carries nothing
- * but [A-Za-z0-9_].
+ * object path, so validation is checked against the rule as
+ * org.agentbroker.Broker1(5) writes it, restated independently here.  For every
+ * input, valid or not, the object path must be a valid D-Bus object path under
+ * the sessions prefix whose last element escapes back to the input (so no two
+ * threads share a path or a working directory) and carries nothing but
+ * [A-Za-z0-9_].
  */
 #include "config.h"
 
@@ -23,8 +24,8 @@
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
-/* DESIGN.md §1: 1-200 bytes of [A-Za-z0-9._:/@+-], not starting with '/'
- * or '.', with no ".." path segment. */
+/* org.agentbroker.Broker1(5): 1-200 bytes of [A-Za-z0-9._:/@+-], not starting
+ * with '/' or '.', with no ".." path segment. */
 static gboolean
 valid_by_design (const char *thread)
 {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — loading and validating the YAML configuration
  *
  * Three steps, so that every error points into the file its value came

@@ -1,4 +1,5 @@
-/* agentbroker — the daemon's configuration (DESIGN.md §6)
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* agentbroker — the daemon's configuration (agentbroker.yaml(5))
  *
  * Loaded from YAML, validated as a whole, then immutable and shared by
  * reference: a reload builds a new AbConfig and swaps it in, so whoever

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — access levels from Unix credentials
  *
  * On the system bus a caller's groups decide: access.admins (and root)

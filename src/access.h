@@ -1,4 +1,5 @@
-/* agentbroker — who may do what (DESIGN.md §4 Access) */
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* agentbroker — who may do what (org.agentbroker.Broker1(5), ACCESS) */
 #pragma once
 
 #include <sys/types.h>

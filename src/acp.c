@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — ACP message shapes
  *
  * Builds the client's requests and reads the fields the broker needs out

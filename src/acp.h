@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — ACP message shapes (Agent Client Protocol, version 1) */
 #pragma once
 

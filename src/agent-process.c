@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — one agent process: spawn, stderr to the journal, teardown */
 #include "config.h"
 

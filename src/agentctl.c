@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentctl — command-line client for agentbroker
  *
  * systemctl-like: agentctl [--system|--user] [OPTIONS] VERB [ARGS...],

@@ -1,6 +1,7 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — the broker
  *
- * Owns the daemon's state (DESIGN.md §3), the configuration in force and
+ * Owns the daemon's state (agentbrokerd(8)), the configuration in force and
  * the ingress gate. The D-Bus service, the systemd notifier and the
  * health shim only observe it through its properties.
  */
@@ -168,7 +169,8 @@ ab_broker_class_init (AbBrokerClass *klass)
   object_class->get_property = ab_broker_get_property;
   object_class->finalize = ab_broker_finalize;
 
-  /* Read-only views for adapters; "state" is the string of DESIGN.md §3. */
+  /* Read-only views for adapters; "state" is the string
+   * org.agentbroker.Broker1(5) documents for State. */
   props[PROP_STATE] = g_param_spec_string (
       "state", NULL, NULL, "starting",
       G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — the broker: daemon state machine, ingress gate, config */
 #pragma once
 

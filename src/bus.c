@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — the D-Bus service
  *
  * Exports org.agentbroker.Broker1, checks every caller's access level

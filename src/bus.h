@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — the D-Bus service: a thin adapter on the broker */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker-demo-agent — a small Agent Client Protocol agent for demos and
  * tests.
  *

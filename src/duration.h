@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — durations and sizes as written in the config file
  *
  * Parsing is strict: the config is the operator's contract with the daemon,

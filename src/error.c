@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — the project's error domain, registered with GDBus */
 #include "config.h"
 

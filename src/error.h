@@ -1,8 +1,9 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — the project's error domain
  *
  * Each code maps to one D-Bus error name org.agentbroker.Error.<Name>
- * (DESIGN.md §4), so a GError raised anywhere in the daemon reaches a
- * D-Bus caller with the right name and its message unchanged.
+ * (org.agentbroker.Broker1(5)), so a GError raised anywhere in the daemon
+ * reaches a D-Bus caller with the right name and its message unchanged.
  */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — readiness of many file descriptors through one epoll set
  *
  * GLib's main loop polls every source's descriptors on every iteration,

@@ -1,6 +1,7 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — the HTTP health shim
  *
- * A thin, read-only adapter on the broker (DESIGN.md §7): GET or HEAD
+ * A thin, read-only adapter on the broker (agentbrokerd(8)): GET or HEAD
  * /livez, /readyz, /healthz and /metrics, served by libsoup on the
  * daemon's own main loop. It listens on the sockets systemd passes under
  * the name "health" (agentbroker-health.socket), else on health.listen,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — the HTTP health shim: /livez, /readyz, /healthz, /metrics */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — the guard in front of the health shim's HTTP server
  *
  * libsoup reads request heads of up to 64 KiB and has no timeout of its

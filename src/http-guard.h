@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — the guard in front of the health shim's HTTP server */
 #pragma once
 

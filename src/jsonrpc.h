@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — newline-delimited JSON-RPC 2.0 over an agent's pipes
  *
  * AbJsonRpc is the ACP wire: one JSON object per line, read from the

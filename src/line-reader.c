@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — splitting a byte stream into bounded lines */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — splitting a byte stream into bounded lines
  *
  * Pure (no I/O, no main loop) so the JSON-RPC reader and its fuzz target

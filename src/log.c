@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — log output
  *
  * Under systemd, stderr is connected to the journal; writing structured

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — log output: the journal when stderr is the journal
  *
  * ab_log_event() writes the entries an operator searches for as

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbrokerd — entry point
  *
  * Loads the configuration, builds the broker and its adapters (D-Bus,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — metrics
  *
  * Counts what the broker does — turns by stop reason and how long they

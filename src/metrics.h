@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — counters for /metrics, kept by observing the broker */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — systemd notifications
  *
  * A thin adapter: it watches the broker's state and tells the service

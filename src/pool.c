@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — the pool
  *
  * Holds every session by thread id, creates them on their first prompt,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — the pool: every session, capacity and expiry */
 #pragma once
 

@@ -1,6 +1,7 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — one session
  *
- * A conversation thread bound to one ACP agent process (DESIGN.md §2):
+ * A conversation thread bound to one ACP agent process (agentbrokerd(8)):
  * the FIFO of prompts, the turn in flight, permission requests, and the
  * agent's death. The agent is started by an AbAgentLauncher and greeted
  * by an AbAcpConnection (the handshake). Everything the agent sends is
@@ -403,7 +404,7 @@ hold_write (const char *store_dir, const AbSessionRecord *record,
   return TRUE;
 }
 
-/* Written at every change a restart must not lose (DESIGN.md §3), on the
+/* Written at every change a restart must not lose (agentbrokerd(8)), on the
  * store's worker threads: the main loop does not wait for the disk. What
  * a client must not learn before the record says it (a turn running, a
  * turn ended) waits instead, in @then. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — one session: a thread bound to one ACP agent process
  *
  * Signals (all emitted from the main loop; @recipient is the unique bus

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — durable session records
  *
  * One JSON file per session in $STATE_DIRECTORY/sessions, named by the

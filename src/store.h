@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — durable session records in the state directory */
 #pragma once
 

@@ -1,7 +1,8 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — thread ids: validation and escaping
  *
  * A thread id names a directory and an object path, so it is checked
- * before anything is created from it (DESIGN.md §1).
+ * before anything is created from it (org.agentbroker.Broker1(5)).
  */
 #include "config.h"
 

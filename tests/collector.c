@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker tests — the streams one connection sees, and Prompt calls */
 #include "config.h"
 

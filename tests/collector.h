@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker tests — what one D-Bus connection sees of the sessions'
  * streams, and Prompt calls that wait for their reply.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker tests — the real daemon on a private session bus
  *
  * Each test gets its own dbus-daemon (GTestDBus), temporary config and

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The demo itself, run inside dbus-run-session by tests/demo.sh: a real
 # conversation with the demo agent through agentbrokerd and agentctl.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # agentbroker demo: builds the tree, starts agentbrokerd on a private
 # session bus with the demo agent, and drives it with agentctl.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Installs what building and testing agentbroker needs on Debian 12.
 set -eu
 if [ "$(id -u)" -ne 0 ]; then

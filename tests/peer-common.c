@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker tests — real ACP peers behind the daemon: shared fixture */
 #include "config.h"
 

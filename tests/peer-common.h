@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker tests — real ACP peers (an agent on the official SDK, a
  * production agent from npm) behind the daemon on a private bus.
  *

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Builds agentbroker and runs every test: unit tests, the daemon on a
 # private bus, the tests under real systemd, the fuzzers for a short
 # while, and make distcheck. As root it first installs the dependencies.

@@ -1,6 +1,7 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The tests under AddressSanitizer + UndefinedBehaviorSanitizer, and the
-# daemon tests under valgrind memcheck (TESTING.md §5, issue 6).
+# daemon tests under valgrind memcheck (HACKING.md).
 #
 #   tests/run-sanitizers.sh ASAN_BUILDDIR [VALGRIND_BUILDDIR]
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — spawning and tearing down real agent processes (sh -c) */
 #include "config.h"
 

@@ -1,6 +1,7 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker tests — agentctl against the real daemon on a private bus:
  * list/show output, prompt streaming and its exit statuses, Ctrl+C,
- * kill, drain and resume (DESIGN.md §5).
+ * kill, drain and resume (agentctl(1)).
  *
  * A SIGALRM per test turns a hang into a failure.
  */

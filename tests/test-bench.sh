@@ -1,5 +1,6 @@
 #!/bin/sh
-# make bench's program end to end (issue 8): a --smoke run (one short run
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# make bench's program end to end: a --smoke run (one short run
 # of each part) exits 0 and its JSON holds a number for every key the issue
 # names and for every raw figure, baselines and floors included; with
 # --only, the parts left out give null. No timing is judged here: only that

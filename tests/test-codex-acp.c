@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker tests — a real production agent: @zed-industries/codex-acp
  * (npm, a native binary; pinned in tests/codex-acp/package-lock.json)
  * behind the daemon on a private bus, offline.

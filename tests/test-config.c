@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — unit tests for the config loader, durations and sizes
  *
  * Fixtures live in tests/config/ and are found through G_TEST_SRCDIR

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker tests — the daemon on a private bus: names, properties,
  * reload, drain gate, stop */
 #include "config.h"

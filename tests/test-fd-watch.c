@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — descriptors and children watched through one epoll set */
 #include "config.h"
 

@@ -1,4 +1,5 @@
-/* agentbroker tests — the HTTP health shim (DESIGN.md §7) against the
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* agentbroker tests — the HTTP health shim (agentbrokerd(8)) against the
  * real daemon on a private bus: the four endpoints, HEAD, 405, 404, dot
  * segments, oversized and slow requests, readiness through Drain, Resume
  * and Reload, /metrics checked by a small Prometheus text-format parser

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker tests — hostile input on a private bus
  *
  * Calls a careless or malicious D-Bus client (or agent, or state
@@ -10,9 +11,9 @@
  * still answer, have no agent process left once its sessions are removed,
  * and hold exactly the file descriptors it held before the test.
  *
- * The limits on input (DESIGN.md §2, §4; issue 6) are checked here where
- * no other test does: sessions per owner, agent stderr rate, record size,
- * the size of AnswerPermission ids and of the agent option, the
+ * The limits on input (agentbrokerd(8), org.agentbroker.Broker1(5)) are checked
+ * here where no other test does: sessions per owner, agent stderr rate, record
+ * size, the size of AnswerPermission ids and of the agent option, the
  * permission requests pending at once.  An agent that never reads its
  * input cannot make the daemon's memory grow.
  */
@@ -964,9 +965,10 @@ test_unknown_permission (Fixture *fx, gconstpointer data)
 
 /* ---- Watch("*") ---------------------------------------------------------- */
 
-/* On the session bus the user is admin of their own broker (DESIGN.md
- * §4), so Watch("*") is allowed here; its refusal to a non-admin needs a
- * second user on the system bus: tests/systemd/scenario-access.sh. */
+/* On the session bus the user is admin of their own broker
+ * (org.agentbroker.Broker1(5)), so Watch("*") is allowed here; its refusal to a
+ * non-admin needs a second user on the system bus:
+ * tests/systemd/scenario-access.sh. */
 static void
 test_watch_all (Fixture *fx, gconstpointer data)
 {

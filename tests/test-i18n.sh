@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Translations: po/POTFILES.in names every source file with a translatable
 # string; po/de.po translates every message of the current sources (no
 # fuzzy, none missing); and agentctl speaks German under LANGUAGE=de.

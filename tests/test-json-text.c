@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Unit tests: the JSON-RPC fast path (ab_jsonrpc_set_text_handlers,
  * ab_acp_scan_update) reads what the json-glib path reads.
  *

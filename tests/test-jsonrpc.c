@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — JSON-RPC framing and dispatch, driven over a real socket
  *
  * The test plays the agent on the other end of a socketpair: it writes

@@ -1,4 +1,5 @@
-/* agentbroker tests — the lifecycle on a private bus (DESIGN.md §3):
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* agentbroker tests — the lifecycle on a private bus (agentbrokerd(8)):
  * durable session records, restart and crash-safe resume, corrupt
  * records, Drain/Resume (deadline, pending permissions), stop while a
  * turn runs, reload with an unchanged profile.

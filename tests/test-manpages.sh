@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The man pages against the code: every agentctl verb of the verb table in
 # src/agentctl.c is an item of agentctl(1) (and every verb there exists);
 # every key the config loader src/ab-config.c accepts (its *_keys[] tables)

@@ -1,9 +1,10 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker tests — a real ACP peer: tests/sdk-agent/agent.mjs, an agent
  * on the official TypeScript SDK (@agentclientprotocol/sdk, pinned in its
  * package-lock.json), which validates every message the broker sends it
  * against the ACP schema. Driven through the daemon on a private bus:
  * new session, prompt with streaming, cancel, and session/load after an
- * idle suspend and after a daemon restart (TESTING.md §4).
+ * idle suspend and after a daemon restart (HACKING.md).
  *
  * Needs node and `npm ci` run in tests/sdk-agent (of the build tree, or of
  * the source tree); without them the tests skip, or fail under

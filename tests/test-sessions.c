@@ -1,7 +1,8 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker tests — sessions on a private bus: Prompt and its stream,
  * ListSessions/GetSession, queue, cancel, failures of the agent, idle
  * suspend and resume, eviction, removal, permissions, the agent's
- * environment (DESIGN.md §2, §4).
+ * environment (agentbrokerd(8), org.agentbroker.Broker1(5)).
  *
  * Every wait is bounded: a predicate is re-checked while the main context
  * runs, until a deadline, and a timeout fails the test with what it waited

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Unit tests: the session record store's write queue (src/store.c)
  *
  * Records are written on worker threads; a newer record of the same

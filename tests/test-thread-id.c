@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker tests — thread id validation and escaping */
 #include "config.h"
 

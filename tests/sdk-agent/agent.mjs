@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // agentbroker-sdk-agent — a small ACP agent built on the official TypeScript
 // SDK (@agentclientprotocol/sdk, pinned in package.json).  The SDK validates
 // every request and notification it receives against the ACP schema, so

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 // Smoke check: drive an ACP agent through the official SDK's client side.
 //
 //   node drive.mjs                       # drives agent.mjs (this directory)

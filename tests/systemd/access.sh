@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # make check entry: access under real systemd (root only) — real users
 # outside and inside the access groups against the installed bus policy and
 # the daemon's own checks; the install scenario boots along with it, as for

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # tests/systemd/container-main.sh SCENARIO... — runs as scenario.service
 # (written by run.sh) inside the throw-away container: puts the staged
 # install where systemd, dbus-daemon, sysusers and tmpfiles look for it,

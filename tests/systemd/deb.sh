@@ -1,11 +1,12 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # make check entry: the Debian package under real systemd (root only).
 #
 # Builds agentbroker_*.deb with dpkg-buildpackage from the committed tree
 # (`git archive HEAD` of the source checkout; from a tarball, e.g. under
 # make distcheck, from a copy of the unpacked source), then boots the
 # machine's own systemd on a copy-on-write overlay of the whole root
-# (TESTING.md §3: installing a .deb writes /usr) and runs
+# (installing a .deb writes /usr) and runs
 # scenario-deb.sh there.  Every change lands in a tmpfs upper layer; nothing
 # of the host changes.  Prints TAP; exits 77 (skip) when it cannot run,
 # unless AGENTBROKER_REQUIRE_ALL_TESTS=1.

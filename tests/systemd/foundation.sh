@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # make check entry: the foundation scenario under real systemd (root only).
 # The install scenario boots along with it; both need the same setup.
 here=$(dirname "$0")

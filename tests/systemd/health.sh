@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # make check entry: the health shim scenario under real systemd (root
 # only); the install scenario boots along with it, as for foundation.sh.
 here=$(dirname "$0")

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # tests/systemd/lib.sh — sourced by the scenario-*.sh scripts inside the
 # test container.  Results are TAP lines without numbers ("ok - …",
 # "not ok - …", "# …" diagnostics); run.sh numbers them.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # make check entry: the lifecycle scenario under real systemd (root only):
 # reload, drain, restart, SIGKILL, watchdog and stop deadline with sessions.
 here=$(dirname "$0")

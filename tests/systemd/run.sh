@@ -1,6 +1,7 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # tests/systemd/run.sh [SCENARIO...] — run scenario-SCENARIO.sh scripts
-# under the machine's own systemd in a throw-away container (TESTING.md §3).
+# under the machine's own systemd in a throw-away container (HACKING.md).
 #
 # Installs the build tree with `make install DESTDIR=<temp>`, boots
 # `systemd-nspawn -D / --volatile=yes` (tmpfs root, host /usr read-only) with

@@ -1,5 +1,6 @@
 #!/bin/bash
-# Access under real systemd (DESIGN §4): real non-root users on the real
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Access under real systemd (org.agentbroker.Broker1(5)): real non-root users on the real
 # system bus with the installed policy file.
 #   outsider  in no access group: refused by the bus policy, and — with a
 #             test policy that lets them through — by the daemon itself

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The Debian package under real systemd, in a copy-on-write view of the
 # whole machine (deb.sh): dpkg -i brings the service up, a member of the
 # agentbroker group prompts it, an upgrade keeps the session, dpkg -r stops

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The installed agentbrokerd under the real systemd and system bus:
 # Type=notify start, the D-Bus API, reload with a good and a broken
 # configuration, the watchdog, stop, bus activation and the policy file.

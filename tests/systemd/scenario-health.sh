@@ -1,5 +1,6 @@
 #!/bin/bash
-# The HTTP health shim under real systemd (DESIGN §7): enabling
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# The HTTP health shim under real systemd (agentbrokerd(8)): enabling
 # agentbroker-health.socket makes the endpoints answer, a connection to it
 # starts agentbrokerd.service when it is stopped, /readyz follows Drain and
 # Resume and stays 200 through a reload, /livez stays 200 throughout.

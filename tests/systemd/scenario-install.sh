@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # The installed files are where systemd, dbus-daemon, sysusers and tmpfiles
 # expect them, and are accepted by them.  Needs no running daemon.
 set -euo pipefail

@@ -1,5 +1,6 @@
 #!/bin/bash
-# The lifecycle under real systemd (DESIGN §3, issue 4): systemctl reload
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# The lifecycle under real systemd (agentbrokerd(8)): systemctl reload
 # while turns stream, agentctl drain and resume, a reload that changes one
 # agent profile, a reload with a broken configuration, systemctl restart
 # with 20 sessions, SIGKILL mid-turn, a watchdog kill, a stop deadline
