@@ -438,6 +438,24 @@ read -r soft hard < <(awk '/^Max open files/ {print $4, $5}' "/proc/$(main_pid)/
 check_eq "the daemon raised its soft open-file limit to the hard one" "$hard" "$soft"
 check_eq "OpenFileLimit says so" "$hard" "$(ctl show -p OpenFileLimit --value)"
 
+# --- the journal: structured entries an operator can search for -------------
+# journal_entry MESSAGE_ID [FIELD=VALUE...]: the daemon's entries that match
+journal_entry() {
+    local id=$1
+    shift
+    journalctl -b -u $ab_unit -o json --no-pager "MESSAGE_ID=$id" "$@"
+}
+journalctl --sync 2>/dev/null || true
+created=$(journal_entry 0f2d22f8973843e28383199115a636ef AGENTBROKER_THREAD=cli:keep | tail -n 1)
+check_eq "\"session created\" of cli:keep is in the journal with its thread" cli:keep \
+    "$(jq -r .AGENTBROKER_THREAD <<<"$created")"
+check_eq "... under the daemon's identifier" agentbrokerd \
+    "$(jq -r .SYSLOG_IDENTIFIER <<<"$created")"
+check "the reloads are in the journal at their MESSAGE_ID" \
+    test -n "$(journal_entry 17364fe97f9449ca9011e0344ec157fc)"
+check "the drains are in the journal at their MESSAGE_ID" \
+    test -n "$(journal_entry 1c7e1902b1024a83b55639438795ed70)"
+
 check "systemctl stop" systemctl stop $ab_unit
 elapsed=$((($(date +%s%N) - t0) / 1000000))
 stop_limit=$(systemd-analyze timespan "$(unit_prop $ab_unit TimeoutStopUSec)" |
