@@ -75,13 +75,12 @@ struct _AbMetrics
 
   AbBrokerState last_state;
   guint generation_at_reload;
+  /* The last state seen of each session (AbSession * → state), to tell
+   * a failed start (starting → failed) from an agent lost later. */
+  GHashTable *session_states;
 };
 
 G_DEFINE_TYPE (AbMetrics, ab_metrics, G_TYPE_OBJECT)
-
-/* The last state seen of each session, to tell a failed start
- * (starting → failed) from an agent lost later. */
-static GQuark last_state_quark;
 
 void
 ab_metrics_count_sessions (AbPool *pool,
@@ -156,20 +155,19 @@ static void
 on_session_state (AbSession *session, GParamSpec *pspec, AbMetrics *self)
 {
   AbSessionState state = ab_session_get_state (session);
-  AbSessionState previous = GPOINTER_TO_UINT (
-      g_object_get_qdata (G_OBJECT (session), last_state_quark));
+  AbSessionState previous
+      = GPOINTER_TO_UINT (g_hash_table_lookup (self->session_states, session));
 
   if (previous == AB_SESSION_STATE_STARTING && state == AB_SESSION_STATE_FAILED)
     self->spawn_failures++;
-  g_object_set_qdata (G_OBJECT (session), last_state_quark,
-                      GUINT_TO_POINTER (state));
+  g_hash_table_insert (self->session_states, session, GUINT_TO_POINTER (state));
 }
 
 static void
 watch_session (AbMetrics *self, AbSession *session)
 {
-  g_object_set_qdata (G_OBJECT (session), last_state_quark,
-                      GUINT_TO_POINTER (ab_session_get_state (session)));
+  g_hash_table_insert (self->session_states, session,
+                       GUINT_TO_POINTER (ab_session_get_state (session)));
   g_signal_connect (session, "turn-ended", G_CALLBACK (on_turn_ended), self);
   g_signal_connect (session, "turn-finished", G_CALLBACK (on_turn_finished),
                     self);
@@ -188,6 +186,7 @@ on_session_removed (AbPool *pool, AbSession *session, const char *reason,
                     AbMetrics *self)
 {
   g_signal_handlers_disconnect_by_data (session, self);
+  g_hash_table_remove (self->session_states, session);
 }
 
 static void
@@ -496,6 +495,7 @@ ab_metrics_finalize (GObject *object)
   AbMetrics *self = AB_METRICS (object);
 
   g_clear_pointer (&self->turns, g_hash_table_unref);
+  g_clear_pointer (&self->session_states, g_hash_table_unref);
 
   G_OBJECT_CLASS (ab_metrics_parent_class)->finalize (object);
 }
@@ -507,13 +507,13 @@ ab_metrics_class_init (AbMetricsClass *klass)
 
   object_class->dispose = ab_metrics_dispose;
   object_class->finalize = ab_metrics_finalize;
-  last_state_quark = g_quark_from_static_string ("ab-metrics-last-state");
 }
 
 static void
 ab_metrics_init (AbMetrics *self)
 {
   self->turns = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  self->session_states = g_hash_table_new (NULL, NULL);
 }
 
 AbMetrics *
