@@ -585,9 +585,14 @@ ab_broker_reload (AbBroker *self, GError **error)
   set_state (self, AB_BROKER_STATE_RELOADING);
   set_status (self, _ ("Reloading configuration"));
 
-  config = self->config_required
-               ? ab_config_load_required (self->config_path, &local_error)
-               : ab_config_load (self->config_path, &local_error);
+  /* A file that was read once and has gone is a mistake to report, not
+   * a reason to fall back to the built-in default. */
+  if (self->config_required
+      || g_strv_contains ((const char *const *)self->config->sources,
+                          self->config_path))
+    config = ab_config_load_required (self->config_path, &local_error);
+  else
+    config = ab_config_load (self->config_path, &local_error);
   if (config == NULL)
     {
       guint problems = 1;

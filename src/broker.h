@@ -36,7 +36,8 @@ typedef struct
 G_DECLARE_FINAL_TYPE (AbBroker, ab_broker, AB, BROKER, GObject)
 
 /* @config_required: @config_path was named by the operator, so a reload
- * that finds it missing fails instead of falling back to the default. */
+ * that finds it missing fails instead of falling back to the default (as
+ * it does, either way, once the file has been read). */
 AbBroker *ab_broker_new (const char *config_path, gboolean config_required,
                          AbConfig *config, const char *state_dir);
 

@@ -98,6 +98,26 @@ test_reload_valid (AbDaemonFixture *fx, gconstpointer data)
   g_assert_cmpuint (g_variant_get_uint32 (max), ==, 9);
 }
 
+/* The configuration file removed under a running daemon: the reload
+ * fails naming it, and the configuration in force stays. */
+static void
+test_reload_missing (AbDaemonFixture *fx, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GVariant) generation = NULL;
+  g_autofree char *expected = NULL;
+
+  g_assert_no_errno (g_unlink (fx->config_path));
+  reply = ab_daemon_call (fx, "Reload", NULL, "()", &error);
+  g_assert_error (error, AB_ERROR, AB_ERROR_INVALID_CONFIG);
+  expected = g_strdup_printf ("%s: cannot open: %s", fx->config_path,
+                              g_strerror (ENOENT));
+  g_assert_nonnull (strstr (error->message, expected));
+  generation = ab_daemon_get_property (fx, "Generation");
+  g_assert_cmpuint (g_variant_get_uint32 (generation), ==, 1);
+}
+
 static void
 test_reload_invalid (AbDaemonFixture *fx, gconstpointer data)
 {
@@ -499,6 +519,7 @@ main (int argc, char **argv)
   ADD ("properties", test_properties);
   ADD ("reload/valid", test_reload_valid);
   ADD ("reload/invalid", test_reload_invalid);
+  ADD ("reload/missing", test_reload_missing);
   ADD ("reload/sighup", test_sighup_reloads);
   ADD ("methods/answer", test_unbacked_methods_answer);
   ADD ("drain-gate", test_drain_gate);
