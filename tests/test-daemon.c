@@ -307,11 +307,27 @@ test_agentctl_errors (AbDaemonFixture *fx, gconstpointer data)
   g_assert_nonnull (strstr (err2, "verb"));
 }
 
+/* Starts the daemon of @fx, which must exit with status 1 at once; its
+ * log. */
+static char *
+assert_start_fails (AbDaemonFixture *fx)
+{
+  g_autoptr (GError) error = NULL;
+  char *log = NULL;
+
+  g_assert_false (ab_daemon_fixture_start (fx, &error));
+  g_assert_true (ab_subprocess_wait_bounded (fx->daemon));
+  g_assert_true (g_subprocess_get_if_exited (fx->daemon));
+  g_assert_cmpint (g_subprocess_get_exit_status (fx->daemon), ==, 1);
+  g_clear_object (&fx->daemon);
+  g_assert_true (g_file_get_contents (fx->log_path, &log, NULL, NULL));
+  return log;
+}
+
 static void
 test_invalid_config_at_start (void)
 {
   AbDaemonFixture fx;
-  g_autoptr (GError) error = NULL;
   g_autofree char *log = NULL;
   g_auto (GStrv) lines = NULL;
 
@@ -320,14 +336,7 @@ test_invalid_config_at_start (void)
                                 "    command: []\n"
                                 "pool:\n"
                                 "  max_sessions: lots\n");
-  g_assert_false (ab_daemon_fixture_start (&fx, &error));
-  g_clear_error (&error);
-  g_assert_true (ab_subprocess_wait_bounded (fx.daemon));
-  g_assert_true (g_subprocess_get_if_exited (fx.daemon));
-  g_assert_cmpint (g_subprocess_get_exit_status (fx.daemon), ==, 1);
-  g_clear_object (&fx.daemon);
-
-  g_assert_true (g_file_get_contents (fx.log_path, &log, NULL, NULL));
+  log = assert_start_fails (&fx);
   lines = g_strsplit (g_strstrip (log), "\n", -1);
   g_assert_cmpuint (g_strv_length (lines), ==, 2);
   g_assert_true (g_str_has_prefix (lines[0], fx.config_path));
@@ -383,20 +392,12 @@ static void
 test_missing_config_at_start (void)
 {
   AbDaemonFixture fx;
-  g_autoptr (GError) error = NULL;
   g_autofree char *log = NULL;
   g_autofree char *expected = NULL;
 
   ab_daemon_fixture_setup (&fx, "pool: {max_sessions: 4}\n");
   g_assert_no_errno (g_unlink (fx.config_path));
-  g_assert_false (ab_daemon_fixture_start (&fx, &error));
-  g_clear_error (&error);
-  g_assert_true (ab_subprocess_wait_bounded (fx.daemon));
-  g_assert_true (g_subprocess_get_if_exited (fx.daemon));
-  g_assert_cmpint (g_subprocess_get_exit_status (fx.daemon), ==, 1);
-  g_clear_object (&fx.daemon);
-
-  g_assert_true (g_file_get_contents (fx.log_path, &log, NULL, NULL));
+  log = assert_start_fails (&fx);
   expected = g_strdup_printf ("%s: cannot open: %s", fx.config_path,
                               g_strerror (ENOENT));
   g_assert_cmpstr (g_strstrip (log), ==, expected);
