@@ -76,12 +76,24 @@ run_call (AuthCall *call, const AbBusIdentity *known)
 
   if (access < call->required)
     {
+      AbConfig *config = ab_broker_get_config (self->broker);
+      gboolean admin = call->required == AB_ACCESS_ADMIN;
+      /* Admins may do what users may, so either list of groups grants
+       * user access. */
+      g_autofree char *admins = g_strjoinv (", ", config->access_admins);
+      g_autofree char *users = g_strjoinv (", ", config->access_users);
+      g_autofree char *groups = admin || users[0] == '\0' ? g_strdup (admins)
+                                : admins[0] == '\0'
+                                    ? g_strdup (users)
+                                    : g_strdup_printf ("%s, %s", users, admins);
       g_autoptr (GError) denied = g_error_new (
           AB_ERROR, AB_ERROR_ACCESS_DENIED,
-          call->required == AB_ACCESS_ADMIN
-              ? _ ("%s needs administrator access; uid %u has %s")
-              : _ ("%s needs user access; uid %u has %s"),
-          method, uid, ab_access_to_string (access));
+          admin ? _ ("%s needs administrator access, granted by the groups: "
+                     "%s; uid %u has %s")
+                : _ ("%s needs user access, granted by the groups: %s; uid "
+                     "%u has %s"),
+          method, groups[0] != '\0' ? groups : "root", uid,
+          ab_access_to_string (access));
 
       g_message ("refused %s from uid %u (access %s)", method, uid,
                  ab_access_to_string (access));

@@ -90,6 +90,26 @@ assert_denied (GDBusConnection *connection, const char *method,
   ab_assert_error_named (error, AB_ERROR_ACCESS_DENIED, ACCESS_DENIED);
 }
 
+/* A refusal for want of access says what the caller lacks and which
+ * groups grant it. */
+static void
+test_refusal_names_groups (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = NULL;
+  g_autofree char *expected = NULL;
+
+  start_daemon (fx);
+  reply = ab_call_on (fx->bob, "Drain", g_variant_new ("(u)", 0), NULL, &error);
+  g_assert_null (reply);
+  ab_assert_error_named (error, AB_ERROR_ACCESS_DENIED, ACCESS_DENIED);
+  expected = g_strdup_printf (
+      "Drain needs administrator access, granted by the groups: "
+      "agentbroker-admin; uid %u has user",
+      (guint)fx->uid_b);
+  g_assert_nonnull (strstr (error->message, expected));
+}
+
 /* A non-owner with user access is refused each call on another user's
  * session, with AccessDenied, and the session is left as it was. */
 static void
@@ -314,6 +334,7 @@ main (int argc, char **argv)
 #define ADD(name, func)                                                        \
   g_test_add ("/access/" name, Fixture, NULL, fixture_up, func, fixture_down)
   ADD ("owner-checks", test_owner_checks);
+  ADD ("refusal-names-groups", test_refusal_names_groups);
   ADD ("watch-before-create", test_watch_before_create);
   ADD ("watch-reused-thread", test_watch_reused_thread);
   ADD ("eviction-own-first", test_eviction_own_first);
