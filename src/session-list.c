@@ -10,6 +10,8 @@
 
 #include "config.h"
 
+#include <string.h>
+
 #include <glib/gi18n.h>
 
 #include "error.h"
@@ -38,7 +40,7 @@ static void
 set_unknown (GError **error, const char *what, const char *name,
              const char *known)
 {
-  g_autofree char *shown = g_utf8_make_valid (name, 64);
+  g_autofree char *shown = g_utf8_make_valid (name, strnlen (name, 64));
 
   /* TRANSLATORS: what (e.g. "session state"), the name, the known names */
   g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
