@@ -357,6 +357,7 @@ test_limits_at_start (void)
   g_autofree char *out = NULL, *err = NULL, *expected = NULL;
   g_autofree char *log = NULL;
   struct rlimit ours, lowered;
+  guint64 limit;
 
   g_assert_no_errno (getrlimit (RLIMIT_NOFILE, &ours));
   if (ours.rlim_max == RLIM_INFINITY || ours.rlim_max <= 256)
@@ -376,10 +377,19 @@ test_limits_at_start (void)
   g_assert_no_errno (setrlimit (RLIMIT_NOFILE, &ours));
 
   value = ab_daemon_get_property (&fx, "OpenFileLimit");
-  g_assert_cmpuint (g_variant_get_uint64 (value), ==, ours.rlim_max);
+  limit = g_variant_get_uint64 (value);
+  /* valgrind fixes its client's open-file limit at start (it keeps the
+   * descriptors above it for itself): there the raise cannot happen, and
+   * only the plain run checks it. */
+  if (g_getenv ("AB_TEST_DAEMON_WRAPPER") == NULL)
+    g_assert_cmpuint (limit, ==, ours.rlim_max);
+  else
+    g_test_message ("under a wrapper: open-file limit %" G_GUINT64_FORMAT
+                    " not compared with the hard limit",
+                    limit);
   g_assert_cmpint (ab_run_agentctl (&fx, &out, &err, "status", NULL), ==, 0);
-  expected = g_strdup_printf ("Open files: at most %" G_GUINT64_FORMAT "\n",
-                              (guint64)ours.rlim_max);
+  expected
+      = g_strdup_printf ("Open files: at most %" G_GUINT64_FORMAT "\n", limit);
   g_assert_nonnull (strstr (out, expected));
   g_assert_true (g_file_get_contents (fx.log_path, &log, NULL, NULL));
   g_assert_nonnull (strstr (log, "(the direct launcher)"));
