@@ -10,13 +10,10 @@
 
 #include <errno.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include <gio/gunixinputstream.h>
-#include <gio/gunixoutputstream.h>
-
 #include "acp-connection.h"
+#include "rpc-pair.h"
 
 /* generous: the suite also runs under valgrind */
 #define TEST_TIMEOUT_USEC (60 * G_USEC_PER_SEC)
@@ -35,16 +32,7 @@ typedef struct
 static void
 fixture_setup (Fixture *f, gconstpointer data)
 {
-  int fds[2];
-  g_autoptr (GInputStream) in = NULL;
-  g_autoptr (GOutputStream) out = NULL;
-
-  g_assert_cmpint (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), ==,
-                   0);
-  f->agent_fd = fds[1];
-  in = g_unix_input_stream_new (fds[0], TRUE);
-  out = g_unix_output_stream_new (dup (fds[0]), TRUE);
-  f->rpc = ab_jsonrpc_new (in, out, 1024 * 1024);
+  f->rpc = ab_test_rpc_pair (1024 * 1024, &f->agent_fd);
   ab_jsonrpc_start (f->rpc);
   f->conn = ab_acp_connection_new (f->rpc);
   f->from_client = g_string_new (NULL);

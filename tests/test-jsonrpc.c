@@ -12,13 +12,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <gio/gunixinputstream.h>
-#include <gio/gunixoutputstream.h>
-
 #include "bounded-wait.h"
 #include "error.h"
 #include "jsonrpc.h"
 #include "line-reader.h"
+#include "rpc-pair.h"
 
 /* generous: the suite also runs under valgrind */
 #define TEST_TIMEOUT_USEC (60 * G_USEC_PER_SEC)
@@ -94,16 +92,7 @@ on_closed (AbJsonRpc *rpc, const GError *error, Fixture *f)
 static void
 fixture_setup (Fixture *f, gsize max_line)
 {
-  int fds[2];
-  g_autoptr (GInputStream) in = NULL;
-  g_autoptr (GOutputStream) out = NULL;
-
-  g_assert_cmpint (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), ==,
-                   0);
-  f->agent_fd = fds[1];
-  in = g_unix_input_stream_new (fds[0], TRUE);
-  out = g_unix_output_stream_new (dup (fds[0]), TRUE);
-  f->rpc = ab_jsonrpc_new (in, out, max_line);
+  f->rpc = ab_test_rpc_pair (max_line, &f->agent_fd);
   f->from_client = g_string_new (NULL);
   f->notifications = g_ptr_array_new_with_free_func (g_free);
   f->requests = g_ptr_array_new_with_free_func (g_free);
