@@ -26,7 +26,6 @@ struct _AbBroker
   guint generation;
   AbConfig *config;
   char *config_path;
-  gboolean config_required; /* the operator named config_path */
   char *state_dir;
   char *status;
   char *drain_reason;
@@ -204,13 +203,11 @@ ab_broker_init (AbBroker *self)
 }
 
 AbBroker *
-ab_broker_new (const char *config_path, gboolean config_required,
-               AbConfig *config, const char *state_dir)
+ab_broker_new (const char *config_path, AbConfig *config, const char *state_dir)
 {
   AbBroker *self = g_object_new (AB_TYPE_BROKER, NULL);
 
   self->config_path = g_strdup (config_path);
-  self->config_required = config_required;
   self->config = ab_config_ref (config);
   self->state_dir = g_strdup (state_dir);
   self->pool = ab_pool_new (config, state_dir);
@@ -586,10 +583,10 @@ ab_broker_reload (AbBroker *self, GError **error)
   set_status (self, _ ("Reloading configuration"));
 
   /* A file that was read once and has gone is a mistake to report, not
-   * a reason to fall back to the built-in default. */
-  if (self->config_required
-      || g_strv_contains ((const char *const *)self->config->sources,
-                          self->config_path))
+   * a reason to fall back to the built-in default. (A path the operator
+   * named was read at start, or the daemon would not have started.) */
+  if (g_strv_contains ((const char *const *)self->config->sources,
+                       self->config_path))
     config = ab_config_load_required (self->config_path, &local_error);
   else
     config = ab_config_load (self->config_path, &local_error);

@@ -35,11 +35,10 @@ typedef struct
 #define AB_TYPE_BROKER (ab_broker_get_type ())
 G_DECLARE_FINAL_TYPE (AbBroker, ab_broker, AB, BROKER, GObject)
 
-/* @config_required: @config_path was named by the operator, so a reload
- * that finds it missing fails instead of falling back to the default (as
- * it does, either way, once the file has been read). */
-AbBroker *ab_broker_new (const char *config_path, gboolean config_required,
-                         AbConfig *config, const char *state_dir);
+/* A reload that finds @config_path gone, once it has been read, fails
+ * instead of falling back to the built-in default. */
+AbBroker *ab_broker_new (const char *config_path, AbConfig *config,
+                         const char *state_dir);
 
 const char *ab_broker_state_to_string (AbBrokerState state);
 

@@ -283,8 +283,7 @@ main (int argc, char **argv)
                "service stops");
   state_dir = default_state_dir (daemon.system_bus);
   daemon.loop = g_main_loop_new (NULL, FALSE);
-  daemon.broker
-      = ab_broker_new (opt_config, config_required, config, state_dir);
+  daemon.broker = ab_broker_new (opt_config, config, state_dir);
   daemon.notifier = ab_notifier_new (daemon.broker);
   /* Probes answer from now on: /readyz says "starting" until the bus
    * name is ours. */
