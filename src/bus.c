@@ -78,14 +78,16 @@ run_call (AuthCall *call, const AbBusIdentity *known)
     {
       AbConfig *config = ab_broker_get_config (self->broker);
       gboolean admin = call->required == AB_ACCESS_ADMIN;
-      /* Admins may do what users may, so either list of groups grants
-       * user access. */
-      g_autofree char *admins = g_strjoinv (", ", config->access_admins);
-      g_autofree char *users = g_strjoinv (", ", config->access_users);
-      g_autofree char *groups = admin || users[0] == '\0' ? g_strdup (admins)
-                                : admins[0] == '\0'
-                                    ? g_strdup (users)
-                                    : g_strdup_printf ("%s, %s", users, admins);
+      g_autoptr (GStrvBuilder) granting = g_strv_builder_new ();
+      g_auto (GStrv) names = NULL;
+      g_autofree char *groups = NULL;
+
+      /* Admins may do what users may: either list grants user access. */
+      if (!admin)
+        g_strv_builder_addv (granting, (const char **)config->access_users);
+      g_strv_builder_addv (granting, (const char **)config->access_admins);
+      names = g_strv_builder_end (granting);
+      groups = g_strjoinv (", ", names);
       g_autoptr (GError) denied = g_error_new (
           AB_ERROR, AB_ERROR_ACCESS_DENIED,
           admin ? _ ("%s needs administrator access, granted by the groups: "

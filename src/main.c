@@ -66,22 +66,16 @@ static void
 raise_open_file_limit (void)
 {
   struct rlimit limit;
+  rlim_t was;
 
-  if (getrlimit (RLIMIT_NOFILE, &limit) < 0)
+  if (getrlimit (RLIMIT_NOFILE, &limit) < 0 || limit.rlim_cur == limit.rlim_max)
     return;
-  if (limit.rlim_cur < limit.rlim_max)
-    {
-      rlim_t was = limit.rlim_cur;
-
-      limit.rlim_cur = limit.rlim_max;
-      if (setrlimit (RLIMIT_NOFILE, &limit) < 0)
-        {
-          g_warning ("Cannot raise the open-file limit from %" G_GUINT64_FORMAT
-                     ": %s",
-                     (guint64)was, g_strerror (errno));
-          return;
-        }
-    }
+  was = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (setrlimit (RLIMIT_NOFILE, &limit) < 0)
+    g_warning ("Cannot raise the open-file limit from %" G_GUINT64_FORMAT
+               ": %s",
+               (guint64)was, g_strerror (errno));
 }
 
 static char *
