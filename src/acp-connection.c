@@ -1,11 +1,18 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* agentbroker — the ACP conversation with one agent: the handshake */
+/* agentbroker — the ACP conversation with one agent: the handshake,
+ * prompts, the agent's messages and its end */
 #include "config.h"
+
+#include <string.h>
 
 #include <glib/gi18n.h>
 
 #include "acp-connection.h"
 #include "acp.h"
+#include "json-text.h"
+
+/* How long an exited agent's remaining output may take to arrive. */
+#define EXIT_DRAIN_MSEC 200
 
 G_DEFINE_QUARK (ab - acp - connection - error - quark, ab_acp_connection_error)
 
@@ -14,11 +21,33 @@ struct _AbAcpConnection
   GObject parent_instance;
 
   AbJsonRpc *rpc;
-  gboolean loading; /* session/load runs: its updates replay history */
-  gboolean started; /* the handshake was asked for */
+  AbAgentProcess *process; /* or NULL: not the daemon's child */
+  char *session_id;        /* the ACP session open or being loaded */
+  gboolean loading;        /* session/load runs: its updates replay history */
+  gboolean started;        /* the handshake was asked for */
+  gboolean lost;           /* "lost" was emitted */
+  GArray *batch;           /* AbAcpUpdate, json owned: not yet emitted */
+  guint exit_drain_source;
+
+  /* once ab_acp_connection_close_async() was called */
+  gboolean closing;
+  gboolean closed;        /* the agent is gone */
+  GPtrArray *close_tasks; /* GTask *, completed when it is */
 };
 
+enum
+{
+  SIGNAL_UPDATE,
+  SIGNAL_PERMISSION_REQUEST,
+  SIGNAL_LOST,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
 G_DEFINE_TYPE (AbAcpConnection, ab_acp_connection, G_TYPE_OBJECT)
+
+static void flush_batch (AbAcpConnection *self);
 
 /* The handshake in progress: the task's data. */
 typedef struct
@@ -63,6 +92,7 @@ step_answered (GTask *task, GAsyncResult *result, JsonNode **reply,
   AbAcpConnection *self = g_task_get_source_object (task);
   g_autoptr (GError) local = NULL;
 
+  flush_batch (self);
   *reply = ab_jsonrpc_call_finish (self->rpc, result, &local);
   if (*reply == NULL && local->domain != AB_JSONRPC_ERROR)
     {
@@ -93,10 +123,13 @@ refuse (GTask *task, const char *format, ...)
 static void
 finish (GTask *task, char *session_id)
 {
+  AbAcpConnection *self = g_task_get_source_object (task);
   Start *s = g_task_get_task_data (task);
   AbAcpStarted *started = g_steal_pointer (&s->started);
 
   started->session_id = session_id;
+  g_free (self->session_id);
+  self->session_id = g_strdup (session_id);
   g_task_return_pointer (task, started, (GDestroyNotify)ab_acp_started_free);
 }
 
@@ -268,6 +301,10 @@ ab_acp_connection_start_async (AbAcpConnection *self,
   s->auth_method = g_strdup (params->auth_method);
   s->started = g_new0 (AbAcpStarted, 1);
   g_task_set_task_data (task, s, (GDestroyNotify)start_free);
+  /* Until the agent says which session is open, updates of the one to
+   * resume are its. */
+  g_free (self->session_id);
+  self->session_id = g_strdup (params->resume);
 
   ab_jsonrpc_call (self->rpc, "initialize", ab_acp_initialize_params (), NULL,
                    on_initialized, g_steal_pointer (&task));
@@ -282,20 +319,404 @@ ab_acp_connection_start_finish (AbAcpConnection *self, GAsyncResult *result,
   return g_task_propagate_pointer (G_TASK (result), error);
 }
 
-gboolean
-ab_acp_connection_is_loading (AbAcpConnection *self)
-{
-  g_return_val_if_fail (AB_IS_ACP_CONNECTION (self), FALSE);
+/* ---- prompts -------------------------------------------------------- */
 
-  return self->loading;
+static void
+on_prompt_answered (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  AbAcpConnection *self = g_task_get_source_object (task);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) reply = NULL;
+
+  /* The turn's updates come before its end. */
+  flush_batch (self);
+  reply = ab_jsonrpc_call_finish (self->rpc, result, &error);
+  if (reply != NULL)
+    g_task_return_pointer (task, ab_acp_stop_reason (reply), g_free);
+  else if (error->domain == AB_JSONRPC_ERROR)
+    g_task_return_new_error (task, AB_ACP_CONNECTION_ERROR,
+                             AB_ACP_CONNECTION_ERROR_REFUSED, "%s",
+                             error->message);
+  else
+    g_task_return_error (task, g_steal_pointer (&error));
 }
 
-AbJsonRpc *
-ab_acp_connection_get_rpc (AbAcpConnection *self)
+void
+ab_acp_connection_prompt_async (AbAcpConnection *self, JsonNode *prompt,
+                                GAsyncReadyCallback callback,
+                                gpointer user_data)
+{
+  g_autoptr (GTask) task = NULL;
+
+  g_return_if_fail (AB_IS_ACP_CONNECTION (self));
+  g_return_if_fail (prompt != NULL);
+
+  task = g_task_new (self, NULL, callback, user_data);
+  g_task_set_source_tag (task, ab_acp_connection_prompt_async);
+  if (self->session_id == NULL || self->closing)
+    {
+      json_node_unref (prompt);
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED, "%s",
+                               _ ("no ACP session is open"));
+      return;
+    }
+  ab_jsonrpc_call (self->rpc, "session/prompt",
+                   ab_acp_prompt_params (self->session_id, prompt), NULL,
+                   on_prompt_answered, g_steal_pointer (&task));
+}
+
+char *
+ab_acp_connection_prompt_finish (AbAcpConnection *self, GAsyncResult *result,
+                                 GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+void
+ab_acp_connection_cancel (AbAcpConnection *self)
+{
+  g_return_if_fail (AB_IS_ACP_CONNECTION (self));
+
+  if (self->session_id != NULL && !self->closing)
+    ab_jsonrpc_notify (self->rpc, "session/cancel",
+                       ab_acp_cancel_params (self->session_id));
+}
+
+void
+ab_acp_connection_answer_permission (AbAcpConnection *self, JsonNode *id,
+                                     const char *option_id)
+{
+  g_return_if_fail (AB_IS_ACP_CONNECTION (self));
+
+  if (self->closing)
+    return;
+  ab_jsonrpc_reply (self->rpc, id,
+                    option_id != NULL ? ab_acp_permission_selected (option_id)
+                                      : ab_acp_permission_cancelled ());
+}
+
+/* ---- the agent's messages --------------------------------------------- */
+
+static void
+update_clear (AbAcpUpdate *update)
+{
+  g_free ((char *)update->json);
+}
+
+/* The updates read so far leave together. */
+static void
+flush_batch (AbAcpConnection *self)
+{
+  g_autoptr (GArray) batch = NULL;
+
+  if (self->batch->len == 0 || self->closing)
+    return;
+  batch = g_steal_pointer (&self->batch);
+  self->batch = g_array_new (FALSE, FALSE, sizeof (AbAcpUpdate));
+  g_array_set_clear_func (self->batch, (GDestroyNotify)update_clear);
+  g_signal_emit (self, signals[SIGNAL_UPDATE], 0, batch->data, batch->len);
+}
+
+static gboolean
+span_is (const AbJsonSpan *span, const char *text)
+{
+  return span->data != NULL && span->len == strlen (text)
+         && memcmp (span->data, text, span->len) == 0;
+}
+
+/* A span over @text, which may be NULL. */
+static AbJsonSpan
+span_of (const char *text)
+{
+  return (AbJsonSpan){ text, text != NULL ? strlen (text) : 0 };
+}
+
+/* Whether an update of ACP session @session_id is news: one of the open
+ * session's, and not history that session/load replays. */
+static gboolean
+update_wanted (AbAcpConnection *self, const AbJsonSpan *session_id)
+{
+  if (self->session_id != NULL && !span_is (session_id, self->session_id))
+    return FALSE;
+  return !self->loading;
+}
+
+/* One update, however it was read (@json: transfer full).  Outside the
+ * dispatch of a read it leaves at once. */
+static void
+take_update (AbAcpConnection *self, const AbJsonSpan *kind, char *json)
+{
+  AbAcpUpdate update = {
+    .json = json,
+    .session_level = span_is (kind, "available_commands_update")
+                     || span_is (kind, "current_mode_update"),
+  };
+
+  g_array_append_val (self->batch, update);
+  if (!ab_jsonrpc_is_reading (self->rpc))
+    flush_batch (self);
+}
+
+static void
+on_notification (AbJsonRpc *rpc, const char *method, JsonNode *params,
+                 AbAcpConnection *self)
+{
+  JsonNode *update;
+  AbJsonSpan session_id, kind;
+
+  if (g_strcmp0 (method, "session/update") != 0 || params == NULL
+      || !JSON_NODE_HOLDS_OBJECT (params))
+    return; /* unknown notifications are ignored */
+
+  update = json_object_get_member (json_node_get_object (params), "update");
+  if (update == NULL || !JSON_NODE_HOLDS_OBJECT (update))
+    return;
+  session_id = span_of (ab_acp_get_string (params, "sessionId"));
+  if (!update_wanted (self, &session_id))
+    return;
+  kind = span_of (ab_acp_get_string (update, "sessionUpdate"));
+  take_update (self, &kind, json_to_string (update, FALSE));
+}
+
+/* The same, read from the text without a JSON tree (most of what an agent
+ * sends while streaming).  FALSE: on_notification decides. */
+static gboolean
+on_notification_text (AbJsonRpc *rpc, const char *method, const char *params,
+                      gsize len, gpointer user_data)
+{
+  AbAcpConnection *self = user_data;
+  AbJsonSpan session_id, update, kind;
+
+  if (strcmp (method, "session/update") != 0)
+    return FALSE;
+  switch (ab_acp_scan_update (params, len, &session_id, &update, &kind))
+    {
+    case AB_ACP_UPDATE_UNSURE:
+      return FALSE;
+    case AB_ACP_UPDATE_IGNORED:
+      return TRUE;
+    case AB_ACP_UPDATE_FOUND:
+      break;
+    }
+  if (update_wanted (self, &session_id))
+    take_update (self, &kind, g_strndup (update.data, update.len));
+  return TRUE;
+}
+
+/* The lines of one read were dispatched: their updates leave together. */
+static void
+on_read_done (AbJsonRpc *rpc, gpointer user_data)
+{
+  flush_batch (user_data);
+}
+
+static gboolean
+on_request (AbJsonRpc *rpc, const char *method, JsonNode *id, JsonNode *params,
+            AbAcpConnection *self)
+{
+  if (g_strcmp0 (method, "session/request_permission") != 0)
+    return FALSE; /* AbJsonRpc answers -32601 */
+
+  /* Updates sent before the question belong before it. */
+  flush_batch (self);
+  g_signal_emit (self, signals[SIGNAL_PERMISSION_REQUEST], 0, id, params);
+  return TRUE;
+}
+
+/* ---- the end of the agent ---------------------------------------------- */
+
+static void
+emit_lost (AbAcpConnection *self, const char *reason, const char *why)
+{
+  if (self->lost || self->closing)
+    return;
+  self->lost = TRUE;
+  g_clear_handle_id (&self->exit_drain_source, g_source_remove);
+  flush_batch (self);
+  g_signal_emit (self, signals[SIGNAL_LOST], 0, reason, why);
+}
+
+static const char *
+exit_description (AbAcpConnection *self)
+{
+  if (self->process == NULL || ab_agent_process_is_running (self->process))
+    return NULL;
+  return ab_agent_process_get_exit_description (self->process);
+}
+
+static void
+on_rpc_closed (AbJsonRpc *rpc, const GError *error, AbAcpConnection *self)
+{
+  const char *why = exit_description (self);
+
+  if (error != NULL)
+    emit_lost (self, "agent-error", error->message);
+  else
+    emit_lost (self, "agent-exited",
+               why != NULL ? why : _ ("the agent closed its output"));
+}
+
+static gboolean
+on_exit_drained (gpointer user_data)
+{
+  AbAcpConnection *self = user_data;
+  const char *why = exit_description (self);
+
+  self->exit_drain_source = 0;
+  emit_lost (self, "agent-exited", why != NULL ? why : "exited");
+  return G_SOURCE_REMOVE;
+}
+
+/* Output the agent wrote before it died may still be in the pipe: read it
+ * first, unless a grandchild keeps the pipe open. */
+static void
+on_process_exited (AbAgentProcess *process, int wait_status,
+                   const char *description, AbAcpConnection *self)
+{
+  if (self->exit_drain_source == 0 && !self->lost)
+    self->exit_drain_source
+        = g_timeout_add (EXIT_DRAIN_MSEC, on_exit_drained, self);
+}
+
+static void
+complete_close (AbAcpConnection *self)
+{
+  g_autoptr (GPtrArray) tasks = g_steal_pointer (&self->close_tasks);
+
+  self->closed = TRUE;
+  self->close_tasks = g_ptr_array_new_with_free_func (g_object_unref);
+  for (guint i = 0; i < tasks->len; i++)
+    g_task_return_boolean (g_ptr_array_index (tasks, i), TRUE);
+}
+
+static void
+on_terminated (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (AbAcpConnection) self = user_data;
+  g_autoptr (GError) error = NULL;
+
+  if (!ab_agent_process_terminate_finish (AB_AGENT_PROCESS (source), result,
+                                          &error))
+    g_warning ("stopping agent %u: %s",
+               (guint)ab_agent_process_get_pid (AB_AGENT_PROCESS (source)),
+               error->message);
+  complete_close (self);
+}
+
+void
+ab_acp_connection_close_async (AbAcpConnection *self, gint64 kill_timeout_usec,
+                               GAsyncReadyCallback callback, gpointer user_data)
+{
+  GTask *task;
+
+  g_return_if_fail (AB_IS_ACP_CONNECTION (self));
+
+  task = g_task_new (self, NULL, callback, user_data);
+  g_task_set_source_tag (task, ab_acp_connection_close_async);
+  if (self->closed)
+    {
+      g_task_return_boolean (task, TRUE);
+      g_object_unref (task);
+      return;
+    }
+  g_ptr_array_add (self->close_tasks, task);
+  if (self->closing)
+    return;
+
+  self->closing = TRUE;
+  g_clear_handle_id (&self->exit_drain_source, g_source_remove);
+  g_array_set_size (self->batch, 0);
+  g_signal_handlers_disconnect_by_data (self->rpc, self);
+  ab_jsonrpc_set_text_handlers (self->rpc, NULL, NULL, NULL);
+  ab_jsonrpc_close (self->rpc);
+  if (self->process == NULL)
+    {
+      complete_close (self);
+      return;
+    }
+  g_signal_handlers_disconnect_by_data (self->process, self);
+  ab_agent_process_terminate_async (self->process, kill_timeout_usec, NULL,
+                                    on_terminated, g_object_ref (self));
+}
+
+void
+ab_acp_connection_close_finish (AbAcpConnection *self, GAsyncResult *result)
+{
+  g_return_if_fail (g_task_is_valid (result, self));
+
+  g_task_propagate_boolean (G_TASK (result), NULL);
+}
+
+/* ---- the process ------------------------------------------------------- */
+
+guint
+ab_acp_connection_get_pid (AbAcpConnection *self)
+{
+  g_return_val_if_fail (AB_IS_ACP_CONNECTION (self), 0);
+
+  /* An agent being stopped no longer serves anyone. */
+  if (self->process == NULL || self->closing)
+    return 0;
+  return (guint)ab_agent_process_get_pid (self->process);
+}
+
+char *
+ab_acp_connection_get_stderr_tail (AbAcpConnection *self)
 {
   g_return_val_if_fail (AB_IS_ACP_CONNECTION (self), NULL);
 
-  return self->rpc;
+  if (self->process == NULL)
+    return NULL;
+  return ab_agent_process_get_stderr_tail (self->process);
+}
+
+gboolean
+ab_acp_connection_send_signal (AbAcpConnection *self, int signo, GError **error)
+{
+  g_return_val_if_fail (AB_IS_ACP_CONNECTION (self), FALSE);
+
+  if (self->process == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "%s",
+                   _ ("the agent is not a process of the daemon"));
+      return FALSE;
+    }
+  return ab_agent_process_send_signal (self->process, signo, error);
+}
+
+void
+ab_acp_connection_kill_now (AbAcpConnection *self)
+{
+  g_return_if_fail (AB_IS_ACP_CONNECTION (self));
+
+  if (self->process != NULL)
+    ab_agent_process_kill_now (self->process);
+}
+
+/* ---- the object -------------------------------------------------------- */
+
+static void
+ab_acp_connection_dispose (GObject *object)
+{
+  AbAcpConnection *self = AB_ACP_CONNECTION (object);
+
+  g_clear_handle_id (&self->exit_drain_source, g_source_remove);
+  if (self->rpc != NULL)
+    {
+      g_signal_handlers_disconnect_by_data (self->rpc, self);
+      ab_jsonrpc_set_text_handlers (self->rpc, NULL, NULL, NULL);
+      ab_jsonrpc_close (self->rpc);
+      g_clear_object (&self->rpc);
+    }
+  if (self->process != NULL)
+    {
+      g_signal_handlers_disconnect_by_data (self->process, self);
+      g_clear_object (&self->process); /* kills the group if still alive */
+    }
+  G_OBJECT_CLASS (ab_acp_connection_parent_class)->dispose (object);
 }
 
 static void
@@ -303,29 +724,61 @@ ab_acp_connection_finalize (GObject *object)
 {
   AbAcpConnection *self = AB_ACP_CONNECTION (object);
 
-  g_clear_object (&self->rpc);
+  g_array_unref (self->batch);
+  g_ptr_array_unref (self->close_tasks);
+  g_free (self->session_id);
   G_OBJECT_CLASS (ab_acp_connection_parent_class)->finalize (object);
 }
 
 static void
 ab_acp_connection_class_init (AbAcpConnectionClass *klass)
 {
-  G_OBJECT_CLASS (klass)->finalize = ab_acp_connection_finalize;
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = ab_acp_connection_dispose;
+  object_class->finalize = ab_acp_connection_finalize;
+
+  signals[SIGNAL_UPDATE] = g_signal_new (
+      "update", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+      NULL, G_TYPE_NONE, 2, G_TYPE_POINTER, G_TYPE_UINT);
+  signals[SIGNAL_PERMISSION_REQUEST]
+      = g_signal_new ("permission-request", G_TYPE_FROM_CLASS (klass),
+                      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 2,
+                      JSON_TYPE_NODE | G_SIGNAL_TYPE_STATIC_SCOPE,
+                      JSON_TYPE_NODE | G_SIGNAL_TYPE_STATIC_SCOPE);
+  signals[SIGNAL_LOST] = g_signal_new (
+      "lost", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+      G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_STRING);
 }
 
 static void
 ab_acp_connection_init (AbAcpConnection *self)
 {
+  self->batch = g_array_new (FALSE, FALSE, sizeof (AbAcpUpdate));
+  g_array_set_clear_func (self->batch, (GDestroyNotify)update_clear);
+  self->close_tasks = g_ptr_array_new_with_free_func (g_object_unref);
 }
 
 AbAcpConnection *
-ab_acp_connection_new (AbJsonRpc *rpc)
+ab_acp_connection_new (AbJsonRpc *rpc, AbAgentProcess *process)
 {
   AbAcpConnection *self;
 
   g_return_val_if_fail (AB_IS_JSONRPC (rpc), NULL);
+  g_return_val_if_fail (process == NULL || AB_IS_AGENT_PROCESS (process), NULL);
 
   self = g_object_new (AB_TYPE_ACP_CONNECTION, NULL);
   self->rpc = g_object_ref (rpc);
+  if (process != NULL)
+    {
+      self->process = g_object_ref (process);
+      g_signal_connect (process, "exited", G_CALLBACK (on_process_exited),
+                        self);
+    }
+  g_signal_connect (rpc, "notification", G_CALLBACK (on_notification), self);
+  g_signal_connect (rpc, "request", G_CALLBACK (on_request), self);
+  g_signal_connect (rpc, "closed", G_CALLBACK (on_rpc_closed), self);
+  ab_jsonrpc_set_text_handlers (rpc, on_notification_text, on_read_done, self);
+  ab_jsonrpc_start (rpc);
   return self;
 }

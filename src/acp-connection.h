@@ -1,26 +1,46 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* agentbroker — the ACP conversation with one agent, over its JSON-RPC
- * connection
+/* agentbroker — the ACP conversation with one agent
+ *
+ * An AbAcpConnection owns the agent: its JSON-RPC connection and, when
+ * the agent is the daemon's child, its process.  It speaks ACP and
+ * nothing else: turns, queues, records and the permission policy are
+ * the session's.
  *
  * ab_acp_connection_start_async() runs the handshake: initialize,
  * authenticate when the profile names a method, then session/load of the
  * conversation to resume when the agent can load one, else session/new.
  * It returns the ACP session id, the agent's advertised capabilities and
  * whether the history was lost (a conversation to resume that the agent
- * could not load).  While session/load runs, the agent replays the
- * history as updates: ab_acp_connection_is_loading() says so, and those
- * updates are not news to anyone.
+ * could not load).  The updates session/load replays are history, not
+ * news: they are dropped here.
  *
- * The connection stays the caller's to read, write and close; closing it
- * fails a handshake still running with the connection's error.
+ * Signals (emitted from the main loop, never from inside an
+ * ab_acp_connection_*() call, and never after
+ * ab_acp_connection_close_async()):
  *
- * No signals yet: updates, requests and the loss of the agent still come
- * from the AbJsonRpc.
+ *   void update (AbAcpConnection *self, const AbAcpUpdate *updates,
+ *                guint n_updates, gpointer user_data);
+ *       The session/update payloads of the open ACP session that arrived
+ *       together, in order: all those of one read from the agent, however
+ *       each was parsed.  The updates that came before an answer, a
+ *       request or the loss of the agent are emitted before it.
+ *
+ *   void permission_request (AbAcpConnection *self, JsonNode *id,
+ *                            JsonNode *params, gpointer user_data);
+ *       The agent asks session/request_permission: answer @id (keep it
+ *       with json_node_ref()) with ab_acp_connection_answer_permission().
+ *
+ *   void lost (AbAcpConnection *self, const char *reason, const char *why,
+ *              gpointer user_data);
+ *       The agent exited, closed its output or broke the protocol;
+ *       @reason is "agent-exited" or "agent-error".  Emitted once; every
+ *       call in flight has failed by then.
  */
 #pragma once
 
 #include <gio/gio.h>
 
+#include "agent-process.h"
 #include "jsonrpc.h"
 
 G_BEGIN_DECLS
@@ -30,9 +50,10 @@ GQuark ab_acp_connection_error_quark (void);
 
 typedef enum
 {
-  /* The agent answered a step of the handshake with an error, or with
-   * something unusable: the message says which and why.  A failed
-   * connection is reported with its own error instead. */
+  /* The agent answered a step of the handshake or a prompt with an
+   * error, or with something unusable: the message says which and why.
+   * A failed connection is reported with its own error instead (and the
+   * "lost" signal). */
   AB_ACP_CONNECTION_ERROR_REFUSED,
 } AbAcpConnectionError;
 
@@ -56,14 +77,25 @@ typedef struct
 void ab_acp_started_free (AbAcpStarted *started);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbAcpStarted, ab_acp_started_free)
 
+/* One session/update payload: the "update" object as JSON text. */
+typedef struct
+{
+  const char *json;
+  /* About the session rather than a turn (available commands, the
+   * current mode): agents send these right after session/new, racing
+   * the first prompt. */
+  gboolean session_level;
+} AbAcpUpdate;
+
 #define AB_TYPE_ACP_CONNECTION (ab_acp_connection_get_type ())
 G_DECLARE_FINAL_TYPE (AbAcpConnection, ab_acp_connection, AB, ACP_CONNECTION,
                       GObject)
 
-/* Takes a reference on @rpc. */
-AbAcpConnection *ab_acp_connection_new (AbJsonRpc *rpc);
-AbJsonRpc *ab_acp_connection_get_rpc (AbAcpConnection *self);
-gboolean ab_acp_connection_is_loading (AbAcpConnection *self);
+/* Takes @rpc, not yet started, and starts reading it; and @process, the
+ * agent whose pipes @rpc reads and writes, or NULL when the agent is not
+ * the daemon's child.  References are taken on both. */
+AbAcpConnection *ab_acp_connection_new (AbJsonRpc *rpc,
+                                        AbAgentProcess *process);
 
 /* Runs the handshake once; @params is copied. */
 void ab_acp_connection_start_async (AbAcpConnection *self,
@@ -73,5 +105,46 @@ void ab_acp_connection_start_async (AbAcpConnection *self,
 AbAcpStarted *ab_acp_connection_start_finish (AbAcpConnection *self,
                                               GAsyncResult *result,
                                               GError **error);
+
+/* session/prompt of the ACP content blocks @prompt (a JSON array,
+ * transfer full) in the open session.  Returns the agent's stop reason,
+ * or NULL with AB_ACP_CONNECTION_ERROR_REFUSED (the agent answered with
+ * an error) or the connection's failure. */
+void ab_acp_connection_prompt_async (AbAcpConnection *self, JsonNode *prompt,
+                                     GAsyncReadyCallback callback,
+                                     gpointer user_data);
+char *ab_acp_connection_prompt_finish (AbAcpConnection *self,
+                                       GAsyncResult *result, GError **error);
+
+/* session/cancel of the open session: the prompt in flight should end
+ * with stopReason "cancelled".  Does nothing before the handshake. */
+void ab_acp_connection_cancel (AbAcpConnection *self);
+
+/* Answers the permission request @id: the option @option_id, or
+ * "cancelled" when it is NULL. */
+void ab_acp_connection_answer_permission (AbAcpConnection *self, JsonNode *id,
+                                          const char *option_id);
+
+/* Stops talking to the agent (no signal follows) and stops the agent:
+ * SIGTERM to its process group, SIGKILL after @kill_timeout_usec.
+ * Completes once it is gone.  Idempotent: later calls complete with the
+ * first. */
+void ab_acp_connection_close_async (AbAcpConnection *self,
+                                    gint64 kill_timeout_usec,
+                                    GAsyncReadyCallback callback,
+                                    gpointer user_data);
+void ab_acp_connection_close_finish (AbAcpConnection *self,
+                                     GAsyncResult *result);
+
+/* The agent's process id, or 0 when it is not the daemon's child or is
+ * gone or being stopped. */
+guint ab_acp_connection_get_pid (AbAcpConnection *self);
+/* The last lines the agent wrote to stderr; NULL when none are known. */
+char *ab_acp_connection_get_stderr_tail (AbAcpConnection *self);
+/* @signo to the agent's process group (agentctl kill). */
+gboolean ab_acp_connection_send_signal (AbAcpConnection *self, int signo,
+                                        GError **error);
+/* SIGKILL to the agent's process group at once (the daemon exits). */
+void ab_acp_connection_kill_now (AbAcpConnection *self);
 
 G_END_DECLS

@@ -99,14 +99,10 @@ ab_acp_load_session_params (const char *session_id, const char *cwd)
 }
 
 JsonNode *
-ab_acp_prompt_params (const char *session_id, const char *text)
+ab_acp_text_prompt (const char *text)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
 
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "sessionId");
-  json_builder_add_string_value (b, session_id);
-  json_builder_set_member_name (b, "prompt");
   json_builder_begin_array (b);
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "type");
@@ -115,6 +111,19 @@ ab_acp_prompt_params (const char *session_id, const char *text)
   json_builder_add_string_value (b, text);
   json_builder_end_object (b);
   json_builder_end_array (b);
+  return builder_result (b);
+}
+
+JsonNode *
+ab_acp_prompt_params (const char *session_id, JsonNode *prompt)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "sessionId");
+  json_builder_add_string_value (b, session_id);
+  json_builder_set_member_name (b, "prompt");
+  json_builder_add_value (b, prompt);
   json_builder_end_object (b);
   return builder_result (b);
 }

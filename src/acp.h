@@ -15,7 +15,10 @@ JsonNode *ab_acp_initialize_params (void);
 JsonNode *ab_acp_authenticate_params (const char *method_id);
 JsonNode *ab_acp_new_session_params (const char *cwd);
 JsonNode *ab_acp_load_session_params (const char *session_id, const char *cwd);
-JsonNode *ab_acp_prompt_params (const char *session_id, const char *text);
+/* The ACP content blocks of a prompt that is plain @text. */
+JsonNode *ab_acp_text_prompt (const char *text);
+/* @prompt: transfer full. */
+JsonNode *ab_acp_prompt_params (const char *session_id, JsonNode *prompt);
 JsonNode *ab_acp_cancel_params (const char *session_id);
 
 const char *ab_acp_get_string (JsonNode *node, const char *name);

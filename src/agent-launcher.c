@@ -19,18 +19,18 @@ ab_agent_launcher_default_init (AbAgentLauncherInterface *iface)
 {
 }
 
-AbAgentProcess *
+AbAcpConnection *
 ab_agent_launcher_launch (AbAgentLauncher *self, const AbAgentProfile *profile,
-                          const char *thread, const char *state_dir, char **cwd,
-                          GError **error)
+                          const char *thread, const char *state_dir,
+                          gsize max_message_bytes, char **cwd, GError **error)
 {
   g_return_val_if_fail (AB_IS_AGENT_LAUNCHER (self), NULL);
   g_return_val_if_fail (profile != NULL && thread != NULL, NULL);
   g_return_val_if_fail (cwd != NULL && *cwd == NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  return AB_AGENT_LAUNCHER_GET_IFACE (self)->launch (self, profile, thread,
-                                                     state_dir, cwd, error);
+  return AB_AGENT_LAUNCHER_GET_IFACE (self)->launch (
+      self, profile, thread, state_dir, max_message_bytes, cwd, error);
 }
 
 char *
@@ -123,13 +123,15 @@ profile_environment (const AbAgentProfile *prof, GError **error)
   return g_steal_pointer (&extra);
 }
 
-static AbAgentProcess *
+static AbAcpConnection *
 direct_launch (AbAgentLauncher *launcher, const AbAgentProfile *prof,
-               const char *thread, const char *state_dir, char **cwd,
-               GError **error)
+               const char *thread, const char *state_dir,
+               gsize max_message_bytes, char **cwd, GError **error)
 {
   g_autoptr (GPtrArray) extra = NULL;
   g_auto (GStrv) envp = NULL;
+  g_autoptr (AbAgentProcess) process = NULL;
+  g_autoptr (AbJsonRpc) rpc = NULL;
 
   *cwd = ab_agent_expand_working_directory (prof->working_directory, thread,
                                             state_dir);
@@ -148,9 +150,15 @@ direct_launch (AbAgentLauncher *launcher, const AbAgentProfile *prof,
     return NULL;
   envp = ab_agent_build_env ((const char *const *)prof->inherit_env, extra,
                              thread);
-  return ab_agent_process_spawn ((const char *const *)prof->command,
-                                 (const char *const *)envp, *cwd, thread,
-                                 error);
+  process
+      = ab_agent_process_spawn ((const char *const *)prof->command,
+                                (const char *const *)envp, *cwd, thread, error);
+  if (process == NULL)
+    return NULL;
+  rpc = ab_jsonrpc_new (ab_agent_process_get_stdout (process),
+                        ab_agent_process_get_stdin (process),
+                        max_message_bytes);
+  return ab_acp_connection_new (rpc, process);
 }
 
 static void

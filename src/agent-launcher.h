@@ -1,23 +1,23 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* agentbroker — how an agent process is started
+/* agentbroker — how an agent is started
  *
- * A session asks its launcher for an agent process running a profile for
- * a thread.  The launcher decides where the agent runs (its working
- * directory, from the profile's template), with what (its environment,
- * credentials included) and how it is started.  AbDirectLauncher spawns
- * the agent as a child of the daemon with ab_agent_process_spawn(); a
- * launcher that starts agents some other way implements the same
- * interface, and the session does not change.
+ * A session asks its launcher for an agent running a profile for a
+ * thread, and gets the ACP connection to it.  The launcher decides where the
+ * agent runs (its working directory, from the profile's template), with what
+ * (its environment, credentials included) and how it is started.
+ * AbDirectLauncher spawns the agent as a child of the daemon with
+ * ab_agent_process_spawn(); a launcher that starts agents some other way
+ * implements the same interface, and the session does not change.
  *
- * No signals: what happens to the process afterwards is reported by the
- * AbAgentProcess itself.
+ * No signals: what happens to the agent afterwards is reported by its
+ * AbAcpConnection.
  */
 #pragma once
 
 #include <gio/gio.h>
 
 #include "ab-config.h"
-#include "agent-process.h"
+#include "acp-connection.h"
 
 G_BEGIN_DECLS
 
@@ -32,21 +32,22 @@ struct _AbAgentLauncherInterface
 {
   GTypeInterface parent_iface;
 
-  AbAgentProcess *(*launch) (AbAgentLauncher *self,
-                             const AbAgentProfile *profile, const char *thread,
-                             const char *state_dir, char **cwd, GError **error);
+  AbAcpConnection *(*launch) (AbAgentLauncher *self,
+                              const AbAgentProfile *profile, const char *thread,
+                              const char *state_dir, gsize max_message_bytes,
+                              char **cwd, GError **error);
 };
 
 /* Starts an agent of @profile for @thread, whose working directory
- * templates expand {state} to @state_dir.  *@cwd is set to the working
- * directory (newly allocated) as soon as it is chosen, even when the
- * start fails afterwards.  Fails with AB_ERROR_AGENT_FAILED or the
- * spawn's error. */
-AbAgentProcess *ab_agent_launcher_launch (AbAgentLauncher *self,
-                                          const AbAgentProfile *profile,
-                                          const char *thread,
-                                          const char *state_dir, char **cwd,
-                                          GError **error);
+ * templates expand {state} to @state_dir, and returns the connection to
+ * it (its handshake not yet run), whose messages are at most
+ * @max_message_bytes.  *@cwd is set to the working directory (newly
+ * allocated) as soon as it is chosen, even when the start fails
+ * afterwards.  Fails with AB_ERROR_AGENT_FAILED or the spawn's error. */
+AbAcpConnection *
+ab_agent_launcher_launch (AbAgentLauncher *self, const AbAgentProfile *profile,
+                          const char *thread, const char *state_dir,
+                          gsize max_message_bytes, char **cwd, GError **error);
 
 /* Spawns the agent as the daemon's child: the working directory from the
  * template (created 0700), the profile's environment over the inherited

@@ -1,5 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* agentbroker — the broker: daemon state machine, ingress gate, config */
+/* agentbroker — the broker: daemon state machine, ingress gate, config
+ *
+ * Signals (emitted from the main loop):
+ *
+ *   void prompt_refused (AbBroker *self, const GError *error,
+ *                        gpointer user_data);
+ *       A prompt was refused, with the error its caller got (AB_ERROR);
+ *       the metrics count refusals by error.
+ */
 #pragma once
 
 #include <glib-object.h>

@@ -166,7 +166,7 @@ on_session_update (AbSession *session, guint64 turn, const char *const *updates,
 static void
 on_session_turn_ended (AbSession *session, guint64 turn, const char *reason,
                        const char *message, const char *prompter,
-                       AbBusSessions *self)
+                       gint64 duration_usec, AbBusSessions *self)
 {
   emit_to_recipients (self, session, prompter, "TurnEnded",
                       g_variant_new ("(tss)", turn, reason, message));

@@ -131,19 +131,17 @@ turn_count (AbMetrics *self, const char *profile, const char *reason)
   return count;
 }
 
+/* Every turn counts; only those that ran have a duration. */
 static void
 on_turn_ended (AbSession *session, guint64 turn, const char *reason,
-               const char *message, const char *sender, AbMetrics *self)
+               const char *message, const char *sender, gint64 duration_usec,
+               AbMetrics *self)
 {
+  double seconds = (double)duration_usec / G_USEC_PER_SEC;
+
   (*turn_count (self, ab_session_get_agent (session), reason))++;
-}
-
-static void
-on_turn_finished (AbSession *session, guint64 turn, const char *reason,
-                  gint64 duration_usec, AbMetrics *self)
-{
-  double seconds = (double)MAX (duration_usec, 0) / G_USEC_PER_SEC;
-
+  if (duration_usec < 0)
+    return;
   for (gsize i = 0; i < G_N_ELEMENTS (duration_buckets); i++)
     if (seconds <= duration_buckets[i])
       self->duration_counts[i]++;
@@ -169,8 +167,6 @@ watch_session (AbMetrics *self, AbSession *session)
   g_hash_table_insert (self->session_states, session,
                        GUINT_TO_POINTER (ab_session_get_state (session)));
   g_signal_connect (session, "turn-ended", G_CALLBACK (on_turn_ended), self);
-  g_signal_connect (session, "turn-finished", G_CALLBACK (on_turn_finished),
-                    self);
   g_signal_connect (session, "notify::state", G_CALLBACK (on_session_state),
                     self);
 }

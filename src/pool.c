@@ -29,9 +29,10 @@ struct _AbPool
 
   AbConfig *config;
   char *state_dir;
-  GHashTable *sessions; /* thread → AbSession */
-  GHashTable *removing; /* AbSession * being removed: each held by its
-                           suspend until on_removed_stopped() */
+  AbAgentLauncher *launcher; /* every session's */
+  GHashTable *sessions;      /* thread → AbSession */
+  GHashTable *removing;      /* AbSession * being removed: each held by its
+                                suspend until on_removed_stopped() */
   guint session_count, running_count, busy_count;
   guint sweep_source;
   gboolean restoring; /* counted once at the end, not once per record */
@@ -260,6 +261,7 @@ create_session (AbPool *self, const char *thread, const char *agent,
   AbSession *session
       = ab_session_new (thread, agent, owner, self->config, self->state_dir);
 
+  ab_session_set_launcher (session, self->launcher);
   ab_log_event (AB_LOG_SESSION_CREATED, G_LOG_LEVEL_MESSAGE, thread, owner,
                 "session %s created for uid %u with agent '%s'", thread,
                 (guint)owner, agent);
@@ -278,11 +280,13 @@ ab_pool_restore (AbPool *self)
   for (guint i = 0; i < records->len; i++)
     {
       AbSessionRecord *r = g_ptr_array_index (records, i);
+      AbSession *session;
 
       if (g_hash_table_contains (self->sessions, r->thread))
         continue;
-      add_session (
-          self, ab_session_new_from_record (r, self->config, self->state_dir));
+      session = ab_session_new_from_record (r, self->config, self->state_dir);
+      ab_session_set_launcher (session, self->launcher);
+      add_session (self, session);
     }
   self->restoring = FALSE;
   recount (self);
@@ -652,6 +656,7 @@ ab_pool_finalize (GObject *object)
   AbPool *self = AB_POOL (object);
 
   g_clear_pointer (&self->config, ab_config_unref);
+  g_clear_object (&self->launcher);
   g_hash_table_unref (self->removing);
   g_free (self->state_dir);
 
@@ -700,6 +705,22 @@ ab_pool_new (AbConfig *config, const char *state_dir)
 
   self->config = ab_config_ref (config);
   self->state_dir = g_strdup (state_dir);
+  self->launcher = ab_direct_launcher_new ();
   schedule_sweep (self);
   return self;
+}
+
+void
+ab_pool_set_launcher (AbPool *self, AbAgentLauncher *launcher)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_return_if_fail (AB_IS_POOL (self));
+  g_return_if_fail (AB_IS_AGENT_LAUNCHER (launcher));
+
+  g_set_object (&self->launcher, launcher);
+  g_hash_table_iter_init (&iter, self->sessions);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    ab_session_set_launcher (value, launcher);
 }

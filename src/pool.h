@@ -1,5 +1,22 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* agentbroker — the pool: every session, capacity and expiry */
+/* agentbroker — the pool: every session, capacity and expiry
+ *
+ * Signals (emitted from the main loop):
+ *
+ *   void session_added (AbPool *self, AbSession *session,
+ *                       gpointer user_data);
+ *       A session was created by a prompt or restored from its record.
+ *
+ *   void session_removed (AbPool *self, AbSession *session,
+ *                         const char *reason, gpointer user_data);
+ *       A session is gone for good, its agent stopped and its record
+ *       deleted: removed by a caller ("removed") or expired
+ *       ("expired").
+ *
+ * Properties, read-only, notified on change: "session-count",
+ * "running-count" (sessions with an agent), "busy-count" (sessions with
+ * a turn in flight or waiting).
+ */
 #pragma once
 
 #include <sys/types.h>
@@ -14,7 +31,11 @@ G_BEGIN_DECLS
 #define AB_TYPE_POOL (ab_pool_get_type ())
 G_DECLARE_FINAL_TYPE (AbPool, ab_pool, AB, POOL, GObject)
 
+/* The sessions' agents are started with an AbDirectLauncher until
+ * ab_pool_set_launcher() says otherwise. */
 AbPool *ab_pool_new (AbConfig *config, const char *state_dir);
+/* The launcher of every session's next agent. */
+void ab_pool_set_launcher (AbPool *self, AbAgentLauncher *launcher);
 void ab_pool_set_config (AbPool *self, AbConfig *config);
 void ab_pool_restore (AbPool *self);
 

@@ -2,10 +2,10 @@
 /* agentbroker — one session
  *
  * A conversation thread bound to one ACP agent process (agentbrokerd(8)):
- * the FIFO of prompts, the turn in flight, permission requests, and the
- * agent's death. The agent is started by an AbAgentLauncher and greeted
- * by an AbAcpConnection (the handshake). Everything the agent sends is
- * read through AbJsonRpc, which bounds and parses it; here it is only
+ * the FIFO of prompts, the turn in flight, the order of records and
+ * messages, the permission policy, and the agent's death. The agent is
+ * started by an AbAgentLauncher, which returns the AbAcpConnection that
+ * speaks ACP to it; here its updates, questions and loss are only
  * interpreted.
  *
  * States: starting → idle ⇄ busy → suspended | failed. Signals carry the
@@ -22,16 +22,11 @@
 #include "acp-connection.h"
 #include "acp.h"
 #include "agent-launcher.h"
-#include "agent-process.h"
 #include "error.h"
-#include "jsonrpc.h"
 #include "log.h"
 #include "session.h"
 #include "store.h"
 #include "thread-id.h"
-
-/* How long an exited agent's remaining output may take to arrive. */
-#define EXIT_DRAIN_MSEC 200
 
 typedef struct
 {
@@ -101,15 +96,12 @@ struct _AbSession
 
   /* the agent, while one runs */
   AbAgentLauncher *launcher;
-  AbAgentProcess *process;
-  AbJsonRpc *rpc;
+  AbAcpConnection *conn;    /* the agent serving the session */
+  AbAcpConnection *closing; /* the agent being stopped */
   char *acp_session;
-  AbAcpConnection *conn; /* the ACP conversation over rpc */
   gboolean history_lost;
-  gboolean tearing_down;
   gboolean restart_pending; /* the profile changed: new agent next turn */
   guint handshake_source;
-  guint exit_drain_source;
   char *failure; /* why the last start or run failed */
 
   /* prompts */
@@ -174,7 +166,6 @@ enum
 {
   SIGNAL_UPDATE,
   SIGNAL_TURN_ENDED,
-  SIGNAL_TURN_FINISHED,
   SIGNAL_PERMISSION_REQUESTED,
   N_SIGNALS
 };
@@ -272,10 +263,7 @@ notify_queued (AbSession *self)
 static guint
 get_pid (AbSession *self)
 {
-  /* An agent being stopped no longer serves the session. */
-  return self->process != NULL && !self->tearing_down
-             ? (guint)ab_agent_process_get_pid (self->process)
-             : 0;
+  return self->conn != NULL ? ab_acp_connection_get_pid (self->conn) : 0;
 }
 
 static const AbAgentProfile *
@@ -494,10 +482,8 @@ on_flush (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-/* Everything read in one go leaves in one signal, as soon as that read's
- * lines are dispatched (on_read_done): a slow agent's update leaves
- * alone, without waiting for another turn of the main loop. Updates
- * queued outside a read leave on the next turn. */
+/* Updates of one turn leave together (@json: transfer full): the
+ * caller flushes them. */
 static void
 queue_update (AbSession *self, guint64 turn, char *json)
 {
@@ -505,8 +491,14 @@ queue_update (AbSession *self, guint64 turn, char *json)
     flush_updates (self);
   self->pending_turn = turn;
   g_ptr_array_add (self->pending_updates, json);
-  if (self->flush_source == 0
-      && (self->rpc == NULL || !ab_jsonrpc_is_reading (self->rpc)))
+}
+
+/* An update of the broker's own leaves on the next turn of the loop. */
+static void
+queue_update_soon (AbSession *self, guint64 turn, char *json)
+{
+  queue_update (self, turn, json);
+  if (self->flush_source == 0)
     self->flush_source
         = g_idle_add_full (G_PRIORITY_DEFAULT, on_flush, self, NULL);
 }
@@ -516,14 +508,8 @@ queue_update (AbSession *self, guint64 turn, char *json)
 static void
 answer_permission (AbSession *self, PendingPermission *p, const char *option)
 {
-  g_autoptr (JsonNode) result = NULL;
-
-  if (option != NULL)
-    result = ab_acp_permission_selected (option);
-  else
-    result = ab_acp_permission_cancelled ();
-  if (self->rpc != NULL)
-    ab_jsonrpc_reply (self->rpc, p->rpc_id, g_steal_pointer (&result));
+  if (self->conn != NULL)
+    ab_acp_connection_answer_permission (self->conn, p->rpc_id, option);
   g_hash_table_remove (self->permissions, p->id);
 }
 
@@ -564,8 +550,9 @@ on_permission_timeout (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-static gboolean
-handle_permission_request (AbSession *self, JsonNode *id, JsonNode *params)
+static void
+on_permission_request (AbAcpConnection *conn, JsonNode *id, JsonNode *params,
+                       AbSession *self)
 {
   const AbAgentProfile *prof = profile (self);
   AbPermissions policy = prof != NULL ? prof->permissions : AB_PERMISSIONS_DENY;
@@ -594,10 +581,8 @@ handle_permission_request (AbSession *self, JsonNode *id, JsonNode *params)
 
       if (self->current != NULL && self->cancel_reason == NULL)
         pick = ab_acp_permission_pick (params, policy);
-      ab_jsonrpc_reply (self->rpc, id,
-                        pick != NULL ? ab_acp_permission_selected (pick)
-                                     : ab_acp_permission_cancelled ());
-      return TRUE;
+      ab_acp_connection_answer_permission (conn, id, pick);
+      return;
     }
 
   p = g_new0 (PendingPermission, 1);
@@ -616,7 +601,6 @@ handle_permission_request (AbSession *self, JsonNode *id, JsonNode *params)
   json = json_to_string (params, FALSE);
   g_signal_emit (self, signals[SIGNAL_PERMISSION_REQUESTED], 0, p->turn, p->id,
                  json, self->current->sender);
-  return TRUE;
 }
 
 gboolean
@@ -668,7 +652,7 @@ emit_dropped (AbSession *self, GQueue *turns)
   while ((turn = g_queue_pop_head (turns)) != NULL)
     {
       g_signal_emit (self, signals[SIGNAL_TURN_ENDED], 0, turn->number,
-                     turn->reason, turn->message, turn->sender);
+                     turn->reason, turn->message, turn->sender, (gint64)-1);
       turn_free (turn);
     }
 }
@@ -685,9 +669,7 @@ on_turn_end_written (AbSession *self, gpointer data)
            turn->number, turn->reason, turn->message[0] ? ": " : "",
            turn->message);
   g_signal_emit (self, signals[SIGNAL_TURN_ENDED], 0, turn->number,
-                 turn->reason, turn->message, turn->sender);
-  g_signal_emit (self, signals[SIGNAL_TURN_FINISHED], 0, turn->number,
-                 turn->reason, turn->duration);
+                 turn->reason, turn->message, turn->sender, turn->duration);
   emit_dropped (self, &turn->dropped);
   turn_free (turn);
 
@@ -698,7 +680,7 @@ on_turn_end_written (AbSession *self, gpointer data)
   if (self->restart_pending)
     {
       /* An agent already going takes the old profile with it. */
-      if (self->process != NULL && !self->tearing_down)
+      if (self->conn != NULL)
         switch_agent (self);
       else
         self->restart_pending = FALSE;
@@ -772,50 +754,28 @@ drop_queue (AbSession *self, const char *reason, const char *message)
   emit_dropped (self, &now);
 }
 
-/* The agent's answer to a call on the session's connection: TRUE with
- * the result in @reply, or with NULL there and the agent's JSON-RPC error
- * in @error.  FALSE when there is nothing to do: the answer comes from an
- * agent that is gone, or the connection failed, which is reported once,
- * as the agent lost. */
-static gboolean
-agent_answered (AbSession *self, GObject *source, GAsyncResult *result,
-                JsonNode **reply, GError **error)
-{
-  g_autoptr (GError) local = NULL;
-  g_autoptr (JsonNode) node
-      = ab_jsonrpc_call_finish (AB_JSONRPC (source), result, &local);
-
-  if (AB_JSONRPC (source) != self->rpc
-      || (node == NULL && local->domain != AB_JSONRPC_ERROR))
-    return FALSE;
-  *reply = g_steal_pointer (&node);
-  if (local != NULL)
-    g_propagate_error (error, g_steal_pointer (&local));
-  return TRUE;
-}
-
 static void
 on_prompt_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (AbSession) self = user_data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (JsonNode) reply = NULL;
-  g_autofree char *reason = NULL;
+  g_autofree char *reason = ab_acp_connection_prompt_finish (
+      AB_ACP_CONNECTION (source), result, &error);
 
-  if (!agent_answered (self, source, result, &reply, &error)
-      || self->current == NULL)
-    return; /* from an agent that is gone, or a turn already ended */
-
-  if (reply == NULL)
+  /* From an agent that is gone, or a turn already ended; a failed
+   * connection is reported once, as the agent lost. */
+  if (AB_ACP_CONNECTION (source) != self->conn || self->current == NULL)
+    return;
+  if (reason == NULL)
     {
-      end_turn (self,
-                self->cancel_reason != NULL ? self->cancel_reason
-                                            : "agent-error",
-                error->message);
+      if (g_error_matches (error, AB_ACP_CONNECTION_ERROR,
+                           AB_ACP_CONNECTION_ERROR_REFUSED))
+        end_turn (self,
+                  self->cancel_reason != NULL ? self->cancel_reason
+                                              : "agent-error",
+                  error->message);
       return;
     }
-
-  reason = ab_acp_stop_reason (reply);
   end_turn (self, self->cancel_reason != NULL ? self->cancel_reason : reason,
             "");
 }
@@ -854,9 +814,8 @@ cut_turn (AbSession *self, const char *reason)
     }
   self->cancel_reason = reason;
   deny_all_permissions (self);
-  if (self->rpc != NULL && self->acp_session != NULL)
-    ab_jsonrpc_notify (self->rpc, "session/cancel",
-                       ab_acp_cancel_params (self->acp_session));
+  if (self->conn != NULL)
+    ab_acp_connection_cancel (self->conn);
   self->grace_source = g_timeout_add (
       MAX (self->config->kill_timeout_usec / 1000, 1), on_grace_expired, self);
 }
@@ -898,15 +857,15 @@ send_prompt (AbSession *self)
   if (self->history_lost)
     {
       self->history_lost = FALSE;
-      queue_update (self, turn->number,
-                    ab_acp_text_update (_ ("[agentbroker: the agent could "
-                                           "not restore this conversation; "
-                                           "it starts afresh]\n")));
+      queue_update_soon (self, turn->number,
+                         ab_acp_text_update (_ ("[agentbroker: the agent "
+                                                "could not restore this "
+                                                "conversation; it starts "
+                                                "afresh]\n")));
     }
 
-  ab_jsonrpc_call (self->rpc, "session/prompt",
-                   ab_acp_prompt_params (self->acp_session, turn->text), NULL,
-                   on_prompt_done, g_object_ref (self));
+  ab_acp_connection_prompt_async (self->conn, ab_acp_text_prompt (turn->text),
+                                  on_prompt_done, g_object_ref (self));
 }
 
 /* A record naming turns up to @number as running is on disk. */
@@ -917,7 +876,7 @@ running_recorded (AbSession *self, guint64 number)
 
   self->running_recorded = MAX (self->running_recorded, number);
   if (turn != NULL && !turn->prompt_sent
-      && turn->number <= self->running_recorded && self->rpc != NULL)
+      && turn->number <= self->running_recorded && self->conn != NULL)
     send_prompt (self);
 }
 
@@ -1007,7 +966,7 @@ on_kick (gpointer user_data)
       break;
     case AB_SESSION_STATE_SUSPENDED:
     case AB_SESSION_STATE_FAILED:
-      if (!self->tearing_down)
+      if (self->closing == NULL)
         start_agent (self);
       break;
     case AB_SESSION_STATE_STARTING:
@@ -1046,120 +1005,22 @@ accept_turn (AbSession *self, const char *text, const char *sender)
 
 /* ---- the agent's messages ---------------------------------------------- */
 
-/* session/load is replaying the conversation: not news to anyone. */
-static gboolean
-loading_history (AbSession *self)
-{
-  return self->conn != NULL && ab_acp_connection_is_loading (self->conn);
-}
-
-static gboolean
-span_is (const AbJsonSpan *span, const char *text)
-{
-  return span->data != NULL && span->len == strlen (text)
-         && memcmp (span->data, text, span->len) == 0;
-}
-
-/* Updates about the session rather than the turn: agents send them right
- * after session/new, racing the first prompt. They always go as turn 0. */
-static gboolean
-kind_is_session_level (const AbJsonSpan *kind)
-{
-  return span_is (kind, "available_commands_update")
-         || span_is (kind, "current_mode_update");
-}
-
-/* A span over @text, which may be NULL. */
-static AbJsonSpan
-span_of (const char *text)
-{
-  return (AbJsonSpan){ text, text != NULL ? strlen (text) : 0 };
-}
-
-/* Whether an update of ACP session @session_id is news: one of this
- * session's, and not history that session/load replays. */
-static gboolean
-update_wanted (AbSession *self, const AbJsonSpan *session_id)
-{
-  if (self->acp_session != NULL && !span_is (session_id, self->acp_session))
-    return FALSE;
-  return !loading_history (self);
-}
-
-/* One update, however it was read (@json: transfer full), to the turn in
- * flight unless @kind says it is about the session. */
+/* Updates read together leave together, as soon as the connection has
+ * them: a slow agent's update leaves alone, without waiting for another
+ * turn of the main loop. Those about the session go as turn 0. */
 static void
-take_update (AbSession *self, const AbJsonSpan *kind, char *json)
+on_update (AbAcpConnection *conn, const AbAcpUpdate *updates, guint n_updates,
+           AbSession *self)
 {
   self->last_progress = g_get_monotonic_time ();
   touch (self);
-  queue_update (self,
-                self->current != NULL && !kind_is_session_level (kind)
-                    ? self->current->number
-                    : 0,
-                json);
-}
-
-static void
-on_notification (AbJsonRpc *rpc, const char *method, JsonNode *params,
-                 AbSession *self)
-{
-  JsonNode *update;
-  AbJsonSpan session_id, kind;
-
-  if (g_strcmp0 (method, "session/update") != 0 || params == NULL
-      || !JSON_NODE_HOLDS_OBJECT (params))
-    return; /* unknown notifications are ignored */
-
-  update = json_object_get_member (json_node_get_object (params), "update");
-  if (update == NULL || !JSON_NODE_HOLDS_OBJECT (update))
-    return;
-  session_id = span_of (ab_acp_get_string (params, "sessionId"));
-  if (!update_wanted (self, &session_id))
-    return;
-  kind = span_of (ab_acp_get_string (update, "sessionUpdate"));
-  take_update (self, &kind, json_to_string (update, FALSE));
-}
-
-/* The same, read from the text without a JSON tree (most of what an agent
- * sends while streaming). FALSE: on_notification decides. */
-static gboolean
-on_notification_text (AbJsonRpc *rpc, const char *method, const char *params,
-                      gsize len, gpointer user_data)
-{
-  AbSession *self = user_data;
-  AbJsonSpan session_id, update, kind;
-
-  if (strcmp (method, "session/update") != 0)
-    return FALSE;
-  switch (ab_acp_scan_update (params, len, &session_id, &update, &kind))
-    {
-    case AB_ACP_UPDATE_UNSURE:
-      return FALSE;
-    case AB_ACP_UPDATE_IGNORED:
-      return TRUE;
-    case AB_ACP_UPDATE_FOUND:
-      break;
-    }
-  if (update_wanted (self, &session_id))
-    take_update (self, &kind, g_strndup (update.data, update.len));
-  return TRUE;
-}
-
-/* The lines of one read were dispatched: their updates leave together. */
-static void
-on_read_done (AbJsonRpc *rpc, gpointer user_data)
-{
-  flush_updates (user_data);
-}
-
-static gboolean
-on_request (AbJsonRpc *rpc, const char *method, JsonNode *id, JsonNode *params,
-            AbSession *self)
-{
-  if (g_strcmp0 (method, "session/request_permission") == 0)
-    return handle_permission_request (self, id, params);
-  return FALSE; /* AbJsonRpc answers -32601 */
+  for (guint i = 0; i < n_updates; i++)
+    queue_update (self,
+                  self->current != NULL && !updates[i].session_level
+                      ? self->current->number
+                      : 0,
+                  g_strdup (updates[i].json));
+  flush_updates (self);
 }
 
 static void
@@ -1185,21 +1046,17 @@ finish_suspends (AbSession *self)
 }
 
 static void
-on_terminated (GObject *source, GAsyncResult *result, gpointer user_data)
+on_closed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (AbSession) self = user_data;
-  g_autoptr (GError) error = NULL;
 
-  if (!ab_agent_process_terminate_finish (AB_AGENT_PROCESS (source), result,
-                                          &error))
-    g_warning ("session %s: stopping the agent: %s", self->thread,
-               error->message);
-  if (self->process == AB_AGENT_PROCESS (source))
+  ab_acp_connection_close_finish (AB_ACP_CONNECTION (source), result);
+  if (self->closing == AB_ACP_CONNECTION (source))
     {
-      g_clear_object (&self->process);
+      g_clear_object (&self->closing);
+      /* The pool counts the agent gone now. */
       g_object_notify_by_pspec (G_OBJECT (self), props[PROP_PID]);
     }
-  self->tearing_down = FALSE;
   finish_suspends (self);
   schedule_kick (self);
 }
@@ -1232,31 +1089,22 @@ static void
 teardown (AbSession *self, AbSessionState final_state)
 {
   g_clear_handle_id (&self->handshake_source, g_source_remove);
-  g_clear_handle_id (&self->exit_drain_source, g_source_remove);
   flush_updates (self);
   deny_all_permissions (self);
 
-  if (self->rpc != NULL)
+  if (self->conn == NULL)
     {
-      g_signal_handlers_disconnect_by_data (self->rpc, self);
-      ab_jsonrpc_set_text_handlers (self->rpc, NULL, NULL, NULL);
-      ab_jsonrpc_close (self->rpc);
-      g_clear_object (&self->rpc);
+      set_state (self, final_state);
+      if (self->closing == NULL)
+        finish_suspends (self);
+      return;
     }
-  g_clear_object (&self->conn);
+  g_signal_handlers_disconnect_by_data (self->conn, self);
+  self->closing = g_steal_pointer (&self->conn);
   set_state (self, final_state);
-
-  if (self->process != NULL && !self->tearing_down)
-    {
-      self->tearing_down = TRUE;
-      g_object_notify_by_pspec (G_OBJECT (self), props[PROP_PID]);
-      g_signal_handlers_disconnect_by_data (self->process, self);
-      ab_agent_process_terminate_async (self->process,
-                                        self->config->kill_timeout_usec, NULL,
-                                        on_terminated, g_object_ref (self));
-    }
-  else if (self->process == NULL)
-    finish_suspends (self);
+  g_object_notify_by_pspec (G_OBJECT (self), props[PROP_PID]);
+  ab_acp_connection_close_async (self->closing, self->config->kill_timeout_usec,
+                                 on_closed, g_object_ref (self));
 }
 
 /* The agent died or broke the protocol. Whoever waits hears why; the
@@ -1267,12 +1115,10 @@ agent_lost (AbSession *self, const char *reason, const char *why)
   g_autofree char *tail = NULL;
   g_autofree char *message = NULL;
 
-  if (self->rpc == NULL && self->process == NULL)
+  if (self->conn == NULL)
     return;
 
-  tail = self->process != NULL
-             ? ab_agent_process_get_stderr_tail (self->process)
-             : NULL;
+  tail = ab_acp_connection_get_stderr_tail (self->conn);
   if (tail != NULL && tail[0] != '\0')
     message = g_strdup_printf ("%s; agent stderr:\n%s", why, tail);
   else
@@ -1290,41 +1136,10 @@ agent_lost (AbSession *self, const char *reason, const char *why)
 }
 
 static void
-on_rpc_closed (AbJsonRpc *rpc, const GError *error, AbSession *self)
+on_lost (AbAcpConnection *conn, const char *reason, const char *why,
+         AbSession *self)
 {
-  const char *why = NULL;
-
-  if (error != NULL)
-    {
-      agent_lost (self, "agent-error", error->message);
-      return;
-    }
-  if (self->process != NULL && !ab_agent_process_is_running (self->process))
-    why = ab_agent_process_get_exit_description (self->process);
-  agent_lost (self, "agent-exited",
-              why != NULL ? why : _ ("the agent closed its output"));
-}
-
-static gboolean
-on_exit_drained (gpointer user_data)
-{
-  AbSession *self = user_data;
-  const char *why = ab_agent_process_get_exit_description (self->process);
-
-  self->exit_drain_source = 0;
-  agent_lost (self, "agent-exited", why != NULL ? why : "exited");
-  return G_SOURCE_REMOVE;
-}
-
-/* Output the agent wrote before it died may still be in the pipe: read it
- * first, unless a grandchild keeps the pipe open. */
-static void
-on_process_exited (AbAgentProcess *process, int wait_status,
-                   const char *description, AbSession *self)
-{
-  if (self->exit_drain_source == 0)
-    self->exit_drain_source
-        = g_timeout_add (EXIT_DRAIN_MSEC, on_exit_drained, self);
+  agent_lost (self, reason, why);
 }
 
 /* ---- start-up: spawn and handshake -------------------------------------- */
@@ -1404,7 +1219,7 @@ on_handshake_timeout (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-/* Spawns the agent and sends `initialize`; NULL, or why it failed. */
+/* Starts the agent and its handshake; NULL, or why it failed. */
 static char *
 spawn_agent (AbSession *self)
 {
@@ -1416,8 +1231,9 @@ spawn_agent (AbSession *self)
     return g_strdup_printf (_ ("agent profile '%s' is not configured"),
                             self->agent);
 
-  self->process = ab_agent_launcher_launch (self->launcher, prof, self->thread,
-                                            self->state_dir, &cwd, &error);
+  self->conn = ab_agent_launcher_launch (
+      self->launcher, prof, self->thread, self->state_dir,
+      self->config->max_message_bytes, &cwd, &error);
   if (cwd != NULL)
     {
       gboolean changed = g_strcmp0 (cwd, self->cwd) != 0;
@@ -1427,27 +1243,17 @@ spawn_agent (AbSession *self)
       if (changed)
         g_object_notify_by_pspec (G_OBJECT (self), props[PROP_CWD]);
     }
-  if (self->process == NULL)
+  if (self->conn == NULL)
     return g_strdup (error->message);
   g_object_notify_by_pspec (G_OBJECT (self), props[PROP_PID]);
-  g_signal_connect (self->process, "exited", G_CALLBACK (on_process_exited),
-                    self);
-
-  self->rpc = ab_jsonrpc_new (ab_agent_process_get_stdout (self->process),
-                              ab_agent_process_get_stdin (self->process),
-                              self->config->max_message_bytes);
-  g_signal_connect (self->rpc, "notification", G_CALLBACK (on_notification),
-                    self);
-  g_signal_connect (self->rpc, "request", G_CALLBACK (on_request), self);
-  g_signal_connect (self->rpc, "closed", G_CALLBACK (on_rpc_closed), self);
-  ab_jsonrpc_set_text_handlers (self->rpc, on_notification_text, on_read_done,
-                                self);
-  ab_jsonrpc_start (self->rpc);
+  g_signal_connect (self->conn, "update", G_CALLBACK (on_update), self);
+  g_signal_connect (self->conn, "permission-request",
+                    G_CALLBACK (on_permission_request), self);
+  g_signal_connect (self->conn, "lost", G_CALLBACK (on_lost), self);
 
   self->handshake_source
       = g_timeout_add (MAX (self->config->handshake_timeout_usec / 1000, 1),
                        on_handshake_timeout, self);
-  self->conn = ab_acp_connection_new (self->rpc);
   ab_acp_connection_start_async (
       self->conn,
       &(AbAcpStartParams){ .agent = self->agent,
@@ -1464,7 +1270,8 @@ start_agent (AbSession *self)
 {
   g_autofree char *message = NULL;
 
-  g_return_if_fail (self->process == NULL);
+  g_return_if_fail (self->conn == NULL && self->closing == NULL);
+  g_return_if_fail (self->launcher != NULL);
 
   /* The new agent runs the current profile: a switch asked for the old
    * one is done (a turn ending later must not stop this agent). */
@@ -1515,7 +1322,7 @@ ab_session_prompt_async (AbSession *self, const char *text, const char *sender,
       return;
     }
 
-  if (self->rpc != NULL && self->state != AB_SESSION_STATE_STARTING)
+  if (self->conn != NULL && self->state != AB_SESSION_STATE_STARTING)
     {
       guint64 turn = accept_turn (self, text, sender);
       g_task_return_pointer (task, g_memdup2 (&turn, sizeof turn), g_free);
@@ -1528,7 +1335,7 @@ ab_session_prompt_async (AbSession *self, const char *text, const char *sender,
   waiter->sender = g_strdup (sender);
   g_queue_push_tail (&self->waiters, waiter);
   notify_queued (self);
-  if (self->state != AB_SESSION_STATE_STARTING && !self->tearing_down)
+  if (self->state != AB_SESSION_STATE_STARTING && self->closing == NULL)
     start_agent (self);
   /* The first prompt to wait for the agent is the next turn. */
   if (self->state == AB_SESSION_STATE_STARTING
@@ -1585,15 +1392,14 @@ ab_session_suspend_async (AbSession *self, const char *reason,
   GTask *task = g_task_new (self, NULL, callback, user_data);
 
   g_ptr_array_add (self->suspend_tasks, task);
-  if (self->current != NULL && self->rpc != NULL && self->acp_session != NULL)
-    ab_jsonrpc_notify (self->rpc, "session/cancel",
-                       ab_acp_cancel_params (self->acp_session));
+  if (self->current != NULL && self->conn != NULL)
+    ab_acp_connection_cancel (self->conn);
   fail_waiters (self, reason);
   end_turn (self, "cancelled", reason);
   drop_queue (self, "cancelled", reason);
-  if (self->process != NULL || self->rpc != NULL)
+  if (self->conn != NULL)
     teardown (self, AB_SESSION_STATE_SUSPENDED);
-  else if (!self->tearing_down)
+  else if (self->closing == NULL)
     finish_suspends (self);
 }
 
@@ -1607,8 +1413,10 @@ ab_session_suspend_finish (AbSession *self, GAsyncResult *result,
 void
 ab_session_kill_now (AbSession *self)
 {
-  if (self->process != NULL)
-    ab_agent_process_kill_now (self->process);
+  if (self->conn != NULL)
+    ab_acp_connection_kill_now (self->conn);
+  if (self->closing != NULL)
+    ab_acp_connection_kill_now (self->closing);
 }
 
 gboolean
@@ -1621,7 +1429,7 @@ ab_session_send_signal (AbSession *self, int signo, GError **error)
                    self->thread);
       return FALSE;
     }
-  return ab_agent_process_send_signal (self->process, signo, error);
+  return ab_acp_connection_send_signal (self->conn, signo, error);
 }
 
 /* Settings apply in place. A changed agent profile takes effect on the
@@ -1640,7 +1448,7 @@ ab_session_set_config (AbSession *self, AbConfig *config)
   ab_config_unref (self->config);
   self->config = ab_config_ref (config);
 
-  if (!changed || self->process == NULL)
+  if (!changed || self->conn == NULL)
     return;
   g_message ("session %s: agent profile '%s' changed; switching its agent "
              "after the running turn",
@@ -1683,7 +1491,7 @@ ab_session_get_state (AbSession *self)
 gboolean
 ab_session_is_running (AbSession *self)
 {
-  return self->process != NULL;
+  return self->conn != NULL || self->closing != NULL;
 }
 
 /* A turn in flight, or accepted and waiting for one. */
@@ -1909,21 +1717,13 @@ ab_session_dispose (GObject *object)
   g_clear_handle_id (&self->grace_source, g_source_remove);
   g_clear_handle_id (&self->inactivity_source, g_source_remove);
   g_clear_handle_id (&self->handshake_source, g_source_remove);
-  g_clear_handle_id (&self->exit_drain_source, g_source_remove);
   g_hash_table_remove_all (self->permissions);
-  if (self->rpc != NULL)
+  if (self->conn != NULL)
     {
-      g_signal_handlers_disconnect_by_data (self->rpc, self);
-      ab_jsonrpc_set_text_handlers (self->rpc, NULL, NULL, NULL);
-      ab_jsonrpc_close (self->rpc);
-      g_clear_object (&self->rpc);
+      g_signal_handlers_disconnect_by_data (self->conn, self);
+      g_clear_object (&self->conn); /* stops the agent if still alive */
     }
-  g_clear_object (&self->conn);
-  if (self->process != NULL)
-    {
-      g_signal_handlers_disconnect_by_data (self->process, self);
-      g_clear_object (&self->process); /* kills the group if still alive */
-    }
+  g_clear_object (&self->closing);
 
   G_OBJECT_CLASS (ab_session_parent_class)->dispose (object);
 }
@@ -1993,15 +1793,12 @@ ab_session_class_init (AbSessionClass *klass)
   signals[SIGNAL_UPDATE] = g_signal_new (
       "update", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
       NULL, G_TYPE_NONE, 3, G_TYPE_UINT64, G_TYPE_STRV, G_TYPE_STRING);
+  /* (turn, reason, message, recipient, duration µs or -1 for a turn
+   * dropped before it started) */
   signals[SIGNAL_TURN_ENDED] = g_signal_new (
       "turn-ended", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
-      NULL, G_TYPE_NONE, 4, G_TYPE_UINT64, G_TYPE_STRING, G_TYPE_STRING,
-      G_TYPE_STRING);
-  /* (turn, reason, duration µs): a turn that ran, for the metrics; queued
-   * turns dropped before starting only get "turn-ended". */
-  signals[SIGNAL_TURN_FINISHED] = g_signal_new (
-      "turn-finished", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
-      NULL, NULL, G_TYPE_NONE, 3, G_TYPE_UINT64, G_TYPE_STRING, G_TYPE_INT64);
+      NULL, G_TYPE_NONE, 5, G_TYPE_UINT64, G_TYPE_STRING, G_TYPE_STRING,
+      G_TYPE_STRING, G_TYPE_INT64);
   signals[SIGNAL_PERMISSION_REQUESTED] = g_signal_new (
       "permission-requested", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
       NULL, NULL, NULL, G_TYPE_NONE, 4, G_TYPE_UINT64, G_TYPE_STRING,
@@ -2012,7 +1809,6 @@ static void
 ab_session_init (AbSession *self)
 {
   self->state = AB_SESSION_STATE_SUSPENDED;
-  self->launcher = ab_direct_launcher_new ();
   self->pending_updates = g_ptr_array_new_with_free_func (g_free);
   self->suspend_tasks = g_ptr_array_new_with_free_func (g_object_unref);
   self->permissions = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,

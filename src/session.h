@@ -12,16 +12,12 @@
  *
  *   void turn_ended (AbSession *self, guint64 turn, const char *reason,
  *                    const char *message, const char *recipient,
- *                    gpointer user_data);
+ *                    gint64 duration_usec, gpointer user_data);
  *       The end of every accepted turn, run or dropped from the queue,
  *       once the record says so; @reason is an ACP stop reason or one of
  *       the broker's (cancelled, timeout, agent-error, …), @message ""
- *       or why.
- *
- *   void turn_finished (AbSession *self, guint64 turn, const char *reason,
- *                       gint64 duration_usec, gpointer user_data);
- *       Right after turn-ended, for a turn that ran (not one dropped
- *       before it started): its duration, for the metrics.
+ *       or why; @duration_usec how long it ran, or -1 for a turn dropped
+ *       before it started.
  *
  *   void permission_requested (AbSession *self, guint64 turn,
  *                              const char *request, const char *json,

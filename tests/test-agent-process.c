@@ -38,6 +38,23 @@ on_exited (AbAgentProcess *process, int status, const char *description,
   w->description = g_strdup (description);
 }
 
+/* The "lost" signal of an agent's connection. */
+typedef struct
+{
+  gboolean done;
+  char *reason;
+  char *why;
+} Lost;
+
+static void
+on_lost (AbAcpConnection *conn, const char *reason, const char *why, Lost *l)
+{
+  g_assert_false (l->done);
+  l->done = TRUE;
+  l->reason = g_strdup (reason);
+  l->why = g_strdup (why);
+}
+
 static void
 iterate_until (gboolean *flag)
 {
@@ -268,11 +285,14 @@ test_direct_launcher (void)
   g_autofree char *out = NULL;
   g_autofree char *want_out = NULL;
   g_autoptr (AbAgentLauncher) launcher = ab_direct_launcher_new ();
-  g_autoptr (AbAgentProcess) process = NULL;
+  g_autofree char *seen = NULL;
+  g_autoptr (AbAcpConnection) conn = NULL;
   g_autoptr (GPtrArray) env = g_ptr_array_new ();
-  char *command[]
-      = { (char *)"sh", (char *)"-c",
-          (char *)"pwd -P; echo \"$AB_LITERAL\"; echo \"$AB_KEY\"", NULL };
+  /* What the agent saw goes to a file: its stdout is the connection's. */
+  char *command[] = { (char *)"sh", (char *)"-c",
+                      (char *)"{ pwd -P; echo \"$AB_LITERAL\"; "
+                              "echo \"$AB_KEY\"; } >../seen",
+                      NULL };
   char *inherit[] = { NULL };
   AbEnvEntry literal = { (char *)"AB_LITERAL", (char *)"v1", NULL };
   AbEnvEntry secret = { (char *)"AB_KEY", NULL, (char *)"key" };
@@ -284,7 +304,7 @@ test_direct_launcher (void)
     .working_directory = (char *)"{state}/work/{thread}",
   };
   struct stat st;
-  Watch w = { 0 };
+  Lost lost = { 0 };
 
   g_assert_no_error (error);
   g_ptr_array_add (env, &literal);
@@ -298,9 +318,9 @@ test_direct_launcher (void)
 
   /* without $CREDENTIALS_DIRECTORY: refused, the directory chosen */
   g_unsetenv ("CREDENTIALS_DIRECTORY");
-  process = ab_agent_launcher_launch (launcher, &prof, "cli:a/b", state, &cwd,
-                                      &error);
-  g_assert_null (process);
+  conn = ab_agent_launcher_launch (launcher, &prof, "cli:a/b", state, 4096,
+                                   &cwd, &error);
+  g_assert_null (conn);
   g_assert_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED);
   g_assert_cmpstr (error->message, ==,
                    "agent 't' needs credential 'key' but "
@@ -310,21 +330,30 @@ test_direct_launcher (void)
   g_clear_pointer (&cwd, g_free);
 
   g_setenv ("CREDENTIALS_DIRECTORY", creds, TRUE);
-  process = ab_agent_launcher_launch (launcher, &prof, "cli:a/b", state, &cwd,
-                                      &error);
+  conn = ab_agent_launcher_launch (launcher, &prof, "cli:a/b", state, 4096,
+                                   &cwd, &error);
   g_unsetenv ("CREDENTIALS_DIRECTORY");
   g_assert_no_error (error);
-  g_assert_nonnull (process);
+  g_assert_nonnull (conn);
+  g_assert_cmpuint (ab_acp_connection_get_pid (conn), >, 0);
   g_assert_cmpstr (cwd, ==, want_cwd);
   g_assert_cmpint (stat (cwd, &st), ==, 0);
   g_assert_cmpint (st.st_mode & 0777, ==, 0700);
-  g_signal_connect (process, "exited", G_CALLBACK (on_exited), &w);
+  g_signal_connect (conn, "lost", G_CALLBACK (on_lost), &lost);
+  iterate_until (&lost.done);
+  g_assert_cmpstr (lost.reason, ==, "agent-exited");
+  /* whichever the daemon saw first: the end of its output, or the exit */
+  if (g_strcmp0 (lost.why, "the agent closed its output") != 0)
+    g_assert_cmpstr (lost.why, ==, "exited with status 0");
   real = realpath (cwd, NULL);
-  out = read_stdout (process);
+  seen = g_build_filename (state, "work", "seen", NULL);
+  g_file_get_contents (seen, &out, NULL, &error);
+  g_assert_no_error (error);
   want_out = g_strdup_printf ("%s\nv1\ns3cret\n", real);
   g_assert_cmpstr (out, ==, want_out);
-  iterate_until (&w.exited);
-  g_free (w.description);
+  g_unlink (seen);
+  g_free (lost.reason);
+  g_free (lost.why);
 
   g_unlink (key);
   g_rmdir (creds);
