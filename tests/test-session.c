@@ -1,0 +1,556 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* agentbroker — AbSession and AbPool against scripted agents
+ *
+ * No daemon, no bus, no process: the sessions' agents are fake-agent.c's,
+ * in this process, each behind a real AbAcpConnection on a socketpair.
+ * The tests drive the agent and watch the session's signals.
+ */
+#include "config.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+
+#include "bounded-wait.h"
+#include "error.h"
+#include "fake-agent.h"
+#include "pool.h"
+#include "scratch-dir.h"
+#include "session.h"
+
+/* generous: the suite also runs under valgrind */
+#define WAIT_MS 30000
+
+#define THREAD "test:thread"
+
+typedef struct
+{
+  char *state_dir;
+  AbConfig *config;
+  AbFakeLauncher *launcher;
+  AbSession *session;
+  GString *events; /* "update T text", "ended T reason", "ask T id" lines */
+  guint ended;
+  char *request; /* the last permission request's id */
+} Fixture;
+
+static AbConfig *
+config_with (const char *agent_yaml, const char *timeouts_yaml)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *yaml = g_strdup_printf ("default_agent: fake\n"
+                                           "agents:\n"
+                                           "  fake:\n"
+                                           "    command: [unused]\n"
+                                           "%s"
+                                           "timeouts: {kill: 1s%s}\n",
+                                           agent_yaml, timeouts_yaml);
+  AbConfig *config
+      = ab_config_load_from_data (yaml, strlen (yaml), "test.yaml", &error);
+
+  g_assert_no_error (error);
+  return config;
+}
+
+/* The text of an agent_message_chunk update. */
+static char *
+update_text (const char *json)
+{
+  const char *start = strstr (json, "\"text\":\"");
+
+  g_assert_nonnull (start);
+  start += strlen ("\"text\":\"");
+  return g_strndup (start, strchr (start, '"') - start);
+}
+
+static void
+on_update (AbSession *session, guint64 turn, const char *const *updates,
+           const char *recipient, Fixture *f)
+{
+  for (guint i = 0; updates[i] != NULL; i++)
+    {
+      g_autofree char *text = update_text (updates[i]);
+
+      g_string_append_printf (f->events, "update %" G_GUINT64_FORMAT " %s\n",
+                              turn, text);
+    }
+}
+
+static void
+on_turn_ended (AbSession *session, guint64 turn, const char *reason,
+               const char *message, const char *recipient, gint64 duration_usec,
+               Fixture *f)
+{
+  g_string_append_printf (f->events, "ended %" G_GUINT64_FORMAT " %s%s\n", turn,
+                          reason, duration_usec < 0 ? " (dropped)" : "");
+  f->ended++;
+}
+
+static void
+on_permission (AbSession *session, guint64 turn, const char *request,
+               const char *json, const char *recipient, Fixture *f)
+{
+  g_string_append_printf (f->events, "ask %" G_GUINT64_FORMAT "\n", turn);
+  g_free (f->request);
+  f->request = g_strdup (request);
+}
+
+static void
+watch (Fixture *f, AbSession *session)
+{
+  g_signal_connect (session, "update", G_CALLBACK (on_update), f);
+  g_signal_connect (session, "turn-ended", G_CALLBACK (on_turn_ended), f);
+  g_signal_connect (session, "permission-requested", G_CALLBACK (on_permission),
+                    f);
+}
+
+static void
+setup_with (Fixture *f, const char *agent_yaml, const char *timeouts_yaml)
+{
+  g_autoptr (GError) error = NULL;
+
+  f->state_dir = g_dir_make_tmp ("ab-session-XXXXXX", &error);
+  g_assert_no_error (error);
+  f->config = config_with (agent_yaml, timeouts_yaml);
+  f->launcher = ab_fake_launcher_new ();
+  f->session
+      = ab_session_new (THREAD, "fake", getuid (), f->config, f->state_dir);
+  ab_session_set_launcher (f->session, AB_AGENT_LAUNCHER (f->launcher));
+  f->events = g_string_new (NULL);
+  watch (f, f->session);
+}
+
+static void
+fixture_setup (Fixture *f, gconstpointer data)
+{
+  setup_with (f, data != NULL ? data : "", "");
+}
+
+static void
+inactivity_setup (Fixture *f, gconstpointer data)
+{
+  setup_with (f, "", ", turn_inactivity: 300ms");
+}
+
+static void on_suspended (GObject *source, GAsyncResult *result,
+                          gpointer user_data);
+
+/* The session's agent is stopped before the session goes, as the pool
+ * does: nothing of one test reaches the next. */
+static void
+fixture_teardown (Fixture *f, gconstpointer data)
+{
+  gboolean suspended = FALSE;
+
+  ab_session_suspend_async (f->session, "test over", on_suspended, &suspended);
+  AB_ITERATE_UNTIL (suspended, WAIT_MS);
+  g_assert_finalize_object (g_steal_pointer (&f->session));
+  g_clear_object (&f->launcher);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  ab_store_flush ();
+  ab_config_unref (f->config);
+  ab_remove_tree (f->state_dir);
+  g_free (f->state_dir);
+  g_string_free (f->events, TRUE);
+  g_free (f->request);
+  g_log_set_always_fatal (G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL
+                          | G_LOG_LEVEL_WARNING);
+}
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static void
+on_prompted (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GError **error = user_data;
+  guint64 turn = 0;
+
+  if (!ab_session_prompt_finish (AB_SESSION (source), result, &turn, error))
+    g_assert_nonnull (*error);
+}
+
+static void
+prompt (Fixture *f, const char *text)
+{
+  ab_session_prompt_async (f->session, text, ":1.1", on_prompted, NULL);
+}
+
+static AbFakeAgent *
+agent (Fixture *f, guint i)
+{
+  AB_ITERATE_UNTIL (ab_fake_launcher_get_launches (f->launcher) > i, WAIT_MS);
+  return ab_fake_launcher_get_agent (f->launcher, i);
+}
+
+static void
+wait_logged (AbFakeAgent *a, const char *line)
+{
+  AB_ITERATE_UNTIL (ab_fake_agent_has_logged (a, line), WAIT_MS);
+}
+
+static void
+wait_ended (Fixture *f, guint n)
+{
+  AB_ITERATE_UNTIL (f->ended >= n, WAIT_MS);
+}
+
+static void
+assert_events (Fixture *f, const char *expected)
+{
+  g_assert_cmpstr (f->events->str, ==, expected);
+}
+
+static void
+assert_log (AbFakeAgent *a, const char *expected)
+{
+  g_autofree char *log = ab_fake_agent_get_log (a);
+
+  g_assert_cmpstr (log, ==, expected);
+}
+
+/* ---- turns ------------------------------------------------------------- */
+
+/* Prompts run one at a time in the order they came; each turn's updates
+ * come before its end, and the record names a turn running before the
+ * agent sees its prompt. */
+static void
+test_queue_order (Fixture *f, gconstpointer data)
+{
+  AbFakeAgent *a;
+
+  prompt (f, "one");
+  prompt (f, "two");
+  prompt (f, "three");
+  a = agent (f, 0);
+  wait_logged (a, "session/prompt one (record: running 1)");
+  g_assert_cmpuint (ab_session_get_queued (f->session), ==, 2);
+  ab_fake_agent_send_text (a, "a1");
+  ab_fake_agent_finish_prompt (a, "end_turn");
+  wait_logged (a, "session/prompt two (record: running 2)");
+  ab_fake_agent_send_text (a, "a2");
+  ab_fake_agent_finish_prompt (a, "end_turn");
+  wait_logged (a, "session/prompt three (record: running 3)");
+  ab_fake_agent_finish_prompt (a, "max_tokens");
+  wait_ended (f, 3);
+  assert_events (f, "update 1 a1\n"
+                    "ended 1 end_turn\n"
+                    "update 2 a2\n"
+                    "ended 2 end_turn\n"
+                    "ended 3 max_tokens\n");
+  assert_log (a, "initialize\n"
+                 "session/new\n"
+                 "session/prompt one (record: running 1)\n"
+                 "session/prompt two (record: running 2)\n"
+                 "session/prompt three (record: running 3)");
+  g_assert_cmpuint (ab_fake_launcher_get_launches (f->launcher), ==, 1);
+  g_assert_cmpstr (
+      ab_session_state_to_string (ab_session_get_state (f->session)), ==,
+      "idle");
+}
+
+/* Cancel: the queued turns end at once without running, the turn in
+ * flight once the agent answers the session/cancel sent to it. */
+static void
+test_cancel (Fixture *f, gconstpointer data)
+{
+  AbFakeAgent *a;
+
+  prompt (f, "long");
+  prompt (f, "queued");
+  a = agent (f, 0);
+  wait_logged (a, "session/prompt long (record: running 1)");
+  ab_session_cancel (f->session);
+  wait_logged (a, "session/cancel");
+  g_assert_cmpuint (f->ended, ==, 0);
+  ab_fake_agent_finish_prompt (a, "cancelled");
+  wait_ended (f, 2);
+  assert_events (f, "ended 1 cancelled\n"
+                    "ended 2 cancelled (dropped)\n");
+  g_assert_false (ab_fake_agent_has_logged (
+      a, "session/prompt queued (record: running 2)"));
+}
+
+/* No update for timeouts.turn_inactivity: the turn is cancelled and ends
+ * as "timeout"; an agent that then stays silent for timeouts.kill is
+ * stopped. */
+static void
+test_inactivity (Fixture *f, gconstpointer data)
+{
+  AbFakeAgent *a;
+
+  prompt (f, "slow");
+  a = agent (f, 0);
+  wait_logged (a, "session/prompt slow (record: running 1)");
+  /* an update is progress: the clock starts again */
+  ab_fake_agent_send_text (a, "still here");
+  wait_logged (a, "session/cancel");
+  ab_fake_agent_finish_prompt (a, "cancelled");
+  wait_ended (f, 1);
+  assert_events (f, "update 1 still here\n"
+                    "ended 1 timeout\n");
+  g_assert_false (ab_fake_agent_is_closed (a));
+
+  prompt (f, "silent");
+  wait_logged (a, "session/prompt silent (record: running 2)");
+  wait_ended (f, 2);
+  g_assert_true (g_str_has_suffix (f->events->str, "ended 2 timeout\n"));
+  AB_ITERATE_UNTIL (ab_fake_agent_is_closed (a), WAIT_MS);
+}
+
+/* ---- permissions ------------------------------------------------------- */
+
+/* "ask": the question reaches the session's listeners and the answer the
+ * agent; an option the agent did not offer is refused. */
+static void
+test_permission_ask (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  AbFakeAgent *a;
+
+  prompt (f, "edit");
+  a = agent (f, 0);
+  wait_logged (a, "session/prompt edit (record: running 1)");
+  ab_fake_agent_send_text (a, "thinking");
+  ab_fake_agent_ask_permission (a);
+  AB_ITERATE_UNTIL (f->request != NULL, WAIT_MS);
+  assert_events (f, "update 1 thinking\n"
+                    "ask 1\n");
+  g_assert_false (
+      ab_session_answer_permission (f->session, f->request, "maybe", &error));
+  g_assert_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT);
+  g_assert_true (
+      ab_session_answer_permission (f->session, f->request, "yes", NULL));
+  wait_logged (a, "permission selected yes");
+  g_assert_false (
+      ab_session_answer_permission (f->session, f->request, "yes", NULL));
+  ab_fake_agent_finish_prompt (a, "end_turn");
+  wait_ended (f, 1);
+}
+
+/* "allow" and "deny" answer by themselves, nobody is asked; outside a
+ * turn every question is cancelled. */
+static void
+test_permission_policy (Fixture *f, gconstpointer data)
+{
+  const char *policy = strstr (data, "allow") != NULL ? "yes" : "no";
+  g_autofree char *answer = g_strdup_printf ("permission selected %s", policy);
+  AbFakeAgent *a;
+
+  prompt (f, "edit");
+  a = agent (f, 0);
+  wait_logged (a, "session/prompt edit (record: running 1)");
+  ab_fake_agent_ask_permission (a);
+  wait_logged (a, answer);
+  ab_fake_agent_finish_prompt (a, "end_turn");
+  wait_ended (f, 1);
+  ab_fake_agent_ask_permission (a);
+  wait_logged (a, "permission cancelled");
+  g_assert_null (f->request);
+}
+
+/* ---- the agent's loss -------------------------------------------------- */
+
+/* The agent goes mid-turn: the turn ends "agent-exited", the session is
+ * failed; the next prompt starts a new agent, which loads the same ACP
+ * session. */
+static void
+test_lost_then_respawn (Fixture *f, gconstpointer data)
+{
+  AbFakeAgent *a, *b;
+
+  /* The loss is logged as a warning: expected here. */
+  g_log_set_always_fatal (G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+
+  prompt (f, "first");
+  a = agent (f, 0);
+  wait_logged (a, "session/prompt first (record: running 1)");
+  ab_fake_agent_exit (a);
+  wait_ended (f, 1);
+  assert_events (f, "ended 1 agent-exited\n");
+  AB_ITERATE_UNTIL (
+      ab_session_get_state (f->session) == AB_SESSION_STATE_FAILED, WAIT_MS);
+
+  prompt (f, "second");
+  b = agent (f, 1);
+  wait_logged (b, "session/prompt second (record: running 2)");
+  assert_log (b, "initialize\n"
+                 "session/load fake-1\n"
+                 "session/prompt second (record: running 2)");
+  ab_fake_agent_finish_prompt (b, "end_turn");
+  wait_ended (f, 2);
+}
+
+/* A launch that fails refuses the prompt waiting for it, naming why. */
+static void
+test_launch_fails (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+
+  /* The failure is logged as a warning: expected here. */
+  g_log_set_always_fatal (G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+
+  ab_fake_launcher_fail_next (f->launcher, "no such agent");
+  ab_session_prompt_async (f->session, "hi", ":1.1", on_prompted, &error);
+  AB_ITERATE_UNTIL (error != NULL, WAIT_MS);
+  g_assert_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED);
+  g_assert_cmpstr (error->message, ==, "no such agent");
+  g_assert_cmpint (ab_session_get_state (f->session), ==,
+                   AB_SESSION_STATE_FAILED);
+  g_assert_cmpuint (f->ended, ==, 0);
+}
+
+/* A changed profile: the busy agent finishes its turn, then goes; the
+ * next prompt runs on a new one, through session/load. */
+static void
+test_profile_change (Fixture *f, gconstpointer data)
+{
+  g_autoptr (AbConfig) changed = config_with ("    permissions: allow\n", "");
+  AbFakeAgent *a, *b;
+
+  prompt (f, "before");
+  a = agent (f, 0);
+  wait_logged (a, "session/prompt before (record: running 1)");
+  ab_session_set_config (f->session, changed);
+  g_assert_false (ab_fake_agent_is_closed (a));
+  ab_fake_agent_finish_prompt (a, "end_turn");
+  wait_ended (f, 1);
+  AB_ITERATE_UNTIL (ab_fake_agent_is_closed (a), WAIT_MS);
+  assert_events (f, "ended 1 end_turn\n");
+
+  prompt (f, "after");
+  b = agent (f, 1);
+  wait_logged (b, "session/prompt after (record: running 2)");
+  g_assert_true (ab_fake_agent_has_logged (b, "session/load fake-1"));
+  ab_fake_agent_ask_permission (b);
+  wait_logged (b, "permission selected yes");
+  ab_fake_agent_finish_prompt (b, "end_turn");
+  wait_ended (f, 2);
+}
+
+static void
+on_suspended (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_assert_true (ab_session_suspend_finish (AB_SESSION (source), result, NULL));
+  *(gboolean *)user_data = TRUE;
+}
+
+/* Suspend: the turn in flight ends "cancelled" and the agent is stopped;
+ * the suspend completes once it is gone. */
+static void
+test_suspend (Fixture *f, gconstpointer data)
+{
+  gboolean done = FALSE;
+  AbFakeAgent *a;
+
+  prompt (f, "work");
+  a = agent (f, 0);
+  wait_logged (a, "session/prompt work (record: running 1)");
+  ab_session_suspend_async (f->session, "drained", on_suspended, &done);
+  AB_ITERATE_UNTIL (done, WAIT_MS);
+  AB_ITERATE_UNTIL (ab_fake_agent_is_closed (a), WAIT_MS);
+  wait_ended (f, 1);
+  assert_events (f, "ended 1 cancelled\n");
+  g_assert_cmpint (ab_session_get_state (f->session), ==,
+                   AB_SESSION_STATE_SUSPENDED);
+}
+
+/* ---- the pool ---------------------------------------------------------- */
+
+typedef struct
+{
+  gboolean done;
+  guint64 turn;
+  GError *error;
+} Call;
+
+static void
+on_pool_prompted (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Call *c = user_data;
+
+  ab_pool_prompt_finish (AB_POOL (source), result, &c->turn, &c->error);
+  c->done = TRUE;
+}
+
+static void
+on_pool_removed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Call *c = user_data;
+
+  ab_pool_remove_finish (AB_POOL (source), result, &c->error);
+  c->done = TRUE;
+}
+
+/* A prompt makes the session and starts its agent with the pool's
+ * launcher; a user over pool.max_sessions_per_user is refused; remove
+ * stops the agent and forgets the session, record and all. */
+static void
+test_pool (Fixture *f, gconstpointer data)
+{
+  g_autoptr (AbConfig) config = NULL;
+  g_autoptr (AbPool) pool = NULL;
+  g_autofree char *store = ab_store_dir (f->state_dir);
+  Call first = { 0 }, second = { 0 }, removed = { 0 };
+  AbFakeAgent *a;
+  const char *yaml = "default_agent: fake\n"
+                     "agents: {fake: {command: [unused]}}\n"
+                     "pool: {max_sessions_per_user: 1}\n";
+  g_autoptr (GError) error = NULL;
+
+  config = ab_config_load_from_data (yaml, strlen (yaml), "t.yaml", &error);
+  g_assert_no_error (error);
+  pool = ab_pool_new (config, f->state_dir);
+  ab_pool_set_launcher (pool, AB_AGENT_LAUNCHER (f->launcher));
+  ab_pool_prompt_async (pool, "test:a", "hi", "fake", 1000, ":1.1",
+                        on_pool_prompted, &first);
+  AB_ITERATE_UNTIL (first.done, WAIT_MS);
+  g_assert_no_error (first.error);
+  g_assert_cmpuint (first.turn, ==, 1);
+  a = agent (f, 0);
+  wait_logged (a, "session/prompt hi (record: running 1)");
+  g_assert_cmpuint (ab_pool_get_running_count (pool), ==, 1);
+
+  ab_pool_prompt_async (pool, "test:b", "hi", "fake", 1000, ":1.1",
+                        on_pool_prompted, &second);
+  AB_ITERATE_UNTIL (second.done, WAIT_MS);
+  g_assert_error (second.error, AB_ERROR, AB_ERROR_POOL_EXHAUSTED);
+  g_clear_error (&second.error);
+  g_assert_null (ab_pool_lookup (pool, "test:b"));
+
+  ab_fake_agent_finish_prompt (a, "end_turn");
+  ab_pool_remove_async (pool, "test:a", "removed", on_pool_removed, &removed);
+  AB_ITERATE_UNTIL (removed.done, WAIT_MS);
+  g_assert_no_error (removed.error);
+  g_assert_true (ab_fake_agent_is_closed (a));
+  g_assert_null (ab_pool_lookup (pool, "test:a"));
+  g_assert_cmpuint (ab_pool_get_session_count (pool), ==, 0);
+  ab_store_flush ();
+  g_assert_cmpuint (ab_count_suffix (store, ".json"), ==, 0);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+#define ADD(name, data, func)                                                  \
+  g_test_add ("/session/" name, Fixture, data, fixture_setup, func,            \
+              fixture_teardown)
+  ADD ("queue-order", NULL, test_queue_order);
+  ADD ("cancel", NULL, test_cancel);
+  ADD ("permission/ask", "    permissions: ask\n", test_permission_ask);
+  ADD ("permission/allow", "    permissions: allow\n", test_permission_policy);
+  ADD ("permission/deny", "    permissions: deny\n", test_permission_policy);
+  ADD ("lost-then-respawn", NULL, test_lost_then_respawn);
+  ADD ("launch-fails", NULL, test_launch_fails);
+  ADD ("profile-change", NULL, test_profile_change);
+  ADD ("suspend", NULL, test_suspend);
+  ADD ("pool", NULL, test_pool);
+#undef ADD
+  g_test_add ("/session/inactivity", Fixture, NULL, inactivity_setup,
+              test_inactivity, fixture_teardown);
+
+  return g_test_run ();
+}
