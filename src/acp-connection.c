@@ -21,12 +21,12 @@ struct _AbAcpConnection
   GObject parent_instance;
 
   AbJsonRpc *rpc;
-  AbAgentProcess *process; /* or NULL: not the daemon's child */
-  char *session_id;        /* the ACP session open or being loaded */
-  gboolean loading;        /* session/load runs: its updates replay history */
-  gboolean started;        /* the handshake was asked for */
-  gboolean lost;           /* "lost" was emitted */
-  GArray *batch;           /* AbAcpUpdate, json owned: not yet emitted */
+  AbAgentHandle *agent; /* or NULL: a test's agent */
+  char *session_id;     /* the ACP session open or being loaded */
+  gboolean loading;     /* session/load runs: its updates replay history */
+  gboolean started;     /* the handshake was asked for */
+  gboolean lost;        /* "lost" was emitted */
+  GArray *batch;        /* AbAcpUpdate, json owned: not yet emitted */
   guint exit_drain_source;
 
   /* once ab_acp_connection_close_async() was called */
@@ -542,9 +542,9 @@ emit_lost (AbAcpConnection *self, const char *reason, const char *why)
 static const char *
 exit_description (AbAcpConnection *self)
 {
-  if (self->process == NULL || ab_agent_process_is_running (self->process))
+  if (self->agent == NULL)
     return NULL;
-  return ab_agent_process_get_exit_description (self->process);
+  return ab_agent_handle_get_exit_description (self->agent);
 }
 
 static void
@@ -573,8 +573,8 @@ on_exit_drained (gpointer user_data)
 /* Output the agent wrote before it died may still be in the pipe: read it
  * first, unless a grandchild keeps the pipe open. */
 static void
-on_process_exited (AbAgentProcess *process, int wait_status,
-                   const char *description, AbAcpConnection *self)
+on_agent_exited (AbAgentHandle *agent, int wait_status, const char *description,
+                 AbAcpConnection *self)
 {
   if (self->exit_drain_source == 0 && !self->lost)
     self->exit_drain_source
@@ -598,10 +598,10 @@ on_terminated (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (AbAcpConnection) self = user_data;
   g_autoptr (GError) error = NULL;
 
-  if (!ab_agent_process_terminate_finish (AB_AGENT_PROCESS (source), result,
-                                          &error))
+  if (!ab_agent_handle_terminate_finish (AB_AGENT_HANDLE (source), result,
+                                         &error))
     g_warning ("stopping agent %u: %s",
-               (guint)ab_agent_process_get_pid (AB_AGENT_PROCESS (source)),
+               ab_agent_handle_get_pid (AB_AGENT_HANDLE (source)),
                error->message);
   complete_close (self);
 }
@@ -632,14 +632,14 @@ ab_acp_connection_close_async (AbAcpConnection *self, gint64 kill_timeout_usec,
   g_signal_handlers_disconnect_by_data (self->rpc, self);
   ab_jsonrpc_set_text_handlers (self->rpc, NULL, NULL, NULL);
   ab_jsonrpc_close (self->rpc);
-  if (self->process == NULL)
+  if (self->agent == NULL)
     {
       complete_close (self);
       return;
     }
-  g_signal_handlers_disconnect_by_data (self->process, self);
-  ab_agent_process_terminate_async (self->process, kill_timeout_usec, NULL,
-                                    on_terminated, g_object_ref (self));
+  g_signal_handlers_disconnect_by_data (self->agent, self);
+  ab_agent_handle_terminate_async (self->agent, kill_timeout_usec, NULL,
+                                   on_terminated, g_object_ref (self));
 }
 
 void
@@ -650,7 +650,7 @@ ab_acp_connection_close_finish (AbAcpConnection *self, GAsyncResult *result)
   g_task_propagate_boolean (G_TASK (result), NULL);
 }
 
-/* ---- the process ------------------------------------------------------- */
+/* ---- the agent --------------------------------------------------------- */
 
 guint
 ab_acp_connection_get_pid (AbAcpConnection *self)
@@ -658,9 +658,9 @@ ab_acp_connection_get_pid (AbAcpConnection *self)
   g_return_val_if_fail (AB_IS_ACP_CONNECTION (self), 0);
 
   /* An agent being stopped no longer serves anyone. */
-  if (self->process == NULL || self->closing)
+  if (self->agent == NULL || self->closing)
     return 0;
-  return (guint)ab_agent_process_get_pid (self->process);
+  return ab_agent_handle_get_pid (self->agent);
 }
 
 char *
@@ -668,9 +668,9 @@ ab_acp_connection_get_stderr_tail (AbAcpConnection *self)
 {
   g_return_val_if_fail (AB_IS_ACP_CONNECTION (self), NULL);
 
-  if (self->process == NULL)
+  if (self->agent == NULL)
     return NULL;
-  return ab_agent_process_get_stderr_tail (self->process);
+  return ab_agent_handle_get_stderr_tail (self->agent);
 }
 
 gboolean
@@ -678,13 +678,13 @@ ab_acp_connection_send_signal (AbAcpConnection *self, int signo, GError **error)
 {
   g_return_val_if_fail (AB_IS_ACP_CONNECTION (self), FALSE);
 
-  if (self->process == NULL)
+  if (self->agent == NULL)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "%s",
-                   _ ("the agent is not a process of the daemon"));
+                   _ ("no process of the agent is known"));
       return FALSE;
     }
-  return ab_agent_process_send_signal (self->process, signo, error);
+  return ab_agent_handle_send_signal (self->agent, signo, error);
 }
 
 void
@@ -692,8 +692,8 @@ ab_acp_connection_kill_now (AbAcpConnection *self)
 {
   g_return_if_fail (AB_IS_ACP_CONNECTION (self));
 
-  if (self->process != NULL)
-    ab_agent_process_kill_now (self->process);
+  if (self->agent != NULL)
+    ab_agent_handle_kill_now (self->agent);
 }
 
 /* ---- the object -------------------------------------------------------- */
@@ -711,10 +711,10 @@ ab_acp_connection_dispose (GObject *object)
       ab_jsonrpc_close (self->rpc);
       g_clear_object (&self->rpc);
     }
-  if (self->process != NULL)
+  if (self->agent != NULL)
     {
-      g_signal_handlers_disconnect_by_data (self->process, self);
-      g_clear_object (&self->process); /* kills the group if still alive */
+      g_signal_handlers_disconnect_by_data (self->agent, self);
+      g_clear_object (&self->agent); /* kills the group if still alive */
     }
   G_OBJECT_CLASS (ab_acp_connection_parent_class)->dispose (object);
 }
@@ -760,20 +760,19 @@ ab_acp_connection_init (AbAcpConnection *self)
 }
 
 AbAcpConnection *
-ab_acp_connection_new (AbJsonRpc *rpc, AbAgentProcess *process)
+ab_acp_connection_new (AbJsonRpc *rpc, AbAgentHandle *agent)
 {
   AbAcpConnection *self;
 
   g_return_val_if_fail (AB_IS_JSONRPC (rpc), NULL);
-  g_return_val_if_fail (process == NULL || AB_IS_AGENT_PROCESS (process), NULL);
+  g_return_val_if_fail (agent == NULL || AB_IS_AGENT_HANDLE (agent), NULL);
 
   self = g_object_new (AB_TYPE_ACP_CONNECTION, NULL);
   self->rpc = g_object_ref (rpc);
-  if (process != NULL)
+  if (agent != NULL)
     {
-      self->process = g_object_ref (process);
-      g_signal_connect (process, "exited", G_CALLBACK (on_process_exited),
-                        self);
+      self->agent = g_object_ref (agent);
+      g_signal_connect (agent, "exited", G_CALLBACK (on_agent_exited), self);
     }
   g_signal_connect (rpc, "notification", G_CALLBACK (on_notification), self);
   g_signal_connect (rpc, "request", G_CALLBACK (on_request), self);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* agentbroker — the ACP conversation with one agent
  *
- * An AbAcpConnection owns the agent: its JSON-RPC connection and, when
- * the agent is the daemon's child, its process.  It speaks ACP and
+ * An AbAcpConnection owns the agent: its JSON-RPC connection and the
+ * AbAgentHandle that stops it.  It speaks ACP and
  * nothing else: turns, queues, records and the permission policy are
  * the session's.
  *
@@ -40,7 +40,7 @@
 
 #include <gio/gio.h>
 
-#include "agent-process.h"
+#include "agent-handle.h"
 #include "jsonrpc.h"
 
 G_BEGIN_DECLS
@@ -91,11 +91,10 @@ typedef struct
 G_DECLARE_FINAL_TYPE (AbAcpConnection, ab_acp_connection, AB, ACP_CONNECTION,
                       GObject)
 
-/* Takes @rpc, not yet started, and starts reading it; and @process, the
- * agent whose pipes @rpc reads and writes, or NULL when the agent is not
- * the daemon's child.  References are taken on both. */
-AbAcpConnection *ab_acp_connection_new (AbJsonRpc *rpc,
-                                        AbAgentProcess *process);
+/* Takes @rpc, not yet started, and starts reading it; and @agent, the
+ * agent whose stdin and stdout @rpc writes and reads (NULL: a test's
+ * agent, with nothing to stop).  References are taken on both. */
+AbAcpConnection *ab_acp_connection_new (AbJsonRpc *rpc, AbAgentHandle *agent);
 
 /* Runs the handshake once; @params is copied. */
 void ab_acp_connection_start_async (AbAcpConnection *self,
@@ -136,8 +135,8 @@ void ab_acp_connection_close_async (AbAcpConnection *self,
 void ab_acp_connection_close_finish (AbAcpConnection *self,
                                      GAsyncResult *result);
 
-/* The agent's process id, or 0 when it is not the daemon's child or is
- * gone or being stopped. */
+/* The agent's process id, or 0 when none is known or it is being
+ * stopped. */
 guint ab_acp_connection_get_pid (AbAcpConnection *self);
 /* The last lines the agent wrote to stderr; NULL when none are known. */
 char *ab_acp_connection_get_stderr_tail (AbAcpConnection *self);

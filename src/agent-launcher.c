@@ -10,6 +10,7 @@
 #include <glib/gstdio.h>
 
 #include "agent-launcher.h"
+#include "agent-process.h"
 #include "error.h"
 
 G_DEFINE_INTERFACE (AbAgentLauncher, ab_agent_launcher, G_TYPE_OBJECT)
@@ -158,7 +159,7 @@ direct_launch (AbAgentLauncher *launcher, const AbAgentProfile *prof,
   rpc = ab_jsonrpc_new (ab_agent_process_get_stdout (process),
                         ab_agent_process_get_stdin (process),
                         max_message_bytes);
-  return ab_acp_connection_new (rpc, process);
+  return ab_acp_connection_new (rpc, AB_AGENT_HANDLE (process));
 }
 
 static void

@@ -74,15 +74,11 @@ struct _AbAgentProcess
   GPtrArray *waiters; /* TerminateWaiter * */
 };
 
-G_DEFINE_TYPE (AbAgentProcess, ab_agent_process, G_TYPE_OBJECT)
+static void handle_iface_init (AbAgentHandleInterface *iface);
 
-enum
-{
-  SIGNAL_EXITED,
-  N_SIGNALS
-};
-
-static guint signals[N_SIGNALS];
+G_DEFINE_TYPE_WITH_CODE (AbAgentProcess, ab_agent_process, G_TYPE_OBJECT,
+                         G_IMPLEMENT_INTERFACE (AB_TYPE_AGENT_HANDLE,
+                                                handle_iface_init))
 
 static void check_terminated (AbAgentProcess *self);
 
@@ -387,8 +383,8 @@ on_child_exited (GPid pid, int status, gpointer user_data)
    * its id could be reused by an unrelated process */
   (void)group_is_gone (self);
 
-  g_signal_emit (self, signals[SIGNAL_EXITED], 0, self->wait_status,
-                 self->exit_description);
+  g_signal_emit_by_name (self, "exited", self->wait_status,
+                         self->exit_description);
   if (self->terminating)
     check_terminated (self);
   g_object_unref (self);
@@ -935,9 +931,66 @@ ab_agent_process_class_init (AbAgentProcessClass *klass)
 
   object_class->dispose = ab_agent_process_dispose;
   object_class->finalize = ab_agent_process_finalize;
+}
 
-  signals[SIGNAL_EXITED]
-      = g_signal_new ("exited", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
-                      NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_INT,
-                      G_TYPE_STRING | G_SIGNAL_TYPE_STATIC_SCOPE);
+/* ---- as an AbAgentHandle ----------------------------------------------- */
+
+static guint
+handle_get_pid (AbAgentHandle *handle)
+{
+  return (guint)ab_agent_process_get_pid (AB_AGENT_PROCESS (handle));
+}
+
+static const char *
+handle_get_exit_description (AbAgentHandle *handle)
+{
+  return ab_agent_process_get_exit_description (AB_AGENT_PROCESS (handle));
+}
+
+static char *
+handle_get_stderr_tail (AbAgentHandle *handle)
+{
+  return ab_agent_process_get_stderr_tail (AB_AGENT_PROCESS (handle));
+}
+
+static void
+handle_terminate_async (AbAgentHandle *handle, gint64 kill_timeout_usec,
+                        GCancellable *cancellable, GAsyncReadyCallback callback,
+                        gpointer user_data)
+{
+  ab_agent_process_terminate_async (AB_AGENT_PROCESS (handle),
+                                    kill_timeout_usec, cancellable, callback,
+                                    user_data);
+}
+
+static gboolean
+handle_terminate_finish (AbAgentHandle *handle, GAsyncResult *result,
+                         GError **error)
+{
+  return ab_agent_process_terminate_finish (AB_AGENT_PROCESS (handle), result,
+                                            error);
+}
+
+static void
+handle_kill_now (AbAgentHandle *handle)
+{
+  ab_agent_process_kill_now (AB_AGENT_PROCESS (handle));
+}
+
+static gboolean
+handle_send_signal (AbAgentHandle *handle, int signo, GError **error)
+{
+  return ab_agent_process_send_signal (AB_AGENT_PROCESS (handle), signo, error);
+}
+
+static void
+handle_iface_init (AbAgentHandleInterface *iface)
+{
+  iface->get_pid = handle_get_pid;
+  iface->get_exit_description = handle_get_exit_description;
+  iface->get_stderr_tail = handle_get_stderr_tail;
+  iface->terminate_async = handle_terminate_async;
+  iface->terminate_finish = handle_terminate_finish;
+  iface->kill_now = handle_kill_now;
+  iface->send_signal = handle_send_signal;
 }

@@ -7,12 +7,8 @@
  * read here, logged line by line (journal fields AGENTBROKER_THREAD=,
  * AGENT_PID=; rate-limited) and its last lines kept for error messages.
  *
- * Signal (emitted from the main loop once the child is reaped):
- *
- *   void exited (AbAgentProcess *self, int wait_status,
- *                const char *description, gpointer user_data);
- *       wait_status as from waitpid(); description is "exited with
- *       status 3" or "killed by signal 9".
+ * An AbAgentHandle: its "exited" signal is emitted once the child is
+ * reaped, with wait_status as from waitpid().
  *
  * Other processes of the group may outlive the agent; only
  * ab_agent_process_terminate_async() waits for the whole group.  Dispose
@@ -22,6 +18,8 @@
 #pragma once
 
 #include <gio/gio.h>
+
+#include "agent-handle.h"
 
 G_BEGIN_DECLS
 

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* agentbroker — a running agent, however it was started */
+#include "config.h"
+
+#include "agent-handle.h"
+
+G_DEFINE_INTERFACE (AbAgentHandle, ab_agent_handle, G_TYPE_OBJECT)
+
+static void
+ab_agent_handle_default_init (AbAgentHandleInterface *iface)
+{
+  g_signal_new ("exited", G_TYPE_FROM_INTERFACE (iface), G_SIGNAL_RUN_LAST, 0,
+                NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_INT,
+                G_TYPE_STRING | G_SIGNAL_TYPE_STATIC_SCOPE);
+}
+
+guint
+ab_agent_handle_get_pid (AbAgentHandle *self)
+{
+  g_return_val_if_fail (AB_IS_AGENT_HANDLE (self), 0);
+
+  return AB_AGENT_HANDLE_GET_IFACE (self)->get_pid (self);
+}
+
+const char *
+ab_agent_handle_get_exit_description (AbAgentHandle *self)
+{
+  g_return_val_if_fail (AB_IS_AGENT_HANDLE (self), NULL);
+
+  return AB_AGENT_HANDLE_GET_IFACE (self)->get_exit_description (self);
+}
+
+char *
+ab_agent_handle_get_stderr_tail (AbAgentHandle *self)
+{
+  g_return_val_if_fail (AB_IS_AGENT_HANDLE (self), NULL);
+
+  return AB_AGENT_HANDLE_GET_IFACE (self)->get_stderr_tail (self);
+}
+
+void
+ab_agent_handle_terminate_async (AbAgentHandle *self, gint64 kill_timeout_usec,
+                                 GCancellable *cancellable,
+                                 GAsyncReadyCallback callback,
+                                 gpointer user_data)
+{
+  g_return_if_fail (AB_IS_AGENT_HANDLE (self));
+
+  AB_AGENT_HANDLE_GET_IFACE (self)->terminate_async (
+      self, kill_timeout_usec, cancellable, callback, user_data);
+}
+
+gboolean
+ab_agent_handle_terminate_finish (AbAgentHandle *self, GAsyncResult *result,
+                                  GError **error)
+{
+  g_return_val_if_fail (AB_IS_AGENT_HANDLE (self), FALSE);
+
+  return AB_AGENT_HANDLE_GET_IFACE (self)->terminate_finish (self, result,
+                                                             error);
+}
+
+void
+ab_agent_handle_kill_now (AbAgentHandle *self)
+{
+  g_return_if_fail (AB_IS_AGENT_HANDLE (self));
+
+  AB_AGENT_HANDLE_GET_IFACE (self)->kill_now (self);
+}
+
+gboolean
+ab_agent_handle_send_signal (AbAgentHandle *self, int signo, GError **error)
+{
+  g_return_val_if_fail (AB_IS_AGENT_HANDLE (self), FALSE);
+
+  return AB_AGENT_HANDLE_GET_IFACE (self)->send_signal (self, signo, error);
+}
