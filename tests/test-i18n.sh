@@ -3,7 +3,7 @@
 # Translations: po/POTFILES.in names every source file with a translatable
 # string; po/de.po translates every message of the current sources (no
 # fuzzy, none missing); and agentctl speaks German under LANGUAGE=de.
-# The last part runs tests/agentctl-localedir: src/agentctl.c built with
+# The last part runs tests/agentctl-localedir: agentctl's sources built with
 # LOCALEDIR = <builddir>/tests/locale, where this test compiles po/de.po,
 # so that nothing needs installing.  Prints TAP.
 set -u
