@@ -2,6 +2,8 @@
 /* agentbroker — starting an agent as a transient systemd service */
 #include "config.h"
 
+#include <string.h>
+
 #include "systemd-launcher.h"
 #include "systemd-unit-name.h"
 
@@ -54,7 +56,11 @@ ab_systemd_transient_properties (const char *const *argv,
   add (&b, "StandardError", g_variant_new_string ("journal"));
   field = g_strconcat ("AGENTBROKER_THREAD=", thread, NULL);
   g_variant_builder_init (&fields, G_VARIANT_TYPE ("aay"));
-  g_variant_builder_add (&fields, "@ay", g_variant_new_bytestring (field));
+  /* Each field is a byte array without a terminating zero byte: systemd
+   * refuses a field that contains one. */
+  g_variant_builder_add_value (
+      &fields, g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, field,
+                                          strlen (field), sizeof (char)));
   add (&b, "LogExtraFields", g_variant_builder_end (&fields));
 
   add (&b, "KillMode", g_variant_new_string ("control-group"));
