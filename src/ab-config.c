@@ -1143,7 +1143,8 @@ ab_agent_profile_equal (const AbAgentProfile *a, const AbAgentProfile *b)
 /* ------------------------------------------------------------------ */
 
 static const char *const top_keys[] = {
-  "default_agent", "agents", "pool", "timeouts", "access", "health", NULL,
+  "default_agent", "launcher", "agents", "pool",
+  "timeouts",      "access",   "health", NULL,
 };
 
 static const char *const agent_keys[] = {
@@ -1501,6 +1502,22 @@ parse_health (Loader *l, AbConfig *config, const Node *node)
     }
 }
 
+static void
+parse_launcher (Loader *l, AbConfig *config, const Node *value)
+{
+  if (!expect_scalar (l, value, "launcher", _ ("auto, systemd or direct")))
+    return;
+  if (g_str_equal (value->value, "auto"))
+    config->launcher = AB_LAUNCHER_AUTO;
+  else if (g_str_equal (value->value, "systemd"))
+    config->launcher = AB_LAUNCHER_SYSTEMD;
+  else if (g_str_equal (value->value, "direct"))
+    config->launcher = AB_LAUNCHER_DIRECT;
+  else
+    problem (l, value, _ ("%s: “%s” is not one of auto, systemd, direct"),
+             "launcher", value->value);
+}
+
 /* Builds the config from the merged tree; problems go to @l.  @root is
  * NULL when every file was empty. */
 static AbConfig *
@@ -1522,6 +1539,8 @@ config_from_tree (Loader *l, const Node *root)
 
         if (g_str_equal (k, "default_agent"))
           default_node = value;
+        else if (g_str_equal (k, "launcher"))
+          parse_launcher (l, config, value);
         else if (g_str_equal (k, "agents"))
           {
             agents_key = key;

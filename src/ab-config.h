@@ -12,6 +12,16 @@
 
 G_BEGIN_DECLS
 
+/* How agents are started (the top-level `launcher`). */
+typedef enum
+{
+  AB_LAUNCHER_DIRECT,  /* as the daemon's children */
+  AB_LAUNCHER_SYSTEMD, /* each as a transient unit; the daemon fails to
+                          start when systemd cannot be used */
+  AB_LAUNCHER_AUTO,    /* systemd when the daemon runs in a unit of a
+                          reachable manager, else direct */
+} AbLauncherKind;
+
 typedef enum
 {
   AB_PERMISSIONS_ALLOW,
@@ -51,6 +61,7 @@ struct _AbConfig
   gint ref_count; /* private */
 
   char *default_agent;            /* always names an entry of @agents */
+  AbLauncherKind launcher;        /* `launcher`, default direct */
   GPtrArray *agents;              /* AbAgentProfile *, sorted by name */
   guint max_sessions;             /* pool.max_sessions, 1..100000, 64 */
   guint max_sessions_per_user;    /* pool.max_sessions_per_user, 0 = no

@@ -21,12 +21,13 @@ struct _AbAcpConnection
   GObject parent_instance;
 
   AbJsonRpc *rpc;
-  AbAgentHandle *agent; /* or NULL: a test's agent */
-  char *session_id;     /* the ACP session open or being loaded */
-  gboolean loading;     /* session/load runs: its updates replay history */
-  gboolean started;     /* the handshake was asked for */
-  gboolean lost;        /* "lost" was emitted */
-  GArray *batch;        /* AbAcpUpdate, json owned: not yet emitted */
+  AbAgentHandle *agent;   /* or NULL: a test's agent */
+  char *session_id;       /* the ACP session open or being loaded */
+  gboolean loading;       /* session/load runs: its updates replay history */
+  gboolean started;       /* the handshake was asked for */
+  gboolean lost;          /* "lost" was emitted */
+  gboolean output_closed; /* the agent's output ended */
+  GArray *batch;          /* AbAcpUpdate, json owned: not yet emitted */
   guint exit_drain_source;
 
   /* once ab_acp_connection_close_async() was called */
@@ -547,27 +548,49 @@ exit_description (AbAcpConnection *self)
   return ab_agent_handle_get_exit_description (self->agent);
 }
 
+/* The agent is gone: how it ended, when known. */
 static void
-on_rpc_closed (AbJsonRpc *rpc, const GError *error, AbAcpConnection *self)
+emit_exited (AbAcpConnection *self)
 {
   const char *why = exit_description (self);
 
-  if (error != NULL)
-    emit_lost (self, "agent-error", error->message);
-  else
-    emit_lost (self, "agent-exited",
-               why != NULL ? why : _ ("the agent closed its output"));
+  emit_lost (self, "agent-exited",
+             why != NULL ? why : _ ("the agent closed its output"));
 }
 
 static gboolean
 on_exit_drained (gpointer user_data)
 {
   AbAcpConnection *self = user_data;
-  const char *why = exit_description (self);
 
   self->exit_drain_source = 0;
-  emit_lost (self, "agent-exited", why != NULL ? why : "exited");
+  emit_exited (self);
   return G_SOURCE_REMOVE;
+}
+
+static void
+wait_a_moment (AbAcpConnection *self)
+{
+  if (self->exit_drain_source == 0 && !self->lost)
+    self->exit_drain_source
+        = g_timeout_add (EXIT_DRAIN_MSEC, on_exit_drained, self);
+}
+
+/* The end of the agent's output usually comes a moment before the end of
+ * the agent: wait that moment, to say how it ended. */
+static void
+on_rpc_closed (AbJsonRpc *rpc, const GError *error, AbAcpConnection *self)
+{
+  if (error != NULL)
+    {
+      emit_lost (self, "agent-error", error->message);
+      return;
+    }
+  self->output_closed = TRUE;
+  if (self->agent != NULL && exit_description (self) == NULL)
+    wait_a_moment (self);
+  else
+    emit_exited (self);
 }
 
 /* Output the agent wrote before it died may still be in the pipe: read it
@@ -576,9 +599,10 @@ static void
 on_agent_exited (AbAgentHandle *agent, int wait_status, const char *description,
                  AbAcpConnection *self)
 {
-  if (self->exit_drain_source == 0 && !self->lost)
-    self->exit_drain_source
-        = g_timeout_add (EXIT_DRAIN_MSEC, on_exit_drained, self);
+  if (self->output_closed)
+    emit_exited (self);
+  else
+    wait_a_moment (self);
 }
 
 static void

@@ -23,7 +23,7 @@ static const char *const session_keys[]
 static const char *const broker_properties[]
     = { "State",        "Accepting",     "Generation", "Version",
         "SessionCount", "RunningCount",  "BusyCount",  "MaxSessions",
-        "StartedAt",    "OpenFileLimit", NULL };
+        "StartedAt",    "OpenFileLimit", "Launcher",   NULL };
 
 /* The keys of @dict: those of @order first, in that order, then the
  * others as they come. */
@@ -343,6 +343,8 @@ verb_status (AbCtl *ctl, int argc, char **argv)
       json_builder_add_int_value (
           builder, (gint64)MIN (ab_dbus_broker1_get_open_file_limit (b),
                                 (guint64)G_MAXINT64));
+      json_builder_set_member_name (builder, "launcher");
+      json_builder_add_string_value (builder, ab_dbus_broker1_get_launcher (b));
       json_builder_end_object (builder);
       root = json_builder_get_root (builder);
       print_json (ctl, root);
@@ -371,5 +373,11 @@ verb_status (AbCtl *ctl, int argc, char **argv)
 
       printf (_ ("  Open files: at most %s\n"), limit);
     }
+  if (g_strcmp0 (ab_dbus_broker1_get_launcher (b), "systemd") == 0)
+    printf ("%s", _ ("    Launcher: systemd (each agent a transient unit in "
+                     "agentbroker-sessions.slice)\n"));
+  else
+    printf ("%s", _ ("    Launcher: direct (agents are children of the "
+                     "daemon)\n"));
   return EXIT_SUCCESS;
 }

@@ -30,6 +30,7 @@ struct _AbBroker
   char *status;
   char *drain_reason;
   guint64 started_at;
+  const char *launcher; /* static: "direct" or "systemd" */
   AbPool *pool;
 
   /* the drain in progress */
@@ -198,6 +199,7 @@ ab_broker_init (AbBroker *self)
 {
   self->state = AB_BROKER_STATE_STARTING;
   self->generation = 1;
+  self->launcher = "direct";
   self->status = g_strdup (_ ("Starting"));
   self->started_at = (guint64)g_get_real_time ();
 }
@@ -219,6 +221,24 @@ AbPool *
 ab_broker_get_pool (AbBroker *self)
 {
   return self->pool;
+}
+
+void
+ab_broker_set_launcher (AbBroker *self, AbAgentLauncher *launcher,
+                        const char *name)
+{
+  g_return_if_fail (AB_IS_BROKER (self));
+  g_return_if_fail (g_strcmp0 (name, "direct") == 0
+                    || g_strcmp0 (name, "systemd") == 0);
+
+  self->launcher = g_intern_string (name);
+  ab_pool_set_launcher (self->pool, launcher);
+}
+
+const char *
+ab_broker_get_launcher (AbBroker *self)
+{
+  return self->launcher;
 }
 
 AbBrokerState

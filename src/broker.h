@@ -125,6 +125,11 @@ void ab_broker_remove_async (AbBroker *self, const AbCaller *caller,
 gboolean ab_broker_remove_finish (AbBroker *self, GAsyncResult *result,
                                   GError **error);
 AbPool *ab_broker_get_pool (AbBroker *self);
+/* How agents start from now on: @launcher, called @name ("direct" or
+ * "systemd"); "direct" until set. */
+void ab_broker_set_launcher (AbBroker *self, AbAgentLauncher *launcher,
+                             const char *name);
+const char *ab_broker_get_launcher (AbBroker *self);
 void ab_broker_drain_async (AbBroker *self, guint timeout_seconds,
                             const char *reason, GAsyncReadyCallback callback,
                             gpointer user_data);

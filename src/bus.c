@@ -604,6 +604,8 @@ ab_bus_new (AbBroker *broker, GDBusConnection *connection, gboolean system_bus,
   ab_dbus_broker1_set_started_at (self->skeleton,
                                   ab_broker_get_started_at (broker));
   ab_dbus_broker1_set_open_file_limit (self->skeleton, open_file_limit ());
+  ab_dbus_broker1_set_launcher (self->skeleton,
+                                ab_broker_get_launcher (self->broker));
 
 #define CONNECT(signal, handler)                                               \
   g_signal_connect (self->skeleton, signal, G_CALLBACK (handler), self)

@@ -25,6 +25,7 @@
 #include "health.h"
 #include "log.h"
 #include "notify.h"
+#include "systemd-launcher.h"
 #include "store.h"
 
 typedef struct
@@ -149,6 +150,46 @@ on_sigterm (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* The launcher the configuration asks for: systemd's on the manager
+ * reached through @connection, when it is asked for or when "auto" finds
+ * the daemon in a unit of a reachable manager.  FALSE: systemd was asked
+ * for and cannot be used. */
+static gboolean
+choose_launcher (AbDaemon *daemon, GDBusConnection *connection)
+{
+  AbConfig *config = ab_broker_get_config (daemon->broker);
+  g_autoptr (AbAgentLauncher) launcher = NULL;
+  g_autoptr (GError) error = NULL;
+
+  if (config->launcher != AB_LAUNCHER_DIRECT)
+    launcher = ab_systemd_launcher_new (connection, daemon->system_bus, &error);
+  if (launcher != NULL)
+    {
+      g_message ("agents start as transient units in agentbroker-sessions."
+                 "slice (launcher: systemd)");
+      ab_broker_set_launcher (daemon->broker, launcher, "systemd");
+      return TRUE;
+    }
+  if (config->launcher == AB_LAUNCHER_SYSTEMD)
+    {
+      g_critical ("launcher: systemd, but %s", error->message);
+      return FALSE;
+    }
+  if (error != NULL)
+    g_message ("agents start as children of the daemon (launcher: auto, "
+               "and %s)",
+               error->message);
+  /* Under systemd an operator may expect each agent in a unit of its own;
+   * say plainly that it is not so. */
+  if (g_getenv ("INVOCATION_ID") != NULL)
+    g_warning ("Agents start as children of agentbrokerd (the direct "
+               "launcher): they run as its user, inside its sandbox and "
+               "cgroup, and a process an agent moves out of its process "
+               "group with setsid() outlives RemoveSession until the "
+               "service stops");
+  return TRUE;
+}
+
 static void
 on_bus_acquired (GDBusConnection *connection, const char *name,
                  gpointer user_data)
@@ -156,6 +197,12 @@ on_bus_acquired (GDBusConnection *connection, const char *name,
   AbDaemon *daemon = user_data;
   g_autoptr (GError) error = NULL;
 
+  if (!choose_launcher (daemon, connection))
+    {
+      daemon->exit_status = EXIT_FAILURE;
+      g_main_loop_quit (daemon->loop);
+      return;
+    }
   daemon->bus
       = ab_bus_new (daemon->broker, connection, daemon->system_bus, &error);
   if (daemon->bus == NULL)
@@ -267,14 +314,6 @@ main (int argc, char **argv)
                "demo agent)",
                opt_config);
 
-  /* Under systemd an operator may expect each agent in a unit of its own;
-   * say plainly that it is not so. */
-  if (g_getenv ("INVOCATION_ID") != NULL)
-    g_warning ("Agents start as children of agentbrokerd (the direct "
-               "launcher): they run as its user, inside its sandbox and "
-               "cgroup, and a process an agent moves out of its process "
-               "group with setsid() outlives RemoveSession until the "
-               "service stops");
   state_dir = default_state_dir (daemon.system_bus);
   daemon.loop = g_main_loop_new (NULL, FALSE);
   daemon.broker = ab_broker_new (opt_config, config, state_dir);

@@ -1,11 +1,44 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* agentbroker — starting an agent as a transient systemd service */
+/* agentbroker — starting each agent as a transient systemd service */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <gio/gunixinputstream.h>
+#include <gio/gunixoutputstream.h>
+#include <glib/gi18n.h>
+#include <glib/gstdio.h>
+#include <glib-unix.h>
+
+#include "agent-process.h"
+#include "agent-unit.h"
+#include "error.h"
+#include "jsonrpc.h"
 #include "systemd-launcher.h"
 #include "systemd-unit-name.h"
+
+#define SESSIONS_STATE "agentbroker-sessions"
+
+struct _AbSystemdLauncher
+{
+  GObject parent_instance;
+
+  GDBusConnection *bus;
+  gboolean system_mode;
+  char *own_unit; /* the daemon's unit: every agent's is bound to it */
+};
+
+static void launcher_iface_init (AbAgentLauncherInterface *iface);
+
+G_DEFINE_TYPE_WITH_CODE (AbSystemdLauncher, ab_systemd_launcher, G_TYPE_OBJECT,
+                         G_IMPLEMENT_INTERFACE (AB_TYPE_AGENT_LAUNCHER,
+                                                launcher_iface_init))
+
+/* ---- the unit's properties ---------------------------------------------- */
 
 static void
 add (GVariantBuilder *b, const char *name, GVariant *value)
@@ -13,48 +46,159 @@ add (GVariantBuilder *b, const char *name, GVariant *value)
   g_variant_builder_add (b, "(sv)", name, value);
 }
 
+char *
+ab_systemd_session_directory (const char *unit)
+{
+  return g_build_filename ("/var/lib", SESSIONS_STATE, unit, NULL);
+}
+
+/* @argv with each "$" doubled: systemd expands $NAME in a command line,
+ * and "$$" is its "$". */
+static GStrv
+escape_dollars (const char *const *argv)
+{
+  g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
+
+  for (gsize i = 0; argv[i] != NULL; i++)
+    {
+      g_auto (GStrv) parts = g_strsplit (argv[i], "$", -1);
+
+      g_autofree char *escaped = g_strjoinv ("$$", parts);
+
+      g_strv_builder_add (b, escaped);
+    }
+  return g_strv_builder_end (b);
+}
+
+/* The command line: the agent itself, or, when the profile has
+ * credentials, a shell that first reads each from the unit's own
+ * credentials into its variable. */
+static void
+add_exec (GVariantBuilder *b, const AbUnitSpec *spec)
+{
+  GVariantBuilder exec;
+  g_autoptr (GString) script = g_string_new (NULL);
+  g_autoptr (GStrvBuilder) argv = g_strv_builder_new ();
+  g_auto (GStrv) args = NULL;
+
+  g_variant_builder_init (&exec, G_VARIANT_TYPE ("a(sasb)"));
+  if (spec->credential_env == NULL || spec->credential_env->len == 0)
+    {
+      args = escape_dollars (spec->argv);
+      g_variant_builder_add (&exec, "(s^asb)", spec->argv[0], args, FALSE);
+      add (b, "ExecStart", g_variant_builder_end (&exec));
+      return;
+    }
+  for (guint i = 0; i < spec->credential_env->len; i++)
+    {
+      const AbEnvEntry *e = g_ptr_array_index (spec->credential_env, i);
+      g_autofree char *quoted = g_shell_quote (e->credential);
+
+      g_string_append_printf (script,
+                              "%s=\"$(cat \"$CREDENTIALS_DIRECTORY\"/%s)\" && "
+                              "export %s && ",
+                              e->name, quoted, e->name);
+    }
+  g_string_append (script, "exec \"$@\"");
+  g_strv_builder_add_many (argv, "/bin/sh", "-c", script->str, "sh", NULL);
+  g_strv_builder_addv (argv, (const char **)spec->argv);
+  {
+    g_auto (GStrv) plain = g_strv_builder_end (argv);
+
+    args = escape_dollars ((const char *const *)plain);
+  }
+  g_variant_builder_add (&exec, "(s^asb)", "/bin/sh", args, FALSE);
+  add (b, "ExecStart", g_variant_builder_end (&exec));
+}
+
+static void
+add_credentials (GVariantBuilder *b, const AbUnitSpec *spec)
+{
+  GVariantBuilder load;
+
+  if (spec->credential_env == NULL || spec->credential_env->len == 0)
+    return;
+  g_variant_builder_init (&load, G_VARIANT_TYPE ("a(ss)"));
+  for (guint i = 0; i < spec->credential_env->len; i++)
+    {
+      const AbEnvEntry *e = g_ptr_array_index (spec->credential_env, i);
+      g_autofree char *path = g_build_filename (
+          spec->credentials != NULL ? spec->credentials : "/nonexistent",
+          e->credential, NULL);
+
+      g_variant_builder_add (&load, "(ss)", e->credential, path);
+    }
+  add (b, "LoadCredential", g_variant_builder_end (&load));
+}
+
+static void
+add_sandbox (GVariantBuilder *b, const AbUnitSpec *spec)
+{
+  const char *const filter[] = { "@system-service", NULL };
+  g_autofree char *state = g_build_filename (SESSIONS_STATE, spec->unit, NULL);
+  const char *const states[] = { state, NULL };
+  g_autofree char *dir = ab_systemd_session_directory (spec->unit);
+
+  add (b, "DynamicUser", g_variant_new_boolean (TRUE));
+  add (b, "StateDirectory", g_variant_new_strv (states, -1));
+  add (b, "StateDirectoryMode", g_variant_new_uint32 (0700));
+  add (b, "WorkingDirectory", g_variant_new_string (dir));
+  add (b, "NoNewPrivileges", g_variant_new_boolean (TRUE));
+  add (b, "ProtectSystem", g_variant_new_string ("strict"));
+  add (b, "ProtectHome", g_variant_new_string ("yes"));
+  add (b, "PrivateTmp", g_variant_new_boolean (TRUE));
+  add (b, "PrivateDevices", g_variant_new_boolean (TRUE));
+  add (b, "ProtectKernelTunables", g_variant_new_boolean (TRUE));
+  add (b, "ProtectKernelModules", g_variant_new_boolean (TRUE));
+  add (b, "ProtectControlGroups", g_variant_new_boolean (TRUE));
+  add (b, "RestrictSUIDSGID", g_variant_new_boolean (TRUE));
+  add (b, "SystemCallFilter", g_variant_new ("(b^as)", TRUE, filter));
+}
+
 GVariant *
-ab_systemd_transient_properties (const char *const *argv,
-                                 const char *const *envp, const char *cwd,
-                                 const char *thread, gint32 stdin_index,
-                                 gint32 stdout_index, gboolean system_mode)
+ab_systemd_transient_properties (const AbUnitSpec *spec)
 {
   GVariantBuilder b;
-  GVariantBuilder exec;
   GVariantBuilder env;
   GVariantBuilder fields;
   g_autofree char *field = NULL;
   g_autofree char *description = NULL;
 
-  g_return_val_if_fail (argv != NULL && argv[0] != NULL, NULL);
-  g_return_val_if_fail (cwd != NULL && thread != NULL, NULL);
+  g_return_val_if_fail (spec != NULL && spec->argv != NULL, NULL);
+  g_return_val_if_fail (spec->argv[0] != NULL && spec->thread != NULL, NULL);
+  g_return_val_if_fail (spec->unit != NULL, NULL);
 
   g_variant_builder_init (&b, G_VARIANT_TYPE ("a(sv)"));
-
-  description = g_strdup_printf ("agentbroker agent for thread %s", thread);
+  description
+      = g_strdup_printf ("agentbroker agent for thread %s", spec->thread);
   add (&b, "Description", g_variant_new_string (description));
   add (&b, "Slice", g_variant_new_string (AB_SESSIONS_SLICE));
+  if (spec->bound_to != NULL)
+    {
+      const char *const units[] = { spec->bound_to, NULL };
 
-  g_variant_builder_init (&exec, G_VARIANT_TYPE ("a(sasb)"));
-  g_variant_builder_add (&exec, "(s^asb)", argv[0], argv, FALSE);
-  add (&b, "ExecStart", g_variant_builder_end (&exec));
-  add (&b, "WorkingDirectory", g_variant_new_string (cwd));
+      add (&b, "BindsTo", g_variant_new_strv (units, -1));
+      add (&b, "After", g_variant_new_strv (units, -1));
+    }
+  add_exec (&b, spec);
 
   g_variant_builder_init (&env, G_VARIANT_TYPE ("as"));
-  for (gsize i = 0; envp != NULL && envp[i] != NULL; i++)
-    g_variant_builder_add (&env, "s", envp[i]);
-  if (system_mode)
+  for (gsize i = 0; spec->envp != NULL && spec->envp[i] != NULL; i++)
+    if (!spec->system_mode || !g_str_has_prefix (spec->envp[i], "HOME="))
+      g_variant_builder_add (&env, "s", spec->envp[i]);
+  if (spec->system_mode)
     {
-      g_autofree char *home = g_strconcat ("HOME=", cwd, NULL);
+      g_autofree char *dir = ab_systemd_session_directory (spec->unit);
+      g_autofree char *home = g_strconcat ("HOME=", dir, NULL);
 
       g_variant_builder_add (&env, "s", home);
     }
   add (&b, "Environment", g_variant_builder_end (&env));
 
-  add (&b, "StandardInputFileDescriptor", g_variant_new_handle (stdin_index));
-  add (&b, "StandardOutputFileDescriptor", g_variant_new_handle (stdout_index));
+  add (&b, "StandardInputFile", g_variant_new_string (spec->stdin_path));
+  add (&b, "StandardOutputFile", g_variant_new_string (spec->stdout_path));
   add (&b, "StandardError", g_variant_new_string ("journal"));
-  field = g_strconcat ("AGENTBROKER_THREAD=", thread, NULL);
+  field = g_strconcat ("AGENTBROKER_THREAD=", spec->thread, NULL);
   g_variant_builder_init (&fields, G_VARIANT_TYPE ("aay"));
   /* Each field is a byte array without a terminating zero byte: systemd
    * refuses a field that contains one. */
@@ -65,21 +209,215 @@ ab_systemd_transient_properties (const char *const *argv,
 
   add (&b, "KillMode", g_variant_new_string ("control-group"));
   add (&b, "CollectMode", g_variant_new_string ("inactive-or-failed"));
+  add_credentials (&b, spec);
 
-  if (system_mode)
-    {
-      const char *const filter[] = { "@system-service", NULL };
-
-      add (&b, "DynamicUser", g_variant_new_boolean (TRUE));
-      add (&b, "NoNewPrivileges", g_variant_new_boolean (TRUE));
-      add (&b, "ProtectSystem", g_variant_new_string ("strict"));
-      add (&b, "PrivateTmp", g_variant_new_boolean (TRUE));
-      add (&b, "PrivateDevices", g_variant_new_boolean (TRUE));
-      add (&b, "ProtectKernelTunables", g_variant_new_boolean (TRUE));
-      add (&b, "ProtectKernelModules", g_variant_new_boolean (TRUE));
-      add (&b, "RestrictSUIDSGID", g_variant_new_boolean (TRUE));
-      add (&b, "SystemCallFilter", g_variant_new ("(b^as)", TRUE, filter));
-    }
+  if (spec->system_mode)
+    add_sandbox (&b, spec);
+  else if (spec->cwd != NULL)
+    add (&b, "WorkingDirectory", g_variant_new_string (spec->cwd));
 
   return g_variant_builder_end (&b);
+}
+
+/* ---- launching ---------------------------------------------------------- */
+
+/* A FIFO at @path, made anew, and the daemon's end of it: read and
+ * write, so that opening it neither blocks nor reads an end before the
+ * agent has opened its own. */
+static int
+open_fifo (const char *path, GError **error)
+{
+  int fd;
+
+  if ((g_unlink (path) != 0 && errno != ENOENT) || mkfifo (path, 0600) != 0
+      || (fd = open (path, O_RDWR | O_NONBLOCK | O_CLOEXEC)) < 0)
+    {
+      int saved = errno;
+
+      g_set_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED,
+                   _ ("cannot make the agent's pipe %s: %s"), path,
+                   g_strerror (saved));
+      return -1;
+    }
+  return fd;
+}
+
+static AbAcpConnection *
+systemd_launch (AbAgentLauncher *launcher, const AbAgentProfile *prof,
+                const char *thread, const char *state_dir,
+                gsize max_message_bytes, char **cwd, GError **error)
+{
+  AbSystemdLauncher *self = AB_SYSTEMD_LAUNCHER (launcher);
+  g_autofree char *unit = ab_systemd_unit_name_for_thread (thread);
+  g_autofree char *hash
+      = g_compute_checksum_for_string (G_CHECKSUM_SHA256, unit, -1);
+  g_autofree char *pipes = g_build_filename (state_dir, "pipes", NULL);
+  g_autofree char *in_path = NULL;
+  g_autofree char *out_path = NULL;
+  g_autoptr (GPtrArray) literal = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GPtrArray) credential_env = g_ptr_array_new ();
+  g_auto (GStrv) envp = NULL;
+  g_autoptr (GInputStream) out = NULL;
+  g_autoptr (GOutputStream) in = NULL;
+  g_autoptr (AbAgentUnit) agent = NULL;
+  g_autoptr (AbJsonRpc) rpc = NULL;
+  int in_fd, out_fd;
+
+  if (self->system_mode)
+    *cwd = ab_systemd_session_directory (unit);
+  else
+    *cwd = ab_agent_expand_working_directory (prof->working_directory, thread,
+                                              state_dir);
+  if ((!self->system_mode && g_mkdir_with_parents (*cwd, 0700) != 0)
+      || g_mkdir_with_parents (pipes, 0700) != 0)
+    {
+      int saved = errno;
+
+      g_set_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED,
+                   _ ("cannot create working directory %s: %s"),
+                   self->system_mode ? pipes : *cwd, g_strerror (saved));
+      return NULL;
+    }
+
+  for (guint i = 0; i < prof->env->len; i++)
+    {
+      AbEnvEntry *e = g_ptr_array_index (prof->env, i);
+
+      if (e->credential != NULL)
+        g_ptr_array_add (credential_env, e);
+      else
+        g_ptr_array_add (literal, g_strdup_printf ("%s=%s", e->name, e->value));
+    }
+  envp = ab_agent_build_env ((const char *const *)prof->inherit_env, literal,
+                             thread);
+
+  in_path = g_strconcat (pipes, "/", hash, ".in", NULL);
+  out_path = g_strconcat (pipes, "/", hash, ".out", NULL);
+  in_fd = open_fifo (in_path, error);
+  if (in_fd < 0)
+    return NULL;
+  in = g_unix_output_stream_new (in_fd, TRUE);
+  out_fd = open_fifo (out_path, error);
+  if (out_fd < 0)
+    {
+      g_unlink (in_path);
+      return NULL;
+    }
+  out = g_unix_input_stream_new (out_fd, TRUE);
+
+  agent = ab_agent_unit_start (
+      self->bus, unit,
+      ab_systemd_transient_properties (&(AbUnitSpec){
+          .argv = (const char *const *)prof->command,
+          .envp = (const char *const *)envp,
+          .cwd = *cwd,
+          .thread = thread,
+          .unit = unit,
+          .bound_to = self->own_unit,
+          .credentials = g_getenv ("CREDENTIALS_DIRECTORY"),
+          .credential_env = credential_env,
+          .stdin_path = in_path,
+          .stdout_path = out_path,
+          .system_mode = self->system_mode,
+      }),
+      (const char *const[]){ in_path, out_path, NULL });
+  rpc = ab_jsonrpc_new (out, in, max_message_bytes);
+  return ab_acp_connection_new (rpc, AB_AGENT_HANDLE (agent));
+}
+
+static void
+launcher_iface_init (AbAgentLauncherInterface *iface)
+{
+  iface->launch = systemd_launch;
+}
+
+static void
+ab_systemd_launcher_finalize (GObject *object)
+{
+  AbSystemdLauncher *self = AB_SYSTEMD_LAUNCHER (object);
+
+  g_clear_object (&self->bus);
+  g_free (self->own_unit);
+  G_OBJECT_CLASS (ab_systemd_launcher_parent_class)->finalize (object);
+}
+
+static void
+ab_systemd_launcher_class_init (AbSystemdLauncherClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = ab_systemd_launcher_finalize;
+}
+
+static void
+ab_systemd_launcher_init (AbSystemdLauncher *self)
+{
+}
+
+/* The name of the unit of the manager on @bus that the daemon runs in. */
+static char *
+own_unit (GDBusConnection *bus, GError **error)
+{
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GVariant) id = NULL;
+  const char *path;
+
+  reply = g_dbus_connection_call_sync (
+      bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+      "org.freedesktop.systemd1.Manager", "GetUnitByPID",
+      g_variant_new ("(u)", (guint32)getpid ()), G_VARIANT_TYPE ("(o)"),
+      G_DBUS_CALL_FLAGS_NONE, 5000, NULL, error);
+  if (reply == NULL)
+    return NULL;
+  g_variant_get (reply, "(&o)", &path);
+  g_clear_pointer (&id, g_variant_unref);
+  id = g_dbus_connection_call_sync (
+      bus, "org.freedesktop.systemd1", path, "org.freedesktop.DBus.Properties",
+      "Get", g_variant_new ("(ss)", "org.freedesktop.systemd1.Unit", "Id"),
+      G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE, 5000, NULL, error);
+  if (id == NULL)
+    return NULL;
+  {
+    g_autoptr (GVariant) value = NULL;
+
+    g_variant_get (id, "(v)", &value);
+    if (!g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
+      {
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s",
+                     "the manager named the daemon's unit oddly");
+        return NULL;
+      }
+    return g_variant_dup_string (value, NULL);
+  }
+}
+
+AbAgentLauncher *
+ab_systemd_launcher_new (GDBusConnection *bus, gboolean system_mode,
+                         GError **error)
+{
+  g_autoptr (AbSystemdLauncher) self = NULL;
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GError) local = NULL;
+  g_autofree char *unit = NULL;
+
+  g_return_val_if_fail (G_IS_DBUS_CONNECTION (bus), NULL);
+
+  /* Without a subscription the manager signals no unit's changes. */
+  reply = g_dbus_connection_call_sync (
+      bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+      "org.freedesktop.systemd1.Manager", "Subscribe", NULL, NULL,
+      G_DBUS_CALL_FLAGS_NONE, 5000, NULL, &local);
+  if (reply != NULL)
+    unit = own_unit (bus, &local);
+  if (unit == NULL)
+    {
+      g_dbus_error_strip_remote_error (local);
+      g_set_error (error, AB_ERROR, AB_ERROR_NOT_SUPPORTED,
+                   _ ("the systemd manager cannot be reached: %s"),
+                   local->message);
+      return NULL;
+    }
+  self = g_object_new (AB_TYPE_SYSTEMD_LAUNCHER, NULL);
+  self->bus = g_object_ref (bus);
+  self->system_mode = system_mode;
+  self->own_unit = g_steal_pointer (&unit);
+  return AB_AGENT_LAUNCHER (g_steal_pointer (&self));
 }

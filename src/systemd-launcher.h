@@ -1,27 +1,62 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* agentbroker — starting an agent as a transient systemd service
+/* agentbroker — starting each agent as a transient systemd service
  *
- * The properties handed to org.freedesktop.systemd1.Manager's
- * StartTransientUnit for one session's agent.
+ * AbSystemdLauncher starts a session's agent as its own service,
+ * agentbroker-session-<thread>.service (systemd-unit-name.h), in
+ * agentbroker-sessions.slice, through StartTransientUnit on the manager
+ * the daemon runs under.  The agent's stdin and stdout are FIFOs in the
+ * daemon's state directory that the manager opens for the unit (stdio
+ * passed as descriptors would take the agent's stderr along); its stderr
+ * goes to the journal from the unit, tagged
+ * AGENTBROKER_THREAD=.  The unit is bound to the daemon's own unit, so no
+ * agent outlives it, and stopping the unit stops its whole control group.
+ *
+ * Under the system manager each agent also runs as a user of its own
+ * (DynamicUser=) in a read-only system, with a private /tmp and no
+ * devices; its working directory and HOME are its own state directory,
+ * /var/lib/agentbroker-sessions/<unit>, which no other session can reach,
+ * and the profile's credentials reach it as systemd credentials, not
+ * through the daemon's environment.  Under a user's manager it runs as
+ * that user, in the working directory the profile's template names.
  */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
+
+#include "agent-launcher.h"
 
 G_BEGIN_DECLS
 
-/* The a(sv) of unit properties for an agent running @argv with exactly
- * the environment @envp in @cwd for @thread: in AB_SESSIONS_SLICE, stdin
- * and stdout from the file descriptors at @stdin_index and @stdout_index
- * of the call's fd list, stderr to the journal tagged
- * AGENTBROKER_THREAD=@thread, the whole control group killed on stop,
- * the unit collected even when it failed.  With @system_mode the agent
- * also runs under a dynamic user in a read-only system, HOME=@cwd. */
-GVariant *ab_systemd_transient_properties (const char *const *argv,
-                                           const char *const *envp,
-                                           const char *cwd, const char *thread,
-                                           gint32 stdin_index,
-                                           gint32 stdout_index,
-                                           gboolean system_mode);
+/* What a session's unit is made of. */
+typedef struct
+{
+  const char *const *argv;
+  const char *const *envp; /* the agent's whole environment */
+  const char *cwd;         /* user mode: its working directory */
+  const char *thread;
+  const char *unit;          /* the unit's name */
+  const char *bound_to;      /* the daemon's unit, or NULL */
+  const char *credentials;   /* the daemon's $CREDENTIALS_DIRECTORY */
+  GPtrArray *credential_env; /* AbEnvEntry *, those with a credential */
+  const char *stdin_path;    /* FIFOs the manager opens for the agent */
+  const char *stdout_path;
+  gboolean system_mode;
+} AbUnitSpec;
 
+/* The a(sv) of StartTransientUnit properties for @spec (floating). */
+GVariant *ab_systemd_transient_properties (const AbUnitSpec *spec);
+
+/* The working directory of @unit's agent under the system manager. */
+char *ab_systemd_session_directory (const char *unit);
+
+#define AB_TYPE_SYSTEMD_LAUNCHER (ab_systemd_launcher_get_type ())
+G_DECLARE_FINAL_TYPE (AbSystemdLauncher, ab_systemd_launcher, AB,
+                      SYSTEMD_LAUNCHER, GObject)
+
+/* A launcher using the manager on @bus (the system bus with
+ * @system_mode, else the user's session bus), which must be the manager
+ * of the daemon's own unit.  Fails when it cannot be reached, or when
+ * the daemon runs in no unit of it. */
+AbAgentLauncher *ab_systemd_launcher_new (GDBusConnection *bus,
+                                          gboolean system_mode, GError **error);
 G_END_DECLS

@@ -331,6 +331,7 @@ test_size_invalid (void)
 static void
 assert_default_settings (const AbConfig *config)
 {
+  g_assert_cmpint (config->launcher, ==, AB_LAUNCHER_DIRECT);
   g_assert_cmpuint (config->max_sessions, ==, 64);
   g_assert_cmpuint (config->max_sessions_per_user, ==, 256);
   g_assert_cmpuint (config->max_queued_prompts, ==, 8);
@@ -497,6 +498,7 @@ static void
 test_values (void)
 {
   g_autoptr (AbConfig) config = load_ok (
+      "launcher: systemd\n"
       "agents:\n"
       "  solo:\n"
       "    command: [/usr/bin/solo, --acp, \"two words\"]\n"
@@ -559,6 +561,7 @@ test_values (void)
   g_assert_cmpint (config->forget_after_usec, ==, 0);
   g_assert_cmpint (config->handshake_timeout_usec, ==, SEC);
   g_assert_cmpint (config->turn_inactivity_usec, ==, HOUR + 30 * MINUTE);
+  g_assert_cmpint (config->launcher, ==, AB_LAUNCHER_SYSTEMD);
   g_assert_cmpint (config->drain_timeout_usec, ==, 0);
   g_assert_cmpint (config->kill_timeout_usec, ==, 500000);
   g_assert_cmpint (config->permission_timeout_usec, ==,
@@ -626,7 +629,13 @@ test_errors (void)
     /* unknown keys, at every level */
     { "agent: {}\n",
       "test.yaml:1:1: unknown key “agent” (valid keys: default_agent, "
-      "agents, pool, timeouts, access, health)" },
+      "launcher, agents, pool, timeouts, access, health)" },
+    { "launcher: container\n",
+      "test.yaml:1:11: launcher: “container” is not one of auto, systemd, "
+      "direct" },
+    { "launcher: [systemd]\n",
+      "test.yaml:1:11: launcher: expected auto, systemd or direct, got a "
+      "sequence" },
     { "pool:\n  max_session: 3\n",
       "test.yaml:2:3: unknown key “max_session” in pool (valid keys: "
       "max_sessions, max_sessions_per_user, max_queued_prompts, "
@@ -890,11 +899,11 @@ test_errors (void)
     { "pool: &p {max_sessions: 1}\n",
       "test.yaml:1:7: anchors (“&p”) are not supported" },
     { "a: &x 1\nb: *x\n",
-      "test.yaml:1:1: unknown key “a” (valid keys: default_agent, agents, "
-      "pool, timeouts, access, health)\n"
+      "test.yaml:1:1: unknown key “a” (valid keys: default_agent, "
+      "launcher, agents, pool, timeouts, access, health)\n"
       "test.yaml:1:4: anchors (“&x”) are not supported\n"
-      "test.yaml:2:1: unknown key “b” (valid keys: default_agent, agents, "
-      "pool, timeouts, access, health)\n"
+      "test.yaml:2:1: unknown key “b” (valid keys: default_agent, "
+      "launcher, agents, pool, timeouts, access, health)\n"
       "test.yaml:2:4: aliases (“*x”) are not supported" },
     { "pool: !!map {max_sessions: 1}\n",
       "test.yaml:1:7: tags (“tag:yaml.org,2002:map”) are not supported" },

@@ -10,6 +10,10 @@
 #include "systemd-launcher.h"
 
 static const char *const argv_[] = { "/usr/bin/agent", "--acp", NULL };
+/* systemd expands $NAME in a command line: a "$" the agent is to see
+ * goes as "$$". */
+static const char *const dollar_argv[]
+    = { "/usr/bin/agent", "--price=$5", "$HOME", NULL };
 static const char *const envp_[] = { "PATH=/usr/bin", "AB=1", NULL };
 
 static GVariant *
@@ -66,8 +70,17 @@ assert_field (GVariant *props, const char *want)
 static void
 test_user_mode (void)
 {
-  g_autoptr (GVariant) p = g_variant_ref_sink (ab_systemd_transient_properties (
-      argv_, envp_, "/srv/t/a", "team/a", 0, 1, FALSE));
+  g_autoptr (GVariant) p
+      = g_variant_ref_sink (ab_systemd_transient_properties (&(AbUnitSpec){
+          .argv = argv_,
+          .envp = envp_,
+          .cwd = "/srv/t/a",
+          .thread = "team/a",
+          .unit = "agentbroker-session-team-a.service",
+          .bound_to = "agentbroker.service",
+          .stdin_path = "/p/a.in",
+          .stdout_path = "/p/a.out",
+      }));
 
   g_assert_true (g_variant_is_of_type (p, G_VARIANT_TYPE ("a(sv)")));
   assert_prop (p, "ExecStart",
@@ -75,26 +88,74 @@ test_user_mode (void)
   assert_prop (p, "Slice", "'agentbroker-sessions.slice'");
   assert_prop (p, "WorkingDirectory", "'/srv/t/a'");
   assert_prop (p, "Environment", "['PATH=/usr/bin', 'AB=1']");
-  assert_prop (p, "StandardInputFileDescriptor", "handle 0");
-  assert_prop (p, "StandardOutputFileDescriptor", "handle 1");
+  assert_prop (p, "StandardInputFile", "'/p/a.in'");
+  assert_prop (p, "StandardOutputFile", "'/p/a.out'");
   assert_prop (p, "StandardError", "'journal'");
   assert_field (p, "AGENTBROKER_THREAD=team/a");
   assert_prop (p, "KillMode", "'control-group'");
   assert_prop (p, "CollectMode", "'inactive-or-failed'");
+  assert_prop (p, "BindsTo", "['agentbroker.service']");
+  assert_prop (p, "After", "['agentbroker.service']");
   assert_prop (p, "DynamicUser", NULL);
   assert_prop (p, "ProtectSystem", NULL);
+  assert_prop (p, "LoadCredential", NULL);
+  g_clear_pointer (&p, g_variant_unref);
+  p = g_variant_ref_sink (ab_systemd_transient_properties (&(AbUnitSpec){
+      .argv = dollar_argv,
+      .thread = "team/a",
+      .stdin_path = "/p/a.in",
+      .stdout_path = "/p/a.out",
+      .unit = "agentbroker-session-team-a.service",
+  }));
+  assert_prop (p, "ExecStart",
+               "[('/usr/bin/agent', ['/usr/bin/agent', '--price=$$5', "
+               "'$$HOME'], false)]");
+  assert_prop (p, "BindsTo", NULL);
 }
 
+/* Under the system manager: a user of its own, its own state directory
+ * as working directory and HOME, the sandbox, and each credential read
+ * from the unit's own credentials into its variable before the agent
+ * starts. */
 static void
 test_system_mode (void)
 {
-  g_autoptr (GVariant) p = g_variant_ref_sink (ab_systemd_transient_properties (
-      argv_, envp_, "/var/lib/agentbroker/t/a", "a", 3, 4, TRUE));
+  AbEnvEntry key = { (char *)"API_KEY", NULL, (char *)"api key" };
+  g_autoptr (GPtrArray) creds = g_ptr_array_new ();
+  g_autoptr (GVariant) p = NULL;
+
+  g_ptr_array_add (creds, &key);
+  p = g_variant_ref_sink (ab_systemd_transient_properties (&(AbUnitSpec){
+      .argv = argv_,
+      .envp = (const char *const[]){ "PATH=/usr/bin", "HOME=/var/lib/x", "AB=1",
+                                     NULL },
+      .thread = "a",
+      .unit = "agentbroker-session-a.service",
+      .credentials = "/run/credentials/agentbrokerd.service",
+      .credential_env = creds,
+      .stdin_path = "/p/b.in",
+      .stdout_path = "/p/b.out",
+      .system_mode = TRUE,
+  }));
 
   assert_prop (p, "Environment",
-               "['PATH=/usr/bin', 'AB=1', 'HOME=/var/lib/agentbroker/t/a']");
-  assert_prop (p, "StandardInputFileDescriptor", "handle 3");
-  assert_prop (p, "StandardOutputFileDescriptor", "handle 4");
+               "['PATH=/usr/bin', 'AB=1', 'HOME=/var/lib/agentbroker-sessions/"
+               "agentbroker-session-a.service']");
+  assert_prop (p, "WorkingDirectory",
+               "'/var/lib/agentbroker-sessions/agentbroker-session-a.service'");
+  assert_prop (p, "StateDirectory",
+               "['agentbroker-sessions/agentbroker-session-a.service']");
+  assert_prop (p, "LoadCredential",
+               "[('api key', '/run/credentials/agentbrokerd.service/api "
+               "key')]");
+  assert_prop (
+      p, "ExecStart",
+      "[('/bin/sh', ['/bin/sh', '-c', \"API_KEY=\\\"$$(cat \\\"$$CREDENTIA"
+      "LS_DIRECTORY\\\"/'api key')\\\" && export API_KEY && exec "
+      "\\\"$$@\\\"\", 'sh', '/usr/bin/agent', '--acp'], false)]");
+  assert_prop (p, "BindsTo", NULL);
+  assert_prop (p, "StandardInputFile", "'/p/b.in'");
+  assert_prop (p, "StandardOutputFile", "'/p/b.out'");
   assert_prop (p, "DynamicUser", "true");
   assert_prop (p, "NoNewPrivileges", "true");
   assert_prop (p, "ProtectSystem", "'strict'");

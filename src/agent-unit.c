@@ -1,0 +1,461 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* agentbroker — one agent running as a transient systemd service */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <glib/gi18n.h>
+#include <glib/gstdio.h>
+
+#include "agent-unit.h"
+#include "error.h"
+
+#define SYSTEMD_NAME "org.freedesktop.systemd1"
+#define SYSTEMD_PATH "/org/freedesktop/systemd1"
+#define MANAGER_IFACE "org.freedesktop.systemd1.Manager"
+#define CALL_TIMEOUT_MSEC 25000
+
+/* ExecMainCode: how the main process ended (siginfo's si_code). */
+#define CODE_EXITED 1
+#define CODE_KILLED 2
+#define CODE_DUMPED 3
+
+struct _AbAgentUnit
+{
+  GObject parent_instance;
+
+  GDBusConnection *bus;
+  char *name;
+  char *path;
+  guint changed_subscription;
+  guint removed_subscription;
+  GCancellable *cancellable; /* the manager calls in flight */
+  GStrv remove_when_gone;
+
+  gboolean started;   /* it was activating or active */
+  guint pid;          /* MainPID */
+  char *result;       /* the service's Result, "success" until told */
+  gint32 exit_code;   /* ExecMainCode */
+  gint32 exit_status; /* ExecMainStatus */
+  char *exit;         /* how it ended, once it did */
+  int wait_status;
+
+  GPtrArray *waiters; /* GTask *, of terminate: done when it has ended */
+  guint kill_source;
+};
+
+static void handle_iface_init (AbAgentHandleInterface *iface);
+
+G_DEFINE_TYPE_WITH_CODE (AbAgentUnit, ab_agent_unit, G_TYPE_OBJECT,
+                         G_IMPLEMENT_INTERFACE (AB_TYPE_AGENT_HANDLE,
+                                                handle_iface_init))
+
+char *
+ab_agent_unit_object_path (const char *name)
+{
+  GString *path = g_string_new (SYSTEMD_PATH "/unit/");
+
+  for (const char *p = name; *p != '\0'; p++)
+    {
+      if (g_ascii_isalnum (*p) && !(p == name && g_ascii_isdigit (*p)))
+        g_string_append_c (path, *p);
+      else
+        g_string_append_printf (path, "_%02x", (guchar)*p);
+    }
+  return g_string_free (path, FALSE);
+}
+
+/* ---- the end ------------------------------------------------------------ */
+
+static void
+remove_files (AbAgentUnit *self)
+{
+  for (gsize i = 0;
+       self->remove_when_gone != NULL && self->remove_when_gone[i] != NULL; i++)
+    if (g_unlink (self->remove_when_gone[i]) != 0 && errno != ENOENT)
+      g_warning ("unit %s: cannot remove %s: %s", self->name,
+                 self->remove_when_gone[i], g_strerror (errno));
+  g_clear_pointer (&self->remove_when_gone, g_strfreev);
+}
+
+static void
+complete_waiters (AbAgentUnit *self)
+{
+  g_autoptr (GPtrArray) waiters = g_steal_pointer (&self->waiters);
+
+  self->waiters = g_ptr_array_new_with_free_func (g_object_unref);
+  g_clear_handle_id (&self->kill_source, g_source_remove);
+  for (guint i = 0; i < waiters->len; i++)
+    g_task_return_boolean (g_ptr_array_index (waiters, i), TRUE);
+}
+
+/* The unit is over: @why when it never ran, else what it says. */
+static void
+ended (AbAgentUnit *self, const char *why)
+{
+  if (self->exit != NULL)
+    return;
+  if (why != NULL)
+    {
+      self->exit = g_strdup (why);
+      self->wait_status = W_EXITCODE (255, 0);
+    }
+  else if (g_strcmp0 (self->result, "oom-kill") == 0)
+    {
+      self->exit = g_strdup ("killed by the out-of-memory killer");
+      self->wait_status = SIGKILL;
+    }
+  else if (self->exit_code == CODE_KILLED || self->exit_code == CODE_DUMPED)
+    {
+      self->exit = g_strdup_printf ("killed by signal %d", self->exit_status);
+      self->wait_status = self->exit_status & 0x7f;
+    }
+  else if (self->exit_code == CODE_EXITED)
+    {
+      self->exit = g_strdup_printf ("exited with status %d", self->exit_status);
+      self->wait_status = W_EXITCODE (self->exit_status & 0xff, 0);
+    }
+  else
+    {
+      self->exit
+          = g_strdup_printf ("unit %s stopped (%s)", self->name,
+                             self->result != NULL ? self->result : "unknown");
+      self->wait_status = W_EXITCODE (255, 0);
+    }
+  self->pid = 0;
+  remove_files (self);
+  g_debug ("unit %s: %s", self->name, self->exit);
+  g_object_ref (self);
+  g_signal_emit_by_name (self, "exited", self->wait_status, self->exit);
+  complete_waiters (self);
+  g_object_unref (self);
+}
+
+static void
+take_property (AbAgentUnit *self, const char *name, GVariant *value)
+{
+  if (g_str_equal (name, "MainPID")
+      && g_variant_is_of_type (value, G_VARIANT_TYPE_UINT32))
+    self->pid = g_variant_get_uint32 (value);
+  else if (g_str_equal (name, "Result")
+           && g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
+    {
+      g_free (self->result);
+      self->result = g_variant_dup_string (value, NULL);
+    }
+  else if (g_str_equal (name, "ExecMainCode")
+           && g_variant_is_of_type (value, G_VARIANT_TYPE_INT32))
+    self->exit_code = g_variant_get_int32 (value);
+  else if (g_str_equal (name, "ExecMainStatus")
+           && g_variant_is_of_type (value, G_VARIANT_TYPE_INT32))
+    self->exit_status = g_variant_get_int32 (value);
+}
+
+/* PropertiesChanged of the unit's Unit or Service interface: the service's
+ * come first, so its result is known when the unit turns inactive. */
+static void
+on_properties_changed (GDBusConnection *bus, const char *sender,
+                       const char *path, const char *iface, const char *signal,
+                       GVariant *parameters, gpointer user_data)
+{
+  AbAgentUnit *self = user_data;
+  g_autoptr (GVariantIter) iter = NULL;
+  const char *interface, *name, *state = NULL;
+  GVariant *value;
+
+  if (!g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(sa{sv}as)")))
+    return;
+  g_variant_get (parameters, "(&sa{sv}@as)", &interface, &iter, NULL);
+  while (g_variant_iter_loop (iter, "{&sv}", &name, &value))
+    {
+      if (g_str_equal (name, "ActiveState")
+          && g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
+        state = g_variant_get_string (value, NULL);
+      else
+        take_property (self, name, value);
+    }
+  if (state == NULL)
+    return;
+  /* A new unit is inactive until its start begins. */
+  if (g_str_equal (state, "failed")
+      || (g_str_equal (state, "inactive") && self->started))
+    ended (self, NULL);
+  else if (!g_str_equal (state, "inactive"))
+    self->started = TRUE;
+}
+
+static void
+on_unit_removed (GDBusConnection *bus, const char *sender, const char *path,
+                 const char *iface, const char *signal, GVariant *parameters,
+                 gpointer user_data)
+{
+  AbAgentUnit *self = user_data;
+  const char *name;
+
+  if (!g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(so)")))
+    return;
+  g_variant_get (parameters, "(&s&o)", &name, NULL);
+  if (g_str_equal (name, self->name) && self->started)
+    ended (self, NULL);
+}
+
+/* ---- the start ---------------------------------------------------------- */
+
+static void
+on_started (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (AbAgentUnit) self = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = g_dbus_connection_call_finish (
+      G_DBUS_CONNECTION (source), result, &error);
+  g_autofree char *why = NULL;
+
+  if (reply != NULL
+      || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+  g_dbus_error_strip_remote_error (error);
+  why = g_strdup_printf (_ ("systemd did not start unit %s: %s"), self->name,
+                         error->message);
+  g_warning ("%s", why);
+  ended (self, why);
+}
+
+AbAgentUnit *
+ab_agent_unit_start (GDBusConnection *bus, const char *name,
+                     GVariant *properties, const char *const *remove_when_gone)
+{
+  AbAgentUnit *self;
+
+  g_return_val_if_fail (G_IS_DBUS_CONNECTION (bus), NULL);
+  g_return_val_if_fail (name != NULL && properties != NULL, NULL);
+
+  self = g_object_new (AB_TYPE_AGENT_UNIT, NULL);
+  self->bus = g_object_ref (bus);
+  self->name = g_strdup (name);
+  self->path = ab_agent_unit_object_path (name);
+  self->remove_when_gone = g_strdupv ((char **)remove_when_gone);
+  /* Before the start: no change of the unit can be missed. */
+  self->changed_subscription = g_dbus_connection_signal_subscribe (
+      bus, SYSTEMD_NAME, "org.freedesktop.DBus.Properties", "PropertiesChanged",
+      self->path, NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_properties_changed, self,
+      NULL);
+  self->removed_subscription = g_dbus_connection_signal_subscribe (
+      bus, SYSTEMD_NAME, MANAGER_IFACE, "UnitRemoved", SYSTEMD_PATH, name,
+      G_DBUS_SIGNAL_FLAGS_NONE, on_unit_removed, self, NULL);
+  g_dbus_connection_call (
+      bus, SYSTEMD_NAME, SYSTEMD_PATH, MANAGER_IFACE, "StartTransientUnit",
+      g_variant_new (
+          "(ss@a(sv)@a(sa(sv)))", name, "fail", properties,
+          g_variant_new_array (G_VARIANT_TYPE ("(sa(sv))"), NULL, 0)),
+      G_VARIANT_TYPE ("(o)"), G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MSEC,
+      self->cancellable, on_started, g_object_ref (self));
+  return self;
+}
+
+const char *
+ab_agent_unit_get_name (AbAgentUnit *self)
+{
+  g_return_val_if_fail (AB_IS_AGENT_UNIT (self), NULL);
+
+  return self->name;
+}
+
+/* ---- stopping ----------------------------------------------------------- */
+
+static void
+on_manager_answered (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (AbAgentUnit) self = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = g_dbus_connection_call_finish (
+      G_DBUS_CONNECTION (source), result, &error);
+
+  if (reply != NULL
+      || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+  /* A unit the manager does not know is gone. */
+  if (g_dbus_error_is_remote_error (error))
+    {
+      g_autofree char *remote = g_dbus_error_get_remote_error (error);
+
+      if (g_strcmp0 (remote, "org.freedesktop.systemd1.NoSuchUnit") == 0)
+        {
+          ended (self, NULL);
+          return;
+        }
+    }
+  g_warning ("unit %s: %s", self->name, error->message);
+}
+
+static void
+call_manager (AbAgentUnit *self, const char *method, GVariant *parameters)
+{
+  g_dbus_connection_call (self->bus, SYSTEMD_NAME, SYSTEMD_PATH, MANAGER_IFACE,
+                          method, parameters, NULL, G_DBUS_CALL_FLAGS_NONE,
+                          CALL_TIMEOUT_MSEC, self->cancellable,
+                          on_manager_answered, g_object_ref (self));
+}
+
+static gboolean
+on_kill_due (gpointer user_data)
+{
+  AbAgentUnit *self = user_data;
+
+  self->kill_source = 0;
+  g_message ("unit %s did not stop in time; killing it", self->name);
+  call_manager (self, "KillUnit",
+                g_variant_new ("(ssi)", self->name, "all", SIGKILL));
+  return G_SOURCE_REMOVE;
+}
+
+static void
+unit_terminate_async (AbAgentHandle *handle, gint64 kill_timeout_usec,
+                      GCancellable *cancellable, GAsyncReadyCallback callback,
+                      gpointer user_data)
+{
+  AbAgentUnit *self = AB_AGENT_UNIT (handle);
+  GTask *task = g_task_new (self, cancellable, callback, user_data);
+
+  g_task_set_source_tag (task, unit_terminate_async);
+  if (self->exit != NULL)
+    {
+      g_task_return_boolean (task, TRUE);
+      g_object_unref (task);
+      return;
+    }
+  g_ptr_array_add (self->waiters, task);
+  if (self->waiters->len > 1)
+    return;
+  /* The unit's stop sends SIGTERM to its whole control group. */
+  call_manager (self, "StopUnit",
+                g_variant_new ("(ss)", self->name, "replace"));
+  self->kill_source
+      = g_timeout_add (MAX (kill_timeout_usec / 1000, 1), on_kill_due, self);
+}
+
+static gboolean
+unit_terminate_finish (AbAgentHandle *handle, GAsyncResult *result,
+                       GError **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/* At the daemon's exit: the call must leave before the process does. */
+static void
+unit_kill_now (AbAgentHandle *handle)
+{
+  AbAgentUnit *self = AB_AGENT_UNIT (handle);
+  g_autoptr (GVariant) reply = NULL;
+
+  if (self->exit != NULL)
+    return;
+  reply = g_dbus_connection_call_sync (
+      self->bus, SYSTEMD_NAME, SYSTEMD_PATH, MANAGER_IFACE, "KillUnit",
+      g_variant_new ("(ssi)", self->name, "all", SIGKILL), NULL,
+      G_DBUS_CALL_FLAGS_NONE, 1000, NULL, NULL);
+}
+
+static gboolean
+unit_send_signal (AbAgentHandle *handle, int signo, GError **error)
+{
+  AbAgentUnit *self = AB_AGENT_UNIT (handle);
+
+  if (self->exit != NULL)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_FAILED,
+                   _ ("unit %s is not running"), self->name);
+      return FALSE;
+    }
+  call_manager (self, "KillUnit",
+                g_variant_new ("(ssi)", self->name, "all", signo));
+  return TRUE;
+}
+
+static guint
+unit_get_pid (AbAgentHandle *handle)
+{
+  return AB_AGENT_UNIT (handle)->pid;
+}
+
+static const char *
+unit_get_exit_description (AbAgentHandle *handle)
+{
+  return AB_AGENT_UNIT (handle)->exit;
+}
+
+static char *
+unit_get_stderr_tail (AbAgentHandle *handle)
+{
+  return g_strdup ("");
+}
+
+static void
+handle_iface_init (AbAgentHandleInterface *iface)
+{
+  iface->get_pid = unit_get_pid;
+  iface->get_exit_description = unit_get_exit_description;
+  iface->get_stderr_tail = unit_get_stderr_tail;
+  iface->terminate_async = unit_terminate_async;
+  iface->terminate_finish = unit_terminate_finish;
+  iface->kill_now = unit_kill_now;
+  iface->send_signal = unit_send_signal;
+}
+
+/* ---- the object --------------------------------------------------------- */
+
+static void
+ab_agent_unit_dispose (GObject *object)
+{
+  AbAgentUnit *self = AB_AGENT_UNIT (object);
+
+  g_cancellable_cancel (self->cancellable);
+  g_clear_handle_id (&self->kill_source, g_source_remove);
+  if (self->bus != NULL)
+    {
+      g_dbus_connection_signal_unsubscribe (self->bus,
+                                            self->changed_subscription);
+      g_dbus_connection_signal_unsubscribe (self->bus,
+                                            self->removed_subscription);
+      /* A unit still running is the daemon's no more: stop it. */
+      if (self->exit == NULL)
+        g_dbus_connection_call (
+            self->bus, SYSTEMD_NAME, SYSTEMD_PATH, MANAGER_IFACE, "StopUnit",
+            g_variant_new ("(ss)", self->name, "replace"), NULL,
+            G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MSEC, NULL, NULL, NULL);
+      g_clear_object (&self->bus);
+    }
+  G_OBJECT_CLASS (ab_agent_unit_parent_class)->dispose (object);
+}
+
+static void
+ab_agent_unit_finalize (GObject *object)
+{
+  AbAgentUnit *self = AB_AGENT_UNIT (object);
+
+  g_ptr_array_unref (self->waiters);
+  g_object_unref (self->cancellable);
+  g_free (self->name);
+  g_free (self->path);
+  g_free (self->result);
+  g_free (self->exit);
+  remove_files (self);
+  G_OBJECT_CLASS (ab_agent_unit_parent_class)->finalize (object);
+}
+
+static void
+ab_agent_unit_class_init (AbAgentUnitClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = ab_agent_unit_dispose;
+  object_class->finalize = ab_agent_unit_finalize;
+}
+
+static void
+ab_agent_unit_init (AbAgentUnit *self)
+{
+  self->cancellable = g_cancellable_new ();
+  self->waiters = g_ptr_array_new_with_free_func (g_object_unref);
+}

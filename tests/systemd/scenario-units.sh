@@ -1,0 +1,159 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# launcher: systemd under the real system manager (agentbroker.yaml(5)):
+# each session's agent a transient service of its own in
+# agentbroker-sessions.slice, as a user of its own, unable to reach the
+# daemon's records, its configuration or another session's directory;
+# its stderr in the journal of its unit; RemoveSession stops everything
+# the agent started, a setsid() double fork included.
+set -euo pipefail
+. /ab-tests/lib.sh
+
+# The installed polkit rule, where polkitd reads rules (the staged tree
+# lives under $AB_PREFIX, a package puts it under /usr/share).
+mkdir -p /etc/polkit-1/rules.d
+cp "$AB_PREFIX/share/polkit-1/rules.d/50-agentbroker.rules" /etc/polkit-1/rules.d/
+
+# The agent: probes what it can reach, leaves a grandchild in a session
+# of its own (setsid, double fork), then becomes the demo agent.
+cat >"$ab_config" <<YAML
+launcher: systemd
+default_agent: probe
+agents:
+  probe:
+    command:
+      - /bin/sh
+      - -c
+      - |
+        id -u >"\$HOME/uid"
+        probe() {
+          if out=\$("\$@" 2>&1 >/dev/null); then echo "\$*: allowed"
+          else case \$out in
+            *"Permission denied"*|*"Read-only file system"*) echo "\$*: denied" ;;
+            *) echo "\$*: \$out" ;;
+          esac; fi
+        }
+        {
+          probe ls /var/lib/agentbroker/sessions
+          probe touch /var/lib/agentbroker/planted
+          probe cat $ab_config
+          for t in alice bob; do
+            probe ls "/var/lib/private/agentbroker-sessions/agentbroker-session-test:\$t.service"
+          done
+          probe touch "\$HOME/mine"
+        } >"\$HOME/probe"
+        echo "probe agent for \$AGENTBROKER_THREAD up" >&2
+        setsid -f sleep \$((10000 + \${#AGENTBROKER_THREAD}))
+        exec $AB_BINDIR/agentbroker-demo-agent
+timeouts:
+  kill: 2s
+YAML
+chown root:agentbroker "$ab_config"
+chmod 0640 "$ab_config"
+
+useradd -M -U -G agentbroker alice
+useradd -M -U -G agentbroker bob
+check "systemctl start $ab_unit" systemctl start $ab_unit
+
+ctl_as() {
+    local user=$1
+    shift
+    timeout 60 setpriv --reuid="$user" --regid="$user" --init-groups -- \
+        "$AB_BINDIR/agentctl" --system "$@" 2>&1
+}
+
+status=$(timeout 30 "$AB_BINDIR/agentctl" --system status 2>&1 || true)
+if grep -q "Launcher: systemd" <<<"$status"; then
+    ok "agentctl status: Launcher: systemd"
+else
+    not_ok "agentctl status: Launcher: systemd"
+    diag "$status"
+    journalctl -u "$ab_unit" --no-pager | tail -20 | while read -r l; do diag "$l"; done
+fi
+
+for who in alice bob; do
+    if out=$(ctl_as "$who" prompt "test:$who" hello); then
+        ok "$who: a prompt is answered by an agent in a unit of its own"
+    else
+        not_ok "$who: a prompt is answered by an agent in a unit of its own"
+        diag "$out"
+        journalctl --no-pager -n 40 | while read -r l; do diag "$l"; done
+    fi
+done
+
+unit_of() { echo "agentbroker-session-test:$1.service"; }
+dir_of() { echo "/var/lib/private/agentbroker-sessions/$(unit_of "$1")"; }
+
+for who in alice bob; do
+    unit=$(unit_of "$who")
+    check_eq "$who: the unit runs" "active" "$(systemctl is-active "$unit" || true)"
+    check_eq "$who: the unit is in agentbroker-sessions.slice" \
+        agentbroker-sessions.slice "$(unit_prop "$unit" Slice)"
+    check_eq "$who: the unit is bound to the daemon's" "$ab_unit" \
+        "$(unit_prop "$unit" BindsTo)"
+    check "$who: journalctl -u shows the agent's stderr" \
+        bash -c "journalctl --sync; journalctl -u '$unit' --no-pager | grep -q 'probe agent for test:$who up'"
+    check "$who: the journal keeps AGENTBROKER_THREAD=" \
+        bash -c "journalctl AGENTBROKER_THREAD=test:$who --no-pager | grep -q 'probe agent for test:$who up'"
+done
+
+alice_uid=$(cat "$(dir_of alice)/uid" 2>/dev/null || echo none)
+bob_uid=$(cat "$(dir_of bob)/uid" 2>/dev/null || echo none)
+broker_uid=$(id -u agentbroker)
+diag "alice's agent: uid $alice_uid; bob's: uid $bob_uid; the daemon: uid $broker_uid"
+if [ "$alice_uid" != none ] && [ "$bob_uid" != none ] &&
+    [ "$alice_uid" != "$bob_uid" ] && [ "$alice_uid" != "$broker_uid" ] &&
+    [ "$bob_uid" != "$broker_uid" ] && [ "$alice_uid" != 0 ] && [ "$bob_uid" != 0 ]; then
+    ok "two sessions run as two uids, neither the daemon's nor root"
+else
+    not_ok "two sessions run as two uids, neither the daemon's nor root"
+fi
+check_eq "alice's directory belongs to her agent's uid" "$alice_uid" \
+    "$(stat -c %u "$(dir_of alice)" 2>/dev/null || echo "no directory")"
+
+for who in alice bob; do
+    probe=$(cat "$(dir_of "$who")/probe" 2>/dev/null || echo "no probe file")
+    diag "$who's agent:" "$probe"
+    other=alice
+    [ "$who" = alice ] && other=bob
+    for what in "ls /var/lib/agentbroker/sessions" \
+        "touch /var/lib/agentbroker/planted" \
+        "cat $ab_config" \
+        "ls /var/lib/private/agentbroker-sessions/$(unit_of "$other")"; do
+        # refused, or not even there to see
+        got=$(grep -F "$what:" <<<"$probe" || echo "$what: (not probed)")
+        case $got in
+        *": denied" | *"No such file or directory") ok "$who's agent: $what is refused" ;;
+        *)
+            not_ok "$who's agent: $what is refused"
+            diag "$got"
+            ;;
+        esac
+    done
+    check "$who's agent: its own directory is writable" \
+        grep -q "/mine: allowed$" "$(dir_of "$who")/probe"
+done
+
+# --- RemoveSession stops the whole unit ---------------------------------------
+# The grandchildren: sleep 10010 (test:alice) and sleep 10008 (test:bob).
+check "alice's setsid grandchild runs" pgrep -x -f "sleep 10010"
+check "alice: agentctl remove" timeout 60 "$AB_BINDIR/agentctl" --system remove test:alice
+check "alice's unit is gone" wait_until 30 \
+    bash -c "! systemctl is-active -q '$(unit_of alice)'"
+check "no process of alice's session remains (the setsid grandchild included)" \
+    wait_until 30 bash -c "! pgrep -x -f 'sleep 10010'"
+check "bob's agent is untouched" systemctl is-active -q "$(unit_of bob)"
+check "bob's grandchild is untouched" pgrep -x -f "sleep 10008"
+if out=$(ctl_as bob prompt test:bob again); then
+    ok "bob: his session still answers"
+else
+    not_ok "bob: his session still answers"
+    diag "$out"
+fi
+
+# --- the daemon's stop takes every agent with it ------------------------------
+check "systemctl stop $ab_unit" systemctl stop "$ab_unit"
+check "bob's unit is gone with the daemon" wait_until 30 \
+    bash -c "! systemctl is-active -q '$(unit_of bob)'"
+check "no grandchild remains" wait_until 30 bash -c "! pgrep -x -f 'sleep 1000[0-9]+'"
+finish
