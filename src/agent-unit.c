@@ -203,21 +203,45 @@ on_unit_removed (GDBusConnection *bus, const char *sender, const char *path,
 
 /* ---- the start ---------------------------------------------------------- */
 
+/* How the manager answered a call: NULL when it did what was asked or the
+ * call was cancelled, else the error, with its D-Bus name in @name. */
+static GError *
+manager_refusal (GObject *source, GAsyncResult *result, char **name)
+{
+  GError *error = NULL;
+  g_autoptr (GVariant) reply = g_dbus_connection_call_finish (
+      G_DBUS_CONNECTION (source), result, &error);
+
+  if (reply != NULL
+      || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      g_clear_error (&error);
+      return NULL;
+    }
+  *name = g_dbus_error_get_remote_error (error);
+  g_dbus_error_strip_remote_error (error);
+  return error;
+}
+
 static void
 on_started (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (AbAgentUnit) self = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply = g_dbus_connection_call_finish (
-      G_DBUS_CONNECTION (source), result, &error);
+  g_autofree char *name = NULL;
+  g_autoptr (GError) error = manager_refusal (source, result, &name);
   g_autofree char *why = NULL;
 
-  if (reply != NULL
-      || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+  if (error == NULL)
     return;
-  g_dbus_error_strip_remote_error (error);
-  why = g_strdup_printf (_ ("systemd did not start unit %s: %s"), self->name,
-                         error->message);
+  /* The previous agent of the thread, bound to a previous instance of the
+   * daemon, may still be stopping. */
+  if (g_strcmp0 (name, "org.freedesktop.systemd1.UnitExists") == 0)
+    why = g_strdup_printf (_ ("unit %s still exists (an agent of this "
+                              "thread is still stopping); try again"),
+                           self->name);
+  else
+    why = g_strdup_printf (_ ("systemd did not start unit %s: %s"), self->name,
+                           error->message);
   g_warning ("%s", why);
   ended (self, why);
 }
@@ -268,25 +292,16 @@ static void
 on_manager_answered (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (AbAgentUnit) self = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply = g_dbus_connection_call_finish (
-      G_DBUS_CONNECTION (source), result, &error);
+  g_autofree char *name = NULL;
+  g_autoptr (GError) error = manager_refusal (source, result, &name);
 
-  if (reply != NULL
-      || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+  if (error == NULL)
     return;
   /* A unit the manager does not know is gone. */
-  if (g_dbus_error_is_remote_error (error))
-    {
-      g_autofree char *remote = g_dbus_error_get_remote_error (error);
-
-      if (g_strcmp0 (remote, "org.freedesktop.systemd1.NoSuchUnit") == 0)
-        {
-          ended (self, NULL);
-          return;
-        }
-    }
-  g_warning ("unit %s: %s", self->name, error->message);
+  if (g_strcmp0 (name, "org.freedesktop.systemd1.NoSuchUnit") == 0)
+    ended (self, NULL);
+  else
+    g_warning ("unit %s: %s", self->name, error->message);
 }
 
 static void

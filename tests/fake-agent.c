@@ -263,13 +263,12 @@ ab_fake_launcher_get_agent (AbFakeLauncher *self, guint i)
 char *
 ab_fake_agent_get_log (AbFakeAgent *agent)
 {
-  g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
-  g_auto (GStrv) lines = NULL;
+  GString *all = g_string_new (NULL);
 
   for (guint i = 0; i < agent->log->len; i++)
-    g_strv_builder_add (b, g_ptr_array_index (agent->log, i));
-  lines = g_strv_builder_end (b);
-  return g_strjoinv ("\n", lines);
+    g_string_append_printf (all, "%s%s", i > 0 ? "\n" : "",
+                            (const char *)g_ptr_array_index (agent->log, i));
+  return g_string_free (all, FALSE);
 }
 
 gboolean
@@ -297,22 +296,13 @@ void
 ab_fake_agent_send_text (AbFakeAgent *agent, const char *text)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autofree char *update = ab_acp_text_update (text);
 
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "sessionId");
   json_builder_add_string_value (b, agent->session_id);
   json_builder_set_member_name (b, "update");
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "sessionUpdate");
-  json_builder_add_string_value (b, "agent_message_chunk");
-  json_builder_set_member_name (b, "content");
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "type");
-  json_builder_add_string_value (b, "text");
-  json_builder_set_member_name (b, "text");
-  json_builder_add_string_value (b, text);
-  json_builder_end_object (b);
-  json_builder_end_object (b);
+  json_builder_add_value (b, parse (update));
   json_builder_end_object (b);
   ab_jsonrpc_notify (agent->rpc, "session/update", json_builder_get_root (b));
 }
