@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # The man pages against the code: every agentctl verb of the verb table in
 # src/agentctl.c is an item of agentctl(1) (and every verb there exists);
-# every key the config loader src/ab-config.c accepts (its *_keys[] tables)
-# is in agentbroker.yaml(5); the zsh completion offers every verb; every method, signal and property of the D-Bus
+# every key the config loader accepts (the *_keys[] tables of
+# src/ab-config-sections.c) is in agentbroker.yaml(5); the zsh completion
+# offers every verb; every method, signal and property of the D-Bus
 # XML and every error of src/error.c is in org.agentbroker.Broker1(5); and
 # man(1) renders every page without a warning.  Prints TAP.
 set -u
@@ -61,22 +62,22 @@ fi
 # --- configuration keys ----------------------------------------------------
 # Each table NAME_keys[] lists the keys of one mapping; the top-level and
 # per-agent keys are documented bare, the others as SECTION.KEY.
-tables=$(grep -o 'static const char \*const [a-z_]*_keys\[\]' "$top/src/ab-config.c" |
+tables=$(grep -o 'static const char \*const [a-z_]*_keys\[\]' "$top/src/ab-config-sections.c" |
     sed 's/.* \([a-z_]*_keys\)\[\]/\1/')
 if [ -z "$tables" ]; then
-    not_ok "found the key tables in src/ab-config.c"
+    not_ok "found the key tables in src/ab-config-sections.c"
 fi
 for table in $tables; do
     keys=$(awk -v t=" $table[] = {" '
         index($0, t) { on = 1; sub(/.*= \{/, "") }
-        on { print; if (index($0, "};")) on = 0 }' "$top/src/ab-config.c" |
+        on { print; if (index($0, "};")) on = 0 }' "$top/src/ab-config-sections.c" |
         grep -o '"[a-z_]*"' | tr -d '"')
     case $table in
     top_keys | agent_keys) prefix="" ;;
     timeout_keys) prefix="timeouts\\." ;;
     *) prefix="${table%_keys}\\." ;;
     esac
-    [ -n "$keys" ] || not_ok "table $table in src/ab-config.c has keys"
+    [ -n "$keys" ] || not_ok "table $table in src/ab-config-sections.c has keys"
     for key in $keys; do
         if has_item "$man/agentbroker.yaml.5" "$prefix" "$key"; then
             ok "agentbroker.yaml(5) documents $(echo "$prefix" | tr -d '\\')$key"
