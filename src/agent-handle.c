@@ -2,7 +2,12 @@
 /* agentbroker — a running agent, however it was started */
 #include "config.h"
 
+#include <signal.h>
+
+#include <glib/gi18n.h>
+
 #include "agent-handle.h"
+#include "error.h"
 
 G_DEFINE_INTERFACE (AbAgentHandle, ab_agent_handle, G_TYPE_OBJECT)
 
@@ -74,4 +79,36 @@ ab_agent_handle_send_signal (AbAgentHandle *self, int signo, GError **error)
   g_return_val_if_fail (AB_IS_AGENT_HANDLE (self), FALSE);
 
   return AB_AGENT_HANDLE_GET_IFACE (self)->send_signal (self, signo, error);
+}
+
+gboolean
+ab_agent_signal_from_name (const char *name, int *out_signo, GError **error)
+{
+  static const struct
+  {
+    const char *name;
+    int signo;
+  } known[] = {
+    { "HUP", SIGHUP },   { "INT", SIGINT },     { "QUIT", SIGQUIT },
+    { "KILL", SIGKILL }, { "USR1", SIGUSR1 },   { "USR2", SIGUSR2 },
+    { "TERM", SIGTERM }, { "CONT", SIGCONT },   { "STOP", SIGSTOP },
+    { "TSTP", SIGTSTP }, { "WINCH", SIGWINCH },
+  };
+  const char *bare = g_str_has_prefix (name, "SIG") ? name + 3 : name;
+  guint64 number = 0;
+  gboolean numeric
+      = g_ascii_string_to_unsigned (name, 10, 1, 64, &number, NULL);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (known); i++)
+    if (numeric ? (guint64)known[i].signo == number
+                : g_str_equal (bare, known[i].name))
+      {
+        *out_signo = known[i].signo;
+        return TRUE;
+      }
+  g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+               _ ("'%.32s' is not a signal agentbroker sends; use one of "
+                  "HUP INT QUIT KILL USR1 USR2 TERM CONT STOP TSTP WINCH"),
+               name);
+  return FALSE;
 }

@@ -65,4 +65,10 @@ void ab_agent_handle_kill_now (AbAgentHandle *self);
 gboolean ab_agent_handle_send_signal (AbAgentHandle *self, int signo,
                                       GError **error);
 
+/* The signal of @name: "TERM", "SIGTERM" or its number "15", from the few
+ * an operator sends an agent (HUP INT QUIT KILL USR1 USR2 TERM CONT STOP
+ * TSTP WINCH).  Anything else fails with AB_ERROR_INVALID_ARGUMENT. */
+gboolean ab_agent_signal_from_name (const char *name, int *out_signo,
+                                    GError **error);
+
 G_END_DECLS

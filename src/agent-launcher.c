@@ -183,3 +183,46 @@ ab_direct_launcher_new (void)
 {
   return g_object_new (AB_TYPE_DIRECT_LAUNCHER, NULL);
 }
+
+char **
+ab_agent_build_env (const char *const *inherit_env, GPtrArray *extra,
+                    const char *thread)
+{
+  static const char *const base[] = { "HOME", "PATH", "USER", "LANG" };
+  char **env = g_new0 (char *, 1);
+
+  g_return_val_if_fail (thread != NULL, NULL);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (base); i++)
+    {
+      const char *value = g_getenv (base[i]);
+
+      if (value != NULL)
+        env = g_environ_setenv (env, base[i], value, TRUE);
+    }
+
+  for (gsize i = 0; inherit_env != NULL && inherit_env[i] != NULL; i++)
+    {
+      const char *value = g_getenv (inherit_env[i]);
+
+      if (value != NULL)
+        env = g_environ_setenv (env, inherit_env[i], value, TRUE);
+    }
+
+  for (guint i = 0; extra != NULL && i < extra->len; i++)
+    {
+      const char *entry = g_ptr_array_index (extra, i);
+      const char *eq = strchr (entry, '=');
+      g_autofree char *name = NULL;
+
+      if (eq == NULL || eq == entry)
+        {
+          g_warning ("ignoring malformed agent environment entry '%s'", entry);
+          continue;
+        }
+      name = g_strndup (entry, (gsize)(eq - entry));
+      env = g_environ_setenv (env, name, eq + 1, TRUE);
+    }
+
+  return g_environ_setenv (env, "AGENTBROKER_THREAD", thread, TRUE);
+}

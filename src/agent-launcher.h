@@ -49,6 +49,14 @@ ab_agent_launcher_launch (AbAgentLauncher *self, const AbAgentProfile *profile,
                           const char *thread, const char *state_dir,
                           gsize max_message_bytes, char **cwd, GError **error);
 
+/* The agent's environment: HOME PATH USER LANG from the daemon's
+ * environment (when set), then the @inherit_env names the daemon has,
+ * then @extra ("NAME=VALUE" strings), then AGENTBROKER_THREAD=@thread; a
+ * later entry replaces an earlier one of the same name.  Free with
+ * g_strfreev(). */
+char **ab_agent_build_env (const char *const *inherit_env, GPtrArray *extra,
+                           const char *thread);
+
 /* Spawns the agent as the daemon's child: the working directory from the
  * template (created 0700), the profile's environment over the inherited
  * names, credentials read from $CREDENTIALS_DIRECTORY. */

@@ -83,53 +83,6 @@ G_DEFINE_TYPE_WITH_CODE (AbAgentProcess, ab_agent_process, G_TYPE_OBJECT,
 static void check_terminated (AbAgentProcess *self);
 
 /* ------------------------------------------------------------------ */
-/* Environment                                                         */
-/* ------------------------------------------------------------------ */
-
-char **
-ab_agent_build_env (const char *const *inherit_env, GPtrArray *extra,
-                    const char *thread)
-{
-  static const char *const base[] = { "HOME", "PATH", "USER", "LANG" };
-  char **env = g_new0 (char *, 1);
-
-  g_return_val_if_fail (thread != NULL, NULL);
-
-  for (gsize i = 0; i < G_N_ELEMENTS (base); i++)
-    {
-      const char *value = g_getenv (base[i]);
-
-      if (value != NULL)
-        env = g_environ_setenv (env, base[i], value, TRUE);
-    }
-
-  for (gsize i = 0; inherit_env != NULL && inherit_env[i] != NULL; i++)
-    {
-      const char *value = g_getenv (inherit_env[i]);
-
-      if (value != NULL)
-        env = g_environ_setenv (env, inherit_env[i], value, TRUE);
-    }
-
-  for (guint i = 0; extra != NULL && i < extra->len; i++)
-    {
-      const char *entry = g_ptr_array_index (extra, i);
-      const char *eq = strchr (entry, '=');
-      g_autofree char *name = NULL;
-
-      if (eq == NULL || eq == entry)
-        {
-          g_warning ("ignoring malformed agent environment entry '%s'", entry);
-          continue;
-        }
-      name = g_strndup (entry, (gsize)(eq - entry));
-      env = g_environ_setenv (env, name, eq + 1, TRUE);
-    }
-
-  return g_environ_setenv (env, "AGENTBROKER_THREAD", thread, TRUE);
-}
-
-/* ------------------------------------------------------------------ */
 /* stderr                                                              */
 /* ------------------------------------------------------------------ */
 
@@ -569,38 +522,6 @@ ab_agent_process_send_signal (AbAgentProcess *self, int signo, GError **error)
       return FALSE;
     }
   return TRUE;
-}
-
-gboolean
-ab_agent_signal_from_name (const char *name, int *out_signo, GError **error)
-{
-  static const struct
-  {
-    const char *name;
-    int signo;
-  } known[] = {
-    { "HUP", SIGHUP },   { "INT", SIGINT },     { "QUIT", SIGQUIT },
-    { "KILL", SIGKILL }, { "USR1", SIGUSR1 },   { "USR2", SIGUSR2 },
-    { "TERM", SIGTERM }, { "CONT", SIGCONT },   { "STOP", SIGSTOP },
-    { "TSTP", SIGTSTP }, { "WINCH", SIGWINCH },
-  };
-  const char *bare = g_str_has_prefix (name, "SIG") ? name + 3 : name;
-  guint64 number = 0;
-  gboolean numeric
-      = g_ascii_string_to_unsigned (name, 10, 1, 64, &number, NULL);
-
-  for (gsize i = 0; i < G_N_ELEMENTS (known); i++)
-    if (numeric ? (guint64)known[i].signo == number
-                : g_str_equal (bare, known[i].name))
-      {
-        *out_signo = known[i].signo;
-        return TRUE;
-      }
-  g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
-               _ ("'%.32s' is not a signal agentbroker sends; use one of "
-                  "HUP INT QUIT KILL USR1 USR2 TERM CONT STOP TSTP WINCH"),
-               name);
-  return FALSE;
 }
 
 /* ------------------------------------------------------------------ */

@@ -30,14 +30,6 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (AbAgentProcess, ab_agent_process, AB, AGENT_PROCESS,
                       GObject)
 
-/* The agent's environment: HOME PATH USER LANG from the daemon's
- * environment (when set), then the @inherit_env names the daemon has,
- * then @extra ("NAME=VALUE" strings), then AGENTBROKER_THREAD=@thread; a
- * later entry replaces an earlier one of the same name.  Free with
- * g_strfreev(). */
-char **ab_agent_build_env (const char *const *inherit_env, GPtrArray *extra,
-                           const char *thread);
-
 /* Starts @argv[0] (looked up in @envp's PATH) in @cwd with exactly @envp.
  * Fails with AB_ERROR_AGENT_FAILED ("agent command 'foo' not found: …",
  * "cannot start agent command 'foo': …") or AB_ERROR_INVALID_ARGUMENT.
@@ -81,11 +73,5 @@ void ab_agent_process_kill_now (AbAgentProcess *self);
  * with AB_ERROR_FAILED when no process of the group is left. */
 gboolean ab_agent_process_send_signal (AbAgentProcess *self, int signo,
                                        GError **error);
-
-/* The signal of @name: "TERM", "SIGTERM" or its number "15", from the few
- * an operator sends an agent (HUP INT QUIT KILL USR1 USR2 TERM CONT STOP
- * TSTP WINCH).  Anything else fails with AB_ERROR_INVALID_ARGUMENT. */
-gboolean ab_agent_signal_from_name (const char *name, int *out_signo,
-                                    GError **error);
 
 G_END_DECLS
