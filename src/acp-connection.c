@@ -404,7 +404,7 @@ ab_acp_connection_answer_permission (AbAcpConnection *self, JsonNode *id,
 static void
 update_clear (AbAcpUpdate *update)
 {
-  g_free ((char *)update->json);
+  g_free (update->json);
 }
 
 /* The updates read so far leave together. */
@@ -418,7 +418,7 @@ flush_batch (AbAcpConnection *self)
   batch = g_steal_pointer (&self->batch);
   self->batch = g_array_new (FALSE, FALSE, sizeof (AbAcpUpdate));
   g_array_set_clear_func (self->batch, (GDestroyNotify)update_clear);
-  g_signal_emit (self, signals[SIGNAL_UPDATE], 0, batch->data, batch->len);
+  g_signal_emit (self, signals[SIGNAL_UPDATE], 0, batch);
 }
 
 static gboolean
@@ -764,7 +764,7 @@ ab_acp_connection_class_init (AbAcpConnectionClass *klass)
 
   signals[SIGNAL_UPDATE] = g_signal_new (
       "update", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
-      NULL, G_TYPE_NONE, 2, G_TYPE_POINTER, G_TYPE_UINT);
+      g_cclosure_marshal_VOID__POINTER, G_TYPE_NONE, 1, G_TYPE_POINTER);
   signals[SIGNAL_PERMISSION_REQUEST]
       = g_signal_new ("permission-request", G_TYPE_FROM_CLASS (klass),
                       G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 2,

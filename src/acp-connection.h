@@ -18,12 +18,13 @@
  * ab_acp_connection_*() call, and never after
  * ab_acp_connection_close_async()):
  *
- *   void update (AbAcpConnection *self, const AbAcpUpdate *updates,
- *                guint n_updates, gpointer user_data);
- *       The session/update payloads of the open ACP session that arrived
- *       together, in order: all those of one read from the agent, however
- *       each was parsed.  The updates that came before an answer, a
- *       request or the loss of the agent are emitted before it.
+ *   void update (AbAcpConnection *self, GArray *updates,
+ *                gpointer user_data);
+ *       The session/update payloads (AbAcpUpdate) of the open ACP session
+ *       that arrived together, in order: all those of one read from the
+ *       agent, however each was parsed.  The updates that came before an
+ *       answer, a request or the loss of the agent are emitted before it.
+ *       A handler may take an update's text, leaving NULL in its place.
  *
  *   void permission_request (AbAcpConnection *self, JsonNode *id,
  *                            JsonNode *params, gpointer user_data);
@@ -80,7 +81,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbAcpStarted, ab_acp_started_free)
 /* One session/update payload: the "update" object as JSON text. */
 typedef struct
 {
-  const char *json;
+  char *json;
   /* About the session rather than a turn (available commands, the
    * current mode): agents send these right after session/new, racing
    * the first prompt. */

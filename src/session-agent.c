@@ -12,17 +12,20 @@
  * them: a slow agent's update leaves alone, without waiting for another
  * turn of the main loop. Those about the session go as turn 0. */
 static void
-on_update (AbAcpConnection *conn, const AbAcpUpdate *updates, guint n_updates,
-           AbSession *self)
+on_update (AbAcpConnection *conn, GArray *updates, AbSession *self)
 {
   self->last_progress = g_get_monotonic_time ();
   session_touch (self);
-  for (guint i = 0; i < n_updates; i++)
-    session_queue_update (self,
-                          self->current != NULL && !updates[i].session_level
-                              ? self->current->number
-                              : 0,
-                          g_strdup (updates[i].json));
+  for (guint i = 0; i < updates->len; i++)
+    {
+      AbAcpUpdate *update = &g_array_index (updates, AbAcpUpdate, i);
+
+      session_queue_update (self,
+                            self->current != NULL && !update->session_level
+                                ? self->current->number
+                                : 0,
+                            g_steal_pointer (&update->json));
+    }
   session_flush_updates (self);
 }
 

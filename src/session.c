@@ -616,9 +616,11 @@ ab_session_class_init (AbSessionClass *klass)
 
   /* (turn, updates, recipient): recipient is the prompting connection's
    * unique name, or NULL for updates outside a turn. */
-  session_signals[SIGNAL_UPDATE] = g_signal_new (
-      "update", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
-      NULL, G_TYPE_NONE, 3, G_TYPE_UINT64, G_TYPE_STRV, G_TYPE_STRING);
+  session_signals[SIGNAL_UPDATE]
+      = g_signal_new ("update", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                      NULL, NULL, NULL, G_TYPE_NONE, 3, G_TYPE_UINT64,
+                      G_TYPE_STRV | G_SIGNAL_TYPE_STATIC_SCOPE,
+                      G_TYPE_STRING | G_SIGNAL_TYPE_STATIC_SCOPE);
   /* (turn, reason, message, recipient, duration µs or -1 for a turn
    * dropped before it started) */
   session_signals[SIGNAL_TURN_ENDED] = g_signal_new (

@@ -35,13 +35,16 @@ typedef struct
 } Fixture;
 
 static void
-on_update (AbAcpConnection *conn, const AbAcpUpdate *updates, guint n,
-           Fixture *f)
+on_update (AbAcpConnection *conn, GArray *updates, Fixture *f)
 {
-  for (guint i = 0; i < n; i++)
-    g_ptr_array_add (f->updates,
-                     g_strconcat (updates[i].session_level ? "session " : "",
-                                  updates[i].json, NULL));
+  for (guint i = 0; i < updates->len; i++)
+    {
+      const AbAcpUpdate *u = &g_array_index (updates, AbAcpUpdate, i);
+
+      g_ptr_array_add (
+          f->updates,
+          g_strconcat (u->session_level ? "session " : "", u->json, NULL));
+    }
   g_ptr_array_add (f->updates, g_strdup ("|"));
 }
 
