@@ -35,6 +35,9 @@ static const DurationLimit timer_duration
 
 #define MIN_MESSAGE_BYTES (G_GUINT64_CONSTANT (64) * 1024)
 #define MAX_MESSAGE_BYTES (G_GUINT64_CONSTANT (1024) * 1024 * 1024)
+/* agents.NAME.sandbox.memory: 1 MiB to 1 TiB */
+#define MIN_SANDBOX_MEMORY (G_GUINT64_CONSTANT (1024) * 1024)
+#define MAX_SANDBOX_MEMORY (G_GUINT64_CONSTANT (1024) * 1024 * 1024 * 1024)
 
 /* ------------------------------------------------------------------ */
 /* Validation helpers                                                  */
@@ -137,6 +140,21 @@ get_duration (Loader *l, const Node *node, const char *path, gint64 min,
   *out = value;
 }
 
+/* @bytes in the largest binary unit that divides it: "64KiB", "1TiB". */
+static char *
+size_text (guint64 bytes)
+{
+  static const char *const units[] = { "", "KiB", "MiB", "GiB", "TiB" };
+  gsize unit = 0;
+
+  while (unit + 1 < G_N_ELEMENTS (units) && bytes >= 1024 && bytes % 1024 == 0)
+    {
+      bytes /= 1024;
+      unit++;
+    }
+  return g_strdup_printf ("%" G_GUINT64_FORMAT "%s", bytes, units[unit]);
+}
+
 static void
 get_size (Loader *l, const Node *node, const char *path, guint64 min,
           guint64 max, guint64 *out)
@@ -153,8 +171,11 @@ get_size (Loader *l, const Node *node, const char *path, guint64 min,
     }
   if (value < min || value > max)
     {
-      ab_config_problem (l, node, _ ("%s: %s is out of range (64KiB..1GiB)"),
-                         path, node->value);
+      g_autofree char *low = size_text (min);
+      g_autofree char *high = size_text (max);
+
+      ab_config_problem (l, node, _ ("%s: %s is out of range (%s..%s)"), path,
+                         node->value, low, high);
       return;
     }
   *out = value;
@@ -386,7 +407,13 @@ static const char *const top_keys[] = {
 
 static const char *const agent_keys[] = {
   "command",     "env",         "inherit_env",        "working_directory",
-  "permissions", "auth_method", "resend_interrupted", NULL,
+  "permissions", "auth_method", "resend_interrupted", "sandbox",
+  NULL,
+};
+
+static const char *const sandbox_keys[] = {
+  "memory",           "cpu", "tasks", "network", "read_only_paths",
+  "read_write_paths", NULL,
 };
 
 static const char *const pool_keys[] = {
@@ -515,6 +542,96 @@ parse_env (Loader *l, AbAgentProfile *profile, const Node *node,
     }
 }
 
+/* An absolute path without "." or ".." components, for a unit's
+ * ReadOnlyPaths= or ReadWritePaths=. */
+static gboolean
+valid_sandbox_path (const char *path)
+{
+  g_auto (GStrv) parts = NULL;
+
+  if (path[0] != '/' || strlen (path) > 4096)
+    return FALSE;
+  parts = g_strsplit (path, "/", -1);
+  for (gsize i = 0; parts[i] != NULL; i++)
+    if (g_str_equal (parts[i], ".") || g_str_equal (parts[i], ".."))
+      return FALSE;
+  for (const char *p = path; *p != '\0'; p++)
+    if ((guchar)*p < 0x20 || *p == 0x7f)
+      return FALSE;
+  return TRUE;
+}
+
+/* "N%" of one CPU, 1% to 100 CPUs. */
+static void
+get_cpu_percent (Loader *l, const Node *node, const char *path, guint *out)
+{
+  g_autofree char *number = NULL;
+  guint64 value = 0;
+
+  if (!expect_scalar (l, node, path, _ ("a percentage of one CPU")))
+    return;
+  if (!g_str_has_suffix (node->value, "%")
+      || !(number = g_strndup (node->value, strlen (node->value) - 1))
+      || !g_ascii_string_to_unsigned (number, 10, 1, 10000, &value, NULL))
+    {
+      ab_config_problem (l, node,
+                         _ ("%s: “%s” is not a percentage of one CPU from "
+                            "1%% to 10000%% (\"150%%\": one and a half "
+                            "CPUs)"),
+                         path, node->value);
+      return;
+    }
+  *out = (guint)value;
+}
+
+static void
+parse_sandbox (Loader *l, AbSandbox *sandbox, const Node *node,
+               const char *path)
+{
+  if (!expect_kind (l, node, NODE_MAPPING, path))
+    return;
+  for (guint i = 0; i + 1 < node->children->len; i += 2)
+    {
+      const Node *key = node->children->pdata[i];
+      const Node *value = node->children->pdata[i + 1];
+      const char *k = key->value;
+      g_autofree char *key_path = g_strdup_printf ("%s.%s", path, k);
+
+      if (g_str_equal (k, "memory"))
+        get_size (l, value, key_path, MIN_SANDBOX_MEMORY, MAX_SANDBOX_MEMORY,
+                  &sandbox->memory_max);
+      else if (g_str_equal (k, "cpu"))
+        get_cpu_percent (l, value, key_path, &sandbox->cpu_percent);
+      else if (g_str_equal (k, "tasks"))
+        get_uint (l, value, key_path, 1, 1000000, &sandbox->tasks_max);
+      else if (g_str_equal (k, "network"))
+        {
+          if (!expect_scalar (l, value, key_path, _ ("all, loopback or none")))
+            continue;
+          if (g_str_equal (value->value, "all"))
+            sandbox->network = AB_NETWORK_ALL;
+          else if (g_str_equal (value->value, "loopback"))
+            sandbox->network = AB_NETWORK_LOOPBACK;
+          else if (g_str_equal (value->value, "none"))
+            sandbox->network = AB_NETWORK_NONE;
+          else
+            ab_config_problem (l, value,
+                               _ ("%s: “%s” is not one of all, loopback, none"),
+                               key_path, value->value);
+        }
+      else if (g_str_equal (k, "read_only_paths"))
+        get_name_list (l, value, key_path, valid_sandbox_path,
+                       _ ("an absolute path without “.” or “..”"),
+                       &sandbox->read_only_paths);
+      else if (g_str_equal (k, "read_write_paths"))
+        get_name_list (l, value, key_path, valid_sandbox_path,
+                       _ ("an absolute path without “.” or “..”"),
+                       &sandbox->read_write_paths);
+      else
+        unknown_key (l, key, path, sandbox_keys);
+    }
+}
+
 /* Always returns a profile, even an invalid one, so that default_agent
  * naming it does not cause a second, misleading error. */
 static AbAgentProfile *
@@ -581,6 +698,8 @@ parse_agent (Loader *l, const Node *name, const Node *node)
         get_string (l, value, key_path, &profile->auth_method);
       else if (g_str_equal (k, "resend_interrupted"))
         get_bool (l, value, key_path, &profile->resend_interrupted);
+      else if (g_str_equal (k, "sandbox"))
+        parse_sandbox (l, &profile->sandbox, value, key_path);
       else
         unknown_key (l, key, path, agent_keys);
     }

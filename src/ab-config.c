@@ -50,6 +50,8 @@ ab_agent_profile_free (AbAgentProfile *profile)
   g_strfreev (profile->inherit_env);
   g_free (profile->working_directory);
   g_free (profile->auth_method);
+  g_strfreev (profile->sandbox.read_only_paths);
+  g_strfreev (profile->sandbox.read_write_paths);
   g_free (profile);
 }
 
@@ -71,6 +73,8 @@ ab_agent_profile_new (const char *name)
   profile->command = g_new0 (char *, 1);
   profile->env = g_ptr_array_new_with_free_func (env_entry_free);
   profile->inherit_env = g_new0 (char *, 1);
+  profile->sandbox.read_only_paths = g_new0 (char *, 1);
+  profile->sandbox.read_write_paths = g_new0 (char *, 1);
   profile->working_directory = g_strdup (DEFAULT_WORKING_DIRECTORY);
   profile->permissions = AB_PERMISSIONS_DENY;
   return profile;
@@ -196,6 +200,14 @@ ab_agent_profile_equal (const AbAgentProfile *a, const AbAgentProfile *b)
       || a->permissions != b->permissions
       || g_strcmp0 (a->auth_method, b->auth_method) != 0
       || !a->resend_interrupted != !b->resend_interrupted
+      || a->sandbox.memory_max != b->sandbox.memory_max
+      || a->sandbox.cpu_percent != b->sandbox.cpu_percent
+      || a->sandbox.tasks_max != b->sandbox.tasks_max
+      || a->sandbox.network != b->sandbox.network
+      || !g_strv_equal ((const char *const *)a->sandbox.read_only_paths,
+                        (const char *const *)b->sandbox.read_only_paths)
+      || !g_strv_equal ((const char *const *)a->sandbox.read_write_paths,
+                        (const char *const *)b->sandbox.read_write_paths)
       || a->env->len != b->env->len)
     return FALSE;
 

@@ -39,6 +39,24 @@ typedef struct
   char *credential;
 } AbEnvEntry;
 
+/* What a profile's agents may use (`sandbox`), with launcher: systemd. */
+typedef enum
+{
+  AB_NETWORK_ALL,      /* default */
+  AB_NETWORK_LOOPBACK, /* the host's loopback addresses only */
+  AB_NETWORK_NONE,     /* a network namespace of its own: no network */
+} AbNetwork;
+
+typedef struct
+{
+  guint64 memory_max; /* bytes, 0 = the slice's */
+  guint cpu_percent;  /* of one CPU, 0 = the slice's */
+  guint tasks_max;    /* 0 = the slice's */
+  AbNetwork network;
+  char **read_only_paths; /* absolute; NULL-terminated, may be empty */
+  char **read_write_paths;
+} AbSandbox;
+
 typedef struct
 {
   char *name;                  /* [A-Za-z0-9._-]{1,64} */
@@ -52,6 +70,7 @@ typedef struct
                                   on the host only when the operator says so */
   char *auth_method;           /* ACP authenticate methodId, NULL if unset */
   gboolean resend_interrupted; /* default FALSE */
+  AbSandbox sandbox;
 } AbAgentProfile;
 
 typedef struct _AbConfig AbConfig;

@@ -179,6 +179,18 @@ choose_launcher (AbDaemon *daemon, GDBusConnection *connection)
     g_message ("agents start as children of the daemon (launcher: auto, "
                "and %s)",
                error->message);
+  for (guint i = 0; i < config->agents->len; i++)
+    {
+      const AbAgentProfile *p = g_ptr_array_index (config->agents, i);
+      const AbSandbox *s = &p->sandbox;
+
+      if (s->memory_max > 0 || s->cpu_percent > 0 || s->tasks_max > 0
+          || s->network != AB_NETWORK_ALL || s->read_only_paths[0] != NULL
+          || s->read_write_paths[0] != NULL)
+        g_warning ("agents.%s.sandbox is not applied: agents start as "
+                   "children of the daemon (launcher: systemd applies it)",
+                   p->name);
+    }
   /* Under systemd an operator may expect each agent in a unit of its own;
    * say plainly that it is not so. */
   if (g_getenv ("INVOCATION_ID") != NULL)

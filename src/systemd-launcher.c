@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -155,6 +156,58 @@ add_sandbox (GVariantBuilder *b, const AbUnitSpec *spec)
   add (b, "SystemCallFilter", g_variant_new ("(b^as)", TRUE, filter));
 }
 
+/* An address prefix of IPAddressAllow= and IPAddressDeny=. */
+static void
+add_prefix (GVariantBuilder *b, int family, const guint8 *bytes, gsize len,
+            guint32 prefix)
+{
+  g_variant_builder_add (
+      b, "(i@ayu)", family,
+      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, bytes, len, 1), prefix);
+}
+
+/* The profile's limits (agentbroker.yaml(5), sandbox). */
+static void
+add_limits (GVariantBuilder *b, const AbSandbox *sandbox)
+{
+  static const guint8 any[16] = { 0 };
+  static const guint8 loopback4[4] = { 127, 0, 0, 0 };
+  static const guint8 loopback6[16] = { [15] = 1 };
+
+  if (sandbox == NULL)
+    return;
+  if (sandbox->memory_max > 0)
+    add (b, "MemoryMax", g_variant_new_uint64 (sandbox->memory_max));
+  if (sandbox->cpu_percent > 0)
+    add (b, "CPUQuotaPerSecUSec",
+         g_variant_new_uint64 ((guint64)sandbox->cpu_percent * 10000));
+  if (sandbox->tasks_max > 0)
+    add (b, "TasksMax", g_variant_new_uint64 (sandbox->tasks_max));
+  if (sandbox->network == AB_NETWORK_NONE)
+    add (b, "PrivateNetwork", g_variant_new_boolean (TRUE));
+  else if (sandbox->network == AB_NETWORK_LOOPBACK)
+    {
+      GVariantBuilder allow, deny;
+
+      g_variant_builder_init (&allow, G_VARIANT_TYPE ("a(iayu)"));
+      add_prefix (&allow, AF_INET, loopback4, sizeof loopback4, 8);
+      add_prefix (&allow, AF_INET6, loopback6, sizeof loopback6, 128);
+      add (b, "IPAddressAllow", g_variant_builder_end (&allow));
+      g_variant_builder_init (&deny, G_VARIANT_TYPE ("a(iayu)"));
+      add_prefix (&deny, AF_INET, any, 4, 0);
+      add_prefix (&deny, AF_INET6, any, 16, 0);
+      add (b, "IPAddressDeny", g_variant_builder_end (&deny));
+    }
+  if (sandbox->read_only_paths != NULL && sandbox->read_only_paths[0] != NULL)
+    add (
+        b, "ReadOnlyPaths",
+        g_variant_new_strv ((const char *const *)sandbox->read_only_paths, -1));
+  if (sandbox->read_write_paths != NULL && sandbox->read_write_paths[0] != NULL)
+    add (b, "ReadWritePaths",
+         g_variant_new_strv ((const char *const *)sandbox->read_write_paths,
+                             -1));
+}
+
 GVariant *
 ab_systemd_transient_properties (const AbUnitSpec *spec)
 {
@@ -210,6 +263,7 @@ ab_systemd_transient_properties (const AbUnitSpec *spec)
   add (&b, "KillMode", g_variant_new_string ("control-group"));
   add (&b, "CollectMode", g_variant_new_string ("inactive-or-failed"));
   add_credentials (&b, spec);
+  add_limits (&b, spec->sandbox);
 
   if (spec->system_mode)
     add_sandbox (&b, spec);
@@ -316,6 +370,7 @@ systemd_launch (AbAgentLauncher *launcher, const AbAgentProfile *prof,
           .bound_to = self->own_unit,
           .credentials = g_getenv ("CREDENTIALS_DIRECTORY"),
           .credential_env = credential_env,
+          .sandbox = &prof->sandbox,
           .stdin_path = in_path,
           .stdout_path = out_path,
           .system_mode = self->system_mode,

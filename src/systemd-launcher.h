@@ -38,6 +38,7 @@ typedef struct
   const char *bound_to;      /* the daemon's unit, or NULL */
   const char *credentials;   /* the daemon's $CREDENTIALS_DIRECTORY */
   GPtrArray *credential_env; /* AbEnvEntry *, those with a credential */
+  const AbSandbox *sandbox;  /* the profile's limits, or NULL */
   const char *stdin_path;    /* FIFOs the manager opens for the agent */
   const char *stdout_path;
   gboolean system_mode;

@@ -510,6 +510,13 @@ test_values (void)
       "    working_directory: /srv/agents/{thread}\n"
       "    permissions: ask\n"
       "    resend_interrupted: yes\n"
+      "    sandbox:\n"
+      "      memory: 2GiB\n"
+      "      cpu: 150%\n"
+      "      tasks: 512\n"
+      "      network: loopback\n"
+      "      read_only_paths: [/srv/data]\n"
+      "      read_write_paths: [/srv/scratch, /var/cache/x]\n"
       "pool:\n"
       "  max_sessions: 100000\n"
       "  max_sessions_per_user: 4\n"
@@ -551,6 +558,14 @@ test_values (void)
   g_assert_cmpstr (solo->working_directory, ==, "/srv/agents/{thread}");
   g_assert_cmpint (solo->permissions, ==, AB_PERMISSIONS_ASK);
   g_assert_true (solo->resend_interrupted);
+  g_assert_cmpuint (solo->sandbox.memory_max, ==,
+                    G_GUINT64_CONSTANT (2) * 1024 * 1024 * 1024);
+  g_assert_cmpuint (solo->sandbox.cpu_percent, ==, 150);
+  g_assert_cmpuint (solo->sandbox.tasks_max, ==, 512);
+  g_assert_cmpint (solo->sandbox.network, ==, AB_NETWORK_LOOPBACK);
+  g_assert_cmpstr (solo->sandbox.read_only_paths[0], ==, "/srv/data");
+  g_assert_null (solo->sandbox.read_only_paths[1]);
+  g_assert_cmpstr (solo->sandbox.read_write_paths[1], ==, "/var/cache/x");
 
   g_assert_cmpuint (config->max_sessions, ==, 100000);
   g_assert_cmpuint (config->max_sessions_per_user, ==, 4);
@@ -630,6 +645,20 @@ test_errors (void)
     { "agent: {}\n",
       "test.yaml:1:1: unknown key “agent” (valid keys: default_agent, "
       "launcher, agents, pool, timeouts, access, health)" },
+    { "agents: {a: {command: [a], sandbox: {cpu: 1.5}}}\n",
+      "test.yaml:1:43: agents.a.sandbox.cpu: “1.5” is not a percentage of "
+      "one CPU from 1% to 10000% (\"150%\": one and a half CPUs)" },
+    { "agents: {a: {command: [a], sandbox: {network: lan}}}\n",
+      "test.yaml:1:47: agents.a.sandbox.network: “lan” is not one of all, "
+      "loopback, none" },
+    { "agents: {a: {command: [a], sandbox: {read_write_paths: [/srv/../etc]}}}\n",
+      "test.yaml:1:57: agents.a.sandbox.read_write_paths[0]: “/srv/../etc” "
+      "is not an absolute path without “.” or “..”" },
+    { "agents: {a: {command: [a], sandbox: {memory: 1KiB, disk: 1}}}\n",
+      "test.yaml:1:46: agents.a.sandbox.memory: 1KiB is out of range "
+      "(1MiB..1TiB)\n"
+      "test.yaml:1:52: unknown key “disk” in agents.a.sandbox (valid keys: "
+      "memory, cpu, tasks, network, read_only_paths, read_write_paths)" },
     { "launcher: container\n",
       "test.yaml:1:11: launcher: “container” is not one of auto, systemd, "
       "direct" },
@@ -651,7 +680,7 @@ test_errors (void)
     { "agents:\n  a:\n    command: [a]\n    cmd: [b]\n",
       "test.yaml:4:5: unknown key “cmd” in agents.a (valid keys: command, "
       "env, inherit_env, working_directory, permissions, auth_method, "
-      "resend_interrupted)" },
+      "resend_interrupted, sandbox)" },
 
     /* wrong types */
     { "- a\n- b\n",

@@ -167,11 +167,64 @@ test_system_mode (void)
   assert_prop (p, "SystemCallFilter", "(true, ['@system-service'])");
 }
 
+/* A profile's sandbox: its limits as the unit's resource controls. */
+static void
+test_limits (void)
+{
+  char *ro[] = { (char *)"/srv/data", NULL };
+  char *rw[] = { (char *)"/srv/scratch", NULL };
+  AbSandbox sandbox = {
+    .memory_max = 64 * 1024 * 1024,
+    .cpu_percent = 150,
+    .tasks_max = 32,
+    .network = AB_NETWORK_LOOPBACK,
+    .read_only_paths = ro,
+    .read_write_paths = rw,
+  };
+  g_autoptr (GVariant) p = NULL;
+
+  p = g_variant_ref_sink (ab_systemd_transient_properties (&(AbUnitSpec){
+      .argv = argv_,
+      .thread = "a",
+      .unit = "agentbroker-session-a.service",
+      .stdin_path = "/p/a.in",
+      .stdout_path = "/p/a.out",
+      .sandbox = &sandbox,
+      .system_mode = TRUE,
+  }));
+  assert_prop (p, "MemoryMax", "uint64 67108864");
+  assert_prop (p, "CPUQuotaPerSecUSec", "uint64 1500000");
+  assert_prop (p, "TasksMax", "uint64 32");
+  assert_prop (p, "IPAddressAllow",
+               "[(2, [byte 0x7f, 0x00, 0x00, 0x00], uint32 8), (10, [0x00, "
+               "0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, "
+               "0x00, 0x00, 0x00, 0x00, 0x01], 128)]");
+  assert_prop (p, "PrivateNetwork", NULL);
+  assert_prop (p, "ReadOnlyPaths", "['/srv/data']");
+  assert_prop (p, "ReadWritePaths", "['/srv/scratch']");
+
+  sandbox = (AbSandbox){ .network = AB_NETWORK_NONE };
+  g_clear_pointer (&p, g_variant_unref);
+  p = g_variant_ref_sink (ab_systemd_transient_properties (&(AbUnitSpec){
+      .argv = argv_,
+      .thread = "a",
+      .unit = "agentbroker-session-a.service",
+      .stdin_path = "/p/a.in",
+      .stdout_path = "/p/a.out",
+      .sandbox = &sandbox,
+  }));
+  assert_prop (p, "PrivateNetwork", "true");
+  assert_prop (p, "IPAddressDeny", NULL);
+  assert_prop (p, "MemoryMax", NULL);
+  assert_prop (p, "ReadOnlyPaths", NULL);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/systemd-launcher/user-mode", test_user_mode);
   g_test_add_func ("/systemd-launcher/system-mode", test_system_mode);
+  g_test_add_func ("/systemd-launcher/limits", test_limits);
   return g_test_run ();
 }

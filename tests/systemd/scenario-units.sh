@@ -45,6 +45,18 @@ agents:
         echo "probe agent for \$AGENTBROKER_THREAD up" >&2
         setsid -f sleep \$((10000 + \${#AGENTBROKER_THREAD}))
         exec $AB_BINDIR/agentbroker-demo-agent
+  limited:
+    command:
+      - /bin/sh
+      - -c
+      - |
+        tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' >"\$HOME/net"
+        exec $AB_BINDIR/agentbroker-demo-agent
+    sandbox:
+      memory: 64MiB
+      cpu: 50%
+      tasks: 16
+      network: none
 timeouts:
   kill: 2s
 YAML
@@ -133,6 +145,21 @@ for who in alice bob; do
     check "$who's agent: its own directory is writable" \
         grep -q "/mine: allowed$" "$(dir_of "$who")/probe"
 done
+
+# --- a profile's sandbox: the unit's limits ------------------------------------
+if out=$(timeout 60 "$AB_BINDIR/agentctl" --system prompt --agent limited test:limited hello 2>&1); then
+    ok "a prompt to the limited profile is answered"
+else
+    not_ok "a prompt to the limited profile is answered"
+    diag "$out"
+fi
+limited=$(unit_of limited)
+check_eq "sandbox.memory is the unit's MemoryMax" 67108864 "$(unit_prop "$limited" MemoryMax)"
+check_eq "sandbox.cpu is the unit's CPUQuota" 500ms "$(unit_prop "$limited" CPUQuotaPerSecUSec)"
+check_eq "sandbox.tasks is the unit's TasksMax" 16 "$(unit_prop "$limited" TasksMax)"
+check_eq "sandbox.network: none is a network of its own" yes "$(unit_prop "$limited" PrivateNetwork)"
+check_eq "with network: none the agent sees only a loopback device" lo \
+    "$(cat "$(dir_of limited)/net" 2>/dev/null | tr '\n' ' ' | sed 's/ $//')"
 
 # --- RemoveSession stops the whole unit ---------------------------------------
 # The grandchildren: sleep 10010 (test:alice) and sleep 10008 (test:bob).
