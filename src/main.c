@@ -209,12 +209,6 @@ on_bus_acquired (GDBusConnection *connection, const char *name,
   AbDaemon *daemon = user_data;
   g_autoptr (GError) error = NULL;
 
-  if (!choose_launcher (daemon, connection))
-    {
-      daemon->exit_status = EXIT_FAILURE;
-      g_main_loop_quit (daemon->loop);
-      return;
-    }
   daemon->bus
       = ab_bus_new (daemon->broker, connection, daemon->system_bus, &error);
   if (daemon->bus == NULL)
@@ -337,6 +331,16 @@ main (int argc, char **argv)
   g_unix_signal_add (SIGHUP, on_sighup, &daemon);
   g_unix_signal_add (SIGTERM, on_sigterm, &daemon);
   g_unix_signal_add (SIGINT, on_sigterm, &daemon);
+
+  /* The launcher is settled before the name is taken: a daemon that
+   * cannot start its agents the configured way never answers. */
+  {
+    g_autoptr (GDBusConnection) bus = g_bus_get_sync (
+        daemon.system_bus ? G_BUS_TYPE_SYSTEM : G_BUS_TYPE_SESSION, NULL, NULL);
+
+    if (bus != NULL && !choose_launcher (&daemon, bus))
+      return EXIT_FAILURE;
+  }
 
   owner_id = g_bus_own_name (
       daemon.system_bus ? G_BUS_TYPE_SYSTEM : G_BUS_TYPE_SESSION, AB_BUS_NAME,

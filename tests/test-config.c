@@ -651,7 +651,8 @@ test_errors (void)
     { "agents: {a: {command: [a], sandbox: {network: lan}}}\n",
       "test.yaml:1:47: agents.a.sandbox.network: “lan” is not one of all, "
       "loopback, none" },
-    { "agents: {a: {command: [a], sandbox: {read_write_paths: [/srv/../etc]}}}\n",
+    { "agents: {a: {command: [a], sandbox: {read_write_paths: "
+      "[/srv/../etc]}}}\n",
       "test.yaml:1:57: agents.a.sandbox.read_write_paths[0]: “/srv/../etc” "
       "is not an absolute path without “.” or “..”" },
     { "agents: {a: {command: [a], sandbox: {memory: 1KiB, disk: 1}}}\n",

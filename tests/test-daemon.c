@@ -391,8 +391,38 @@ test_limits_at_start (void)
   expected
       = g_strdup_printf ("Open files: at most %" G_GUINT64_FORMAT "\n", limit);
   g_assert_nonnull (strstr (out, expected));
+  g_assert_nonnull (
+      strstr (out, "Launcher: direct (agents are children of the daemon)\n"));
+  g_clear_pointer (&value, g_variant_unref);
+  value = ab_daemon_get_property (&fx, "Launcher");
+  g_assert_cmpstr (g_variant_get_string (value, NULL), ==, "direct");
   g_assert_true (g_file_get_contents (fx.log_path, &log, NULL, NULL));
   g_assert_nonnull (strstr (log, "(the direct launcher)"));
+  ab_daemon_fixture_teardown (&fx);
+}
+
+/* launcher: systemd where no manager can be used (a private bus): the
+ * daemon does not start, and says why; auto falls back to direct. */
+static void
+test_systemd_launcher_unreachable (void)
+{
+  AbDaemonFixture fx;
+  g_autofree char *log = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) value = NULL;
+
+  ab_daemon_fixture_setup (&fx, "launcher: systemd\n");
+  log = assert_start_fails (&fx);
+  g_assert_nonnull (
+      strstr (log, "launcher: systemd, but the systemd manager cannot be "
+                   "reached: "));
+  ab_daemon_fixture_teardown (&fx);
+
+  ab_daemon_fixture_setup (&fx, "launcher: auto\n");
+  if (!ab_daemon_fixture_start (&fx, &error))
+    g_error ("daemon did not start: %s", error->message);
+  value = ab_daemon_get_property (&fx, "Launcher");
+  g_assert_cmpstr (g_variant_get_string (value, NULL), ==, "direct");
   ab_daemon_fixture_teardown (&fx);
 }
 
@@ -543,6 +573,8 @@ main (int argc, char **argv)
   g_test_add_func ("/daemon/invalid-config-at-start",
                    test_invalid_config_at_start);
   g_test_add_func ("/daemon/limits-at-start", test_limits_at_start);
+  g_test_add_func ("/daemon/systemd-launcher-unreachable",
+                   test_systemd_launcher_unreachable);
   g_test_add_func ("/daemon/missing-config-at-start",
                    test_missing_config_at_start);
   g_test_add_func ("/daemon/journal-fields", test_journal_fields);
