@@ -203,6 +203,16 @@ on_unit_removed (GDBusConnection *bus, const char *sender, const char *path,
 
 /* ---- the start ---------------------------------------------------------- */
 
+/* StopUnit, whatever the answer. */
+static void
+stop_unheard (AbAgentUnit *self)
+{
+  g_dbus_connection_call (
+      self->bus, SYSTEMD_NAME, SYSTEMD_PATH, MANAGER_IFACE, "StopUnit",
+      g_variant_new ("(ss)", self->name, "replace"), NULL,
+      G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MSEC, NULL, NULL, NULL);
+}
+
 /* How the manager answered a call: NULL when it did what was asked or the
  * call was cancelled, else the error, with its D-Bus name in @name. */
 static GError *
@@ -232,7 +242,12 @@ on_started (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autofree char *why = NULL;
 
   if (error == NULL)
-    return;
+    {
+      /* Stopped before the manager had it: it must not run on. */
+      if (self->exit != NULL)
+        stop_unheard (self);
+      return;
+    }
   /* The previous agent of the thread, bound to a previous instance of the
    * daemon, may still be stopping. */
   if (g_strcmp0 (name, "org.freedesktop.systemd1.UnitExists") == 0)
@@ -435,10 +450,7 @@ ab_agent_unit_dispose (GObject *object)
                                             self->removed_subscription);
       /* A unit still running is the daemon's no more: stop it. */
       if (self->exit == NULL)
-        g_dbus_connection_call (
-            self->bus, SYSTEMD_NAME, SYSTEMD_PATH, MANAGER_IFACE, "StopUnit",
-            g_variant_new ("(ss)", self->name, "replace"), NULL,
-            G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MSEC, NULL, NULL, NULL);
+        stop_unheard (self);
       g_clear_object (&self->bus);
     }
   G_OBJECT_CLASS (ab_agent_unit_parent_class)->dispose (object);
