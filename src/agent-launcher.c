@@ -124,6 +124,25 @@ profile_environment (const AbAgentProfile *prof, GError **error)
   return g_steal_pointer (&extra);
 }
 
+gboolean
+ab_agent_make_working_directory (const AbAgentProfile *profile,
+                                 const char *thread, const char *state_dir,
+                                 char **cwd, GError **error)
+{
+  *cwd = ab_agent_expand_working_directory (profile->working_directory, thread,
+                                            state_dir);
+  if (g_mkdir_with_parents (*cwd, 0700) != 0)
+    {
+      int saved = errno;
+
+      g_set_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED,
+                   _ ("cannot create working directory %s: %s"), *cwd,
+                   g_strerror (saved));
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static AbAcpConnection *
 direct_launch (AbAgentLauncher *launcher, const AbAgentProfile *prof,
                const char *thread, const char *state_dir,
@@ -134,17 +153,8 @@ direct_launch (AbAgentLauncher *launcher, const AbAgentProfile *prof,
   g_autoptr (AbAgentProcess) process = NULL;
   g_autoptr (AbJsonRpc) rpc = NULL;
 
-  *cwd = ab_agent_expand_working_directory (prof->working_directory, thread,
-                                            state_dir);
-  if (g_mkdir_with_parents (*cwd, 0700) != 0)
-    {
-      int saved = errno;
-
-      g_set_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED,
-                   _ ("cannot create working directory %s: %s"), *cwd,
-                   g_strerror (saved));
-      return NULL;
-    }
+  if (!ab_agent_make_working_directory (prof, thread, state_dir, cwd, error))
+    return NULL;
 
   extra = profile_environment (prof, error);
   if (extra == NULL)

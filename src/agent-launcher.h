@@ -66,6 +66,14 @@ G_DECLARE_FINAL_TYPE (AbDirectLauncher, ab_direct_launcher, AB, DIRECT_LAUNCHER,
 
 AbAgentLauncher *ab_direct_launcher_new (void);
 
+/* *@cwd (newly allocated): the working directory @profile's template
+ * names for @thread, created 0700 with its parents.  FALSE, *@cwd still
+ * set, with AB_ERROR_AGENT_FAILED naming it when it cannot be made. */
+gboolean ab_agent_make_working_directory (const AbAgentProfile *profile,
+                                          const char *thread,
+                                          const char *state_dir, char **cwd,
+                                          GError **error);
+
 /* The working directory template @template with {thread} replaced by the
  * escaped @thread and {state} by @state_dir. */
 char *ab_agent_expand_working_directory (const char *template,

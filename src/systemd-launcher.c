@@ -318,18 +318,17 @@ systemd_launch (AbAgentLauncher *launcher, const AbAgentProfile *prof,
   int in_fd, out_fd;
 
   if (self->system_mode)
-    *cwd = ab_systemd_session_directory (unit);
-  else
-    *cwd = ab_agent_expand_working_directory (prof->working_directory, thread,
-                                              state_dir);
-  if ((!self->system_mode && g_mkdir_with_parents (*cwd, 0700) != 0)
-      || g_mkdir_with_parents (pipes, 0700) != 0)
+    *cwd = ab_systemd_session_directory (unit); /* the manager makes it */
+  else if (!ab_agent_make_working_directory (prof, thread, state_dir, cwd,
+                                             error))
+    return NULL;
+  if (g_mkdir_with_parents (pipes, 0700) != 0)
     {
       int saved = errno;
 
       g_set_error (error, AB_ERROR, AB_ERROR_AGENT_FAILED,
-                   _ ("cannot create working directory %s: %s"),
-                   self->system_mode ? pipes : *cwd, g_strerror (saved));
+                   _ ("cannot make the agent's pipe %s: %s"), pipes,
+                   g_strerror (saved));
       return NULL;
     }
 
