@@ -630,6 +630,18 @@ on_terminated (GObject *source, GAsyncResult *result, gpointer user_data)
   complete_close (self);
 }
 
+/* Nothing the agent sends or does reaches this connection any more. */
+static void
+stop_listening (AbAcpConnection *self)
+{
+  g_clear_handle_id (&self->exit_drain_source, g_source_remove);
+  g_signal_handlers_disconnect_by_data (self->rpc, self);
+  ab_jsonrpc_set_text_handlers (self->rpc, NULL, NULL, NULL);
+  ab_jsonrpc_close (self->rpc);
+  if (self->agent != NULL)
+    g_signal_handlers_disconnect_by_data (self->agent, self);
+}
+
 void
 ab_acp_connection_close_async (AbAcpConnection *self, gint64 kill_timeout_usec,
                                GAsyncReadyCallback callback, gpointer user_data)
@@ -651,17 +663,13 @@ ab_acp_connection_close_async (AbAcpConnection *self, gint64 kill_timeout_usec,
     return;
 
   self->closing = TRUE;
-  g_clear_handle_id (&self->exit_drain_source, g_source_remove);
   g_array_set_size (self->batch, 0);
-  g_signal_handlers_disconnect_by_data (self->rpc, self);
-  ab_jsonrpc_set_text_handlers (self->rpc, NULL, NULL, NULL);
-  ab_jsonrpc_close (self->rpc);
+  stop_listening (self);
   if (self->agent == NULL)
     {
       complete_close (self);
       return;
     }
-  g_signal_handlers_disconnect_by_data (self->agent, self);
   ab_agent_handle_terminate_async (self->agent, kill_timeout_usec, NULL,
                                    on_terminated, g_object_ref (self));
 }
@@ -727,19 +735,10 @@ ab_acp_connection_dispose (GObject *object)
 {
   AbAcpConnection *self = AB_ACP_CONNECTION (object);
 
-  g_clear_handle_id (&self->exit_drain_source, g_source_remove);
   if (self->rpc != NULL)
-    {
-      g_signal_handlers_disconnect_by_data (self->rpc, self);
-      ab_jsonrpc_set_text_handlers (self->rpc, NULL, NULL, NULL);
-      ab_jsonrpc_close (self->rpc);
-      g_clear_object (&self->rpc);
-    }
-  if (self->agent != NULL)
-    {
-      g_signal_handlers_disconnect_by_data (self->agent, self);
-      g_clear_object (&self->agent); /* kills the group if still alive */
-    }
+    stop_listening (self);
+  g_clear_object (&self->rpc);
+  g_clear_object (&self->agent); /* a process is killed if still alive */
   G_OBJECT_CLASS (ab_acp_connection_parent_class)->dispose (object);
 }
 
