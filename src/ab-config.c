@@ -107,6 +107,7 @@ ab_config_new_base (void)
   config->ref_count = 1;
   config->agents
       = g_ptr_array_new_with_free_func ((GDestroyNotify)ab_agent_profile_free);
+  config->launcher = AB_LAUNCHER_AUTO;
   config->max_sessions = 64;
   /* One user must not fill the pool alone; a bridge that serves many
    * threads as one user raises it. */

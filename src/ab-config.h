@@ -18,8 +18,9 @@ typedef enum
   AB_LAUNCHER_DIRECT,  /* as the daemon's children */
   AB_LAUNCHER_SYSTEMD, /* each as a transient unit; the daemon fails to
                           start when systemd cannot be used */
-  AB_LAUNCHER_AUTO,    /* systemd when the daemon runs in a unit of a
-                          reachable manager, else direct */
+  AB_LAUNCHER_AUTO,    /* the default: systemd when the daemon runs in a
+                          unit of a reachable manager that lets it start
+                          units, else direct */
 } AbLauncherKind;
 
 typedef enum

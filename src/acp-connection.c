@@ -695,6 +695,26 @@ ab_acp_connection_get_pid (AbAcpConnection *self)
   return ab_agent_handle_get_pid (self->agent);
 }
 
+const char *
+ab_acp_connection_get_unit (AbAcpConnection *self)
+{
+  g_return_val_if_fail (AB_IS_ACP_CONNECTION (self), NULL);
+
+  if (self->agent == NULL || self->closing)
+    return NULL;
+  return ab_agent_handle_get_unit (self->agent);
+}
+
+void
+ab_acp_connection_get_usage (AbAcpConnection *self, AbAgentUsage *usage)
+{
+  ab_agent_usage_init (usage);
+  g_return_if_fail (AB_IS_ACP_CONNECTION (self));
+
+  if (self->agent != NULL && !self->closing)
+    ab_agent_handle_get_usage (self->agent, usage);
+}
+
 char *
 ab_acp_connection_get_stderr_tail (AbAcpConnection *self)
 {

@@ -140,6 +140,10 @@ void ab_acp_connection_close_finish (AbAcpConnection *self,
  * stopped. */
 guint ab_acp_connection_get_pid (AbAcpConnection *self);
 /* The last lines the agent wrote to stderr; NULL when none are known. */
+/* The unit the agent runs as, or NULL; what it uses (every value
+ * unknown when it is no unit or is being stopped). */
+const char *ab_acp_connection_get_unit (AbAcpConnection *self);
+void ab_acp_connection_get_usage (AbAcpConnection *self, AbAgentUsage *usage);
 char *ab_acp_connection_get_stderr_tail (AbAcpConnection *self);
 /* @signo to the agent's process group (agentctl kill). */
 gboolean ab_acp_connection_send_signal (AbAcpConnection *self, int signo,

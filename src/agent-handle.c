@@ -43,6 +43,30 @@ ab_agent_handle_get_stderr_tail (AbAgentHandle *self)
   return AB_AGENT_HANDLE_GET_IFACE (self)->get_stderr_tail (self);
 }
 
+const char *
+ab_agent_handle_get_unit (AbAgentHandle *self)
+{
+  AbAgentHandleInterface *iface;
+
+  g_return_val_if_fail (AB_IS_AGENT_HANDLE (self), NULL);
+
+  iface = AB_AGENT_HANDLE_GET_IFACE (self);
+  return iface->get_unit != NULL ? iface->get_unit (self) : NULL;
+}
+
+void
+ab_agent_handle_get_usage (AbAgentHandle *self, AbAgentUsage *usage)
+{
+  AbAgentHandleInterface *iface;
+
+  ab_agent_usage_init (usage);
+  g_return_if_fail (AB_IS_AGENT_HANDLE (self));
+
+  iface = AB_AGENT_HANDLE_GET_IFACE (self);
+  if (iface->get_usage != NULL)
+    iface->get_usage (self, usage);
+}
+
 void
 ab_agent_handle_terminate_async (AbAgentHandle *self, gint64 kill_timeout_usec,
                                  GCancellable *cancellable,

@@ -19,6 +19,8 @@
 
 #include <gio/gio.h>
 
+#include "agent-usage.h"
+
 G_BEGIN_DECLS
 
 #define AB_TYPE_AGENT_HANDLE (ab_agent_handle_get_type ())
@@ -38,6 +40,9 @@ struct _AbAgentHandleInterface
                                 GError **error);
   void (*kill_now) (AbAgentHandle *self);
   gboolean (*send_signal) (AbAgentHandle *self, int signo, GError **error);
+  /* Optional: an agent that is no unit has neither. */
+  const char *(*get_unit) (AbAgentHandle *self);
+  void (*get_usage) (AbAgentHandle *self, AbAgentUsage *usage);
 };
 
 /* The agent's main process id; 0 when none is known. */
@@ -64,6 +69,12 @@ void ab_agent_handle_kill_now (AbAgentHandle *self);
  * AB_ERROR_FAILED when nothing of it is left. */
 gboolean ab_agent_handle_send_signal (AbAgentHandle *self, int signo,
                                       GError **error);
+
+/* The systemd unit the agent runs as, or NULL. */
+const char *ab_agent_handle_get_unit (AbAgentHandle *self);
+/* What the agent's unit uses now, read when asked; every value unknown
+ * for an agent that is no unit or has ended. */
+void ab_agent_handle_get_usage (AbAgentHandle *self, AbAgentUsage *usage);
 
 /* The signal of @name: "TERM", "SIGTERM" or its number "15", from the few
  * an operator sends an agent (HUP INT QUIT KILL USR1 USR2 TERM CONT STOP

@@ -421,6 +421,20 @@ unit_get_stderr_tail (AbAgentHandle *handle)
   return g_strdup ("");
 }
 
+static const char *
+unit_get_unit (AbAgentHandle *handle)
+{
+  return AB_AGENT_UNIT (handle)->name;
+}
+
+static void
+unit_get_usage (AbAgentHandle *handle, AbAgentUsage *usage)
+{
+  AbAgentUnit *self = AB_AGENT_UNIT (handle);
+
+  ab_agent_usage_read ("/", self->pid, self->name, usage);
+}
+
 static void
 handle_iface_init (AbAgentHandleInterface *iface)
 {
@@ -431,6 +445,8 @@ handle_iface_init (AbAgentHandleInterface *iface)
   iface->terminate_finish = unit_terminate_finish;
   iface->kill_now = unit_kill_now;
   iface->send_signal = unit_send_signal;
+  iface->get_unit = unit_get_unit;
+  iface->get_usage = unit_get_usage;
 }
 
 /* ---- the object --------------------------------------------------------- */

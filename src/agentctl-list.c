@@ -70,6 +70,39 @@ format_time (guint64 usec)
   return g_date_time_format (time, "%Y-%m-%d %H:%M:%S");
 }
 
+char *
+format_bytes (guint64 bytes)
+{
+  static const char suffixes[] = "KMGTPE";
+  double value = (double)bytes;
+  gsize i;
+
+  if (bytes == G_MAXUINT64)
+    return g_strdup ("-");
+  if (bytes < 1024)
+    return g_strdup_printf ("%" G_GUINT64_FORMAT "B", bytes);
+  for (i = 0; value >= 1024 * 1024 && i + 1 < strlen (suffixes); i++)
+    value /= 1024;
+  return g_strdup_printf ("%.1f%c", value / 1024, suffixes[i]);
+}
+
+char *
+format_cpu (guint64 nsec)
+{
+  guint64 seconds;
+
+  if (nsec == G_MAXUINT64)
+    return g_strdup ("-");
+  seconds = nsec / 1000000000;
+  if (seconds < 60)
+    return g_strdup_printf ("%.1fs", (double)nsec / 1e9);
+  if (seconds < 60 * 60)
+    return g_strdup_printf ("%" G_GUINT64_FORMAT "min %" G_GUINT64_FORMAT "s",
+                            seconds / 60, seconds % 60);
+  return g_strdup_printf ("%" G_GUINT64_FORMAT "h %" G_GUINT64_FORMAT "min",
+                          seconds / 3600, seconds / 60 % 60);
+}
+
 /* ---- terminal ------------------------------------------------------ */
 
 /* Colour as systemd decides it: SYSTEMD_COLORS, when set, says yes or
@@ -130,14 +163,16 @@ enum
   COLUMN_PID,
   COLUMN_IDLE,
   COLUMN_TURNS,
+  COLUMN_MEMORY,
+  COLUMN_CPU,
   COLUMN_OWNER,
   COLUMN_CWD,
   N_COLUMNS
 };
 
 static const char *const list_headers[N_COLUMNS]
-    = { N_ ("THREAD"), N_ ("AGENT"), N_ ("STATE"), N_ ("PID"),
-        N_ ("IDLE"),   N_ ("TURNS"), N_ ("OWNER"), N_ ("CWD") };
+    = { N_ ("THREAD"), N_ ("AGENT"), N_ ("STATE"), N_ ("PID"),   N_ ("IDLE"),
+        N_ ("TURNS"),  N_ ("MEM"),   N_ ("CPU"),   N_ ("OWNER"), N_ ("CWD") };
 
 #define AB_COLUMN_GAP 2
 
@@ -304,6 +339,8 @@ verb_list (AbCtl *ctl, int argc, char **argv)
       row[COLUMN_IDLE] = format_age (dict_number (session, "last_activity"));
       row[COLUMN_TURNS] = g_strdup_printf ("%" G_GUINT64_FORMAT,
                                            dict_number (session, "turns"));
+      row[COLUMN_MEMORY] = format_bytes (dict_number (session, "memory"));
+      row[COLUMN_CPU] = format_cpu (dict_number (session, "cpu_nsec"));
       row[COLUMN_OWNER] = user_name ((guint32)dict_number (session, "owner"));
       row[COLUMN_CWD] = g_strdup (dict_string (session, "cwd"));
       for (gsize c = 0; c < N_COLUMNS; c++)

@@ -15,9 +15,11 @@
 
 /* The order of ListSessions()'s documentation; unknown keys follow. */
 static const char *const session_keys[]
-    = { "thread", "agent",       "state",       "owner",         "cwd",
-        "pid",    "acp_session", "created",     "last_activity", "turns",
-        "queued", "last_turn",   "last_reason", "path",          NULL };
+    = { "thread",        "agent", "state",       "owner",
+        "cwd",           "pid",   "acp_session", "created",
+        "last_activity", "turns", "queued",      "last_turn",
+        "last_reason",   "path",  "unit",        "memory",
+        "cpu_nsec",      "tasks", NULL };
 
 /* The broker's properties in the order of the interface XML. */
 static const char *const broker_properties[]
@@ -77,6 +79,12 @@ format_field (const char *key, GVariant *value)
       /* TRANSLATORS: a date and how long ago it was, e.g. "5m" */
       return g_strdup_printf (_ ("%s (%s ago)"), time, age);
     }
+  if (is_number && g_str_equal (key, "memory"))
+    return format_bytes (number);
+  if (is_number && g_str_equal (key, "cpu_nsec"))
+    return format_cpu (number);
+  if (is_number && number == G_MAXUINT64 && g_str_equal (key, "tasks"))
+    return g_strdup ("-");
   if (is_number && number == 0
       && (g_str_equal (key, "pid") || g_str_equal (key, "last_turn")))
     return g_strdup ("-");
@@ -120,6 +128,7 @@ property_value (const char *name, GVariant *value)
 {
   static const char *const times[]
       = { "Created", "LastActivity", "StartedAt", NULL };
+  static const char *const usage[] = { "Memory", "CpuNsec", "Tasks", NULL };
   guint64 number;
 
   if (g_variant_is_of_type (value, G_VARIANT_TYPE_BOOLEAN))
@@ -133,6 +142,9 @@ property_value (const char *name, GVariant *value)
     number = g_variant_get_uint32 (value);
   else
     return g_variant_print (value, FALSE);
+  /* As systemctl shows a count the kernel does not keep. */
+  if (number == G_MAXUINT64 && g_strv_contains (usage, name))
+    return g_strdup ("[not set]");
   if (g_strv_contains (times, name))
     {
       g_autoptr (GDateTime) time = NULL;

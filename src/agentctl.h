@@ -100,6 +100,11 @@ char *user_name (guint32 uid);
 char *format_time (guint64 usec);
 /* How long ago @usec was: "5s", "3m", "2h", "4d"; "-" for 0 (free it). */
 char *format_age (guint64 usec);
+/* A unit's memory as systemctl shows it ("12.4M"), "-" when unknown
+ * (G_MAXUINT64). */
+char *format_bytes (guint64 bytes);
+/* CPU time: "1.2s", "3min 4s", "2h 5min"; "-" when unknown. */
+char *format_cpu (guint64 nsec);
 
 int verb_list (AbCtl *ctl, int argc, char **argv);
 

@@ -263,8 +263,8 @@ do_get_session (AbBus *self, GDBusMethodInvocation *invocation,
       return;
     }
   g_dbus_method_invocation_return_value (
-      invocation, g_variant_new_tuple (
-                      (GVariant *[]){ ab_session_to_variant (session) }, 1));
+      invocation,
+      g_variant_new_tuple ((GVariant *[]){ ab_session_details (session) }, 1));
 }
 
 static void

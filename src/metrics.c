@@ -338,6 +338,74 @@ render_turns (AbMetrics *self, AbConfig *config, GString *out)
       self->duration_count);
 }
 
+/* One per-profile series of the agents' units: the profiles in @names
+ * whose sum is known. */
+static void
+append_usage_series (GString *out, const char *name, const char *help,
+                     GPtrArray *names, GHashTable *sums, gsize offset,
+                     double scale)
+{
+  append_header (out, name, "gauge", help);
+  for (guint i = 0; i < names->len; i++)
+    {
+      const AbAgentUsage *sum = g_hash_table_lookup (sums, names->pdata[i]);
+      guint64 value = *(const guint64 *)((const char *)sum + offset);
+
+      if (value == AB_USAGE_UNKNOWN)
+        continue;
+      g_string_append_printf (out, "%s{profile=\"", name);
+      append_label_value (out, names->pdata[i]);
+      g_string_append (out, "\"} ");
+      append_double (out, (double)value * scale);
+      g_string_append_c (out, '\n');
+    }
+}
+
+/* What the running agents' units use, summed by profile and read at the
+ * scrape: only agents started as units are counted. */
+static void
+render_usage (AbMetrics *self, GString *out)
+{
+  g_autoptr (GPtrArray) all = ab_pool_list (self->pool);
+  g_autoptr (GHashTable) sums
+      = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
+  g_autoptr (GPtrArray) names = g_ptr_array_new ();
+
+  for (guint i = 0; i < all->len; i++)
+    {
+      AbSession *session = g_ptr_array_index (all, i);
+      const char *profile = ab_session_get_agent (session);
+      AbAgentUsage usage, *sum;
+
+      if (ab_session_get_unit (session) == NULL)
+        continue;
+      ab_session_get_usage (session, &usage);
+      sum = g_hash_table_lookup (sums, profile);
+      if (sum == NULL)
+        {
+          sum = g_new (AbAgentUsage, 1);
+          ab_agent_usage_init (sum);
+          g_hash_table_insert (sums, (gpointer)profile, sum);
+          g_ptr_array_add (names, (gpointer)profile);
+        }
+      ab_agent_usage_add (sum, &usage);
+    }
+  g_ptr_array_sort (names, compare_strings);
+
+  append_usage_series (out, "agentbroker_profile_memory_bytes",
+                       "Memory of the running agents' units, by profile.",
+                       names, sums,
+                       G_STRUCT_OFFSET (AbAgentUsage, memory_bytes), 1);
+  append_usage_series (out, "agentbroker_profile_cpu_seconds",
+                       "CPU time used by the running agents' units, by "
+                       "profile (falls when a session's agent stops).",
+                       names, sums, G_STRUCT_OFFSET (AbAgentUsage, cpu_nsec),
+                       1e-9);
+  append_usage_series (out, "agentbroker_profile_tasks",
+                       "Tasks of the running agents' units, by profile.", names,
+                       sums, G_STRUCT_OFFSET (AbAgentUsage, tasks), 1);
+}
+
 static void
 append_counter (GString *out, const char *name, const char *help, guint64 value)
 {
@@ -435,6 +503,7 @@ ab_metrics_render (AbMetrics *self)
                             ab_session_state_to_string (i), counts[i]);
 
   render_turns (self, config, out);
+  render_usage (self, out);
 
   append_header (out, "agentbroker_prompts_refused_total", "counter",
                  "Prompts refused, by error.");

@@ -20,7 +20,8 @@
 const char *const ab_session_list_fields[]
     = { "thread",    "agent",       "state",         "pid",   "owner",
         "cwd",       "created",     "last_activity", "turns", "queued",
-        "last_turn", "last_reason", "switching",     "path",  NULL };
+        "last_turn", "last_reason", "switching",     "path",  "unit",
+        "memory",    "cpu_nsec",    "tasks",         NULL };
 
 static const struct
 {
@@ -178,6 +179,9 @@ or_empty (const char *s)
 GVariant *
 ab_session_list_entry (AbSession *session)
 {
+  AbAgentUsage usage;
+
+  ab_session_get_usage (session, &usage);
   GVariant *fields[] = {
     g_variant_new_string (ab_session_get_thread (session)),
     g_variant_new_string (ab_session_get_agent (session)),
@@ -194,11 +198,42 @@ ab_session_list_entry (AbSession *session)
     g_variant_new_string (or_empty (ab_session_get_last_reason (session))),
     g_variant_new_boolean (ab_session_is_switching (session)),
     g_variant_new_object_path (ab_session_get_path (session)),
+    g_variant_new_string (or_empty (ab_session_get_unit (session))),
+    g_variant_new_uint64 (usage.memory_bytes),
+    g_variant_new_uint64 (usage.cpu_nsec),
+    g_variant_new_uint64 (usage.tasks),
   };
 
   G_STATIC_ASSERT (G_N_ELEMENTS (fields)
                    == G_N_ELEMENTS (ab_session_list_fields) - 1);
   return g_variant_new_tuple (fields, G_N_ELEMENTS (fields));
+}
+
+GVariant *
+ab_session_details (AbSession *session)
+{
+  GVariant *cached = ab_session_to_variant (session);
+  gsize n = g_variant_n_children (cached);
+  g_autofree GVariant **entries = g_new (GVariant *, n + 4);
+  AbAgentUsage usage;
+
+  ab_session_get_usage (session, &usage);
+  for (gsize i = 0; i < n; i++)
+    entries[i] = g_variant_get_child_value (cached, i);
+  entries[n] = g_variant_new_dict_entry (
+      g_variant_new_string ("unit"),
+      g_variant_new_variant (
+          g_variant_new_string (or_empty (ab_session_get_unit (session)))));
+  entries[n + 1] = g_variant_new_dict_entry (
+      g_variant_new_string ("memory"),
+      g_variant_new_variant (g_variant_new_uint64 (usage.memory_bytes)));
+  entries[n + 2] = g_variant_new_dict_entry (
+      g_variant_new_string ("cpu_nsec"),
+      g_variant_new_variant (g_variant_new_uint64 (usage.cpu_nsec)));
+  entries[n + 3] = g_variant_new_dict_entry (
+      g_variant_new_string ("tasks"),
+      g_variant_new_variant (g_variant_new_uint64 (usage.tasks)));
+  return g_variant_new_array (G_VARIANT_TYPE ("{sv}"), entries, n + 4);
 }
 
 GVariant *

@@ -13,7 +13,7 @@ G_BEGIN_DECLS
 /* One struct per session, fields in the order dbus/ documents:
  * thread, agent, state, pid, owner, cwd, created, last_activity, turns,
  * queued, last_turn, last_reason, switching, path. */
-#define AB_SESSION_LIST_ENTRY_TYPE "(sssuusttuutsbo)"
+#define AB_SESSION_LIST_ENTRY_TYPE "(sssuusttuutsbosttt)"
 #define AB_SESSION_LIST_TYPE "a" AB_SESSION_LIST_ENTRY_TYPE
 
 /* The names of those fields, GetSession()'s keys, NULL-terminated. */
@@ -45,6 +45,9 @@ gboolean ab_session_filter_match (const AbSessionFilter *filter,
 GVariant *ab_session_list_entry (AbSession *session);
 /* The AB_SESSION_LIST_TYPE array of the @sessions (AbSession *) that
  * @filter matches, in their order (floating). */
+/* GetSession()'s dictionary: the session's own (ab_session_to_variant())
+ * and what its unit uses, read now.  Floating. */
+GVariant *ab_session_details (AbSession *session);
 GVariant *ab_session_list_build (GPtrArray *sessions,
                                  const AbSessionFilter *filter);
 

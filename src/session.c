@@ -364,6 +364,21 @@ ab_session_get_pid (AbSession *self)
 }
 
 const char *
+ab_session_get_unit (AbSession *self)
+{
+  return self->conn != NULL ? ab_acp_connection_get_unit (self->conn) : NULL;
+}
+
+void
+ab_session_get_usage (AbSession *self, AbAgentUsage *usage)
+{
+  if (self->conn != NULL)
+    ab_acp_connection_get_usage (self->conn, usage);
+  else
+    ab_agent_usage_init (usage);
+}
+
+const char *
 ab_session_get_acp_session (AbSession *self)
 {
   return self->acp_session != NULL ? self->acp_session : "";

@@ -37,6 +37,8 @@
 
 #include <gio/gio.h>
 
+#include "agent-usage.h"
+
 #include "ab-config.h"
 #include "agent-launcher.h"
 #include "store.h"
@@ -87,6 +89,10 @@ const char *ab_session_get_cwd (AbSession *self);
 gint64 ab_session_get_last_activity (AbSession *self);
 guint ab_session_get_queued (AbSession *self);
 guint ab_session_get_pid (AbSession *self);
+/* The systemd unit of the session's agent, or NULL (none runs, or the
+ * direct launcher started it); what that unit uses, read now. */
+const char *ab_session_get_unit (AbSession *self);
+void ab_session_get_usage (AbSession *self, AbAgentUsage *usage);
 const char *ab_session_get_acp_session (AbSession *self);
 guint64 ab_session_get_turns (AbSession *self);
 /* The number and reason of the last turn that ended; 0 and NULL before

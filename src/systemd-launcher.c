@@ -443,6 +443,35 @@ own_unit (GDBusConnection *bus, GError **error)
   }
 }
 
+/* Whether the manager lets this daemon start transient units, asked
+ * without starting one: the manager checks the caller's permission
+ * (polkit's manage-units, or uid 0) before it looks at the unit, so a
+ * name of no unit type is refused as an invalid argument only to a
+ * caller that may start units. */
+static gboolean
+may_start_units (GDBusConnection *bus, GError **error)
+{
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GError) local = NULL;
+
+  reply = g_dbus_connection_call_sync (
+      bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+      "org.freedesktop.systemd1.Manager", "StartTransientUnit",
+      g_variant_new ("(ssa(sv)a(sa(sv)))", "agentbroker-probe.invalid", "fail",
+                     NULL, NULL),
+      NULL, G_DBUS_CALL_FLAGS_NONE, 5000, NULL, &local);
+  if (reply != NULL
+      || g_error_matches (local, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS))
+    return TRUE;
+  g_dbus_error_strip_remote_error (local);
+  g_set_error (error, AB_ERROR, AB_ERROR_NOT_SUPPORTED,
+               _ ("the systemd manager does not let this daemon start units "
+                  "(%s); system mode needs the polkit rule "
+                  "50-agentbroker.rules and polkitd"),
+               local->message);
+  return FALSE;
+}
+
 AbAgentLauncher *
 ab_systemd_launcher_new (GDBusConnection *bus, gboolean system_mode,
                          GError **error)
@@ -469,6 +498,8 @@ ab_systemd_launcher_new (GDBusConnection *bus, gboolean system_mode,
                    local->message);
       return NULL;
     }
+  if (!may_start_units (bus, error))
+    return NULL;
   self = g_object_new (AB_TYPE_SYSTEMD_LAUNCHER, NULL);
   self->bus = g_object_ref (bus);
   self->system_mode = system_mode;

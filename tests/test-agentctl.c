@@ -127,7 +127,8 @@ test_list_and_show (Fixture *fx, gconstpointer data)
   static const char *const keys[]
       = { "thread",    "agent",       "state",         "pid",   "owner",
           "cwd",       "created",     "last_activity", "turns", "queued",
-          "last_turn", "last_reason", "switching",     "path",  NULL };
+          "last_turn", "last_reason", "switching",     "path",  "unit",
+          "memory",    "cpu_nsec",    "tasks",         NULL };
 
   g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "list", NULL), ==, 0);
   g_assert_cmpstr (

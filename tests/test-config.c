@@ -331,7 +331,7 @@ test_size_invalid (void)
 static void
 assert_default_settings (const AbConfig *config)
 {
-  g_assert_cmpint (config->launcher, ==, AB_LAUNCHER_DIRECT);
+  g_assert_cmpint (config->launcher, ==, AB_LAUNCHER_AUTO);
   g_assert_cmpuint (config->max_sessions, ==, 64);
   g_assert_cmpuint (config->max_sessions_per_user, ==, 256);
   g_assert_cmpuint (config->max_queued_prompts, ==, 8);

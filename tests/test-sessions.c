@@ -1219,24 +1219,25 @@ test_list_fields (Fixture *fx, gconstpointer data)
   g_autofree char *path = ab_session_path ("cli:f");
   g_autoptr (GVariant) reply = NULL;
   g_autoptr (GVariant) entry = NULL;
-  const char *thread, *agent, *state, *cwd_listed, *reason, *obj;
+  const char *thread, *agent, *state, *cwd_listed, *reason, *obj, *unit;
   guint32 pid, owner, turns, queued;
-  guint64 created, active, last_turn;
+  guint64 created, active, last_turn, memory, cpu, tasks;
   gboolean switching;
 
   start_daemon (fx, NULL, NULL, NULL);
   answer = prompt_ok (fx, "cli:f", "echo listed");
   cwd = ab_session_s (&fx->d, "cli:f", "cwd");
   reply = ab_call_on (fx->d.connection, "ListSessions",
-                      g_variant_new ("(a{sv})", NULL), "(a(sssuusttuutsbo))",
-                      &error);
+                      g_variant_new ("(a{sv})", NULL),
+                      "(a(sssuusttuutsbosttt))", &error);
   g_assert_no_error (error);
   g_assert_cmpuint (g_variant_n_children (g_variant_get_child_value (reply, 0)),
                     ==, 1);
-  g_variant_get_child (reply, 0, "@a(sssuusttuutsbo)", &entry);
-  g_variant_get_child (entry, 0, "(&s&s&suu&sttuut&sb&o)", &thread, &agent,
+  g_variant_get_child (reply, 0, "@a(sssuusttuutsbosttt)", &entry);
+  g_variant_get_child (entry, 0, "(&s&s&suu&sttuut&sb&o&sttt)", &thread, &agent,
                        &state, &pid, &owner, &cwd_listed, &created, &active,
-                       &turns, &queued, &last_turn, &reason, &switching, &obj);
+                       &turns, &queued, &last_turn, &reason, &switching, &obj,
+                       &unit, &memory, &cpu, &tasks);
   g_assert_cmpstr (thread, ==, "cli:f");
   g_assert_cmpstr (agent, ==, "demo");
   g_assert_cmpstr (state, ==, "idle");
@@ -1253,6 +1254,12 @@ test_list_fields (Fixture *fx, gconstpointer data)
   g_assert_cmpstr (reason, ==, "end_turn");
   g_assert_false (switching);
   g_assert_cmpstr (obj, ==, path);
+  /* The direct launcher: no unit, so nothing is known of its usage. */
+  g_assert_cmpstr (unit, ==, "");
+  g_assert_cmpuint (memory, ==, G_MAXUINT64);
+  g_assert_cmpuint (cpu, ==, G_MAXUINT64);
+  g_assert_cmpuint (tasks, ==, G_MAXUINT64);
+  g_assert_cmpuint (ab_session_t (&fx->d, "cli:f", "tasks"), ==, G_MAXUINT64);
 }
 
 /* States, profile and owner are filtered in the daemon; a filter it

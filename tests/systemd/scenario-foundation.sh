@@ -165,7 +165,7 @@ check "the agents' user: Reload is refused by the bus policy" grep -q "$bus_deni
 reply=$(as_user abuser busctl --system call $ab_name $ab_path $ab_name \
     ListSessions 'a{sv}' 0 2>&1 || true)
 check "access.users member: ListSessions passes the bus policy" \
-    grep -qE '^a\(sssuusttuutsbo\) |org\.agentbroker\.Error\.' <<<"$reply"
+    grep -qE '^a\(sssuusttuutsbosttt\) |org\.agentbroker\.Error\.' <<<"$reply"
 diag "$reply"
 reply=$(call abuser Reload)
 check "access.users member: Reload is refused by the bus policy" grep -q "$bus_denied" <<<"$reply"
