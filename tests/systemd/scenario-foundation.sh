@@ -45,6 +45,12 @@ diag "status: $(unit_prop $ab_unit StatusText)"
 check "the daemon sent STATUS=" test -n "$(unit_prop $ab_unit StatusText)"
 check_eq "the state directory is the one of StateDirectory=" \
     "700 agentbroker" "$(stat -c '%a %U' /var/lib/agentbroker)"
+# launcher: auto (the default) without the polkit rule where polkitd reads
+# rules: the manager does not let the daemon's user start units.
+check_eq "launcher: auto without the polkit rule is direct" 's "direct"' \
+    "$(busctl --system get-property $ab_name $ab_path $ab_name Launcher)"
+check "the daemon says why it chose direct" bash -c \
+    "journalctl -u $ab_unit --no-pager -o cat | grep -q 'does not let this daemon start units'"
 
 # --- the D-Bus API as root -------------------------------------------------
 introspection=$(busctl --system introspect $ab_name $ab_path 2>&1) || true

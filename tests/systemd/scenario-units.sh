@@ -161,6 +161,52 @@ check_eq "sandbox.network: none is a network of its own" yes "$(unit_prop "$limi
 check_eq "with network: none the agent sees only a loopback device" lo \
     "$(cat "$(dir_of limited)/net" 2>/dev/null | tr '\n' ' ' | sed 's/ $//')"
 
+# --- accounting: what each unit uses, read when asked ---------------------------
+session_path() { echo "$ab_path/session/$(printf %s "$1" | sed 's/:/_3a/')"; }
+session_prop() {
+    busctl --system get-property "$ab_name" "$(session_path "$1")" \
+        org.agentbroker.Session1 "$2" | cut -d' ' -f2- | tr -d '"'
+}
+# systemd's own reading, as the daemon reports it: a number, or 2^64-1
+# where systemd shows [not set] (no such controller for the unit).
+systemd_value() {
+    local v
+    v=$(unit_prop "$1" "$2")
+    case $v in
+    "" | "[not set]" | infinity) echo 18446744073709551615 ;;
+    *) echo "$v" ;;
+    esac
+}
+bob_unit=$(unit_of bob)
+check_eq "Session1.Unit names bob's unit" "$bob_unit" "$(session_prop test:bob Unit)"
+check_eq "TasksCurrent is what systemd counts for the unit" \
+    "$(systemd_value "$bob_unit" TasksCurrent)" "$(session_prop test:bob TasksCurrent)"
+ours=$(session_prop test:bob MemoryCurrent)
+theirs=$(systemd_value "$bob_unit" MemoryCurrent)
+diag "bob's unit: memory $ours (systemd: $theirs)," \
+    "CPU $(session_prop test:bob CPUUsageNSec) ns (systemd: $(systemd_value "$bob_unit" CPUUsageNSec))," \
+    "tasks $(session_prop test:bob TasksCurrent)"
+if [ "$theirs" = 18446744073709551615 ]; then
+    check_eq "MemoryCurrent is unknown where systemd has no value" "$theirs" "$ours"
+else
+    check "MemoryCurrent is within a quarter of systemd's reading" \
+        test "$ours" -gt $((theirs * 3 / 4)) -a "$ours" -lt $((theirs * 5 / 4))
+fi
+theirs=$(systemd_value "$bob_unit" CPUUsageNSec)
+ours=$(session_prop test:bob CPUUsageNSec)
+if [ "$theirs" = 18446744073709551615 ]; then
+    check_eq "CPUUsageNSec is unknown where systemd has no value" "$theirs" "$ours"
+else
+    check "CPUUsageNSec is some CPU time, at most systemd's later reading" \
+        test "$ours" -gt 0 -a "$ours" -le "$(systemd_value "$bob_unit" CPUUsageNSec)"
+fi
+listed=$(timeout 30 "$AB_BINDIR/agentctl" --system list --full 2>&1 || true)
+diag "$listed"
+check "agentctl list has MEM and CPU columns" \
+    grep -qE '^THREAD +AGENT +STATE +PID +IDLE +TURNS +MEM +CPU +OWNER' <<<"$listed"
+check_eq "GetSession's unit is the unit's name" "$bob_unit" \
+    "$(timeout 30 "$AB_BINDIR/agentctl" --system show -p Unit --value test:bob)"
+
 # --- RemoveSession stops the whole unit ---------------------------------------
 # The grandchildren: sleep 10010 (test:alice) and sleep 10008 (test:bob).
 check "alice's setsid grandchild runs" pgrep -x -f "sleep 10010"
@@ -177,6 +223,12 @@ else
     not_ok "bob: his session still answers"
     diag "$out"
 fi
+
+# --- launcher: auto takes systemd where the manager lets the daemon ----------
+sed -i 's/^launcher: systemd$/launcher: auto/' "$ab_config"
+check "systemctl restart $ab_unit with launcher: auto" systemctl restart "$ab_unit"
+check "launcher: auto with the polkit rule: Launcher is systemd" \
+    wait_until 30 bash -c "[ \"\$(busctl --system get-property $ab_name $ab_path $ab_name Launcher)\" = 's \"systemd\"' ]"
 
 # --- the daemon's stop takes every agent with it ------------------------------
 check "systemctl stop $ab_unit" systemctl stop "$ab_unit"
