@@ -30,7 +30,7 @@ struct _AbSystemdLauncher
 
   GDBusConnection *bus;
   gboolean system_mode;
-  char *own_unit; /* the daemon's unit: every agent's is bound to it */
+  char *own_unit; /* the daemon's unit: every agent's is ordered before it */
 };
 
 static void launcher_iface_init (AbAgentLauncherInterface *iface);
@@ -226,12 +226,14 @@ ab_systemd_transient_properties (const AbUnitSpec *spec)
       = g_strdup_printf ("agentbroker agent for thread %s", spec->thread);
   add (&b, "Description", g_variant_new_string (description));
   add (&b, "Slice", g_variant_new_string (AB_SESSIONS_SLICE));
-  if (spec->bound_to != NULL)
+  /* Ordered before the daemon's unit, so that at shutdown the daemon
+   * stops first: it drains, then stops its agents itself.  Not bound to
+   * it: BindsTo= would stop the agents while the daemon drains. */
+  if (spec->daemon_unit != NULL)
     {
-      const char *const units[] = { spec->bound_to, NULL };
+      const char *const units[] = { spec->daemon_unit, NULL };
 
-      add (&b, "BindsTo", g_variant_new_strv (units, -1));
-      add (&b, "After", g_variant_new_strv (units, -1));
+      add (&b, "Before", g_variant_new_strv (units, -1));
     }
   add_exec (&b, spec);
 
@@ -366,7 +368,7 @@ systemd_launch (AbAgentLauncher *launcher, const AbAgentProfile *prof,
           .cwd = *cwd,
           .thread = thread,
           .unit = unit,
-          .bound_to = self->own_unit,
+          .daemon_unit = self->own_unit,
           .credentials = g_getenv ("CREDENTIALS_DIRECTORY"),
           .credential_env = credential_env,
           .sandbox = &prof->sandbox,
@@ -472,6 +474,67 @@ may_start_units (GDBusConnection *bus, GError **error)
   return FALSE;
 }
 
+/* The session units of the manager on @bus that are not yet inactive. */
+static GPtrArray *
+running_session_units (GDBusConnection *bus)
+{
+  static const char *const patterns[]
+      = { AB_SESSION_UNIT_PREFIX "*.service",
+          AB_HASHED_SESSION_UNIT_PREFIX "*.service", NULL };
+  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GVariantIter) iter = NULL;
+  const char *name, *active;
+
+  reply = g_dbus_connection_call_sync (
+      bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+      "org.freedesktop.systemd1.Manager", "ListUnitsByPatterns",
+      g_variant_new ("(^as^as)", (const char *const[]){ NULL }, patterns),
+      G_VARIANT_TYPE ("(a(ssssssouso))"), G_DBUS_CALL_FLAGS_NONE, 5000, NULL,
+      NULL);
+  if (reply == NULL)
+    return names;
+  g_variant_get (reply, "(a(ssssssouso))", &iter);
+  while (g_variant_iter_next (iter, "(&s&s&s&s&s&s&ou&s&o)", &name, NULL, NULL,
+                              &active, NULL, NULL, NULL, NULL, NULL, NULL))
+    if (!g_str_equal (active, "inactive") && !g_str_equal (active, "failed"))
+      g_ptr_array_add (names, g_strdup (name));
+  return names;
+}
+
+/* Agents a previous instance of the daemon left running (it was killed
+ * and its agents did not end with their input): stopped, and waited for
+ * up to @wait_usec, before a thread can need its unit's name again. */
+static void
+stop_leftovers (GDBusConnection *bus, gint64 wait_usec)
+{
+  g_autoptr (GPtrArray) left = running_session_units (bus);
+  gint64 deadline = g_get_monotonic_time () + wait_usec;
+
+  if (left->len == 0)
+    return;
+  g_message ("stopping %u agent unit(s) a previous instance left running",
+             left->len);
+  for (guint i = 0; i < left->len; i++)
+    {
+      g_autoptr (GVariant) reply = g_dbus_connection_call_sync (
+          bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+          "org.freedesktop.systemd1.Manager", "StopUnit",
+          g_variant_new ("(ss)", (const char *)left->pdata[i], "replace"), NULL,
+          G_DBUS_CALL_FLAGS_NONE, 5000, NULL, NULL);
+    }
+  while (g_get_monotonic_time () < deadline)
+    {
+      g_autoptr (GPtrArray) still = running_session_units (bus);
+
+      if (still->len == 0)
+        return;
+      g_usleep (50 * 1000);
+    }
+  g_warning ("agent units of a previous instance are still stopping; "
+             "their threads' first prompts may fail until they are gone");
+}
+
 AbAgentLauncher *
 ab_systemd_launcher_new (GDBusConnection *bus, gboolean system_mode,
                          GError **error)
@@ -500,6 +563,7 @@ ab_systemd_launcher_new (GDBusConnection *bus, gboolean system_mode,
     }
   if (!may_start_units (bus, error))
     return NULL;
+  stop_leftovers (bus, 30 * G_USEC_PER_SEC);
   self = g_object_new (AB_TYPE_SYSTEMD_LAUNCHER, NULL);
   self->bus = g_object_ref (bus);
   self->system_mode = system_mode;

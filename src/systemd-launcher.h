@@ -35,7 +35,7 @@ typedef struct
   const char *cwd;         /* user mode: its working directory */
   const char *thread;
   const char *unit;          /* the unit's name */
-  const char *bound_to;      /* the daemon's unit, or NULL */
+  const char *daemon_unit;   /* the daemon's unit, or NULL */
   const char *credentials;   /* the daemon's $CREDENTIALS_DIRECTORY */
   GPtrArray *credential_env; /* AbEnvEntry *, those with a credential */
   const AbSandbox *sandbox;  /* the profile's limits, or NULL */

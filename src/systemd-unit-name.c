@@ -6,8 +6,6 @@
 
 #include "systemd-unit-name.h"
 
-#define UNIT_PREFIX "agentbroker-session-"
-#define HASHED_PREFIX "agentbroker-hashed-session-"
 #define UNIT_SUFFIX ".service"
 
 static void
@@ -30,7 +28,7 @@ escape_into (GString *out, const char *s)
 char *
 ab_systemd_unit_name_for_thread (const char *thread)
 {
-  g_autoptr (GString) name = g_string_new (UNIT_PREFIX);
+  g_autoptr (GString) name = g_string_new (AB_SESSION_UNIT_PREFIX);
   g_autofree char *hash = NULL;
 
   g_return_val_if_fail (thread != NULL && thread[0] != '\0', NULL);
@@ -41,5 +39,5 @@ ab_systemd_unit_name_for_thread (const char *thread)
     return g_string_free (g_steal_pointer (&name), FALSE);
 
   hash = g_compute_checksum_for_string (G_CHECKSUM_SHA256, thread, -1);
-  return g_strconcat (HASHED_PREFIX, hash, UNIT_SUFFIX, NULL);
+  return g_strconcat (AB_HASHED_SESSION_UNIT_PREFIX, hash, UNIT_SUFFIX, NULL);
 }

@@ -13,6 +13,10 @@ G_BEGIN_DECLS
 /* The slice all session units are placed in. */
 #define AB_SESSIONS_SLICE "agentbroker-sessions.slice"
 
+/* The two forms of a session unit's name (below). */
+#define AB_SESSION_UNIT_PREFIX "agentbroker-session-"
+#define AB_HASHED_SESSION_UNIT_PREFIX "agentbroker-hashed-session-"
+
 /* Longest unit name systemd accepts, suffix included. */
 #define AB_UNIT_NAME_MAX 255
 

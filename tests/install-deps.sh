@@ -12,7 +12,8 @@ export DEBIAN_FRONTEND=noninteractive
 # man-db, groff-base: rendering the man pages (tests/test-manpages.sh);
 # tmux: a real terminal for agentctl list (tests/test-agentctl-tty.sh);
 # prometheus: promtool checks /metrics (tests/test-health.c); mandoc: lints
-# the man pages (tests/test-manpages.sh).
+# the man pages (tests/test-manpages.sh); polkitd: the polkit rule that
+# lets the system daemon start the session units (tests/systemd/units.sh).
 # None of them is in a minimal image (debian:12).
 packages="build-essential autoconf automake autopoint gettext pkg-config
   libglib2.0-dev libglib2.0-dev-bin libglib2.0-bin libsystemd-dev
@@ -20,7 +21,7 @@ packages="build-essential autoconf automake autopoint gettext pkg-config
   dbus dbus-user-session systemd systemd-container procps
   clang clang-format libclang-rt-14-dev valgrind curl python3
   dpkg-dev debhelper fakeroot lintian man-db groff-base zsh tmux
-  prometheus mandoc"
+  prometheus mandoc polkitd"
 # The SDK agent test needs Node.js and npm; a machine that already has
 # them (Debian's or NodeSource's) keeps its own.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

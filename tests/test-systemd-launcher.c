@@ -77,7 +77,7 @@ test_user_mode (void)
           .cwd = "/srv/t/a",
           .thread = "team/a",
           .unit = "agentbroker-session-team-a.service",
-          .bound_to = "agentbroker.service",
+          .daemon_unit = "agentbroker.service",
           .stdin_path = "/p/a.in",
           .stdout_path = "/p/a.out",
       }));
@@ -94,8 +94,8 @@ test_user_mode (void)
   assert_field (p, "AGENTBROKER_THREAD=team/a");
   assert_prop (p, "KillMode", "'control-group'");
   assert_prop (p, "CollectMode", "'inactive-or-failed'");
-  assert_prop (p, "BindsTo", "['agentbroker.service']");
-  assert_prop (p, "After", "['agentbroker.service']");
+  assert_prop (p, "Before", "['agentbroker.service']");
+  assert_prop (p, "BindsTo", NULL);
   assert_prop (p, "DynamicUser", NULL);
   assert_prop (p, "ProtectSystem", NULL);
   assert_prop (p, "LoadCredential", NULL);
@@ -110,7 +110,7 @@ test_user_mode (void)
   assert_prop (p, "ExecStart",
                "[('/usr/bin/agent', ['/usr/bin/agent', '--price=$$5', "
                "'$$HOME'], false)]");
-  assert_prop (p, "BindsTo", NULL);
+  assert_prop (p, "Before", NULL);
 }
 
 /* Under the system manager: a user of its own, its own state directory
@@ -153,7 +153,7 @@ test_system_mode (void)
       "[('/bin/sh', ['/bin/sh', '-c', \"API_KEY=\\\"$$(cat \\\"$$CREDENTIA"
       "LS_DIRECTORY\\\"/'api key')\\\" && export API_KEY && exec "
       "\\\"$$@\\\"\", 'sh', '/usr/bin/agent', '--acp'], false)]");
-  assert_prop (p, "BindsTo", NULL);
+  assert_prop (p, "Before", NULL);
   assert_prop (p, "StandardInputFile", "'/p/b.in'");
   assert_prop (p, "StandardOutputFile", "'/p/b.out'");
   assert_prop (p, "DynamicUser", "true");

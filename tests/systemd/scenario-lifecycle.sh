@@ -86,8 +86,11 @@ none_switching() {
     [ "$(ctl --json list --all | jq '[.[] | select(.switching)] | length')" = 0 ]
 }
 main_pid() { unit_prop $ab_unit MainPID; }
+# AB_LAUNCHER (scenario-lifecycle-units.sh): the launcher key, if set.
+launcher_line() { [ -z "${AB_LAUNCHER:-}" ] || echo "launcher: $AB_LAUNCHER"; }
 write_config() { # DRAIN [OTHER-COMMAND] [MAX_SESSIONS]
     cat >"$ab_config" <<YAML
+$(launcher_line)
 default_agent: demo
 agents:
   demo:

@@ -101,8 +101,10 @@ for who in alice bob; do
     check_eq "$who: the unit runs" "active" "$(systemctl is-active "$unit" || true)"
     check_eq "$who: the unit is in agentbroker-sessions.slice" \
         agentbroker-sessions.slice "$(unit_prop "$unit" Slice)"
-    check_eq "$who: the unit is bound to the daemon's" "$ab_unit" \
-        "$(unit_prop "$unit" BindsTo)"
+    check "$who: the unit is ordered before the daemon's (stopped after it)" \
+        grep -qw "$ab_unit" <<<"$(unit_prop "$unit" Before)"
+    check_eq "$who: the unit is not bound to the daemon's (a drain keeps it)" \
+        "" "$(unit_prop "$unit" BindsTo)"
     check "$who: journalctl -u shows the agent's stderr" \
         bash -c "journalctl --sync; journalctl -u '$unit' --no-pager | grep -q 'probe agent for test:$who up'"
     check "$who: the journal keeps AGENTBROKER_THREAD=" \
@@ -221,6 +223,19 @@ if out=$(ctl_as bob prompt test:bob again); then
     ok "bob: his session still answers"
 else
     not_ok "bob: his session still answers"
+    diag "$out"
+fi
+
+# --- a killed daemon leaves no agent behind -----------------------------------
+check "bob: his session answers before the kill" ctl_as bob prompt test:bob before
+check "systemctl kill -s KILL $ab_unit" systemctl kill -s KILL "$ab_unit"
+check "the daemon comes back (Restart=on-failure)" wait_until 60 unit_running "$ab_unit"
+check "no agent unit of the killed daemon is left running" wait_until 30 \
+    bash -c "! systemctl list-units --no-legend --state=active,activating,deactivating 'agentbroker-session-*' | grep -q ."
+if out=$(ctl_as bob prompt test:bob after); then
+    ok "bob: his session answers after the kill, from a new unit"
+else
+    not_ok "bob: his session answers after the kill, from a new unit"
     diag "$out"
 fi
 
