@@ -92,6 +92,8 @@ build_make -s --eval="ab-print-dirs: ; $recipe" ab-print-dirs >"$harness/dirs.en
     hard_error "cannot read the install directories from $builddir/Makefile"
 # shellcheck source=/dev/null
 . "$harness/dirs.env"
+# How many rounds the bench scenario measures (make bench sets it).
+echo "AB_BENCH_RUNS=${AB_BENCH_RUNS:-}" >>"$harness/dirs.env"
 
 case "$AB_PREFIX" in
 / | /usr | /usr/ | /etc* | /var* | /proc* | /sys* | /dev* | /run*)

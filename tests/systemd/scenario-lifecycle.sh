@@ -115,6 +115,9 @@ write_config 10s
 rm -rf "$state/sessions" "$state/work"
 check "agentbrokerd.service starts (WatchdogSec=3s, timeouts.drain 10s)" \
     systemctl start $ab_unit
+if [ -n "${AB_LAUNCHER:-}" ]; then
+    check_eq "the launcher is $AB_LAUNCHER" "\"$AB_LAUNCHER\"" "$(bus_prop Launcher)"
+fi
 check_eq "WatchdogUSec is 3s" 3s "$(unit_prop $ab_unit WatchdogUSec)"
 
 # --- systemctl reload while turns stream ----------------------------------
