@@ -40,6 +40,8 @@ struct _AbAgentUnit
   gint32 exit_code;   /* ExecMainCode */
   gint32 exit_status; /* ExecMainStatus */
   char *exit;         /* how it ended, once it did */
+  char *group;        /* its ControlGroup, once it runs */
+  gboolean asked_group;
   int wait_status;
 
   GPtrArray *waiters; /* GTask *, of terminate: done when it has ended */
@@ -134,11 +136,51 @@ ended (AbAgentUnit *self, const char *why)
 }
 
 static void
+on_group (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (AbAgentUnit) self = user_data;
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GVariant) value = NULL;
+
+  reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result,
+                                         NULL);
+  if (reply == NULL)
+    return;
+  g_variant_get (reply, "(v)", &value);
+  if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
+    {
+      g_free (self->group);
+      self->group = g_variant_dup_string (value, NULL);
+    }
+}
+
+/* The unit's control group, asked once it runs (the manager names it when
+ * the unit starts, and does not signal it), for what the unit uses. */
+static void
+ask_group (AbAgentUnit *self)
+{
+  if (self->asked_group || self->bus == NULL)
+    return;
+  self->asked_group = TRUE;
+  g_dbus_connection_call (
+      self->bus, SYSTEMD_NAME, self->path, "org.freedesktop.DBus.Properties",
+      "Get",
+      g_variant_new ("(ss)", "org.freedesktop.systemd1.Service",
+                     "ControlGroup"),
+      G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MSEC,
+      self->cancellable, on_group, g_object_ref (self));
+}
+
+static void
 take_property (AbAgentUnit *self, const char *name, GVariant *value)
 {
   if (g_str_equal (name, "MainPID")
       && g_variant_is_of_type (value, G_VARIANT_TYPE_UINT32))
-    self->pid = g_variant_get_uint32 (value);
+    {
+      self->pid = g_variant_get_uint32 (value);
+      if (self->pid != 0)
+        ask_group (self);
+    }
   else if (g_str_equal (name, "Result")
            && g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
     {
@@ -432,7 +474,8 @@ unit_get_usage (AbAgentHandle *handle, AbAgentUsage *usage)
 {
   AbAgentUnit *self = AB_AGENT_UNIT (handle);
 
-  ab_agent_usage_read ("/", self->pid, self->name, usage);
+  if (self->exit == NULL)
+    ab_agent_usage_read ("/", self->group, self->name, usage);
 }
 
 static void
@@ -483,6 +526,7 @@ ab_agent_unit_finalize (GObject *object)
   g_free (self->path);
   g_free (self->result);
   g_free (self->exit);
+  g_free (self->group);
   remove_files (self);
   G_OBJECT_CLASS (ab_agent_unit_parent_class)->finalize (object);
 }

@@ -55,6 +55,7 @@
  *   echo              one chunk with exactly the prompt text
  *   env               one chunk: the environment as NAME=VALUE lines (sorted)
  *                     and cwd=<working directory>
+ *   alloc N           allocate and touch N MiB (default 64), kept until exit
  *   fork-child        spawn `sleep 1000` in our process group and report its
  *                     pid in a chunk (teardown must kill the group)
  *
@@ -596,6 +597,7 @@ main (int argc, char **argv)
       "  stderr N          N lines on stderr, then the normal answer\n"
       "  echo              the prompt text back\n"
       "  env               environment and cwd\n"
+      "  alloc N           allocate and touch N MiB, kept until exit\n"
       "  fork-child        leave `sleep 1000` behind in the process group\n"
       "  anything else     a short streamed answer with a tool call\n"
       "\n"

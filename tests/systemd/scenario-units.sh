@@ -9,6 +9,9 @@
 set -euo pipefail
 . /ab-tests/lib.sh
 
+# Memory limits and accounting need the controllers (see lib.sh).
+enable_cgroup_controllers || diag "cannot make the cgroup controllers writable"
+
 # The installed polkit rule, where polkitd reads rules (the staged tree
 # lives under $AB_PREFIX, a package puts it under /usr/share).
 mkdir -p /etc/polkit-1/rules.d
@@ -45,6 +48,10 @@ agents:
         echo "probe agent for \$AGENTBROKER_THREAD up" >&2
         setsid -f sleep \$((10000 + \${#AGENTBROKER_THREAD}))
         exec $AB_BINDIR/agentbroker-demo-agent
+  hog:
+    command: [$AB_BINDIR/agentbroker-demo-agent]
+    sandbox:
+      memory: 64MiB
   limited:
     command:
       - /bin/sh
@@ -208,6 +215,43 @@ check "agentctl list has MEM and CPU columns" \
     grep -qE '^THREAD +AGENT +STATE +PID +IDLE +TURNS +MEM +CPU +OWNER' <<<"$listed"
 check_eq "GetSession's unit is the unit's name" "$bob_unit" \
     "$(timeout 30 "$AB_BINDIR/agentctl" --system show -p Unit --value test:bob)"
+
+# --- an agent past its memory limit ---------------------------------------------
+# Bob streams while the hog's agent allocates past sandbox.memory.
+daemon_pid=$(unit_prop "$ab_unit" MainPID)
+check "the hog's agent starts within its limit" \
+    timeout 60 "$AB_BINDIR/agentctl" --system prompt --agent hog test:hog "alloc 8"
+check_eq "the hog's unit has the limit" 67108864 "$(unit_prop "$(unit_of hog)" MemoryMax)"
+ctl_as bob prompt test:bob "pace 25 50" >/tmp/neighbour.out 2>&1 &
+neighbour=$!
+hog_rc=0
+hog_out=$(timeout 60 "$AB_BINDIR/agentctl" --system prompt --agent hog test:hog "alloc 1024" 2>&1) ||
+    hog_rc=$?
+diag "the hog's prompt: exit status $hog_rc:" "$hog_out"
+check "the hog's turn fails (exit status 1 or 3)" test "$hog_rc" -ne 0 -a "$hog_rc" -ne 124
+# cgroup v2 tells an OOM kill apart (the unit's Result is oom-kill); on
+# cgroup v1 systemd 252 sees only a SIGKILL.
+if grep -q "out-of-memory" <<<"$hog_out"; then
+    ok "the hog's turn ends saying the out-of-memory killer ended the agent"
+elif [ -d /sys/fs/cgroup/memory ] && grep -q "killed by signal 9" <<<"$hog_out"; then
+    ok "the hog's turn ends with its agent killed by signal 9 (cgroup v1: systemd cannot tell an OOM kill)"
+else
+    not_ok "the hog's turn ends saying the agent was killed for its memory"
+fi
+neighbour_rc=0
+wait "$neighbour" || neighbour_rc=$?
+check_eq "the neighbour's stream completes" 0 "$neighbour_rc"
+check_eq "the neighbour got all 50 chunks" 50 "$(grep -oE 't=[0-9]+' /tmp/neighbour.out | wc -l)"
+check_eq "the daemon is untouched (same main process)" "$daemon_pid" "$(unit_prop "$ab_unit" MainPID)"
+check "bob's agent is untouched" systemctl is-active -q "$(unit_of bob)"
+check_eq "the hog's session alone failed" failed \
+    "$(timeout 30 "$AB_BINDIR/agentctl" --system show -p State --value test:hog)"
+if out=$(timeout 60 "$AB_BINDIR/agentctl" --system prompt test:hog "alloc 8" 2>&1); then
+    ok "the hog's next prompt starts a fresh agent and is answered"
+else
+    not_ok "the hog's next prompt starts a fresh agent and is answered"
+    diag "$out"
+fi
 
 # --- RemoveSession stops the whole unit ---------------------------------------
 # The grandchildren: sleep 10010 (test:alice) and sleep 10008 (test:bob).
