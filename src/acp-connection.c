@@ -25,6 +25,7 @@ struct _AbAcpConnection
   char *session_id;       /* the ACP session open or being loaded */
   gboolean loading;       /* session/load runs: its updates replay history */
   gboolean started;       /* the handshake was asked for */
+  gboolean adopted;       /* an earlier instance's agent: no handshake */
   gboolean lost;          /* "lost" was emitted */
   gboolean output_closed; /* the agent's output ended */
   GArray *batch;          /* AbAcpUpdate, json owned: not yet emitted */
@@ -294,6 +295,28 @@ ab_acp_connection_start_async (AbAcpConnection *self,
   self->started = TRUE;
   task = g_task_new (self, NULL, callback, user_data);
   g_task_set_source_tag (task, ab_acp_connection_start_async);
+  if (self->adopted)
+    {
+      g_autoptr (AbAcpStarted) started = NULL;
+
+      if (params->resume == NULL)
+        {
+          g_task_return_new_error (
+              task, AB_ACP_CONNECTION_ERROR, AB_ACP_CONNECTION_ERROR_REFUSED,
+              "%s",
+              _ ("the agent kept from the previous instance has no ACP "
+                 "session to go on with"));
+          return;
+        }
+      /* Its session is open already: nothing to ask. */
+      g_free (self->session_id);
+      self->session_id = g_strdup (params->resume);
+      started = g_new0 (AbAcpStarted, 1);
+      started->session_id = g_strdup (params->resume);
+      g_task_return_pointer (task, g_steal_pointer (&started),
+                             (GDestroyNotify)ab_acp_started_free);
+      return;
+    }
   s = g_new0 (Start, 1);
   s->agent = g_strdup (params->agent);
   s->thread = g_strdup (params->thread);
@@ -800,6 +823,32 @@ ab_acp_connection_init (AbAcpConnection *self)
   self->batch = g_array_new (FALSE, FALSE, sizeof (AbAcpUpdate));
   g_array_set_clear_func (self->batch, (GDestroyNotify)update_clear);
   self->close_tasks = g_ptr_array_new_with_free_func (g_object_unref);
+}
+
+void
+ab_acp_connection_mark_adopted (AbAcpConnection *self)
+{
+  g_return_if_fail (AB_IS_ACP_CONNECTION (self));
+  g_return_if_fail (!self->started);
+
+  self->adopted = TRUE;
+  /* Past any id the earlier instance can have used for its requests. */
+  ab_jsonrpc_continue_from (self->rpc, g_get_real_time ());
+}
+
+void
+ab_acp_connection_detach (AbAcpConnection *self)
+{
+  g_return_if_fail (AB_IS_ACP_CONNECTION (self));
+
+  if (self->closing || self->closed)
+    return;
+  self->closing = TRUE;
+  self->closed = TRUE;
+  g_array_set_size (self->batch, 0);
+  stop_listening (self);
+  if (self->agent != NULL)
+    ab_agent_handle_detach (self->agent);
 }
 
 AbAcpConnection *

@@ -102,6 +102,14 @@ void ab_acp_connection_start_async (AbAcpConnection *self,
                                     const AbAcpStartParams *params,
                                     GAsyncReadyCallback callback,
                                     gpointer user_data);
+/* The agent was started by an earlier instance of the daemon, which
+ * handed its pipes on: start_async() opens no session but goes on with
+ * the one it is given to resume (and fails without one), and answers to
+ * the earlier instance's requests are dropped.  Before start_async(). */
+void ab_acp_connection_mark_adopted (AbAcpConnection *self);
+/* Lets go of the agent without stopping it, for the next instance of the
+ * daemon to adopt: nothing is read from or sent to it any more. */
+void ab_acp_connection_detach (AbAcpConnection *self);
 AbAcpStarted *ab_acp_connection_start_finish (AbAcpConnection *self,
                                               GAsyncResult *result,
                                               GError **error);

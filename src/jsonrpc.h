@@ -86,6 +86,11 @@ G_DECLARE_FINAL_TYPE (AbJsonRpc, ab_jsonrpc, AB, JSONRPC, GObject)
 AbJsonRpc *ab_jsonrpc_new (GInputStream *input, GOutputStream *output,
                            gsize max_line_bytes);
 void ab_jsonrpc_start (AbJsonRpc *self);
+/* For a peer that an earlier connection (a previous instance of the
+ * daemon) sent requests to: this one's requests are numbered from
+ * @first_id on, and answers to lower ids, the earlier connection's, are
+ * dropped instead of failing the connection.  Before the first request. */
+void ab_jsonrpc_continue_from (AbJsonRpc *self, gint64 first_id);
 
 /* Sends a request with the next integer id.  @params: transfer full, or
  * NULL to omit "params".  Cancelling @cancellable completes the call with

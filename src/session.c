@@ -238,6 +238,38 @@ ab_session_suspend_finish (AbSession *self, GAsyncResult *result,
 }
 
 void
+ab_session_detach_agent (AbSession *self)
+{
+  g_return_if_fail (AB_IS_SESSION (self));
+
+  if (self->conn == NULL)
+    return;
+  session_flush_updates (self);
+  session_deny_all_permissions (self);
+  g_signal_handlers_disconnect_by_data (self->conn, self);
+  ab_acp_connection_detach (self->conn);
+  g_clear_object (&self->conn);
+  session_set_state (self, AB_SESSION_STATE_SUSPENDED);
+  g_object_notify_by_pspec (G_OBJECT (self), session_props[PROP_PID]);
+  session_persist (self);
+}
+
+void
+ab_session_reattach (AbSession *self)
+{
+  g_return_if_fail (AB_IS_SESSION (self));
+
+  if (self->conn != NULL || self->closing != NULL || self->launcher == NULL)
+    return;
+  session_start_agent (self);
+  /* A turn the earlier instance was running when it went: the agent may
+   * still be at it, and its answer goes nowhere. */
+  if (self->conn != NULL && self->interrupted_turn != 0
+      && !self->interrupted_reported)
+    ab_acp_connection_cancel (self->conn);
+}
+
+void
 ab_session_kill_now (AbSession *self)
 {
   if (self->conn != NULL)

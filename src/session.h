@@ -131,6 +131,12 @@ void ab_session_suspend_async (AbSession *self, const char *reason,
                                gpointer user_data);
 gboolean ab_session_suspend_finish (AbSession *self, GAsyncResult *result,
                                     GError **error);
+/* Lets go of the agent without stopping it (it is a unit, left for the
+ * daemon's next instance): the session is suspended, its record written. */
+void ab_session_detach_agent (AbSession *self);
+/* Starts the agent now rather than at the next prompt: the launcher has
+ * the agent an earlier instance left running for this thread. */
+void ab_session_reattach (AbSession *self);
 void ab_session_kill_now (AbSession *self);
 /* @signo to the agent's process group; the session stays.  Fails with
  * AB_ERROR_FAILED when the session has no agent process. */

@@ -270,18 +270,49 @@ else
     diag "$out"
 fi
 
-# --- a killed daemon leaves no agent behind -----------------------------------
-check "bob: his session answers before the kill" ctl_as bob prompt test:bob before
-check "systemctl kill -s KILL $ab_unit" systemctl kill -s KILL "$ab_unit"
-check "the daemon comes back (Restart=on-failure)" wait_until 60 unit_running "$ab_unit"
-check "no agent unit of the killed daemon is left running" wait_until 30 \
-    bash -c "! systemctl list-units --no-legend --state=active,activating,deactivating 'agentbroker-session-*' | grep -q ."
-if out=$(ctl_as bob prompt test:bob after); then
-    ok "bob: his session answers after the kill, from a new unit"
+# --- a restart, a crash: the agents go on -----------------------------------------
+unit_pid() { unit_prop "$1" MainPID; }
+started_at() { bus_prop StartedAt; }
+check "bob: his session answers before the restart" ctl_as bob prompt test:bob before
+bob_pid=$(unit_pid "$(unit_of bob)")
+before=$(started_at)
+journal_mark /tmp/units.cursor
+check "systemctl restart $ab_unit" systemctl restart "$ab_unit"
+check "the daemon is back" wait_until 60 unit_running "$ab_unit"
+check "the daemon is a new instance (StartedAt changed)" test "$(started_at)" != "$before"
+check_eq "bob's agent kept its process across the restart" "$bob_pid" "$(unit_pid "$(unit_of bob)")"
+check_eq "bob's session is idle with its agent, no prompt needed" idle \
+    "$(timeout 30 "$AB_BINDIR/agentctl" --system show -p State --value test:bob)"
+if out=$(ctl_as bob prompt test:bob "after the restart"); then
+    ok "bob: his session answers after the restart"
 else
-    not_ok "bob: his session answers after the kill, from a new unit"
+    not_ok "bob: his session answers after the restart"
     diag "$out"
 fi
+check_eq "the same agent answered (same pid)" "$bob_pid" "$(unit_pid "$(unit_of bob)")"
+# (journalctl moves a --cursor-file on: one copy per read)
+cp /tmp/units.cursor /tmp/units.cursor2
+agent_log=$(journal_since /tmp/units.cursor -u "$(unit_of bob)" || true)
+daemon_log=$(journal_since /tmp/units.cursor2 -u "$ab_unit" || true)
+diag "since the restart: $(wc -l <<<"$agent_log") journal lines of bob's agent," \
+    "$(wc -l <<<"$daemon_log") of the daemon"
+check "no session/load after the restart: the agent went on" \
+    bash -c "! grep -q 'loaded session' <<<\"\$1\"" _ "$agent_log"
+check "the daemon said it went on with bob's agent" \
+    grep -q 'session test:bob: going on with the agent' <<<"$daemon_log"
+
+before=$(started_at)
+check "systemctl kill -s KILL $ab_unit" systemctl kill -s KILL "$ab_unit"
+check "the daemon comes back (Restart=on-failure)" wait_until 60 \
+    bash -c ". /ab-tests/lib.sh; unit_running $ab_unit && [ \"\$(bus_prop StartedAt 2>/dev/null)\" != '$before' ]"
+check_eq "bob's agent kept its process across the crash" "$bob_pid" "$(unit_pid "$(unit_of bob)")"
+if out=$(ctl_as bob prompt test:bob "after the crash"); then
+    ok "bob: his session answers after the crash, from the same agent"
+else
+    not_ok "bob: his session answers after the crash, from the same agent"
+    diag "$out"
+fi
+check_eq "still the same agent" "$bob_pid" "$(unit_pid "$(unit_of bob)")"
 
 # --- launcher: auto takes systemd where the manager lets the daemon ----------
 sed -i 's/^launcher: systemd$/launcher: auto/' "$ab_config"
