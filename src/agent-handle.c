@@ -44,7 +44,7 @@ ab_agent_handle_get_stderr_tail (AbAgentHandle *self)
 }
 
 void
-ab_agent_handle_detach (AbAgentHandle *self)
+ab_agent_handle_detach (AbAgentHandle *self, GBytes *unread)
 {
   AbAgentHandleInterface *iface;
 
@@ -52,7 +52,7 @@ ab_agent_handle_detach (AbAgentHandle *self)
 
   iface = AB_AGENT_HANDLE_GET_IFACE (self);
   if (iface->detach != NULL)
-    iface->detach (self);
+    iface->detach (self, unread);
 }
 
 const char *

@@ -4,6 +4,9 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include <systemd/sd-daemon.h>
@@ -567,10 +570,48 @@ unit_get_usage (AbAgentHandle *handle, AbAgentUsage *usage)
     ab_agent_usage_read ("/", self->group, self->name, usage);
 }
 
+/* What was read of the agent's output but not handled goes to the fd
+ * store beside its pipes, as "agent-HASH-unread". */
 static void
-unit_detach (AbAgentHandle *handle)
+store_unread (AbAgentUnit *self, GBytes *unread)
 {
-  AB_AGENT_UNIT (handle)->detached = TRUE;
+  gsize len;
+  const char *data = g_bytes_get_data (unread, &len);
+  g_autofree char *name = NULL;
+  g_autofree char *message = NULL;
+  int fd, r;
+
+  if (len == 0 || self->stored == NULL || self->stored[0] == NULL
+      || !g_str_has_suffix (self->stored[0], "-in"))
+    return;
+  name = g_strdup_printf ("%.*s-unread",
+                          (int)(strlen (self->stored[0]) - strlen ("-in")),
+                          self->stored[0]);
+  fd = memfd_create (name, MFD_CLOEXEC);
+  if (fd < 0 || write (fd, data, len) != (ssize_t)len)
+    {
+      g_warning ("unit %s: cannot keep %zu bytes of its output: %s", self->name,
+                 len, g_strerror (errno));
+      if (fd >= 0)
+        close (fd);
+      return;
+    }
+  message = g_strdup_printf ("FDSTORE=1\nFDPOLL=0\nFDNAME=%s", name);
+  r = sd_pid_notify_with_fds (0, 0, message, &fd, 1);
+  if (r < 0)
+    g_warning ("unit %s: cannot keep %zu bytes of its output: %s", self->name,
+               len, g_strerror (-r));
+  close (fd);
+}
+
+static void
+unit_detach (AbAgentHandle *handle, GBytes *unread)
+{
+  AbAgentUnit *self = AB_AGENT_UNIT (handle);
+
+  self->detached = TRUE;
+  if (unread != NULL)
+    store_unread (self, unread);
 }
 
 static void

@@ -888,6 +888,19 @@ ab_broker_stop_async (AbBroker *self, gboolean keep_agents,
 
   data->keep_agents = keep_agents;
   g_task_set_task_data (task, data, g_free);
+  /* A restart hands every turn over as it stands: no drain. */
+  if (keep_agents)
+    {
+      if (self->drain_task != NULL)
+        {
+          g_clear_handle_id (&self->drain_deadline, g_source_remove);
+          on_drain_deadline (self);
+        }
+      set_state (self, AB_BROKER_STATE_STOPPING);
+      set_status (self, _ ("Restarting: the agents go on"));
+      stop_agents (self, task);
+      return;
+    }
   if (self->drain_task != NULL)
     {
       /* A drain is already waiting: cut it short, then stop. */

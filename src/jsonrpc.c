@@ -855,6 +855,54 @@ ab_jsonrpc_start (AbJsonRpc *self)
   update_reading (self);
 }
 
+gint64
+ab_jsonrpc_get_last_call_id (AbJsonRpc *self)
+{
+  g_return_val_if_fail (AB_IS_JSONRPC (self), 0);
+
+  return self->next_id - 1;
+}
+
+void
+ab_jsonrpc_expect (AbJsonRpc *self, gint64 id, const char *method,
+                   GAsyncReadyCallback callback, gpointer user_data)
+{
+  PendingCall *call;
+  GTask *task;
+
+  g_return_if_fail (AB_IS_JSONRPC (self));
+  g_return_if_fail (id > 0 && id < self->first_id);
+
+  task = g_task_new (self, NULL, callback, user_data);
+  g_task_set_source_tag (task, ab_jsonrpc_call);
+  g_task_set_task_data (task, g_strdup (method), g_free);
+  call = g_new0 (PendingCall, 1);
+  call->self = self;
+  call->id = id;
+  call->task = task;
+  g_hash_table_insert (self->pending, &call->id, call);
+}
+
+GBytes *
+ab_jsonrpc_take_unread (AbJsonRpc *self)
+{
+  g_return_val_if_fail (AB_IS_JSONRPC (self), NULL);
+
+  return ab_line_reader_take_partial (self->reader);
+}
+
+void
+ab_jsonrpc_feed (AbJsonRpc *self, GBytes *bytes)
+{
+  gsize len;
+  const char *data = g_bytes_get_data (bytes, &len);
+
+  g_return_if_fail (AB_IS_JSONRPC (self));
+
+  if (len > 0)
+    handle_bytes (self, data, len);
+}
+
 void
 ab_jsonrpc_continue_from (AbJsonRpc *self, gint64 first_id)
 {

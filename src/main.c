@@ -177,11 +177,15 @@ reattach_kept_agents (AbDaemon *daemon)
     {
       AbSession *session = g_ptr_array_index (all, i);
 
-      if (ab_systemd_launcher_keeps_agent (daemon->units,
-                                           ab_session_get_thread (session)))
+      if (daemon->units != NULL
+          && ab_systemd_launcher_keeps_agent (daemon->units,
+                                              ab_session_get_thread (session)))
         ab_session_reattach (session);
+      else
+        ab_session_forget_handover (session);
     }
-  ab_systemd_launcher_release_unclaimed (daemon->units);
+  if (daemon->units != NULL)
+    ab_systemd_launcher_release_unclaimed (daemon->units);
 }
 
 static gboolean
@@ -258,6 +262,14 @@ on_name_acquired (GDBusConnection *connection, const char *name,
 {
   AbDaemon *daemon = user_data;
 
+  /* Clients follow the name: reattached agents are heard from now on. */
+  {
+    g_autoptr (GPtrArray) all
+        = ab_pool_list (ab_broker_get_pool (daemon->broker));
+
+    for (guint i = 0; i < all->len; i++)
+      ab_session_go_on (g_ptr_array_index (all, i));
+  }
   g_message ("owning %s on the %s bus; ready", name,
              daemon->system_bus ? "system" : "session");
   if (ab_broker_get_state (daemon->broker) == AB_BROKER_STATE_STARTING)
@@ -375,6 +387,8 @@ main (int argc, char **argv)
 
     if (bus != NULL && !choose_launcher (&daemon, bus))
       return EXIT_FAILURE;
+    if (daemon.units == NULL)
+      reattach_kept_agents (&daemon);
     /* Pipes no launcher went on with (the launcher is direct now). */
     g_clear_pointer (&daemon.passed_fds, ab_systemd_passed_fds_close);
   }
@@ -389,6 +403,15 @@ main (int argc, char **argv)
   /* Session records still being written are waited for: a stop loses
    * nothing. */
   ab_store_flush ();
+  /* Signals still queued for the bus (the last updates of a turn handed
+   * over) leave before the daemon does. */
+  {
+    g_autoptr (GDBusConnection) bus = g_bus_get_sync (
+        daemon.system_bus ? G_BUS_TYPE_SYSTEM : G_BUS_TYPE_SESSION, NULL, NULL);
+
+    if (bus != NULL)
+      g_dbus_connection_flush_sync (bus, NULL, NULL);
+  }
   /* Nothing outlives the daemon: agents still running are killed. */
   ab_pool_kill_all (ab_broker_get_pool (daemon.broker));
   g_bus_unown_name (owner_id);

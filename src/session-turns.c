@@ -478,6 +478,35 @@ session_forget_waiting_prompt (AbSession *self)
   session_persist (self);
 }
 
+/* The turn the previous instance handed over goes on: its prompt is the
+ * agent's, in flight; its answer ends it here. */
+void
+session_adopt_turn (AbSession *self)
+{
+  AbTurn *turn = g_new0 (AbTurn, 1);
+
+  turn->number = self->handed_turn;
+  turn->text = g_steal_pointer (&self->handed_text);
+  turn->sender = g_steal_pointer (&self->handed_sender);
+  turn->started = g_get_monotonic_time ();
+  turn->prompt_sent = TRUE;
+  g_queue_init (&turn->dropped);
+  self->current = turn;
+  self->handed_turn = 0;
+  self->running_recorded = MAX (self->running_recorded, turn->number);
+  self->cancel_reason = NULL;
+  session_set_state (self, AB_SESSION_STATE_BUSY);
+  self->last_progress = g_get_monotonic_time ();
+  self->inactivity_source = g_timeout_add (
+      MAX (self->config->turn_inactivity_usec / 1000, 1), on_inactivity, self);
+  g_message ("session %s: turn %" G_GUINT64_FORMAT " goes on where the "
+             "previous instance left it",
+             self->thread, turn->number);
+  ab_acp_connection_adopt_prompt_async (self->conn, self->handed_rpc_id,
+                                        on_prompt_done, g_object_ref (self));
+  self->handed_rpc_id = 0;
+}
+
 static void
 start_turn (AbSession *self)
 {

@@ -25,6 +25,12 @@ typedef struct
   char *running_text;       /* its prompt, for resend_interrupted */
   guint64 interrupted_turn; /* cut off by an earlier instance, or 0 */
   gboolean interrupted_reported;
+  /* A restart handed the running turn over to the next instance: the
+   * agent still works on it, and the answer to request running_rpc_id is
+   * its end; its updates go to running_sender too. */
+  gboolean handed_over;
+  gint64 running_rpc_id;
+  char *running_sender;
 } AbSessionRecord;
 
 void ab_session_record_free (AbSessionRecord *record);

@@ -41,9 +41,10 @@ struct _AbSystemdLauncher
 /* The daemon's ends of one kept agent's pipes. */
 typedef struct
 {
-  int in_fd;  /* written: the agent's stdin */
-  int out_fd; /* read: its stdout */
-  char *unit; /* its unit, while it runs */
+  int in_fd;     /* written: the agent's stdin */
+  int out_fd;    /* read: its stdout */
+  int unread_fd; /* what the earlier instance read but did not handle */
+  char *unit;    /* its unit, while it runs */
   char *hash;
 } Kept;
 
@@ -54,6 +55,8 @@ kept_free (Kept *kept)
     close (kept->in_fd);
   if (kept->out_fd >= 0)
     close (kept->out_fd);
+  if (kept->unread_fd >= 0)
+    close (kept->unread_fd);
   g_free (kept->unit);
   g_free (kept->hash);
   g_free (kept);
@@ -85,13 +88,37 @@ G_DEFINE_TYPE_WITH_CODE (AbSystemdLauncher, ab_systemd_launcher, G_TYPE_OBJECT,
                          G_IMPLEMENT_INTERFACE (AB_TYPE_AGENT_LAUNCHER,
                                                 launcher_iface_init))
 
+/* What the earlier instance had read of a kept agent's output but not
+ * handled (at most @max bytes), out of the fd store. */
+static GBytes *
+take_unread (Kept *kept, gsize max)
+{
+  g_autoptr (GByteArray) data = g_byte_array_new ();
+  g_autofree char *name = NULL;
+  g_autofree char *message = NULL;
+  char buffer[65536];
+  ssize_t n;
+
+  if (kept->unread_fd < 0)
+    return NULL;
+  lseek (kept->unread_fd, 0, SEEK_SET);
+  while ((n = read (kept->unread_fd, buffer, sizeof buffer)) > 0
+         && data->len + (gsize)n <= max)
+    g_byte_array_append (data, (const guint8 *)buffer, (guint)n);
+  close (g_steal_fd (&kept->unread_fd));
+  name = stored_name (kept->hash, "unread");
+  message = g_strdup_printf ("FDSTOREREMOVE=1\nFDNAME=%s", name);
+  sd_notify (0, message);
+  return g_byte_array_free_to_bytes (g_steal_pointer (&data));
+}
+
 /* Lets go of a kept agent no session goes on with: its pipes leave the
  * fd store, and its unit, if it still runs, is stopped. */
 static void
 forget_kept (AbSystemdLauncher *self, const char *hash)
 {
   Kept *kept = g_hash_table_lookup (self->kept, hash);
-  const char *ends[] = { "in", "out" };
+  const char *ends[] = { "in", "out", "unread" };
 
   if (kept == NULL)
     return;
@@ -438,6 +465,8 @@ systemd_launch (AbAgentLauncher *launcher, const AbAgentProfile *prof,
 
       g_message ("session %s: going on with the agent in unit %s", thread,
                  unit);
+      g_autoptr (GBytes) unread = take_unread (kept, max_message_bytes);
+
       in = g_unix_output_stream_new (g_steal_fd (&kept->in_fd), TRUE);
       out = g_unix_input_stream_new (g_steal_fd (&kept->out_fd), TRUE);
       g_hash_table_remove (self->kept, hash);
@@ -445,8 +474,8 @@ systemd_launch (AbAgentLauncher *launcher, const AbAgentProfile *prof,
           self->bus, unit, (const char *const[]){ in_path, out_path, NULL },
           (const char *const[]){ stored_in, stored_out, NULL });
       rpc = ab_jsonrpc_new (out, in, max_message_bytes);
-      conn = ab_acp_connection_new (rpc, AB_AGENT_HANDLE (agent));
-      ab_acp_connection_mark_adopted (conn);
+      conn = ab_acp_connection_new_adopted (rpc, AB_AGENT_HANDLE (agent),
+                                            unread);
       return conn;
     }
   in_fd = open_fifo (in_path, error);
@@ -670,28 +699,31 @@ take_kept (AbSystemdLauncher *self, GHashTable *passed)
   while (g_hash_table_iter_next (&iter, &key, &value))
     {
       const char *name = key;
-      gsize length = strlen (name);
-      gboolean is_in = g_str_has_suffix (name, "-in");
+      const char *end = strrchr (name, '-');
       g_autofree char *hash = NULL;
+      int *slot;
       Kept *kept;
 
-      if (!g_str_has_prefix (name, "agent-")
-          || (!is_in && !g_str_has_suffix (name, "-out")))
+      if (!g_str_has_prefix (name, "agent-") || end == NULL
+          || end < name + strlen ("agent-"))
         continue;
       hash = g_strndup (name + strlen ("agent-"),
-                        length - strlen ("agent-") - (is_in ? 3 : 4));
+                        end - name - strlen ("agent-"));
       kept = g_hash_table_lookup (self->kept, hash);
       if (kept == NULL)
         {
           kept = g_new0 (Kept, 1);
-          kept->in_fd = kept->out_fd = -1;
+          kept->in_fd = kept->out_fd = kept->unread_fd = -1;
           kept->hash = g_strdup (hash);
           g_hash_table_insert (self->kept, g_strdup (hash), kept);
         }
-      if (is_in)
-        kept->in_fd = GPOINTER_TO_INT (value);
-      else
-        kept->out_fd = GPOINTER_TO_INT (value);
+      slot = g_str_equal (end, "-in")       ? &kept->in_fd
+             : g_str_equal (end, "-out")    ? &kept->out_fd
+             : g_str_equal (end, "-unread") ? &kept->unread_fd
+                                            : NULL;
+      if (slot == NULL || *slot >= 0)
+        continue;
+      *slot = GPOINTER_TO_INT (value);
       g_hash_table_iter_steal (&iter);
       g_free (key);
     }

@@ -314,6 +314,53 @@ else
 fi
 check_eq "still the same agent" "$bob_pid" "$(unit_pid "$(unit_of bob)")"
 
+# --- a turn goes on across restarts ----------------------------------------------
+# 2,000 numbered chunks over about 20 s; three restarts while they stream.
+chunks_in_order() { grep -oE '[0-9]+ t=' "$1" | tr -dc '0-9\n' | cmp -s - <(seq 1 "$2"); }
+bob_pid=$(unit_pid "$(unit_of bob)")
+ctl_as bob prompt test:bob "pace 100 2000" >/tmp/long.out 2>/tmp/long.err &
+long=$!
+restarts_ok=0
+for i in 1 2 3; do
+    sleep 4
+    before=$(started_at)
+    systemctl restart "$ab_unit" &&
+        wait_until 60 bash -c ". /ab-tests/lib.sh; unit_running $ab_unit && [ \"\$(bus_prop StartedAt 2>/dev/null)\" != '$before' ]" &&
+        restarts_ok=$((restarts_ok + 1))
+done
+check_eq "three restarts while the turn streamed, each a new instance" 3 "$restarts_ok"
+long_rc=0
+wait "$long" || long_rc=$?
+diag "the long turn: exit status $long_rc; $(grep -oE '[0-9]+ t=' /tmp/long.out | wc -l) chunks; $(head -c 300 /tmp/long.err)"
+check_eq "agentctl prompt exits 0 after the restarts" 0 "$long_rc"
+if chunks_in_order /tmp/long.out 2000; then
+    ok "it printed all 2,000 chunks, each once, in order"
+else
+    not_ok "it printed all 2,000 chunks, each once, in order"
+    diag "missing: $(grep -oE '[0-9]+ t=' /tmp/long.out | tr -dc '0-9\n' | sort | comm -13 - <(seq 1 2000 | sort) | sort -n | tr '\n' ' ' | head -c 400)"
+    diag "twice: $(grep -oE '[0-9]+ t=' /tmp/long.out | tr -dc '0-9\n' | sort -n | uniq -d | tr '\n' ' ' | head -c 200)"
+fi
+check_eq "the agent kept its process through the restarts" "$bob_pid" "$(unit_pid "$(unit_of bob)")"
+
+# --- a crash mid-turn: the turn ends interrupted, the agent goes on -------------
+ctl_as bob prompt test:bob "pace 50 500" >/tmp/crash.out 2>/tmp/crash.err &
+crashed=$!
+sleep 3
+before=$(started_at)
+check "systemctl kill -s KILL $ab_unit mid-turn" systemctl kill -s KILL "$ab_unit"
+crash_rc=0
+wait "$crashed" || crash_rc=$?
+diag "the crashed turn: exit status $crash_rc; $(grep -oE '[0-9]+ t=' /tmp/crash.out | wc -l) chunks; $(head -c 300 /tmp/crash.err)"
+check_eq "the crashed turn's prompt exits 3 (interrupted, told, never a silent gap)" 3 "$crash_rc"
+check "it was told: interrupted" grep -q "turn ended: interrupted" /tmp/crash.out
+check_eq "the agent kept its process through the crash" "$bob_pid" "$(unit_pid "$(unit_of bob)")"
+if out=$(ctl_as bob prompt test:bob "after the crashed turn"); then
+    ok "bob: his session answers after the crashed turn"
+else
+    not_ok "bob: his session answers after the crashed turn"
+    diag "$out"
+fi
+
 # --- launcher: auto takes systemd where the manager lets the daemon ----------
 sed -i 's/^launcher: systemd$/launcher: auto/' "$ab_config"
 check "systemctl restart $ab_unit with launcher: auto" systemctl restart "$ab_unit"
