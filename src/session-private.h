@@ -120,6 +120,8 @@ struct _AbSession
   char *handed_sender;
   gint64 handed_rpc_id;
   gboolean handing_over;
+  char *handed_permission_rpc_id; /* JSON, or NULL */
+  char *handed_permission_params; /* JSON, or NULL */
 
   /* record writes not yet on disk, and the ended turns whose TurnEnded
    * waits for one, oldest first */
@@ -185,6 +187,8 @@ void session_set_state (AbSession *self, AbSessionState state);
 void session_touch (AbSession *self);
 void session_turn_free (AbTurn *turn);
 void session_adopt_turn (AbSession *self);
+void session_hand_over_permission (AbSession *self);
+void session_ask_handed_permission (AbSession *self);
 void session_waiter_free (StartWaiter *waiter);
 
 /* session-record.c: the record on disk */

@@ -61,6 +61,10 @@ session_fill_record (AbSession *self, AbSessionRecord *record)
     .running_sender = self->handing_over && self->current != NULL
                           ? self->current->sender
                           : NULL,
+    .permission_rpc_id
+    = self->handing_over ? self->handed_permission_rpc_id : NULL,
+    .permission_params
+    = self->handing_over ? self->handed_permission_params : NULL,
   };
 }
 

@@ -158,6 +158,63 @@ session_on_permission_request (AbAcpConnection *conn, JsonNode *id,
                  p->id, json, self->current->sender);
 }
 
+/* At a restart: the first request waiting for an answer goes to the next
+ * instance with the turn (the agent still waits for it), unanswered; any
+ * other is denied. */
+void
+session_hand_over_permission (AbSession *self)
+{
+  GHashTableIter iter;
+  gpointer value;
+  PendingPermission *first = NULL;
+
+  g_hash_table_iter_init (&iter, self->permissions);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      PendingPermission *p = value;
+
+      if (first == NULL
+          || g_ascii_strtoull (p->id, NULL, 10)
+                 < g_ascii_strtoull (first->id, NULL, 10))
+        first = p;
+    }
+  if (first == NULL)
+    return;
+  g_free (self->handed_permission_rpc_id);
+  g_free (self->handed_permission_params);
+  self->handed_permission_rpc_id = json_to_string (first->rpc_id, FALSE);
+  self->handed_permission_params = json_to_string (first->params, FALSE);
+  g_hash_table_remove (self->permissions, first->id);
+}
+
+/* The request handed over is asked again, of the prompter, once the
+ * clients can hear this instance. */
+void
+session_ask_handed_permission (AbSession *self)
+{
+  g_autofree char *id_json = g_steal_pointer (&self->handed_permission_rpc_id);
+  g_autofree char *params_json
+      = g_steal_pointer (&self->handed_permission_params);
+  g_autoptr (JsonParser) id_parser = json_parser_new ();
+  g_autoptr (JsonParser) params_parser = json_parser_new ();
+  JsonNode *id, *params;
+
+  if (id_json == NULL || params_json == NULL || self->conn == NULL)
+    return;
+  id = ab_json_parse_untrusted (id_parser, id_json, strlen (id_json), NULL);
+  params = ab_json_parse_untrusted (params_parser, params_json,
+                                    strlen (params_json), NULL);
+  if (id == NULL || params == NULL || JSON_NODE_HOLDS_OBJECT (id)
+      || JSON_NODE_HOLDS_ARRAY (id))
+    {
+      g_warning ("session %s: the permission request handed over is "
+                 "unreadable; it stays unanswered",
+                 self->thread);
+      return;
+    }
+  session_on_permission_request (self->conn, id, params, self);
+}
+
 gboolean
 ab_session_answer_permission (AbSession *self, const char *request,
                               const char *option, GError **error)

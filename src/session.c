@@ -247,7 +247,6 @@ ab_session_detach_agent (AbSession *self)
   if (self->conn == NULL)
     return;
   session_flush_updates (self);
-  session_deny_all_permissions (self);
   /* Prompts not yet started are not handed over: their callers hear so. */
   session_drop_queue (self, "interrupted",
                       _ ("agentbroker restarted before this prompt started"));
@@ -256,10 +255,12 @@ ab_session_detach_agent (AbSession *self)
     {
       self->handing_over = TRUE;
       self->handed_rpc_id = ab_acp_connection_get_prompt_id (self->conn);
+      session_hand_over_permission (self);
     }
   else if (self->current != NULL)
     session_end_turn (self, "interrupted",
                       _ ("agentbroker restarted before this prompt started"));
+  session_deny_all_permissions (self);
   g_signal_handlers_disconnect_by_data (self->conn, self);
   unread = ab_acp_connection_detach (self->conn);
   g_clear_object (&self->conn);
@@ -270,6 +271,8 @@ ab_session_detach_agent (AbSession *self)
   g_clear_pointer (&self->current, session_turn_free);
   g_free (self->handed_text);
   g_free (self->handed_sender);
+  g_free (self->handed_permission_rpc_id);
+  g_free (self->handed_permission_params);
   self->handing_over = FALSE;
   session_set_state (self, AB_SESSION_STATE_SUSPENDED);
   g_object_notify_by_pspec (G_OBJECT (self), session_props[PROP_PID]);
@@ -290,6 +293,8 @@ ab_session_forget_handover (AbSession *self)
   self->handed_turn = 0;
   g_clear_pointer (&self->handed_text, g_free);
   g_clear_pointer (&self->handed_sender, g_free);
+  g_clear_pointer (&self->handed_permission_rpc_id, g_free);
+  g_clear_pointer (&self->handed_permission_params, g_free);
   g_message ("session %s: turn %" G_GUINT64_FORMAT " was handed over, but "
              "its agent is gone: interrupted",
              self->thread, self->interrupted_turn);
@@ -322,8 +327,10 @@ ab_session_go_on (AbSession *self)
 {
   g_return_if_fail (AB_IS_SESSION (self));
 
-  if (self->conn != NULL)
-    ab_acp_connection_go_on (self->conn);
+  if (self->conn == NULL)
+    return;
+  ab_acp_connection_go_on (self->conn);
+  session_ask_handed_permission (self);
 }
 
 void
@@ -804,6 +811,8 @@ ab_session_new_from_record (const AbSessionRecord *record, AbConfig *config,
       self->handed_text = g_strdup (record->running_text);
       self->handed_sender = g_strdup (record->running_sender);
       self->handed_rpc_id = record->running_rpc_id;
+      self->handed_permission_rpc_id = g_strdup (record->permission_rpc_id);
+      self->handed_permission_params = g_strdup (record->permission_params);
     }
   else if (record->running_turn != 0)
     {

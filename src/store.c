@@ -41,6 +41,8 @@ ab_session_record_free (AbSessionRecord *record)
   g_free (record->last_reason);
   g_free (record->running_text);
   g_free (record->running_sender);
+  g_free (record->permission_rpc_id);
+  g_free (record->permission_params);
   g_free (record);
 }
 
@@ -91,6 +93,11 @@ ab_session_record_to_json (const AbSessionRecord *r)
       INT ("running_rpc_id", r->running_rpc_id);
       if (r->running_sender != NULL)
         STR ("running_sender", r->running_sender);
+      if (r->permission_rpc_id != NULL && r->permission_params != NULL)
+        {
+          STR ("permission_rpc_id", r->permission_rpc_id);
+          STR ("permission_params", r->permission_params);
+        }
     }
   if (r->interrupted_turn != 0)
     INT ("interrupted_turn", r->interrupted_turn);
@@ -127,6 +134,8 @@ enum
   M_HANDED_OVER,
   M_RUNNING_RPC_ID,
   M_RUNNING_SENDER,
+  M_PERMISSION_RPC_ID,
+  M_PERMISSION_PARAMS,
   N_MEMBERS
 };
 
@@ -149,6 +158,8 @@ static const char *const member_names[N_MEMBERS] = {
   [M_HANDED_OVER] = "handed_over",
   [M_RUNNING_RPC_ID] = "running_rpc_id",
   [M_RUNNING_SENDER] = "running_sender",
+  [M_PERMISSION_RPC_ID] = "permission_rpc_id",
+  [M_PERMISSION_PARAMS] = "permission_params",
 };
 
 /* A member as read, before it is checked. */
@@ -396,7 +407,11 @@ ab_session_record_parse_full (const char *data, gsize len, gboolean fast,
       || !get_int (&ms, M_INTERRUPTED_TURN, 0, G_MAXINT64, &interrupted, error)
       || !get_int (&ms, M_RUNNING_RPC_ID, 0, G_MAXINT64, &rpc_id, error)
       || !get_string (&ms, M_RUNNING_SENDER, FALSE, 255, &r->running_sender,
-                      error))
+                      error)
+      || !get_string (&ms, M_PERMISSION_RPC_ID, FALSE, 256,
+                      &r->permission_rpc_id, error)
+      || !get_string (&ms, M_PERMISSION_PARAMS, FALSE, 1024 * 1024,
+                      &r->permission_params, error))
     return NULL;
   if (r->running_sender != NULL && !g_dbus_is_unique_name (r->running_sender))
     {
@@ -578,6 +593,8 @@ record_copy (const AbSessionRecord *r)
   copy->last_reason = g_strdup (r->last_reason);
   copy->running_text = g_strdup (r->running_text);
   copy->running_sender = g_strdup (r->running_sender);
+  copy->permission_rpc_id = g_strdup (r->permission_rpc_id);
+  copy->permission_params = g_strdup (r->permission_params);
   return copy;
 }
 

@@ -31,6 +31,10 @@ typedef struct
   gboolean handed_over;
   gint64 running_rpc_id;
   char *running_sender;
+  /* A permission request of that turn waiting for its answer: the agent's
+   * request id and params, as JSON. */
+  char *permission_rpc_id;
+  char *permission_params;
 } AbSessionRecord;
 
 void ab_session_record_free (AbSessionRecord *record);

@@ -48,6 +48,9 @@ agents:
         echo "probe agent for \$AGENTBROKER_THREAD up" >&2
         setsid -f sleep \$((10000 + \${#AGENTBROKER_THREAD}))
         exec $AB_BINDIR/agentbroker-demo-agent
+  asker:
+    command: [$AB_BINDIR/agentbroker-demo-agent]
+    permissions: ask
   hog:
     command: [$AB_BINDIR/agentbroker-demo-agent]
     sandbox:
@@ -341,6 +344,28 @@ else
     diag "twice: $(grep -oE '[0-9]+ t=' /tmp/long.out | tr -dc '0-9\n' | sort -n | uniq -d | tr '\n' ' ' | head -c 200)"
 fi
 check_eq "the agent kept its process through the restarts" "$bob_pid" "$(unit_pid "$(unit_of bob)")"
+
+# --- a permission request pending across a restart -------------------------------
+# (as root: bob's group may prompt, the admin answers his own sessions' too)
+asks() { grep -c 'asks for permission (request' /tmp/ask.out 2>/dev/null || echo 0; }
+timeout 120 "$AB_BINDIR/agentctl" --system prompt --agent asker test:asker permission \
+    >/tmp/ask.out 2>&1 &
+asker=$!
+check "the asker's agent asks for permission" wait_until 30 bash -c "[ \$(grep -c 'asks for permission' /tmp/ask.out) -ge 1 ]"
+asker_pid=$(unit_pid "$(unit_of asker)")
+before=$(started_at)
+check "systemctl restart $ab_unit with the request pending" systemctl restart "$ab_unit"
+check "the new instance asks the prompting client again" wait_until 30 \
+    bash -c "[ \$(grep -c 'asks for permission' /tmp/ask.out) -ge 2 ]"
+request=$(grep -o 'asks for permission (request [0-9]*' /tmp/ask.out | tail -n 1 | grep -o '[0-9]*$')
+check "the request is answered after the restart (allow_once)" \
+    timeout 30 "$AB_BINDIR/agentctl" --system answer test:asker "$request" allow_once
+asker_rc=0
+wait "$asker" || asker_rc=$?
+diag "the asker's prompt: exit status $asker_rc:" "$(cat /tmp/ask.out)"
+check_eq "the turn goes on and ends well" 0 "$asker_rc"
+check "the agent heard the answer given after the restart" grep -q 'permission: allow_once' /tmp/ask.out
+check_eq "the same agent" "$asker_pid" "$(unit_pid "$(unit_of asker)")"
 
 # --- a crash mid-turn: the turn ends interrupted, the agent goes on -------------
 ctl_as bob prompt test:bob "pace 50 500" >/tmp/crash.out 2>/tmp/crash.err &
