@@ -36,10 +36,13 @@ struct _AbAgentUnit
   char *path;
   guint changed_subscription;
   guint removed_subscription;
-  GCancellable *cancellable; /* the manager calls in flight */
+  guint reloading_subscription;
+  gboolean manager_reloading; /* what it says of units may be passing */
+  GCancellable *cancellable;  /* the manager calls in flight */
   GStrv remove_when_gone;
-  GStrv stored;      /* names of its pipes in the manager's fd store */
-  gboolean detached; /* left running for the daemon's next instance */
+  GStrv stored;           /* names of its pipes in the manager's fd store */
+  gboolean detached;      /* left running for the daemon's next instance */
+  gboolean reading_state; /* read_state () asked, not yet answered */
 
   gboolean started;   /* it was activating or active */
   guint pid;          /* MainPID */
@@ -245,12 +248,63 @@ on_properties_changed (GDBusConnection *bus, const char *sender,
     }
   if (state == NULL)
     return;
+  /* While the manager reloads (a package upgrade) a unit can look gone
+   * for a moment: asked again once the reload is over. */
+  if (self->manager_reloading)
+    return;
   /* A new unit is inactive until its start begins. */
   if (g_str_equal (state, "failed")
       || (g_str_equal (state, "inactive") && self->started))
     ended (self, NULL);
   else if (!g_str_equal (state, "inactive"))
     self->started = TRUE;
+}
+
+/* What the manager says of a unit now, as if it had signalled it. */
+static void
+on_state_read (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (AbAgentUnit) self = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = g_dbus_connection_call_finish (
+      G_DBUS_CONNECTION (source), result, &error);
+  g_autoptr (GVariant) props = NULL;
+
+  self->reading_state = FALSE;
+  if (reply == NULL)
+    {
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        {
+          g_autofree char *why = NULL;
+
+          g_dbus_error_strip_remote_error (error);
+          why = g_strdup_printf ("unit %s is gone (%s)", self->name,
+                                 error->message);
+          ended (self, why);
+        }
+      return;
+    }
+  props = g_variant_get_child_value (reply, 0);
+  on_properties_changed (G_DBUS_CONNECTION (source), SYSTEMD_NAME, self->path,
+                         "org.freedesktop.DBus.Properties", "PropertiesChanged",
+                         g_variant_new ("(s@a{sv}as)", "", props, NULL), self);
+}
+
+/* Asks the manager for the unit's state and how its main process ended,
+ * taken as if it had signalled them. */
+static void
+read_state (AbAgentUnit *self)
+{
+  const char *ifaces[]
+      = { "org.freedesktop.systemd1.Service", "org.freedesktop.systemd1.Unit" };
+
+  self->reading_state = TRUE;
+  for (gsize i = 0; i < G_N_ELEMENTS (ifaces); i++)
+    g_dbus_connection_call (
+        self->bus, SYSTEMD_NAME, self->path, "org.freedesktop.DBus.Properties",
+        "GetAll", g_variant_new ("(s)", ifaces[i]), G_VARIANT_TYPE ("(a{sv})"),
+        G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MSEC, self->cancellable,
+        on_state_read, g_object_ref (self));
 }
 
 static void
@@ -264,8 +318,27 @@ on_unit_removed (GDBusConnection *bus, const char *sender, const char *path,
   if (!g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(so)")))
     return;
   g_variant_get (parameters, "(&s&o)", &name, NULL);
-  if (g_str_equal (name, self->name) && self->started)
-    ended (self, NULL);
+  /* The manager also unloads a unit it still runs (a daemon-reload, as
+   * a package upgrade does): what it says of the unit now decides. */
+  if (g_str_equal (name, self->name) && self->started && self->exit == NULL
+      && !self->reading_state && !self->manager_reloading)
+    read_state (self);
+}
+
+static void
+on_reloading (GDBusConnection *bus, const char *sender, const char *path,
+              const char *iface, const char *signal, GVariant *parameters,
+              gpointer user_data)
+{
+  AbAgentUnit *self = user_data;
+  gboolean active;
+
+  if (!g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(b)")))
+    return;
+  g_variant_get (parameters, "(b)", &active);
+  self->manager_reloading = active;
+  if (!active && self->started && self->exit == NULL && !self->reading_state)
+    read_state (self);
 }
 
 /* ---- the start ---------------------------------------------------------- */
@@ -347,6 +420,9 @@ unit_new (GDBusConnection *bus, const char *name,
   self->removed_subscription = g_dbus_connection_signal_subscribe (
       bus, SYSTEMD_NAME, MANAGER_IFACE, "UnitRemoved", SYSTEMD_PATH, name,
       G_DBUS_SIGNAL_FLAGS_NONE, on_unit_removed, self, NULL);
+  self->reloading_subscription = g_dbus_connection_signal_subscribe (
+      bus, SYSTEMD_NAME, MANAGER_IFACE, "Reloading", SYSTEMD_PATH, NULL,
+      G_DBUS_SIGNAL_FLAGS_NONE, on_reloading, self, NULL);
   return self;
 }
 
@@ -371,35 +447,6 @@ ab_agent_unit_start (GDBusConnection *bus, const char *name,
   return self;
 }
 
-/* What the manager says of a unit now, as if it had signalled it. */
-static void
-on_state_read (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  g_autoptr (AbAgentUnit) self = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply = g_dbus_connection_call_finish (
-      G_DBUS_CONNECTION (source), result, &error);
-  g_autoptr (GVariant) props = NULL;
-
-  if (reply == NULL)
-    {
-      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        {
-          g_autofree char *why = NULL;
-
-          g_dbus_error_strip_remote_error (error);
-          why = g_strdup_printf ("unit %s is gone (%s)", self->name,
-                                 error->message);
-          ended (self, why);
-        }
-      return;
-    }
-  props = g_variant_get_child_value (reply, 0);
-  on_properties_changed (G_DBUS_CONNECTION (source), SYSTEMD_NAME, self->path,
-                         "org.freedesktop.DBus.Properties", "PropertiesChanged",
-                         g_variant_new ("(s@a{sv}as)", "", props, NULL), self);
-}
-
 AbAgentUnit *
 ab_agent_unit_attach (GDBusConnection *bus, const char *name,
                       const char *const *remove_when_gone,
@@ -414,16 +461,7 @@ ab_agent_unit_attach (GDBusConnection *bus, const char *name,
   self->started = TRUE; /* by the earlier instance */
   /* The service's main process and how it ended first, then whether it
    * is still active (a unit gone by then reads as inactive). */
-  g_dbus_connection_call (
-      bus, SYSTEMD_NAME, self->path, "org.freedesktop.DBus.Properties",
-      "GetAll", g_variant_new ("(s)", "org.freedesktop.systemd1.Service"),
-      G_VARIANT_TYPE ("(a{sv})"), G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MSEC,
-      self->cancellable, on_state_read, g_object_ref (self));
-  g_dbus_connection_call (
-      bus, SYSTEMD_NAME, self->path, "org.freedesktop.DBus.Properties",
-      "GetAll", g_variant_new ("(s)", "org.freedesktop.systemd1.Unit"),
-      G_VARIANT_TYPE ("(a{sv})"), G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MSEC,
-      self->cancellable, on_state_read, g_object_ref (self));
+  read_state (self);
   return self;
 }
 
@@ -644,6 +682,8 @@ ab_agent_unit_dispose (GObject *object)
                                             self->changed_subscription);
       g_dbus_connection_signal_unsubscribe (self->bus,
                                             self->removed_subscription);
+      g_dbus_connection_signal_unsubscribe (self->bus,
+                                            self->reloading_subscription);
       /* A unit still running is the daemon's no more: stop it, unless
        * it is left for the next instance. */
       if (self->exit == NULL && !self->detached)

@@ -64,6 +64,9 @@ check "bob (no group) is refused" test "$rc" -ne 0
 diag "$out"
 
 # --- upgrade (reinstall): restarted, the session kept ------------------------
+# The package's polkit rule lets the daemon start units: launcher auto is
+# systemd.
+check_eq "launcher: auto under the package is systemd" '"systemd"' "$(bus_prop Launcher)"
 pid=$(main_pid)
 check "dpkg -i again (upgrade path)" dpkg -i "$deb"
 check "active after the upgrade" wait_until 30 active

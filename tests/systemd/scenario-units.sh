@@ -273,6 +273,14 @@ else
     diag "$out"
 fi
 
+# --- systemctl daemon-reload (a package upgrade does one) keeps every agent ------
+bob_pid=$(unit_prop "$(unit_of bob)" MainPID)
+check "systemctl daemon-reload" systemctl daemon-reload
+sleep 2
+check_eq "bob's agent survives a daemon-reload" "$bob_pid" "$(unit_prop "$(unit_of bob)" MainPID)"
+check_eq "bob's session is still idle" idle \
+    "$(timeout 30 "$AB_BINDIR/agentctl" --system show -p State --value test:bob)"
+
 # --- a restart, a crash: the agents go on -----------------------------------------
 unit_pid() { unit_prop "$1" MainPID; }
 started_at() { bus_prop StartedAt; }
