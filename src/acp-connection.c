@@ -68,6 +68,7 @@ ab_acp_started_free (AbAcpStarted *started)
     return;
   g_free (started->session_id);
   g_free (started->auth_methods);
+  g_free (started->agent);
   g_free (started);
 }
 
@@ -271,6 +272,7 @@ on_initialized (GObject *source, GAsyncResult *result, gpointer user_data)
 
   s->started->can_load = ab_acp_agent_can_load (reply);
   s->started->auth_methods = ab_acp_describe_auth_methods (reply);
+  s->started->agent = ab_acp_describe_agent (reply);
   if (s->auth_method != NULL)
     ab_jsonrpc_call (self->rpc, "authenticate",
                      ab_acp_authenticate_params (s->auth_method), NULL,

@@ -72,6 +72,7 @@ typedef struct
   char *session_id;      /* the ACP session now open */
   gboolean can_load;     /* the agent advertised loadSession */
   char *auth_methods;    /* its advertised auth methods, described */
+  char *agent;           /* ab_acp_describe_agent() of its initialize */
   gboolean history_lost; /* @resume was given but not loaded */
 } AbAcpStarted;
 

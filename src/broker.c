@@ -11,6 +11,7 @@
 
 #include <glib/gi18n.h>
 
+#include "acp-content.h"
 #include "agent-process.h"
 #include "broker.h"
 #include "error.h"
@@ -387,14 +388,18 @@ on_pool_prompted (GObject *source, GAsyncResult *result, gpointer user_data)
   g_task_return_int (task, (gssize)turn);
 }
 
-void
-ab_broker_prompt_async (AbBroker *self, const AbCaller *caller,
-                        const char *thread, const char *text, const char *agent,
-                        AbBrokerAcceptedFunc accepted, gpointer accepted_data,
-                        GAsyncReadyCallback callback, gpointer user_data)
+/* The prompt of Prompt() (@text) or of PromptContent() (@content_json,
+ * validated here); either may be NULL. */
+static void
+prompt_async (AbBroker *self, const AbCaller *caller, const char *thread,
+              const char *text, const char *content_json, const char *agent,
+              AbBrokerAcceptedFunc accepted, gpointer accepted_data,
+              GAsyncReadyCallback callback, gpointer user_data)
 {
   g_autoptr (GTask) task = g_task_new (self, NULL, callback, user_data);
   g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) content = NULL;
+  g_autofree char *content_text = NULL;
   AbSession *session = NULL;
 
   if (!ab_broker_check_accepting (self, &error))
@@ -403,6 +408,12 @@ ab_broker_prompt_async (AbBroker *self, const AbCaller *caller,
     g_set_error (&error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
                  _ ("option 'agent' is longer than %d bytes"),
                  AB_BROKER_MAX_AGENT_BYTES);
+  else if (content_json != NULL
+           && (content = ab_acp_content_parse (
+                   content_json, strlen (content_json),
+                   AB_SESSION_MAX_PROMPT_BYTES, &content_text, &error))
+                  == NULL)
+    ;
   else
     ab_broker_find_session (self, caller, thread, NULL, &session, &error);
   if (error != NULL)
@@ -414,9 +425,30 @@ ab_broker_prompt_async (AbBroker *self, const AbCaller *caller,
 
   if (accepted != NULL)
     accepted (session, caller, accepted_data);
-  ab_pool_prompt_async (self->pool, thread, text, agent, caller->uid,
-                        caller->connection, on_pool_prompted,
-                        g_steal_pointer (&task));
+  ab_pool_prompt_content_async (self->pool, thread,
+                                content != NULL ? content_text : text, content,
+                                agent, caller->uid, caller->connection,
+                                on_pool_prompted, g_steal_pointer (&task));
+}
+
+void
+ab_broker_prompt_async (AbBroker *self, const AbCaller *caller,
+                        const char *thread, const char *text, const char *agent,
+                        AbBrokerAcceptedFunc accepted, gpointer accepted_data,
+                        GAsyncReadyCallback callback, gpointer user_data)
+{
+  prompt_async (self, caller, thread, text, NULL, agent, accepted,
+                accepted_data, callback, user_data);
+}
+
+void
+ab_broker_prompt_content_async (
+    AbBroker *self, const AbCaller *caller, const char *thread,
+    const char *content, const char *agent, AbBrokerAcceptedFunc accepted,
+    gpointer accepted_data, GAsyncReadyCallback callback, gpointer user_data)
+{
+  prompt_async (self, caller, thread, NULL, content, agent, accepted,
+                accepted_data, callback, user_data);
 }
 
 gboolean

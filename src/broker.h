@@ -99,6 +99,13 @@ void ab_broker_prompt_async (AbBroker *self, const AbCaller *caller,
                              const char *agent, AbBrokerAcceptedFunc accepted,
                              gpointer accepted_data,
                              GAsyncReadyCallback callback, gpointer user_data);
+/* A prompt of ACP content blocks: @content is their JSON text, checked
+ * here (ab_acp_content_parse()) before anything else; finished with
+ * ab_broker_prompt_finish(). */
+void ab_broker_prompt_content_async (
+    AbBroker *self, const AbCaller *caller, const char *thread,
+    const char *content, const char *agent, AbBrokerAcceptedFunc accepted,
+    gpointer accepted_data, GAsyncReadyCallback callback, gpointer user_data);
 gboolean ab_broker_prompt_finish (AbBroker *self, GAsyncResult *result,
                                   guint64 *turn, GError **error);
 /* Every session @caller may list (users may read every session), sorted

@@ -99,7 +99,8 @@ run_call (AuthCall *call, const AbBusIdentity *known)
 
       g_message ("refused %s from uid %u (access %s)", method, uid,
                  ab_access_to_string (access));
-      if (g_str_equal (method, "Prompt"))
+      if (g_str_equal (method, "Prompt")
+          || g_str_equal (method, "PromptContent"))
         ab_broker_count_refusal (self->broker, denied);
       g_dbus_method_invocation_return_gerror (invocation, denied);
     }
@@ -293,6 +294,8 @@ on_prompt_accepted (AbSession *session, const AbCaller *caller,
     ab_bus_sessions_report_interrupted (self->sessions, session, caller);
 }
 
+/* Prompt() and PromptContent(): the same arguments, text or the JSON
+ * text of ACP content blocks. */
 static void
 do_prompt (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
            const AbCaller *caller)
@@ -300,6 +303,8 @@ do_prompt (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
   g_autoptr (GVariant) options = NULL;
   g_autoptr (GVariant) agent_value = NULL;
   const char *thread, *text, *agent = NULL;
+  gboolean content = g_str_equal (
+      g_dbus_method_invocation_get_method_name (invocation), "PromptContent");
 
   g_variant_get (params, "(&s&s@a{sv})", &thread, &text, &options);
   agent_value = g_variant_lookup_value (options, "agent", NULL);
@@ -317,9 +322,66 @@ do_prompt (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
     }
   if (agent_value != NULL)
     agent = g_variant_get_string (agent_value, NULL);
-  ab_broker_prompt_async (self->broker, caller, thread, text, agent,
-                          on_prompt_accepted, self, on_prompted,
-                          g_object_ref (invocation));
+  if (content)
+    ab_broker_prompt_content_async (self->broker, caller, thread, text, agent,
+                                    on_prompt_accepted, self, on_prompted,
+                                    g_object_ref (invocation));
+  else
+    ab_broker_prompt_async (self->broker, caller, thread, text, agent,
+                            on_prompt_accepted, self, on_prompted,
+                            g_object_ref (invocation));
+}
+
+/* ---- profiles ------------------------------------------------------------ */
+
+static const char *
+permissions_name (AbPermissions permissions)
+{
+  switch (permissions)
+    {
+    case AB_PERMISSIONS_ALLOW:
+      return "allow";
+    case AB_PERMISSIONS_ASK:
+      return "ask";
+    case AB_PERMISSIONS_DENY:
+    default:
+      return "deny";
+    }
+}
+
+/* One profile of ListProfiles(): its name and what is known of it. */
+static GVariant *
+profile_variant (AbBus *self, const AbConfig *config,
+                 const AbAgentProfile *profile)
+{
+  AbPool *pool = ab_broker_get_pool (self->broker);
+  g_auto (GVariantDict) dict = G_VARIANT_DICT_INIT (NULL);
+  gint64 when = 0;
+  const char *seen = ab_pool_get_agent_seen (pool, profile->name, &when);
+
+  g_variant_dict_insert (&dict, "default", "b",
+                         g_str_equal (profile->name, config->default_agent));
+  g_variant_dict_insert (&dict, "permissions", "s",
+                         permissions_name (profile->permissions));
+  g_variant_dict_insert (&dict, "agent", "s", seen != NULL ? seen : "");
+  g_variant_dict_insert (&dict, "seen", "t", (guint64)MAX (when, 0));
+  return g_variant_new ("(s@a{sv})", profile->name, g_variant_dict_end (&dict));
+}
+
+static void
+do_list_profiles (AbBus *self, GDBusMethodInvocation *invocation,
+                  GVariant *params, const AbCaller *caller)
+{
+  AbConfig *config = ab_broker_get_config (self->broker);
+  GVariantBuilder profiles;
+
+  g_variant_builder_init (&profiles, G_VARIANT_TYPE ("a(sa{sv})"));
+  for (guint i = 0; i < config->agents->len; i++)
+    g_variant_builder_add_value (
+        &profiles,
+        profile_variant (self, config, g_ptr_array_index (config->agents, i)));
+  g_dbus_method_invocation_return_value (
+      invocation, g_variant_new ("(a(sa{sv}))", &profiles));
 }
 
 /* Answers @invocation with nothing, or with @error when it is set. */
@@ -478,6 +540,21 @@ on_handle_prompt (AbDBusBroker1 *skeleton, GDBusMethodInvocation *invocation,
 }
 
 static gboolean
+on_handle_prompt_content (AbDBusBroker1 *skeleton,
+                          GDBusMethodInvocation *invocation, const char *thread,
+                          const char *content, GVariant *options, AbBus *self)
+{
+  return authorize (self, invocation, AB_ACCESS_USER, do_prompt);
+}
+
+static gboolean
+on_handle_list_profiles (AbDBusBroker1 *skeleton,
+                         GDBusMethodInvocation *invocation, AbBus *self)
+{
+  return authorize (self, invocation, AB_ACCESS_USER, do_list_profiles);
+}
+
+static gboolean
 on_handle_cancel (AbDBusBroker1 *skeleton, GDBusMethodInvocation *invocation,
                   const char *thread, AbBus *self)
 {
@@ -612,6 +689,8 @@ ab_bus_new (AbBroker *broker, GDBusConnection *connection, gboolean system_bus,
   CONNECT ("handle-list-sessions", on_handle_list_sessions);
   CONNECT ("handle-get-session", on_handle_get_session);
   CONNECT ("handle-prompt", on_handle_prompt);
+  CONNECT ("handle-prompt-content", on_handle_prompt_content);
+  CONNECT ("handle-list-profiles", on_handle_list_profiles);
   CONNECT ("handle-cancel", on_handle_cancel);
   CONNECT ("handle-remove-session", on_handle_remove_session);
   CONNECT ("handle-kill-session", on_handle_kill_session);

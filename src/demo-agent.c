@@ -53,6 +53,12 @@
  *   error             JSON-RPC error -32603 "demo failure" to session/prompt
  *   stderr N          N lines on stderr, then the default answer
  *   echo              one chunk with exactly the prompt text
+ *   blocks            one chunk per content block of the prompt, saying
+ *                     what arrived: "block I: text T", "block I: image
+ *                     MIME N bytes sha256 HEX" (of the decoded data; the
+ *                     same for audio), "block I: resource URI N bytes
+ *                     sha256 HEX" (of its text or decoded blob), "block
+ *                     I: resource_link URI NAME"
  *   env               one chunk: the environment as NAME=VALUE lines (sorted)
  *                     and cwd=<working directory>
  *   fork-child        spawn `sleep 1000` in our process group and report its
@@ -132,9 +138,10 @@ handle_initialize (JsonNode *id, JsonObject *params)
 
   json_object_set_int_member (result, "protocolVersion", 1);
   json_object_set_boolean_member (caps, "loadSession", TRUE);
-  json_object_set_boolean_member (prompt_caps, "image", FALSE);
-  json_object_set_boolean_member (prompt_caps, "audio", FALSE);
-  json_object_set_boolean_member (prompt_caps, "embeddedContext", FALSE);
+  /* Every kind of block is taken: "blocks" describes each. */
+  json_object_set_boolean_member (prompt_caps, "image", TRUE);
+  json_object_set_boolean_member (prompt_caps, "audio", TRUE);
+  json_object_set_boolean_member (prompt_caps, "embeddedContext", TRUE);
   json_object_set_object_member (caps, "promptCapabilities", prompt_caps);
   json_object_set_object_member (result, "agentCapabilities", caps);
 
@@ -369,6 +376,8 @@ handle_session_prompt (JsonNode *id, JsonObject *params)
   /* Planned before the prompt is remembered, so "earlier prompts" excludes
    * this one. */
   turn_plan (turn, agent.forced_mode != NULL ? agent.forced_mode : text, text);
+  if (g_str_has_prefix (text, "blocks"))
+    turn_plan_blocks (turn, json_object_get_array_member (params, "prompt"));
   session_remember (session, "user", text);
   turn_schedule (turn);
 }
@@ -595,6 +604,7 @@ main (int argc, char **argv)
       "  error             answer with JSON-RPC error -32603\n"
       "  stderr N          N lines on stderr, then the normal answer\n"
       "  echo              the prompt text back\n"
+      "  blocks            what each content block of the prompt holds\n"
       "  env               environment and cwd\n"
       "  fork-child        leave `sleep 1000` behind in the process group\n"
       "  anything else     a short streamed answer with a tool call\n"

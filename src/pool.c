@@ -35,8 +35,23 @@ struct _AbPool
                                 suspend until on_removed_stopped() */
   guint session_count, running_count, busy_count;
   guint sweep_source;
-  gboolean restoring; /* counted once at the end, not once per record */
+  gboolean restoring;      /* counted once at the end, not once per record */
+  GHashTable *agents_seen; /* profile name → AgentSeen */
 };
+
+/* What the last agent of a profile said of itself, and when. */
+typedef struct
+{
+  char *description;
+  gint64 when; /* µs since the epoch */
+} AgentSeen;
+
+static void
+agent_seen_free (AgentSeen *seen)
+{
+  g_free (seen->description);
+  g_free (seen);
+}
 
 enum
 {
@@ -244,11 +259,32 @@ sessions_of (AbPool *self, uid_t owner)
 }
 
 static void
+on_agent_ready (AbSession *session, const char *description, AbPool *self)
+{
+  AgentSeen *seen = g_new0 (AgentSeen, 1);
+
+  seen->description = g_strdup (description);
+  seen->when = g_get_real_time ();
+  g_hash_table_replace (self->agents_seen,
+                        g_strdup (ab_session_get_agent (session)), seen);
+}
+
+const char *
+ab_pool_get_agent_seen (AbPool *self, const char *profile, gint64 *when)
+{
+  AgentSeen *seen = g_hash_table_lookup (self->agents_seen, profile);
+
+  *when = seen != NULL ? seen->when : 0;
+  return seen != NULL ? seen->description : NULL;
+}
+
+static void
 add_session (AbPool *self, AbSession *session)
 {
   g_hash_table_insert (self->sessions,
                        g_strdup (ab_session_get_thread (session)), session);
   g_signal_connect (session, "notify", G_CALLBACK (on_session_changed), self);
+  g_signal_connect (session, "agent-ready", G_CALLBACK (on_agent_ready), self);
   recount (self);
   g_signal_emit (self, signals[SIGNAL_SESSION_ADDED], 0, session);
 }
@@ -314,6 +350,17 @@ ab_pool_prompt_async (AbPool *self, const char *thread, const char *text,
                       const char *agent, uid_t caller, const char *sender,
                       GAsyncReadyCallback callback, gpointer user_data)
 {
+  ab_pool_prompt_content_async (self, thread, text, NULL, agent, caller, sender,
+                                callback, user_data);
+}
+
+void
+ab_pool_prompt_content_async (AbPool *self, const char *thread,
+                              const char *text, JsonNode *content,
+                              const char *agent, uid_t caller,
+                              const char *sender, GAsyncReadyCallback callback,
+                              gpointer user_data)
+{
   g_autoptr (GTask) task = g_task_new (self, NULL, callback, user_data);
   g_autoptr (GError) error = NULL;
   AbSession *session;
@@ -376,16 +423,16 @@ ab_pool_prompt_async (AbPool *self, const char *thread, const char *text,
 
   if (session != NULL)
     {
-      ab_session_prompt_async (session, text, sender, on_prompted,
-                               g_steal_pointer (&task));
+      ab_session_prompt_content_async (session, text, content, sender,
+                                       on_prompted, g_steal_pointer (&task));
       return;
     }
   /* Added (and so on the bus) once its prompt has started the agent:
    * its first InterfacesAdded says "starting", not "suspended". The
    * prompt's answer comes at the earliest in the next iteration. */
   session = create_session (self, thread, agent, caller);
-  ab_session_prompt_async (session, text, sender, on_prompted,
-                           g_steal_pointer (&task));
+  ab_session_prompt_content_async (session, text, content, sender, on_prompted,
+                                   g_steal_pointer (&task));
   add_session (self, session);
 }
 
@@ -658,6 +705,7 @@ ab_pool_finalize (GObject *object)
   g_clear_pointer (&self->config, ab_config_unref);
   g_clear_object (&self->launcher);
   g_hash_table_unref (self->removing);
+  g_hash_table_unref (self->agents_seen);
   g_free (self->state_dir);
 
   G_OBJECT_CLASS (ab_pool_parent_class)->finalize (object);
@@ -696,6 +744,8 @@ ab_pool_init (AbPool *self)
   self->sessions
       = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
   self->removing = g_hash_table_new (NULL, NULL);
+  self->agents_seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                             (GDestroyNotify)agent_seen_free);
 }
 
 AbPool *

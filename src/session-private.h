@@ -25,6 +25,7 @@ typedef struct
 {
   guint64 number;
   char *text;
+  JsonNode *content; /* ACP content blocks, or NULL: @text alone */
   char *sender;
   gint64 started; /* monotonic µs; 0 while queued */
   gboolean prompt_sent;
@@ -38,6 +39,7 @@ typedef struct
 {
   GTask *task;
   char *text;
+  JsonNode *content;
   char *sender;
 } StartWaiter;
 
@@ -160,6 +162,7 @@ enum
   SIGNAL_UPDATE,
   SIGNAL_TURN_ENDED,
   SIGNAL_PERMISSION_REQUESTED,
+  SIGNAL_AGENT_READY,
   N_SIGNALS
 };
 
@@ -187,7 +190,7 @@ void session_persist_then (AbSession *self, PersistedFunc then, gpointer data);
 
 /* session-turns.c: turns, their queue, the stream and permissions */
 guint64 session_accept_turn (AbSession *self, const char *text,
-                             const char *sender);
+                             JsonNode *content, const char *sender);
 void session_cut_turn (AbSession *self, const char *reason);
 void session_deny_all_permissions (AbSession *self);
 void session_drop_queue (AbSession *self, const char *reason,

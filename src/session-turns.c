@@ -419,7 +419,10 @@ send_prompt (AbSession *self)
                                                 "afresh]\n")));
     }
 
-  ab_acp_connection_prompt_async (self->conn, ab_acp_text_prompt (turn->text),
+  ab_acp_connection_prompt_async (self->conn,
+                                  turn->content != NULL
+                                      ? json_node_copy (turn->content)
+                                      : ab_acp_text_prompt (turn->text),
                                   on_prompt_done, g_object_ref (self));
 }
 
@@ -544,12 +547,14 @@ session_schedule_kick (AbSession *self)
 }
 
 guint64
-session_accept_turn (AbSession *self, const char *text, const char *sender)
+session_accept_turn (AbSession *self, const char *text, JsonNode *content,
+                     const char *sender)
 {
   AbTurn *turn = g_new0 (AbTurn, 1);
 
   turn->number = ++self->turns;
   turn->text = g_strdup (text);
+  turn->content = content != NULL ? json_node_ref (content) : NULL;
   turn->sender = g_strdup (sender);
   g_queue_push_tail (&self->queue, turn);
   g_object_notify_by_pspec (G_OBJECT (self), session_props[PROP_TURNS]);

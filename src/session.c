@@ -46,6 +46,7 @@ session_turn_free (AbTurn *turn)
 {
   g_queue_clear_full (&turn->dropped, (GDestroyNotify)session_turn_free);
   g_free (turn->text);
+  g_clear_pointer (&turn->content, json_node_unref);
   g_free (turn->sender);
   g_free (turn->reason);
   g_free (turn->message);
@@ -57,6 +58,7 @@ session_waiter_free (StartWaiter *waiter)
 {
   g_clear_object (&waiter->task);
   g_free (waiter->text);
+  g_clear_pointer (&waiter->content, json_node_unref);
   g_free (waiter->sender);
   g_free (waiter);
 }
@@ -133,6 +135,16 @@ void
 ab_session_prompt_async (AbSession *self, const char *text, const char *sender,
                          GAsyncReadyCallback callback, gpointer user_data)
 {
+  ab_session_prompt_content_async (self, text, NULL, sender, callback,
+                                   user_data);
+}
+
+void
+ab_session_prompt_content_async (AbSession *self, const char *text,
+                                 JsonNode *content, const char *sender,
+                                 GAsyncReadyCallback callback,
+                                 gpointer user_data)
+{
   g_autoptr (GTask) task = g_task_new (self, NULL, callback, user_data);
   guint queued
       = g_queue_get_length (&self->queue) + g_queue_get_length (&self->waiters);
@@ -151,7 +163,7 @@ ab_session_prompt_async (AbSession *self, const char *text, const char *sender,
 
   if (self->conn != NULL && self->state != AB_SESSION_STATE_STARTING)
     {
-      guint64 turn = session_accept_turn (self, text, sender);
+      guint64 turn = session_accept_turn (self, text, content, sender);
       g_task_return_pointer (task, g_memdup2 (&turn, sizeof turn), g_free);
       return;
     }
@@ -159,6 +171,7 @@ ab_session_prompt_async (AbSession *self, const char *text, const char *sender,
   waiter = g_new0 (StartWaiter, 1);
   waiter->task = g_steal_pointer (&task);
   waiter->text = g_strdup (text);
+  waiter->content = content != NULL ? json_node_ref (content) : NULL;
   waiter->sender = g_strdup (sender);
   g_queue_push_tail (&self->waiters, waiter);
   session_notify_queued (self);
@@ -646,6 +659,10 @@ ab_session_class_init (AbSessionClass *klass)
       "permission-requested", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
       NULL, NULL, NULL, G_TYPE_NONE, 4, G_TYPE_UINT64, G_TYPE_STRING,
       G_TYPE_STRING, G_TYPE_STRING);
+  /* (description) */
+  session_signals[SIGNAL_AGENT_READY] = g_signal_new (
+      "agent-ready", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
+      NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
 }
 
 static void
@@ -725,7 +742,7 @@ ab_session_new_from_record (const AbSessionRecord *record, AbConfig *config,
           g_message ("session %s: re-sending the interrupted prompt "
                      "(resend_interrupted)",
                      self->thread);
-          session_accept_turn (self, record->running_text, NULL);
+          session_accept_turn (self, record->running_text, NULL, NULL);
         }
       session_persist (self);
     }
