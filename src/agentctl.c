@@ -275,6 +275,10 @@ static const AbCtlVerb verbs[] = {
     N_ ("Prompt a session and stream the answer"), verb_prompt },
   { "watch", "", "[THREAD]", N_ ("Follow the answers of one session or of all"),
     verb_watch },
+  { "acp", "[--agent NAME]", "",
+    N_ ("Be an ACP agent on standard input and output whose sessions live "
+        "in the broker"),
+    verb_acp },
   { "cancel", "", "THREAD",
     N_ ("Cancel the running turn and the queued prompts"), verb_cancel },
   { "remove", "", "THREAD",

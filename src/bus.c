@@ -240,6 +240,11 @@ do_list_sessions (AbBus *self, GDBusMethodInvocation *invocation,
       g_dbus_method_invocation_return_gerror (invocation, error);
       return;
     }
+  if (filter.own)
+    {
+      filter.by_owner = TRUE;
+      filter.owner = caller->uid;
+    }
   all = ab_broker_list_sessions (self->broker, caller);
   array = ab_session_list_build (all, &filter);
   ab_session_filter_clear (&filter);
