@@ -325,7 +325,7 @@ session_of_params (Front *f, JsonNode *id, JsonObject *params)
   if (session == NULL)
     send_error_printf (f, id, ACP_RESOURCE_NOT_FOUND,
                        "session %.200s is not open on this connection: "
-                       "session/resume or session/load it first",
+                       "session/new or session/resume first",
                        thread);
   return session;
 }

@@ -398,6 +398,10 @@ main (int argc, char **argv)
   if (verb == NULL)
     return fail (_ ("unknown verb '%s'; try 'agentctl --help'"), argv[1]);
 
+  /* acp's standard output is its client's: every log line goes to
+   * standard error (set before the bus connection starts a thread). */
+  if (verb->func == verb_acp)
+    g_log_writer_default_set_use_stderr (TRUE);
   ctl.verb = verb;
   ctl.system_bus = !opt_user;
   running_verb = verb->name;

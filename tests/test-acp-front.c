@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -266,6 +267,358 @@ test_list_profiles (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (seen, ==, 0);
 }
 
+/* ---- agentctl acp ---------------------------------------------------------
+ */
+
+/* agentctl --user acp, its standard input and output as pipes. */
+typedef struct
+{
+  GSubprocess *proc;
+  GOutputStream *in;
+  GDataInputStream *out;
+  GDataInputStream *err;
+} FrontProc;
+
+static void
+front_proc_free (FrontProc *p)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_output_stream_close (p->in, NULL, NULL);
+  /* The client is gone: agentctl acp exits, and successfully. */
+  g_assert_true (ab_subprocess_wait_bounded (p->proc));
+  g_assert_true (g_subprocess_get_if_exited (p->proc));
+  g_assert_cmpint (g_subprocess_get_exit_status (p->proc), ==, 0);
+  g_object_unref (p->out);
+  g_object_unref (p->err);
+  g_object_unref (p->proc);
+  g_free (p);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (FrontProc, front_proc_free)
+
+/* Starts agentctl acp; with @uid not 0 the daemon takes it for that
+ * ordinary user (the test caller map), before it makes its first call. */
+static FrontProc *
+front_proc_new (Fixture *fx, uid_t uid)
+{
+  g_autofree char *agentctl = ab_test_program ("agentctl");
+  g_autoptr (GSubprocessLauncher) launcher = g_subprocess_launcher_new (
+      G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE
+      | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  g_autoptr (GError) error = NULL;
+  FrontProc *p = g_new0 (FrontProc, 1);
+
+  g_subprocess_launcher_setenv (launcher, "G_MESSAGES_DEBUG", "agentbroker",
+                                TRUE);
+  p->proc = g_subprocess_launcher_spawn (launcher, &error, agentctl, "--user",
+                                         "acp", NULL);
+  g_assert_no_error (error);
+  p->in = g_subprocess_get_stdin_pipe (p->proc);
+  p->out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (p->proc));
+  p->err = g_data_input_stream_new (g_subprocess_get_stderr_pipe (p->proc));
+  if (uid != 0)
+    {
+      const char *prefix = "connected to the broker as ";
+      g_autofree char *line = NULL;
+      g_autofree char *entry = NULL;
+      const char *name;
+      FILE *map;
+
+      /* agentctl says who it is on the bus, at debug level. */
+      do
+        {
+          g_free (line);
+          line = g_data_input_stream_read_line (p->err, NULL, NULL, &error);
+          g_assert_no_error (error);
+          g_assert_nonnull (line);
+        }
+      while (strstr (line, prefix) == NULL);
+      name = strstr (line, prefix) + strlen (prefix);
+      entry = g_strdup_printf ("%s %u user\n", name, (guint)uid);
+      map = fopen (fx->d.caller_map, "a");
+      g_assert_nonnull (map);
+      g_assert_cmpint (fputs (entry, map), >=, 0);
+      g_assert_cmpint (fclose (map), ==, 0);
+    }
+  return p;
+}
+
+static void
+front_send (FrontProc *p, const char *line)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_output_stream_write_all (p->in, line, strlen (line), NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_output_stream_write_all (p->in, "\n", 1, NULL, NULL, &error);
+  g_assert_no_error (error);
+}
+
+/* The next message agentctl acp writes. */
+static JsonObject *
+front_receive (FrontProc *p)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *line
+      = g_data_input_stream_read_line (p->out, NULL, NULL, &error);
+  g_autoptr (JsonNode) node = NULL;
+
+  g_assert_no_error (error);
+  g_assert_nonnull (line);
+  g_test_message ("agentctl acp: %.300s", line);
+  node = json_from_string (line, &error);
+  g_assert_no_error (error);
+  g_assert_true (JSON_NODE_HOLDS_OBJECT (node));
+  g_assert_cmpstr (
+      json_object_get_string_member (json_node_get_object (node), "jsonrpc"),
+      ==, "2.0");
+  return json_object_ref (json_node_get_object (node));
+}
+
+/* The answer to the request @id, skipping notifications. */
+static JsonObject *
+front_answer (FrontProc *p, gint64 id)
+{
+  for (;;)
+    {
+      g_autoptr (JsonObject) message = front_receive (p);
+
+      if (json_object_has_member (message, "method"))
+        continue;
+      g_assert_cmpint (json_object_get_int_member (message, "id"), ==, id);
+      return g_steal_pointer (&message);
+    }
+}
+
+/* Sends @line (a request with @id) and asserts that it fails with
+ * @code and a message containing @part. */
+static void
+front_expect_error (FrontProc *p, const char *line, gint64 id, int code,
+                    const char *part)
+{
+  g_autoptr (JsonObject) answer = NULL;
+  JsonObject *error;
+
+  front_send (p, line);
+  answer = front_answer (p, id);
+  g_assert_false (json_object_has_member (answer, "result"));
+  error = json_object_get_object_member (answer, "error");
+  g_assert_cmpint (json_object_get_int_member (error, "code"), ==, code);
+  g_assert_nonnull (
+      strstr (json_object_get_string_member (error, "message"), part));
+}
+
+/* An error about a message that has no usable id. */
+static void
+front_expect_anonymous_error (FrontProc *p, int code, const char *part)
+{
+  g_autoptr (JsonObject) answer = front_receive (p);
+  JsonObject *error = json_object_get_object_member (answer, "error");
+
+  g_assert_true (JSON_NODE_HOLDS_NULL (json_object_get_member (answer, "id")));
+  g_assert_cmpint (json_object_get_int_member (error, "code"), ==, code);
+  g_assert_nonnull (
+      strstr (json_object_get_string_member (error, "message"), part));
+}
+
+static void
+front_initialize (FrontProc *p)
+{
+  g_autoptr (JsonObject) answer = NULL;
+
+  front_send (p, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\","
+                 "\"params\":{\"protocolVersion\":1}}");
+  answer = front_answer (p, 1);
+  g_assert_cmpint (
+      json_object_get_int_member (
+          json_object_get_object_member (answer, "result"), "protocolVersion"),
+      ==, 1);
+}
+
+/* The session/new answer's sessionId (free it). */
+static char *
+front_new_session (FrontProc *p, gint64 id)
+{
+  g_autofree char *line = g_strdup_printf (
+      "{\"jsonrpc\":\"2.0\",\"id\":%" G_GINT64_FORMAT ",\"method\":"
+      "\"session/new\",\"params\":{\"cwd\":\"/\",\"mcpServers\":[]}}",
+      id);
+  g_autoptr (JsonObject) answer = NULL;
+
+  front_send (p, line);
+  answer = front_answer (p, id);
+  return g_strdup (json_object_get_string_member (
+      json_object_get_object_member (answer, "result"), "sessionId"));
+}
+
+/* The peak resident memory of @proc, in bytes. */
+static guint64
+peak_rss (GSubprocess *proc)
+{
+  g_autofree char *path
+      = g_strdup_printf ("/proc/%s/status", g_subprocess_get_identifier (proc));
+  g_autofree char *status = NULL;
+  const char *line;
+
+  g_assert_true (g_file_get_contents (path, &status, NULL, NULL));
+  line = strstr (status, "VmHWM:");
+  g_assert_nonnull (line);
+  return g_ascii_strtoull (line + strlen ("VmHWM:"), NULL, 10) * 1024;
+}
+
+static void
+test_malformed_input (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (FrontProc) p = front_proc_new (fx, 0);
+  g_autofree char *junk = g_malloc (1024 * 1024);
+  g_autoptr (GString) deep = g_string_new (NULL);
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GError) error = NULL;
+  guint64 peak;
+
+  front_send (p, "garbage");
+  front_expect_anonymous_error (p, -32700, "Parse error");
+  front_send (p, "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\"}]");
+  front_expect_anonymous_error (p, -32600, "must be a JSON object");
+  front_expect_error (
+      p,
+      "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"session/new\","
+      "\"params\":{\"cwd\":\"/\"}}",
+      7, -32600, "initialize must come first");
+  front_expect_error (p, "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"nope\"}",
+                      8, -32601, "Method not found: nope");
+  front_expect_error (p, "{\"jsonrpc\":\"1.0\",\"id\":9,\"method\":\"x\"}", 9,
+                      -32600, "jsonrpc must be \"2.0\"");
+  front_send (p, "{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":\"x\"}");
+  front_expect_anonymous_error (p, -32600, "id must be");
+  for (int i = 0; i < 100000; i++)
+    g_string_append_c (deep, '[');
+  front_send (p, deep->str);
+  front_expect_anonymous_error (p, -32700, "deeper");
+
+  /* A 100 MB line: discarded as it goes, an error, and reading goes on. */
+  memset (junk, 'x', 1024 * 1024);
+  for (int i = 0; i < 100; i++)
+    {
+      g_output_stream_write_all (p->in, junk, 1024 * 1024, NULL, NULL, &error);
+      g_assert_no_error (error);
+    }
+  front_send (p, "");
+  front_expect_anonymous_error (p, -32600, "a line longer than 8388608 bytes");
+  peak = peak_rss (p->proc);
+  g_test_message ("agentctl acp: peak RSS %" G_GUINT64_FORMAT " bytes", peak);
+  g_assert_cmpuint (peak, <, 64 * 1024 * 1024);
+
+  /* Still speaking ACP. */
+  front_initialize (p);
+  front_expect_error (
+      p,
+      "{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"initialize\","
+      "\"params\":{\"protocolVersion\":1}}",
+      10, -32600, "already");
+  front_expect_error (
+      p,
+      "{\"jsonrpc\":\"2.0\",\"id\":11,\"method\":\"session/prompt\","
+      "\"params\":{\"sessionId\":\"acp:1:none\",\"prompt\":[]}}",
+      11, -32002, "not open");
+  front_expect_error (
+      p,
+      "{\"jsonrpc\":\"2.0\",\"id\":12,\"method\":\"session/new\","
+      "\"params\":{\"cwd\":\"here\",\"mcpServers\":[]}}",
+      12, -32602, "absolute");
+  front_expect_error (
+      p,
+      "{\"jsonrpc\":\"2.0\",\"id\":13,\"method\":\"session/new\","
+      "\"params\":{\"cwd\":\"/\",\"mcpServers\":[{\"name\":\"x\","
+      "\"command\":\"/bin/x\",\"args\":[],\"env\":[]}]}}",
+      13, -32602, "MCP servers");
+  front_expect_error (
+      p,
+      "{\"jsonrpc\":\"2.0\",\"id\":14,\"method\":\"session/resume\","
+      "\"params\":{\"sessionId\":\"../x\",\"cwd\":\"/\"}}",
+      14, -32602, "thread id");
+  /* Notifications get no answer, malformed or not: the next message is
+   * the answer to the next request. */
+  front_send (p, "{\"jsonrpc\":\"2.0\",\"method\":\"session/cancel\","
+                 "\"params\":{\"sessionId\":\"acp:1:none\"}}");
+  front_send (p, "{\"jsonrpc\":\"2.0\",\"method\":\"nope\"}");
+  front_expect_error (p, "{\"jsonrpc\":\"2.0\",\"id\":15,\"method\":\"nope\"}",
+                      15, -32601, "nope");
+
+  /* The broker is unaffected. */
+  reply = ab_call_on (fx->d.connection, "ListProfiles", NULL, "(a(sa{sv}))",
+                      &error);
+  g_assert_no_error (error);
+}
+
+static void
+test_two_users (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (FrontProc) alice = front_proc_new (fx, 60001);
+  g_autoptr (FrontProc) bob = front_proc_new (fx, 60002);
+  g_autofree char *session = NULL, *line = NULL, *bobs = NULL;
+  g_autoptr (JsonObject) answer = NULL;
+  JsonArray *sessions;
+
+  front_initialize (alice);
+  front_initialize (bob);
+  session = front_new_session (alice, 2);
+  line = g_strdup_printf ("{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":"
+                          "\"session/prompt\",\"params\":{\"sessionId\":\"%s\","
+                          "\"prompt\":[{\"type\":\"text\",\"text\":\"echo "
+                          "mine\"}]}}",
+                          session);
+  front_send (alice, line);
+  answer = front_answer (alice, 3);
+  g_assert_cmpstr (
+      json_object_get_string_member (
+          json_object_get_object_member (answer, "result"), "stopReason"),
+      ==, "end_turn");
+  g_assert_cmpuint (ab_session_u (&fx->d, session, "owner"), ==, 60001);
+
+  /* Bob can neither resume, nor list, nor delete it. */
+  g_free (line);
+  line = g_strdup_printf ("{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":"
+                          "\"session/resume\",\"params\":{\"sessionId\":"
+                          "\"%s\",\"cwd\":\"/\"}}",
+                          session);
+  front_expect_error (bob, line, 4, -32603, "belongs to uid 60001");
+  g_free (line);
+  line = g_strdup_printf ("{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":"
+                          "\"session/delete\",\"params\":{\"sessionId\":"
+                          "\"%s\"}}",
+                          session);
+  front_expect_error (bob, line, 5, -32603, "belongs to uid 60001");
+  g_free (line);
+  line = g_strdup_printf ("{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":"
+                          "\"session/load\",\"params\":{\"sessionId\":"
+                          "\"%s\",\"cwd\":\"/\",\"mcpServers\":[]}}",
+                          session);
+  front_expect_error (bob, line, 6, -32601, "session/load");
+  bobs = front_new_session (bob, 7);
+  g_clear_pointer (&answer, json_object_unref);
+  front_send (bob, "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"session/list\","
+                   "\"params\":{}}");
+  answer = front_answer (bob, 8);
+  sessions = json_object_get_array_member (
+      json_object_get_object_member (answer, "result"), "sessions");
+  g_assert_cmpuint (json_array_get_length (sessions), ==, 0);
+
+  /* Alice lists it, and the session is still there. */
+  g_clear_pointer (&answer, json_object_unref);
+  front_send (alice, "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":"
+                     "\"session/list\",\"params\":{}}");
+  answer = front_answer (alice, 9);
+  sessions = json_object_get_array_member (
+      json_object_get_object_member (answer, "result"), "sessions");
+  g_assert_cmpuint (json_array_get_length (sessions), ==, 1);
+  g_assert_cmpstr (
+      json_object_get_string_member (
+          json_array_get_object_element (sessions, 0), "sessionId"),
+      ==, session);
+  g_assert_cmpuint (ab_session_u (&fx->d, session, "turns"), ==, 1);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -276,6 +629,8 @@ main (int argc, char **argv)
   ADD ("prompt-content/blocks", test_content_blocks, NULL);
   ADD ("prompt-content/refused", test_content_refused, NULL);
   ADD ("list-profiles", test_list_profiles, NULL);
+  ADD ("agentctl-acp/malformed-input", test_malformed_input, NULL);
+  ADD ("agentctl-acp/two-users", test_two_users, NULL);
 #undef ADD
 
   (void)ab_error_quark ();
