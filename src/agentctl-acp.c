@@ -112,7 +112,8 @@ typedef struct
   Front *front;
   JsonNode *id; /* NULL for a notification */
   char *thread;
-  guint64 serial; /* the FrontPrompt of a PromptContent() call */
+  guint64 serial;    /* the FrontPrompt of a PromptContent() call */
+  GVariant *entries; /* session/load: the transcript to replay */
 } FrontCall;
 
 static FrontCall *
@@ -130,6 +131,7 @@ static void
 call_free (FrontCall *call)
 {
   g_clear_pointer (&call->id, json_node_unref);
+  g_clear_pointer (&call->entries, g_variant_unref);
   g_free (call->thread);
   g_free (call);
 }
@@ -626,7 +628,7 @@ initialize_result (const char *profile, JsonObject *agent)
   json_builder_set_member_name (b, "agentCapabilities");
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "loadSession");
-  json_builder_add_boolean_value (b, FALSE);
+  json_builder_add_boolean_value (b, TRUE);
   json_builder_set_member_name (b, "promptCapabilities");
   json_builder_add_value (b, prompt_capabilities (agent));
   json_builder_set_member_name (b, "mcpCapabilities");
@@ -885,6 +887,120 @@ do_resume (Front *f, JsonNode *id, JsonObject *params)
     return;
   ab_dbus_broker1_call_get_session (f->ctl->broker, thread, NULL,
                                     on_resume_found, call_new (f, id, thread));
+}
+
+/* A prompt of the transcript as the client would have sent it: one
+ * user_message_chunk per content block. */
+static void
+replay_prompt (Front *f, FrontSession *session, JsonArray *blocks)
+{
+  for (guint i = 0; i < json_array_get_length (blocks); i++)
+    {
+      JsonNode *block = json_array_get_element (blocks, i);
+      g_autoptr (JsonNode) update = json_node_new (JSON_NODE_OBJECT);
+      JsonObject *object = json_object_new ();
+      g_autofree char *text = NULL;
+
+      if (!JSON_NODE_HOLDS_OBJECT (block))
+        continue;
+      json_object_set_string_member (object, "sessionUpdate",
+                                     "user_message_chunk");
+      json_object_set_member (object, "content", json_node_copy (block));
+      json_node_take_object (update, object);
+      text = json_to_string (update, FALSE);
+      relay_update (f, session, text);
+    }
+}
+
+/* One entry of GetTranscript() as session/update notifications. */
+static void
+replay_entry (Front *f, FrontSession *session, const char *entry)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (JsonNode) root
+      = ab_json_parse_untrusted (parser, entry, strlen (entry), NULL);
+  JsonObject *object;
+  JsonNode *node;
+
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    return;
+  object = json_node_get_object (root);
+  if ((node = json_object_get_member (object, "prompt")) != NULL
+      && JSON_NODE_HOLDS_ARRAY (node))
+    replay_prompt (f, session, json_node_get_array (node));
+  else if ((node = json_object_get_member (object, "update")) != NULL
+           && JSON_NODE_HOLDS_OBJECT (node))
+    {
+      g_autofree char *text = json_to_string (node, FALSE);
+
+      relay_update (f, session, text);
+    }
+}
+
+static void
+on_load_watched (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (FrontCall) call = user_data;
+  g_autoptr (GError) error = NULL;
+  FrontSession *session;
+  GVariantIter iter;
+  const char *entry;
+
+  if (!ab_dbus_broker1_call_watch_finish (AB_DBUS_BROKER1 (source), result,
+                                          &error))
+    {
+      send_broker_error (call->front, call->id, error);
+      return;
+    }
+  session = session_attach (call->front, call->thread, FALSE);
+  g_variant_iter_init (&iter, call->entries);
+  while (g_variant_iter_next (&iter, "&s", &entry))
+    replay_entry (call->front, session, entry);
+  send_empty_result (call->front, call->id);
+}
+
+/* The transcript is the broker's answer to whether the caller may read
+ * the session (no such session is ACP's resource-not-found). */
+static void
+on_transcript (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  FrontCall *call = user_data;
+  g_autoptr (GError) error = NULL;
+  g_auto (GStrv) entries = NULL;
+
+  if (!ab_dbus_broker1_call_get_transcript_finish (AB_DBUS_BROKER1 (source),
+                                                   &entries, result, &error))
+    {
+      send_broker_error (call->front, call->id, error);
+      call_free (call);
+      return;
+    }
+  call->entries = g_variant_ref_sink (
+      g_variant_new_strv ((const char *const *)entries, -1));
+  ab_dbus_broker1_call_watch (call->front->ctl->broker, call->thread, NULL,
+                              on_load_watched, call);
+}
+
+/* Reattaches and replays the conversation from the broker's transcript
+ * (pool.transcript_bytes); updates the session sends between the
+ * transcript and the watch are not seen: load an idle session. */
+static void
+do_load (Front *f, JsonNode *id, JsonObject *params)
+{
+  const char *thread
+      = json_object_get_string_member_with_default (params, "sessionId", NULL);
+
+  if (thread == NULL)
+    {
+      send_error (f, id, RPC_INVALID_PARAMS, "sessionId must be a string",
+                  NULL);
+      return;
+    }
+  if (!g_hash_table_contains (f->sessions, thread)
+      && !check_workspace (f, id, params))
+    return;
+  ab_dbus_broker1_call_get_transcript (f->ctl->broker, thread, NULL,
+                                       on_transcript, call_new (f, id, thread));
 }
 
 /* microseconds since the epoch as ISO 8601, or NULL for 0 */
@@ -1157,9 +1273,9 @@ static const struct
   FrontRequestFunc func;
 } requests[] = {
   { "initialize", do_initialize }, { "session/new", do_new },
-  { "session/resume", do_resume }, { "session/list", do_list },
-  { "session/close", do_close },   { "session/delete", do_delete },
-  { "session/prompt", do_prompt },
+  { "session/resume", do_resume }, { "session/load", do_load },
+  { "session/list", do_list },     { "session/close", do_close },
+  { "session/delete", do_delete }, { "session/prompt", do_prompt },
 };
 
 static void
@@ -1179,8 +1295,8 @@ handle_request (Front *f, const char *method, JsonNode *id, JsonObject *params)
     }
   send_error_printf (f, id, RPC_METHOD_NOT_FOUND,
                      "Method not found: %.100s (agentctl acp offers "
-                     "initialize and session/new, resume, list, close, "
-                     "delete, prompt and cancel)",
+                     "initialize and session/new, resume, load, list, "
+                     "close, delete, prompt and cancel)",
                      method);
 }
 

@@ -17,7 +17,9 @@
 #include "error.h"
 #include "log.h"
 #include "pool.h"
+#include "store.h"
 #include "thread-id.h"
+#include "transcript.h"
 
 struct _AbBroker
 {
@@ -483,6 +485,19 @@ ab_broker_check_watch (AbBroker *self, const AbCaller *caller,
       return FALSE;
     }
   return TRUE;
+}
+
+char *
+ab_broker_get_transcript (AbBroker *self, const AbCaller *caller,
+                          const char *thread, GError **error)
+{
+  g_autofree char *store_dir = NULL;
+
+  if (ab_broker_lookup_session (self, caller, thread, "GetTranscript", error)
+      == NULL)
+    return NULL;
+  store_dir = ab_store_dir (self->state_dir);
+  return ab_transcript_read (store_dir, thread, error);
 }
 
 gboolean

@@ -116,6 +116,10 @@ GPtrArray *ab_broker_list_sessions (AbBroker *self, const AbCaller *caller);
 gboolean ab_broker_check_watch (AbBroker *self, const AbCaller *caller,
                                 const char *thread, AbSession **session,
                                 GError **error);
+/* The transcript of @thread's session (transcript.h) as its lines, for
+ * its owner or an admin. */
+char *ab_broker_get_transcript (AbBroker *self, const AbCaller *caller,
+                                const char *thread, GError **error);
 gboolean ab_broker_cancel (AbBroker *self, const AbCaller *caller,
                            const char *thread, GError **error);
 /* Sends @signal_name (a name such as "TERM" or a number) to the

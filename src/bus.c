@@ -337,6 +337,32 @@ do_prompt (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
                             g_object_ref (invocation));
 }
 
+static void
+do_get_transcript (AbBus *self, GDBusMethodInvocation *invocation,
+                   GVariant *params, const AbCaller *caller)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *lines = NULL;
+  g_auto (GStrv) entries = NULL;
+  GVariantBuilder builder;
+  const char *thread;
+
+  g_variant_get (params, "(&s)", &thread);
+  lines = ab_broker_get_transcript (self->broker, caller, thread, &error);
+  if (lines == NULL)
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  entries = g_strsplit (lines, "\n", -1);
+  g_variant_builder_init (&builder, G_VARIANT_TYPE ("as"));
+  for (char **entry = entries; *entry != NULL; entry++)
+    if (**entry != '\0')
+      g_variant_builder_add (&builder, "s", *entry);
+  g_dbus_method_invocation_return_value (invocation,
+                                         g_variant_new ("(as)", &builder));
+}
+
 /* ---- profiles ------------------------------------------------------------ */
 
 static const char *
@@ -553,6 +579,14 @@ on_handle_prompt_content (AbDBusBroker1 *skeleton,
 }
 
 static gboolean
+on_handle_get_transcript (AbDBusBroker1 *skeleton,
+                          GDBusMethodInvocation *invocation, const char *thread,
+                          AbBus *self)
+{
+  return authorize (self, invocation, AB_ACCESS_USER, do_get_transcript);
+}
+
+static gboolean
 on_handle_list_profiles (AbDBusBroker1 *skeleton,
                          GDBusMethodInvocation *invocation, AbBus *self)
 {
@@ -696,6 +730,7 @@ ab_bus_new (AbBroker *broker, GDBusConnection *connection, gboolean system_bus,
   CONNECT ("handle-prompt", on_handle_prompt);
   CONNECT ("handle-prompt-content", on_handle_prompt_content);
   CONNECT ("handle-list-profiles", on_handle_list_profiles);
+  CONNECT ("handle-get-transcript", on_handle_get_transcript);
   CONNECT ("handle-cancel", on_handle_cancel);
   CONNECT ("handle-remove-session", on_handle_remove_session);
   CONNECT ("handle-kill-session", on_handle_kill_session);

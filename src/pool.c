@@ -18,6 +18,7 @@
 #include "pool.h"
 #include "store.h"
 #include "thread-id.h"
+#include "transcript.h"
 
 /* How often idle and expired sessions are looked for, at most. */
 #define SWEEP_MAX_MSEC 30000
@@ -481,6 +482,7 @@ on_removed_stopped (GObject *source, GAsyncResult *result, gpointer user_data)
       if (!ab_store_delete (dir, data->thread, &error))
         g_warning ("session %s: cannot delete its record: %s", data->thread,
                    error->message);
+      ab_transcript_delete (dir, data->thread);
       g_object_ref (session);
       g_signal_handlers_disconnect_by_data (session, self);
       g_hash_table_remove (self->sessions, data->thread);

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "session.h"
 #include "store.h"
+#include "transcript.h"
 
 G_BEGIN_DECLS
 
@@ -82,6 +83,7 @@ struct _AbSession
   char *cwd;
   char *state_dir;
   char *store_dir;
+  AbTranscript *transcript; /* NULL without a store */
   uid_t owner;
   AbConfig *config;
   AbSessionState state;

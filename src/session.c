@@ -604,6 +604,7 @@ ab_session_finalize (GObject *object)
   g_free (self->cwd);
   g_free (self->state_dir);
   g_free (self->store_dir);
+  ab_transcript_free (self->transcript);
   g_free (self->acp_session);
   g_free (self->failure);
   g_free (self->last_reason);
@@ -692,6 +693,7 @@ ab_session_new (const char *thread, const char *agent, uid_t owner,
   self->config = ab_config_ref (config);
   self->state_dir = g_strdup (state_dir);
   self->store_dir = ab_store_dir (state_dir);
+  self->transcript = ab_transcript_new (self->store_dir, thread);
   self->created = g_get_real_time ();
   self->last_activity = self->created;
   prof = session_profile (self);

@@ -6,7 +6,8 @@
  * a private bus with the demo agent: a session made, streamed, prompted
  * with an image, asked for permissions and cancelled by one client
  * process; resumed by a second one in the same broker session (the same
- * agent process); deleted by a third.
+ * agent process); loaded by a third, which gets the conversation
+ * replayed and goes on; deleted by a fourth.
  *
  * Needs node and `npm ci` run in tests/acp-client (of the build tree, or
  * of the source tree); without them the test skips, or fails under
@@ -105,11 +106,23 @@ run_phase (Fixture *fx, const char *phase, const char *session)
                                                   "sessionId"));
 }
 
+/* Where the daemon keeps the transcript of @thread. */
+static char *
+transcript_path (Fixture *fx, const char *thread)
+{
+  g_autofree char *hash
+      = g_compute_checksum_for_string (G_CHECKSUM_SHA256, thread, -1);
+  g_autofree char *name = g_strconcat (hash, ".transcript", NULL);
+
+  return g_build_filename (fx->p.d.state_dir, "sessions", name, NULL);
+}
+
 static void
 test_client (Fixture *fx, gconstpointer data)
 {
-  g_autofree char *session = NULL, *resumed = NULL, *deleted = NULL;
-  g_autofree char *owner_thread = NULL;
+  g_autofree char *session = NULL, *resumed = NULL, *loaded = NULL;
+  g_autofree char *deleted = NULL;
+  g_autofree char *transcript = NULL;
   g_autoptr (GError) error = NULL;
   g_autoptr (GVariant) gone = NULL;
   guint32 pid;
@@ -127,6 +140,8 @@ test_client (Fixture *fx, gconstpointer data)
 
   session = run_phase (fx, "first", NULL);
   g_assert_true (g_str_has_prefix (session, "acp:"));
+  transcript = transcript_path (fx, session);
+  g_assert_true (g_file_test (transcript, G_FILE_TEST_IS_REGULAR));
   /* The client has gone; its session lives on in the broker. */
   pid = ab_session_u (&fx->p.d, session, "pid");
   g_assert_cmpuint (pid, >, 0);
@@ -139,6 +154,11 @@ test_client (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (ab_session_u (&fx->p.d, session, "pid"), ==, pid);
   g_assert_cmpuint (ab_session_u (&fx->p.d, session, "turns"), ==, 6);
 
+  loaded = run_phase (fx, "load", session);
+  g_assert_cmpstr (loaded, ==, session);
+  g_assert_cmpuint (ab_session_u (&fx->p.d, session, "pid"), ==, pid);
+  g_assert_cmpuint (ab_session_u (&fx->p.d, session, "turns"), ==, 7);
+
   deleted = run_phase (fx, "delete", session);
   g_assert_cmpstr (deleted, ==, session);
   gone = ab_get_session (&fx->p.d, session, &error);
@@ -146,6 +166,8 @@ test_client (Fixture *fx, gconstpointer data)
   ab_assert_error_named (error, AB_ERROR_NO_SUCH_SESSION,
                          "org.agentbroker.Error.NoSuchSession");
   AB_WAIT_FOR (ab_process_gone (pid), 10000);
+  /* The transcript went with the session. */
+  g_assert_false (g_file_test (transcript, G_FILE_TEST_EXISTS));
 }
 
 int
@@ -154,7 +176,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   (void)ab_error_quark ();
   ab_test_bus_up ();
-  g_test_add ("/acp-client/first-resume-delete", Fixture, NULL, fixture_up,
+  g_test_add ("/acp-client/first-resume-load-delete", Fixture, NULL, fixture_up,
               test_client, fixture_down);
   return ab_test_run ();
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 
 #include "collector.h"
@@ -43,6 +44,8 @@ fixture_up (Fixture *fx, gconstpointer data)
                                   "  other:\n"
                                   "    command: [agentbroker-demo-agent]\n"
                                   "    permissions: ask\n"
+                                  "pool:\n"
+                                  "  transcript_bytes: 64KiB\n"
                                   "timeouts:\n"
                                   "  drain: 2s\n"
                                   "  kill: 2s\n");
@@ -265,6 +268,84 @@ test_list_profiles (Fixture *fx, gconstpointer data)
   other = profile_dict (fx, "other");
   g_assert_true (g_variant_lookup (other, "seen", "t", &seen));
   g_assert_cmpuint (seen, ==, 0);
+}
+
+/* ---- GetTranscript ------------------------------------------------------ */
+
+static GVariant *
+get_transcript (GDBusConnection *connection, const char *thread, GError **error)
+{
+  g_autoptr (GVariant) reply
+      = ab_call_on (connection, "GetTranscript", g_variant_new ("(s)", thread),
+                    "(as)", error);
+
+  return reply != NULL ? g_variant_get_child_value (reply, 0) : NULL;
+}
+
+static void
+test_transcript (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (GDBusConnection) other = ab_user_connection (&fx->d, 60003);
+  g_autoptr (GVariant) entries = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) first = NULL;
+  g_autofree char *path = NULL, *hash = NULL, *name = NULL;
+  const char *text;
+  guint64 turn;
+  AbTurn *t;
+  GStatBuf st;
+
+  turn = ab_prompt (fx->d.connection, fx->c, "cli:kept", "echo first");
+  ab_wait_turn (fx->c, "cli:kept", turn, TURN_TIMEOUT_MS);
+  entries = get_transcript (fx->d.connection, "cli:kept", &error);
+  g_assert_no_error (error);
+  /* The prompt as content blocks, then the answer as the agent sent
+   * it (and, at any place, what it said outside the turn). */
+  g_assert_cmpuint (g_variant_n_children (entries), >=, 2);
+  g_variant_get_child (entries, 0, "&s", &text);
+  if (strstr (text, "\"turn\":0") != NULL)
+    g_variant_get_child (entries, 1, "&s", &text);
+  g_assert_cmpstr (text, ==,
+                   "{\"turn\":1,\"prompt\":[{\"type\":\"text\",\"text\":"
+                   "\"echo first\"}]}");
+  g_clear_pointer (&entries, g_variant_unref);
+
+  /* Bounded: 1 MB of answers leave at most 64 KiB, the newest. */
+  for (int i = 0; i < 10; i++)
+    {
+      turn = ab_prompt (fx->d.connection, fx->c, "cli:kept", "stream 100 1000");
+      t = ab_wait_turn (fx->c, "cli:kept", turn, TURN_TIMEOUT_MS);
+      g_assert_cmpstr (t->reason, ==, "end_turn");
+    }
+  hash = g_compute_checksum_for_string (G_CHECKSUM_SHA256, "cli:kept", -1);
+  name = g_strconcat (hash, ".transcript", NULL);
+  path = g_build_filename (fx->d.state_dir, "sessions", name, NULL);
+  g_assert_cmpint (g_stat (path, &st), ==, 0);
+  g_assert_cmpint (st.st_size, <=, 64 * 1024);
+  g_assert_cmpint (st.st_size, >, 16 * 1024);
+  entries = get_transcript (fx->d.connection, "cli:kept", &error);
+  g_assert_no_error (error);
+  g_variant_get_child (entries, 0, "&s", &text);
+  first = json_from_string (text, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (
+      json_object_get_int_member (json_node_get_object (first), "turn"), >, 1);
+
+  /* Another user may not read it; nobody reads what does not exist. */
+  g_clear_pointer (&entries, g_variant_unref);
+  entries = get_transcript (other, "cli:kept", &error);
+  g_assert_null (entries);
+  ab_assert_error_named (error, AB_ERROR_ACCESS_DENIED,
+                         "org.agentbroker.Error.AccessDenied");
+  g_clear_error (&error);
+  entries = get_transcript (fx->d.connection, "cli:none", &error);
+  ab_assert_error_named (error, AB_ERROR_NO_SUCH_SESSION,
+                         "org.agentbroker.Error.NoSuchSession");
+  g_clear_error (&error);
+
+  /* Removed with the session. */
+  ab_call_ok (&fx->d, "RemoveSession", g_variant_new ("(s)", "cli:kept"));
+  g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
 }
 
 /* ---- agentctl acp ---------------------------------------------------------
@@ -594,7 +675,7 @@ test_two_users (Fixture *fx, gconstpointer data)
                           "\"session/load\",\"params\":{\"sessionId\":"
                           "\"%s\",\"cwd\":\"/\",\"mcpServers\":[]}}",
                           session);
-  front_expect_error (bob, line, 6, -32601, "session/load");
+  front_expect_error (bob, line, 6, -32603, "belongs to uid 60001");
   bobs = front_new_session (bob, 7);
   g_clear_pointer (&answer, json_object_unref);
   front_send (bob, "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"session/list\","
@@ -629,6 +710,7 @@ main (int argc, char **argv)
   ADD ("prompt-content/blocks", test_content_blocks, NULL);
   ADD ("prompt-content/refused", test_content_refused, NULL);
   ADD ("list-profiles", test_list_profiles, NULL);
+  ADD ("transcript", test_transcript, NULL);
   ADD ("agentctl-acp/malformed-input", test_malformed_input, NULL);
   ADD ("agentctl-acp/two-users", test_two_users, NULL);
 #undef ADD

@@ -14,6 +14,10 @@
 //       known now); session/list shows SESSION; session/resume SESSION
 //       with no replay; a prompt goes on in the same broker session;
 //       session/close; a prompt on the closed session is refused.
+//   node client.mjs load SESSION -- agentctl --user acp
+//       a new client: session/load SESSION replays the conversation (the
+//       prompts, the 1000 chunks in order, the image) as session/update
+//       notifications before it answers; a prompt goes on.
 //   node client.mjs delete SESSION -- agentctl --user acp
 //       session/delete SESSION; resuming it again is resource-not-found.
 //
@@ -187,6 +191,36 @@ async function resume(agent, init) {
   return { sessionId, sessions: listed.sessions.length };
 }
 
+async function load(agent, init) {
+  const sessionId = sessionArg;
+  check(init.agentCapabilities?.loadSession === true, "initialize: loadSession");
+  const before = updates.length;
+  await agent.request(acp.methods.agent.session.load, { sessionId, cwd: "/", mcpServers: [] });
+  const history = updates.slice(before);
+  check(history.length > 1000 && history.every((n) => n.sessionId === sessionId), "session/load: history replayed");
+  const prompts = history
+    .filter((n) => n.update.sessionUpdate === "user_message_chunk" && n.update.content.type === "text")
+    .map((n) => n.update.content.text);
+  check(
+    JSON.stringify(prompts) ===
+      JSON.stringify(["stream 1000 16", "blocks", "permission", "permission", "sleep 30", "echo after the resume"]),
+    `session/load: the prompts, in order (${JSON.stringify(prompts)})`,
+  );
+  const image = history.find((n) => n.update.sessionUpdate === "user_message_chunk" && n.update.content.type === "image");
+  check(image && Buffer.from(image.update.content.data, "base64").length === 48 * 1024, "session/load: the image");
+  const streamed = history.findIndex((n) => n.update.sessionUpdate === "user_message_chunk" && n.update.content.text === "stream 1000 16");
+  const chunks = history
+    .slice(streamed + 1)
+    .filter((n) => n.update.sessionUpdate === "agent_message_chunk")
+    .slice(0, 1000)
+    .map((n) => n.update.content.text);
+  check(chunks.every((c, i) => c.startsWith(`${i + 1} `)), "session/load: the 1000 chunks, in order");
+  check(updates.slice(before).length === history.length, "session/load: answered after the replay");
+  const { answer, chunks: after } = await prompt(agent, sessionId, [text("echo after the load")]);
+  check(answer.stopReason === "end_turn" && after.join("") === "echo after the load", "loaded session: goes on");
+  return { sessionId };
+}
+
 async function remove(agent) {
   const sessionId = sessionArg;
   await agent.request(acp.methods.agent.session.delete, { sessionId });
@@ -199,7 +233,7 @@ async function remove(agent) {
   return { sessionId };
 }
 
-const phases = { first, resume, delete: remove };
+const phases = { first, resume, load, delete: remove };
 if (!phases[phase]) {
   console.error(`unknown phase ${phase}`);
   process.exit(2);
