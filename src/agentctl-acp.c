@@ -92,6 +92,7 @@ struct _Front
   GMainLoop *loop;
   char *profile; /* --agent, or NULL: the default */
   AbLineReader *reader;
+  char *buffer;      /* AB_FRONT_READ_BYTES, one read */
   gboolean skipping; /* the rest of an over-long line */
   gboolean initialized;
   gboolean initializing;
@@ -1428,8 +1429,7 @@ static gboolean
 on_stdin (int fd, GIOCondition condition, gpointer user_data)
 {
   Front *f = user_data;
-  g_autofree char *buffer = g_malloc (AB_FRONT_READ_BYTES);
-  ssize_t n = read (fd, buffer, AB_FRONT_READ_BYTES);
+  ssize_t n = read (fd, f->buffer, AB_FRONT_READ_BYTES);
 
   if (n < 0 && (errno == EINTR || errno == EAGAIN))
     return G_SOURCE_CONTINUE;
@@ -1440,7 +1440,7 @@ on_stdin (int fd, GIOCondition condition, gpointer user_data)
       g_main_loop_quit (f->loop);
       return G_SOURCE_REMOVE;
     }
-  feed (f, buffer, (gsize)n);
+  feed (f, f->buffer, (gsize)n);
   return G_SOURCE_CONTINUE;
 }
 
@@ -1481,6 +1481,7 @@ front_clear (Front *f)
   g_clear_pointer (&f->sessions, g_hash_table_unref);
   g_clear_pointer (&f->asks, g_hash_table_unref);
   g_clear_pointer (&f->reader, ab_line_reader_free);
+  g_clear_pointer (&f->buffer, g_free);
   g_clear_pointer (&f->loop, g_main_loop_unref);
 }
 
@@ -1522,6 +1523,7 @@ verb_acp (AbCtl *ctl, int argc, char **argv)
   f.profile = profile;
   f.loop = g_main_loop_new (NULL, FALSE);
   f.reader = ab_line_reader_new (AB_FRONT_MAX_LINE_BYTES);
+  f.buffer = g_malloc (AB_FRONT_READ_BYTES);
   f.sessions = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                       (GDestroyNotify)session_free);
   f.by_path = g_hash_table_new (g_str_hash, g_str_equal);

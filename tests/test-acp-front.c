@@ -20,6 +20,16 @@
 #include "error.h"
 
 #define TURN_TIMEOUT_MS 20000
+
+/* AddressSanitizer keeps freed memory in quarantine and adds its
+ * shadow: under it a process's RSS says nothing about what it holds. */
+#if defined(__SANITIZE_ADDRESS__)
+#define AB_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define AB_UNDER_ASAN 1
+#endif
+#endif
 #define TEST_ALARM_SECONDS 60
 
 typedef struct
@@ -588,7 +598,12 @@ test_malformed_input (Fixture *fx, gconstpointer data)
   front_expect_anonymous_error (p, -32600, "a line longer than 8388608 bytes");
   peak = peak_rss (p->proc);
   g_test_message ("agentctl acp: peak RSS %" G_GUINT64_FORMAT " bytes", peak);
+#ifdef AB_UNDER_ASAN
+  g_test_message ("built with AddressSanitizer: the RSS bound is checked "
+                  "by the plain build only");
+#else
   g_assert_cmpuint (peak, <, 64 * 1024 * 1024);
+#endif
 
   /* Still speaking ACP. */
   front_initialize (p);
@@ -700,6 +715,95 @@ test_two_users (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (ab_session_u (&fx->d, session, "turns"), ==, 1);
 }
 
+/* Sends session/prompt @text as request @id on @session and returns the
+ * answer's stop reason; *@said is the agent's text that came before. */
+static char *
+front_prompt (FrontProc *p, gint64 id, const char *session, const char *text,
+              char **said)
+{
+  g_autofree char *line = g_strdup_printf (
+      "{\"jsonrpc\":\"2.0\",\"id\":%" G_GINT64_FORMAT ",\"method\":"
+      "\"session/prompt\",\"params\":{\"sessionId\":\"%s\",\"prompt\":"
+      "[{\"type\":\"text\",\"text\":\"%s\"}]}}",
+      id, session, text);
+  g_autoptr (GString) agent = g_string_new (NULL);
+
+  front_send (p, line);
+  for (;;)
+    {
+      g_autoptr (JsonObject) message = front_receive (p);
+      JsonObject *update;
+
+      if (!json_object_has_member (message, "method"))
+        {
+          g_assert_cmpint (json_object_get_int_member (message, "id"), ==, id);
+          g_assert_true (json_object_has_member (message, "result"));
+          if (said != NULL)
+            *said = g_strdup (agent->str);
+          return g_strdup (json_object_get_string_member (
+              json_object_get_object_member (message, "result"), "stopReason"));
+        }
+      g_assert_cmpstr (json_object_get_string_member (message, "method"), ==,
+                       "session/update");
+      update = json_object_get_object_member (
+          json_object_get_object_member (message, "params"), "update");
+      if (g_strcmp0 (json_object_get_string_member (update, "sessionUpdate"),
+                     "agent_message_chunk")
+          == 0)
+        g_string_append (
+            agent,
+            json_object_get_string_member (
+                json_object_get_object_member (update, "content"), "text"));
+    }
+}
+
+/* The broker restarts under a running agentctl acp: the turn it cut off
+ * ends "cancelled", and the same connection goes on in the same
+ * session. */
+static void
+test_broker_restart (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (FrontProc) p = front_proc_new (fx, 0);
+  g_autofree char *session = NULL, *reason = NULL, *said = NULL;
+  g_autofree char *line = NULL;
+  g_autoptr (JsonObject) first = NULL, answer = NULL;
+  g_autoptr (GError) error = NULL;
+
+  front_initialize (p);
+  session = front_new_session (p, 2);
+  reason = front_prompt (p, 3, session, "echo one", &said);
+  g_assert_cmpstr (reason, ==, "end_turn");
+  g_assert_cmpstr (said, ==, "echo one");
+  g_clear_pointer (&reason, g_free);
+  g_clear_pointer (&said, g_free);
+
+  /* A turn running when the broker stops: once its first chunk is
+   * there, the broker stops (its drain cuts the turn off) and starts
+   * again. */
+  line = g_strdup_printf (
+      "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"session/prompt\","
+      "\"params\":{\"sessionId\":\"%s\",\"prompt\":[{\"type\":\"text\","
+      "\"text\":\"sleep 30\"}]}}",
+      session);
+  front_send (p, line);
+  first = front_receive (p);
+  g_assert_cmpstr (json_object_get_string_member (first, "method"), ==,
+                   "session/update");
+  g_assert_cmpint (ab_daemon_fixture_stop (&fx->d, SIGTERM), ==, 0);
+  ab_daemon_fixture_start (&fx->d, &error);
+  g_assert_no_error (error);
+  answer = front_answer (p, 4);
+  g_assert_cmpstr (
+      json_object_get_string_member (
+          json_object_get_object_member (answer, "result"), "stopReason"),
+      ==, "cancelled");
+
+  reason = front_prompt (p, 5, session, "echo two", &said);
+  g_assert_cmpstr (reason, ==, "end_turn");
+  g_assert_cmpstr (said, ==, "echo two");
+  g_assert_cmpuint (ab_session_u (&fx->d, session, "turns"), ==, 3);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -713,6 +817,7 @@ main (int argc, char **argv)
   ADD ("transcript", test_transcript, NULL);
   ADD ("agentctl-acp/malformed-input", test_malformed_input, NULL);
   ADD ("agentctl-acp/two-users", test_two_users, NULL);
+  ADD ("agentctl-acp/broker-restart", test_broker_restart, NULL);
 #undef ADD
 
   (void)ab_error_quark ();
