@@ -378,6 +378,65 @@ ab_acp_connection_prompt_finish (AbAcpConnection *self, GAsyncResult *result,
   return g_task_propagate_pointer (G_TASK (result), error);
 }
 
+static void
+on_session_call_answered (GObject *source, GAsyncResult *result,
+                          gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  AbAcpConnection *self = g_task_get_source_object (task);
+  g_autoptr (GError) error = NULL;
+  JsonNode *reply;
+
+  /* What the agent said before its answer comes first. */
+  flush_batch (self);
+  reply = ab_jsonrpc_call_finish (self->rpc, result, &error);
+  if (reply != NULL)
+    g_task_return_pointer (task, reply, (GDestroyNotify)json_node_unref);
+  else if (error->domain == AB_JSONRPC_ERROR)
+    g_task_return_new_error (task, AB_ACP_CONNECTION_ERROR,
+                             AB_ACP_CONNECTION_ERROR_REFUSED, "%s",
+                             error->message);
+  else
+    g_task_return_error (task, g_steal_pointer (&error));
+}
+
+void
+ab_acp_connection_session_call_async (AbAcpConnection *self, const char *method,
+                                      JsonObject *params,
+                                      GAsyncReadyCallback callback,
+                                      gpointer user_data)
+{
+  g_autoptr (GTask) task = NULL;
+  JsonNode *node;
+
+  g_return_if_fail (AB_IS_ACP_CONNECTION (self));
+  g_return_if_fail (method != NULL && params != NULL);
+
+  task = g_task_new (self, NULL, callback, user_data);
+  g_task_set_source_tag (task, ab_acp_connection_session_call_async);
+  if (self->session_id == NULL || self->closing)
+    {
+      json_object_unref (params);
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED, "%s",
+                               _ ("no ACP session is open"));
+      return;
+    }
+  json_object_set_string_member (params, "sessionId", self->session_id);
+  node = json_node_new (JSON_NODE_OBJECT);
+  json_node_take_object (node, params);
+  ab_jsonrpc_call (self->rpc, method, node, NULL, on_session_call_answered,
+                   g_steal_pointer (&task));
+}
+
+JsonNode *
+ab_acp_connection_session_call_finish (AbAcpConnection *self,
+                                       GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
 void
 ab_acp_connection_cancel (AbAcpConnection *self)
 {

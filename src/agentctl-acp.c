@@ -1215,6 +1215,107 @@ do_prompt (Front *f, JsonNode *id, JsonObject *params)
                                        on_prompted, call);
 }
 
+static void
+on_mode_set (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (FrontCall) call = user_data;
+  g_autoptr (GError) error = NULL;
+
+  if (!ab_dbus_broker1_call_set_session_mode_finish (AB_DBUS_BROKER1 (source),
+                                                     result, &error))
+    send_broker_error (call->front, call->id, error);
+  else
+    send_empty_result (call->front, call->id);
+}
+
+/* SetSessionMode(): the agent's answer, its current_mode_update an
+ * update of the session. */
+static void
+do_set_mode (Front *f, JsonNode *id, JsonObject *params)
+{
+  FrontSession *session = session_of_params (f, id, params);
+  const char *mode
+      = json_object_get_string_member_with_default (params, "modeId", NULL);
+
+  if (session == NULL)
+    return;
+  if (mode == NULL)
+    {
+      send_error (f, id, RPC_INVALID_PARAMS, "modeId must be a string", NULL);
+      return;
+    }
+  ab_dbus_broker1_call_set_session_mode (f->ctl->broker, session->thread, mode,
+                                         NULL, on_mode_set,
+                                         call_new (f, id, session->thread));
+}
+
+static void
+on_option_set (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (FrontCall) call = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *text = NULL;
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (JsonNode) options = NULL;
+  JsonObject *answer;
+  JsonNode *root;
+
+  if (!ab_dbus_broker1_call_set_session_config_option_finish (
+          AB_DBUS_BROKER1 (source), &text, result, &error))
+    {
+      send_broker_error (call->front, call->id, error);
+      return;
+    }
+  options = ab_json_parse_untrusted (parser, text, strlen (text), NULL);
+  if (options == NULL || !JSON_NODE_HOLDS_ARRAY (options))
+    {
+      g_clear_pointer (&options, json_node_unref);
+      options = json_node_new (JSON_NODE_ARRAY);
+      json_node_take_array (options, json_array_new ());
+    }
+  answer = json_object_new ();
+  json_object_set_member (answer, "configOptions", g_steal_pointer (&options));
+  root = json_node_new (JSON_NODE_OBJECT);
+  json_node_take_object (root, answer);
+  send_result (call->front, call->id, root);
+}
+
+/* SetSessionConfigOption(): a value id, or a boolean ("type":
+ * "boolean"). */
+static void
+do_set_config_option (Front *f, JsonNode *id, JsonObject *params)
+{
+  FrontSession *session = session_of_params (f, id, params);
+  const char *option
+      = json_object_get_string_member_with_default (params, "configId", NULL);
+  JsonNode *value = json_object_get_member (params, "value");
+  GVariant *v;
+
+  if (session == NULL)
+    return;
+  if (option == NULL || value == NULL || !JSON_NODE_HOLDS_VALUE (value))
+    {
+      send_error (f, id, RPC_INVALID_PARAMS,
+                  "configId must be a string and value a string or a "
+                  "boolean",
+                  NULL);
+      return;
+    }
+  if (json_node_get_value_type (value) == G_TYPE_BOOLEAN)
+    v = g_variant_new_boolean (json_node_get_boolean (value));
+  else if (json_node_get_value_type (value) == G_TYPE_STRING)
+    v = g_variant_new_string (json_node_get_string (value));
+  else
+    {
+      send_error (f, id, RPC_INVALID_PARAMS,
+                  "value must be a string or a boolean", NULL);
+      return;
+    }
+  ab_dbus_broker1_call_set_session_config_option (
+      f->ctl->broker, session->thread, option, g_variant_new_variant (v), NULL,
+      on_option_set, call_new (f, id, session->thread));
+}
+
 /* ---- notifications and answers from the client ----------------------------
  */
 
@@ -1273,10 +1374,16 @@ static const struct
   const char *method;
   FrontRequestFunc func;
 } requests[] = {
-  { "initialize", do_initialize }, { "session/new", do_new },
-  { "session/resume", do_resume }, { "session/load", do_load },
-  { "session/list", do_list },     { "session/close", do_close },
-  { "session/delete", do_delete }, { "session/prompt", do_prompt },
+  { "initialize", do_initialize },
+  { "session/new", do_new },
+  { "session/resume", do_resume },
+  { "session/load", do_load },
+  { "session/list", do_list },
+  { "session/close", do_close },
+  { "session/delete", do_delete },
+  { "session/prompt", do_prompt },
+  { "session/set_mode", do_set_mode },
+  { "session/set_config_option", do_set_config_option },
 };
 
 static void
@@ -1297,7 +1404,8 @@ handle_request (Front *f, const char *method, JsonNode *id, JsonObject *params)
   send_error_printf (f, id, RPC_METHOD_NOT_FOUND,
                      "Method not found: %.100s (agentctl acp offers "
                      "initialize and session/new, resume, load, list, "
-                     "close, delete, prompt and cancel)",
+                     "close, delete, prompt, cancel, set_mode and "
+                     "set_config_option)",
                      method);
 }
 

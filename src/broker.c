@@ -487,6 +487,48 @@ ab_broker_check_watch (AbBroker *self, const AbCaller *caller,
   return TRUE;
 }
 
+static void
+on_agent_called (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  GError *error = NULL;
+  JsonNode *reply
+      = ab_session_agent_call_finish (AB_SESSION (source), result, &error);
+
+  if (reply != NULL)
+    g_task_return_pointer (task, reply, (GDestroyNotify)json_node_unref);
+  else
+    g_task_return_error (task, error);
+}
+
+void
+ab_broker_agent_call_async (AbBroker *self, const AbCaller *caller,
+                            const char *thread, const char *verb,
+                            const char *method, JsonObject *params,
+                            GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (self, NULL, callback, user_data);
+  GError *error = NULL;
+  AbSession *session
+      = ab_broker_lookup_session (self, caller, thread, verb, &error);
+
+  if (session == NULL)
+    {
+      json_object_unref (params);
+      g_task_return_error (task, error);
+      return;
+    }
+  ab_session_agent_call_async (session, method, params, on_agent_called,
+                               g_steal_pointer (&task));
+}
+
+JsonNode *
+ab_broker_agent_call_finish (AbBroker *self, GAsyncResult *result,
+                             GError **error)
+{
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
 char *
 ab_broker_get_transcript (AbBroker *self, const AbCaller *caller,
                           const char *thread, GError **error)

@@ -116,6 +116,15 @@ GPtrArray *ab_broker_list_sessions (AbBroker *self, const AbCaller *caller);
 gboolean ab_broker_check_watch (AbBroker *self, const AbCaller *caller,
                                 const char *thread, AbSession **session,
                                 GError **error);
+/* @method of the ACP session of @thread (ab_session_agent_call_async())
+ * for its owner or an admin; @verb names the call in a refusal. */
+void ab_broker_agent_call_async (AbBroker *self, const AbCaller *caller,
+                                 const char *thread, const char *verb,
+                                 const char *method, JsonObject *params,
+                                 GAsyncReadyCallback callback,
+                                 gpointer user_data);
+JsonNode *ab_broker_agent_call_finish (AbBroker *self, GAsyncResult *result,
+                                       GError **error);
 /* The transcript of @thread's session (transcript.h) as its lines, for
  * its owner or an admin. */
 char *ab_broker_get_transcript (AbBroker *self, const AbCaller *caller,

@@ -363,6 +363,131 @@ do_get_transcript (AbBus *self, GDBusMethodInvocation *invocation,
                                          g_variant_new ("(as)", &builder));
 }
 
+/* ---- the agent's session: mode and configuration options ----------------- */
+
+/* Longest mode id, option id or option value passed to an agent. */
+#define AB_BUS_MAX_OPTION_BYTES 256
+
+static gboolean
+check_option_text (const char *what, const char *text, GError **error)
+{
+  gsize len = strlen (text);
+
+  if (len == 0 || len > AB_BUS_MAX_OPTION_BYTES)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                   _ ("%s must be 1 to %d bytes"), what,
+                   AB_BUS_MAX_OPTION_BYTES);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+on_mode_set (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GDBusMethodInvocation) invocation = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) reply
+      = ab_broker_agent_call_finish (AB_BROKER (source), result, &error);
+
+  if (reply == NULL)
+    g_dbus_method_invocation_return_gerror (invocation, error);
+  else
+    g_dbus_method_invocation_return_value (invocation, NULL);
+}
+
+static void
+do_set_session_mode (AbBus *self, GDBusMethodInvocation *invocation,
+                     GVariant *params, const AbCaller *caller)
+{
+  g_autoptr (GError) error = NULL;
+  const char *thread, *mode;
+  JsonObject *request;
+
+  g_variant_get (params, "(&s&s)", &thread, &mode);
+  if (!check_option_text ("mode", mode, &error))
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  request = json_object_new ();
+  json_object_set_string_member (request, "modeId", mode);
+  ab_broker_agent_call_async (self->broker, caller, thread, "SetSessionMode",
+                              "session/set_mode", request, on_mode_set,
+                              g_object_ref (invocation));
+}
+
+/* The agent's configOptions, as JSON text. */
+static void
+on_option_set (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GDBusMethodInvocation) invocation = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) reply
+      = ab_broker_agent_call_finish (AB_BROKER (source), result, &error);
+  JsonNode *options = NULL;
+  g_autofree char *text = NULL;
+
+  if (reply == NULL)
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  if (JSON_NODE_HOLDS_OBJECT (reply))
+    options = json_object_get_member (json_node_get_object (reply),
+                                      "configOptions");
+  text = options != NULL && JSON_NODE_HOLDS_ARRAY (options)
+             ? json_to_string (options, FALSE)
+             : g_strdup ("[]");
+  g_dbus_method_invocation_return_value (invocation,
+                                         g_variant_new ("(s)", text));
+}
+
+static void
+do_set_session_config_option (AbBus *self, GDBusMethodInvocation *invocation,
+                              GVariant *params, const AbCaller *caller)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) value = NULL;
+  const char *thread, *option;
+  JsonObject *request;
+
+  g_variant_get (params, "(&s&sv)", &thread, &option, &value);
+  if (!check_option_text ("option", option, &error)
+      || (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING)
+          && !check_option_text ("value", g_variant_get_string (value, NULL),
+                                 &error)))
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  request = json_object_new ();
+  json_object_set_string_member (request, "configId", option);
+  if (g_variant_is_of_type (value, G_VARIANT_TYPE_BOOLEAN))
+    {
+      json_object_set_string_member (request, "type", "boolean");
+      json_object_set_boolean_member (request, "value",
+                                      g_variant_get_boolean (value));
+    }
+  else if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
+    json_object_set_string_member (request, "value",
+                                   g_variant_get_string (value, NULL));
+  else
+    {
+      json_object_unref (request);
+      g_dbus_method_invocation_return_error (
+          invocation, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+          _ ("value must be a string or a boolean, not '%s'"),
+          g_variant_get_type_string (value));
+      return;
+    }
+  ab_broker_agent_call_async (self->broker, caller, thread,
+                              "SetSessionConfigOption",
+                              "session/set_config_option", request,
+                              on_option_set, g_object_ref (invocation));
+}
+
 /* ---- profiles ------------------------------------------------------------ */
 
 static const char *
@@ -587,6 +712,24 @@ on_handle_get_transcript (AbDBusBroker1 *skeleton,
 }
 
 static gboolean
+on_handle_set_session_mode (AbDBusBroker1 *skeleton,
+                            GDBusMethodInvocation *invocation,
+                            const char *thread, const char *mode, AbBus *self)
+{
+  return authorize (self, invocation, AB_ACCESS_USER, do_set_session_mode);
+}
+
+static gboolean
+on_handle_set_session_config_option (AbDBusBroker1 *skeleton,
+                                     GDBusMethodInvocation *invocation,
+                                     const char *thread, const char *option,
+                                     GVariant *value, AbBus *self)
+{
+  return authorize (self, invocation, AB_ACCESS_USER,
+                    do_set_session_config_option);
+}
+
+static gboolean
 on_handle_list_profiles (AbDBusBroker1 *skeleton,
                          GDBusMethodInvocation *invocation, AbBus *self)
 {
@@ -731,6 +874,9 @@ ab_bus_new (AbBroker *broker, GDBusConnection *connection, gboolean system_bus,
   CONNECT ("handle-prompt-content", on_handle_prompt_content);
   CONNECT ("handle-list-profiles", on_handle_list_profiles);
   CONNECT ("handle-get-transcript", on_handle_get_transcript);
+  CONNECT ("handle-set-session-mode", on_handle_set_session_mode);
+  CONNECT ("handle-set-session-config-option",
+           on_handle_set_session_config_option);
   CONNECT ("handle-cancel", on_handle_cancel);
   CONNECT ("handle-remove-session", on_handle_remove_session);
   CONNECT ("handle-kill-session", on_handle_kill_session);

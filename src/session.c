@@ -184,6 +184,56 @@ ab_session_prompt_content_async (AbSession *self, const char *text,
     session_record_waiting_prompt (self, text);
 }
 
+static void
+on_agent_called (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  AbSession *self = g_task_get_source_object (task);
+  g_autoptr (GError) error = NULL;
+  JsonNode *reply = ab_acp_connection_session_call_finish (
+      AB_ACP_CONNECTION (source), result, &error);
+
+  if (reply != NULL)
+    g_task_return_pointer (task, reply, (GDestroyNotify)json_node_unref);
+  else
+    g_task_return_new_error (
+        task, AB_ERROR,
+        g_error_matches (error, AB_ACP_CONNECTION_ERROR,
+                         AB_ACP_CONNECTION_ERROR_REFUSED)
+            ? AB_ERROR_AGENT_FAILED
+            : AB_ERROR_FAILED,
+        _ ("the agent of session %s did not do %s: %s"), self->thread,
+        (const char *)g_task_get_task_data (task), error->message);
+}
+
+void
+ab_session_agent_call_async (AbSession *self, const char *method,
+                             JsonObject *params, GAsyncReadyCallback callback,
+                             gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (self, NULL, callback, user_data);
+
+  g_task_set_task_data (task, g_strdup (method), g_free);
+  if (self->conn == NULL || self->state == AB_SESSION_STATE_STARTING)
+    {
+      json_object_unref (params);
+      g_task_return_new_error (task, AB_ERROR, AB_ERROR_FAILED,
+                               _ ("session %s has no agent running; prompt "
+                                  "it first"),
+                               self->thread);
+      return;
+    }
+  ab_acp_connection_session_call_async (
+      self->conn, method, params, on_agent_called, g_steal_pointer (&task));
+}
+
+JsonNode *
+ab_session_agent_call_finish (AbSession *self, GAsyncResult *result,
+                              GError **error)
+{
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
 gboolean
 ab_session_prompt_finish (AbSession *self, GAsyncResult *result, guint64 *turn,
                           GError **error)

@@ -127,6 +127,17 @@ void ab_session_prompt_content_async (AbSession *self, const char *text,
 gboolean ab_session_prompt_finish (AbSession *self, GAsyncResult *result,
                                    guint64 *turn, GError **error);
 
+/* @method of the ACP session (session/set_mode,
+ * session/set_config_option) with @params (transfer full) to the running
+ * agent; its result (transfer full), or NULL with AB_ERROR_FAILED when
+ * no agent runs and AB_ERROR_AGENT_FAILED when the agent refused. */
+void ab_session_agent_call_async (AbSession *self, const char *method,
+                                  JsonObject *params,
+                                  GAsyncReadyCallback callback,
+                                  gpointer user_data);
+JsonNode *ab_session_agent_call_finish (AbSession *self, GAsyncResult *result,
+                                        GError **error);
+
 void ab_session_cancel (AbSession *self);
 /* Ends everything in flight: the running turn and the queued ones are
  * interrupted, prompts still waiting for the agent get @refusal (their

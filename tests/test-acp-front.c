@@ -280,6 +280,66 @@ test_list_profiles (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (seen, ==, 0);
 }
 
+/* ---- SetSessionMode, SetSessionConfigOption ------------------------------ */
+
+static void
+test_session_options (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (GDBusConnection) other = ab_user_connection (&fx->d, 60004);
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GError) error = NULL;
+  const char *options;
+  guint64 turn;
+
+  /* No agent yet: nothing to set. */
+  reply
+      = ab_call_on (fx->d.connection, "SetSessionMode",
+                    g_variant_new ("(ss)", "cli:modes", "code"), NULL, &error);
+  ab_assert_error_named (error, AB_ERROR_NO_SUCH_SESSION,
+                         "org.agentbroker.Error.NoSuchSession");
+  g_clear_error (&error);
+
+  ab_call_ok (&fx->d, "Watch", g_variant_new ("(s)", "cli:modes"));
+  turn = ab_prompt (fx->d.connection, fx->c, "cli:modes", "echo hi");
+  ab_wait_turn (fx->c, "cli:modes", turn, TURN_TIMEOUT_MS);
+
+  /* The mode reaches the agent, whose current_mode_update streams. */
+  ab_call_ok (&fx->d, "SetSessionMode",
+              g_variant_new ("(ss)", "cli:modes", "code"));
+  AB_WAIT_FOR (ab_turn_has_update_with (fx->c, "cli:modes", 0,
+                                        "\"currentModeId\":\"code\""),
+               TURN_TIMEOUT_MS);
+  reply
+      = ab_call_on (fx->d.connection, "SetSessionMode",
+                    g_variant_new ("(ss)", "cli:modes", "bogus"), NULL, &error);
+  ab_assert_error_named (error, AB_ERROR_AGENT_FAILED,
+                         "org.agentbroker.Error.AgentFailed");
+  g_assert_nonnull (strstr (error->message, "unknown mode"));
+  g_clear_error (&error);
+
+  reply = ab_call_on (fx->d.connection, "SetSessionConfigOption",
+                      g_variant_new ("(ssv)", "cli:modes", "model",
+                                     g_variant_new_string ("demo-large")),
+                      "(s)", &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(&s)", &options);
+  g_assert_nonnull (strstr (options, "\"currentValue\":\"demo-large\""));
+  g_clear_pointer (&reply, g_variant_unref);
+  reply = ab_call_on (
+      fx->d.connection, "SetSessionConfigOption",
+      g_variant_new ("(ssv)", "cli:modes", "model", g_variant_new_uint32 (1)),
+      "(s)", &error);
+  ab_assert_error_named (error, AB_ERROR_INVALID_ARGUMENT,
+                         "org.agentbroker.Error.InvalidArgument");
+  g_clear_error (&error);
+
+  /* Another user's session: refused. */
+  reply = ab_call_on (other, "SetSessionMode",
+                      g_variant_new ("(ss)", "cli:modes", "ask"), NULL, &error);
+  ab_assert_error_named (error, AB_ERROR_ACCESS_DENIED,
+                         "org.agentbroker.Error.AccessDenied");
+}
+
 /* ---- GetTranscript ------------------------------------------------------ */
 
 static GVariant *
@@ -815,6 +875,7 @@ main (int argc, char **argv)
   ADD ("prompt-content/refused", test_content_refused, NULL);
   ADD ("list-profiles", test_list_profiles, NULL);
   ADD ("transcript", test_transcript, NULL);
+  ADD ("session-options", test_session_options, NULL);
   ADD ("agentctl-acp/malformed-input", test_malformed_input, NULL);
   ADD ("agentctl-acp/two-users", test_two_users, NULL);
   ADD ("agentctl-acp/broker-restart", test_broker_restart, NULL);

@@ -13,6 +13,7 @@
 //       a new client: initialize (the agent's prompt capabilities are
 //       known now); session/list shows SESSION; session/resume SESSION
 //       with no replay; a prompt goes on in the same broker session;
+//       session/set_mode and session/set_config_option reach the agent;
 //       session/close; a prompt on the closed session is refused.
 //   node client.mjs load SESSION -- agentctl --user acp
 //       a new client: session/load SESSION replays the conversation (the
@@ -182,6 +183,25 @@ async function resume(agent, init) {
   const { answer, chunks } = await prompt(agent, sessionId, [text("echo after the resume")]);
   check(answer.stopReason === "end_turn", "resumed prompt: end_turn");
   check(chunks.join("") === "echo after the resume", "resumed prompt: answered");
+  // Mode and configuration options reach the agent.
+  const modeFrom = updates.length;
+  await agent.request(acp.methods.agent.session.setMode, { sessionId, modeId: "code" });
+  await waitFor(
+    () => updates.slice(modeFrom).some((n) => n.update.sessionUpdate === "current_mode_update" && n.update.currentModeId === "code"),
+    "current_mode_update",
+  );
+  check(true, "session/set_mode: the agent's current_mode_update");
+  const set = await agent.request(acp.methods.agent.session.setConfigOption, {
+    sessionId,
+    configId: "model",
+    value: "demo-large",
+  });
+  check(set.configOptions[0]?.currentValue === "demo-large", "session/set_config_option: the agent's options");
+  await rejects(
+    agent.request(acp.methods.agent.session.setMode, { sessionId, modeId: "bogus" }),
+    -32603,
+    "session/set_mode of a mode the agent refuses",
+  );
   await agent.request(acp.methods.agent.session.close, { sessionId });
   await rejects(
     agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [text("echo closed")] }),
