@@ -817,6 +817,49 @@ front_prompt (FrontProc *p, gint64 id, const char *session, const char *text,
     }
 }
 
+/* The broker's refusals reach the client as errors with its message
+ * and the D-Bus error's name. */
+static void
+test_broker_errors (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (FrontProc) p = front_proc_new (fx, 0);
+  g_autofree char *session = NULL, *line = NULL;
+  g_autoptr (JsonObject) answer = NULL;
+  g_autoptr (GVariant) drained = NULL;
+  g_autoptr (GError) error = NULL;
+  JsonObject *failure;
+
+  front_initialize (p);
+  session = front_new_session (p, 2);
+  drained = ab_call_on (fx->d.connection, "Drain", g_variant_new ("(u)", 0),
+                        "(uu)", &error);
+  g_assert_no_error (error);
+  line = g_strdup_printf (
+      "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"session/prompt\","
+      "\"params\":{\"sessionId\":\"%s\",\"prompt\":[{\"type\":\"text\","
+      "\"text\":\"echo refused\"}]}}",
+      session);
+  front_send (p, line);
+  answer = front_answer (p, 3);
+  failure = json_object_get_object_member (answer, "error");
+  g_assert_cmpint (json_object_get_int_member (failure, "code"), ==, -32603);
+  g_assert_nonnull (
+      strstr (json_object_get_string_member (failure, "message"), "drained"));
+  g_assert_cmpstr (
+      json_object_get_string_member (
+          json_object_get_object_member (failure, "data"), "dbusError"),
+      ==, "org.agentbroker.Error.Draining");
+  ab_call_ok (&fx->d, "Resume", NULL);
+
+  /* An invalid prompt is the broker's InvalidArgument: -32602. */
+  g_free (line);
+  line = g_strdup_printf (
+      "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"session/prompt\","
+      "\"params\":{\"sessionId\":\"%s\",\"prompt\":[{\"type\":\"video\"}]}}",
+      session);
+  front_expect_error (p, line, 4, -32602, "unknown type 'video'");
+}
+
 /* The broker restarts under a running agentctl acp: the turn it cut off
  * ends "cancelled", and the same connection goes on in the same
  * session. */
@@ -879,6 +922,7 @@ main (int argc, char **argv)
   ADD ("agentctl-acp/malformed-input", test_malformed_input, NULL);
   ADD ("agentctl-acp/two-users", test_two_users, NULL);
   ADD ("agentctl-acp/broker-restart", test_broker_restart, NULL);
+  ADD ("agentctl-acp/broker-errors", test_broker_errors, NULL);
 #undef ADD
 
   (void)ab_error_quark ();
