@@ -73,7 +73,6 @@ typedef struct
 {
   char *thread;
   char *path;
-  gboolean fresh;   /* named by session/new: not yet prompted */
   GQueue prompts;   /* FrontPrompt *, in the order sent */
   guint unnumbered; /* PromptContent() calls not yet answered */
   GPtrArray *early; /* (sv): TurnEnded, PermissionRequested meanwhile */
@@ -292,7 +291,7 @@ send_broker_error (Front *f, JsonNode *id, GError *error)
 /* ---- sessions open on this connection -------------------------------- */
 
 static FrontSession *
-session_attach (Front *f, const char *thread, gboolean fresh)
+session_attach (Front *f, const char *thread)
 {
   FrontSession *session = g_hash_table_lookup (f->sessions, thread);
 
@@ -301,7 +300,6 @@ session_attach (Front *f, const char *thread, gboolean fresh)
   session = g_new0 (FrontSession, 1);
   session->thread = g_strdup (thread);
   session->path = session_path (thread);
-  session->fresh = fresh;
   session->early
       = g_ptr_array_new_with_free_func ((GDestroyNotify)g_variant_unref);
   g_queue_init (&session->prompts);
@@ -807,18 +805,36 @@ on_new_watched (GObject *source, GAsyncResult *result, gpointer user_data)
       send_broker_error (call->front, call->id, error);
       return;
     }
-  session_attach (call->front, call->thread, TRUE);
+  session_attach (call->front, call->thread);
   object = json_object_new ();
   json_object_set_string_member (object, "sessionId", call->thread);
   json_node_take_object (answer, object);
   send_result (call->front, call->id, g_steal_pointer (&answer));
 }
 
-/* A new thread of this front door and this user: its session exists in
- * the broker from its first prompt on. */
+static void
+on_created (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  FrontCall *call = user_data;
+  g_autoptr (GError) error = NULL;
+
+  if (!ab_dbus_broker1_call_create_session_finish (AB_DBUS_BROKER1 (source),
+                                                   result, &error))
+    {
+      send_broker_error (call->front, call->id, error);
+      call_free (call);
+      return;
+    }
+  ab_dbus_broker1_call_watch (call->front->ctl->broker, call->thread, NULL,
+                              on_new_watched, call);
+}
+
+/* A new thread of this front door and this user, and its session in the
+ * broker (CreateSession()), whose agent starts with its first prompt. */
 static void
 do_new (Front *f, JsonNode *id, JsonObject *params)
 {
+  g_auto (GVariantDict) options = G_VARIANT_DICT_INIT (NULL);
   g_autofree char *uuid = NULL;
   g_autofree char *thread = NULL;
 
@@ -827,8 +843,11 @@ do_new (Front *f, JsonNode *id, JsonObject *params)
   uuid = g_uuid_string_random ();
   thread = g_strdup_printf (AB_FRONT_THREAD_PREFIX "%u:%s", (guint)getuid (),
                             uuid);
-  ab_dbus_broker1_call_watch (f->ctl->broker, thread, NULL, on_new_watched,
-                              call_new (f, id, thread));
+  if (f->profile != NULL)
+    g_variant_dict_insert (&options, "agent", "s", f->profile);
+  ab_dbus_broker1_call_create_session (f->ctl->broker, thread,
+                                       g_variant_dict_end (&options), NULL,
+                                       on_created, call_new (f, id, thread));
 }
 
 static void
@@ -843,7 +862,7 @@ on_resume_watched (GObject *source, GAsyncResult *result, gpointer user_data)
       send_broker_error (call->front, call->id, error);
       return;
     }
-  session_attach (call->front, call->thread, FALSE);
+  session_attach (call->front, call->thread);
   send_empty_result (call->front, call->id);
 }
 
@@ -953,7 +972,7 @@ on_load_watched (GObject *source, GAsyncResult *result, gpointer user_data)
       send_broker_error (call->front, call->id, error);
       return;
     }
-  session = session_attach (call->front, call->thread, FALSE);
+  session = session_attach (call->front, call->thread);
   g_variant_iter_init (&iter, call->entries);
   while (g_variant_iter_next (&iter, "&s", &entry))
     replay_entry (call->front, session, entry);
@@ -1051,8 +1070,12 @@ on_listed (GObject *source, GAsyncResult *result, gpointer user_data)
       json_builder_begin_object (b);
       json_builder_set_member_name (b, "sessionId");
       json_builder_add_string_value (b, g_variant_get_string (thread, NULL));
+      /* A session whose agent never started has no directory yet. */
       json_builder_set_member_name (b, "cwd");
-      json_builder_add_string_value (b, g_variant_get_string (cwd, NULL));
+      json_builder_add_string_value (
+          b, g_str_has_prefix (g_variant_get_string (cwd, NULL), "/")
+                 ? g_variant_get_string (cwd, NULL)
+                 : "/");
       if (updated != NULL)
         {
           json_builder_set_member_name (b, "updatedAt");
@@ -1166,10 +1189,7 @@ on_prompted (GObject *source, GAsyncResult *result, gpointer user_data)
       send_broker_error (f, call->id, error);
     }
   else if (prompt != NULL)
-    {
-      prompt->turn = turn;
-      session->fresh = FALSE;
-    }
+    prompt->turn = turn;
   if (session != NULL && session->unnumbered == 0)
     replay_early (f, session);
 }
@@ -1179,7 +1199,6 @@ do_prompt (Front *f, JsonNode *id, JsonObject *params)
 {
   FrontSession *session = session_of_params (f, id, params);
   JsonNode *blocks = json_object_get_member (params, "prompt");
-  g_auto (GVariantDict) options = G_VARIANT_DICT_INIT (NULL);
   g_autofree char *content = NULL;
   FrontPrompt *prompt;
   FrontCall *call;
@@ -1199,9 +1218,6 @@ do_prompt (Front *f, JsonNode *id, JsonObject *params)
                          AB_FRONT_MAX_PROMPTS);
       return;
     }
-  /* The profile goes with the first prompt of a new session. */
-  if (session->fresh && f->profile != NULL)
-    g_variant_dict_insert (&options, "agent", "s", f->profile);
   content = json_to_string (blocks, FALSE);
   prompt = g_new0 (FrontPrompt, 1);
   prompt->id = json_node_copy (id);
@@ -1210,9 +1226,10 @@ do_prompt (Front *f, JsonNode *id, JsonObject *params)
   session->unnumbered++;
   call = call_new (f, id, session->thread);
   call->serial = prompt->serial;
-  ab_dbus_broker1_call_prompt_content (f->ctl->broker, session->thread, content,
-                                       g_variant_dict_end (&options), NULL,
-                                       on_prompted, call);
+  ab_dbus_broker1_call_prompt_content (
+      f->ctl->broker, session->thread, content,
+      g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0), NULL, on_prompted,
+      call);
 }
 
 static void

@@ -465,6 +465,22 @@ ab_broker_prompt_finish (AbBroker *self, GAsyncResult *result, guint64 *turn,
   return TRUE;
 }
 
+gboolean
+ab_broker_create_session (AbBroker *self, const AbCaller *caller,
+                          const char *thread, const char *agent, GError **error)
+{
+  if (!ab_broker_check_accepting (self, error))
+    return FALSE;
+  if (agent != NULL && strlen (agent) > AB_BROKER_MAX_AGENT_BYTES)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                   _ ("option 'agent' is longer than %d bytes"),
+                   AB_BROKER_MAX_AGENT_BYTES);
+      return FALSE;
+    }
+  return ab_pool_create_session (self->pool, thread, agent, caller->uid, error);
+}
+
 GPtrArray *
 ab_broker_list_sessions (AbBroker *self, const AbCaller *caller)
 {

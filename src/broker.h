@@ -106,6 +106,11 @@ void ab_broker_prompt_content_async (
     AbBroker *self, const AbCaller *caller, const char *thread,
     const char *content, const char *agent, AbBrokerAcceptedFunc accepted,
     gpointer accepted_data, GAsyncReadyCallback callback, gpointer user_data);
+/* A session for @caller on @thread, which has none (the ingress gate
+ * applies); @agent: NULL for the default profile. */
+gboolean ab_broker_create_session (AbBroker *self, const AbCaller *caller,
+                                   const char *thread, const char *agent,
+                                   GError **error);
 gboolean ab_broker_prompt_finish (AbBroker *self, GAsyncResult *result,
                                   guint64 *turn, GError **error);
 /* Every session @caller may list (users may read every session), sorted

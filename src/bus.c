@@ -363,6 +363,36 @@ do_get_transcript (AbBus *self, GDBusMethodInvocation *invocation,
                                          g_variant_new ("(as)", &builder));
 }
 
+static void
+do_create_session (AbBus *self, GDBusMethodInvocation *invocation,
+                   GVariant *params, const AbCaller *caller)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) options = NULL;
+  g_autoptr (GVariant) agent_value = NULL;
+  const char *thread, *agent = NULL;
+
+  g_variant_get (params, "(&s@a{sv})", &thread, &options);
+  agent_value = g_variant_lookup_value (options, "agent", NULL);
+  if (agent_value != NULL
+      && !g_variant_is_of_type (agent_value, G_VARIANT_TYPE_STRING))
+    {
+      g_dbus_method_invocation_return_error (
+          invocation, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+          _ ("option 'agent' must be a string, not '%s'"),
+          g_variant_get_type_string (agent_value));
+      return;
+    }
+  if (agent_value != NULL)
+    agent = g_variant_get_string (agent_value, NULL);
+  if (!ab_broker_create_session (self->broker, caller, thread, agent, &error))
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  g_dbus_method_invocation_return_value (invocation, NULL);
+}
+
 /* ---- the agent's session: mode and configuration options ----------------- */
 
 /* Longest mode id, option id or option value passed to an agent. */
@@ -712,6 +742,14 @@ on_handle_get_transcript (AbDBusBroker1 *skeleton,
 }
 
 static gboolean
+on_handle_create_session (AbDBusBroker1 *skeleton,
+                          GDBusMethodInvocation *invocation, const char *thread,
+                          GVariant *options, AbBus *self)
+{
+  return authorize (self, invocation, AB_ACCESS_USER, do_create_session);
+}
+
+static gboolean
 on_handle_set_session_mode (AbDBusBroker1 *skeleton,
                             GDBusMethodInvocation *invocation,
                             const char *thread, const char *mode, AbBus *self)
@@ -874,6 +912,7 @@ ab_bus_new (AbBroker *broker, GDBusConnection *connection, gboolean system_bus,
   CONNECT ("handle-prompt-content", on_handle_prompt_content);
   CONNECT ("handle-list-profiles", on_handle_list_profiles);
   CONNECT ("handle-get-transcript", on_handle_get_transcript);
+  CONNECT ("handle-create-session", on_handle_create_session);
   CONNECT ("handle-set-session-mode", on_handle_set_session_mode);
   CONNECT ("handle-set-session-config-option",
            on_handle_set_session_config_option);

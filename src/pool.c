@@ -346,6 +346,50 @@ on_prompted (GObject *source, GAsyncResult *result, gpointer user_data)
   g_task_return_pointer (task, g_memdup2 (&turn, sizeof turn), g_free);
 }
 
+/* A new session of @caller may have *@agent (NULL: the default, which
+ * *@agent is then). */
+static gboolean
+check_new_session (AbPool *self, const char **agent, uid_t caller,
+                   GError **error)
+{
+  if (*agent == NULL)
+    *agent = self->config->default_agent;
+  if (ab_config_lookup_agent (self->config, *agent) == NULL)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                   _ ("unknown agent '%s'"), *agent);
+      return FALSE;
+    }
+  if (self->config->max_sessions_per_user > 0
+      && sessions_of (self, caller) >= self->config->max_sessions_per_user)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_POOL_EXHAUSTED,
+                   _ ("uid %u already has %u sessions "
+                      "(pool.max_sessions_per_user)"),
+                   (guint)caller, self->config->max_sessions_per_user);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+ab_pool_create_session (AbPool *self, const char *thread, const char *agent,
+                        uid_t caller, GError **error)
+{
+  if (!ab_thread_id_validate (thread, error))
+    return FALSE;
+  if (g_hash_table_contains (self->sessions, thread))
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                   _ ("thread %s already has a session"), thread);
+      return FALSE;
+    }
+  if (!check_new_session (self, &agent, caller, error))
+    return FALSE;
+  add_session (self, create_session (self, thread, agent, caller));
+  return TRUE;
+}
+
 void
 ab_pool_prompt_async (AbPool *self, const char *thread, const char *text,
                       const char *agent, uid_t caller, const char *sender,
@@ -391,26 +435,10 @@ ab_pool_prompt_content_async (AbPool *self, const char *thread,
                                thread, ab_session_get_agent (session), agent);
       return;
     }
-  if (session == NULL)
+  if (session == NULL && !check_new_session (self, &agent, caller, &error))
     {
-      if (agent == NULL)
-        agent = self->config->default_agent;
-      if (ab_config_lookup_agent (self->config, agent) == NULL)
-        {
-          g_task_return_new_error (task, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
-                                   _ ("unknown agent '%s'"), agent);
-          return;
-        }
-      if (self->config->max_sessions_per_user > 0
-          && sessions_of (self, caller) >= self->config->max_sessions_per_user)
-        {
-          g_task_return_new_error (task, AB_ERROR, AB_ERROR_POOL_EXHAUSTED,
-                                   _ ("uid %u already has %u sessions "
-                                      "(pool.max_sessions_per_user)"),
-                                   (guint)caller,
-                                   self->config->max_sessions_per_user);
-          return;
-        }
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
     }
 
   if ((session == NULL || !ab_session_is_running (session))

@@ -62,6 +62,12 @@ void ab_pool_prompt_content_async (AbPool *self, const char *thread,
                                    const char *sender,
                                    GAsyncReadyCallback callback,
                                    gpointer user_data);
+/* A session of @caller on @thread, which has none, with the profile
+ * @agent (NULL: the default); suspended, its agent starts with its first
+ * prompt. */
+gboolean ab_pool_create_session (AbPool *self, const char *thread,
+                                 const char *agent, uid_t caller,
+                                 GError **error);
 gboolean ab_pool_prompt_finish (AbPool *self, GAsyncResult *result,
                                 guint64 *turn, GError **error);
 

@@ -280,6 +280,52 @@ test_list_profiles (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (seen, ==, 0);
 }
 
+/* ---- CreateSession ------------------------------------------------------ */
+
+static void
+test_create_session (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *agent = NULL;
+  guint64 turn;
+  AbTurn *t;
+
+  ab_call_ok (&fx->d, "CreateSession",
+              g_variant_new_parsed ("('cli:made', {'agent': <'other'>})"));
+  g_assert_true (ab_state_is (&fx->d, "cli:made", "suspended"));
+  g_assert_cmpuint (ab_session_u (&fx->d, "cli:made", "pid"), ==, 0);
+  agent = ab_session_s (&fx->d, "cli:made", "agent");
+  g_assert_cmpstr (agent, ==, "other");
+
+  reply = ab_call_on (fx->d.connection, "CreateSession",
+                      g_variant_new_parsed ("('cli:made', @a{sv} {})"), NULL,
+                      &error);
+  ab_assert_error_named (error, AB_ERROR_INVALID_ARGUMENT,
+                         "org.agentbroker.Error.InvalidArgument");
+  g_assert_nonnull (strstr (error->message, "already has a session"));
+  g_clear_error (&error);
+  reply = ab_call_on (fx->d.connection, "CreateSession",
+                      g_variant_new_parsed ("('cli:x', {'agent': <'nope'>})"),
+                      NULL, &error);
+  ab_assert_error_named (error, AB_ERROR_INVALID_ARGUMENT,
+                         "org.agentbroker.Error.InvalidArgument");
+  g_assert_nonnull (strstr (error->message, "nope"));
+  g_clear_error (&error);
+  reply
+      = ab_call_on (fx->d.connection, "CreateSession",
+                    g_variant_new_parsed ("('../x', @a{sv} {})"), NULL, &error);
+  ab_assert_error_named (error, AB_ERROR_INVALID_ARGUMENT,
+                         "org.agentbroker.Error.InvalidArgument");
+  g_clear_error (&error);
+
+  /* Its first prompt starts the agent of its profile. */
+  turn = ab_prompt (fx->d.connection, fx->c, "cli:made", "echo made");
+  t = ab_wait_turn (fx->c, "cli:made", turn, TURN_TIMEOUT_MS);
+  g_assert_cmpstr (t->text->str, ==, "echo made");
+  g_assert_cmpuint (turn, ==, 1);
+}
+
 /* ---- SetSessionMode, SetSessionConfigOption ------------------------------ */
 
 static void
@@ -719,6 +765,9 @@ test_two_users (Fixture *fx, gconstpointer data)
   front_initialize (alice);
   front_initialize (bob);
   session = front_new_session (alice, 2);
+  /* The session exists in the broker at once, Alice's, not yet run. */
+  g_assert_cmpuint (ab_session_u (&fx->d, session, "owner"), ==, 60001);
+  g_assert_true (ab_state_is (&fx->d, session, "suspended"));
   line = g_strdup_printf ("{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":"
                           "\"session/prompt\",\"params\":{\"sessionId\":\"%s\","
                           "\"prompt\":[{\"type\":\"text\",\"text\":\"echo "
@@ -758,7 +807,12 @@ test_two_users (Fixture *fx, gconstpointer data)
   answer = front_answer (bob, 8);
   sessions = json_object_get_array_member (
       json_object_get_object_member (answer, "result"), "sessions");
-  g_assert_cmpuint (json_array_get_length (sessions), ==, 0);
+  /* His own only. */
+  g_assert_cmpuint (json_array_get_length (sessions), ==, 1);
+  g_assert_cmpstr (
+      json_object_get_string_member (
+          json_array_get_object_element (sessions, 0), "sessionId"),
+      ==, bobs);
 
   /* Alice lists it, and the session is still there. */
   g_clear_pointer (&answer, json_object_unref);
@@ -918,6 +972,7 @@ main (int argc, char **argv)
   ADD ("prompt-content/refused", test_content_refused, NULL);
   ADD ("list-profiles", test_list_profiles, NULL);
   ADD ("transcript", test_transcript, NULL);
+  ADD ("create-session", test_create_session, NULL);
   ADD ("session-options", test_session_options, NULL);
   ADD ("agentctl-acp/malformed-input", test_malformed_input, NULL);
   ADD ("agentctl-acp/two-users", test_two_users, NULL);
