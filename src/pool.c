@@ -9,11 +9,15 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <glib/gi18n.h>
+#include <glib/gstdio.h>
 
 #include "error.h"
+#include "json-text.h"
 #include "log.h"
 #include "pool.h"
 #include "store.h"
@@ -259,15 +263,79 @@ sessions_of (AbPool *self, uid_t owner)
   return n;
 }
 
+/* What the last agent of a profile said of itself survives restarts in
+ * STATE_DIRECTORY/profiles/profile-NAME.json (profile names are file
+ * names), at most AB_POOL_MAX_AGENT_SEEN_BYTES. */
+#define AB_POOL_MAX_AGENT_SEEN_BYTES (64 * 1024)
+
+static char *
+agent_seen_path (AbPool *self, const char *profile)
+{
+  g_autofree char *name = g_strconcat ("profile-", profile, ".json", NULL);
+
+  return g_build_filename (self->state_dir, "profiles", name, NULL);
+}
+
+static void
+save_agent_seen (AbPool *self, const char *profile, const char *description)
+{
+  g_autofree char *path = agent_seen_path (self, profile);
+  g_autofree char *dir = g_path_get_dirname (path);
+  g_autoptr (GError) error = NULL;
+
+  if (strlen (description) > AB_POOL_MAX_AGENT_SEEN_BYTES)
+    return;
+  if (g_mkdir_with_parents (dir, 0700) != 0
+      || !g_file_set_contents_full (
+          path, description, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600, &error))
+    g_warning ("cannot keep what the agent of profile %s said of itself in "
+               "%s: %s",
+               profile, path,
+               error != NULL ? error->message : g_strerror (errno));
+}
+
+/* The profiles' agents as they were last seen, by an earlier instance
+ * too; what is not a JSON object of bounded size is ignored. */
+static void
+load_agents_seen (AbPool *self)
+{
+  for (guint i = 0; self->state_dir != NULL && i < self->config->agents->len;
+       i++)
+    {
+      const AbAgentProfile *profile
+          = g_ptr_array_index (self->config->agents, i);
+      g_autofree char *path = agent_seen_path (self, profile->name);
+      g_autofree char *data = NULL;
+      g_autoptr (JsonParser) parser = json_parser_new ();
+      g_autoptr (JsonNode) root = NULL;
+      AgentSeen *seen;
+      GStatBuf st;
+      gsize len;
+
+      if (g_stat (path, &st) != 0 || !S_ISREG (st.st_mode)
+          || st.st_size > AB_POOL_MAX_AGENT_SEEN_BYTES
+          || !g_file_get_contents (path, &data, &len, NULL)
+          || (root = ab_json_parse_untrusted (parser, data, len, NULL)) == NULL
+          || !JSON_NODE_HOLDS_OBJECT (root))
+        continue;
+      seen = g_new0 (AgentSeen, 1);
+      seen->description = g_steal_pointer (&data);
+      seen->when = (gint64)st.st_mtime * G_USEC_PER_SEC;
+      g_hash_table_replace (self->agents_seen, g_strdup (profile->name), seen);
+    }
+}
+
 static void
 on_agent_ready (AbSession *session, const char *description, AbPool *self)
 {
   AgentSeen *seen = g_new0 (AgentSeen, 1);
+  const char *profile = ab_session_get_agent (session);
 
   seen->description = g_strdup (description);
   seen->when = g_get_real_time ();
-  g_hash_table_replace (self->agents_seen,
-                        g_strdup (ab_session_get_agent (session)), seen);
+  g_hash_table_replace (self->agents_seen, g_strdup (profile), seen);
+  if (self->state_dir != NULL)
+    save_agent_seen (self, profile, description);
 }
 
 const char *
@@ -786,6 +854,7 @@ ab_pool_new (AbConfig *config, const char *state_dir)
   self->config = ab_config_ref (config);
   self->state_dir = g_strdup (state_dir);
   self->launcher = ab_direct_launcher_new ();
+  load_agents_seen (self);
   schedule_sweep (self);
   return self;
 }

@@ -46,7 +46,8 @@ guint ab_pool_get_running_count (AbPool *self);
 guint ab_pool_get_busy_count (AbPool *self);
 /* What the last agent of @profile to start said of itself in its
  * initialize answer (ab_acp_describe_agent()), and when (*@when, µs
- * since the epoch); NULL and 0 when none started since the daemon did. */
+ * since the epoch), kept in the state directory across restarts; NULL
+ * and 0 when none ever started. */
 const char *ab_pool_get_agent_seen (AbPool *self, const char *profile,
                                     gint64 *when);
 

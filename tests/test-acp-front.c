@@ -235,6 +235,8 @@ test_list_profiles (Fixture *fx, gconstpointer data)
   g_autoptr (GVariant) demo = profile_dict (fx, "demo");
   g_autoptr (GVariant) other = profile_dict (fx, "other");
   g_autoptr (JsonNode) agent = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *described = NULL;
   const char *s;
   gboolean b;
   guint64 seen;
@@ -278,6 +280,19 @@ test_list_profiles (Fixture *fx, gconstpointer data)
   other = profile_dict (fx, "other");
   g_assert_true (g_variant_lookup (other, "seen", "t", &seen));
   g_assert_cmpuint (seen, ==, 0);
+
+  /* What the agent said of itself outlives the daemon. */
+  g_assert_true (g_variant_lookup (demo, "agent", "&s", &s));
+  described = g_strdup (s);
+  g_assert_cmpint (ab_daemon_fixture_stop (&fx->d, SIGTERM), ==, 0);
+  ab_daemon_fixture_start (&fx->d, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&demo, g_variant_unref);
+  demo = profile_dict (fx, "demo");
+  g_assert_true (g_variant_lookup (demo, "agent", "&s", &s));
+  g_assert_cmpstr (s, ==, described);
+  g_assert_true (g_variant_lookup (demo, "seen", "t", &seen));
+  g_assert_cmpuint (seen, >, 0);
 }
 
 /* ---- CreateSession ------------------------------------------------------ */
