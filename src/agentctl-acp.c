@@ -4,7 +4,8 @@
  *
  * Any ACP client can run `agentctl acp` as its agent.  Every request is
  * answered here or turned into a call of the broker, as the calling user:
- * session/new names a new thread, session/prompt is PromptContent(),
+ * session/new creates a session (CreateSession()) on a new thread,
+ * session/prompt is PromptContent(),
  * the session's Update signals become session/update notifications, its
  * TurnEnded the prompt's answer, its PermissionRequested (for the turns
  * this client prompted) a session/request_permission to the client,
