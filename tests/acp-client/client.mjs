@@ -132,6 +132,11 @@ async function first(agent) {
     chunks.every((c, i) => c.startsWith(`${i + 1} `)),
     "stream: chunk i starts with i, in order",
   );
+  // What the agent says outside a turn comes too.
+  check(
+    updates.some((n) => n.sessionId === sessionId && n.update.sessionUpdate === "available_commands_update"),
+    "an update outside the turn: available_commands_update",
+  );
 
   // An image arrives byte-identical.
   const image = randomBytes(48 * 1024);
