@@ -929,9 +929,9 @@ test_broker_errors (Fixture *fx, gconstpointer data)
   front_expect_error (p, line, 4, -32602, "unknown type 'video'");
 }
 
-/* The broker restarts under a running agentctl acp: the turn it cut off
- * ends "cancelled", and the same connection goes on in the same
- * session. */
+/* The broker restarts and reloads under a running agentctl acp: the
+ * turn the restart cut off ends "cancelled", and the same connection
+ * goes on in the same session. */
 static void
 test_broker_restart (Fixture *fx, gconstpointer data)
 {
@@ -970,6 +970,8 @@ test_broker_restart (Fixture *fx, gconstpointer data)
           json_object_get_object_member (answer, "result"), "stopReason"),
       ==, "cancelled");
 
+  /* A reload changes nothing for it either. */
+  ab_call_ok (&fx->d, "Reload", NULL);
   reason = front_prompt (p, 5, session, "echo two", &said);
   g_assert_cmpstr (reason, ==, "end_turn");
   g_assert_cmpstr (said, ==, "echo two");
