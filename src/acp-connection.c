@@ -25,6 +25,10 @@ struct _AbAcpConnection
   char *session_id;       /* the ACP session open or being loaded */
   gboolean loading;       /* session/load runs: its updates replay history */
   gboolean started;       /* the handshake was asked for */
+  gboolean adopted;       /* an earlier instance's agent: no handshake */
+  gboolean reading;       /* the agent's output is read */
+  GBytes *unread;         /* read by the earlier instance, not handled */
+  gint64 prompt_id;       /* the session/prompt in flight, or 0 */
   gboolean lost;          /* "lost" was emitted */
   gboolean output_closed; /* the agent's output ended */
   GArray *batch;          /* AbAcpUpdate, json owned: not yet emitted */
@@ -296,6 +300,28 @@ ab_acp_connection_start_async (AbAcpConnection *self,
   self->started = TRUE;
   task = g_task_new (self, NULL, callback, user_data);
   g_task_set_source_tag (task, ab_acp_connection_start_async);
+  if (self->adopted)
+    {
+      g_autoptr (AbAcpStarted) started = NULL;
+
+      if (params->resume == NULL)
+        {
+          g_task_return_new_error (
+              task, AB_ACP_CONNECTION_ERROR, AB_ACP_CONNECTION_ERROR_REFUSED,
+              "%s",
+              _ ("the agent kept from the previous instance has no ACP "
+                 "session to go on with"));
+          return;
+        }
+      /* Its session is open already: nothing to ask. */
+      g_free (self->session_id);
+      self->session_id = g_strdup (params->resume);
+      started = g_new0 (AbAcpStarted, 1);
+      started->session_id = g_strdup (params->resume);
+      g_task_return_pointer (task, g_steal_pointer (&started),
+                             (GDestroyNotify)ab_acp_started_free);
+      return;
+    }
   s = g_new0 (Start, 1);
   s->agent = g_strdup (params->agent);
   s->thread = g_strdup (params->thread);
@@ -334,6 +360,7 @@ on_prompt_answered (GObject *source, GAsyncResult *result, gpointer user_data)
 
   /* The turn's updates come before its end. */
   flush_batch (self);
+  self->prompt_id = 0;
   reply = ab_jsonrpc_call_finish (self->rpc, result, &error);
   if (reply != NULL)
     g_task_return_pointer (task, ab_acp_stop_reason (reply), g_free);
@@ -367,6 +394,48 @@ ab_acp_connection_prompt_async (AbAcpConnection *self, JsonNode *prompt,
   ab_jsonrpc_call (self->rpc, "session/prompt",
                    ab_acp_prompt_params (self->session_id, prompt), NULL,
                    on_prompt_answered, g_steal_pointer (&task));
+  self->prompt_id = ab_jsonrpc_get_last_call_id (self->rpc);
+}
+
+gint64
+ab_acp_connection_get_prompt_id (AbAcpConnection *self)
+{
+  g_return_val_if_fail (AB_IS_ACP_CONNECTION (self), 0);
+
+  return self->prompt_id;
+}
+
+void
+ab_acp_connection_adopt_prompt_async (AbAcpConnection *self, gint64 id,
+                                      GAsyncReadyCallback callback,
+                                      gpointer user_data)
+{
+  GTask *task;
+
+  g_return_if_fail (AB_IS_ACP_CONNECTION (self));
+  g_return_if_fail (self->adopted && !self->reading);
+
+  task = g_task_new (self, NULL, callback, user_data);
+  g_task_set_source_tag (task, ab_acp_connection_prompt_async);
+  ab_jsonrpc_expect (self->rpc, id, "session/prompt", on_prompt_answered, task);
+  self->prompt_id = id;
+}
+
+void
+ab_acp_connection_go_on (AbAcpConnection *self)
+{
+  g_return_if_fail (AB_IS_ACP_CONNECTION (self));
+
+  if (self->reading || self->closing)
+    return;
+  self->reading = TRUE;
+  if (self->unread != NULL)
+    {
+      g_autoptr (GBytes) unread = g_steal_pointer (&self->unread);
+
+      ab_jsonrpc_feed (self->rpc, unread);
+    }
+  ab_jsonrpc_start (self->rpc);
 }
 
 char *
@@ -831,6 +900,7 @@ ab_acp_connection_finalize (GObject *object)
   g_array_unref (self->batch);
   g_ptr_array_unref (self->close_tasks);
   g_free (self->session_id);
+  g_clear_pointer (&self->unread, g_bytes_unref);
   G_OBJECT_CLASS (ab_acp_connection_parent_class)->finalize (object);
 }
 
@@ -863,8 +933,27 @@ ab_acp_connection_init (AbAcpConnection *self)
   self->close_tasks = g_ptr_array_new_with_free_func (g_object_unref);
 }
 
-AbAcpConnection *
-ab_acp_connection_new (AbJsonRpc *rpc, AbAgentHandle *agent)
+GBytes *
+ab_acp_connection_detach (AbAcpConnection *self)
+{
+  g_autoptr (GBytes) unread = NULL;
+
+  g_return_val_if_fail (AB_IS_ACP_CONNECTION (self), NULL);
+
+  if (self->closing || self->closed)
+    return NULL;
+  self->closing = TRUE;
+  self->closed = TRUE;
+  g_array_set_size (self->batch, 0);
+  unread = ab_jsonrpc_take_unread (self->rpc);
+  stop_listening (self);
+  if (self->agent != NULL)
+    ab_agent_handle_detach (self->agent, unread);
+  return g_steal_pointer (&unread);
+}
+
+static AbAcpConnection *
+connection_new (AbJsonRpc *rpc, AbAgentHandle *agent)
 {
   AbAcpConnection *self;
 
@@ -882,6 +971,28 @@ ab_acp_connection_new (AbJsonRpc *rpc, AbAgentHandle *agent)
   g_signal_connect (rpc, "request", G_CALLBACK (on_request), self);
   g_signal_connect (rpc, "closed", G_CALLBACK (on_rpc_closed), self);
   ab_jsonrpc_set_text_handlers (rpc, on_notification_text, on_read_done, self);
+  return self;
+}
+
+AbAcpConnection *
+ab_acp_connection_new (AbJsonRpc *rpc, AbAgentHandle *agent)
+{
+  AbAcpConnection *self = connection_new (rpc, agent);
+
+  self->reading = TRUE;
   ab_jsonrpc_start (rpc);
+  return self;
+}
+
+AbAcpConnection *
+ab_acp_connection_new_adopted (AbJsonRpc *rpc, AbAgentHandle *agent,
+                               GBytes *unread)
+{
+  AbAcpConnection *self = connection_new (rpc, agent);
+
+  self->adopted = TRUE;
+  self->unread = unread != NULL ? g_bytes_ref (unread) : NULL;
+  /* Past any id the earlier instance can have used for its requests. */
+  ab_jsonrpc_continue_from (rpc, g_get_real_time ());
   return self;
 }

@@ -103,6 +103,31 @@ void ab_acp_connection_start_async (AbAcpConnection *self,
                                     const AbAcpStartParams *params,
                                     GAsyncReadyCallback callback,
                                     gpointer user_data);
+/* A connection to an agent an earlier instance of the daemon started
+ * and handed on, with @unread (or NULL), what that instance had read of
+ * its output but not handled: start_async() opens no session but goes
+ * on with the one it is given to resume (and fails without one); answers
+ * to the earlier instance's requests are dropped unless adopted.  Nothing
+ * is read until ab_acp_connection_go_on(). */
+AbAcpConnection *ab_acp_connection_new_adopted (AbJsonRpc *rpc,
+                                                AbAgentHandle *agent,
+                                                GBytes *unread);
+/* The earlier instance's session/prompt @id, still in flight, as if sent
+ * here: @callback gets its stop reason (ab_acp_connection_prompt_finish).
+ * Before ab_acp_connection_go_on(). */
+void ab_acp_connection_adopt_prompt_async (AbAcpConnection *self, gint64 id,
+                                           GAsyncReadyCallback callback,
+                                           gpointer user_data);
+/* Starts reading an adopted agent (what was unread first); nothing for
+ * any other. */
+void ab_acp_connection_go_on (AbAcpConnection *self);
+/* The request id of the session/prompt in flight, or 0. */
+gint64 ab_acp_connection_get_prompt_id (AbAcpConnection *self);
+/* Lets go of the agent without stopping it, for the next instance of the
+ * daemon to adopt: nothing is read from or sent to it any more.  Returns
+ * what was read but not handled (the start of a line), which the agent
+ * handle keeps for the next instance too. */
+GBytes *ab_acp_connection_detach (AbAcpConnection *self);
 AbAcpStarted *ab_acp_connection_start_finish (AbAcpConnection *self,
                                               GAsyncResult *result,
                                               GError **error);

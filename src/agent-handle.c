@@ -43,6 +43,18 @@ ab_agent_handle_get_stderr_tail (AbAgentHandle *self)
   return AB_AGENT_HANDLE_GET_IFACE (self)->get_stderr_tail (self);
 }
 
+void
+ab_agent_handle_detach (AbAgentHandle *self, GBytes *unread)
+{
+  AbAgentHandleInterface *iface;
+
+  g_return_if_fail (AB_IS_AGENT_HANDLE (self));
+
+  iface = AB_AGENT_HANDLE_GET_IFACE (self);
+  if (iface->detach != NULL)
+    iface->detach (self, unread);
+}
+
 const char *
 ab_agent_handle_get_unit (AbAgentHandle *self)
 {

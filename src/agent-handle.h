@@ -40,6 +40,8 @@ struct _AbAgentHandleInterface
                                 GError **error);
   void (*kill_now) (AbAgentHandle *self);
   gboolean (*send_signal) (AbAgentHandle *self, int signo, GError **error);
+  /* Optional: only a unit can outlive the daemon. */
+  void (*detach) (AbAgentHandle *self, GBytes *unread);
   /* Optional: an agent that is no unit has neither. */
   const char *(*get_unit) (AbAgentHandle *self);
   void (*get_usage) (AbAgentHandle *self, AbAgentUsage *usage);
@@ -70,6 +72,10 @@ void ab_agent_handle_kill_now (AbAgentHandle *self);
 gboolean ab_agent_handle_send_signal (AbAgentHandle *self, int signo,
                                       GError **error);
 
+/* The agent is left running when the handle goes, for the daemon's next
+ * instance (a unit), with @unread (what was read of its output but not
+ * handled, or NULL); an agent that cannot outlive the daemon ignores it. */
+void ab_agent_handle_detach (AbAgentHandle *self, GBytes *unread);
 /* The systemd unit the agent runs as, or NULL. */
 const char *ab_agent_handle_get_unit (AbAgentHandle *self);
 /* What the agent's unit uses now, read when asked; every value unknown

@@ -4,7 +4,12 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <sys/wait.h>
+
+#include <systemd/sd-daemon.h>
 
 #include <glib/gi18n.h>
 #include <glib/gstdio.h>
@@ -33,6 +38,8 @@ struct _AbAgentUnit
   guint removed_subscription;
   GCancellable *cancellable; /* the manager calls in flight */
   GStrv remove_when_gone;
+  GStrv stored;      /* names of its pipes in the manager's fd store */
+  gboolean detached; /* left running for the daemon's next instance */
 
   gboolean started;   /* it was activating or active */
   guint pid;          /* MainPID */
@@ -40,6 +47,8 @@ struct _AbAgentUnit
   gint32 exit_code;   /* ExecMainCode */
   gint32 exit_status; /* ExecMainStatus */
   char *exit;         /* how it ended, once it did */
+  char *group;        /* its ControlGroup, once it runs */
+  gboolean asked_group;
   int wait_status;
 
   GPtrArray *waiters; /* GTask *, of terminate: done when it has ended */
@@ -69,6 +78,23 @@ ab_agent_unit_object_path (const char *name)
 
 /* ---- the end ------------------------------------------------------------ */
 
+/* The agent's pipes are no more worth keeping for a next instance. */
+static void
+forget_stored (AbAgentUnit *self)
+{
+  for (gsize i = 0; self->stored != NULL && self->stored[i] != NULL; i++)
+    {
+      g_autofree char *message
+          = g_strdup_printf ("FDSTOREREMOVE=1\nFDNAME=%s", self->stored[i]);
+      int r = sd_notify (0, message);
+
+      if (r < 0)
+        g_debug ("unit %s: FDSTOREREMOVE of %s: %s", self->name,
+                 self->stored[i], g_strerror (-r));
+    }
+  g_clear_pointer (&self->stored, g_strfreev);
+}
+
 static void
 remove_files (AbAgentUnit *self)
 {
@@ -78,6 +104,7 @@ remove_files (AbAgentUnit *self)
       g_warning ("unit %s: cannot remove %s: %s", self->name,
                  self->remove_when_gone[i], g_strerror (errno));
   g_clear_pointer (&self->remove_when_gone, g_strfreev);
+  forget_stored (self);
 }
 
 static void
@@ -134,11 +161,51 @@ ended (AbAgentUnit *self, const char *why)
 }
 
 static void
+on_group (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (AbAgentUnit) self = user_data;
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GVariant) value = NULL;
+
+  reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result,
+                                         NULL);
+  if (reply == NULL)
+    return;
+  g_variant_get (reply, "(v)", &value);
+  if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
+    {
+      g_free (self->group);
+      self->group = g_variant_dup_string (value, NULL);
+    }
+}
+
+/* The unit's control group, asked once it runs (the manager names it when
+ * the unit starts, and does not signal it), for what the unit uses. */
+static void
+ask_group (AbAgentUnit *self)
+{
+  if (self->asked_group || self->bus == NULL)
+    return;
+  self->asked_group = TRUE;
+  g_dbus_connection_call (
+      self->bus, SYSTEMD_NAME, self->path, "org.freedesktop.DBus.Properties",
+      "Get",
+      g_variant_new ("(ss)", "org.freedesktop.systemd1.Service",
+                     "ControlGroup"),
+      G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MSEC,
+      self->cancellable, on_group, g_object_ref (self));
+}
+
+static void
 take_property (AbAgentUnit *self, const char *name, GVariant *value)
 {
   if (g_str_equal (name, "MainPID")
       && g_variant_is_of_type (value, G_VARIANT_TYPE_UINT32))
-    self->pid = g_variant_get_uint32 (value);
+    {
+      self->pid = g_variant_get_uint32 (value);
+      if (self->pid != 0)
+        ask_group (self);
+    }
   else if (g_str_equal (name, "Result")
            && g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
     {
@@ -261,21 +328,18 @@ on_started (GObject *source, GAsyncResult *result, gpointer user_data)
   ended (self, why);
 }
 
-AbAgentUnit *
-ab_agent_unit_start (GDBusConnection *bus, const char *name,
-                     GVariant *properties, const char *const *remove_when_gone)
+/* A unit followed from now on: no change of it can be missed after. */
+static AbAgentUnit *
+unit_new (GDBusConnection *bus, const char *name,
+          const char *const *remove_when_gone, const char *const *stored)
 {
-  AbAgentUnit *self;
+  AbAgentUnit *self = g_object_new (AB_TYPE_AGENT_UNIT, NULL);
 
-  g_return_val_if_fail (G_IS_DBUS_CONNECTION (bus), NULL);
-  g_return_val_if_fail (name != NULL && properties != NULL, NULL);
-
-  self = g_object_new (AB_TYPE_AGENT_UNIT, NULL);
   self->bus = g_object_ref (bus);
   self->name = g_strdup (name);
   self->path = ab_agent_unit_object_path (name);
   self->remove_when_gone = g_strdupv ((char **)remove_when_gone);
-  /* Before the start: no change of the unit can be missed. */
+  self->stored = g_strdupv ((char **)stored);
   self->changed_subscription = g_dbus_connection_signal_subscribe (
       bus, SYSTEMD_NAME, "org.freedesktop.DBus.Properties", "PropertiesChanged",
       self->path, NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_properties_changed, self,
@@ -283,6 +347,20 @@ ab_agent_unit_start (GDBusConnection *bus, const char *name,
   self->removed_subscription = g_dbus_connection_signal_subscribe (
       bus, SYSTEMD_NAME, MANAGER_IFACE, "UnitRemoved", SYSTEMD_PATH, name,
       G_DBUS_SIGNAL_FLAGS_NONE, on_unit_removed, self, NULL);
+  return self;
+}
+
+AbAgentUnit *
+ab_agent_unit_start (GDBusConnection *bus, const char *name,
+                     GVariant *properties, const char *const *remove_when_gone,
+                     const char *const *stored)
+{
+  AbAgentUnit *self;
+
+  g_return_val_if_fail (G_IS_DBUS_CONNECTION (bus), NULL);
+  g_return_val_if_fail (name != NULL && properties != NULL, NULL);
+
+  self = unit_new (bus, name, remove_when_gone, stored);
   g_dbus_connection_call (
       bus, SYSTEMD_NAME, SYSTEMD_PATH, MANAGER_IFACE, "StartTransientUnit",
       g_variant_new (
@@ -290,6 +368,62 @@ ab_agent_unit_start (GDBusConnection *bus, const char *name,
           g_variant_new_array (G_VARIANT_TYPE ("(sa(sv))"), NULL, 0)),
       G_VARIANT_TYPE ("(o)"), G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MSEC,
       self->cancellable, on_started, g_object_ref (self));
+  return self;
+}
+
+/* What the manager says of a unit now, as if it had signalled it. */
+static void
+on_state_read (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (AbAgentUnit) self = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = g_dbus_connection_call_finish (
+      G_DBUS_CONNECTION (source), result, &error);
+  g_autoptr (GVariant) props = NULL;
+
+  if (reply == NULL)
+    {
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        {
+          g_autofree char *why = NULL;
+
+          g_dbus_error_strip_remote_error (error);
+          why = g_strdup_printf ("unit %s is gone (%s)", self->name,
+                                 error->message);
+          ended (self, why);
+        }
+      return;
+    }
+  props = g_variant_get_child_value (reply, 0);
+  on_properties_changed (G_DBUS_CONNECTION (source), SYSTEMD_NAME, self->path,
+                         "org.freedesktop.DBus.Properties", "PropertiesChanged",
+                         g_variant_new ("(s@a{sv}as)", "", props, NULL), self);
+}
+
+AbAgentUnit *
+ab_agent_unit_attach (GDBusConnection *bus, const char *name,
+                      const char *const *remove_when_gone,
+                      const char *const *stored)
+{
+  AbAgentUnit *self;
+
+  g_return_val_if_fail (G_IS_DBUS_CONNECTION (bus), NULL);
+  g_return_val_if_fail (name != NULL, NULL);
+
+  self = unit_new (bus, name, remove_when_gone, stored);
+  self->started = TRUE; /* by the earlier instance */
+  /* The service's main process and how it ended first, then whether it
+   * is still active (a unit gone by then reads as inactive). */
+  g_dbus_connection_call (
+      bus, SYSTEMD_NAME, self->path, "org.freedesktop.DBus.Properties",
+      "GetAll", g_variant_new ("(s)", "org.freedesktop.systemd1.Service"),
+      G_VARIANT_TYPE ("(a{sv})"), G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MSEC,
+      self->cancellable, on_state_read, g_object_ref (self));
+  g_dbus_connection_call (
+      bus, SYSTEMD_NAME, self->path, "org.freedesktop.DBus.Properties",
+      "GetAll", g_variant_new ("(s)", "org.freedesktop.systemd1.Unit"),
+      G_VARIANT_TYPE ("(a{sv})"), G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MSEC,
+      self->cancellable, on_state_read, g_object_ref (self));
   return self;
 }
 
@@ -432,7 +566,52 @@ unit_get_usage (AbAgentHandle *handle, AbAgentUsage *usage)
 {
   AbAgentUnit *self = AB_AGENT_UNIT (handle);
 
-  ab_agent_usage_read ("/", self->pid, self->name, usage);
+  if (self->exit == NULL)
+    ab_agent_usage_read ("/", self->group, self->name, usage);
+}
+
+/* What was read of the agent's output but not handled goes to the fd
+ * store beside its pipes, as "agent-HASH-unread". */
+static void
+store_unread (AbAgentUnit *self, GBytes *unread)
+{
+  gsize len;
+  const char *data = g_bytes_get_data (unread, &len);
+  g_autofree char *name = NULL;
+  g_autofree char *message = NULL;
+  int fd, r;
+
+  if (len == 0 || self->stored == NULL || self->stored[0] == NULL
+      || !g_str_has_suffix (self->stored[0], "-in"))
+    return;
+  name = g_strdup_printf ("%.*s-unread",
+                          (int)(strlen (self->stored[0]) - strlen ("-in")),
+                          self->stored[0]);
+  fd = memfd_create (name, MFD_CLOEXEC);
+  if (fd < 0 || write (fd, data, len) != (ssize_t)len)
+    {
+      g_warning ("unit %s: cannot keep %zu bytes of its output: %s", self->name,
+                 len, g_strerror (errno));
+      if (fd >= 0)
+        close (fd);
+      return;
+    }
+  message = g_strdup_printf ("FDSTORE=1\nFDPOLL=0\nFDNAME=%s", name);
+  r = sd_pid_notify_with_fds (0, 0, message, &fd, 1);
+  if (r < 0)
+    g_warning ("unit %s: cannot keep %zu bytes of its output: %s", self->name,
+               len, g_strerror (-r));
+  close (fd);
+}
+
+static void
+unit_detach (AbAgentHandle *handle, GBytes *unread)
+{
+  AbAgentUnit *self = AB_AGENT_UNIT (handle);
+
+  self->detached = TRUE;
+  if (unread != NULL)
+    store_unread (self, unread);
 }
 
 static void
@@ -446,6 +625,7 @@ handle_iface_init (AbAgentHandleInterface *iface)
   iface->kill_now = unit_kill_now;
   iface->send_signal = unit_send_signal;
   iface->get_unit = unit_get_unit;
+  iface->detach = unit_detach;
   iface->get_usage = unit_get_usage;
 }
 
@@ -464,8 +644,9 @@ ab_agent_unit_dispose (GObject *object)
                                             self->changed_subscription);
       g_dbus_connection_signal_unsubscribe (self->bus,
                                             self->removed_subscription);
-      /* A unit still running is the daemon's no more: stop it. */
-      if (self->exit == NULL)
+      /* A unit still running is the daemon's no more: stop it, unless
+       * it is left for the next instance. */
+      if (self->exit == NULL && !self->detached)
         stop_unheard (self);
       g_clear_object (&self->bus);
     }
@@ -483,7 +664,11 @@ ab_agent_unit_finalize (GObject *object)
   g_free (self->path);
   g_free (self->result);
   g_free (self->exit);
-  remove_files (self);
+  g_free (self->group);
+  if (!self->detached)
+    remove_files (self);
+  g_strfreev (self->remove_when_gone);
+  g_strfreev (self->stored);
   G_OBJECT_CLASS (ab_agent_unit_parent_class)->finalize (object);
 }
 

@@ -27,11 +27,19 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (AbAgentUnit, ab_agent_unit, AB, AGENT_UNIT, GObject)
 
 /* StartTransientUnit of @name with @properties (a(sv), floating refs are
- * sunk).  The files @remove_when_gone (or NULL) are removed once the
- * unit is gone. */
+ * sunk).  The files @remove_when_gone (or NULL) are removed, and the
+ * descriptors named @stored (or NULL) taken out of the daemon's fd store,
+ * once the unit is gone. */
 AbAgentUnit *ab_agent_unit_start (GDBusConnection *bus, const char *name,
                                   GVariant *properties,
-                                  const char *const *remove_when_gone);
+                                  const char *const *remove_when_gone,
+                                  const char *const *stored);
+/* Follows unit @name, started by an earlier instance of the daemon, from
+ * what the manager says of it now on; "exited" comes at once when it is
+ * no longer running. */
+AbAgentUnit *ab_agent_unit_attach (GDBusConnection *bus, const char *name,
+                                   const char *const *remove_when_gone,
+                                   const char *const *stored);
 const char *ab_agent_unit_get_name (AbAgentUnit *self);
 
 /* The D-Bus object path the manager gives unit @name. */

@@ -91,24 +91,6 @@ read_cpu_stat (const char *dir)
   return AB_USAGE_UNKNOWN;
 }
 
-/* Where the groups of one process are, by hierarchy. */
-typedef struct
-{
-  char *unified; /* the cgroup v2 path */
-  char *memory;  /* cgroup v1: the mount's name, then the path */
-  char *cpuacct;
-  char *pids;
-} Groups;
-
-static void
-groups_clear (Groups *groups)
-{
-  g_free (groups->unified);
-  g_free (groups->memory);
-  g_free (groups->cpuacct);
-  g_free (groups->pids);
-}
-
 /* Whether the group @path is the unit's own: its last component is
  * @unit. */
 static gboolean
@@ -117,84 +99,44 @@ is_unit_group (const char *path, const char *unit)
   const char *last = strrchr (path, '/');
 
   return path[0] == '/' && last != NULL && g_str_equal (last + 1, unit)
-         && strstr (path, "/../") == NULL;
-}
-
-/* One line of /proc/PID/cgroup: "ID:CONTROLLERS:PATH". */
-static void
-take_line (Groups *groups, const char *root, const char *line, const char *unit)
-{
-  g_auto (GStrv) parts = g_strsplit (line, ":", 3);
-  g_auto (GStrv) controllers = NULL;
-
-  if (g_strv_length (parts) != 3 || !is_unit_group (parts[2], unit))
-    return;
-  if (parts[1][0] == '\0')
-    {
-      g_free (groups->unified);
-      groups->unified
-          = g_build_filename (root, "sys/fs/cgroup", parts[2], NULL);
-      return;
-    }
-  controllers = g_strsplit (parts[1], ",", -1);
-  for (gsize i = 0; controllers[i] != NULL; i++)
-    {
-      char **slot = g_str_equal (controllers[i], "memory")    ? &groups->memory
-                    : g_str_equal (controllers[i], "cpuacct") ? &groups->cpuacct
-                    : g_str_equal (controllers[i], "pids")    ? &groups->pids
-                                                              : NULL;
-
-      if (slot != NULL)
-        {
-          g_free (*slot);
-          *slot = g_build_filename (root, "sys/fs/cgroup", parts[1], parts[2],
-                                    NULL);
-        }
-    }
+         && strstr (path, "/..") == NULL;
 }
 
 void
-ab_agent_usage_read (const char *root, guint pid, const char *unit,
+ab_agent_usage_read (const char *root, const char *group, const char *unit,
                      AbAgentUsage *usage)
 {
-  g_autofree char *path = NULL;
-  g_autofree char *contents = NULL;
   g_autofree char *controllers = NULL;
-  g_auto (GStrv) lines = NULL;
-  Groups groups = { 0 };
-  gboolean v2;
 
   ab_agent_usage_init (usage);
-  if (pid == 0 || unit == NULL)
+  if (group == NULL || unit == NULL || !is_unit_group (group, unit))
     return;
-  path = g_strdup_printf ("%s/proc/%u/cgroup", root, pid);
-  contents = read_small (path);
-  if (contents == NULL)
-    return;
-  lines = g_strsplit (contents, "\n", -1);
-  for (gsize i = 0; lines[i] != NULL; i++)
-    take_line (&groups, root, lines[i], unit);
 
   /* The unified hierarchy holds the controllers only where it is the
-   * only one (on a hybrid host it tracks processes, nothing else). */
+   * only one; on a v1 or hybrid host each controller has its own, the
+   * unit's group at the same path in each. */
   controllers
       = g_build_filename (root, "sys/fs/cgroup/cgroup.controllers", NULL);
-  v2 = groups.unified != NULL && g_file_test (controllers, G_FILE_TEST_EXISTS);
-  if (v2)
+  if (g_file_test (controllers, G_FILE_TEST_EXISTS))
     {
-      usage->memory_bytes = read_number (groups.unified, "memory.current");
-      usage->cpu_nsec = read_cpu_stat (groups.unified);
-      usage->tasks = read_number (groups.unified, "pids.current");
+      g_autofree char *dir
+          = g_build_filename (root, "sys/fs/cgroup", group, NULL);
+
+      usage->memory_bytes = read_number (dir, "memory.current");
+      usage->cpu_nsec = read_cpu_stat (dir);
+      usage->tasks = read_number (dir, "pids.current");
     }
   else
     {
-      if (groups.memory != NULL)
-        usage->memory_bytes
-            = read_number (groups.memory, "memory.usage_in_bytes");
-      if (groups.cpuacct != NULL)
-        usage->cpu_nsec = read_number (groups.cpuacct, "cpuacct.usage");
-      if (groups.pids != NULL)
-        usage->tasks = read_number (groups.pids, "pids.current");
+      g_autofree char *memory
+          = g_build_filename (root, "sys/fs/cgroup/memory", group, NULL);
+      g_autofree char *cpuacct
+          = g_build_filename (root, "sys/fs/cgroup/cpuacct", group, NULL);
+      g_autofree char *pids
+          = g_build_filename (root, "sys/fs/cgroup/pids", group, NULL);
+
+      usage->memory_bytes = read_number (memory, "memory.usage_in_bytes");
+      usage->cpu_nsec = read_number (cpuacct, "cpuacct.usage");
+      usage->tasks = read_number (pids, "pids.current");
     }
-  groups_clear (&groups);
 }

@@ -4,7 +4,9 @@
  * Read from the unit's control group when asked, never polled: the
  * cgroup v2 files (memory.current, cpu.stat, pids.current) or, on a
  * cgroup v1 or hybrid host, those of the memory, cpuacct and pids
- * hierarchies.  A value the kernel does not keep for the unit (a
+ * hierarchies.  The group is the one systemd names, not one found
+ * through /proc: the daemon's own unit hides other users' processes
+ * (ProtectProc=invisible).  A value the kernel does not keep for the unit (a
  * controller not enabled for it, or not mounted in a container) is
  * AB_USAGE_UNKNOWN, as systemd shows "[not set]".
  */
@@ -26,11 +28,12 @@ typedef struct
 /* Every value unknown. */
 void ab_agent_usage_init (AbAgentUsage *usage);
 
-/* The usage of unit @unit, found through the control group of its
- * process @pid: a value is taken only from a group whose last component
- * is @unit, never from a parent that holds it.  @root is "/" but for
- * tests (a tree with proc/ and sys/fs/cgroup/ under it). */
-void ab_agent_usage_read (const char *root, guint pid, const char *unit,
+/* The usage of unit @unit, whose control group is @group (systemd's
+ * ControlGroup, e.g. "/agentbroker.slice/…/UNIT"): nothing is read
+ * unless its last component is @unit, so a parent's figures are never
+ * taken for the unit's.  @root is "/" but for tests (a tree with
+ * sys/fs/cgroup/ under it). */
+void ab_agent_usage_read (const char *root, const char *group, const char *unit,
                           AbAgentUsage *usage);
 
 /* Adds @b's known values to @a's; a value known in neither stays

@@ -55,9 +55,11 @@ typedef struct
   AbCtl *ctl;
   GMainLoop *loop;
   GCancellable *cancellable;
-  char *owner; /* the broker's unique name: signals come from it */
+  char *owner; /* the broker's unique name while it runs, else NULL */
   AbStream stream;
   guint owner_subscription;
+  guint gone_source;   /* the broker left: how long to wait for it */
+  char *follow_thread; /* watched again at a new broker, or NULL */
   gulong closed_handler;
   guint sigint_source;
   gboolean done;
@@ -81,6 +83,31 @@ wait_broker_gone (AbWait *wait)
   wait_finish (wait, fail (_ ("agentbroker left the bus")));
 }
 
+/* How long a prompt or watch waits for a broker that left the bus to
+ * come back (a restart, Restart=on-failure) before it gives up. */
+#define AB_FOLLOW_SECONDS 120
+
+static gboolean
+wait_on_gone_too_long (gpointer user_data)
+{
+  AbWait *wait = user_data;
+
+  wait->gone_source = 0;
+  wait_broker_gone (wait);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_watched_again (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GVariant) reply = g_dbus_connection_call_finish (
+      G_DBUS_CONNECTION (source), result, NULL);
+}
+
+/* The broker's name changed hands.  Gone: it is waited for, as a
+ * restart brings it back, and the turn goes on.  Back: the new instance
+ * gets the watch again (a watcher's stream, or the end of a turn it could
+ * not go on with); the signals follow the name. */
 static void
 wait_on_name_owner_changed (GDBusConnection *connection, const char *sender,
                             const char *path, const char *interface,
@@ -93,8 +120,21 @@ wait_on_name_owner_changed (GDBusConnection *connection, const char *sender,
   if (!g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(sss)")))
     return;
   g_variant_get (parameters, "(&s&s&s)", NULL, NULL, &new_owner);
+  g_clear_pointer (&wait->owner, g_free);
   if (*new_owner == '\0')
-    wait_broker_gone (wait);
+    {
+      if (wait->gone_source == 0)
+        wait->gone_source = g_timeout_add_seconds (AB_FOLLOW_SECONDS,
+                                                   wait_on_gone_too_long, wait);
+      return;
+    }
+  wait->owner = g_strdup (new_owner);
+  g_clear_handle_id (&wait->gone_source, g_source_remove);
+  if (wait->follow_thread != NULL)
+    g_dbus_connection_call (
+        connection, AB_BUS_NAME, AB_BUS_PATH, AB_BROKER_IFACE, "Watch",
+        g_variant_new ("(s)", wait->follow_thread), NULL,
+        G_DBUS_CALL_FLAGS_NONE, -1, wait->cancellable, on_watched_again, NULL);
 }
 
 static void
@@ -114,11 +154,11 @@ wait_init (AbWait *wait, AbCtl *ctl)
   wait->loop = g_main_loop_new (NULL, FALSE);
   wait->cancellable = g_cancellable_new ();
 
-  /* The broker's unique name goes away when the daemon exits, even when a
-   * restarted one takes over the well-known name. */
+  /* The broker's name: a restarted daemon takes it over, and the
+   * signals, subscribed by that name, come from whoever has it. */
   wait->owner_subscription = g_dbus_connection_signal_subscribe (
       ctl->connection, "org.freedesktop.DBus", "org.freedesktop.DBus",
-      "NameOwnerChanged", "/org/freedesktop/DBus", wait->owner,
+      "NameOwnerChanged", "/org/freedesktop/DBus", AB_BUS_NAME,
       G_DBUS_SIGNAL_FLAGS_NONE, wait_on_name_owner_changed, wait, NULL);
   g_dbus_connection_set_exit_on_close (ctl->connection, FALSE);
   wait->closed_handler = g_signal_connect (ctl->connection, "closed",
@@ -130,6 +170,7 @@ static void
 wait_clear (AbWait *wait)
 {
   g_cancellable_cancel (wait->cancellable);
+  g_clear_handle_id (&wait->gone_source, g_source_remove);
   if (wait->sigint_source != 0)
     g_source_remove (wait->sigint_source);
   if (wait->owner_subscription != 0)
@@ -139,6 +180,7 @@ wait_clear (AbWait *wait)
   g_clear_object (&wait->cancellable);
   g_clear_pointer (&wait->loop, g_main_loop_unref);
   g_clear_pointer (&wait->owner, g_free);
+  g_clear_pointer (&wait->follow_thread, g_free);
   stream_clear (&wait->stream);
 }
 
@@ -350,8 +392,8 @@ prompt_on_sigint (gpointer user_data)
   prompt->cancel_sent = TRUE;
   fail (_ ("cancelling the turn; press Ctrl+C again to stop waiting"));
   g_dbus_connection_call (
-      prompt->wait.ctl->connection, prompt->wait.owner, AB_BUS_PATH,
-      AB_BROKER_IFACE, "Cancel", g_variant_new ("(s)", prompt->thread), NULL,
+      prompt->wait.ctl->connection, AB_BUS_NAME, AB_BUS_PATH, AB_BROKER_IFACE,
+      "Cancel", g_variant_new ("(s)", prompt->thread), NULL,
       G_DBUS_CALL_FLAGS_NONE, AB_PROMPT_TIMEOUT_MSEC, prompt->wait.cancellable,
       prompt_on_cancel_reply, prompt);
   return G_SOURCE_CONTINUE;
@@ -442,8 +484,11 @@ verb_prompt (AbCtl *ctl, int argc, char **argv)
    * missed. */
   path = session_path (prompt.thread);
   subscription = g_dbus_connection_signal_subscribe (
-      ctl->connection, prompt.wait.owner, AB_SESSION_IFACE, NULL, path, NULL,
+      ctl->connection, AB_BUS_NAME, AB_SESSION_IFACE, NULL, path, NULL,
       G_DBUS_SIGNAL_FLAGS_NONE, prompt_on_signal, &prompt, NULL);
+  /* A new instance that could not go on with the turn tells its end to
+   * the first who watches. */
+  prompt.wait.follow_thread = g_strdup (prompt.thread);
   prompt.wait.sigint_source
       = g_unix_signal_add (SIGINT, prompt_on_sigint, &prompt);
 
@@ -671,11 +716,13 @@ verb_watch (AbCtl *ctl, int argc, char **argv)
   /* The stream comes to watchers only, so every Session1 signal from
    * the broker is for us. */
   session_subscription = g_dbus_connection_signal_subscribe (
-      ctl->connection, watch.wait.owner, AB_SESSION_IFACE, NULL, NULL, NULL,
+      ctl->connection, AB_BUS_NAME, AB_SESSION_IFACE, NULL, NULL, NULL,
       G_DBUS_SIGNAL_FLAGS_NONE, watch_on_session_signal, &watch, NULL);
   broker_subscription = g_dbus_connection_signal_subscribe (
-      ctl->connection, watch.wait.owner, AB_BROKER_IFACE, NULL, AB_BUS_PATH,
-      NULL, G_DBUS_SIGNAL_FLAGS_NONE, watch_on_broker_signal, &watch, NULL);
+      ctl->connection, AB_BUS_NAME, AB_BROKER_IFACE, NULL, AB_BUS_PATH, NULL,
+      G_DBUS_SIGNAL_FLAGS_NONE, watch_on_broker_signal, &watch, NULL);
+  watch.wait.follow_thread
+      = g_strdup (watch.thread != NULL ? watch.thread : "*");
   watch.wait.sigint_source
       = g_unix_signal_add (SIGINT, watch_on_sigint, &watch);
   sigterm_source = g_unix_signal_add (SIGTERM, watch_on_sigint, &watch);

@@ -920,6 +920,7 @@ ab_broker_resume (AbBroker *self, GError **error)
 typedef struct
 {
   guint pending;
+  gboolean keep_agents;
 } StopData;
 
 static void
@@ -935,13 +936,21 @@ on_stop_session_suspended (GObject *source, GAsyncResult *result,
   g_object_unref (task);
 }
 
-/* Every turn has ended: stop the agents, gracefully, and finish. */
+/* Every turn has ended: stop the agents, gracefully, and finish; or,
+ * for a restart, leave them running for the next instance. */
 static void
 stop_agents (AbBroker *self, GTask *task)
 {
   g_autoptr (GPtrArray) all = ab_pool_list (self->pool);
   StopData *data = g_task_get_task_data (task);
 
+  if (data->keep_agents)
+    {
+      for (guint i = 0; i < all->len; i++)
+        ab_session_detach_agent (g_ptr_array_index (all, i));
+      g_task_return_boolean (task, TRUE);
+      return;
+    }
   data->pending = 1;
   for (guint i = 0; i < all->len; i++)
     {
@@ -973,15 +982,30 @@ on_stop_drained (GObject *source, GAsyncResult *result, gpointer user_data)
 /* Stop: gate ingress, let running turns finish within timeouts.drain,
  * then stop every agent. The state stays "stopping" throughout. */
 void
-ab_broker_stop_async (AbBroker *self, GAsyncReadyCallback callback,
-                      gpointer user_data)
+ab_broker_stop_async (AbBroker *self, gboolean keep_agents,
+                      GAsyncReadyCallback callback, gpointer user_data)
 {
   GTask *task = g_task_new (self, NULL, callback, user_data);
   guint seconds
       = (guint)((self->config->drain_timeout_usec + G_USEC_PER_SEC - 1)
                 / G_USEC_PER_SEC);
+  StopData *data = g_new0 (StopData, 1);
 
-  g_task_set_task_data (task, g_new0 (StopData, 1), g_free);
+  data->keep_agents = keep_agents;
+  g_task_set_task_data (task, data, g_free);
+  /* A restart hands every turn over as it stands: no drain. */
+  if (keep_agents)
+    {
+      if (self->drain_task != NULL)
+        {
+          g_clear_handle_id (&self->drain_deadline, g_source_remove);
+          on_drain_deadline (self);
+        }
+      set_state (self, AB_BROKER_STATE_STOPPING);
+      set_status (self, _ ("Restarting: the agents go on"));
+      stop_agents (self, task);
+      return;
+    }
   if (self->drain_task != NULL)
     {
       /* A drain is already waiting: cut it short, then stop. */

@@ -162,8 +162,11 @@ gboolean ab_broker_drain_finish (AbBroker *self, GAsyncResult *result,
                                  guint *finished, guint *interrupted,
                                  GError **error);
 gboolean ab_broker_resume (AbBroker *self, GError **error);
-void ab_broker_stop_async (AbBroker *self, GAsyncReadyCallback callback,
-                           gpointer user_data);
+/* Drains, then stops every agent; with @keep_agents (a restart, the
+ * agents being units) hands them over as they are, turns in flight
+ * included, for the next instance to go on with: no drain. */
+void ab_broker_stop_async (AbBroker *self, gboolean keep_agents,
+                           GAsyncReadyCallback callback, gpointer user_data);
 gboolean ab_broker_stop_finish (AbBroker *self, GAsyncResult *result,
                                 GError **error);
 

@@ -101,6 +101,25 @@ grandchild_exited_cb (GPid pid, gint status, gpointer user_data)
   g_spawn_close_pid (pid);
 }
 
+/* Allocates @mib MiB (at most 64 GiB) and touches every page, so that
+ * the memory is really used: a unit's memory limit kills the agent
+ * first.  Never freed: the agent keeps what it took. */
+static char *
+allocate_mib (guint64 mib)
+{
+  gsize page = 4096;
+
+  mib = MIN (mib, 64 * 1024);
+  for (guint64 i = 0; i < mib; i++)
+    {
+      char *block = g_malloc (1024 * 1024);
+
+      for (gsize at = 0; at < 1024 * 1024; at += page)
+        block[at] = 1;
+    }
+  return g_strdup_printf ("allocated %" G_GUINT64_FORMAT " MiB", mib);
+}
+
 static char *
 fork_grandchild (void)
 {
@@ -362,6 +381,12 @@ turn_plan (DemoTurn *turn, const char *mode_text, const char *prompt)
   else if (g_str_equal (word, "env"))
     {
       g_autofree char *text = describe_environment ();
+
+      turn_add_text (turn, 0, text);
+    }
+  else if (g_str_equal (word, "alloc"))
+    {
+      g_autofree char *text = allocate_mib (parse_count (words, 1, 64));
 
       turn_add_text (turn, 0, text);
     }

@@ -61,6 +61,7 @@
  *                     I: resource_link URI NAME"
  *   env               one chunk: the environment as NAME=VALUE lines (sorted)
  *                     and cwd=<working directory>
+ *   alloc N           allocate and touch N MiB (default 64), kept until exit
  *   fork-child        spawn `sleep 1000` in our process group and report its
  *                     pid in a chunk (teardown must kill the group)
  *
@@ -682,6 +683,7 @@ main (int argc, char **argv)
       "  echo              the prompt text back\n"
       "  blocks            what each content block of the prompt holds\n"
       "  env               environment and cwd\n"
+      "  alloc N           allocate and touch N MiB, kept until exit\n"
       "  fork-child        leave `sleep 1000` behind in the process group\n"
       "  anything else     a short streamed answer with a tool call\n"
       "\n"

@@ -47,6 +47,7 @@ struct _AbJsonRpc
 
   State state;
   gint64 next_id;
+  gint64 first_id;     /* answers to lower ids were asked by someone else */
   GHashTable *pending; /* gint64 *id -> PendingCall * */
 
   AbFdWatch *read_watch; /* on the input stream's descriptor, while read */
@@ -288,6 +289,17 @@ dispatch_response (AbJsonRpc *self, JsonObject *message, JsonNode *id)
           /* JSON-RPC's way of saying "I could not read your request" */
           fail_protocol (self, "agent reported an error without an id: %s",
                          error->message);
+          return;
+        }
+      /* A request of the daemon instance before this one, whose
+       * connection this one continues. */
+      if (JSON_NODE_HOLDS_VALUE (id)
+          && json_node_get_value_type (id) == G_TYPE_INT64
+          && json_node_get_int (id) < self->first_id)
+        {
+          g_debug ("dropping the answer to request %s of an earlier "
+                   "connection",
+                   id_text);
           return;
         }
       fail_protocol (self, "agent answered unknown request id %s", id_text);
@@ -841,6 +853,64 @@ ab_jsonrpc_start (AbJsonRpc *self)
 
   self->started = TRUE;
   update_reading (self);
+}
+
+gint64
+ab_jsonrpc_get_last_call_id (AbJsonRpc *self)
+{
+  g_return_val_if_fail (AB_IS_JSONRPC (self), 0);
+
+  return self->next_id - 1;
+}
+
+void
+ab_jsonrpc_expect (AbJsonRpc *self, gint64 id, const char *method,
+                   GAsyncReadyCallback callback, gpointer user_data)
+{
+  PendingCall *call;
+  GTask *task;
+
+  g_return_if_fail (AB_IS_JSONRPC (self));
+  g_return_if_fail (id > 0 && id < self->first_id);
+
+  task = g_task_new (self, NULL, callback, user_data);
+  g_task_set_source_tag (task, ab_jsonrpc_call);
+  g_task_set_task_data (task, g_strdup (method), g_free);
+  call = g_new0 (PendingCall, 1);
+  call->self = self;
+  call->id = id;
+  call->task = task;
+  g_hash_table_insert (self->pending, &call->id, call);
+}
+
+GBytes *
+ab_jsonrpc_take_unread (AbJsonRpc *self)
+{
+  g_return_val_if_fail (AB_IS_JSONRPC (self), NULL);
+
+  return ab_line_reader_take_partial (self->reader);
+}
+
+void
+ab_jsonrpc_feed (AbJsonRpc *self, GBytes *bytes)
+{
+  gsize len;
+  const char *data = g_bytes_get_data (bytes, &len);
+
+  g_return_if_fail (AB_IS_JSONRPC (self));
+
+  if (len > 0)
+    handle_bytes (self, data, len);
+}
+
+void
+ab_jsonrpc_continue_from (AbJsonRpc *self, gint64 first_id)
+{
+  g_return_if_fail (AB_IS_JSONRPC (self));
+  g_return_if_fail (first_id >= self->next_id);
+
+  self->next_id = first_id;
+  self->first_id = first_id;
 }
 
 AbJsonRpc *

@@ -86,6 +86,24 @@ G_DECLARE_FINAL_TYPE (AbJsonRpc, ab_jsonrpc, AB, JSONRPC, GObject)
 AbJsonRpc *ab_jsonrpc_new (GInputStream *input, GOutputStream *output,
                            gsize max_line_bytes);
 void ab_jsonrpc_start (AbJsonRpc *self);
+/* For a peer that an earlier connection (a previous instance of the
+ * daemon) sent requests to: this one's requests are numbered from
+ * @first_id on, and answers to lower ids, the earlier connection's, are
+ * dropped instead of failing the connection.  Before the first request. */
+void ab_jsonrpc_continue_from (AbJsonRpc *self, gint64 first_id);
+/* The id of the latest request sent. */
+gint64 ab_jsonrpc_get_last_call_id (AbJsonRpc *self);
+/* Treats the answer to request @id, sent by the earlier connection (below
+ * ab_jsonrpc_continue_from()'s first id), as the answer to a call of
+ * @method made here: @callback gets it as from ab_jsonrpc_call(). */
+void ab_jsonrpc_expect (AbJsonRpc *self, gint64 id, const char *method,
+                        GAsyncReadyCallback callback, gpointer user_data);
+/* What was read but is not a whole line yet (empty bytes if nothing);
+ * left out of what is read next. */
+GBytes *ab_jsonrpc_take_unread (AbJsonRpc *self);
+/* Handles @bytes as if read from the peer (what an earlier connection had
+ * read but not handled), before anything read from now on. */
+void ab_jsonrpc_feed (AbJsonRpc *self, GBytes *bytes);
 
 /* Sends a request with the next integer id.  @params: transfer full, or
  * NULL to omit "params".  Cancelling @cancellable completes the call with

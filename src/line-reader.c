@@ -42,6 +42,15 @@ ab_line_reader_get_max_line_bytes (AbLineReader *reader)
   return reader->max_line_bytes;
 }
 
+GBytes *
+ab_line_reader_take_partial (AbLineReader *reader)
+{
+  GByteArray *partial = reader->partial;
+
+  reader->partial = g_byte_array_new ();
+  return g_byte_array_free_to_bytes (partial);
+}
+
 gsize
 ab_line_reader_get_buffered (AbLineReader *reader)
 {

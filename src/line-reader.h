@@ -35,6 +35,8 @@ gsize ab_line_reader_get_max_line_bytes (AbLineReader *reader);
 
 /* Bytes of an incomplete line held back, waiting for its '\n'. */
 gsize ab_line_reader_get_buffered (AbLineReader *reader);
+/* The start of a line not yet ended, taken out of @reader. */
+GBytes *ab_line_reader_take_partial (AbLineReader *reader);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (AbLineReader, ab_line_reader_free)
 

@@ -25,8 +25,10 @@
 #include "health.h"
 #include "log.h"
 #include "notify.h"
-#include "systemd-launcher.h"
+#include "pool.h"
+#include "session.h"
 #include "store.h"
+#include "systemd-launcher.h"
 
 typedef struct
 {
@@ -38,6 +40,8 @@ typedef struct
   gboolean system_bus;
   gboolean stopping;
   int exit_status;
+  GHashTable *passed_fds;   /* agents' pipes from the fd store, until used */
+  AbSystemdLauncher *units; /* the launcher, when agents are units */
 } AbDaemon;
 
 static void
@@ -130,6 +134,7 @@ on_sigterm (gpointer user_data)
 {
   AbDaemon *daemon = user_data;
   AbConfig *config = ab_broker_get_config (daemon->broker);
+  gboolean keep;
 
   if (daemon->stopping)
     {
@@ -146,7 +151,13 @@ on_sigterm (gpointer user_data)
                               config->drain_timeout_usec
                                   + 2 * config->kill_timeout_usec
                                   + 5 * G_USEC_PER_SEC);
-  ab_broker_stop_async (daemon->broker, on_stopped, daemon);
+  /* A restart (not a stop) of the unit leaves the agents' units running
+   * for the next instance, their pipes in the fd store. */
+  keep = daemon->units != NULL
+         && ab_systemd_launcher_restart_pending (daemon->units);
+  if (keep)
+    g_message ("restarting: the agents keep running for the next instance");
+  ab_broker_stop_async (daemon->broker, keep, on_stopped, daemon);
   return G_SOURCE_CONTINUE;
 }
 
@@ -154,6 +165,29 @@ on_sigterm (gpointer user_data)
  * reached through @connection, when it is asked for or when "auto" finds
  * the daemon in a unit of a reachable manager.  FALSE: systemd was asked
  * for and cannot be used. */
+/* The sessions whose agents an earlier instance left running go on with
+ * them now: the same processes, the same ACP sessions. */
+static void
+reattach_kept_agents (AbDaemon *daemon)
+{
+  g_autoptr (GPtrArray) all
+      = ab_pool_list (ab_broker_get_pool (daemon->broker));
+
+  for (guint i = 0; i < all->len; i++)
+    {
+      AbSession *session = g_ptr_array_index (all, i);
+
+      if (daemon->units != NULL
+          && ab_systemd_launcher_keeps_agent (daemon->units,
+                                              ab_session_get_thread (session)))
+        ab_session_reattach (session);
+      else
+        ab_session_forget_handover (session);
+    }
+  if (daemon->units != NULL)
+    ab_systemd_launcher_release_unclaimed (daemon->units);
+}
+
 static gboolean
 choose_launcher (AbDaemon *daemon, GDBusConnection *connection)
 {
@@ -162,12 +196,15 @@ choose_launcher (AbDaemon *daemon, GDBusConnection *connection)
   g_autoptr (GError) error = NULL;
 
   if (config->launcher != AB_LAUNCHER_DIRECT)
-    launcher = ab_systemd_launcher_new (connection, daemon->system_bus, &error);
+    launcher = ab_systemd_launcher_new (connection, daemon->system_bus,
+                                        daemon->passed_fds, &error);
   if (launcher != NULL)
     {
       g_message ("agents start as transient units in agentbroker-sessions."
                  "slice (launcher: systemd)");
       ab_broker_set_launcher (daemon->broker, launcher, "systemd");
+      daemon->units = AB_SYSTEMD_LAUNCHER (g_object_ref (launcher));
+      reattach_kept_agents (daemon);
       return TRUE;
     }
   if (config->launcher == AB_LAUNCHER_SYSTEMD)
@@ -225,6 +262,14 @@ on_name_acquired (GDBusConnection *connection, const char *name,
 {
   AbDaemon *daemon = user_data;
 
+  /* Clients follow the name: reattached agents are heard from now on. */
+  {
+    g_autoptr (GPtrArray) all
+        = ab_pool_list (ab_broker_get_pool (daemon->broker));
+
+    for (guint i = 0; i < all->len; i++)
+      ab_session_go_on (g_ptr_array_index (all, i));
+  }
   g_message ("owning %s on the %s bus; ready", name,
              daemon->system_bus ? "system" : "session");
   if (ab_broker_get_state (daemon->broker) == AB_BROKER_STATE_STARTING)
@@ -320,6 +365,8 @@ main (int argc, char **argv)
                "demo agent)",
                opt_config);
 
+  /* Before the health shim takes the sockets systemd passed. */
+  daemon.passed_fds = ab_systemd_take_passed_fds ();
   state_dir = default_state_dir (daemon.system_bus);
   daemon.loop = g_main_loop_new (NULL, FALSE);
   daemon.broker = ab_broker_new (opt_config, config, state_dir);
@@ -340,6 +387,10 @@ main (int argc, char **argv)
 
     if (bus != NULL && !choose_launcher (&daemon, bus))
       return EXIT_FAILURE;
+    if (daemon.units == NULL)
+      reattach_kept_agents (&daemon);
+    /* Pipes no launcher went on with (the launcher is direct now). */
+    g_clear_pointer (&daemon.passed_fds, ab_systemd_passed_fds_close);
   }
 
   owner_id = g_bus_own_name (
@@ -352,12 +403,22 @@ main (int argc, char **argv)
   /* Session records still being written are waited for: a stop loses
    * nothing. */
   ab_store_flush ();
+  /* Signals still queued for the bus (the last updates of a turn handed
+   * over) leave before the daemon does. */
+  {
+    g_autoptr (GDBusConnection) bus = g_bus_get_sync (
+        daemon.system_bus ? G_BUS_TYPE_SYSTEM : G_BUS_TYPE_SESSION, NULL, NULL);
+
+    if (bus != NULL)
+      g_dbus_connection_flush_sync (bus, NULL, NULL);
+  }
   /* Nothing outlives the daemon: agents still running are killed. */
   ab_pool_kill_all (ab_broker_get_pool (daemon.broker));
   g_bus_unown_name (owner_id);
   g_clear_object (&daemon.bus);
   g_clear_object (&daemon.health);
   g_clear_object (&daemon.notifier);
+  g_clear_object (&daemon.units);
   g_clear_object (&daemon.broker);
   g_main_loop_unref (daemon.loop);
   g_message ("stopped");

@@ -157,7 +157,9 @@ handshake_done (AbSession *self)
 
   g_clear_handle_id (&self->handshake_source, g_source_remove);
   g_clear_pointer (&self->failure, g_free);
-  session_set_state (self, AB_SESSION_STATE_IDLE);
+  /* An adopted agent may be at a turn handed over already. */
+  session_set_state (self, self->current != NULL ? AB_SESSION_STATE_BUSY
+                                                 : AB_SESSION_STATE_IDLE);
   g_message ("session %s: agent '%s' ready (pid %u, ACP session %s)",
              self->thread, self->agent, session_get_pid (self),
              self->acp_session);

@@ -116,6 +116,16 @@ struct _AbSession
   /* a turn cut off by the previous instance, not yet reported */
   guint64 interrupted_turn;
   gboolean interrupted_reported;
+  /* A turn the previous instance handed over at a restart, its agent
+   * still at work on it, to go on with once the agent is reattached;
+   * and, in the instance handing it over, the request id to name. */
+  guint64 handed_turn;
+  char *handed_text;
+  char *handed_sender;
+  gint64 handed_rpc_id;
+  gboolean handing_over;
+  char *handed_permission_rpc_id; /* JSON, or NULL */
+  char *handed_permission_params; /* JSON, or NULL */
 
   /* record writes not yet on disk, and the ended turns whose TurnEnded
    * waits for one, oldest first */
@@ -181,6 +191,9 @@ const AbAgentProfile *session_profile (AbSession *self);
 void session_set_state (AbSession *self, AbSessionState state);
 void session_touch (AbSession *self);
 void session_turn_free (AbTurn *turn);
+void session_adopt_turn (AbSession *self);
+void session_hand_over_permission (AbSession *self);
+void session_ask_handed_permission (AbSession *self);
 void session_waiter_free (StartWaiter *waiter);
 
 /* session-record.c: the record on disk */

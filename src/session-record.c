@@ -56,6 +56,15 @@ session_fill_record (AbSession *self, AbSessionRecord *record)
     .running_text = self->current != NULL ? self->current->text : NULL,
     .interrupted_turn = self->interrupted_turn,
     .interrupted_reported = self->interrupted_reported,
+    .handed_over = self->handing_over && self->current != NULL,
+    .running_rpc_id = self->handing_over ? self->handed_rpc_id : 0,
+    .running_sender = self->handing_over && self->current != NULL
+                          ? self->current->sender
+                          : NULL,
+    .permission_rpc_id
+    = self->handing_over ? self->handed_permission_rpc_id : NULL,
+    .permission_params
+    = self->handing_over ? self->handed_permission_params : NULL,
   };
 }
 

@@ -162,6 +162,63 @@ session_on_permission_request (AbAcpConnection *conn, JsonNode *id,
                  p->id, json, self->current->sender);
 }
 
+/* At a restart: the first request waiting for an answer goes to the next
+ * instance with the turn (the agent still waits for it), unanswered; any
+ * other is denied. */
+void
+session_hand_over_permission (AbSession *self)
+{
+  GHashTableIter iter;
+  gpointer value;
+  PendingPermission *first = NULL;
+
+  g_hash_table_iter_init (&iter, self->permissions);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      PendingPermission *p = value;
+
+      if (first == NULL
+          || g_ascii_strtoull (p->id, NULL, 10)
+                 < g_ascii_strtoull (first->id, NULL, 10))
+        first = p;
+    }
+  if (first == NULL)
+    return;
+  g_free (self->handed_permission_rpc_id);
+  g_free (self->handed_permission_params);
+  self->handed_permission_rpc_id = json_to_string (first->rpc_id, FALSE);
+  self->handed_permission_params = json_to_string (first->params, FALSE);
+  g_hash_table_remove (self->permissions, first->id);
+}
+
+/* The request handed over is asked again, of the prompter, once the
+ * clients can hear this instance. */
+void
+session_ask_handed_permission (AbSession *self)
+{
+  g_autofree char *id_json = g_steal_pointer (&self->handed_permission_rpc_id);
+  g_autofree char *params_json
+      = g_steal_pointer (&self->handed_permission_params);
+  g_autoptr (JsonParser) id_parser = json_parser_new ();
+  g_autoptr (JsonParser) params_parser = json_parser_new ();
+  JsonNode *id, *params;
+
+  if (id_json == NULL || params_json == NULL || self->conn == NULL)
+    return;
+  id = ab_json_parse_untrusted (id_parser, id_json, strlen (id_json), NULL);
+  params = ab_json_parse_untrusted (params_parser, params_json,
+                                    strlen (params_json), NULL);
+  if (id == NULL || params == NULL || JSON_NODE_HOLDS_OBJECT (id)
+      || JSON_NODE_HOLDS_ARRAY (id))
+    {
+      g_warning ("session %s: the permission request handed over is "
+                 "unreadable; it stays unanswered",
+                 self->thread);
+      return;
+    }
+  session_on_permission_request (self->conn, id, params, self);
+}
+
 gboolean
 ab_session_answer_permission (AbSession *self, const char *request,
                               const char *option, GError **error)
@@ -490,6 +547,35 @@ session_forget_waiting_prompt (AbSession *self)
   /* Numbers above turns were never accepted, and will be again. */
   self->running_recorded = MIN (self->running_recorded, self->turns);
   session_persist (self);
+}
+
+/* The turn the previous instance handed over goes on: its prompt is the
+ * agent's, in flight; its answer ends it here. */
+void
+session_adopt_turn (AbSession *self)
+{
+  AbTurn *turn = g_new0 (AbTurn, 1);
+
+  turn->number = self->handed_turn;
+  turn->text = g_steal_pointer (&self->handed_text);
+  turn->sender = g_steal_pointer (&self->handed_sender);
+  turn->started = g_get_monotonic_time ();
+  turn->prompt_sent = TRUE;
+  g_queue_init (&turn->dropped);
+  self->current = turn;
+  self->handed_turn = 0;
+  self->running_recorded = MAX (self->running_recorded, turn->number);
+  self->cancel_reason = NULL;
+  session_set_state (self, AB_SESSION_STATE_BUSY);
+  self->last_progress = g_get_monotonic_time ();
+  self->inactivity_source = g_timeout_add (
+      MAX (self->config->turn_inactivity_usec / 1000, 1), on_inactivity, self);
+  g_message ("session %s: turn %" G_GUINT64_FORMAT " goes on where the "
+             "previous instance left it",
+             self->thread, turn->number);
+  ab_acp_connection_adopt_prompt_async (self->conn, self->handed_rpc_id,
+                                        on_prompt_done, g_object_ref (self));
+  self->handed_rpc_id = 0;
 }
 
 static void

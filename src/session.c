@@ -301,6 +301,102 @@ ab_session_suspend_finish (AbSession *self, GAsyncResult *result,
 }
 
 void
+ab_session_detach_agent (AbSession *self)
+{
+  g_return_if_fail (AB_IS_SESSION (self));
+
+  g_autoptr (GBytes) unread = NULL;
+
+  if (self->conn == NULL)
+    return;
+  session_flush_updates (self);
+  /* Prompts not yet started are not handed over: their callers hear so. */
+  session_drop_queue (self, "interrupted",
+                      _ ("agentbroker restarted before this prompt started"));
+  if (self->current != NULL && self->current->prompt_sent
+      && ab_acp_connection_get_prompt_id (self->conn) != 0)
+    {
+      self->handing_over = TRUE;
+      self->handed_rpc_id = ab_acp_connection_get_prompt_id (self->conn);
+      session_hand_over_permission (self);
+    }
+  else if (self->current != NULL)
+    session_end_turn (self, "interrupted",
+                      _ ("agentbroker restarted before this prompt started"));
+  session_deny_all_permissions (self);
+  g_signal_handlers_disconnect_by_data (self->conn, self);
+  unread = ab_acp_connection_detach (self->conn);
+  g_clear_object (&self->conn);
+  g_clear_handle_id (&self->grace_source, g_source_remove);
+  g_clear_handle_id (&self->inactivity_source, g_source_remove);
+  /* The record names the turn handed over; the next instance ends it. */
+  session_persist (self);
+  g_clear_pointer (&self->current, session_turn_free);
+  g_free (self->handed_text);
+  g_free (self->handed_sender);
+  g_free (self->handed_permission_rpc_id);
+  g_free (self->handed_permission_params);
+  self->handing_over = FALSE;
+  session_set_state (self, AB_SESSION_STATE_SUSPENDED);
+  g_object_notify_by_pspec (G_OBJECT (self), session_props[PROP_PID]);
+}
+
+void
+ab_session_forget_handover (AbSession *self)
+{
+  g_return_if_fail (AB_IS_SESSION (self));
+
+  if (self->handed_turn == 0)
+    return;
+  self->interrupted_turn = self->handed_turn;
+  self->last_turn = self->handed_turn;
+  g_free (self->last_reason);
+  self->last_reason = g_strdup ("interrupted");
+  self->interrupted_reported = FALSE;
+  self->handed_turn = 0;
+  g_clear_pointer (&self->handed_text, g_free);
+  g_clear_pointer (&self->handed_sender, g_free);
+  g_clear_pointer (&self->handed_permission_rpc_id, g_free);
+  g_clear_pointer (&self->handed_permission_params, g_free);
+  g_message ("session %s: turn %" G_GUINT64_FORMAT " was handed over, but "
+             "its agent is gone: interrupted",
+             self->thread, self->interrupted_turn);
+  session_persist (self);
+}
+
+void
+ab_session_reattach (AbSession *self)
+{
+  g_return_if_fail (AB_IS_SESSION (self));
+
+  if (self->conn != NULL || self->closing != NULL || self->launcher == NULL)
+    return;
+  session_start_agent (self);
+  if (self->conn == NULL)
+    {
+      ab_session_forget_handover (self);
+      return;
+    }
+  if (self->handed_turn != 0)
+    session_adopt_turn (self);
+  /* A turn the earlier instance was running when it went: the agent may
+   * still be at it, and its answer goes nowhere. */
+  else if (self->interrupted_turn != 0 && !self->interrupted_reported)
+    ab_acp_connection_cancel (self->conn);
+}
+
+void
+ab_session_go_on (AbSession *self)
+{
+  g_return_if_fail (AB_IS_SESSION (self));
+
+  if (self->conn == NULL)
+    return;
+  ab_acp_connection_go_on (self->conn);
+  session_ask_handed_permission (self);
+}
+
+void
 ab_session_kill_now (AbSession *self)
 {
   if (self->conn != NULL)
@@ -775,7 +871,19 @@ ab_session_new_from_record (const AbSessionRecord *record, AbConfig *config,
   self->interrupted_turn = record->interrupted_turn;
   self->interrupted_reported = record->interrupted_reported;
 
-  if (record->running_turn != 0)
+  if (record->running_turn != 0 && record->handed_over)
+    {
+      /* Handed over at a restart: it goes on if the agent is still
+       * there (ab_session_reattach), else it was interrupted
+       * (ab_session_forget_handover). */
+      self->handed_turn = record->running_turn;
+      self->handed_text = g_strdup (record->running_text);
+      self->handed_sender = g_strdup (record->running_sender);
+      self->handed_rpc_id = record->running_rpc_id;
+      self->handed_permission_rpc_id = g_strdup (record->permission_rpc_id);
+      self->handed_permission_params = g_strdup (record->permission_params);
+    }
+  else if (record->running_turn != 0)
     {
       /* It was in flight when the previous instance ended. */
       self->interrupted_turn = record->running_turn;

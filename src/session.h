@@ -156,6 +156,19 @@ void ab_session_suspend_async (AbSession *self, const char *reason,
                                gpointer user_data);
 gboolean ab_session_suspend_finish (AbSession *self, GAsyncResult *result,
                                     GError **error);
+/* Lets go of the agent without stopping it (it is a unit, left for the
+ * daemon's next instance): the session is suspended, its record written. */
+void ab_session_detach_agent (AbSession *self);
+/* Starts the agent now rather than at the next prompt: the launcher has
+ * the agent an earlier instance left running for this thread.  Its output
+ * is not read before ab_session_go_on(). */
+void ab_session_reattach (AbSession *self);
+/* A reattached agent's output is read from now on: once the daemon owns
+ * its bus name, so that the updates reach the clients following it. */
+void ab_session_go_on (AbSession *self);
+/* A turn handed over by the previous instance whose agent did not
+ * survive: it is reported interrupted. */
+void ab_session_forget_handover (AbSession *self);
 void ab_session_kill_now (AbSession *self);
 /* @signo to the agent's process group; the session stays.  Fails with
  * AB_ERROR_FAILED when the session has no agent process. */

@@ -40,6 +40,9 @@ ab_session_record_free (AbSessionRecord *record)
   g_free (record->acp_session);
   g_free (record->last_reason);
   g_free (record->running_text);
+  g_free (record->running_sender);
+  g_free (record->permission_rpc_id);
+  g_free (record->permission_params);
   g_free (record);
 }
 
@@ -83,6 +86,19 @@ ab_session_record_to_json (const AbSessionRecord *r)
       INT ("running_turn", r->running_turn);
       STR ("running_text", r->running_text != NULL ? r->running_text : "");
     }
+  if (r->running_turn != 0 && r->handed_over)
+    {
+      json_builder_set_member_name (b, "handed_over");
+      json_builder_add_boolean_value (b, TRUE);
+      INT ("running_rpc_id", r->running_rpc_id);
+      if (r->running_sender != NULL)
+        STR ("running_sender", r->running_sender);
+      if (r->permission_rpc_id != NULL && r->permission_params != NULL)
+        {
+          STR ("permission_rpc_id", r->permission_rpc_id);
+          STR ("permission_params", r->permission_params);
+        }
+    }
   if (r->interrupted_turn != 0)
     INT ("interrupted_turn", r->interrupted_turn);
   json_builder_set_member_name (b, "interrupted_reported");
@@ -115,6 +131,11 @@ enum
   M_RUNNING_TEXT,
   M_INTERRUPTED_TURN,
   M_INTERRUPTED_REPORTED,
+  M_HANDED_OVER,
+  M_RUNNING_RPC_ID,
+  M_RUNNING_SENDER,
+  M_PERMISSION_RPC_ID,
+  M_PERMISSION_PARAMS,
   N_MEMBERS
 };
 
@@ -134,6 +155,11 @@ static const char *const member_names[N_MEMBERS] = {
   [M_RUNNING_TEXT] = "running_text",
   [M_INTERRUPTED_TURN] = "interrupted_turn",
   [M_INTERRUPTED_REPORTED] = "interrupted_reported",
+  [M_HANDED_OVER] = "handed_over",
+  [M_RUNNING_RPC_ID] = "running_rpc_id",
+  [M_RUNNING_SENDER] = "running_sender",
+  [M_PERMISSION_RPC_ID] = "permission_rpc_id",
+  [M_PERMISSION_PARAMS] = "permission_params",
 };
 
 /* A member as read, before it is checked. */
@@ -328,7 +354,7 @@ ab_session_record_parse_full (const char *data, gsize len, gboolean fast,
   g_autoptr (AbSessionRecord) r = g_new0 (AbSessionRecord, 1);
   g_auto (Members) ms = { 0 };
   gint64 version, owner, created, activity, turns, last_turn, running;
-  gint64 interrupted;
+  gint64 interrupted, rpc_id;
 
   if (len > AB_STORE_MAX_RECORD_BYTES)
     {
@@ -378,8 +404,21 @@ ab_session_record_parse_full (const char *data, gsize len, gboolean fast,
       || !get_int (&ms, M_TURNS, 0, G_MAXINT64, &turns, error)
       || !get_int (&ms, M_LAST_TURN, 0, G_MAXINT64, &last_turn, error)
       || !get_int (&ms, M_RUNNING_TURN, 0, G_MAXINT64, &running, error)
-      || !get_int (&ms, M_INTERRUPTED_TURN, 0, G_MAXINT64, &interrupted, error))
+      || !get_int (&ms, M_INTERRUPTED_TURN, 0, G_MAXINT64, &interrupted, error)
+      || !get_int (&ms, M_RUNNING_RPC_ID, 0, G_MAXINT64, &rpc_id, error)
+      || !get_string (&ms, M_RUNNING_SENDER, FALSE, 255, &r->running_sender,
+                      error)
+      || !get_string (&ms, M_PERMISSION_RPC_ID, FALSE, 256,
+                      &r->permission_rpc_id, error)
+      || !get_string (&ms, M_PERMISSION_PARAMS, FALSE, 1024 * 1024,
+                      &r->permission_params, error))
     return NULL;
+  if (r->running_sender != NULL && !g_dbus_is_unique_name (r->running_sender))
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                   _ ("running_sender is not a unique bus name"));
+      return NULL;
+    }
   if (last_turn > turns || running > turns || interrupted > turns)
     {
       g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
@@ -397,6 +436,10 @@ ab_session_record_parse_full (const char *data, gsize len, gboolean fast,
   /* anything but true is false, as before */
   r->interrupted_reported = ms.m[M_INTERRUPTED_REPORTED].type == MEMBER_BOOLEAN
                             && ms.m[M_INTERRUPTED_REPORTED].number;
+  r->running_rpc_id = rpc_id;
+  /* A turn handed over only with what it needs to go on. */
+  r->handed_over = ms.m[M_HANDED_OVER].type == MEMBER_BOOLEAN
+                   && ms.m[M_HANDED_OVER].number && running != 0 && rpc_id != 0;
   return g_steal_pointer (&r);
 }
 
@@ -549,6 +592,9 @@ record_copy (const AbSessionRecord *r)
   copy->acp_session = g_strdup (r->acp_session);
   copy->last_reason = g_strdup (r->last_reason);
   copy->running_text = g_strdup (r->running_text);
+  copy->running_sender = g_strdup (r->running_sender);
+  copy->permission_rpc_id = g_strdup (r->permission_rpc_id);
+  copy->permission_params = g_strdup (r->permission_params);
   return copy;
 }
 

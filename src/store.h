@@ -25,6 +25,16 @@ typedef struct
   char *running_text;       /* its prompt, for resend_interrupted */
   guint64 interrupted_turn; /* cut off by an earlier instance, or 0 */
   gboolean interrupted_reported;
+  /* A restart handed the running turn over to the next instance: the
+   * agent still works on it, and the answer to request running_rpc_id is
+   * its end; its updates go to running_sender too. */
+  gboolean handed_over;
+  gint64 running_rpc_id;
+  char *running_sender;
+  /* A permission request of that turn waiting for its answer: the agent's
+   * request id and params, as JSON. */
+  char *permission_rpc_id;
+  char *permission_params;
 } AbSessionRecord;
 
 void ab_session_record_free (AbSessionRecord *record);

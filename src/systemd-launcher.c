@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
 #include <gio/gunixinputstream.h>
 #include <gio/gunixoutputstream.h>
 #include <glib/gi18n.h>
@@ -31,13 +33,116 @@ struct _AbSystemdLauncher
   GDBusConnection *bus;
   gboolean system_mode;
   char *own_unit; /* the daemon's unit: every agent's is ordered before it */
+  /* Pipes of agents an earlier instance left running, from the fd store:
+   * unit name's hash → Kept. */
+  GHashTable *kept;
 };
+
+/* The daemon's ends of one kept agent's pipes. */
+typedef struct
+{
+  int in_fd;     /* written: the agent's stdin */
+  int out_fd;    /* read: its stdout */
+  int unread_fd; /* what the earlier instance read but did not handle */
+  char *unit;    /* its unit, while it runs */
+  char *hash;
+} Kept;
+
+static void
+kept_free (Kept *kept)
+{
+  if (kept->in_fd >= 0)
+    close (kept->in_fd);
+  if (kept->out_fd >= 0)
+    close (kept->out_fd);
+  if (kept->unread_fd >= 0)
+    close (kept->unread_fd);
+  g_free (kept->unit);
+  g_free (kept->hash);
+  g_free (kept);
+}
+
+/* The names of an agent's pipes in the fd store, by its unit's hash. */
+static char *
+stored_name (const char *hash, const char *end)
+{
+  return g_strdup_printf ("agent-%s-%s", hash, end);
+}
+
+/* Hands the daemon's end @fd of an agent's pipe to the manager's fd store
+ * (FileDescriptorStoreMax= of the daemon's unit), so that the agent
+ * outlives a restart or a crash of the daemon. */
+static void
+store_fd (int fd, const char *name)
+{
+  g_autofree char *message = g_strdup_printf ("FDSTORE=1\nFDNAME=%s", name);
+  int r = sd_pid_notify_with_fds (0, 0, message, &fd, 1);
+
+  if (r < 0)
+    g_warning ("cannot keep %s in the fd store: %s", name, g_strerror (-r));
+}
 
 static void launcher_iface_init (AbAgentLauncherInterface *iface);
 
 G_DEFINE_TYPE_WITH_CODE (AbSystemdLauncher, ab_systemd_launcher, G_TYPE_OBJECT,
                          G_IMPLEMENT_INTERFACE (AB_TYPE_AGENT_LAUNCHER,
                                                 launcher_iface_init))
+
+/* What the earlier instance had read of a kept agent's output but not
+ * handled (at most @max bytes), out of the fd store. */
+static GBytes *
+take_unread (Kept *kept, gsize max)
+{
+  g_autoptr (GByteArray) data = g_byte_array_new ();
+  g_autofree char *name = NULL;
+  g_autofree char *message = NULL;
+  char buffer[65536];
+  ssize_t n;
+
+  if (kept->unread_fd < 0)
+    return NULL;
+  lseek (kept->unread_fd, 0, SEEK_SET);
+  while ((n = read (kept->unread_fd, buffer, sizeof buffer)) > 0
+         && data->len + (gsize)n <= max)
+    g_byte_array_append (data, (const guint8 *)buffer, (guint)n);
+  close (g_steal_fd (&kept->unread_fd));
+  name = stored_name (kept->hash, "unread");
+  message = g_strdup_printf ("FDSTOREREMOVE=1\nFDNAME=%s", name);
+  sd_notify (0, message);
+  return g_byte_array_free_to_bytes (g_steal_pointer (&data));
+}
+
+/* Lets go of a kept agent no session goes on with: its pipes leave the
+ * fd store, and its unit, if it still runs, is stopped. */
+static void
+forget_kept (AbSystemdLauncher *self, const char *hash)
+{
+  Kept *kept = g_hash_table_lookup (self->kept, hash);
+  const char *ends[] = { "in", "out", "unread" };
+
+  if (kept == NULL)
+    return;
+  for (gsize i = 0; i < G_N_ELEMENTS (ends); i++)
+    {
+      g_autofree char *name = stored_name (hash, ends[i]);
+      g_autofree char *message
+          = g_strdup_printf ("FDSTOREREMOVE=1\nFDNAME=%s", name);
+
+      sd_notify (0, message);
+    }
+  if (kept->unit != NULL)
+    {
+      g_autoptr (GVariant) reply = NULL;
+
+      g_message ("stopping %s: no session goes on with it", kept->unit);
+      reply = g_dbus_connection_call_sync (
+          self->bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+          "org.freedesktop.systemd1.Manager", "StopUnit",
+          g_variant_new ("(ss)", kept->unit, "replace"), NULL,
+          G_DBUS_CALL_FLAGS_NONE, 5000, NULL, NULL);
+    }
+  g_hash_table_remove (self->kept, hash);
+}
 
 /* ---- the unit's properties ---------------------------------------------- */
 
@@ -317,6 +422,9 @@ systemd_launch (AbAgentLauncher *launcher, const AbAgentProfile *prof,
   g_autoptr (GOutputStream) in = NULL;
   g_autoptr (AbAgentUnit) agent = NULL;
   g_autoptr (AbJsonRpc) rpc = NULL;
+  g_autofree char *stored_in = NULL;
+  g_autofree char *stored_out = NULL;
+  Kept *kept;
   int in_fd, out_fd;
 
   if (self->system_mode)
@@ -348,6 +456,28 @@ systemd_launch (AbAgentLauncher *launcher, const AbAgentProfile *prof,
 
   in_path = g_strconcat (pipes, "/", hash, ".in", NULL);
   out_path = g_strconcat (pipes, "/", hash, ".out", NULL);
+  stored_in = stored_name (hash, "in");
+  stored_out = stored_name (hash, "out");
+  kept = g_hash_table_lookup (self->kept, hash);
+  if (kept != NULL)
+    {
+      AbAcpConnection *conn;
+
+      g_message ("session %s: going on with the agent in unit %s", thread,
+                 unit);
+      g_autoptr (GBytes) unread = take_unread (kept, max_message_bytes);
+
+      in = g_unix_output_stream_new (g_steal_fd (&kept->in_fd), TRUE);
+      out = g_unix_input_stream_new (g_steal_fd (&kept->out_fd), TRUE);
+      g_hash_table_remove (self->kept, hash);
+      agent = ab_agent_unit_attach (
+          self->bus, unit, (const char *const[]){ in_path, out_path, NULL },
+          (const char *const[]){ stored_in, stored_out, NULL });
+      rpc = ab_jsonrpc_new (out, in, max_message_bytes);
+      conn = ab_acp_connection_new_adopted (rpc, AB_AGENT_HANDLE (agent),
+                                            unread);
+      return conn;
+    }
   in_fd = open_fifo (in_path, error);
   if (in_fd < 0)
     return NULL;
@@ -359,6 +489,8 @@ systemd_launch (AbAgentLauncher *launcher, const AbAgentProfile *prof,
       return NULL;
     }
   out = g_unix_input_stream_new (out_fd, TRUE);
+  store_fd (in_fd, stored_in);
+  store_fd (out_fd, stored_out);
 
   agent = ab_agent_unit_start (
       self->bus, unit,
@@ -376,7 +508,8 @@ systemd_launch (AbAgentLauncher *launcher, const AbAgentProfile *prof,
           .stdout_path = out_path,
           .system_mode = self->system_mode,
       }),
-      (const char *const[]){ in_path, out_path, NULL });
+      (const char *const[]){ in_path, out_path, NULL },
+      (const char *const[]){ stored_in, stored_out, NULL });
   rpc = ab_jsonrpc_new (out, in, max_message_bytes);
   return ab_acp_connection_new (rpc, AB_AGENT_HANDLE (agent));
 }
@@ -394,6 +527,7 @@ ab_systemd_launcher_finalize (GObject *object)
 
   g_clear_object (&self->bus);
   g_free (self->own_unit);
+  g_hash_table_unref (self->kept);
   G_OBJECT_CLASS (ab_systemd_launcher_parent_class)->finalize (object);
 }
 
@@ -406,6 +540,8 @@ ab_systemd_launcher_class_init (AbSystemdLauncherClass *klass)
 static void
 ab_systemd_launcher_init (AbSystemdLauncher *self)
 {
+  self->kept = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                      (GDestroyNotify)kept_free);
 }
 
 /* The name of the unit of the manager on @bus that the daemon runs in. */
@@ -506,11 +642,25 @@ running_session_units (GDBusConnection *bus)
  * and its agents did not end with their input): stopped, and waited for
  * up to @wait_usec, before a thread can need its unit's name again. */
 static void
-stop_leftovers (GDBusConnection *bus, gint64 wait_usec)
+stop_leftovers (AbSystemdLauncher *self, gint64 wait_usec)
 {
-  g_autoptr (GPtrArray) left = running_session_units (bus);
+  GDBusConnection *bus = self->bus;
+  g_autoptr (GPtrArray) running = running_session_units (bus);
+  g_autoptr (GPtrArray) left = g_ptr_array_new ();
   gint64 deadline = g_get_monotonic_time () + wait_usec;
 
+  for (guint i = 0; i < running->len; i++)
+    {
+      const char *unit = running->pdata[i];
+      g_autofree char *hash
+          = g_compute_checksum_for_string (G_CHECKSUM_SHA256, unit, -1);
+      Kept *kept = g_hash_table_lookup (self->kept, hash);
+
+      if (kept != NULL)
+        kept->unit = g_strdup (unit);
+      else
+        g_ptr_array_add (left, (gpointer)unit);
+    }
   if (left->len == 0)
     return;
   g_message ("stopping %u agent unit(s) a previous instance left running",
@@ -535,9 +685,72 @@ stop_leftovers (GDBusConnection *bus, gint64 wait_usec)
              "their threads' first prompts may fail until they are gone");
 }
 
+/* The pipes of the agents an earlier instance left running, as the fd
+ * store passed them (@passed: name → descriptor, taken); those of an
+ * agent that no longer runs are let go of. */
+static void
+take_kept (AbSystemdLauncher *self, GHashTable *passed)
+{
+  GHashTableIter iter;
+  gpointer key, value;
+  GPtrArray *gone;
+
+  g_hash_table_iter_init (&iter, passed);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    {
+      const char *name = key;
+      const char *end = strrchr (name, '-');
+      g_autofree char *hash = NULL;
+      int *slot;
+      Kept *kept;
+
+      if (!g_str_has_prefix (name, "agent-") || end == NULL
+          || end < name + strlen ("agent-"))
+        continue;
+      hash = g_strndup (name + strlen ("agent-"),
+                        end - name - strlen ("agent-"));
+      kept = g_hash_table_lookup (self->kept, hash);
+      if (kept == NULL)
+        {
+          kept = g_new0 (Kept, 1);
+          kept->in_fd = kept->out_fd = kept->unread_fd = -1;
+          kept->hash = g_strdup (hash);
+          g_hash_table_insert (self->kept, g_strdup (hash), kept);
+        }
+      slot = g_str_equal (end, "-in")       ? &kept->in_fd
+             : g_str_equal (end, "-out")    ? &kept->out_fd
+             : g_str_equal (end, "-unread") ? &kept->unread_fd
+                                            : NULL;
+      if (slot == NULL || *slot >= 0)
+        continue;
+      *slot = GPOINTER_TO_INT (value);
+      g_hash_table_iter_steal (&iter);
+      g_free (key);
+    }
+
+  stop_leftovers (self, 30 * G_USEC_PER_SEC);
+
+  gone = g_ptr_array_new ();
+  g_hash_table_iter_init (&iter, self->kept);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      Kept *kept = value;
+
+      if (kept->unit == NULL || kept->in_fd < 0 || kept->out_fd < 0)
+        g_ptr_array_add (gone, kept->hash);
+    }
+  for (guint i = 0; i < gone->len; i++)
+    forget_kept (self, gone->pdata[i]);
+  g_ptr_array_unref (gone);
+  if (g_hash_table_size (self->kept) > 0)
+    g_message ("%u agent(s) of the previous instance still run; their "
+               "sessions go on with them",
+               g_hash_table_size (self->kept));
+}
+
 AbAgentLauncher *
 ab_systemd_launcher_new (GDBusConnection *bus, gboolean system_mode,
-                         GError **error)
+                         GHashTable *passed, GError **error)
 {
   g_autoptr (AbSystemdLauncher) self = NULL;
   g_autoptr (GVariant) reply = NULL;
@@ -563,10 +776,123 @@ ab_systemd_launcher_new (GDBusConnection *bus, gboolean system_mode,
     }
   if (!may_start_units (bus, error))
     return NULL;
-  stop_leftovers (bus, 30 * G_USEC_PER_SEC);
   self = g_object_new (AB_TYPE_SYSTEMD_LAUNCHER, NULL);
   self->bus = g_object_ref (bus);
   self->system_mode = system_mode;
   self->own_unit = g_steal_pointer (&unit);
+  if (passed != NULL)
+    take_kept (self, passed);
+  else
+    stop_leftovers (self, 30 * G_USEC_PER_SEC);
   return AB_AGENT_LAUNCHER (g_steal_pointer (&self));
+}
+
+GHashTable *
+ab_systemd_take_passed_fds (void)
+{
+  GHashTable *passed
+      = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_auto (GStrv) names = NULL;
+  /* The environment stays for the health shim, which takes its own. */
+  int n = sd_listen_fds_with_names (FALSE, &names);
+
+  for (int i = 0; i < n && names != NULL; i++)
+    if (g_str_has_prefix (names[i], "agent-"))
+      g_hash_table_insert (passed, g_strdup (names[i]),
+                           GINT_TO_POINTER (SD_LISTEN_FDS_START + i));
+  return passed;
+}
+
+void
+ab_systemd_passed_fds_close (GHashTable *passed)
+{
+  GHashTableIter iter;
+  gpointer key, value;
+
+  if (passed == NULL)
+    return;
+  g_hash_table_iter_init (&iter, passed);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    {
+      g_autofree char *message
+          = g_strdup_printf ("FDSTOREREMOVE=1\nFDNAME=%s", (const char *)key);
+
+      sd_notify (0, message);
+      close (GPOINTER_TO_INT (value));
+    }
+  g_hash_table_unref (passed);
+}
+
+gboolean
+ab_systemd_launcher_keeps_agent (AbSystemdLauncher *self, const char *thread)
+{
+  g_autofree char *unit = ab_systemd_unit_name_for_thread (thread);
+  g_autofree char *hash
+      = g_compute_checksum_for_string (G_CHECKSUM_SHA256, unit, -1);
+
+  g_return_val_if_fail (AB_IS_SYSTEMD_LAUNCHER (self), FALSE);
+
+  return g_hash_table_contains (self->kept, hash);
+}
+
+void
+ab_systemd_launcher_release_unclaimed (AbSystemdLauncher *self)
+{
+  GHashTableIter iter;
+  gpointer key;
+
+  g_return_if_fail (AB_IS_SYSTEMD_LAUNCHER (self));
+
+  for (;;)
+    {
+      g_autofree char *hash = NULL;
+
+      g_hash_table_iter_init (&iter, self->kept);
+      if (!g_hash_table_iter_next (&iter, &key, NULL))
+        break;
+      hash = g_strdup (key);
+      forget_kept (self, hash);
+    }
+}
+
+/* A property of the manager's object @path, or NULL. */
+static GVariant *
+manager_property (GDBusConnection *bus, const char *path, const char *iface,
+                  const char *name)
+{
+  g_autoptr (GVariant) reply = g_dbus_connection_call_sync (
+      bus, "org.freedesktop.systemd1", path, "org.freedesktop.DBus.Properties",
+      "Get", g_variant_new ("(ss)", iface, name), G_VARIANT_TYPE ("(v)"),
+      G_DBUS_CALL_FLAGS_NONE, 5000, NULL, NULL);
+  GVariant *value = NULL;
+
+  if (reply != NULL)
+    g_variant_get (reply, "(v)", &value);
+  return value;
+}
+
+gboolean
+ab_systemd_launcher_restart_pending (AbSystemdLauncher *self)
+{
+  g_autofree char *path = NULL;
+  g_autoptr (GVariant) job = NULL;
+  g_autoptr (GVariant) type = NULL;
+  const char *job_path;
+  guint32 id;
+
+  g_return_val_if_fail (AB_IS_SYSTEMD_LAUNCHER (self), FALSE);
+
+  path = ab_agent_unit_object_path (self->own_unit);
+  job = manager_property (self->bus, path, "org.freedesktop.systemd1.Unit",
+                          "Job");
+  if (job == NULL || !g_variant_is_of_type (job, G_VARIANT_TYPE ("(uo)")))
+    return FALSE;
+  g_variant_get (job, "(u&o)", &id, &job_path);
+  if (id == 0)
+    return FALSE;
+  type = manager_property (self->bus, job_path, "org.freedesktop.systemd1.Job",
+                           "JobType");
+  return type != NULL && g_variant_is_of_type (type, G_VARIANT_TYPE_STRING)
+         && (g_str_equal (g_variant_get_string (type, NULL), "restart")
+             || g_str_equal (g_variant_get_string (type, NULL), "try-restart"));
 }

@@ -56,8 +56,32 @@ G_DECLARE_FINAL_TYPE (AbSystemdLauncher, ab_systemd_launcher, AB,
 
 /* A launcher using the manager on @bus (the system bus with
  * @system_mode, else the user's session bus), which must be the manager
- * of the daemon's own unit.  Fails when it cannot be reached, or when
- * the daemon runs in no unit of it. */
+ * of the daemon's own unit.  Fails when it cannot be reached, when the
+ * daemon runs in no unit of it, or when it does not let the daemon start
+ * units.  @passed (or NULL) holds the pipes of the agents an earlier
+ * instance left running (ab_systemd_take_passed_fds()): the launcher
+ * takes those whose agent still runs and goes on with them when their
+ * session starts its agent; every other agent unit still running is
+ * stopped. */
 AbAgentLauncher *ab_systemd_launcher_new (GDBusConnection *bus,
-                                          gboolean system_mode, GError **error);
+                                          gboolean system_mode,
+                                          GHashTable *passed, GError **error);
+
+/* The descriptors systemd passed from the daemon's fd store that hold
+ * agents' pipes: name → descriptor.  Read before anything else takes the
+ * passed descriptors. */
+GHashTable *ab_systemd_take_passed_fds (void);
+/* Closes those left in @passed and frees it. */
+void ab_systemd_passed_fds_close (GHashTable *passed);
+
+/* Whether the agent of @thread was left running by an earlier instance,
+ * for its session to go on with. */
+gboolean ab_systemd_launcher_keeps_agent (AbSystemdLauncher *self,
+                                          const char *thread);
+/* Stops the kept agents no session went on with. */
+void ab_systemd_launcher_release_unclaimed (AbSystemdLauncher *self);
+/* Whether the manager is restarting the daemon's own unit (systemctl
+ * restart), rather than stopping it. */
+gboolean ab_systemd_launcher_restart_pending (AbSystemdLauncher *self);
+
 G_END_DECLS

@@ -30,7 +30,118 @@ struct _AbFakeLauncher
   GPtrArray *agents; /* AbFakeAgent * */
   char *fail_next;
   guint sessions; /* ACP sessions opened, for their ids */
+  gboolean as_units;
+  AbAgentUsage usage;
 };
+
+/* ---- an agent "unit": a handle with a name and a usage ------------------ */
+
+#define AB_TYPE_FAKE_UNIT (ab_fake_unit_get_type ())
+G_DECLARE_FINAL_TYPE (AbFakeUnit, ab_fake_unit, AB, FAKE_UNIT, GObject)
+
+struct _AbFakeUnit
+{
+  GObject parent_instance;
+  char *name;
+  AbAgentUsage usage;
+};
+
+static void unit_iface_init (AbAgentHandleInterface *iface);
+
+G_DEFINE_TYPE_WITH_CODE (AbFakeUnit, ab_fake_unit, G_TYPE_OBJECT,
+                         G_IMPLEMENT_INTERFACE (AB_TYPE_AGENT_HANDLE,
+                                                unit_iface_init))
+
+static guint
+unit_get_pid (AbAgentHandle *handle)
+{
+  return 4242;
+}
+
+static const char *
+unit_get_exit_description (AbAgentHandle *handle)
+{
+  return NULL;
+}
+
+static char *
+unit_get_stderr_tail (AbAgentHandle *handle)
+{
+  return g_strdup ("");
+}
+
+static void
+unit_terminate_async (AbAgentHandle *handle, gint64 kill_timeout_usec,
+                      GCancellable *cancellable, GAsyncReadyCallback callback,
+                      gpointer user_data)
+{
+  g_autoptr (GTask) task
+      = g_task_new (handle, cancellable, callback, user_data);
+
+  g_task_return_boolean (task, TRUE);
+}
+
+static gboolean
+unit_terminate_finish (AbAgentHandle *handle, GAsyncResult *result,
+                       GError **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+static void
+unit_kill_now (AbAgentHandle *handle)
+{
+}
+
+static gboolean
+unit_send_signal (AbAgentHandle *handle, int signo, GError **error)
+{
+  return TRUE;
+}
+
+static const char *
+unit_get_unit (AbAgentHandle *handle)
+{
+  return AB_FAKE_UNIT (handle)->name;
+}
+
+static void
+unit_get_usage (AbAgentHandle *handle, AbAgentUsage *usage)
+{
+  *usage = AB_FAKE_UNIT (handle)->usage;
+}
+
+static void
+unit_iface_init (AbAgentHandleInterface *iface)
+{
+  iface->get_pid = unit_get_pid;
+  iface->get_exit_description = unit_get_exit_description;
+  iface->get_stderr_tail = unit_get_stderr_tail;
+  iface->terminate_async = unit_terminate_async;
+  iface->terminate_finish = unit_terminate_finish;
+  iface->kill_now = unit_kill_now;
+  iface->send_signal = unit_send_signal;
+  iface->get_unit = unit_get_unit;
+  iface->get_usage = unit_get_usage;
+}
+
+static void
+ab_fake_unit_finalize (GObject *object)
+{
+  g_free (AB_FAKE_UNIT (object)->name);
+  G_OBJECT_CLASS (ab_fake_unit_parent_class)->finalize (object);
+}
+
+static void
+ab_fake_unit_class_init (AbFakeUnitClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = ab_fake_unit_finalize;
+}
+
+static void
+ab_fake_unit_init (AbFakeUnit *self)
+{
+}
 
 static void launcher_iface_init (AbAgentLauncherInterface *iface);
 
@@ -203,6 +314,14 @@ fake_launch (AbAgentLauncher *launcher, const AbAgentProfile *profile,
   g_signal_connect (agent->rpc, "closed", G_CALLBACK (on_closed), agent);
   ab_jsonrpc_start (agent->rpc);
   g_ptr_array_add (self->agents, agent);
+  if (self->as_units)
+    {
+      g_autoptr (AbFakeUnit) unit = g_object_new (AB_TYPE_FAKE_UNIT, NULL);
+
+      unit->name = g_strdup_printf ("fake-%s.service", thread);
+      unit->usage = self->usage;
+      return ab_acp_connection_new (rpc, AB_AGENT_HANDLE (unit));
+    }
   return ab_acp_connection_new (rpc, NULL);
 }
 
@@ -251,6 +370,14 @@ guint
 ab_fake_launcher_get_launches (AbFakeLauncher *self)
 {
   return self->agents->len;
+}
+
+void
+ab_fake_launcher_set_usage (AbFakeLauncher *self, const AbAgentUsage *usage)
+{
+  self->as_units = usage != NULL;
+  if (usage != NULL)
+    self->usage = *usage;
 }
 
 AbFakeAgent *

@@ -30,6 +30,10 @@ G_DECLARE_FINAL_TYPE (AbFakeLauncher, ab_fake_launcher, AB, FAKE_LAUNCHER,
 AbFakeLauncher *ab_fake_launcher_new (void);
 /* The next launch fails with @message (AB_ERROR_AGENT_FAILED). */
 void ab_fake_launcher_fail_next (AbFakeLauncher *self, const char *message);
+/* The agents launched from now on are "units": named fake-THREAD.service
+ * and using @usage (NULL: plain agents again). */
+void ab_fake_launcher_set_usage (AbFakeLauncher *self,
+                                 const AbAgentUsage *usage);
 guint ab_fake_launcher_get_launches (AbFakeLauncher *self);
 /* The agent of launch @i (0: the first); owned by the launcher. */
 AbFakeAgent *ab_fake_launcher_get_agent (AbFakeLauncher *self, guint i);

@@ -66,60 +66,54 @@ test_v2 (Fixture *fx, gconstpointer data)
 {
   AbAgentUsage usage;
 
-  put (fx, "proc/42/cgroup", "0::" GROUP "\n");
   put_v2 (fx, GROUP);
-  ab_agent_usage_read (fx->root, 42, UNIT, &usage);
+  ab_agent_usage_read (fx->root, GROUP, UNIT, &usage);
   g_assert_cmpuint (usage.memory_bytes, ==, 52428800);
   g_assert_cmpuint (usage.cpu_nsec, ==, G_GUINT64_CONSTANT (1500000000));
   g_assert_cmpuint (usage.tasks, ==, 7);
 }
 
-/* A v1 (hybrid) host: each controller its own hierarchy; the unified
- * one tracks processes only and is not read. */
+/* A v1 (hybrid) host: each controller its own hierarchy, the unit's
+ * group at the same path in each; the unified one tracks processes only
+ * and is not read. */
 static void
 test_v1 (Fixture *fx, gconstpointer data)
 {
   AbAgentUsage usage;
 
-  put (fx, "proc/42/cgroup",
-       "12:pids:" GROUP "\n"
-       "5:cpu,cpuacct:" GROUP "\n"
-       "4:memory:" GROUP "\n"
-       "1:name=systemd:" GROUP "\n"
-       "0::" GROUP "\n");
   put (fx, "sys/fs/cgroup/pids" GROUP "/pids.current", "3\n");
-  put (fx, "sys/fs/cgroup/cpu,cpuacct" GROUP "/cpuacct.usage", "2500000000\n");
+  put (fx, "sys/fs/cgroup/cpuacct" GROUP "/cpuacct.usage", "2500000000\n");
   put (fx, "sys/fs/cgroup/memory" GROUP "/memory.usage_in_bytes", "1048576\n");
   put (fx, "sys/fs/cgroup/unified" GROUP "/cgroup.procs", "42\n");
-  ab_agent_usage_read (fx->root, 42, UNIT, &usage);
+  ab_agent_usage_read (fx->root, GROUP, UNIT, &usage);
   g_assert_cmpuint (usage.memory_bytes, ==, 1048576);
   g_assert_cmpuint (usage.cpu_nsec, ==, G_GUINT64_CONSTANT (2500000000));
   g_assert_cmpuint (usage.tasks, ==, 3);
 }
 
-/* A controller that holds the unit's process only in a parent group (no
- * accounting enabled for the unit, or a container that does not show
- * the hierarchy) gives no value: the parent's would count others. */
+/* A controller without the unit's group (no accounting enabled for it,
+ * or a container that does not let systemd make it) gives no value; a
+ * group that is not the unit's own is never read: a parent's figures
+ * would count others. */
 static void
 test_not_the_unit (Fixture *fx, gconstpointer data)
 {
   AbAgentUsage usage;
 
-  put (fx, "proc/42/cgroup",
-       "12:pids:" GROUP "\n"
-       "4:memory:/agentbroker.slice\n"
-       "0::" GROUP "\n");
   put (fx, "sys/fs/cgroup/pids" GROUP "/pids.current", "2\n");
   put (fx, "sys/fs/cgroup/memory/agentbroker.slice/memory.usage_in_bytes",
        "999999\n");
-  ab_agent_usage_read (fx->root, 42, UNIT, &usage);
+  ab_agent_usage_read (fx->root, GROUP, UNIT, &usage);
   g_assert_cmpuint (usage.memory_bytes, ==, AB_USAGE_UNKNOWN);
   g_assert_cmpuint (usage.cpu_nsec, ==, AB_USAGE_UNKNOWN);
   g_assert_cmpuint (usage.tasks, ==, 2);
 
-  /* Another unit's name at the end is not this unit either. */
-  ab_agent_usage_read (fx->root, 42, "agentbroker-session-other.service",
+  ab_agent_usage_read (fx->root, "/agentbroker.slice", UNIT, &usage);
+  g_assert_cmpuint (usage.memory_bytes, ==, AB_USAGE_UNKNOWN);
+  ab_agent_usage_read (fx->root, GROUP, "agentbroker-session-other.service",
                        &usage);
+  g_assert_cmpuint (usage.tasks, ==, AB_USAGE_UNKNOWN);
+  ab_agent_usage_read (fx->root, "/../" UNIT, UNIT, &usage);
   g_assert_cmpuint (usage.tasks, ==, AB_USAGE_UNKNOWN);
 }
 
@@ -129,23 +123,20 @@ test_garbage (Fixture *fx, gconstpointer data)
 {
   AbAgentUsage usage;
 
-  put (fx, "proc/42/cgroup", "0::" GROUP "\n:::\nno colons\n");
   put (fx, "sys/fs/cgroup/cgroup.controllers", "memory\n");
   put (fx, "sys/fs/cgroup" GROUP "/memory.current", "max\n");
   put (fx, "sys/fs/cgroup" GROUP "/cpu.stat",
        "usage_usec 99999999999999999999\n");
   put (fx, "sys/fs/cgroup" GROUP "/pids.current", "-1\n");
-  ab_agent_usage_read (fx->root, 42, UNIT, &usage);
+  ab_agent_usage_read (fx->root, GROUP, UNIT, &usage);
   g_assert_cmpuint (usage.memory_bytes, ==, AB_USAGE_UNKNOWN);
   g_assert_cmpuint (usage.cpu_nsec, ==, AB_USAGE_UNKNOWN);
   g_assert_cmpuint (usage.tasks, ==, AB_USAGE_UNKNOWN);
 
-  /* No such process, no pid, no unit. */
-  ab_agent_usage_read (fx->root, 43, UNIT, &usage);
+  /* No group known yet, no unit, a group of another unit's name. */
+  ab_agent_usage_read (fx->root, NULL, UNIT, &usage);
   g_assert_cmpuint (usage.tasks, ==, AB_USAGE_UNKNOWN);
-  ab_agent_usage_read (fx->root, 0, UNIT, &usage);
-  g_assert_cmpuint (usage.tasks, ==, AB_USAGE_UNKNOWN);
-  ab_agent_usage_read (fx->root, 42, NULL, &usage);
+  ab_agent_usage_read (fx->root, GROUP, NULL, &usage);
   g_assert_cmpuint (usage.tasks, ==, AB_USAGE_UNKNOWN);
 }
 

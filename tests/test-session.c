@@ -13,10 +13,13 @@
 #include <glib/gstdio.h>
 
 #include "bounded-wait.h"
+#include "broker.h"
 #include "error.h"
 #include "fake-agent.h"
+#include "metrics.h"
 #include "pool.h"
 #include "scratch-dir.h"
+#include "session-list.h"
 #include "session.h"
 
 /* generous: the suite also runs under valgrind */
@@ -530,6 +533,78 @@ test_pool (Fixture *f, gconstpointer data)
   g_assert_cmpuint (ab_count_suffix (store, ".json"), ==, 0);
 }
 
+/* What an agent's unit uses reaches the session, its ListSessions entry
+ * and the per-profile sums of /metrics; an agent that is no unit has an
+ * unknown usage and adds nothing. */
+static void
+test_usage (Fixture *f, gconstpointer data)
+{
+  g_autoptr (AbBroker) broker = ab_broker_new (NULL, f->config, f->state_dir);
+  AbPool *pool = ab_broker_get_pool (broker);
+  const AbAgentUsage one = { 100, G_GUINT64_CONSTANT (1500000000), 2 };
+  const AbAgentUsage two = { 50, AB_USAGE_UNKNOWN, 3 };
+  const char *const threads[] = { "test:u1", "test:u2", "test:plain" };
+  g_autoptr (AbMetrics) metrics = NULL;
+  g_autoptr (GVariant) entry = NULL;
+  g_autofree char *text = NULL;
+  const char *unit;
+  guint64 memory, cpu, tasks;
+  AbAgentUsage usage;
+
+  ab_broker_set_launcher (broker, AB_AGENT_LAUNCHER (f->launcher), "systemd");
+  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+    {
+      Call call = { 0 };
+
+      ab_fake_launcher_set_usage (f->launcher, i == 0   ? &one
+                                               : i == 1 ? &two
+                                                        : NULL);
+      ab_pool_prompt_async (pool, threads[i], "hi", "fake", 1000, ":1.1",
+                            on_pool_prompted, &call);
+      AB_ITERATE_UNTIL (call.done, WAIT_MS);
+      g_assert_no_error (call.error);
+      wait_logged (agent (f, i), "session/prompt hi (record: running 1)");
+    }
+
+  g_assert_cmpstr (ab_session_get_unit (ab_pool_lookup (pool, "test:u1")), ==,
+                   "fake-test:u1.service");
+  g_assert_null (ab_session_get_unit (ab_pool_lookup (pool, "test:plain")));
+  ab_session_get_usage (ab_pool_lookup (pool, "test:plain"), &usage);
+  g_assert_cmpuint (usage.memory_bytes, ==, AB_USAGE_UNKNOWN);
+  g_assert_cmpuint (usage.tasks, ==, AB_USAGE_UNKNOWN);
+
+  entry = g_variant_ref_sink (
+      ab_session_list_entry (ab_pool_lookup (pool, "test:u2")));
+  g_variant_get_child (entry, 14, "&s", &unit);
+  g_variant_get_child (entry, 15, "t", &memory);
+  g_variant_get_child (entry, 16, "t", &cpu);
+  g_variant_get_child (entry, 17, "t", &tasks);
+  g_assert_cmpstr (unit, ==, "fake-test:u2.service");
+  g_assert_cmpuint (memory, ==, 50);
+  g_assert_cmpuint (cpu, ==, AB_USAGE_UNKNOWN);
+  g_assert_cmpuint (tasks, ==, 3);
+
+  metrics = ab_metrics_new (broker);
+  text = ab_metrics_render (metrics);
+  g_assert_nonnull (strstr (
+      text, "\nagentbroker_profile_memory_bytes{profile=\"fake\"} 150\n"));
+  g_assert_nonnull (strstr (
+      text, "\nagentbroker_profile_cpu_seconds{profile=\"fake\"} 1.5\n"));
+  g_assert_nonnull (
+      strstr (text, "\nagentbroker_profile_tasks{profile=\"fake\"} 5\n"));
+
+  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+    {
+      Call removed = { 0 };
+
+      ab_fake_agent_finish_prompt (agent (f, i), "end_turn");
+      ab_pool_remove_async (pool, threads[i], "removed", on_pool_removed,
+                            &removed);
+      AB_ITERATE_UNTIL (removed.done, WAIT_MS);
+      g_assert_no_error (removed.error);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -548,6 +623,7 @@ main (int argc, char **argv)
   ADD ("profile-change", NULL, test_profile_change);
   ADD ("suspend", NULL, test_suspend);
   ADD ("pool", NULL, test_pool);
+  ADD ("usage", NULL, test_usage);
 #undef ADD
   g_test_add ("/session/inactivity", Fixture, NULL, inactivity_setup,
               test_inactivity, fixture_teardown);

@@ -17,6 +17,7 @@
 #include <glib/gstdio.h>
 
 #include "bounded-wait.h"
+#include "error.h"
 #include "scratch-dir.h"
 #include "store.h"
 
@@ -339,6 +340,70 @@ test_failed_save_keeps_previous (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (ab_count_suffix (fx->store_dir, ".json"), ==, 1);
 }
 
+/* A turn handed over at a restart comes back with all it needs; a record
+ * naming a prompter that is no unique bus name is refused; without a
+ * request id there is nothing to go on with. */
+static void
+test_handed_over (void)
+{
+  const AbSessionRecord handed = {
+    .thread = (char *)"cli:handed",
+    .agent = (char *)"demo",
+    .cwd = (char *)"/tmp",
+    .acp_session = (char *)"s-1",
+    .turns = 3,
+    .last_turn = 2,
+    .running_turn = 3,
+    .running_text = (char *)"stream 2000",
+    .handed_over = TRUE,
+    .running_rpc_id = G_GINT64_CONSTANT (1764870000000001),
+    .running_sender = (char *)":1.42",
+    .permission_rpc_id = (char *)"7",
+    .permission_params = (char *)"{\"sessionId\":\"s-1\"}",
+  };
+  g_autofree char *json = ab_session_record_to_json (&handed);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (AbSessionRecord) back = NULL;
+  g_autoptr (AbSessionRecord) slow = NULL;
+  g_autoptr (AbSessionRecord) bad = NULL;
+  g_autoptr (AbSessionRecord) no_id = NULL;
+  g_autofree char *bad_json = NULL;
+  g_autofree char *no_id_json = NULL;
+
+  back = ab_session_record_parse (json, strlen (json), &error);
+  g_assert_no_error (error);
+  g_assert_true (back->handed_over);
+  g_assert_cmpint (back->running_rpc_id, ==, handed.running_rpc_id);
+  g_assert_cmpstr (back->running_sender, ==, ":1.42");
+  g_assert_cmpstr (back->permission_rpc_id, ==, "7");
+  g_assert_cmpstr (back->permission_params, ==, handed.permission_params);
+  /* json-glib reads it the same */
+  slow = ab_session_record_parse_full (json, strlen (json), FALSE, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (slow->running_rpc_id, ==, handed.running_rpc_id);
+  g_assert_cmpstr (slow->running_sender, ==, ":1.42");
+
+  bad_json
+      = g_strconcat ("{\"version\":1,\"thread\":\"cli:x\",\"agent\":\"demo\","
+                     "\"cwd\":\"/\",\"turns\":1,\"running_turn\":1,"
+                     "\"handed_over\":true,\"running_rpc_id\":5,"
+                     "\"running_sender\":\"org.example.Spoof\"}",
+                     NULL);
+  bad = ab_session_record_parse (bad_json, strlen (bad_json), &error);
+  g_assert_null (bad);
+  g_assert_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "running_sender"));
+  g_clear_error (&error);
+
+  no_id_json = g_strconcat ("{\"version\":1,\"thread\":\"cli:x\",\"agent\":"
+                            "\"demo\",\"cwd\":\"/\",\"turns\":1,"
+                            "\"running_turn\":1,\"handed_over\":true}",
+                            NULL);
+  no_id = ab_session_record_parse (no_id_json, strlen (no_id_json), &error);
+  g_assert_no_error (error);
+  g_assert_false (no_id->handed_over);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -353,5 +418,6 @@ main (int argc, char **argv)
   ADD ("write-fails", test_write_fails);
   ADD ("failed-save-keeps-previous", test_failed_save_keeps_previous);
 #undef ADD
+  g_test_add_func ("/store/handed-over", test_handed_over);
   return g_test_run ();
 }

@@ -57,6 +57,30 @@ sigstop_main() {
     fi
 }
 
+# enable_cgroup_controllers: on a cgroup v1 (hybrid) host the container
+# sees each controller's hierarchy read-only, so systemd inside can give a
+# unit neither a memory limit nor accounting.  Mounted again writable
+# (the container's own namespace: the host's view does not change) and
+# systemd re-executed, it can.  Nothing to do under cgroup v2.
+enable_cgroup_controllers() {
+    local dir options
+    for dir in /sys/fs/cgroup/*; do
+        [ -d "$dir" ] && [ ! -L "$dir" ] || continue
+        case ${dir##*/} in
+        memory | pids | cpu | cpuacct | cpu,cpuacct | cpuacct,cpu) ;;
+        *) continue ;;
+        esac
+        options=$(findmnt -n -o VFS-OPTIONS,FSTYPE "$dir" 2>/dev/null) || continue
+        case $options in
+        ro,*" cgroup") ;;
+        *) continue ;;
+        esac
+        umount -l "$dir" && mount -t cgroup -o "${dir##*/}" cgroup "$dir" ||
+            return 1
+    done
+    systemctl daemon-reexec
+}
+
 # unit_prop UNIT PROPERTY: the property's value, as `systemctl show` has it
 unit_prop() {
     systemctl show -P "$2" "$1"

@@ -9,6 +9,9 @@
 set -euo pipefail
 . /ab-tests/lib.sh
 
+# Memory limits and accounting need the controllers (see lib.sh).
+enable_cgroup_controllers || diag "cannot make the cgroup controllers writable"
+
 # The installed polkit rule, where polkitd reads rules (the staged tree
 # lives under $AB_PREFIX, a package puts it under /usr/share).
 mkdir -p /etc/polkit-1/rules.d
@@ -45,6 +48,13 @@ agents:
         echo "probe agent for \$AGENTBROKER_THREAD up" >&2
         setsid -f sleep \$((10000 + \${#AGENTBROKER_THREAD}))
         exec $AB_BINDIR/agentbroker-demo-agent
+  asker:
+    command: [$AB_BINDIR/agentbroker-demo-agent]
+    permissions: ask
+  hog:
+    command: [$AB_BINDIR/agentbroker-demo-agent]
+    sandbox:
+      memory: 64MiB
   limited:
     command:
       - /bin/sh
@@ -209,6 +219,43 @@ check "agentctl list has MEM and CPU columns" \
 check_eq "GetSession's unit is the unit's name" "$bob_unit" \
     "$(timeout 30 "$AB_BINDIR/agentctl" --system show -p Unit --value test:bob)"
 
+# --- an agent past its memory limit ---------------------------------------------
+# Bob streams while the hog's agent allocates past sandbox.memory.
+daemon_pid=$(unit_prop "$ab_unit" MainPID)
+check "the hog's agent starts within its limit" \
+    timeout 60 "$AB_BINDIR/agentctl" --system prompt --agent hog test:hog "alloc 8"
+check_eq "the hog's unit has the limit" 67108864 "$(unit_prop "$(unit_of hog)" MemoryMax)"
+ctl_as bob prompt test:bob "pace 25 50" >/tmp/neighbour.out 2>&1 &
+neighbour=$!
+hog_rc=0
+hog_out=$(timeout 60 "$AB_BINDIR/agentctl" --system prompt --agent hog test:hog "alloc 1024" 2>&1) ||
+    hog_rc=$?
+diag "the hog's prompt: exit status $hog_rc:" "$hog_out"
+check "the hog's turn fails (exit status 1 or 3)" test "$hog_rc" -ne 0 -a "$hog_rc" -ne 124
+# cgroup v2 tells an OOM kill apart (the unit's Result is oom-kill); on
+# cgroup v1 systemd 252 sees only a SIGKILL.
+if grep -q "out-of-memory" <<<"$hog_out"; then
+    ok "the hog's turn ends saying the out-of-memory killer ended the agent"
+elif [ -d /sys/fs/cgroup/memory ] && grep -q "killed by signal 9" <<<"$hog_out"; then
+    ok "the hog's turn ends with its agent killed by signal 9 (cgroup v1: systemd cannot tell an OOM kill)"
+else
+    not_ok "the hog's turn ends saying the agent was killed for its memory"
+fi
+neighbour_rc=0
+wait "$neighbour" || neighbour_rc=$?
+check_eq "the neighbour's stream completes" 0 "$neighbour_rc"
+check_eq "the neighbour got all 50 chunks" 50 "$(grep -oE 't=[0-9]+' /tmp/neighbour.out | wc -l)"
+check_eq "the daemon is untouched (same main process)" "$daemon_pid" "$(unit_prop "$ab_unit" MainPID)"
+check "bob's agent is untouched" systemctl is-active -q "$(unit_of bob)"
+check_eq "the hog's session alone failed" failed \
+    "$(timeout 30 "$AB_BINDIR/agentctl" --system show -p State --value test:hog)"
+if out=$(timeout 60 "$AB_BINDIR/agentctl" --system prompt test:hog "alloc 8" 2>&1); then
+    ok "the hog's next prompt starts a fresh agent and is answered"
+else
+    not_ok "the hog's next prompt starts a fresh agent and is answered"
+    diag "$out"
+fi
+
 # --- RemoveSession stops the whole unit ---------------------------------------
 # The grandchildren: sleep 10010 (test:alice) and sleep 10008 (test:bob).
 check "alice's setsid grandchild runs" pgrep -x -f "sleep 10010"
@@ -226,16 +273,116 @@ else
     diag "$out"
 fi
 
-# --- a killed daemon leaves no agent behind -----------------------------------
-check "bob: his session answers before the kill" ctl_as bob prompt test:bob before
-check "systemctl kill -s KILL $ab_unit" systemctl kill -s KILL "$ab_unit"
-check "the daemon comes back (Restart=on-failure)" wait_until 60 unit_running "$ab_unit"
-check "no agent unit of the killed daemon is left running" wait_until 30 \
-    bash -c "! systemctl list-units --no-legend --state=active,activating,deactivating 'agentbroker-session-*' | grep -q ."
-if out=$(ctl_as bob prompt test:bob after); then
-    ok "bob: his session answers after the kill, from a new unit"
+# --- a restart, a crash: the agents go on -----------------------------------------
+unit_pid() { unit_prop "$1" MainPID; }
+started_at() { bus_prop StartedAt; }
+check "bob: his session answers before the restart" ctl_as bob prompt test:bob before
+bob_pid=$(unit_pid "$(unit_of bob)")
+before=$(started_at)
+journal_mark /tmp/units.cursor
+check "systemctl restart $ab_unit" systemctl restart "$ab_unit"
+check "the daemon is back" wait_until 60 unit_running "$ab_unit"
+check "the daemon is a new instance (StartedAt changed)" test "$(started_at)" != "$before"
+check_eq "bob's agent kept its process across the restart" "$bob_pid" "$(unit_pid "$(unit_of bob)")"
+check_eq "bob's session is idle with its agent, no prompt needed" idle \
+    "$(timeout 30 "$AB_BINDIR/agentctl" --system show -p State --value test:bob)"
+if out=$(ctl_as bob prompt test:bob "after the restart"); then
+    ok "bob: his session answers after the restart"
 else
-    not_ok "bob: his session answers after the kill, from a new unit"
+    not_ok "bob: his session answers after the restart"
+    diag "$out"
+fi
+check_eq "the same agent answered (same pid)" "$bob_pid" "$(unit_pid "$(unit_of bob)")"
+# (journalctl moves a --cursor-file on: one copy per read)
+cp /tmp/units.cursor /tmp/units.cursor2
+agent_log=$(journal_since /tmp/units.cursor -u "$(unit_of bob)" || true)
+daemon_log=$(journal_since /tmp/units.cursor2 -u "$ab_unit" || true)
+diag "since the restart: $(wc -l <<<"$agent_log") journal lines of bob's agent," \
+    "$(wc -l <<<"$daemon_log") of the daemon"
+check "no session/load after the restart: the agent went on" \
+    bash -c "! grep -q 'loaded session' <<<\"\$1\"" _ "$agent_log"
+check "the daemon said it went on with bob's agent" \
+    grep -q 'session test:bob: going on with the agent' <<<"$daemon_log"
+
+before=$(started_at)
+check "systemctl kill -s KILL $ab_unit" systemctl kill -s KILL "$ab_unit"
+check "the daemon comes back (Restart=on-failure)" wait_until 60 \
+    bash -c ". /ab-tests/lib.sh; unit_running $ab_unit && [ \"\$(bus_prop StartedAt 2>/dev/null)\" != '$before' ]"
+check_eq "bob's agent kept its process across the crash" "$bob_pid" "$(unit_pid "$(unit_of bob)")"
+if out=$(ctl_as bob prompt test:bob "after the crash"); then
+    ok "bob: his session answers after the crash, from the same agent"
+else
+    not_ok "bob: his session answers after the crash, from the same agent"
+    diag "$out"
+fi
+check_eq "still the same agent" "$bob_pid" "$(unit_pid "$(unit_of bob)")"
+
+# --- a turn goes on across restarts ----------------------------------------------
+# 2,000 numbered chunks over about 20 s; three restarts while they stream.
+chunks_in_order() { grep -oE '[0-9]+ t=' "$1" | tr -dc '0-9\n' | cmp -s - <(seq 1 "$2"); }
+bob_pid=$(unit_pid "$(unit_of bob)")
+ctl_as bob prompt test:bob "pace 100 2000" >/tmp/long.out 2>/tmp/long.err &
+long=$!
+restarts_ok=0
+for i in 1 2 3; do
+    sleep 4
+    before=$(started_at)
+    systemctl restart "$ab_unit" &&
+        wait_until 60 bash -c ". /ab-tests/lib.sh; unit_running $ab_unit && [ \"\$(bus_prop StartedAt 2>/dev/null)\" != '$before' ]" &&
+        restarts_ok=$((restarts_ok + 1))
+done
+check_eq "three restarts while the turn streamed, each a new instance" 3 "$restarts_ok"
+long_rc=0
+wait "$long" || long_rc=$?
+diag "the long turn: exit status $long_rc; $(grep -oE '[0-9]+ t=' /tmp/long.out | wc -l) chunks; $(head -c 300 /tmp/long.err)"
+check_eq "agentctl prompt exits 0 after the restarts" 0 "$long_rc"
+if chunks_in_order /tmp/long.out 2000; then
+    ok "it printed all 2,000 chunks, each once, in order"
+else
+    not_ok "it printed all 2,000 chunks, each once, in order"
+    diag "missing: $(grep -oE '[0-9]+ t=' /tmp/long.out | tr -dc '0-9\n' | sort | comm -13 - <(seq 1 2000 | sort) | sort -n | tr '\n' ' ' | head -c 400)"
+    diag "twice: $(grep -oE '[0-9]+ t=' /tmp/long.out | tr -dc '0-9\n' | sort -n | uniq -d | tr '\n' ' ' | head -c 200)"
+fi
+check_eq "the agent kept its process through the restarts" "$bob_pid" "$(unit_pid "$(unit_of bob)")"
+
+# --- a permission request pending across a restart -------------------------------
+# (as root: bob's group may prompt, the admin answers his own sessions' too)
+asks() { grep -c 'asks for permission (request' /tmp/ask.out 2>/dev/null || echo 0; }
+timeout 120 "$AB_BINDIR/agentctl" --system prompt --agent asker test:asker permission \
+    >/tmp/ask.out 2>&1 &
+asker=$!
+check "the asker's agent asks for permission" wait_until 30 bash -c "[ \$(grep -c 'asks for permission' /tmp/ask.out) -ge 1 ]"
+asker_pid=$(unit_pid "$(unit_of asker)")
+before=$(started_at)
+check "systemctl restart $ab_unit with the request pending" systemctl restart "$ab_unit"
+check "the new instance asks the prompting client again" wait_until 30 \
+    bash -c "[ \$(grep -c 'asks for permission' /tmp/ask.out) -ge 2 ]"
+request=$(grep -o 'asks for permission (request [0-9]*' /tmp/ask.out | tail -n 1 | grep -o '[0-9]*$')
+check "the request is answered after the restart (allow_once)" \
+    timeout 30 "$AB_BINDIR/agentctl" --system answer test:asker "$request" allow_once
+asker_rc=0
+wait "$asker" || asker_rc=$?
+diag "the asker's prompt: exit status $asker_rc:" "$(cat /tmp/ask.out)"
+check_eq "the turn goes on and ends well" 0 "$asker_rc"
+check "the agent heard the answer given after the restart" grep -q 'permission: allow_once' /tmp/ask.out
+check_eq "the same agent" "$asker_pid" "$(unit_pid "$(unit_of asker)")"
+
+# --- a crash mid-turn: the turn ends interrupted, the agent goes on -------------
+ctl_as bob prompt test:bob "pace 50 500" >/tmp/crash.out 2>/tmp/crash.err &
+crashed=$!
+sleep 3
+before=$(started_at)
+check "systemctl kill -s KILL $ab_unit mid-turn" systemctl kill -s KILL "$ab_unit"
+crash_rc=0
+wait "$crashed" || crash_rc=$?
+diag "the crashed turn: exit status $crash_rc; $(grep -oE '[0-9]+ t=' /tmp/crash.out | wc -l) chunks; $(head -c 300 /tmp/crash.err)"
+check_eq "the crashed turn's prompt exits 3 (interrupted, told, never a silent gap)" 3 "$crash_rc"
+check "it was told: interrupted" grep -q "turn ended: interrupted" /tmp/crash.out
+check_eq "the agent kept its process through the crash" "$bob_pid" "$(unit_pid "$(unit_of bob)")"
+if out=$(ctl_as bob prompt test:bob "after the crashed turn"); then
+    ok "bob: his session answers after the crashed turn"
+else
+    not_ok "bob: his session answers after the crashed turn"
     diag "$out"
 fi
 
