@@ -1176,22 +1176,20 @@ on_prompted (GObject *source, GAsyncResult *result, gpointer user_data)
   ok = ab_dbus_broker1_call_prompt_content_finish (AB_DBUS_BROKER1 (source),
                                                    &turn, result, &error);
   if (session != NULL)
-    {
-      session->unnumbered--;
-      prompt = find_prompt_call (session, call->serial);
-    }
+    prompt = find_prompt_call (session, call->serial);
+  /* Closed meanwhile: the client has had its answer. */
+  if (prompt == NULL)
+    return;
+  session->unnumbered--;
   if (!ok)
     {
-      if (prompt != NULL)
-        {
-          g_queue_remove (&session->prompts, prompt);
-          prompt_free (prompt);
-        }
+      g_queue_remove (&session->prompts, prompt);
+      prompt_free (prompt);
       send_broker_error (f, call->id, error);
     }
-  else if (prompt != NULL)
+  else
     prompt->turn = turn;
-  if (session != NULL && session->unnumbered == 0)
+  if (session->unnumbered == 0)
     replay_early (f, session);
 }
 

@@ -929,6 +929,49 @@ test_broker_errors (Fixture *fx, gconstpointer data)
   front_expect_error (p, line, 4, -32602, "unknown type 'video'");
 }
 
+/* A session closed while its prompt waits for the broker, and opened
+ * again at once: the prompt is answered once, "cancelled", and the
+ * session goes on. */
+static void
+test_close_while_prompting (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (FrontProc) p = front_proc_new (fx, 0);
+  g_autofree char *session = NULL, *lines = NULL, *reason = NULL;
+  g_autofree char *said = NULL;
+  g_autoptr (JsonObject) answer = NULL;
+
+  front_initialize (p);
+  session = front_new_session (p, 2);
+  /* One write: the agent is not even started when the close comes. */
+  lines = g_strdup_printf (
+      "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"session/prompt\","
+      "\"params\":{\"sessionId\":\"%s\",\"prompt\":[{\"type\":\"text\","
+      "\"text\":\"echo early\"}]}}\n"
+      "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"session/close\","
+      "\"params\":{\"sessionId\":\"%s\"}}\n"
+      "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"session/resume\","
+      "\"params\":{\"sessionId\":\"%s\",\"cwd\":\"/\"}}",
+      session, session, session);
+  front_send (p, lines);
+  answer = front_answer (p, 3);
+  g_assert_cmpstr (
+      json_object_get_string_member (
+          json_object_get_object_member (answer, "result"), "stopReason"),
+      ==, "cancelled");
+  g_clear_pointer (&answer, json_object_unref);
+  answer = front_answer (p, 4);
+  g_assert_true (json_object_has_member (answer, "result"));
+  g_clear_pointer (&answer, json_object_unref);
+  answer = front_answer (p, 5);
+  g_assert_true (json_object_has_member (answer, "result"));
+
+  /* No second answer to 3 (the next answer is 6's); the session goes
+   * on, the early turn's updates relayed if it ran after all. */
+  reason = front_prompt (p, 6, session, "echo later", &said);
+  g_assert_cmpstr (reason, ==, "end_turn");
+  g_assert_true (g_str_has_suffix (said, "echo later"));
+}
+
 /* The broker restarts and reloads under a running agentctl acp: the
  * turn the restart cut off ends "cancelled", and the same connection
  * goes on in the same session. */
@@ -995,6 +1038,7 @@ main (int argc, char **argv)
   ADD ("agentctl-acp/two-users", test_two_users, NULL);
   ADD ("agentctl-acp/broker-restart", test_broker_restart, NULL);
   ADD ("agentctl-acp/broker-errors", test_broker_errors, NULL);
+  ADD ("agentctl-acp/close-while-prompting", test_close_while_prompting, NULL);
 #undef ADD
 
   (void)ab_error_quark ();
