@@ -16,6 +16,7 @@
 
 #include "ab-config-private.h"
 #include "duration.h"
+#include "transcript.h"
 
 /* Far beyond any sensible timeout, and small enough that consumers can
  * convert to milliseconds or seconds without overflow. */
@@ -35,6 +36,7 @@ static const DurationLimit timer_duration
 
 #define MIN_MESSAGE_BYTES (G_GUINT64_CONSTANT (64) * 1024)
 #define MAX_MESSAGE_BYTES (G_GUINT64_CONSTANT (1024) * 1024 * 1024)
+#define MAX_TRANSCRIPT_BYTES ((guint64)AB_TRANSCRIPT_MAX_BYTES)
 /* agents.NAME.sandbox.memory: 1 MiB to 1 TiB */
 #define MIN_SANDBOX_MEMORY (G_GUINT64_CONSTANT (1024) * 1024)
 #define MAX_SANDBOX_MEMORY (G_GUINT64_CONSTANT (1024) * 1024 * 1024 * 1024)
@@ -417,10 +419,9 @@ static const char *const sandbox_keys[] = {
 };
 
 static const char *const pool_keys[] = {
-  "max_sessions",       "max_sessions_per_user",
-  "max_queued_prompts", "max_message_bytes",
-  "idle_timeout",       "max_age",
-  "forget_after",       NULL,
+  "max_sessions",      "max_sessions_per_user", "max_queued_prompts",
+  "max_message_bytes", "transcript_bytes",      "idle_timeout",
+  "max_age",           "forget_after",          NULL,
 };
 
 static const char *const timeout_keys[] = {
@@ -749,6 +750,9 @@ parse_pool (Loader *l, AbConfig *config, const Node *node)
       else if (g_str_equal (k, "max_message_bytes"))
         get_size (l, value, path, MIN_MESSAGE_BYTES, MAX_MESSAGE_BYTES,
                   &config->max_message_bytes);
+      else if (g_str_equal (k, "transcript_bytes"))
+        get_size (l, value, path, 0, MAX_TRANSCRIPT_BYTES,
+                  &config->transcript_bytes);
       else if (g_str_equal (k, "idle_timeout"))
         get_duration (l, value, path, 0, &any_duration,
                       &config->idle_timeout_usec);

@@ -114,6 +114,7 @@ ab_config_new_base (void)
   config->max_sessions_per_user = 256;
   config->max_queued_prompts = 8;
   config->max_message_bytes = G_GUINT64_CONSTANT (8) * 1024 * 1024;
+  config->transcript_bytes = G_GUINT64_CONSTANT (4) * 1024 * 1024;
   config->idle_timeout_usec = 30 * 60 * G_USEC_PER_SEC;
   config->max_age_usec = 0;
   config->forget_after_usec = (gint64)7 * 24 * 3600 * G_USEC_PER_SEC;

@@ -89,6 +89,8 @@ struct _AbConfig
   guint max_queued_prompts;       /* pool.max_queued_prompts, 0..10000, 8 */
   guint64 max_message_bytes;      /* pool.max_message_bytes, 64KiB..1GiB,
                                      8MiB */
+  guint64 transcript_bytes;       /* pool.transcript_bytes, 0..16MiB,
+                                     4MiB, 0 = no transcript */
   gint64 idle_timeout_usec;       /* pool.idle_timeout, 30m, 0 = never */
   gint64 max_age_usec;            /* pool.max_age, 0 = off (default) */
   gint64 forget_after_usec;       /* pool.forget_after, 7d, 0 = never */

@@ -72,6 +72,7 @@ ab_acp_started_free (AbAcpStarted *started)
     return;
   g_free (started->session_id);
   g_free (started->auth_methods);
+  g_free (started->agent);
   g_free (started);
 }
 
@@ -275,6 +276,7 @@ on_initialized (GObject *source, GAsyncResult *result, gpointer user_data)
 
   s->started->can_load = ab_acp_agent_can_load (reply);
   s->started->auth_methods = ab_acp_describe_auth_methods (reply);
+  s->started->agent = ab_acp_describe_agent (reply);
   if (s->auth_method != NULL)
     ab_jsonrpc_call (self->rpc, "authenticate",
                      ab_acp_authenticate_params (s->auth_method), NULL,
@@ -439,6 +441,65 @@ ab_acp_connection_go_on (AbAcpConnection *self)
 char *
 ab_acp_connection_prompt_finish (AbAcpConnection *self, GAsyncResult *result,
                                  GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+static void
+on_session_call_answered (GObject *source, GAsyncResult *result,
+                          gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  AbAcpConnection *self = g_task_get_source_object (task);
+  g_autoptr (GError) error = NULL;
+  JsonNode *reply;
+
+  /* What the agent said before its answer comes first. */
+  flush_batch (self);
+  reply = ab_jsonrpc_call_finish (self->rpc, result, &error);
+  if (reply != NULL)
+    g_task_return_pointer (task, reply, (GDestroyNotify)json_node_unref);
+  else if (error->domain == AB_JSONRPC_ERROR)
+    g_task_return_new_error (task, AB_ACP_CONNECTION_ERROR,
+                             AB_ACP_CONNECTION_ERROR_REFUSED, "%s",
+                             error->message);
+  else
+    g_task_return_error (task, g_steal_pointer (&error));
+}
+
+void
+ab_acp_connection_session_call_async (AbAcpConnection *self, const char *method,
+                                      JsonObject *params,
+                                      GAsyncReadyCallback callback,
+                                      gpointer user_data)
+{
+  g_autoptr (GTask) task = NULL;
+  JsonNode *node;
+
+  g_return_if_fail (AB_IS_ACP_CONNECTION (self));
+  g_return_if_fail (method != NULL && params != NULL);
+
+  task = g_task_new (self, NULL, callback, user_data);
+  g_task_set_source_tag (task, ab_acp_connection_session_call_async);
+  if (self->session_id == NULL || self->closing)
+    {
+      json_object_unref (params);
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED, "%s",
+                               _ ("no ACP session is open"));
+      return;
+    }
+  json_object_set_string_member (params, "sessionId", self->session_id);
+  node = json_node_new (JSON_NODE_OBJECT);
+  json_node_take_object (node, params);
+  ab_jsonrpc_call (self->rpc, method, node, NULL, on_session_call_answered,
+                   g_steal_pointer (&task));
+}
+
+JsonNode *
+ab_acp_connection_session_call_finish (AbAcpConnection *self,
+                                       GAsyncResult *result, GError **error)
 {
   g_return_val_if_fail (g_task_is_valid (result, self), NULL);
 

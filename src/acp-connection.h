@@ -72,6 +72,7 @@ typedef struct
   char *session_id;      /* the ACP session now open */
   gboolean can_load;     /* the agent advertised loadSession */
   char *auth_methods;    /* its advertised auth methods, described */
+  char *agent;           /* ab_acp_describe_agent() of its initialize */
   gboolean history_lost; /* @resume was given but not loaded */
 } AbAcpStarted;
 
@@ -140,6 +141,19 @@ void ab_acp_connection_prompt_async (AbAcpConnection *self, JsonNode *prompt,
                                      gpointer user_data);
 char *ab_acp_connection_prompt_finish (AbAcpConnection *self,
                                        GAsyncResult *result, GError **error);
+
+/* @method (session/set_mode, session/set_config_option) of the open
+ * session with @params (an object, transfer full; its sessionId is set
+ * here).  Returns the agent's result (transfer full), or NULL with
+ * AB_ACP_CONNECTION_ERROR_REFUSED or the connection's failure. */
+void ab_acp_connection_session_call_async (AbAcpConnection *self,
+                                           const char *method,
+                                           JsonObject *params,
+                                           GAsyncReadyCallback callback,
+                                           gpointer user_data);
+JsonNode *ab_acp_connection_session_call_finish (AbAcpConnection *self,
+                                                 GAsyncResult *result,
+                                                 GError **error);
 
 /* session/cancel of the open session: the prompt in flight should end
  * with stopReason "cancelled".  Does nothing before the handshake. */

@@ -200,6 +200,27 @@ ab_acp_agent_can_load (JsonNode *initialize_result)
 }
 
 char *
+ab_acp_describe_agent (JsonNode *initialize_result)
+{
+  static const char *const members[] = { "agentInfo", "agentCapabilities" };
+  JsonObject *result = object_or_null (initialize_result);
+  g_autoptr (JsonObject) description = json_object_new ();
+  g_autoptr (JsonNode) root = json_node_new (JSON_NODE_OBJECT);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (members); i++)
+    {
+      JsonObject *member = object_member (result, members[i]);
+
+      if (member != NULL)
+        json_object_set_member (
+            description, members[i],
+            json_node_copy (json_object_get_member (result, members[i])));
+    }
+  json_node_set_object (root, description);
+  return json_to_string (root, FALSE);
+}
+
+char *
 ab_acp_describe_auth_methods (JsonNode *initialize_result)
 {
   JsonArray *methods

@@ -24,6 +24,10 @@ JsonNode *ab_acp_cancel_params (const char *session_id);
 const char *ab_acp_get_string (JsonNode *node, const char *name);
 gboolean ab_acp_agent_can_load (JsonNode *initialize_result);
 char *ab_acp_describe_auth_methods (JsonNode *initialize_result);
+/* The agent as its initialize answer describes it: a JSON object with
+ * the answer's "agentInfo" and "agentCapabilities" objects, those it has
+ * (free it). */
+char *ab_acp_describe_agent (JsonNode *initialize_result);
 char *ab_acp_session_id_from_result (JsonNode *new_session_result);
 char *ab_acp_stop_reason (JsonNode *prompt_result);
 

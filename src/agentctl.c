@@ -275,6 +275,10 @@ static const AbCtlVerb verbs[] = {
     N_ ("Prompt a session and stream the answer"), verb_prompt },
   { "watch", "", "[THREAD]", N_ ("Follow the answers of one session or of all"),
     verb_watch },
+  { "acp", "[--agent NAME]", "",
+    N_ ("Be an ACP agent on standard input and output whose sessions live "
+        "in the broker"),
+    verb_acp },
   { "cancel", "", "THREAD",
     N_ ("Cancel the running turn and the queued prompts"), verb_cancel },
   { "remove", "", "THREAD",
@@ -394,6 +398,10 @@ main (int argc, char **argv)
   if (verb == NULL)
     return fail (_ ("unknown verb '%s'; try 'agentctl --help'"), argv[1]);
 
+  /* acp's standard output is its client's: every log line goes to
+   * standard error (set before the bus connection starts a thread). */
+  if (verb->func == verb_acp)
+    g_log_writer_default_set_use_stderr (TRUE);
   ctl.verb = verb;
   ctl.system_bus = !opt_user;
   running_verb = verb->name;

@@ -150,6 +150,10 @@ void describe_permission (const char *request_json, char **out_title,
 int verb_prompt (AbCtl *ctl, int argc, char **argv);
 int verb_watch (AbCtl *ctl, int argc, char **argv);
 
+/* ---- agentctl-acp.c ------------------------------------------------ */
+
+int verb_acp (AbCtl *ctl, int argc, char **argv);
+
 /* ---- agentctl-control.c -------------------------------------------- */
 
 int verb_cancel (AbCtl *ctl, int argc, char **argv);

@@ -11,12 +11,15 @@
 
 #include <glib/gi18n.h>
 
+#include "acp-content.h"
 #include "agent-process.h"
 #include "broker.h"
 #include "error.h"
 #include "log.h"
 #include "pool.h"
+#include "store.h"
 #include "thread-id.h"
+#include "transcript.h"
 
 struct _AbBroker
 {
@@ -387,14 +390,18 @@ on_pool_prompted (GObject *source, GAsyncResult *result, gpointer user_data)
   g_task_return_int (task, (gssize)turn);
 }
 
-void
-ab_broker_prompt_async (AbBroker *self, const AbCaller *caller,
-                        const char *thread, const char *text, const char *agent,
-                        AbBrokerAcceptedFunc accepted, gpointer accepted_data,
-                        GAsyncReadyCallback callback, gpointer user_data)
+/* The prompt of Prompt() (@text) or of PromptContent() (@content_json,
+ * validated here); either may be NULL. */
+static void
+prompt_async (AbBroker *self, const AbCaller *caller, const char *thread,
+              const char *text, const char *content_json, const char *agent,
+              AbBrokerAcceptedFunc accepted, gpointer accepted_data,
+              GAsyncReadyCallback callback, gpointer user_data)
 {
   g_autoptr (GTask) task = g_task_new (self, NULL, callback, user_data);
   g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) content = NULL;
+  g_autofree char *content_text = NULL;
   AbSession *session = NULL;
 
   if (!ab_broker_check_accepting (self, &error))
@@ -403,6 +410,12 @@ ab_broker_prompt_async (AbBroker *self, const AbCaller *caller,
     g_set_error (&error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
                  _ ("option 'agent' is longer than %d bytes"),
                  AB_BROKER_MAX_AGENT_BYTES);
+  else if (content_json != NULL
+           && (content = ab_acp_content_parse (
+                   content_json, strlen (content_json),
+                   AB_SESSION_MAX_PROMPT_BYTES, &content_text, &error))
+                  == NULL)
+    ;
   else
     ab_broker_find_session (self, caller, thread, NULL, &session, &error);
   if (error != NULL)
@@ -414,9 +427,30 @@ ab_broker_prompt_async (AbBroker *self, const AbCaller *caller,
 
   if (accepted != NULL)
     accepted (session, caller, accepted_data);
-  ab_pool_prompt_async (self->pool, thread, text, agent, caller->uid,
-                        caller->connection, on_pool_prompted,
-                        g_steal_pointer (&task));
+  ab_pool_prompt_content_async (self->pool, thread,
+                                content != NULL ? content_text : text, content,
+                                agent, caller->uid, caller->connection,
+                                on_pool_prompted, g_steal_pointer (&task));
+}
+
+void
+ab_broker_prompt_async (AbBroker *self, const AbCaller *caller,
+                        const char *thread, const char *text, const char *agent,
+                        AbBrokerAcceptedFunc accepted, gpointer accepted_data,
+                        GAsyncReadyCallback callback, gpointer user_data)
+{
+  prompt_async (self, caller, thread, text, NULL, agent, accepted,
+                accepted_data, callback, user_data);
+}
+
+void
+ab_broker_prompt_content_async (
+    AbBroker *self, const AbCaller *caller, const char *thread,
+    const char *content, const char *agent, AbBrokerAcceptedFunc accepted,
+    gpointer accepted_data, GAsyncReadyCallback callback, gpointer user_data)
+{
+  prompt_async (self, caller, thread, NULL, content, agent, accepted,
+                accepted_data, callback, user_data);
 }
 
 gboolean
@@ -429,6 +463,22 @@ ab_broker_prompt_finish (AbBroker *self, GAsyncResult *result, guint64 *turn,
     return FALSE;
   *turn = (guint64)value;
   return TRUE;
+}
+
+gboolean
+ab_broker_create_session (AbBroker *self, const AbCaller *caller,
+                          const char *thread, const char *agent, GError **error)
+{
+  if (!ab_broker_check_accepting (self, error))
+    return FALSE;
+  if (agent != NULL && strlen (agent) > AB_BROKER_MAX_AGENT_BYTES)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                   _ ("option 'agent' is longer than %d bytes"),
+                   AB_BROKER_MAX_AGENT_BYTES);
+      return FALSE;
+    }
+  return ab_pool_create_session (self->pool, thread, agent, caller->uid, error);
 }
 
 GPtrArray *
@@ -451,6 +501,61 @@ ab_broker_check_watch (AbBroker *self, const AbCaller *caller,
       return FALSE;
     }
   return TRUE;
+}
+
+static void
+on_agent_called (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  GError *error = NULL;
+  JsonNode *reply
+      = ab_session_agent_call_finish (AB_SESSION (source), result, &error);
+
+  if (reply != NULL)
+    g_task_return_pointer (task, reply, (GDestroyNotify)json_node_unref);
+  else
+    g_task_return_error (task, error);
+}
+
+void
+ab_broker_agent_call_async (AbBroker *self, const AbCaller *caller,
+                            const char *thread, const char *verb,
+                            const char *method, JsonObject *params,
+                            GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (self, NULL, callback, user_data);
+  GError *error = NULL;
+  AbSession *session
+      = ab_broker_lookup_session (self, caller, thread, verb, &error);
+
+  if (session == NULL)
+    {
+      json_object_unref (params);
+      g_task_return_error (task, error);
+      return;
+    }
+  ab_session_agent_call_async (session, method, params, on_agent_called,
+                               g_steal_pointer (&task));
+}
+
+JsonNode *
+ab_broker_agent_call_finish (AbBroker *self, GAsyncResult *result,
+                             GError **error)
+{
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+char *
+ab_broker_get_transcript (AbBroker *self, const AbCaller *caller,
+                          const char *thread, GError **error)
+{
+  g_autofree char *store_dir = NULL;
+
+  if (ab_broker_lookup_session (self, caller, thread, "GetTranscript", error)
+      == NULL)
+    return NULL;
+  store_dir = ab_store_dir (self->state_dir);
+  return ab_transcript_read (store_dir, thread, error);
 }
 
 gboolean

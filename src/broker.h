@@ -99,6 +99,18 @@ void ab_broker_prompt_async (AbBroker *self, const AbCaller *caller,
                              const char *agent, AbBrokerAcceptedFunc accepted,
                              gpointer accepted_data,
                              GAsyncReadyCallback callback, gpointer user_data);
+/* A prompt of ACP content blocks: @content is their JSON text, checked
+ * here (ab_acp_content_parse()) before anything else; finished with
+ * ab_broker_prompt_finish(). */
+void ab_broker_prompt_content_async (
+    AbBroker *self, const AbCaller *caller, const char *thread,
+    const char *content, const char *agent, AbBrokerAcceptedFunc accepted,
+    gpointer accepted_data, GAsyncReadyCallback callback, gpointer user_data);
+/* A session for @caller on @thread, which has none (the ingress gate
+ * applies); @agent: NULL for the default profile. */
+gboolean ab_broker_create_session (AbBroker *self, const AbCaller *caller,
+                                   const char *thread, const char *agent,
+                                   GError **error);
 gboolean ab_broker_prompt_finish (AbBroker *self, GAsyncResult *result,
                                   guint64 *turn, GError **error);
 /* Every session @caller may list (users may read every session), sorted
@@ -109,6 +121,19 @@ GPtrArray *ab_broker_list_sessions (AbBroker *self, const AbCaller *caller);
 gboolean ab_broker_check_watch (AbBroker *self, const AbCaller *caller,
                                 const char *thread, AbSession **session,
                                 GError **error);
+/* @method of the ACP session of @thread (ab_session_agent_call_async())
+ * for its owner or an admin; @verb names the call in a refusal. */
+void ab_broker_agent_call_async (AbBroker *self, const AbCaller *caller,
+                                 const char *thread, const char *verb,
+                                 const char *method, JsonObject *params,
+                                 GAsyncReadyCallback callback,
+                                 gpointer user_data);
+JsonNode *ab_broker_agent_call_finish (AbBroker *self, GAsyncResult *result,
+                                       GError **error);
+/* The transcript of @thread's session (transcript.h) as its lines, for
+ * its owner or an admin. */
+char *ab_broker_get_transcript (AbBroker *self, const AbCaller *caller,
+                                const char *thread, GError **error);
 gboolean ab_broker_cancel (AbBroker *self, const AbCaller *caller,
                            const char *thread, GError **error);
 /* Sends @signal_name (a name such as "TERM" or a number) to the

@@ -99,7 +99,8 @@ run_call (AuthCall *call, const AbBusIdentity *known)
 
       g_message ("refused %s from uid %u (access %s)", method, uid,
                  ab_access_to_string (access));
-      if (g_str_equal (method, "Prompt"))
+      if (g_str_equal (method, "Prompt")
+          || g_str_equal (method, "PromptContent"))
         ab_broker_count_refusal (self->broker, denied);
       g_dbus_method_invocation_return_gerror (invocation, denied);
     }
@@ -239,6 +240,11 @@ do_list_sessions (AbBus *self, GDBusMethodInvocation *invocation,
       g_dbus_method_invocation_return_gerror (invocation, error);
       return;
     }
+  if (filter.own)
+    {
+      filter.by_owner = TRUE;
+      filter.owner = caller->uid;
+    }
   all = ab_broker_list_sessions (self->broker, caller);
   array = ab_session_list_build (all, &filter);
   ab_session_filter_clear (&filter);
@@ -293,6 +299,8 @@ on_prompt_accepted (AbSession *session, const AbCaller *caller,
     ab_bus_sessions_report_interrupted (self->sessions, session, caller);
 }
 
+/* Prompt() and PromptContent(): the same arguments, text or the JSON
+ * text of ACP content blocks. */
 static void
 do_prompt (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
            const AbCaller *caller)
@@ -300,6 +308,8 @@ do_prompt (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
   g_autoptr (GVariant) options = NULL;
   g_autoptr (GVariant) agent_value = NULL;
   const char *thread, *text, *agent = NULL;
+  gboolean content = g_str_equal (
+      g_dbus_method_invocation_get_method_name (invocation), "PromptContent");
 
   g_variant_get (params, "(&s&s@a{sv})", &thread, &text, &options);
   agent_value = g_variant_lookup_value (options, "agent", NULL);
@@ -317,9 +327,247 @@ do_prompt (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
     }
   if (agent_value != NULL)
     agent = g_variant_get_string (agent_value, NULL);
-  ab_broker_prompt_async (self->broker, caller, thread, text, agent,
-                          on_prompt_accepted, self, on_prompted,
-                          g_object_ref (invocation));
+  if (content)
+    ab_broker_prompt_content_async (self->broker, caller, thread, text, agent,
+                                    on_prompt_accepted, self, on_prompted,
+                                    g_object_ref (invocation));
+  else
+    ab_broker_prompt_async (self->broker, caller, thread, text, agent,
+                            on_prompt_accepted, self, on_prompted,
+                            g_object_ref (invocation));
+}
+
+static void
+do_get_transcript (AbBus *self, GDBusMethodInvocation *invocation,
+                   GVariant *params, const AbCaller *caller)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *lines = NULL;
+  g_auto (GStrv) entries = NULL;
+  GVariantBuilder builder;
+  const char *thread;
+
+  g_variant_get (params, "(&s)", &thread);
+  lines = ab_broker_get_transcript (self->broker, caller, thread, &error);
+  if (lines == NULL)
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  entries = g_strsplit (lines, "\n", -1);
+  g_variant_builder_init (&builder, G_VARIANT_TYPE ("as"));
+  for (char **entry = entries; *entry != NULL; entry++)
+    if (**entry != '\0')
+      g_variant_builder_add (&builder, "s", *entry);
+  g_dbus_method_invocation_return_value (invocation,
+                                         g_variant_new ("(as)", &builder));
+}
+
+static void
+do_create_session (AbBus *self, GDBusMethodInvocation *invocation,
+                   GVariant *params, const AbCaller *caller)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) options = NULL;
+  g_autoptr (GVariant) agent_value = NULL;
+  const char *thread, *agent = NULL;
+
+  g_variant_get (params, "(&s@a{sv})", &thread, &options);
+  agent_value = g_variant_lookup_value (options, "agent", NULL);
+  if (agent_value != NULL
+      && !g_variant_is_of_type (agent_value, G_VARIANT_TYPE_STRING))
+    {
+      g_dbus_method_invocation_return_error (
+          invocation, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+          _ ("option 'agent' must be a string, not '%s'"),
+          g_variant_get_type_string (agent_value));
+      return;
+    }
+  if (agent_value != NULL)
+    agent = g_variant_get_string (agent_value, NULL);
+  if (!ab_broker_create_session (self->broker, caller, thread, agent, &error))
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  g_dbus_method_invocation_return_value (invocation, NULL);
+}
+
+/* ---- the agent's session: mode and configuration options ----------------- */
+
+/* Longest mode id, option id or option value passed to an agent. */
+#define AB_BUS_MAX_OPTION_BYTES 256
+
+static gboolean
+check_option_text (const char *what, const char *text, GError **error)
+{
+  gsize len = strlen (text);
+
+  if (len == 0 || len > AB_BUS_MAX_OPTION_BYTES)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                   _ ("%s must be 1 to %d bytes"), what,
+                   AB_BUS_MAX_OPTION_BYTES);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+on_mode_set (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GDBusMethodInvocation) invocation = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) reply
+      = ab_broker_agent_call_finish (AB_BROKER (source), result, &error);
+
+  if (reply == NULL)
+    g_dbus_method_invocation_return_gerror (invocation, error);
+  else
+    g_dbus_method_invocation_return_value (invocation, NULL);
+}
+
+static void
+do_set_session_mode (AbBus *self, GDBusMethodInvocation *invocation,
+                     GVariant *params, const AbCaller *caller)
+{
+  g_autoptr (GError) error = NULL;
+  const char *thread, *mode;
+  JsonObject *request;
+
+  g_variant_get (params, "(&s&s)", &thread, &mode);
+  if (!check_option_text ("mode", mode, &error))
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  request = json_object_new ();
+  json_object_set_string_member (request, "modeId", mode);
+  ab_broker_agent_call_async (self->broker, caller, thread, "SetSessionMode",
+                              "session/set_mode", request, on_mode_set,
+                              g_object_ref (invocation));
+}
+
+/* The agent's configOptions, as JSON text. */
+static void
+on_option_set (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GDBusMethodInvocation) invocation = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) reply
+      = ab_broker_agent_call_finish (AB_BROKER (source), result, &error);
+  JsonNode *options = NULL;
+  g_autofree char *text = NULL;
+
+  if (reply == NULL)
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  if (JSON_NODE_HOLDS_OBJECT (reply))
+    options = json_object_get_member (json_node_get_object (reply),
+                                      "configOptions");
+  text = options != NULL && JSON_NODE_HOLDS_ARRAY (options)
+             ? json_to_string (options, FALSE)
+             : g_strdup ("[]");
+  g_dbus_method_invocation_return_value (invocation,
+                                         g_variant_new ("(s)", text));
+}
+
+static void
+do_set_session_config_option (AbBus *self, GDBusMethodInvocation *invocation,
+                              GVariant *params, const AbCaller *caller)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) value = NULL;
+  const char *thread, *option;
+  JsonObject *request;
+
+  g_variant_get (params, "(&s&sv)", &thread, &option, &value);
+  if (!check_option_text ("option", option, &error)
+      || (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING)
+          && !check_option_text ("value", g_variant_get_string (value, NULL),
+                                 &error)))
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  request = json_object_new ();
+  json_object_set_string_member (request, "configId", option);
+  if (g_variant_is_of_type (value, G_VARIANT_TYPE_BOOLEAN))
+    {
+      json_object_set_string_member (request, "type", "boolean");
+      json_object_set_boolean_member (request, "value",
+                                      g_variant_get_boolean (value));
+    }
+  else if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
+    json_object_set_string_member (request, "value",
+                                   g_variant_get_string (value, NULL));
+  else
+    {
+      json_object_unref (request);
+      g_dbus_method_invocation_return_error (
+          invocation, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+          _ ("value must be a string or a boolean, not '%s'"),
+          g_variant_get_type_string (value));
+      return;
+    }
+  ab_broker_agent_call_async (self->broker, caller, thread,
+                              "SetSessionConfigOption",
+                              "session/set_config_option", request,
+                              on_option_set, g_object_ref (invocation));
+}
+
+/* ---- profiles ------------------------------------------------------------ */
+
+static const char *
+permissions_name (AbPermissions permissions)
+{
+  switch (permissions)
+    {
+    case AB_PERMISSIONS_ALLOW:
+      return "allow";
+    case AB_PERMISSIONS_ASK:
+      return "ask";
+    case AB_PERMISSIONS_DENY:
+    default:
+      return "deny";
+    }
+}
+
+/* One profile of ListProfiles(): its name and what is known of it. */
+static GVariant *
+profile_variant (AbBus *self, const AbConfig *config,
+                 const AbAgentProfile *profile)
+{
+  AbPool *pool = ab_broker_get_pool (self->broker);
+  g_auto (GVariantDict) dict = G_VARIANT_DICT_INIT (NULL);
+  gint64 when = 0;
+  const char *seen = ab_pool_get_agent_seen (pool, profile->name, &when);
+
+  g_variant_dict_insert (&dict, "default", "b",
+                         g_str_equal (profile->name, config->default_agent));
+  g_variant_dict_insert (&dict, "permissions", "s",
+                         permissions_name (profile->permissions));
+  g_variant_dict_insert (&dict, "agent", "s", seen != NULL ? seen : "");
+  g_variant_dict_insert (&dict, "seen", "t", (guint64)MAX (when, 0));
+  return g_variant_new ("(s@a{sv})", profile->name, g_variant_dict_end (&dict));
+}
+
+static void
+do_list_profiles (AbBus *self, GDBusMethodInvocation *invocation,
+                  GVariant *params, const AbCaller *caller)
+{
+  AbConfig *config = ab_broker_get_config (self->broker);
+  GVariantBuilder profiles;
+
+  g_variant_builder_init (&profiles, G_VARIANT_TYPE ("a(sa{sv})"));
+  for (guint i = 0; i < config->agents->len; i++)
+    g_variant_builder_add_value (
+        &profiles,
+        profile_variant (self, config, g_ptr_array_index (config->agents, i)));
+  g_dbus_method_invocation_return_value (
+      invocation, g_variant_new ("(a(sa{sv}))", &profiles));
 }
 
 /* Answers @invocation with nothing, or with @error when it is set. */
@@ -478,6 +726,55 @@ on_handle_prompt (AbDBusBroker1 *skeleton, GDBusMethodInvocation *invocation,
 }
 
 static gboolean
+on_handle_prompt_content (AbDBusBroker1 *skeleton,
+                          GDBusMethodInvocation *invocation, const char *thread,
+                          const char *content, GVariant *options, AbBus *self)
+{
+  return authorize (self, invocation, AB_ACCESS_USER, do_prompt);
+}
+
+static gboolean
+on_handle_get_transcript (AbDBusBroker1 *skeleton,
+                          GDBusMethodInvocation *invocation, const char *thread,
+                          AbBus *self)
+{
+  return authorize (self, invocation, AB_ACCESS_USER, do_get_transcript);
+}
+
+static gboolean
+on_handle_create_session (AbDBusBroker1 *skeleton,
+                          GDBusMethodInvocation *invocation, const char *thread,
+                          GVariant *options, AbBus *self)
+{
+  return authorize (self, invocation, AB_ACCESS_USER, do_create_session);
+}
+
+static gboolean
+on_handle_set_session_mode (AbDBusBroker1 *skeleton,
+                            GDBusMethodInvocation *invocation,
+                            const char *thread, const char *mode, AbBus *self)
+{
+  return authorize (self, invocation, AB_ACCESS_USER, do_set_session_mode);
+}
+
+static gboolean
+on_handle_set_session_config_option (AbDBusBroker1 *skeleton,
+                                     GDBusMethodInvocation *invocation,
+                                     const char *thread, const char *option,
+                                     GVariant *value, AbBus *self)
+{
+  return authorize (self, invocation, AB_ACCESS_USER,
+                    do_set_session_config_option);
+}
+
+static gboolean
+on_handle_list_profiles (AbDBusBroker1 *skeleton,
+                         GDBusMethodInvocation *invocation, AbBus *self)
+{
+  return authorize (self, invocation, AB_ACCESS_USER, do_list_profiles);
+}
+
+static gboolean
 on_handle_cancel (AbDBusBroker1 *skeleton, GDBusMethodInvocation *invocation,
                   const char *thread, AbBus *self)
 {
@@ -612,6 +909,13 @@ ab_bus_new (AbBroker *broker, GDBusConnection *connection, gboolean system_bus,
   CONNECT ("handle-list-sessions", on_handle_list_sessions);
   CONNECT ("handle-get-session", on_handle_get_session);
   CONNECT ("handle-prompt", on_handle_prompt);
+  CONNECT ("handle-prompt-content", on_handle_prompt_content);
+  CONNECT ("handle-list-profiles", on_handle_list_profiles);
+  CONNECT ("handle-get-transcript", on_handle_get_transcript);
+  CONNECT ("handle-create-session", on_handle_create_session);
+  CONNECT ("handle-set-session-mode", on_handle_set_session_mode);
+  CONNECT ("handle-set-session-config-option",
+           on_handle_set_session_config_option);
   CONNECT ("handle-cancel", on_handle_cancel);
   CONNECT ("handle-remove-session", on_handle_remove_session);
   CONNECT ("handle-kill-session", on_handle_kill_session);

@@ -159,6 +159,86 @@ describe_record (const char *path)
                               json_node_get_object (root), "running_turn", 0));
 }
 
+/* "N bytes sha256 HEX" of @data, base64-decoded when @base64. */
+static char *
+describe_bytes (const char *data, gboolean base64)
+{
+  g_autofree guchar *decoded = NULL;
+  gsize len = strlen (data);
+  g_autofree char *sum = NULL;
+
+  if (base64)
+    decoded = g_base64_decode (data, &len);
+  sum = g_compute_checksum_for_data (
+      G_CHECKSUM_SHA256, base64 ? decoded : (const guchar *)data, len);
+  return g_strdup_printf ("%zu bytes sha256 %s", len, sum);
+}
+
+static char *
+describe_block (JsonObject *block, guint index)
+{
+  const char *type
+      = json_object_get_string_member_with_default (block, "type", "");
+  const char *data
+      = json_object_get_string_member_with_default (block, "data", "");
+  JsonObject *resource = json_object_has_member (block, "resource")
+                                 && JSON_NODE_HOLDS_OBJECT (
+                                     json_object_get_member (block, "resource"))
+                             ? json_object_get_object_member (block, "resource")
+                             : NULL;
+  g_autofree char *bytes = NULL;
+
+  if (g_str_equal (type, "text"))
+    return g_strdup_printf (
+        "block %u: text %s\n", index,
+        json_object_get_string_member_with_default (block, "text", ""));
+  if (g_str_equal (type, "image") || g_str_equal (type, "audio"))
+    {
+      bytes = describe_bytes (data, TRUE);
+      return g_strdup_printf (
+          "block %u: %s %s %s\n", index, type,
+          json_object_get_string_member_with_default (block, "mimeType", ""),
+          bytes);
+    }
+  if (g_str_equal (type, "resource") && resource != NULL)
+    {
+      const char *blob
+          = json_object_get_string_member_with_default (resource, "blob", NULL);
+
+      bytes = blob != NULL
+                  ? describe_bytes (blob, TRUE)
+                  : describe_bytes (json_object_get_string_member_with_default (
+                                        resource, "text", ""),
+                                    FALSE);
+      return g_strdup_printf (
+          "block %u: resource %s %s\n", index,
+          json_object_get_string_member_with_default (resource, "uri", ""),
+          bytes);
+    }
+  if (g_str_equal (type, "resource_link"))
+    return g_strdup_printf (
+        "block %u: resource_link %s %s\n", index,
+        json_object_get_string_member_with_default (block, "uri", ""),
+        json_object_get_string_member_with_default (block, "name", ""));
+  return g_strdup_printf ("block %u: %s\n", index, type);
+}
+
+void
+turn_plan_blocks (DemoTurn *turn, JsonArray *blocks)
+{
+  g_queue_clear_full (&turn->steps, demo_step_free);
+  for (guint i = 0; i < json_array_get_length (blocks); i++)
+    {
+      JsonNode *node = json_array_get_element (blocks, i);
+      g_autofree char *text
+          = JSON_NODE_HOLDS_OBJECT (node)
+                ? describe_block (json_node_get_object (node), i)
+                : g_strdup_printf ("block %u: not an object\n", i);
+
+      turn_add_text (turn, 0, text);
+    }
+}
+
 void
 turn_plan (DemoTurn *turn, const char *mode_text, const char *prompt)
 {

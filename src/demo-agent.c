@@ -53,11 +53,21 @@
  *   error             JSON-RPC error -32603 "demo failure" to session/prompt
  *   stderr N          N lines on stderr, then the default answer
  *   echo              one chunk with exactly the prompt text
+ *   blocks            one chunk per content block of the prompt, saying
+ *                     what arrived: "block I: text T", "block I: image
+ *                     MIME N bytes sha256 HEX" (of the decoded data; the
+ *                     same for audio), "block I: resource URI N bytes
+ *                     sha256 HEX" (of its text or decoded blob), "block
+ *                     I: resource_link URI NAME"
  *   env               one chunk: the environment as NAME=VALUE lines (sorted)
  *                     and cwd=<working directory>
  *   alloc N           allocate and touch N MiB (default 64), kept until exit
  *   fork-child        spawn `sleep 1000` in our process group and report its
  *                     pid in a chunk (teardown must kill the group)
+ *
+ * session/set_mode takes the modes "ask" and "code" (and says so with a
+ * current_mode_update), session/set_config_option the option "model" with
+ * the values "demo-small" and "demo-large".
  *
  * AGENTBROKER_DEMO_MODE holds a comma-separated list.  A prompt mode in it
  * (e.g. "stream 100 64") applies to every prompt whatever its text; these
@@ -133,9 +143,10 @@ handle_initialize (JsonNode *id, JsonObject *params)
 
   json_object_set_int_member (result, "protocolVersion", 1);
   json_object_set_boolean_member (caps, "loadSession", TRUE);
-  json_object_set_boolean_member (prompt_caps, "image", FALSE);
-  json_object_set_boolean_member (prompt_caps, "audio", FALSE);
-  json_object_set_boolean_member (prompt_caps, "embeddedContext", FALSE);
+  /* Every kind of block is taken: "blocks" describes each. */
+  json_object_set_boolean_member (prompt_caps, "image", TRUE);
+  json_object_set_boolean_member (prompt_caps, "audio", TRUE);
+  json_object_set_boolean_member (prompt_caps, "embeddedContext", TRUE);
   json_object_set_object_member (caps, "promptCapabilities", prompt_caps);
   json_object_set_object_member (result, "agentCapabilities", caps);
 
@@ -370,8 +381,78 @@ handle_session_prompt (JsonNode *id, JsonObject *params)
   /* Planned before the prompt is remembered, so "earlier prompts" excludes
    * this one. */
   turn_plan (turn, agent.forced_mode != NULL ? agent.forced_mode : text, text);
+  if (g_str_has_prefix (text, "blocks"))
+    turn_plan_blocks (turn, json_object_get_array_member (params, "prompt"));
   session_remember (session, "user", text);
   turn_schedule (turn);
+}
+
+/* Modes "ask" and "code": the new one is told as current_mode_update. */
+static void
+handle_set_mode (JsonNode *id, JsonObject *params)
+{
+  DemoSession *session = lookup_session (params, id);
+  const char *mode
+      = json_object_get_string_member_with_default (params, "modeId", "");
+  JsonObject *update;
+
+  if (session == NULL)
+    return;
+  if (!g_str_equal (mode, "ask") && !g_str_equal (mode, "code"))
+    {
+      send_error (id, RPC_INVALID_PARAMS, "unknown mode (ask, code)", NULL);
+      return;
+    }
+  update = json_object_new ();
+  json_object_set_string_member (update, "sessionUpdate",
+                                 "current_mode_update");
+  json_object_set_string_member (update, "currentModeId", mode);
+  send_update (session->id, update);
+  send_empty_result (id);
+}
+
+/* One option, "model": "demo-small" or "demo-large". */
+static void
+handle_set_config_option (JsonNode *id, JsonObject *params)
+{
+  DemoSession *session = lookup_session (params, id);
+  const char *option
+      = json_object_get_string_member_with_default (params, "configId", "");
+  const char *value
+      = json_object_get_string_member_with_default (params, "value", "");
+  static const char *const values[] = { "demo-small", "demo-large", NULL };
+  JsonObject *result, *model;
+  JsonArray *options, *choices;
+
+  if (session == NULL)
+    return;
+  if (!g_str_equal (option, "model") || !g_strv_contains (values, value))
+    {
+      send_error (id, RPC_INVALID_PARAMS,
+                  "unknown option or value (model: demo-small, demo-large)",
+                  NULL);
+      return;
+    }
+  choices = json_array_new ();
+  for (guint i = 0; values[i] != NULL; i++)
+    {
+      JsonObject *choice = json_object_new ();
+
+      json_object_set_string_member (choice, "value", values[i]);
+      json_object_set_string_member (choice, "name", values[i]);
+      json_array_add_object_element (choices, choice);
+    }
+  model = json_object_new ();
+  json_object_set_string_member (model, "id", "model");
+  json_object_set_string_member (model, "name", "Model");
+  json_object_set_string_member (model, "type", "select");
+  json_object_set_string_member (model, "currentValue", value);
+  json_object_set_array_member (model, "options", choices);
+  options = json_array_new ();
+  json_array_add_object_element (options, model);
+  result = json_object_new ();
+  json_object_set_array_member (result, "configOptions", options);
+  send_result (id, object_node (result));
 }
 
 static void
@@ -479,6 +560,10 @@ handle_line (const char *line, gsize len)
     handle_session_load (id, params);
   else if (g_str_equal (method, "session/prompt"))
     handle_session_prompt (id, params);
+  else if (g_str_equal (method, "session/set_mode"))
+    handle_set_mode (id, params);
+  else if (g_str_equal (method, "session/set_config_option"))
+    handle_set_config_option (id, params);
   else
     {
       g_autofree char *text = g_strdup_printf ("Method not found: %s", method);
@@ -596,6 +681,7 @@ main (int argc, char **argv)
       "  error             answer with JSON-RPC error -32603\n"
       "  stderr N          N lines on stderr, then the normal answer\n"
       "  echo              the prompt text back\n"
+      "  blocks            what each content block of the prompt holds\n"
       "  env               environment and cwd\n"
       "  alloc N           allocate and touch N MiB, kept until exit\n"
       "  fork-child        leave `sleep 1000` behind in the process group\n"

@@ -174,5 +174,8 @@ void turn_cancel (DemoTurn *turn);
 /* Chooses what the turn does from the mode text: the prompt, or the mode
  * forced through AGENTBROKER_DEMO_MODE. */
 void turn_plan (DemoTurn *turn, const char *mode_text, const char *prompt);
+/* The "blocks" mode: one chunk per block of @blocks saying what it
+ * holds. */
+void turn_plan_blocks (DemoTurn *turn, JsonArray *blocks);
 
 G_END_DECLS

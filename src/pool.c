@@ -9,15 +9,20 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <glib/gi18n.h>
+#include <glib/gstdio.h>
 
 #include "error.h"
+#include "json-text.h"
 #include "log.h"
 #include "pool.h"
 #include "store.h"
 #include "thread-id.h"
+#include "transcript.h"
 
 /* How often idle and expired sessions are looked for, at most. */
 #define SWEEP_MAX_MSEC 30000
@@ -35,8 +40,23 @@ struct _AbPool
                                 suspend until on_removed_stopped() */
   guint session_count, running_count, busy_count;
   guint sweep_source;
-  gboolean restoring; /* counted once at the end, not once per record */
+  gboolean restoring;      /* counted once at the end, not once per record */
+  GHashTable *agents_seen; /* profile name → AgentSeen */
 };
+
+/* What the last agent of a profile said of itself, and when. */
+typedef struct
+{
+  char *description;
+  gint64 when; /* µs since the epoch */
+} AgentSeen;
+
+static void
+agent_seen_free (AgentSeen *seen)
+{
+  g_free (seen->description);
+  g_free (seen);
+}
 
 enum
 {
@@ -243,12 +263,97 @@ sessions_of (AbPool *self, uid_t owner)
   return n;
 }
 
+/* What the last agent of a profile said of itself survives restarts in
+ * STATE_DIRECTORY/profiles/profile-NAME.json (profile names are file
+ * names), at most AB_POOL_MAX_AGENT_SEEN_BYTES. */
+#define AB_POOL_MAX_AGENT_SEEN_BYTES (64 * 1024)
+
+static char *
+agent_seen_path (AbPool *self, const char *profile)
+{
+  g_autofree char *name = g_strconcat ("profile-", profile, ".json", NULL);
+
+  return g_build_filename (self->state_dir, "profiles", name, NULL);
+}
+
+static void
+save_agent_seen (AbPool *self, const char *profile, const char *description)
+{
+  g_autofree char *path = agent_seen_path (self, profile);
+  g_autofree char *dir = g_path_get_dirname (path);
+  g_autoptr (GError) error = NULL;
+
+  if (strlen (description) > AB_POOL_MAX_AGENT_SEEN_BYTES)
+    return;
+  if (g_mkdir_with_parents (dir, 0700) != 0
+      || !g_file_set_contents_full (
+          path, description, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0600, &error))
+    g_warning ("cannot keep what the agent of profile %s said of itself in "
+               "%s: %s",
+               profile, path,
+               error != NULL ? error->message : g_strerror (errno));
+}
+
+/* The profiles' agents as they were last seen, by an earlier instance
+ * too; what is not a JSON object of bounded size is ignored. */
+static void
+load_agents_seen (AbPool *self)
+{
+  for (guint i = 0; self->state_dir != NULL && i < self->config->agents->len;
+       i++)
+    {
+      const AbAgentProfile *profile
+          = g_ptr_array_index (self->config->agents, i);
+      g_autofree char *path = agent_seen_path (self, profile->name);
+      g_autofree char *data = NULL;
+      g_autoptr (JsonParser) parser = json_parser_new ();
+      g_autoptr (JsonNode) root = NULL;
+      AgentSeen *seen;
+      GStatBuf st;
+      gsize len;
+
+      if (g_stat (path, &st) != 0 || !S_ISREG (st.st_mode)
+          || st.st_size > AB_POOL_MAX_AGENT_SEEN_BYTES
+          || !g_file_get_contents (path, &data, &len, NULL)
+          || (root = ab_json_parse_untrusted (parser, data, len, NULL)) == NULL
+          || !JSON_NODE_HOLDS_OBJECT (root))
+        continue;
+      seen = g_new0 (AgentSeen, 1);
+      seen->description = g_steal_pointer (&data);
+      seen->when = (gint64)st.st_mtime * G_USEC_PER_SEC;
+      g_hash_table_replace (self->agents_seen, g_strdup (profile->name), seen);
+    }
+}
+
+static void
+on_agent_ready (AbSession *session, const char *description, AbPool *self)
+{
+  AgentSeen *seen = g_new0 (AgentSeen, 1);
+  const char *profile = ab_session_get_agent (session);
+
+  seen->description = g_strdup (description);
+  seen->when = g_get_real_time ();
+  g_hash_table_replace (self->agents_seen, g_strdup (profile), seen);
+  if (self->state_dir != NULL)
+    save_agent_seen (self, profile, description);
+}
+
+const char *
+ab_pool_get_agent_seen (AbPool *self, const char *profile, gint64 *when)
+{
+  AgentSeen *seen = g_hash_table_lookup (self->agents_seen, profile);
+
+  *when = seen != NULL ? seen->when : 0;
+  return seen != NULL ? seen->description : NULL;
+}
+
 static void
 add_session (AbPool *self, AbSession *session)
 {
   g_hash_table_insert (self->sessions,
                        g_strdup (ab_session_get_thread (session)), session);
   g_signal_connect (session, "notify", G_CALLBACK (on_session_changed), self);
+  g_signal_connect (session, "agent-ready", G_CALLBACK (on_agent_ready), self);
   recount (self);
   g_signal_emit (self, signals[SIGNAL_SESSION_ADDED], 0, session);
 }
@@ -309,10 +414,65 @@ on_prompted (GObject *source, GAsyncResult *result, gpointer user_data)
   g_task_return_pointer (task, g_memdup2 (&turn, sizeof turn), g_free);
 }
 
+/* A new session of @caller may have *@agent (NULL: the default, which
+ * *@agent is then). */
+static gboolean
+check_new_session (AbPool *self, const char **agent, uid_t caller,
+                   GError **error)
+{
+  if (*agent == NULL)
+    *agent = self->config->default_agent;
+  if (ab_config_lookup_agent (self->config, *agent) == NULL)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                   _ ("unknown agent '%s'"), *agent);
+      return FALSE;
+    }
+  if (self->config->max_sessions_per_user > 0
+      && sessions_of (self, caller) >= self->config->max_sessions_per_user)
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_POOL_EXHAUSTED,
+                   _ ("uid %u already has %u sessions "
+                      "(pool.max_sessions_per_user)"),
+                   (guint)caller, self->config->max_sessions_per_user);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+ab_pool_create_session (AbPool *self, const char *thread, const char *agent,
+                        uid_t caller, GError **error)
+{
+  if (!ab_thread_id_validate (thread, error))
+    return FALSE;
+  if (g_hash_table_contains (self->sessions, thread))
+    {
+      g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                   _ ("thread %s already has a session"), thread);
+      return FALSE;
+    }
+  if (!check_new_session (self, &agent, caller, error))
+    return FALSE;
+  add_session (self, create_session (self, thread, agent, caller));
+  return TRUE;
+}
+
 void
 ab_pool_prompt_async (AbPool *self, const char *thread, const char *text,
                       const char *agent, uid_t caller, const char *sender,
                       GAsyncReadyCallback callback, gpointer user_data)
+{
+  ab_pool_prompt_content_async (self, thread, text, NULL, agent, caller, sender,
+                                callback, user_data);
+}
+
+void
+ab_pool_prompt_content_async (AbPool *self, const char *thread,
+                              const char *text, JsonNode *content,
+                              const char *agent, uid_t caller,
+                              const char *sender, GAsyncReadyCallback callback,
+                              gpointer user_data)
 {
   g_autoptr (GTask) task = g_task_new (self, NULL, callback, user_data);
   g_autoptr (GError) error = NULL;
@@ -343,26 +503,10 @@ ab_pool_prompt_async (AbPool *self, const char *thread, const char *text,
                                thread, ab_session_get_agent (session), agent);
       return;
     }
-  if (session == NULL)
+  if (session == NULL && !check_new_session (self, &agent, caller, &error))
     {
-      if (agent == NULL)
-        agent = self->config->default_agent;
-      if (ab_config_lookup_agent (self->config, agent) == NULL)
-        {
-          g_task_return_new_error (task, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
-                                   _ ("unknown agent '%s'"), agent);
-          return;
-        }
-      if (self->config->max_sessions_per_user > 0
-          && sessions_of (self, caller) >= self->config->max_sessions_per_user)
-        {
-          g_task_return_new_error (task, AB_ERROR, AB_ERROR_POOL_EXHAUSTED,
-                                   _ ("uid %u already has %u sessions "
-                                      "(pool.max_sessions_per_user)"),
-                                   (guint)caller,
-                                   self->config->max_sessions_per_user);
-          return;
-        }
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
     }
 
   if ((session == NULL || !ab_session_is_running (session))
@@ -376,16 +520,16 @@ ab_pool_prompt_async (AbPool *self, const char *thread, const char *text,
 
   if (session != NULL)
     {
-      ab_session_prompt_async (session, text, sender, on_prompted,
-                               g_steal_pointer (&task));
+      ab_session_prompt_content_async (session, text, content, sender,
+                                       on_prompted, g_steal_pointer (&task));
       return;
     }
   /* Added (and so on the bus) once its prompt has started the agent:
    * its first InterfacesAdded says "starting", not "suspended". The
    * prompt's answer comes at the earliest in the next iteration. */
   session = create_session (self, thread, agent, caller);
-  ab_session_prompt_async (session, text, sender, on_prompted,
-                           g_steal_pointer (&task));
+  ab_session_prompt_content_async (session, text, content, sender, on_prompted,
+                                   g_steal_pointer (&task));
   add_session (self, session);
 }
 
@@ -434,6 +578,7 @@ on_removed_stopped (GObject *source, GAsyncResult *result, gpointer user_data)
       if (!ab_store_delete (dir, data->thread, &error))
         g_warning ("session %s: cannot delete its record: %s", data->thread,
                    error->message);
+      ab_transcript_delete (dir, data->thread);
       g_object_ref (session);
       g_signal_handlers_disconnect_by_data (session, self);
       g_hash_table_remove (self->sessions, data->thread);
@@ -658,6 +803,7 @@ ab_pool_finalize (GObject *object)
   g_clear_pointer (&self->config, ab_config_unref);
   g_clear_object (&self->launcher);
   g_hash_table_unref (self->removing);
+  g_hash_table_unref (self->agents_seen);
   g_free (self->state_dir);
 
   G_OBJECT_CLASS (ab_pool_parent_class)->finalize (object);
@@ -696,6 +842,8 @@ ab_pool_init (AbPool *self)
   self->sessions
       = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
   self->removing = g_hash_table_new (NULL, NULL);
+  self->agents_seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                             (GDestroyNotify)agent_seen_free);
 }
 
 AbPool *
@@ -706,6 +854,7 @@ ab_pool_new (AbConfig *config, const char *state_dir)
   self->config = ab_config_ref (config);
   self->state_dir = g_strdup (state_dir);
   self->launcher = ab_direct_launcher_new ();
+  load_agents_seen (self);
   schedule_sweep (self);
   return self;
 }

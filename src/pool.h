@@ -44,10 +44,31 @@ GPtrArray *ab_pool_list (AbPool *self);
 guint ab_pool_get_session_count (AbPool *self);
 guint ab_pool_get_running_count (AbPool *self);
 guint ab_pool_get_busy_count (AbPool *self);
+/* What the last agent of @profile to start said of itself in its
+ * initialize answer (ab_acp_describe_agent()), and when (*@when, µs
+ * since the epoch), kept in the state directory across restarts; NULL
+ * and 0 when none ever started. */
+const char *ab_pool_get_agent_seen (AbPool *self, const char *profile,
+                                    gint64 *when);
 
 void ab_pool_prompt_async (AbPool *self, const char *thread, const char *text,
                            const char *agent, uid_t caller, const char *sender,
                            GAsyncReadyCallback callback, gpointer user_data);
+/* ab_pool_prompt_async() of the ACP content blocks @content (a validated
+ * array, ab_acp_content_parse(); a reference is taken), @text being what
+ * the record keeps of it. */
+void ab_pool_prompt_content_async (AbPool *self, const char *thread,
+                                   const char *text, JsonNode *content,
+                                   const char *agent, uid_t caller,
+                                   const char *sender,
+                                   GAsyncReadyCallback callback,
+                                   gpointer user_data);
+/* A session of @caller on @thread, which has none, with the profile
+ * @agent (NULL: the default); suspended, its agent starts with its first
+ * prompt. */
+gboolean ab_pool_create_session (AbPool *self, const char *thread,
+                                 const char *agent, uid_t caller,
+                                 GError **error);
 gboolean ab_pool_prompt_finish (AbPool *self, GAsyncResult *result,
                                 guint64 *turn, GError **error);
 

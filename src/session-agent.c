@@ -166,7 +166,8 @@ handshake_done (AbSession *self)
 
   while ((waiter = g_queue_pop_head (&self->waiters)) != NULL)
     {
-      guint64 turn = session_accept_turn (self, waiter->text, waiter->sender);
+      guint64 turn = session_accept_turn (self, waiter->text, waiter->content,
+                                          waiter->sender);
       g_task_return_pointer (waiter->task, g_memdup2 (&turn, sizeof turn),
                              g_free);
       session_waiter_free (waiter);
@@ -213,6 +214,7 @@ on_started (GObject *source, GAsyncResult *result, gpointer user_data)
   if (started->history_lost)
     self->history_lost = TRUE;
   set_acp_session (self, g_steal_pointer (&started->session_id));
+  g_signal_emit (self, session_signals[SIGNAL_AGENT_READY], 0, started->agent);
   handshake_done (self);
 }
 

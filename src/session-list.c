@@ -100,9 +100,11 @@ ab_session_filter_parse (AbSessionFilter *filter, GVariant *options,
         want = G_VARIANT_TYPE_STRING;
       else if (g_str_equal (key, "owner"))
         want = G_VARIANT_TYPE_UINT32;
+      else if (g_str_equal (key, "own"))
+        want = G_VARIANT_TYPE_BOOLEAN;
       else
         {
-          set_unknown (error, _ ("option"), key, "states, profile, owner");
+          set_unknown (error, _ ("option"), key, "states, profile, owner, own");
           goto fail;
         }
       if (!g_variant_is_of_type (value, want))
@@ -132,6 +134,8 @@ ab_session_filter_parse (AbSessionFilter *filter, GVariant *options,
           g_free (filter->profile);
           filter->profile = g_strdup (profile);
         }
+      else if (g_str_equal (key, "own"))
+        filter->own = g_variant_get_boolean (value);
       else
         {
           filter->by_owner = TRUE;

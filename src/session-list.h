@@ -29,12 +29,13 @@ typedef struct
   guint states;  /* bit (1 << AbSessionState) per state shown; 0: all */
   char *profile; /* only sessions of this agent profile; NULL: any */
   gboolean by_owner;
-  uid_t owner; /* only this uid's sessions, if by_owner */
+  uid_t owner;  /* only this uid's sessions, if by_owner */
+  gboolean own; /* "own": the caller's; its front end sets owner */
 } AbSessionFilter;
 
 /* Reads ListSessions' a{sv} @options ("states" as, "profile" s, "owner"
- * u) into @filter; an unknown key, a wrong type, an unknown state or an
- * over-long value is InvalidArgument. */
+ * u, "own" b) into @filter; an unknown key, a wrong type, an unknown state or
+ * an over-long value is InvalidArgument. */
 gboolean ab_session_filter_parse (AbSessionFilter *filter, GVariant *options,
                                   GError **error);
 void ab_session_filter_clear (AbSessionFilter *filter);

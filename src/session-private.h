@@ -18,6 +18,7 @@
 #include "log.h"
 #include "session.h"
 #include "store.h"
+#include "transcript.h"
 
 G_BEGIN_DECLS
 
@@ -25,6 +26,7 @@ typedef struct
 {
   guint64 number;
   char *text;
+  JsonNode *content; /* ACP content blocks, or NULL: @text alone */
   char *sender;
   gint64 started; /* monotonic µs; 0 while queued */
   gboolean prompt_sent;
@@ -38,6 +40,7 @@ typedef struct
 {
   GTask *task;
   char *text;
+  JsonNode *content;
   char *sender;
 } StartWaiter;
 
@@ -80,6 +83,7 @@ struct _AbSession
   char *cwd;
   char *state_dir;
   char *store_dir;
+  AbTranscript *transcript; /* NULL without a store */
   uid_t owner;
   AbConfig *config;
   AbSessionState state;
@@ -170,6 +174,7 @@ enum
   SIGNAL_UPDATE,
   SIGNAL_TURN_ENDED,
   SIGNAL_PERMISSION_REQUESTED,
+  SIGNAL_AGENT_READY,
   N_SIGNALS
 };
 
@@ -200,7 +205,7 @@ void session_persist_then (AbSession *self, PersistedFunc then, gpointer data);
 
 /* session-turns.c: turns, their queue, the stream and permissions */
 guint64 session_accept_turn (AbSession *self, const char *text,
-                             const char *sender);
+                             JsonNode *content, const char *sender);
 void session_cut_turn (AbSession *self, const char *reason);
 void session_deny_all_permissions (AbSession *self);
 void session_drop_queue (AbSession *self, const char *reason,

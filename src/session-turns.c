@@ -23,6 +23,10 @@ session_flush_updates (AbSession *self)
   g_ptr_array_add (batch, NULL);
   if (self->current != NULL && self->current->number == self->pending_turn)
     sender = self->current->sender;
+  if (self->transcript != NULL)
+    ab_transcript_add_updates (self->transcript, self->pending_turn,
+                               (const char *const *)batch->pdata,
+                               self->config->transcript_bytes);
   g_signal_emit (self, session_signals[SIGNAL_UPDATE], 0, self->pending_turn,
                  (const char *const *)batch->pdata, sender);
 }
@@ -459,6 +463,7 @@ static void
 send_prompt (AbSession *self)
 {
   AbTurn *turn = self->current;
+  JsonNode *prompt;
 
   if (self->cancel_reason != NULL)
     {
@@ -476,8 +481,17 @@ send_prompt (AbSession *self)
                                                 "afresh]\n")));
     }
 
-  ab_acp_connection_prompt_async (self->conn, ab_acp_text_prompt (turn->text),
-                                  on_prompt_done, g_object_ref (self));
+  prompt = turn->content != NULL ? json_node_copy (turn->content)
+                                 : ab_acp_text_prompt (turn->text);
+  if (self->transcript != NULL && self->config->transcript_bytes > 0)
+    {
+      g_autofree char *content = json_to_string (prompt, FALSE);
+
+      ab_transcript_add_prompt (self->transcript, turn->number, content,
+                                self->config->transcript_bytes);
+    }
+  ab_acp_connection_prompt_async (self->conn, prompt, on_prompt_done,
+                                  g_object_ref (self));
 }
 
 /* A record naming turns up to @number as running is on disk. */
@@ -630,12 +644,14 @@ session_schedule_kick (AbSession *self)
 }
 
 guint64
-session_accept_turn (AbSession *self, const char *text, const char *sender)
+session_accept_turn (AbSession *self, const char *text, JsonNode *content,
+                     const char *sender)
 {
   AbTurn *turn = g_new0 (AbTurn, 1);
 
   turn->number = ++self->turns;
   turn->text = g_strdup (text);
+  turn->content = content != NULL ? json_node_ref (content) : NULL;
   turn->sender = g_strdup (sender);
   g_queue_push_tail (&self->queue, turn);
   g_object_notify_by_pspec (G_OBJECT (self), session_props[PROP_TURNS]);

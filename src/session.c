@@ -46,6 +46,7 @@ session_turn_free (AbTurn *turn)
 {
   g_queue_clear_full (&turn->dropped, (GDestroyNotify)session_turn_free);
   g_free (turn->text);
+  g_clear_pointer (&turn->content, json_node_unref);
   g_free (turn->sender);
   g_free (turn->reason);
   g_free (turn->message);
@@ -57,6 +58,7 @@ session_waiter_free (StartWaiter *waiter)
 {
   g_clear_object (&waiter->task);
   g_free (waiter->text);
+  g_clear_pointer (&waiter->content, json_node_unref);
   g_free (waiter->sender);
   g_free (waiter);
 }
@@ -133,6 +135,16 @@ void
 ab_session_prompt_async (AbSession *self, const char *text, const char *sender,
                          GAsyncReadyCallback callback, gpointer user_data)
 {
+  ab_session_prompt_content_async (self, text, NULL, sender, callback,
+                                   user_data);
+}
+
+void
+ab_session_prompt_content_async (AbSession *self, const char *text,
+                                 JsonNode *content, const char *sender,
+                                 GAsyncReadyCallback callback,
+                                 gpointer user_data)
+{
   g_autoptr (GTask) task = g_task_new (self, NULL, callback, user_data);
   guint queued
       = g_queue_get_length (&self->queue) + g_queue_get_length (&self->waiters);
@@ -151,7 +163,7 @@ ab_session_prompt_async (AbSession *self, const char *text, const char *sender,
 
   if (self->conn != NULL && self->state != AB_SESSION_STATE_STARTING)
     {
-      guint64 turn = session_accept_turn (self, text, sender);
+      guint64 turn = session_accept_turn (self, text, content, sender);
       g_task_return_pointer (task, g_memdup2 (&turn, sizeof turn), g_free);
       return;
     }
@@ -159,6 +171,7 @@ ab_session_prompt_async (AbSession *self, const char *text, const char *sender,
   waiter = g_new0 (StartWaiter, 1);
   waiter->task = g_steal_pointer (&task);
   waiter->text = g_strdup (text);
+  waiter->content = content != NULL ? json_node_ref (content) : NULL;
   waiter->sender = g_strdup (sender);
   g_queue_push_tail (&self->waiters, waiter);
   session_notify_queued (self);
@@ -169,6 +182,56 @@ ab_session_prompt_async (AbSession *self, const char *text, const char *sender,
       && g_queue_get_length (&self->waiters) == 1
       && g_queue_is_empty (&self->queue) && self->current == NULL)
     session_record_waiting_prompt (self, text);
+}
+
+static void
+on_agent_called (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  AbSession *self = g_task_get_source_object (task);
+  g_autoptr (GError) error = NULL;
+  JsonNode *reply = ab_acp_connection_session_call_finish (
+      AB_ACP_CONNECTION (source), result, &error);
+
+  if (reply != NULL)
+    g_task_return_pointer (task, reply, (GDestroyNotify)json_node_unref);
+  else
+    g_task_return_new_error (
+        task, AB_ERROR,
+        g_error_matches (error, AB_ACP_CONNECTION_ERROR,
+                         AB_ACP_CONNECTION_ERROR_REFUSED)
+            ? AB_ERROR_AGENT_FAILED
+            : AB_ERROR_FAILED,
+        _ ("the agent of session %s did not do %s: %s"), self->thread,
+        (const char *)g_task_get_task_data (task), error->message);
+}
+
+void
+ab_session_agent_call_async (AbSession *self, const char *method,
+                             JsonObject *params, GAsyncReadyCallback callback,
+                             gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (self, NULL, callback, user_data);
+
+  g_task_set_task_data (task, g_strdup (method), g_free);
+  if (self->conn == NULL || self->state == AB_SESSION_STATE_STARTING)
+    {
+      json_object_unref (params);
+      g_task_return_new_error (task, AB_ERROR, AB_ERROR_FAILED,
+                               _ ("session %s has no agent running; prompt "
+                                  "it first"),
+                               self->thread);
+      return;
+    }
+  ab_acp_connection_session_call_async (
+      self->conn, method, params, on_agent_called, g_steal_pointer (&task));
+}
+
+JsonNode *
+ab_session_agent_call_finish (AbSession *self, GAsyncResult *result,
+                              GError **error)
+{
+  return g_task_propagate_pointer (G_TASK (result), error);
 }
 
 gboolean
@@ -687,6 +750,7 @@ ab_session_finalize (GObject *object)
   g_free (self->cwd);
   g_free (self->state_dir);
   g_free (self->store_dir);
+  ab_transcript_free (self->transcript);
   g_free (self->acp_session);
   g_free (self->failure);
   g_free (self->last_reason);
@@ -742,6 +806,10 @@ ab_session_class_init (AbSessionClass *klass)
       "permission-requested", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
       NULL, NULL, NULL, G_TYPE_NONE, 4, G_TYPE_UINT64, G_TYPE_STRING,
       G_TYPE_STRING, G_TYPE_STRING);
+  /* (description) */
+  session_signals[SIGNAL_AGENT_READY] = g_signal_new (
+      "agent-ready", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
+      NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
 }
 
 static void
@@ -771,6 +839,7 @@ ab_session_new (const char *thread, const char *agent, uid_t owner,
   self->config = ab_config_ref (config);
   self->state_dir = g_strdup (state_dir);
   self->store_dir = ab_store_dir (state_dir);
+  self->transcript = ab_transcript_new (self->store_dir, thread);
   self->created = g_get_real_time ();
   self->last_activity = self->created;
   prof = session_profile (self);
@@ -833,7 +902,7 @@ ab_session_new_from_record (const AbSessionRecord *record, AbConfig *config,
           g_message ("session %s: re-sending the interrupted prompt "
                      "(resend_interrupted)",
                      self->thread);
-          session_accept_turn (self, record->running_text, NULL);
+          session_accept_turn (self, record->running_text, NULL, NULL);
         }
       session_persist (self);
     }

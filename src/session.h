@@ -27,6 +27,11 @@
  *       session/request_permission parameters.  At most
  *       AB_SESSION_MAX_PENDING_PERMISSIONS wait at a time.
  *
+ *   void agent_ready (AbSession *self, const char *description,
+ *                     gpointer user_data);
+ *       An agent of the session finished its handshake; @description is
+ *       what its initialize answer says of it (ab_acp_describe_agent()).
+ *
  * Properties, read-only, notified on change: "state" (as
  * ab_session_state_to_string()), "pid" (0 while no agent runs),
  * "acp-session", "last-activity", "turns", "queued".
@@ -36,6 +41,7 @@
 #include <sys/types.h>
 
 #include <gio/gio.h>
+#include <json-glib/json-glib.h>
 
 #include "agent-usage.h"
 
@@ -110,8 +116,27 @@ void ab_session_set_config (AbSession *self, AbConfig *config);
 void ab_session_prompt_async (AbSession *self, const char *text,
                               const char *sender, GAsyncReadyCallback callback,
                               gpointer user_data);
+/* A prompt of ACP content blocks: @content, a validated array
+ * (ab_acp_content_parse(); a reference is taken), goes to the agent as
+ * it is; @text is what the record keeps of it (the prompt that
+ * resend_interrupted sends again). */
+void ab_session_prompt_content_async (AbSession *self, const char *text,
+                                      JsonNode *content, const char *sender,
+                                      GAsyncReadyCallback callback,
+                                      gpointer user_data);
 gboolean ab_session_prompt_finish (AbSession *self, GAsyncResult *result,
                                    guint64 *turn, GError **error);
+
+/* @method of the ACP session (session/set_mode,
+ * session/set_config_option) with @params (transfer full) to the running
+ * agent; its result (transfer full), or NULL with AB_ERROR_FAILED when
+ * no agent runs and AB_ERROR_AGENT_FAILED when the agent refused. */
+void ab_session_agent_call_async (AbSession *self, const char *method,
+                                  JsonObject *params,
+                                  GAsyncReadyCallback callback,
+                                  gpointer user_data);
+JsonNode *ab_session_agent_call_finish (AbSession *self, GAsyncResult *result,
+                                        GError **error);
 
 void ab_session_cancel (AbSession *self);
 /* Ends everything in flight: the running turn and the queued ones are

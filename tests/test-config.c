@@ -336,6 +336,7 @@ assert_default_settings (const AbConfig *config)
   g_assert_cmpuint (config->max_sessions_per_user, ==, 256);
   g_assert_cmpuint (config->max_queued_prompts, ==, 8);
   g_assert_cmpuint (config->max_message_bytes, ==, 8 * 1024 * 1024);
+  g_assert_cmpuint (config->transcript_bytes, ==, 4 * 1024 * 1024);
   g_assert_cmpint (config->idle_timeout_usec, ==, 30 * MINUTE);
   g_assert_cmpint (config->max_age_usec, ==, 0);
   g_assert_cmpint (config->forget_after_usec, ==, 7 * DAY);
@@ -522,6 +523,7 @@ test_values (void)
       "  max_sessions_per_user: 4\n"
       "  max_queued_prompts: 0\n"
       "  max_message_bytes: 64KiB\n"
+      "  transcript_bytes: 0\n"
       "  idle_timeout: 0\n"
       "  max_age: 30d\n"
       "  forget_after: 0\n"
@@ -571,6 +573,7 @@ test_values (void)
   g_assert_cmpuint (config->max_sessions_per_user, ==, 4);
   g_assert_cmpuint (config->max_queued_prompts, ==, 0);
   g_assert_cmpuint (config->max_message_bytes, ==, 64 * 1024);
+  g_assert_cmpuint (config->transcript_bytes, ==, 0);
   g_assert_cmpint (config->idle_timeout_usec, ==, 0);
   g_assert_cmpint (config->max_age_usec, ==, 30 * DAY);
   g_assert_cmpint (config->forget_after_usec, ==, 0);
@@ -669,7 +672,8 @@ test_errors (void)
     { "pool:\n  max_session: 3\n",
       "test.yaml:2:3: unknown key “max_session” in pool (valid keys: "
       "max_sessions, max_sessions_per_user, max_queued_prompts, "
-      "max_message_bytes, idle_timeout, max_age, forget_after)" },
+      "max_message_bytes, transcript_bytes, idle_timeout, max_age, "
+      "forget_after)" },
     { "timeouts: {handshake: 1s, idle: 5s}\n",
       "test.yaml:1:27: unknown key “idle” in timeouts (valid keys: "
       "handshake, turn_inactivity, drain, kill, permission)" },
@@ -773,6 +777,12 @@ test_errors (void)
     { "pool:\n  max_message_bytes: 2GiB\n",
       "test.yaml:2:22: pool.max_message_bytes: 2GiB is out of range "
       "(64KiB..1GiB)" },
+    { "pool:\n  transcript_bytes: 17MiB\n",
+      "test.yaml:2:21: pool.transcript_bytes: 17MiB is out of range "
+      "(0..16MiB)" },
+    { "pool:\n  transcript_bytes: -1\n",
+      "test.yaml:2:21: pool.transcript_bytes: invalid size “-1”: negative "
+      "sizes are not allowed" },
 
     /* booleans and enumerations */
     { "agents: {a: {command: [a], resend_interrupted: True}}\n",

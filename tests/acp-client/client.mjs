@@ -1,0 +1,273 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+// agentbroker-acp-client — an ACP client on the official TypeScript SDK
+// (@agentclientprotocol/sdk, pinned in package-lock.json) that drives
+// `agentctl acp`, the broker's ACP front door.  The SDK validates every
+// message the front door sends against the ACP schema.
+//
+//   node client.mjs first -- agentctl --user acp
+//       initialize; session/new; a prompt streaming 1000 chunks (in
+//       order); an image block the agent reports byte-identical; a
+//       permission request allowed, then one rejected, by this client;
+//       a prompt cancelled with session/cancel.  Prints the session id.
+//   node client.mjs resume SESSION -- agentctl --user acp
+//       a new client: initialize (the agent's prompt capabilities are
+//       known now); session/list shows SESSION; session/resume SESSION
+//       with no replay; a prompt goes on in the same broker session;
+//       session/set_mode and session/set_config_option reach the agent;
+//       session/close; a prompt on the closed session is refused.
+//   node client.mjs load SESSION -- agentctl --user acp
+//       a new client: session/load SESSION replays the conversation (the
+//       prompts, the 1000 chunks in order, the image) as session/update
+//       notifications before it answers; a prompt goes on.
+//   node client.mjs delete SESSION -- agentctl --user acp
+//       session/delete SESSION; resuming it again is resource-not-found.
+//
+// Each step prints "ok - WHAT"; the last line is "result JSON".  Exits 0
+// when every check held, 1 otherwise (the reason on stderr).
+
+import { spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { Readable, Writable } from "node:stream";
+
+import * as acp from "@agentclientprotocol/sdk";
+
+const dash = process.argv.indexOf("--");
+if (dash < 0 || dash + 1 >= process.argv.length) {
+  console.error("usage: node client.mjs PHASE [SESSION] -- AGENT [ARGS...]");
+  process.exit(2);
+}
+const [phase, sessionArg] = process.argv.slice(2, dash);
+const command = process.argv.slice(dash + 1);
+const TURN_MS = 30000;
+
+const updates = []; // every session/update received, in order
+const permissionAnswers = []; // the optionId this client picks, in order
+let permissionRequests = [];
+
+function check(condition, what) {
+  if (!condition) throw new Error(`check failed: ${what}`);
+  console.log(`ok - ${what}`);
+}
+
+function chunksSince(start) {
+  return updates
+    .slice(start)
+    .filter((n) => n.update.sessionUpdate === "agent_message_chunk" && n.update.content.type === "text")
+    .map((n) => n.update.content.text);
+}
+
+async function waitFor(predicate, what, ms = TURN_MS) {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+async function rejects(promise, code, what) {
+  try {
+    await promise;
+  } catch (error) {
+    check(error.code === code, `${what}: error ${error.code} (${error.message})`);
+    return error;
+  }
+  throw new Error(`check failed: ${what}: no error`);
+}
+
+const clientApp = acp
+  .client({ name: "agentbroker-acp-client" })
+  .onNotification(acp.methods.client.session.update, ({ params }) => {
+    updates.push(params);
+  })
+  .onRequest(acp.methods.client.session.requestPermission, ({ params }) => {
+    permissionRequests.push(params);
+    const kind = permissionAnswers.shift() ?? "reject_once";
+    const option = params.options.find((o) => o.kind === kind);
+    if (!option) return { outcome: { outcome: "cancelled" } };
+    return { outcome: { outcome: "selected", optionId: option.optionId } };
+  });
+
+async function withFrontDoor(op) {
+  const child = spawn(command[0], command.slice(1), { stdio: ["pipe", "pipe", "inherit"] });
+  const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  const stream = acp.ndJsonStream(Writable.toWeb(child.stdin), Readable.toWeb(child.stdout));
+  try {
+    return await clientApp.connectWith(stream, async (agent) => {
+      const init = await agent.request(acp.methods.agent.initialize, {
+        protocolVersion: acp.PROTOCOL_VERSION,
+        clientCapabilities: { fs: { readTextFile: true, writeTextFile: true }, terminal: true },
+        clientInfo: { name: "agentbroker-acp-client", version: "0.1.0" },
+      });
+      check(init.protocolVersion === 1, "initialize: protocolVersion 1");
+      check(init.agentInfo?.name === "agentbroker", "initialize: the broker's agent info");
+      check((init.authMethods ?? []).length === 0, "initialize: no auth methods");
+      const sc = init.agentCapabilities?.sessionCapabilities ?? {};
+      check(sc.list && sc.resume && sc.close, "initialize: session list, resume and close");
+      return await op(agent, init);
+    });
+  } finally {
+    child.stdin.end();
+    const { code, signal } = await exited;
+    console.log(`# agentctl acp exited: code ${code} signal ${signal}`);
+  }
+}
+
+async function prompt(agent, sessionId, blocks) {
+  const start = updates.length;
+  const answer = await agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: blocks });
+  return { answer, chunks: chunksSince(start) };
+}
+
+const text = (t) => ({ type: "text", text: t });
+
+async function first(agent) {
+  const { sessionId } = await agent.request(acp.methods.agent.session.new, { cwd: "/", mcpServers: [] });
+  check(typeof sessionId === "string" && sessionId.startsWith("acp:"), `session/new: ${sessionId}`);
+
+  // 1000 chunks, in order, none lost.
+  let { answer, chunks } = await prompt(agent, sessionId, [text("stream 1000 16")]);
+  check(answer.stopReason === "end_turn", "stream: end_turn");
+  check(chunks.length === 1000, `stream: 1000 chunks (${chunks.length})`);
+  check(
+    chunks.every((c, i) => c.startsWith(`${i + 1} `)),
+    "stream: chunk i starts with i, in order",
+  );
+  // What the agent says outside a turn comes too.
+  check(
+    updates.some((n) => n.sessionId === sessionId && n.update.sessionUpdate === "available_commands_update"),
+    "an update outside the turn: available_commands_update",
+  );
+
+  // An image arrives byte-identical.
+  const image = randomBytes(48 * 1024);
+  const sum = createHash("sha256").update(image).digest("hex");
+  ({ answer, chunks } = await prompt(agent, sessionId, [
+    text("blocks"),
+    { type: "image", mimeType: "image/png", data: image.toString("base64") },
+  ]));
+  check(answer.stopReason === "end_turn", "image: end_turn");
+  check(
+    chunks.join("") === `block 0: text blocks\nblock 1: image image/png ${image.length} bytes sha256 ${sum}\n`,
+    "image: the agent got it byte-identical",
+  );
+
+  // Permission requests come to this client: allowed, then rejected.
+  permissionAnswers.push("allow_once", "reject_once");
+  ({ answer, chunks } = await prompt(agent, sessionId, [text("permission")]));
+  check(permissionRequests.length === 1, "permission: asked once");
+  check(permissionRequests[0].sessionId === sessionId, "permission: about this session");
+  check(chunks.join("").includes("permission: allow_once"), "permission: allowed");
+  ({ answer, chunks } = await prompt(agent, sessionId, [text("permission")]));
+  check(permissionRequests.length === 2, "permission: asked again");
+  check(chunks.join("").includes("permission: reject_once"), "permission: rejected");
+
+  // session/cancel ends the running prompt "cancelled".
+  const start = updates.length;
+  const running = agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [text("sleep 30")] });
+  await waitFor(() => chunksSince(start).length > 0, "the first chunk of sleep");
+  await agent.notify(acp.methods.agent.session.cancel, { sessionId });
+  answer = await running;
+  check(answer.stopReason === "cancelled", "cancel: cancelled");
+  return { sessionId };
+}
+
+async function resume(agent, init) {
+  const sessionId = sessionArg;
+  check(
+    init.agentCapabilities?.promptCapabilities?.image === true,
+    "initialize: the agent's prompt capabilities as it advertised them",
+  );
+  const listed = await agent.request(acp.methods.agent.session.list, {});
+  check(
+    listed.sessions.some((s) => s.sessionId === sessionId && s.cwd.startsWith("/")),
+    "session/list: the session, with its cwd",
+  );
+  const before = updates.length;
+  await agent.request(acp.methods.agent.session.resume, { sessionId, cwd: "/", mcpServers: [] });
+  check(updates.length === before, "session/resume: nothing replayed");
+  const { answer, chunks } = await prompt(agent, sessionId, [text("echo after the resume")]);
+  check(answer.stopReason === "end_turn", "resumed prompt: end_turn");
+  check(chunks.join("") === "echo after the resume", "resumed prompt: answered");
+  // Mode and configuration options reach the agent.
+  const modeFrom = updates.length;
+  await agent.request(acp.methods.agent.session.setMode, { sessionId, modeId: "code" });
+  await waitFor(
+    () => updates.slice(modeFrom).some((n) => n.update.sessionUpdate === "current_mode_update" && n.update.currentModeId === "code"),
+    "current_mode_update",
+  );
+  check(true, "session/set_mode: the agent's current_mode_update");
+  const set = await agent.request(acp.methods.agent.session.setConfigOption, {
+    sessionId,
+    configId: "model",
+    value: "demo-large",
+  });
+  check(set.configOptions[0]?.currentValue === "demo-large", "session/set_config_option: the agent's options");
+  await rejects(
+    agent.request(acp.methods.agent.session.setMode, { sessionId, modeId: "bogus" }),
+    -32603,
+    "session/set_mode of a mode the agent refuses",
+  );
+  await agent.request(acp.methods.agent.session.close, { sessionId });
+  await rejects(
+    agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [text("echo closed")] }),
+    -32002,
+    "a prompt after session/close",
+  );
+  return { sessionId, sessions: listed.sessions.length };
+}
+
+async function load(agent, init) {
+  const sessionId = sessionArg;
+  check(init.agentCapabilities?.loadSession === true, "initialize: loadSession");
+  const before = updates.length;
+  await agent.request(acp.methods.agent.session.load, { sessionId, cwd: "/", mcpServers: [] });
+  const history = updates.slice(before);
+  check(history.length > 1000 && history.every((n) => n.sessionId === sessionId), "session/load: history replayed");
+  const prompts = history
+    .filter((n) => n.update.sessionUpdate === "user_message_chunk" && n.update.content.type === "text")
+    .map((n) => n.update.content.text);
+  check(
+    JSON.stringify(prompts) ===
+      JSON.stringify(["stream 1000 16", "blocks", "permission", "permission", "sleep 30", "echo after the resume"]),
+    `session/load: the prompts, in order (${JSON.stringify(prompts)})`,
+  );
+  const image = history.find((n) => n.update.sessionUpdate === "user_message_chunk" && n.update.content.type === "image");
+  check(image && Buffer.from(image.update.content.data, "base64").length === 48 * 1024, "session/load: the image");
+  const streamed = history.findIndex((n) => n.update.sessionUpdate === "user_message_chunk" && n.update.content.text === "stream 1000 16");
+  const chunks = history
+    .slice(streamed + 1)
+    .filter((n) => n.update.sessionUpdate === "agent_message_chunk")
+    .slice(0, 1000)
+    .map((n) => n.update.content.text);
+  check(chunks.every((c, i) => c.startsWith(`${i + 1} `)), "session/load: the 1000 chunks, in order");
+  check(updates.slice(before).length === history.length, "session/load: answered after the replay");
+  const { answer, chunks: after } = await prompt(agent, sessionId, [text("echo after the load")]);
+  check(answer.stopReason === "end_turn" && after.join("") === "echo after the load", "loaded session: goes on");
+  return { sessionId };
+}
+
+async function remove(agent) {
+  const sessionId = sessionArg;
+  await agent.request(acp.methods.agent.session.delete, { sessionId });
+  check(true, "session/delete");
+  await rejects(
+    agent.request(acp.methods.agent.session.resume, { sessionId, cwd: "/", mcpServers: [] }),
+    -32002,
+    "session/resume of a deleted session",
+  );
+  return { sessionId };
+}
+
+const phases = { first, resume, load, delete: remove };
+if (!phases[phase]) {
+  console.error(`unknown phase ${phase}`);
+  process.exit(2);
+}
+try {
+  const result = await withFrontDoor(phases[phase]);
+  console.log(`result ${JSON.stringify(result)}`);
+  process.exit(0);
+} catch (error) {
+  console.error(`agentbroker-acp-client: ${error.stack ?? error}`);
+  process.exit(1);
+}
