@@ -214,7 +214,10 @@ on_started (GObject *source, GAsyncResult *result, gpointer user_data)
   if (started->history_lost)
     self->history_lost = TRUE;
   set_acp_session (self, g_steal_pointer (&started->session_id));
-  g_signal_emit (self, session_signals[SIGNAL_AGENT_READY], 0, started->agent);
+  /* An agent adopted from the previous instance was described then. */
+  if (started->agent != NULL)
+    g_signal_emit (self, session_signals[SIGNAL_AGENT_READY], 0,
+                   started->agent);
   handshake_done (self);
 }
 
