@@ -67,10 +67,21 @@ diag "$out"
 # The package's polkit rule lets the daemon start units: launcher auto is
 # systemd.
 check_eq "launcher: auto under the package is systemd" '"systemd"' "$(bus_prop Launcher)"
+# A turn streams through the upgrade: the restart hands it over.
 pid=$(main_pid)
-check "dpkg -i again (upgrade path)" dpkg -i "$deb"
+as_user alice timeout 120 agentctl --system prompt cli:x "pace 100 800" >/tmp/upgrade.out 2>&1 &
+streaming=$!
+check "a turn streams" wait_until 30 grep -q ' t=' /tmp/upgrade.out
+check "dpkg -i again (upgrade path) while it streams" dpkg -i "$deb"
 check "active after the upgrade" wait_until 30 active
 check "the daemon was restarted" test "$(main_pid)" != "$pid"
+stream_rc=0
+wait "$streaming" || stream_rc=$?
+diag "the streaming prompt: exit status $stream_rc; $(grep -oE '[0-9]+ t=' /tmp/upgrade.out | wc -l) chunks;" \
+    "$(grep -v ' t=' /tmp/upgrade.out | head -c 400)"
+check_eq "the streaming prompt ends well across the upgrade" 0 "$stream_rc"
+check "all 800 chunks, each once, in order" bash -c \
+    "grep -oE '[0-9]+ t=' /tmp/upgrade.out | tr -dc '0-9\\n' | cmp -s - <(seq 1 800)"
 list=$(as_user alice timeout 30 agentctl --system --json list --all 2>&1) || true
 check "cli:x survives the upgrade" grep -Eq '"thread" *: *"cli:x"' <<<"$list"
 
@@ -99,7 +110,7 @@ out=$(prompt_as_alice cli:x again 2>&1) && rc=0 || rc=$?
 check_eq "prompting cli:x after reinstalling" 0 "$rc"
 diag "$out"
 check "the agent resumed the conversation (session/load)" \
-    grep -q 'I remember 1 earlier prompt' <<<"$out"
+    grep -q 'I remember 2 earlier prompts' <<<"$out"
 
 # --- purge -------------------------------------------------------------------
 check "dpkg --purge agentbroker" dpkg --purge agentbroker
