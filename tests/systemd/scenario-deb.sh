@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # The Debian package under real systemd, in a copy-on-write view of the
 # whole machine (deb.sh): dpkg -i brings the service up, a member of the
-# agentbroker group prompts it, an upgrade keeps the session, dpkg -r stops
-# it cleanly and keeps the state, reinstalling resumes the session, and
+# agentbroker group prompts it, an upgrade keeps the session and a turn
+# streaming through it, dpkg -r stops it cleanly and keeps the state, reinstalling resumes the session, and
 # dpkg --purge removes the state.
 set -euo pipefail
 AB_SYSCONFDIR=/etc
