@@ -313,7 +313,7 @@ check "the daemon said it went on with bob's agent" \
     grep -q 'session test:bob: going on with the agent' <<<"$daemon_log"
 
 before=$(started_at)
-check "systemctl kill -s KILL $ab_unit" systemctl kill -s KILL "$ab_unit"
+check "systemctl kill --kill-whom=main -s KILL $ab_unit" systemctl kill --kill-whom=main -s KILL "$ab_unit"
 check "the daemon comes back (Restart=on-failure)" wait_until 60 \
     bash -c ". /ab-tests/lib.sh; unit_running $ab_unit && [ \"\$(bus_prop StartedAt 2>/dev/null)\" != '$before' ]"
 check_eq "bob's agent kept its process across the crash" "$bob_pid" "$(unit_pid "$(unit_of bob)")"
@@ -380,7 +380,7 @@ ctl_as bob prompt test:bob "pace 50 500" >/tmp/crash.out 2>/tmp/crash.err &
 crashed=$!
 sleep 3
 before=$(started_at)
-check "systemctl kill -s KILL $ab_unit mid-turn" systemctl kill -s KILL "$ab_unit"
+check "systemctl kill --kill-whom=main -s KILL $ab_unit mid-turn" systemctl kill --kill-whom=main -s KILL "$ab_unit"
 crash_rc=0
 wait "$crashed" || crash_rc=$?
 diag "the crashed turn: exit status $crash_rc; $(grep -oE '[0-9]+ t=' /tmp/crash.out | wc -l) chunks; $(head -c 300 /tmp/crash.err)"
