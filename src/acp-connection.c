@@ -350,6 +350,22 @@ ab_acp_connection_start_finish (AbAcpConnection *self, GAsyncResult *result,
 
 /* ---- prompts -------------------------------------------------------- */
 
+/* A call the agent answered with an error is REFUSED, with its message;
+ * any other failure (the connection's) goes as it is. */
+static void
+return_call_error (GTask *task, GError *error)
+{
+  if (error->domain == AB_JSONRPC_ERROR)
+    {
+      g_task_return_new_error (task, AB_ACP_CONNECTION_ERROR,
+                               AB_ACP_CONNECTION_ERROR_REFUSED, "%s",
+                               error->message);
+      g_error_free (error);
+    }
+  else
+    g_task_return_error (task, error);
+}
+
 static void
 on_prompt_answered (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -364,12 +380,8 @@ on_prompt_answered (GObject *source, GAsyncResult *result, gpointer user_data)
   reply = ab_jsonrpc_call_finish (self->rpc, result, &error);
   if (reply != NULL)
     g_task_return_pointer (task, ab_acp_stop_reason (reply), g_free);
-  else if (error->domain == AB_JSONRPC_ERROR)
-    g_task_return_new_error (task, AB_ACP_CONNECTION_ERROR,
-                             AB_ACP_CONNECTION_ERROR_REFUSED, "%s",
-                             error->message);
   else
-    g_task_return_error (task, g_steal_pointer (&error));
+    return_call_error (task, g_steal_pointer (&error));
 }
 
 void
@@ -461,12 +473,8 @@ on_session_call_answered (GObject *source, GAsyncResult *result,
   reply = ab_jsonrpc_call_finish (self->rpc, result, &error);
   if (reply != NULL)
     g_task_return_pointer (task, reply, (GDestroyNotify)json_node_unref);
-  else if (error->domain == AB_JSONRPC_ERROR)
-    g_task_return_new_error (task, AB_ACP_CONNECTION_ERROR,
-                             AB_ACP_CONNECTION_ERROR_REFUSED, "%s",
-                             error->message);
   else
-    g_task_return_error (task, g_steal_pointer (&error));
+    return_call_error (task, g_steal_pointer (&error));
 }
 
 void

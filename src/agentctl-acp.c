@@ -309,20 +309,28 @@ session_attach (Front *f, const char *thread)
   return session;
 }
 
+/* The thread id @params names as its sessionId; NULL after answering
+ * @id. */
+static const char *
+thread_of_params (Front *f, JsonNode *id, JsonObject *params)
+{
+  const char *thread
+      = json_object_get_string_member_with_default (params, "sessionId", NULL);
+
+  if (thread == NULL)
+    send_error (f, id, RPC_INVALID_PARAMS, "sessionId must be a string", NULL);
+  return thread;
+}
+
 /* The session @params names, open here; NULL after answering @id. */
 static FrontSession *
 session_of_params (Front *f, JsonNode *id, JsonObject *params)
 {
-  const char *thread
-      = json_object_get_string_member_with_default (params, "sessionId", NULL);
+  const char *thread = thread_of_params (f, id, params);
   FrontSession *session;
 
   if (thread == NULL)
-    {
-      send_error (f, id, RPC_INVALID_PARAMS, "sessionId must be a string",
-                  NULL);
-      return NULL;
-    }
+    return NULL;
   session = g_hash_table_lookup (f->sessions, thread);
   if (session == NULL)
     send_error_printf (f, id, ACP_RESOURCE_NOT_FOUND,
@@ -890,15 +898,10 @@ on_resume_found (GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 do_resume (Front *f, JsonNode *id, JsonObject *params)
 {
-  const char *thread
-      = json_object_get_string_member_with_default (params, "sessionId", NULL);
+  const char *thread = thread_of_params (f, id, params);
 
   if (thread == NULL)
-    {
-      send_error (f, id, RPC_INVALID_PARAMS, "sessionId must be a string",
-                  NULL);
-      return;
-    }
+    return;
   if (g_hash_table_contains (f->sessions, thread))
     {
       send_empty_result (f, id);
@@ -1008,15 +1011,10 @@ on_transcript (GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 do_load (Front *f, JsonNode *id, JsonObject *params)
 {
-  const char *thread
-      = json_object_get_string_member_with_default (params, "sessionId", NULL);
+  const char *thread = thread_of_params (f, id, params);
 
   if (thread == NULL)
-    {
-      send_error (f, id, RPC_INVALID_PARAMS, "sessionId must be a string",
-                  NULL);
-      return;
-    }
+    return;
   if (!g_hash_table_contains (f->sessions, thread)
       && !check_workspace (f, id, params))
     return;
@@ -1149,15 +1147,10 @@ on_removed (GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 do_delete (Front *f, JsonNode *id, JsonObject *params)
 {
-  const char *thread
-      = json_object_get_string_member_with_default (params, "sessionId", NULL);
+  const char *thread = thread_of_params (f, id, params);
 
   if (thread == NULL)
-    {
-      send_error (f, id, RPC_INVALID_PARAMS, "sessionId must be a string",
-                  NULL);
-      return;
-    }
+    return;
   ab_dbus_broker1_call_remove_session (f->ctl->broker, thread, NULL, on_removed,
                                        call_new (f, id, thread));
 }
