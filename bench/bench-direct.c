@@ -250,7 +250,7 @@ update_signal (guint64 i, guint bytes)
   g_string_free (text, TRUE);
   one[0] = json;
   one[1] = NULL;
-  return g_variant_new ("(t^as)", (guint64)1, one);
+  return g_variant_new ("(t^ast)", (guint64)1, one, i);
 }
 
 int
@@ -292,7 +292,7 @@ bench_emitter_main (const char *address, const char *dest, guint64 n,
   for (guint s = 0; s < streams; s++)
     g_dbus_connection_emit_signal (
         c, dest, "/org/agentbroker/bench", BENCH_SESSION_IFACE, "TurnEnded",
-        g_variant_new ("(tss)", (guint64)1, "end_turn", ""), NULL);
+        g_variant_new ("(tsst)", (guint64)1, "end_turn", "", (guint64)0), NULL);
   g_dbus_connection_flush_sync (c, NULL, NULL);
   return 0;
 }
@@ -307,6 +307,7 @@ typedef struct
   const char *dest;
   JsonParser *parser;
   gboolean relay;
+  guint64 seq; /* the last stream number sent */
 } Floor;
 
 /* One agent of the simplest relay: its pipe and the partial line read. */
@@ -353,7 +354,9 @@ floor_relay_line (Floor *f, FloorAgent *a, GError **error)
              || g_dbus_connection_emit_signal (
                  f->connection, f->dest, "/org/agentbroker/bench",
                  BENCH_SESSION_IFACE, "TurnEnded",
-                 g_variant_new ("(tss)", (guint64)1, "end_turn", ""), error);
+                 g_variant_new ("(tsst)", (guint64)1, "end_turn", "",
+                                (guint64)0),
+                 error);
     }
   if (g_strcmp0 (json_object_get_string_member_with_default (msg, "method", ""),
                  "session/update")
@@ -368,7 +371,7 @@ floor_relay_line (Floor *f, FloorAgent *a, GError **error)
   one[0] = json;
   return g_dbus_connection_emit_signal (
       f->connection, f->dest, "/org/agentbroker/bench", BENCH_SESSION_IFACE,
-      "Update", g_variant_new ("(t^as)", (guint64)1, one), error);
+      "Update", g_variant_new ("(t^ast)", (guint64)1, one, ++f->seq), error);
 }
 
 /* Reads what @a's pipe holds and relays each whole line. */

@@ -46,7 +46,7 @@ on_message (GDBusConnection *connection, GDBusMessage *message,
   body = g_dbus_message_get_body (message);
   g_mutex_lock (&sink->lock);
   if (g_strcmp0 (member, "Update") == 0 && body != NULL
-      && g_variant_is_of_type (body, G_VARIANT_TYPE ("(tas)")))
+      && g_variant_is_of_type (body, G_VARIANT_TYPE ("(tast)")))
     {
       guint64 turn;
       g_autoptr (GVariant) updates = NULL;

@@ -510,15 +510,15 @@ handle_turn_signal (Front *f, FrontSession *session, const char *member,
   guint64 turn;
 
   if (g_str_equal (member, "TurnEnded")
-      && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tss)")))
+      && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tsst)")))
     {
-      g_variant_get (parameters, "(t&s&s)", &turn, &a, &b);
+      g_variant_get (parameters, "(t&s&st)", &turn, &a, &b, NULL);
       turn_ended (f, session, turn, a, b);
     }
   else if (g_str_equal (member, "PermissionRequested")
-           && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tss)")))
+           && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tsst)")))
     {
-      g_variant_get (parameters, "(t&s&s)", &turn, &a, &b);
+      g_variant_get (parameters, "(t&s&st)", &turn, &a, &b, NULL);
       permission_requested (f, session, turn, a, b);
     }
 }
@@ -534,12 +534,12 @@ on_session_signal (GDBusConnection *connection, const char *sender,
   if (session == NULL)
     return;
   if (g_str_equal (member, "Update")
-      && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tas)")))
+      && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tast)")))
     {
       g_autofree const char **updates = NULL;
       guint64 turn;
 
-      g_variant_get (parameters, "(t^a&s)", &turn, &updates);
+      g_variant_get (parameters, "(t^a&st)", &turn, &updates, NULL);
       for (gsize i = 0; updates[i] != NULL; i++)
         relay_update (f, session, updates[i]);
       return;

@@ -58,8 +58,10 @@ typedef struct
   char *owner; /* the broker's unique name while it runs, else NULL */
   AbStream stream;
   guint owner_subscription;
-  guint gone_source;   /* the broker left: how long to wait for it */
-  char *follow_thread; /* watched again at a new broker, or NULL */
+  guint gone_source;      /* the broker left: how long to wait for it */
+  char *follow_thread;    /* watched again at a new broker, or NULL */
+  GHashTable *stream_seq; /* session path → the last stream number */
+  gboolean lost;          /* WatchFrom() said signals were missed */
   gulong closed_handler;
   guint sigint_source;
   gboolean done;
@@ -97,11 +99,77 @@ wait_on_gone_too_long (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* Whether a streaming signal of @path is new: numbered above the last
+ * one taken (a signal resent by WatchFrom() may have come already). */
+static gboolean
+wait_stream_fresh (AbWait *wait, const char *path, GVariant *parameters)
+{
+  gsize n = g_variant_n_children (parameters);
+  g_autoptr (GVariant) last_child = NULL;
+  guint64 seq, *last;
+
+  if (n > 0)
+    last_child = g_variant_get_child_value (parameters, n - 1);
+  if (last_child == NULL
+      || !g_variant_is_of_type (last_child, G_VARIANT_TYPE_UINT64))
+    return FALSE;
+  seq = g_variant_get_uint64 (last_child);
+  last = g_hash_table_lookup (wait->stream_seq, path);
+  if (last != NULL && seq <= *last)
+    return FALSE;
+  if (last == NULL)
+    g_hash_table_insert (wait->stream_seq, g_strdup (path),
+                         last = g_new0 (guint64, 1));
+  *last = seq;
+  return TRUE;
+}
+
 static void
 on_watched_again (GObject *source, GAsyncResult *result, gpointer user_data)
 {
+  AbWait *wait = user_data;
+  g_autoptr (GError) error = NULL;
   g_autoptr (GVariant) reply = g_dbus_connection_call_finish (
-      G_DBUS_CONNECTION (source), result, NULL);
+      G_DBUS_CONNECTION (source), result, &error);
+  gboolean complete = TRUE;
+
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+  if (reply != NULL && g_variant_is_of_type (reply, G_VARIANT_TYPE ("(b)")))
+    g_variant_get (reply, "(b)", &complete);
+  if (complete)
+    return;
+  wait->lost = TRUE;
+  stream_break (&wait->stream);
+  fail (_ ("some updates of thread %s were lost while agentbroker "
+           "restarted"),
+        wait->follow_thread);
+}
+
+/* The broker came back: its new instance watches @follow_thread again,
+ * from the last signal received. */
+static void
+wait_watch_again (AbWait *wait, GDBusConnection *connection)
+{
+  g_autofree char *path = NULL;
+  const guint64 *last;
+
+  if (g_str_equal (wait->follow_thread, "*"))
+    {
+      g_dbus_connection_call (connection, AB_BUS_NAME, AB_BUS_PATH,
+                              AB_BROKER_IFACE, "Watch",
+                              g_variant_new ("(s)", wait->follow_thread), NULL,
+                              G_DBUS_CALL_FLAGS_NONE, -1, wait->cancellable,
+                              on_watched_again, wait);
+      return;
+    }
+  path = session_path (wait->follow_thread);
+  last = g_hash_table_lookup (wait->stream_seq, path);
+  g_dbus_connection_call (
+      connection, AB_BUS_NAME, AB_BUS_PATH, AB_BROKER_IFACE, "WatchFrom",
+      g_variant_new ("(st)", wait->follow_thread, last != NULL ? *last : 0),
+      G_VARIANT_TYPE ("(b)"), G_DBUS_CALL_FLAGS_NONE, -1, wait->cancellable,
+      on_watched_again, wait);
 }
 
 /* The broker's name changed hands.  Gone: it is waited for, as a
@@ -131,10 +199,7 @@ wait_on_name_owner_changed (GDBusConnection *connection, const char *sender,
   wait->owner = g_strdup (new_owner);
   g_clear_handle_id (&wait->gone_source, g_source_remove);
   if (wait->follow_thread != NULL)
-    g_dbus_connection_call (
-        connection, AB_BUS_NAME, AB_BUS_PATH, AB_BROKER_IFACE, "Watch",
-        g_variant_new ("(s)", wait->follow_thread), NULL,
-        G_DBUS_CALL_FLAGS_NONE, -1, wait->cancellable, on_watched_again, NULL);
+    wait_watch_again (wait, connection);
 }
 
 static void
@@ -153,6 +218,8 @@ wait_init (AbWait *wait, AbCtl *ctl)
     return FALSE;
   wait->loop = g_main_loop_new (NULL, FALSE);
   wait->cancellable = g_cancellable_new ();
+  wait->stream_seq
+      = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
 
   /* The broker's name: a restarted daemon takes it over, and the
    * signals, subscribed by that name, come from whoever has it. */
@@ -181,6 +248,7 @@ wait_clear (AbWait *wait)
   g_clear_pointer (&wait->loop, g_main_loop_unref);
   g_clear_pointer (&wait->owner, g_free);
   g_clear_pointer (&wait->follow_thread, g_free);
+  g_clear_pointer (&wait->stream_seq, g_hash_table_unref);
   stream_clear (&wait->stream);
 }
 
@@ -243,7 +311,11 @@ prompt_turn_ended (AbPrompt *prompt, const char *reason, const char *message)
       else
         fail (_ ("turn ended: %s"), reason);
     }
-  wait_finish (&prompt->wait, reason_exit_status (reason));
+  /* A turn that ended well, but not every update of it reached us. */
+  if (prompt->wait.lost && g_str_equal (reason, "end_turn"))
+    wait_finish (&prompt->wait, EXIT_FAILURE);
+  else
+    wait_finish (&prompt->wait, reason_exit_status (reason));
 }
 
 static void
@@ -268,11 +340,11 @@ prompt_handle (AbPrompt *prompt, const char *member, GVariant *parameters)
   guint64 turn;
 
   if (g_str_equal (member, "Update")
-      && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tas)")))
+      && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tast)")))
     {
       g_autofree const char **updates = NULL;
 
-      g_variant_get (parameters, "(t^a&s)", &turn, &updates);
+      g_variant_get (parameters, "(t^a&st)", &turn, &updates, NULL);
       if (turn != prompt->turn)
         return;
       for (gsize i = 0; updates[i] != NULL; i++)
@@ -286,20 +358,21 @@ prompt_handle (AbPrompt *prompt, const char *member, GVariant *parameters)
           stream_update (&prompt->wait.stream, "", updates[i]);
     }
   else if (g_str_equal (member, "TurnEnded")
-           && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tss)")))
+           && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tsst)")))
     {
       const char *reason, *message;
 
-      g_variant_get (parameters, "(t&s&s)", &turn, &reason, &message);
+      g_variant_get (parameters, "(t&s&st)", &turn, &reason, &message, NULL);
       if (turn == prompt->turn)
         prompt_turn_ended (prompt, reason, message);
     }
   else if (g_str_equal (member, "PermissionRequested")
-           && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tss)")))
+           && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tsst)")))
     {
       const char *request, *request_json;
 
-      g_variant_get (parameters, "(t&s&s)", &turn, &request, &request_json);
+      g_variant_get (parameters, "(t&s&st)", &turn, &request, &request_json,
+                     NULL);
       if (turn == prompt->turn)
         prompt_permission (prompt, request, request_json);
     }
@@ -312,7 +385,7 @@ prompt_on_signal (GDBusConnection *connection, const char *sender,
 {
   AbPrompt *prompt = user_data;
 
-  if (prompt->wait.done)
+  if (prompt->wait.done || !wait_stream_fresh (&prompt->wait, path, parameters))
     return;
   /* Until the reply names our turn, keep everything: the broker sends
    * the reply first, but nothing here depends on it. */
@@ -568,19 +641,20 @@ watch_on_session_signal (GDBusConnection *connection, const char *sender,
   if (watch->wait.done
       || (watch->thread != NULL && !g_str_equal (thread, watch->thread)))
     return;
-  if (!g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tas)"))
-      && !g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tss)")))
+  if ((!g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tast)"))
+       && !g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tsst)")))
+      || !wait_stream_fresh (&watch->wait, path, parameters))
     return;
   g_variant_get_child (parameters, 0, "t", &turn);
   turn_text = g_strdup_printf ("%" G_GUINT64_FORMAT, turn);
   prefix = g_strdup_printf ("%s %s: ", thread, turn_text);
 
   if (g_str_equal (member, "Update")
-      && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tas)")))
+      && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tast)")))
     {
       g_autofree const char **updates = NULL;
 
-      g_variant_get (parameters, "(t^a&s)", NULL, &updates);
+      g_variant_get (parameters, "(t^a&st)", NULL, &updates, NULL);
       for (gsize i = 0; updates[i] != NULL; i++)
         if (json)
           {
@@ -593,12 +667,12 @@ watch_on_session_signal (GDBusConnection *connection, const char *sender,
           stream_update (stream, prefix, updates[i]);
     }
   else if (g_str_equal (member, "TurnEnded")
-           && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tss)")))
+           && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tsst)")))
     {
       const char *reason, *message;
       g_autofree char *line = NULL;
 
-      g_variant_get (parameters, "(t&s&s)", NULL, &reason, &message);
+      g_variant_get (parameters, "(t&s&st)", NULL, &reason, &message, NULL);
       if (json)
         {
           g_autoptr (JsonNode) node
@@ -617,14 +691,15 @@ watch_on_session_signal (GDBusConnection *connection, const char *sender,
       stream_line (stream, "", line);
     }
   else if (g_str_equal (member, "PermissionRequested")
-           && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tss)")))
+           && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tsst)")))
     {
       const char *request, *request_json;
       g_autofree char *title = NULL;
       g_autofree char *options = NULL;
       g_autofree char *line = NULL;
 
-      g_variant_get (parameters, "(t&s&s)", NULL, &request, &request_json);
+      g_variant_get (parameters, "(t&s&st)", NULL, &request, &request_json,
+                     NULL);
       if (json)
         {
           g_autoptr (JsonNode) node = json_from_text (request_json);

@@ -923,6 +923,18 @@ typedef struct
   gboolean keep_agents;
 } StopData;
 
+/* The agents are stopped or handed over: no session streams any more,
+ * and each record keeps the last number of its stream. */
+static void
+stopped (AbBroker *self, GTask *task)
+{
+  g_autoptr (GPtrArray) all = ab_pool_list (self->pool);
+
+  for (guint i = 0; i < all->len; i++)
+    ab_session_seal_stream (g_ptr_array_index (all, i));
+  g_task_return_boolean (task, TRUE);
+}
+
 static void
 on_stop_session_suspended (GObject *source, GAsyncResult *result,
                            gpointer user_data)
@@ -932,7 +944,7 @@ on_stop_session_suspended (GObject *source, GAsyncResult *result,
 
   ab_session_suspend_finish (AB_SESSION (source), result, NULL);
   if (--data->pending == 0)
-    g_task_return_boolean (task, TRUE);
+    stopped (g_task_get_source_object (task), task);
   g_object_unref (task);
 }
 
@@ -948,7 +960,7 @@ stop_agents (AbBroker *self, GTask *task)
     {
       for (guint i = 0; i < all->len; i++)
         ab_session_detach_agent (g_ptr_array_index (all, i));
-      g_task_return_boolean (task, TRUE);
+      stopped (self, task);
       return;
     }
   data->pending = 1;
@@ -963,7 +975,7 @@ stop_agents (AbBroker *self, GTask *task)
                                 on_stop_session_suspended, g_object_ref (task));
     }
   if (--data->pending == 0)
-    g_task_return_boolean (task, TRUE);
+    stopped (self, task);
 }
 
 static void

@@ -93,23 +93,68 @@ ab_bus_sessions_forget (AbBusSessions *self, const char *connection)
   g_hash_table_remove (self->watchers, connection);
 }
 
+/* A streaming signal as D-Bus sends it. */
+static GVariant *
+stream_event_params (const AbStreamEvent *event, const char **signal)
+{
+  switch (event->kind)
+    {
+    case AB_STREAM_UPDATE:
+      *signal = "Update";
+      return g_variant_new ("(t^ast)", event->turn, event->updates, event->seq);
+    case AB_STREAM_TURN_ENDED:
+      *signal = "TurnEnded";
+      return g_variant_new ("(tsst)", event->turn, event->first, event->second,
+                            event->seq);
+    case AB_STREAM_PERMISSION_REQUESTED:
+    default:
+      *signal = "PermissionRequested";
+      return g_variant_new ("(tsst)", event->turn, event->first, event->second,
+                            event->seq);
+    }
+}
+
+typedef struct
+{
+  AbBusSessions *self;
+  AbSession *session;
+  const char *recipient;
+} Replay;
+
+static void
+emit_one (const AbStreamEvent *event, gpointer user_data)
+{
+  Replay *replay = user_data;
+  const char *signal;
+  GVariant *params = stream_event_params (event, &signal);
+
+  g_dbus_connection_emit_signal (replay->self->connection, replay->recipient,
+                                 ab_session_get_path (replay->session),
+                                 AB_SESSION_IFACE, signal, params, NULL);
+}
+
 /* A turn cut off by the previous instance is told to the first
  * connection that prompts or watches its thread and may see it. */
 void
 ab_bus_sessions_report_interrupted (AbBusSessions *self, AbSession *session,
                                     const AbCaller *recipient)
 {
-  guint64 turn;
+  const AbStreamEvent *ended;
+  Replay replay = { self, session, recipient->connection };
 
   if (!ab_broker_may_see (self->broker, recipient, session)
-      || !ab_session_take_interrupted (session, &turn))
+      || (ended = ab_session_take_interrupted (session)) == NULL)
     return;
-  g_dbus_connection_emit_signal (
-      self->connection, recipient->connection, ab_session_get_path (session),
-      AB_SESSION_IFACE, "TurnEnded",
-      g_variant_new ("(tss)", turn, "interrupted",
-                     _ ("agentbroker stopped while this turn was running")),
-      NULL);
+  emit_one (ended, &replay);
+}
+
+gboolean
+ab_bus_sessions_replay (AbBusSessions *self, AbSession *session,
+                        const AbCaller *recipient, guint64 after)
+{
+  Replay replay = { self, session, recipient->connection };
+
+  return ab_session_replay (session, after, emit_one, &replay);
 }
 
 /* ---- the stream: unicast to the prompter and the watchers ---------------- */
@@ -157,28 +202,28 @@ emit_to_recipients (AbBusSessions *self, AbSession *session,
 
 static void
 on_session_update (AbSession *session, guint64 turn, const char *const *updates,
-                   const char *prompter, AbBusSessions *self)
+                   const char *prompter, guint64 seq, AbBusSessions *self)
 {
   emit_to_recipients (self, session, prompter, "Update",
-                      g_variant_new ("(t^as)", turn, updates));
+                      g_variant_new ("(t^ast)", turn, updates, seq));
 }
 
 static void
 on_session_turn_ended (AbSession *session, guint64 turn, const char *reason,
                        const char *message, const char *prompter,
-                       gint64 duration_usec, AbBusSessions *self)
+                       gint64 duration_usec, guint64 seq, AbBusSessions *self)
 {
   emit_to_recipients (self, session, prompter, "TurnEnded",
-                      g_variant_new ("(tss)", turn, reason, message));
+                      g_variant_new ("(tsst)", turn, reason, message, seq));
 }
 
 static void
 on_session_permission (AbSession *session, guint64 turn, const char *request,
-                       const char *json, const char *prompter,
+                       const char *json, const char *prompter, guint64 seq,
                        AbBusSessions *self)
 {
   emit_to_recipients (self, session, prompter, "PermissionRequested",
-                      g_variant_new ("(tss)", turn, request, json));
+                      g_variant_new ("(tsst)", turn, request, json, seq));
 }
 
 /* ---- session objects ----------------------------------------------------- */

@@ -38,5 +38,10 @@ void ab_bus_sessions_forget (AbBusSessions *self, const char *connection);
 void ab_bus_sessions_report_interrupted (AbBusSessions *self,
                                          AbSession *session,
                                          const AbCaller *recipient);
+/* Sends @recipient the streaming signals of @session numbered above
+ * @after that it still holds, oldest first; whether none is missing
+ * (ab_session_replay()). */
+gboolean ab_bus_sessions_replay (AbBusSessions *self, AbSession *session,
+                                 const AbCaller *recipient, guint64 after);
 
 G_END_DECLS

@@ -661,13 +661,26 @@ static void
 do_watch (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
           const AbCaller *caller)
 {
+  const char *method = g_dbus_method_invocation_get_method_name (invocation);
   const char *thread;
-  gboolean watch = g_str_equal (
-      g_dbus_method_invocation_get_method_name (invocation), "Watch");
+  gboolean watch = !g_str_equal (method, "Unwatch");
+  gboolean from = g_str_equal (method, "WatchFrom");
+  guint64 after = 0;
   g_autoptr (GError) error = NULL;
   AbSession *session = NULL;
 
-  g_variant_get (params, "(&s)", &thread);
+  if (from)
+    g_variant_get (params, "(&st)", &thread, &after);
+  else
+    g_variant_get (params, "(&s)", &thread);
+  if (from && g_str_equal (thread, "*"))
+    {
+      g_dbus_method_invocation_return_error (
+          invocation, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+          _ ("WatchFrom takes one thread id; Watch(\"*\") watches all "
+             "sessions"));
+      return;
+    }
   if (!ab_broker_check_watch (self->broker, caller, thread, &session, &error))
     {
       g_dbus_method_invocation_return_gerror (invocation, error);
@@ -685,7 +698,19 @@ do_watch (AbBus *self, GDBusMethodInvocation *invocation, GVariant *params,
       g_dbus_method_invocation_return_gerror (invocation, error);
       return;
     }
-  g_dbus_method_invocation_return_value (invocation, NULL);
+  if (from)
+    {
+      /* What it missed goes first, in order; then its reply; then what
+       * comes next. */
+      gboolean complete
+          = session == NULL
+            || ab_bus_sessions_replay (self->sessions, session, caller, after);
+
+      g_dbus_method_invocation_return_value (invocation,
+                                             g_variant_new ("(b)", complete));
+    }
+  else
+    g_dbus_method_invocation_return_value (invocation, NULL);
 
   if (g_str_equal (thread, "*"))
     {
@@ -800,6 +825,14 @@ on_handle_kill_session (AbDBusBroker1 *skeleton,
 static gboolean
 on_handle_watch (AbDBusBroker1 *skeleton, GDBusMethodInvocation *invocation,
                  const char *thread, AbBus *self)
+{
+  return authorize (self, invocation, AB_ACCESS_USER, do_watch);
+}
+
+static gboolean
+on_handle_watch_from (AbDBusBroker1 *skeleton,
+                      GDBusMethodInvocation *invocation, const char *thread,
+                      guint64 after, AbBus *self)
 {
   return authorize (self, invocation, AB_ACCESS_USER, do_watch);
 }
@@ -923,6 +956,7 @@ ab_bus_new (AbBroker *broker, GDBusConnection *connection, gboolean system_bus,
   CONNECT ("handle-resume", on_handle_resume);
   CONNECT ("handle-reload", on_handle_reload);
   CONNECT ("handle-watch", on_handle_watch);
+  CONNECT ("handle-watch-from", on_handle_watch_from);
   CONNECT ("handle-unwatch", on_handle_unwatch);
   CONNECT ("handle-answer-permission", on_handle_answer_permission);
 #undef CONNECT

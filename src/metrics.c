@@ -135,7 +135,7 @@ turn_count (AbMetrics *self, const char *profile, const char *reason)
 static void
 on_turn_ended (AbSession *session, guint64 turn, const char *reason,
                const char *message, const char *sender, gint64 duration_usec,
-               AbMetrics *self)
+               guint64 seq, AbMetrics *self)
 {
   double seconds = (double)duration_usec / G_USEC_PER_SEC;
 

@@ -147,6 +147,18 @@ struct _AbSession
   guint64 pending_turn;
   guint flush_source;
 
+  /* the stream's numbers (session-stream.c): the last given, the
+   * highest a record on disk reserved, the first this object gave; and
+   * the latest signals, oldest first, for WatchFrom */
+  guint64 stream_seq;
+  guint64 stream_reserved;
+  guint64 stream_written; /* what the last record written keeps */
+  guint64 stream_first;
+  gboolean stream_inherited; /* from a record: an earlier instance's */
+  gboolean stream_sealed;    /* the record keeps the last number given */
+  GQueue replay;             /* AbStreamEvent * */
+  gsize replay_bytes;
+
   GHashTable *permissions; /* id → PendingPermission */
   guint permission_counter;
   guint64 permissions_over_cap; /* denied at once this turn: too many */
@@ -220,6 +232,17 @@ void session_queue_update (AbSession *self, guint64 turn, char *json);
 void session_record_waiting_prompt (AbSession *self, const char *text);
 void session_schedule_kick (AbSession *self);
 void session_switch_agent (AbSession *self);
+
+/* session-stream.c: the stream's numbers and the signals kept */
+void session_stream_init (AbSession *self, guint64 last);
+void session_stream_clear (AbSession *self);
+guint64 session_stream_reserve (AbSession *self);
+guint64 session_stream_update (AbSession *self, guint64 turn,
+                               const char *const *updates);
+guint64 session_stream_turn_ended (AbSession *self, guint64 turn,
+                                   const char *reason, const char *message);
+guint64 session_stream_permission (AbSession *self, guint64 turn,
+                                   const char *request, const char *json);
 
 /* session-agent.c: the agent, its start and its end */
 void session_complete_suspend_tasks (AbSession *self);

@@ -37,7 +37,8 @@ on_persisted (gpointer user_data, const GError *error)
   g_free (w);
 }
 
-/* The session's record as it stands. */
+/* The session's record as it stands (and a reservation of stream
+ * numbers, which it keeps). */
 void
 session_fill_record (AbSession *self, AbSessionRecord *record)
 {
@@ -65,6 +66,7 @@ session_fill_record (AbSession *self, AbSessionRecord *record)
     = self->handing_over ? self->handed_permission_rpc_id : NULL,
     .permission_params
     = self->handing_over ? self->handed_permission_params : NULL,
+    .stream_seq = session_stream_reserve (self),
   };
 }
 
@@ -193,13 +195,15 @@ ab_session_persist (AbSession *self)
 
 /* The turn the previous instance was running when it ended, reported
  * once: to the first connection that prompts or watches. */
-gboolean
-ab_session_take_interrupted (AbSession *self, guint64 *turn)
+const AbStreamEvent *
+ab_session_take_interrupted (AbSession *self)
 {
   if (self->interrupted_turn == 0 || self->interrupted_reported)
-    return FALSE;
-  *turn = self->interrupted_turn;
+    return NULL;
   self->interrupted_reported = TRUE;
+  session_stream_turn_ended (
+      self, self->interrupted_turn, "interrupted",
+      _ ("agentbroker stopped while this turn was running"));
   session_persist (self);
-  return TRUE;
+  return g_queue_peek_tail (&self->replay);
 }

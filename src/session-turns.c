@@ -13,6 +13,7 @@ session_flush_updates (AbSession *self)
 {
   g_autoptr (GPtrArray) batch = NULL;
   const char *sender = NULL;
+  guint64 seq;
 
   g_clear_handle_id (&self->flush_source, g_source_remove);
   if (self->pending_updates->len == 0)
@@ -27,8 +28,10 @@ session_flush_updates (AbSession *self)
     ab_transcript_add_updates (self->transcript, self->pending_turn,
                                (const char *const *)batch->pdata,
                                self->config->transcript_bytes);
+  seq = session_stream_update (self, self->pending_turn,
+                               (const char *const *)batch->pdata);
   g_signal_emit (self, session_signals[SIGNAL_UPDATE], 0, self->pending_turn,
-                 (const char *const *)batch->pdata, sender);
+                 (const char *const *)batch->pdata, sender, seq);
 }
 
 static gboolean
@@ -117,6 +120,7 @@ session_on_permission_request (AbAcpConnection *conn, JsonNode *id,
   AbPermissions policy = prof != NULL ? prof->permissions : AB_PERMISSIONS_DENY;
   PendingPermission *p;
   g_autofree char *json = NULL;
+  guint64 seq;
 
   /* An agent asking faster than anyone answers is denied at once, as
    * "permissions: deny" would, rather than piling up questions. */
@@ -158,8 +162,9 @@ session_on_permission_request (AbAcpConnection *conn, JsonNode *id,
   /* Updates sent before the question belong before it. */
   session_flush_updates (self);
   json = json_to_string (params, FALSE);
+  seq = session_stream_permission (self, p->turn, p->id, json);
   g_signal_emit (self, session_signals[SIGNAL_PERMISSION_REQUESTED], 0, p->turn,
-                 p->id, json, self->current->sender);
+                 p->id, json, self->current->sender, seq);
 }
 
 /* At a restart: the first request waiting for an answer goes to the next
@@ -267,8 +272,12 @@ emit_dropped (AbSession *self, GQueue *turns)
 
   while ((turn = g_queue_pop_head (turns)) != NULL)
     {
+      guint64 seq = session_stream_turn_ended (self, turn->number, turn->reason,
+                                               turn->message);
+
       g_signal_emit (self, session_signals[SIGNAL_TURN_ENDED], 0, turn->number,
-                     turn->reason, turn->message, turn->sender, (gint64)-1);
+                     turn->reason, turn->message, turn->sender, (gint64)-1,
+                     seq);
       session_turn_free (turn);
     }
 }
@@ -280,12 +289,16 @@ static void
 on_turn_end_written (AbSession *self, gpointer data)
 {
   AbTurn *turn = g_queue_pop_head (&self->endings);
+  guint64 seq;
 
   g_debug ("session %s: turn %" G_GUINT64_FORMAT " ended: %s%s%s", self->thread,
            turn->number, turn->reason, turn->message[0] ? ": " : "",
            turn->message);
+  seq = session_stream_turn_ended (self, turn->number, turn->reason,
+                                   turn->message);
   g_signal_emit (self, session_signals[SIGNAL_TURN_ENDED], 0, turn->number,
-                 turn->reason, turn->message, turn->sender, turn->duration);
+                 turn->reason, turn->message, turn->sender, turn->duration,
+                 seq);
   emit_dropped (self, &turn->dropped);
   session_turn_free (turn);
 

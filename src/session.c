@@ -329,8 +329,9 @@ ab_session_detach_agent (AbSession *self)
   g_clear_object (&self->conn);
   g_clear_handle_id (&self->grace_source, g_source_remove);
   g_clear_handle_id (&self->inactivity_source, g_source_remove);
-  /* The record names the turn handed over; the next instance ends it. */
-  session_persist (self);
+  /* The record names the turn handed over, and the last number of the
+   * stream; the next instance ends the turn, numbering right after. */
+  ab_session_seal_stream (self);
   g_clear_pointer (&self->current, session_turn_free);
   g_free (self->handed_text);
   g_free (self->handed_sender);
@@ -742,6 +743,7 @@ ab_session_finalize (GObject *object)
   g_ptr_array_unref (self->pending_updates);
   g_ptr_array_unref (self->suspend_tasks);
   g_hash_table_unref (self->permissions);
+  session_stream_clear (self);
   g_clear_object (&self->launcher);
   g_clear_pointer (&self->config, ab_config_unref);
   g_free (self->thread);
@@ -789,23 +791,23 @@ ab_session_class_init (AbSessionClass *klass)
   session_props[PROP_CWD] = g_param_spec_string ("cwd", NULL, NULL, "", flags);
   g_object_class_install_properties (object_class, N_PROPS, session_props);
 
-  /* (turn, updates, recipient): recipient is the prompting connection's
-   * unique name, or NULL for updates outside a turn. */
-  session_signals[SIGNAL_UPDATE]
-      = g_signal_new ("update", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
-                      NULL, NULL, NULL, G_TYPE_NONE, 3, G_TYPE_UINT64,
-                      G_TYPE_STRV | G_SIGNAL_TYPE_STATIC_SCOPE,
-                      G_TYPE_STRING | G_SIGNAL_TYPE_STATIC_SCOPE);
+  /* (turn, updates, recipient, seq): recipient is the prompting
+   * connection's unique name, or NULL for updates outside a turn. */
+  session_signals[SIGNAL_UPDATE] = g_signal_new (
+      "update", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+      NULL, G_TYPE_NONE, 4, G_TYPE_UINT64,
+      G_TYPE_STRV | G_SIGNAL_TYPE_STATIC_SCOPE,
+      G_TYPE_STRING | G_SIGNAL_TYPE_STATIC_SCOPE, G_TYPE_UINT64);
   /* (turn, reason, message, recipient, duration µs or -1 for a turn
-   * dropped before it started) */
+   * dropped before it started, seq) */
   session_signals[SIGNAL_TURN_ENDED] = g_signal_new (
       "turn-ended", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
-      NULL, G_TYPE_NONE, 5, G_TYPE_UINT64, G_TYPE_STRING, G_TYPE_STRING,
-      G_TYPE_STRING, G_TYPE_INT64);
+      NULL, G_TYPE_NONE, 6, G_TYPE_UINT64, G_TYPE_STRING, G_TYPE_STRING,
+      G_TYPE_STRING, G_TYPE_INT64, G_TYPE_UINT64);
   session_signals[SIGNAL_PERMISSION_REQUESTED] = g_signal_new (
       "permission-requested", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
-      NULL, NULL, NULL, G_TYPE_NONE, 4, G_TYPE_UINT64, G_TYPE_STRING,
-      G_TYPE_STRING, G_TYPE_STRING);
+      NULL, NULL, NULL, G_TYPE_NONE, 5, G_TYPE_UINT64, G_TYPE_STRING,
+      G_TYPE_STRING, G_TYPE_STRING, G_TYPE_UINT64);
   /* (description) */
   session_signals[SIGNAL_AGENT_READY] = g_signal_new (
       "agent-ready", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
@@ -842,6 +844,7 @@ ab_session_new (const char *thread, const char *agent, uid_t owner,
   self->transcript = ab_transcript_new (self->store_dir, thread);
   self->created = g_get_real_time ();
   self->last_activity = self->created;
+  session_stream_init (self, (guint64)self->created);
   prof = session_profile (self);
   if (prof != NULL)
     self->cwd = ab_agent_expand_working_directory (prof->working_directory,
@@ -870,6 +873,10 @@ ab_session_new_from_record (const AbSessionRecord *record, AbConfig *config,
   self->last_reason = g_strdup (record->last_reason);
   self->interrupted_turn = record->interrupted_turn;
   self->interrupted_reported = record->interrupted_reported;
+  /* A record without numbers predates them: the creation time does. */
+  if (record->stream_seq != 0)
+    session_stream_init (self, record->stream_seq);
+  self->stream_inherited = TRUE;
 
   if (record->running_turn != 0 && record->handed_over)
     {

@@ -5,14 +5,14 @@
  * name of the connection that sent the turn's prompt, or NULL):
  *
  *   void update (AbSession *self, guint64 turn, const char *const *updates,
- *                const char *recipient, gpointer user_data);
+ *                const char *recipient, guint64 seq, gpointer user_data);
  *       A batch of the agent's session/update payloads (JSON text), in
  *       the order the agent sent them; @turn is 0 and @recipient NULL for
  *       updates outside any turn.
  *
  *   void turn_ended (AbSession *self, guint64 turn, const char *reason,
  *                    const char *message, const char *recipient,
- *                    gint64 duration_usec, gpointer user_data);
+ *                    gint64 duration_usec, guint64 seq, gpointer user_data);
  *       The end of every accepted turn, run or dropped from the queue,
  *       once the record says so; @reason is an ACP stop reason or one of
  *       the broker's (cancelled, timeout, agent-error, …), @message ""
@@ -21,11 +21,15 @@
  *
  *   void permission_requested (AbSession *self, guint64 turn,
  *                              const char *request, const char *json,
- *                              const char *recipient, gpointer user_data);
+ *                              const char *recipient, guint64 seq,
+ *                              gpointer user_data);
  *       A "permissions: ask" request waiting for
  *       ab_session_answer_permission (@request); @json is the agent's
  *       session/request_permission parameters.  At most
  *       AB_SESSION_MAX_PENDING_PERMISSIONS wait at a time.
+ *
+ *   @seq, in the three above, is the signal's number in the session's
+ *   stream (session-stream.c): numbers only grow, and may skip.
  *
  *   void agent_ready (AbSession *self, const char *description,
  *                     gpointer user_data);
@@ -66,6 +70,31 @@ G_DECLARE_FINAL_TYPE (AbSession, ab_session, AB, SESSION, GObject)
 /* Longest prompt text accepted, in bytes. */
 #define AB_SESSION_MAX_PROMPT_BYTES (1024 * 1024)
 
+/* The latest streaming signals a session keeps for ab_session_replay():
+ * at most this many, and this many bytes. */
+#define AB_SESSION_REPLAY_SIGNALS 1024u
+#define AB_SESSION_REPLAY_BYTES (256 * 1024)
+
+/* One streaming signal of a session, as ab_session_replay() gives it. */
+typedef enum
+{
+  AB_STREAM_UPDATE,
+  AB_STREAM_TURN_ENDED,
+  AB_STREAM_PERMISSION_REQUESTED,
+} AbStreamKind;
+
+typedef struct
+{
+  AbStreamKind kind;
+  guint64 seq;
+  guint64 turn;
+  char **updates; /* AB_STREAM_UPDATE */
+  char *first;    /* the reason, or the request id */
+  char *second;   /* the message, or the request's JSON */
+} AbStreamEvent;
+
+typedef void (*AbStreamFunc) (const AbStreamEvent *event, gpointer user_data);
+
 /* Permission requests of one session waiting for an answer under
  * "permissions: ask"; the agent's further requests are denied at once. */
 #define AB_SESSION_MAX_PENDING_PERMISSIONS 8u
@@ -79,7 +108,9 @@ void ab_session_persist (AbSession *self);
 /* How the session starts its agents from now on; by default an
  * AbDirectLauncher of its own. */
 void ab_session_set_launcher (AbSession *self, AbAgentLauncher *launcher);
-gboolean ab_session_take_interrupted (AbSession *self, guint64 *turn);
+/* The end of the turn the previous instance was running when it ended,
+ * numbered in the stream, the first time it is asked for; NULL after. */
+const AbStreamEvent *ab_session_take_interrupted (AbSession *self);
 
 const char *ab_session_state_to_string (AbSessionState state);
 
@@ -112,6 +143,21 @@ gboolean ab_session_is_switching (AbSession *self);
 GVariant *ab_session_to_variant (AbSession *self);
 
 void ab_session_set_config (AbSession *self, AbConfig *config);
+
+/* At the daemon's end (a stop, or a restart handing the agent over):
+ * the record keeps the last number given, not a reservation, so that
+ * the next instance numbers right after it and can vouch for what came
+ * before.  A later signal undoes it. */
+void ab_session_seal_stream (AbSession *self);
+/* The number of the session's last streaming signal. */
+guint64 ab_session_get_stream_seq (AbSession *self);
+/* Calls @func for each streaming signal numbered above @after that the
+ * session still holds, oldest first, leaving out permission requests no
+ * longer waiting.  Returns whether every signal numbered above @after
+ * was among them (FALSE: some were dropped, or given by an earlier
+ * instance). */
+gboolean ab_session_replay (AbSession *self, guint64 after, AbStreamFunc func,
+                            gpointer user_data);
 
 void ab_session_prompt_async (AbSession *self, const char *text,
                               const char *sender, GAsyncReadyCallback callback,

@@ -101,6 +101,8 @@ ab_session_record_to_json (const AbSessionRecord *r)
     }
   if (r->interrupted_turn != 0)
     INT ("interrupted_turn", r->interrupted_turn);
+  if (r->stream_seq != 0)
+    INT ("stream_seq", r->stream_seq);
   json_builder_set_member_name (b, "interrupted_reported");
   json_builder_add_boolean_value (b, r->interrupted_reported);
   json_builder_end_object (b);
@@ -136,6 +138,7 @@ enum
   M_RUNNING_SENDER,
   M_PERMISSION_RPC_ID,
   M_PERMISSION_PARAMS,
+  M_STREAM_SEQ,
   N_MEMBERS
 };
 
@@ -160,6 +163,7 @@ static const char *const member_names[N_MEMBERS] = {
   [M_RUNNING_SENDER] = "running_sender",
   [M_PERMISSION_RPC_ID] = "permission_rpc_id",
   [M_PERMISSION_PARAMS] = "permission_params",
+  [M_STREAM_SEQ] = "stream_seq",
 };
 
 /* A member as read, before it is checked. */
@@ -354,7 +358,7 @@ ab_session_record_parse_full (const char *data, gsize len, gboolean fast,
   g_autoptr (AbSessionRecord) r = g_new0 (AbSessionRecord, 1);
   g_auto (Members) ms = { 0 };
   gint64 version, owner, created, activity, turns, last_turn, running;
-  gint64 interrupted, rpc_id;
+  gint64 interrupted, rpc_id, stream_seq;
 
   if (len > AB_STORE_MAX_RECORD_BYTES)
     {
@@ -406,6 +410,7 @@ ab_session_record_parse_full (const char *data, gsize len, gboolean fast,
       || !get_int (&ms, M_RUNNING_TURN, 0, G_MAXINT64, &running, error)
       || !get_int (&ms, M_INTERRUPTED_TURN, 0, G_MAXINT64, &interrupted, error)
       || !get_int (&ms, M_RUNNING_RPC_ID, 0, G_MAXINT64, &rpc_id, error)
+      || !get_int (&ms, M_STREAM_SEQ, 0, G_MAXINT64, &stream_seq, error)
       || !get_string (&ms, M_RUNNING_SENDER, FALSE, 255, &r->running_sender,
                       error)
       || !get_string (&ms, M_PERMISSION_RPC_ID, FALSE, 256,
@@ -437,6 +442,7 @@ ab_session_record_parse_full (const char *data, gsize len, gboolean fast,
   r->interrupted_reported = ms.m[M_INTERRUPTED_REPORTED].type == MEMBER_BOOLEAN
                             && ms.m[M_INTERRUPTED_REPORTED].number;
   r->running_rpc_id = rpc_id;
+  r->stream_seq = (guint64)stream_seq;
   /* A turn handed over only with what it needs to go on. */
   r->handed_over = ms.m[M_HANDED_OVER].type == MEMBER_BOOLEAN
                    && ms.m[M_HANDED_OVER].number && running != 0 && rpc_id != 0;

@@ -35,6 +35,9 @@ typedef struct
    * request id and params, as JSON. */
   char *permission_rpc_id;
   char *permission_params;
+  /* The stream's numbers: the last one given, or a reservation above
+   * it; the next instance gives numbers above this one. */
+  guint64 stream_seq;
 } AbSessionRecord;
 
 void ab_session_record_free (AbSessionRecord *record);

@@ -114,6 +114,39 @@ turn_add_update (AbTurn *t, const char *json)
 
 /* ---- signals ------------------------------------------------------------ */
 
+/* A session's streaming signals are numbered, each above the one before. */
+static void
+check_stream_seq (AbCollector *c, const char *path, const char *member,
+                  GVariant *params)
+{
+  gsize n = g_variant_n_children (params);
+  g_autoptr (GVariant) last_child = NULL;
+  guint64 seq, *last;
+
+  if (n > 0)
+    last_child = g_variant_get_child_value (params, n - 1);
+  if (last_child == NULL
+      || !g_variant_is_of_type (last_child, G_VARIANT_TYPE_UINT64))
+    {
+      g_test_message ("%s on %s has no stream number", member, path);
+      g_test_fail ();
+      return;
+    }
+  seq = g_variant_get_uint64 (last_child);
+  last = g_hash_table_lookup (c->stream_seq, path);
+  if (last != NULL && seq <= *last)
+    {
+      g_test_message ("%s on %s numbered %" G_GUINT64_FORMAT
+                      ", not above %" G_GUINT64_FORMAT,
+                      member, path, seq, *last);
+      g_test_fail ();
+    }
+  if (last == NULL)
+    g_hash_table_insert (c->stream_seq, g_strdup (path),
+                         last = g_new0 (guint64, 1));
+  *last = seq;
+}
+
 static void
 on_session_signal (GDBusConnection *connection, const char *sender,
                    const char *path, const char *iface, const char *member,
@@ -123,27 +156,29 @@ on_session_signal (GDBusConnection *connection, const char *sender,
 
   c->seq++;
   c->session_signals++;
+  if (!g_str_equal (member, "PropertiesChanged"))
+    check_stream_seq (c, path, member, params);
   if (g_str_equal (member, "Update")
-      && g_variant_is_of_type (params, G_VARIANT_TYPE ("(tas)")))
+      && g_variant_is_of_type (params, G_VARIANT_TYPE ("(tast)")))
     {
       guint64 turn;
       g_autofree const char **updates = NULL;
       AbTurn *t;
 
-      g_variant_get (params, "(t^a&s)", &turn, &updates);
+      g_variant_get (params, "(t^a&st)", &turn, &updates, NULL);
       t = get_turn (c, path, turn);
       t->update_signals++;
       for (guint i = 0; updates[i] != NULL; i++)
         turn_add_update (t, updates[i]);
     }
   else if (g_str_equal (member, "TurnEnded")
-           && g_variant_is_of_type (params, G_VARIANT_TYPE ("(tss)")))
+           && g_variant_is_of_type (params, G_VARIANT_TYPE ("(tsst)")))
     {
       guint64 turn;
       const char *reason, *message;
       AbTurn *t;
 
-      g_variant_get (params, "(t&s&s)", &turn, &reason, &message);
+      g_variant_get (params, "(t&s&st)", &turn, &reason, &message, NULL);
       t = get_turn (c, path, turn);
       c->turn_ended_count++;
       t->ended_count++;
@@ -162,13 +197,13 @@ on_session_signal (GDBusConnection *connection, const char *sender,
       t->message = g_strdup (message);
     }
   else if (g_str_equal (member, "PermissionRequested")
-           && g_variant_is_of_type (params, G_VARIANT_TYPE ("(tss)")))
+           && g_variant_is_of_type (params, G_VARIANT_TYPE ("(tsst)")))
     {
       AbPermission *perm = g_new0 (AbPermission, 1);
 
       perm->path = g_strdup (path);
-      g_variant_get (params, "(tss)", &perm->turn, &perm->request,
-                     &perm->request_json);
+      g_variant_get (params, "(tsst)", &perm->turn, &perm->request,
+                     &perm->request_json, NULL);
       get_turn (c, path, perm->turn);
       g_ptr_array_add (c->perms, perm);
     }
@@ -215,6 +250,8 @@ ab_collector_new (GDBusConnection *connection)
   c->perms = g_ptr_array_new_with_free_func ((GDestroyNotify)permission_free);
   c->added = g_ptr_array_new_with_free_func (g_free);
   c->removed = g_ptr_array_new_with_free_func (g_free);
+  c->stream_seq
+      = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   /* Streaming signals of every session: a unicast signal arrives whatever
    * the match rule, a broadcast one only through it — so a connection
    * that should not get the stream would see a broadcast here. */
@@ -246,6 +283,7 @@ ab_collector_free (AbCollector *c)
   g_ptr_array_unref (c->perms);
   g_ptr_array_unref (c->added);
   g_ptr_array_unref (c->removed);
+  g_hash_table_unref (c->stream_seq);
   g_free (c);
 }
 

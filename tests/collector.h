@@ -55,10 +55,13 @@ typedef struct
   GPtrArray *removed;     /* SessionRemoved as "thread reason" */
   guint session_signals;  /* streaming signals of any session */
   guint turn_ended_count; /* TurnEnded signals of any session */
+  GHashTable *stream_seq; /* path → the last stream number (guint64 *) */
 } AbCollector;
 
 /* Starts collecting the signals that reach @connection. A signal on a
- * session that is not one of its three streaming signals fails the test. */
+ * session that is not one of its three streaming signals fails the test,
+ * and so does a streaming signal not numbered above the session's one
+ * before it. */
 AbCollector *ab_collector_new (GDBusConnection *connection);
 void ab_collector_free (AbCollector *c);
 

@@ -35,7 +35,9 @@ typedef struct
   AbSession *session;
   GString *events; /* "update T text", "ended T reason", "ask T id" lines */
   guint ended;
-  char *request; /* the last permission request's id */
+  char *request;    /* the last permission request's id */
+  guint64 last_seq; /* the stream number of the last signal */
+  GArray *seqs;     /* every signal's stream number, in order */
 } Fixture;
 
 static AbConfig *
@@ -67,10 +69,20 @@ update_text (const char *json)
   return g_strndup (start, strchr (start, '"') - start);
 }
 
+/* Every streaming signal is numbered above the one before. */
+static void
+take_seq (Fixture *f, guint64 seq)
+{
+  g_assert_cmpuint (seq, >, f->last_seq);
+  f->last_seq = seq;
+  g_array_append_val (f->seqs, seq);
+}
+
 static void
 on_update (AbSession *session, guint64 turn, const char *const *updates,
-           const char *recipient, Fixture *f)
+           const char *recipient, guint64 seq, Fixture *f)
 {
+  take_seq (f, seq);
   for (guint i = 0; updates[i] != NULL; i++)
     {
       g_autofree char *text = update_text (updates[i]);
@@ -83,8 +95,9 @@ on_update (AbSession *session, guint64 turn, const char *const *updates,
 static void
 on_turn_ended (AbSession *session, guint64 turn, const char *reason,
                const char *message, const char *recipient, gint64 duration_usec,
-               Fixture *f)
+               guint64 seq, Fixture *f)
 {
+  take_seq (f, seq);
   g_string_append_printf (f->events, "ended %" G_GUINT64_FORMAT " %s%s\n", turn,
                           reason, duration_usec < 0 ? " (dropped)" : "");
   f->ended++;
@@ -92,8 +105,9 @@ on_turn_ended (AbSession *session, guint64 turn, const char *reason,
 
 static void
 on_permission (AbSession *session, guint64 turn, const char *request,
-               const char *json, const char *recipient, Fixture *f)
+               const char *json, const char *recipient, guint64 seq, Fixture *f)
 {
+  take_seq (f, seq);
   g_string_append_printf (f->events, "ask %" G_GUINT64_FORMAT "\n", turn);
   g_free (f->request);
   f->request = g_strdup (request);
@@ -121,6 +135,7 @@ setup_with (Fixture *f, const char *agent_yaml, const char *timeouts_yaml)
       = ab_session_new (THREAD, "fake", getuid (), f->config, f->state_dir);
   ab_session_set_launcher (f->session, AB_AGENT_LAUNCHER (f->launcher));
   f->events = g_string_new (NULL);
+  f->seqs = g_array_new (FALSE, FALSE, sizeof (guint64));
   watch (f, f->session);
 }
 
@@ -157,6 +172,7 @@ fixture_teardown (Fixture *f, gconstpointer data)
   ab_remove_tree (f->state_dir);
   g_free (f->state_dir);
   g_string_free (f->events, TRUE);
+  g_array_unref (f->seqs);
   g_free (f->request);
   g_log_set_always_fatal (G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL
                           | G_LOG_LEVEL_WARNING);
@@ -251,6 +267,140 @@ test_queue_order (Fixture *f, gconstpointer data)
   g_assert_cmpstr (
       ab_session_state_to_string (ab_session_get_state (f->session)), ==,
       "idle");
+}
+
+/* ---- the stream's numbers and replay ------------------------------------ */
+
+static void
+on_replayed (const AbStreamEvent *event, gpointer user_data)
+{
+  GString *out = user_data;
+
+  g_string_append_printf (out, "%" G_GUINT64_FORMAT " ", event->seq);
+  switch (event->kind)
+    {
+    case AB_STREAM_UPDATE:
+      for (guint i = 0; event->updates[i] != NULL; i++)
+        {
+          g_autofree char *text = update_text (event->updates[i]);
+
+          g_string_append_printf (out, "update %s\n", text);
+        }
+      break;
+    case AB_STREAM_TURN_ENDED:
+      g_string_append_printf (out, "ended %s\n", event->first);
+      break;
+    case AB_STREAM_PERMISSION_REQUESTED:
+      g_string_append_printf (out, "ask %s\n", event->first);
+      break;
+    }
+}
+
+static guint
+count_lines (const char *text)
+{
+  guint n = 0;
+
+  for (const char *p = text; *p != '\0'; p++)
+    n += *p == '\n';
+  return n;
+}
+
+/* Sends @text and waits until it is signalled: one Update each. */
+static void
+send_one (Fixture *f, AbFakeAgent *a, const char *text)
+{
+  guint before = f->seqs->len;
+
+  ab_fake_agent_send_text (a, text);
+  AB_ITERATE_UNTIL (f->seqs->len > before, WAIT_MS);
+}
+
+/* The session's only record, as on disk. */
+static AbSessionRecord *
+load_record (Fixture *f)
+{
+  g_autofree char *dir = ab_store_dir (f->state_dir);
+  g_autoptr (GPtrArray) records = NULL;
+
+  ab_store_flush ();
+  records = ab_store_load_all (dir);
+  g_assert_cmpuint (records->len, ==, 1);
+  return g_ptr_array_steal_index (records, 0);
+}
+
+/* Every streaming signal is numbered; ab_session_replay() gives those
+ * above a number, in order, and says whether any is missing; a record
+ * keeps numbers ahead of those given, and a session made from it numbers
+ * above them. */
+static void
+test_stream (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GString) replayed = g_string_new (NULL);
+  g_autoptr (AbSessionRecord) record = NULL;
+  g_autoptr (AbSessionRecord) later = NULL;
+  g_autoptr (AbSession) next = NULL;
+  g_autofree char *expected = NULL;
+  guint64 s[4], last;
+  AbFakeAgent *a;
+
+  prompt (f, "one");
+  a = agent (f, 0);
+  wait_logged (a, "session/prompt one (record: running 1)");
+  send_one (f, a, "a1");
+  send_one (f, a, "a2");
+  send_one (f, a, "a3");
+  ab_fake_agent_finish_prompt (a, "end_turn");
+  wait_ended (f, 1);
+  g_assert_cmpuint (f->seqs->len, ==, 4);
+  for (guint i = 0; i < 4; i++)
+    s[i] = g_array_index (f->seqs, guint64, i);
+  /* A new session numbers from its creation time, in microseconds. */
+  g_assert_cmpuint (s[0], >, (guint64)ab_session_get_created (f->session));
+  g_assert_cmpuint (ab_session_get_stream_seq (f->session), ==, s[3]);
+
+  g_assert_true (ab_session_replay (f->session, s[0], on_replayed, replayed));
+  expected = g_strdup_printf ("%" G_GUINT64_FORMAT " update a2\n"
+                              "%" G_GUINT64_FORMAT " update a3\n"
+                              "%" G_GUINT64_FORMAT " ended end_turn\n",
+                              s[1], s[2], s[3]);
+  g_assert_cmpstr (replayed->str, ==, expected);
+  g_string_truncate (replayed, 0);
+  /* Nothing after the last; everything of a session that lost nothing. */
+  g_assert_true (ab_session_replay (f->session, s[3], on_replayed, replayed));
+  g_assert_cmpstr (replayed->str, ==, "");
+  g_assert_true (ab_session_replay (f->session, 0, on_replayed, replayed));
+  g_assert_cmpuint (count_lines (replayed->str), ==, 4);
+
+  /* The record reserves numbers ahead of the last one given. */
+  record = load_record (f);
+  g_assert_cmpuint (record->stream_seq, >, s[3]);
+
+  /* A session made from it (the next instance, after a crash) numbers
+   * above the reservation, and cannot vouch for what came before. */
+  next = ab_session_new_from_record (record, f->config, f->state_dir);
+  g_assert_cmpuint (ab_session_get_stream_seq (next), ==, record->stream_seq);
+  g_assert_false (ab_session_replay (next, s[3], on_replayed, replayed));
+  g_assert_true (
+      ab_session_replay (next, record->stream_seq, on_replayed, replayed));
+
+  /* At most AB_SESSION_REPLAY_SIGNALS are kept: older ones are missing. */
+  prompt (f, "two");
+  wait_logged (a, "session/prompt two (record: running 2)");
+  for (guint i = 0; i < AB_SESSION_REPLAY_SIGNALS + 10; i++)
+    send_one (f, a, "x");
+  ab_fake_agent_finish_prompt (a, "end_turn");
+  wait_ended (f, 2);
+  last = ab_session_get_stream_seq (f->session);
+  g_assert_cmpuint (last, ==, f->last_seq);
+  g_string_truncate (replayed, 0);
+  g_assert_false (ab_session_replay (f->session, s[3], on_replayed, replayed));
+  g_assert_cmpuint (count_lines (replayed->str), ==, AB_SESSION_REPLAY_SIGNALS);
+  g_assert_true (
+      ab_session_replay (f->session, last - 5, on_replayed, replayed));
+  /* The record of the turn's end reserves above its numbers too. */
+  later = load_record (f);
+  g_assert_cmpuint (later->stream_seq, >, last);
 }
 
 /* Cancel: the queued turns end at once without running, the turn in
@@ -614,6 +764,7 @@ main (int argc, char **argv)
   g_test_add ("/session/" name, Fixture, data, fixture_setup, func,            \
               fixture_teardown)
   ADD ("queue-order", NULL, test_queue_order);
+  ADD ("stream", NULL, test_stream);
   ADD ("cancel", NULL, test_cancel);
   ADD ("permission/ask", "    permissions: ask\n", test_permission_ask);
   ADD ("permission/allow", "    permissions: allow\n", test_permission_policy);

@@ -1071,6 +1071,114 @@ test_watch_all_turn0 (Fixture *fx, gconstpointer data)
   ab_collector_free (watcher);
 }
 
+/* WatchFrom() of @thread after @after on @connection: whether nothing
+ * is missing.  What it resends has been dispatched when it returns. */
+static gboolean
+watch_from (GDBusConnection *connection, const char *thread, guint64 after)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = NULL;
+  gboolean complete = FALSE;
+
+  reply = ab_call_on (connection, "WatchFrom",
+                      g_variant_new ("(st)", thread, after), "(b)", &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(b)", &complete);
+  ab_sync_with_daemon (connection);
+  return complete;
+}
+
+static guint64
+last_seq (AbCollector *c, const char *thread)
+{
+  g_autofree char *path = ab_session_path (thread);
+  const guint64 *last = g_hash_table_lookup (c->stream_seq, path);
+
+  g_assert_nonnull (last);
+  return *last;
+}
+
+/* Streaming signals are numbered (the collectors check each is above
+ * the one before, also across the restarts here); WatchFrom() sends a
+ * watcher what it missed, in order and once, before its reply, and says
+ * whether anything is missing: nothing across a stop and start, but a
+ * crash leaves the next instance unable to vouch. */
+static void
+test_watch_from (Fixture *fx, gconstpointer data)
+{
+  const char *thread = "cli:watchfrom";
+  g_autoptr (GDBusConnection) late_conn = ab_second_connection ();
+  g_autoptr (GDBusConnection) tail_conn = ab_second_connection ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = NULL;
+  g_autofree char *a1 = NULL, *a2 = NULL, *a3 = NULL, *a4 = NULL;
+  AbCollector *late, *tail;
+  AbTurn *rec;
+  guint64 last;
+
+  start_daemon (fx, NULL, NULL, NULL);
+  a1 = prompt_ok (fx, thread, "stream 20");
+  last = last_seq (fx->c, thread);
+
+  /* A watcher that saw nothing gets the whole turn. */
+  late = ab_collector_new (late_conn);
+  g_assert_true (watch_from (late_conn, thread, 0));
+  rec = ab_collector_lookup (late, thread, 1);
+  g_assert_nonnull (rec);
+  g_assert_cmpstr (rec->reason, ==, "end_turn");
+  g_assert_cmpstr (rec->text->str, ==, a1);
+  ab_assert_stream (rec, 20, 16);
+  g_assert_cmpuint (last_seq (late, thread), ==, last);
+
+  /* One that saw all but the end gets the end alone. */
+  tail = ab_collector_new (tail_conn);
+  g_assert_true (watch_from (tail_conn, thread, last - 1));
+  rec = ab_collector_lookup (tail, thread, 1);
+  g_assert_nonnull (rec);
+  g_assert_true (rec->ended);
+  g_assert_cmpuint (rec->updates->len, ==, 0);
+
+  /* The live stream follows, once. */
+  a2 = prompt_ok (fx, thread, "stream 3");
+  AB_WAIT_FOR (ab_turn_ended (late, thread, 2), 5000);
+  rec = ab_collector_lookup (late, thread, 2);
+  g_assert_cmpstr (rec->text->str, ==, a2);
+  ab_assert_stream (rec, 3, 16);
+
+  /* All sessions at once have no one number to go on from. */
+  reply = ab_call_on (late_conn, "WatchFrom",
+                      g_variant_new ("(st)", "*", (guint64)0), "(b)", &error);
+  g_assert_null (reply);
+  ab_assert_error_named (error, AB_ERROR_INVALID_ARGUMENT,
+                         "org.agentbroker.Error.InvalidArgument");
+  g_clear_error (&error);
+
+  /* A stop and start: the next instance numbers right after the last,
+   * and can vouch for everything since. */
+  last = last_seq (fx->c, thread);
+  g_assert_cmpint (ab_daemon_fixture_stop (&fx->d, SIGTERM), ==, 0);
+  ab_daemon_fixture_start (&fx->d, &error);
+  g_assert_no_error (error);
+  g_assert_true (watch_from (late_conn, thread, last));
+  g_assert_false (watch_from (tail_conn, thread, last - 1));
+  a3 = prompt_ok (fx, thread, "stream 2");
+  g_assert_cmpuint (last_seq (fx->c, thread), >, last);
+
+  /* A crash: numbers still only grow, but what the dead instance sent
+   * last is not known. */
+  last = last_seq (fx->c, thread);
+  g_assert_cmpint (ab_daemon_fixture_stop (&fx->d, SIGKILL), ==, 128 + SIGKILL);
+  ab_daemon_fixture_start (&fx->d, &error);
+  g_assert_no_error (error);
+  g_assert_false (watch_from (late_conn, thread, last));
+  a4 = prompt_ok (fx, thread, "stream 2");
+  g_assert_cmpuint (last_seq (fx->c, thread), >, last);
+  AB_WAIT_FOR (ab_turn_ended (late, thread, 4), 5000);
+
+  ab_collector_free (tail);
+  ab_collector_free (late);
+}
+
 /* ---- tests: pool -------------------------------------------------------- */
 
 static void
@@ -1659,6 +1767,7 @@ main (int argc, char **argv)
   ADD ("stream/paced", test_stream_paced, NULL);
   ADD ("stream/unicast-and-watch", test_unicast_and_watch, NULL);
   ADD ("stream/turn0-to-watchers", test_watch_all_turn0, NULL);
+  ADD ("stream/watch-from", test_watch_from, NULL);
   ADD ("pool/idle-suspend-resume", test_idle_suspend_resume, NULL);
   ADD ("pool/eviction", test_eviction, NULL);
   ADD ("list/fields", test_list_fields, NULL);

@@ -360,6 +360,7 @@ test_handed_over (void)
     .running_sender = (char *)":1.42",
     .permission_rpc_id = (char *)"7",
     .permission_params = (char *)"{\"sessionId\":\"s-1\"}",
+    .stream_seq = G_GUINT64_CONSTANT (1764870000004242),
   };
   g_autofree char *json = ab_session_record_to_json (&handed);
   g_autoptr (GError) error = NULL;
@@ -377,10 +378,12 @@ test_handed_over (void)
   g_assert_cmpstr (back->running_sender, ==, ":1.42");
   g_assert_cmpstr (back->permission_rpc_id, ==, "7");
   g_assert_cmpstr (back->permission_params, ==, handed.permission_params);
+  g_assert_cmpuint (back->stream_seq, ==, handed.stream_seq);
   /* json-glib reads it the same */
   slow = ab_session_record_parse_full (json, strlen (json), FALSE, &error);
   g_assert_no_error (error);
   g_assert_cmpint (slow->running_rpc_id, ==, handed.running_rpc_id);
+  g_assert_cmpuint (slow->stream_seq, ==, handed.stream_seq);
   g_assert_cmpstr (slow->running_sender, ==, ":1.42");
 
   bad_json
@@ -402,6 +405,20 @@ test_handed_over (void)
   no_id = ab_session_record_parse (no_id_json, strlen (no_id_json), &error);
   g_assert_no_error (error);
   g_assert_false (no_id->handed_over);
+
+  /* A stream number below zero is refused, by name. */
+  for (guint fast = 0; fast < 2; fast++)
+    {
+      const char *negative = "{\"version\":1,\"thread\":\"cli:x\",\"agent\":"
+                             "\"demo\",\"cwd\":\"/\",\"stream_seq\":-1}";
+      g_autoptr (AbSessionRecord) refused = ab_session_record_parse_full (
+          negative, strlen (negative), fast, &error);
+
+      g_assert_null (refused);
+      g_assert_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT);
+      g_assert_nonnull (strstr (error->message, "stream_seq"));
+      g_clear_error (&error);
+    }
 }
 
 int
