@@ -135,7 +135,16 @@ on_watched_again (GObject *source, GAsyncResult *result, gpointer user_data)
 
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     return;
-  if (reply != NULL && g_variant_is_of_type (reply, G_VARIANT_TYPE ("(b)")))
+  if (reply == NULL)
+    {
+      wait->lost = TRUE;
+      stream_break (&wait->stream);
+      g_dbus_error_strip_remote_error (error);
+      fail (_ ("cannot watch thread %s again: %s"), wait->follow_thread,
+            error->message);
+      return;
+    }
+  if (g_variant_is_of_type (reply, G_VARIANT_TYPE ("(b)")))
     g_variant_get (reply, "(b)", &complete);
   if (complete)
     return;

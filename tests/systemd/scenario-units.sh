@@ -329,6 +329,11 @@ check_eq "still the same agent" "$bob_pid" "$(unit_pid "$(unit_of bob)")"
 # 2,000 numbered chunks over about 20 s; three restarts while they stream.
 chunks_in_order() { grep -oE '[0-9]+ t=' "$1" | tr -dc '0-9\n' | cmp -s - <(seq 1 "$2"); }
 bob_pid=$(unit_pid "$(unit_of bob)")
+# A watcher of the thread, besides the prompter: it follows each restart
+# with WatchFrom from the last signal it received.
+ctl_as bob watch test:bob >/tmp/watch.out 2>/tmp/watch.err &
+watcher=$!
+sleep 1
 ctl_as bob prompt test:bob "pace 100 2000" >/tmp/long.out 2>/tmp/long.err &
 long=$!
 restarts_ok=0
@@ -352,6 +357,20 @@ else
     diag "twice: $(grep -oE '[0-9]+ t=' /tmp/long.out | tr -dc '0-9\n' | sort -n | uniq -d | tr '\n' ' ' | head -c 200)"
 fi
 check_eq "the agent kept its process through the restarts" "$bob_pid" "$(unit_pid "$(unit_of bob)")"
+wait_until 10 grep -q 'ended: end_turn' /tmp/watch.out
+kill -INT "$watcher" 2>/dev/null
+watch_rc=0
+wait "$watcher" || watch_rc=$?
+diag "the watcher: exit status $watch_rc; $(grep -oE '[0-9]+ t=' /tmp/watch.out | wc -l) chunks; $(head -c 300 /tmp/watch.err)"
+if chunks_in_order /tmp/watch.out 2000; then
+    ok "agentctl watch printed all 2,000 chunks too, each once, in order"
+else
+    not_ok "agentctl watch printed all 2,000 chunks too, each once, in order"
+    diag "missing: $(grep -oE '[0-9]+ t=' /tmp/watch.out | tr -dc '0-9\n' | sort | comm -13 - <(seq 1 2000 | sort) | sort -n | tr '\n' ' ' | head -c 400)"
+    diag "twice: $(grep -oE '[0-9]+ t=' /tmp/watch.out | tr -dc '0-9\n' | sort -n | uniq -d | tr '\n' ' ' | head -c 200)"
+fi
+check "the watcher saw the turn end once" test "$(grep -c 'ended: end_turn' /tmp/watch.out)" -eq 1
+check "the watcher was not told of lost updates" sh -c '! grep -q "were lost" /tmp/watch.err'
 
 # --- a permission request pending across a restart -------------------------------
 # (as root: bob's group may prompt, the admin answers his own sessions' too)
