@@ -103,6 +103,9 @@ struct _AbSession
 
   /* prompts */
   GQueue queue;              /* AbTurn *, accepted, not yet started */
+  JsonNode *queued_node;     /* the queue as the record keeps it */
+  guint queued_kept;         /* how many prompts of the queue it holds */
+  gboolean queued_dirty;     /* the queue changed since */
   GQueue waiters;            /* StartWaiter *, waiting for the handshake */
   AbTurn *current;           /* the turn in flight */
   const char *cancel_reason; /* static: set once the turn is being cut */
@@ -214,6 +217,8 @@ void session_persist (AbSession *self);
 void session_persist_record (AbSession *self, const AbSessionRecord *record,
                              PersistedFunc then, gpointer data);
 void session_persist_then (AbSession *self, PersistedFunc then, gpointer data);
+void session_drop_unrecorded_queue (AbSession *self);
+void session_take_queued (AbSession *self, const AbSessionRecord *record);
 
 /* session-turns.c: turns, their queue, the stream and permissions */
 guint64 session_accept_turn (AbSession *self, const char *text,

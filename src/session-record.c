@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "acp-content.h"
 #include "session-private.h"
 
 /* ---- durability ------------------------------------------------------ */
@@ -37,6 +38,189 @@ on_persisted (gpointer user_data, const GError *error)
   g_free (w);
 }
 
+/* ---- the queued prompts in the record ---------------------------------- */
+
+/* One queued turn as the record keeps it. */
+static JsonNode *
+queued_turn_node (const AbTurn *turn)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "turn");
+  json_builder_add_int_value (b, (gint64)turn->number);
+  json_builder_set_member_name (b, "text");
+  json_builder_add_string_value (b, turn->text);
+  if (turn->content != NULL)
+    {
+      json_builder_set_member_name (b, "content");
+      json_builder_add_value (b, json_node_copy (turn->content));
+    }
+  if (turn->sender != NULL)
+    {
+      json_builder_set_member_name (b, "sender");
+      json_builder_add_string_value (b, turn->sender);
+    }
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}
+
+/* The queue as the record keeps it, oldest first, as far as
+ * AB_STORE_MAX_QUEUED_BYTES go (@kept: how many); NULL when empty.
+ * Made again only when the queue changed. */
+static JsonNode *
+session_queued_node (AbSession *self, guint *kept)
+{
+  JsonArray *array;
+  gsize bytes = 0;
+
+  if (self->queued_dirty)
+    {
+      self->queued_dirty = FALSE;
+      g_clear_pointer (&self->queued_node, json_node_unref);
+      self->queued_kept = 0;
+      array = json_array_new ();
+      for (GList *l = self->queue.head; l != NULL; l = l->next)
+        {
+          JsonNode *node = queued_turn_node (l->data);
+          g_autofree char *json = json_to_string (node, FALSE);
+
+          bytes += strlen (json);
+          if (bytes > AB_STORE_MAX_QUEUED_BYTES
+              || self->queued_kept >= AB_STORE_MAX_QUEUED)
+            {
+              json_node_unref (node);
+              break;
+            }
+          json_array_add_element (array, node);
+          self->queued_kept++;
+        }
+      if (self->queued_kept > 0)
+        self->queued_node = json_node_init_array (json_node_alloc (), array);
+      json_array_unref (array);
+    }
+  if (kept != NULL)
+    *kept = self->queued_kept;
+  return self->queued_node;
+}
+
+/* At a restart: the prompts the record cannot hold end interrupted. */
+void
+session_drop_unrecorded_queue (AbSession *self)
+{
+  GQueue kept_turns = G_QUEUE_INIT;
+  AbTurn *turn, *running;
+  guint kept;
+
+  session_queued_node (self, &kept);
+  if (g_queue_get_length (&self->queue) <= kept)
+    return;
+  g_message ("session %s: %u queued prompts do not fit in its record; "
+             "they end interrupted",
+             self->thread, g_queue_get_length (&self->queue) - kept);
+  /* The kept ones step aside while the rest is dropped. */
+  for (guint i = 0; i < kept; i++)
+    g_queue_push_tail (&kept_turns, g_queue_pop_head (&self->queue));
+  /* Told now: the running turn they would wait for goes on in the next
+   * instance. */
+  running = g_steal_pointer (&self->current);
+  session_drop_queue (self, "interrupted",
+                      _ ("too many prompts were queued to hand them over "
+                         "at agentbroker's restart"));
+  self->current = running;
+  while ((turn = g_queue_pop_tail (&kept_turns)) != NULL)
+    g_queue_push_head (&self->queue, turn);
+  session_notify_queued (self);
+}
+
+/* One queued prompt of a record, checked: NULL (with a warning) if it is
+ * not one the earlier instance could have written after @after. */
+static AbTurn *
+queued_turn_from_node (AbSession *self, JsonNode *node, guint64 after,
+                       guint64 turns)
+{
+  JsonObject *o;
+  JsonNode *member;
+  g_autoptr (JsonNode) content = NULL;
+  const char *text, *sender = NULL;
+  gint64 number;
+  AbTurn *turn;
+
+  if (!JSON_NODE_HOLDS_OBJECT (node))
+    return NULL;
+  o = json_node_get_object (node);
+  member = json_object_get_member (o, "turn");
+  if (member == NULL || !JSON_NODE_HOLDS_VALUE (member)
+      || json_node_get_value_type (member) != G_TYPE_INT64)
+    return NULL;
+  number = json_node_get_int (member);
+  member = json_object_get_member (o, "text");
+  if (number <= (gint64)after || (guint64)number > turns || member == NULL
+      || !JSON_NODE_HOLDS_VALUE (member)
+      || json_node_get_value_type (member) != G_TYPE_STRING)
+    return NULL;
+  text = json_node_get_string (member);
+  if (strlen (text) > AB_SESSION_MAX_PROMPT_BYTES
+      || !g_utf8_validate (text, -1, NULL))
+    return NULL;
+  member = json_object_get_member (o, "sender");
+  if (member != NULL)
+    {
+      if (!JSON_NODE_HOLDS_VALUE (member)
+          || json_node_get_value_type (member) != G_TYPE_STRING
+          || !g_dbus_is_unique_name (json_node_get_string (member)))
+        return NULL;
+      sender = json_node_get_string (member);
+    }
+  member = json_object_get_member (o, "content");
+  if (member != NULL)
+    {
+      g_autofree char *json = json_to_string (member, FALSE);
+      g_autofree char *ignored = NULL;
+
+      /* The same checks as PromptContent()'s. */
+      content = ab_acp_content_parse (json, strlen (json), 0, &ignored, NULL);
+      if (content == NULL)
+        return NULL;
+    }
+  turn = g_new0 (AbTurn, 1);
+  turn->number = (guint64)number;
+  turn->text = g_strdup (text);
+  turn->content = g_steal_pointer (&content);
+  turn->sender = g_strdup (sender);
+  g_queue_init (&turn->dropped);
+  return turn;
+}
+
+/* The prompts an earlier instance had queued, queued again; they start
+ * once the daemon owns its bus name (ab_session_go_on()). */
+void
+session_take_queued (AbSession *self, const AbSessionRecord *record)
+{
+  JsonArray *array;
+  guint64 after = MAX (record->last_turn, record->running_turn);
+
+  if (record->queued == NULL)
+    return;
+  array = json_node_get_array (record->queued);
+  for (guint i = 0; i < json_array_get_length (array); i++)
+    {
+      AbTurn *turn = queued_turn_from_node (
+          self, json_array_get_element (array, i), after, record->turns);
+
+      if (turn == NULL)
+        {
+          g_warning ("session %s: queued prompt %u of its record is not "
+                     "valid; it and those after it are not run",
+                     self->thread, i + 1);
+          break;
+        }
+      after = turn->number;
+      g_queue_push_tail (&self->queue, turn);
+    }
+  session_notify_queued (self);
+}
+
 /* The session's record as it stands (and a reservation of stream
  * numbers, which it keeps). */
 void
@@ -67,6 +251,7 @@ session_fill_record (AbSession *self, AbSessionRecord *record)
     .permission_params
     = self->handing_over ? self->handed_permission_params : NULL,
     .stream_seq = session_stream_reserve (self),
+    .queued = session_queued_node (self, NULL),
   };
 }
 

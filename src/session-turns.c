@@ -669,6 +669,10 @@ session_accept_turn (AbSession *self, const char *text, JsonNode *content,
   g_queue_push_tail (&self->queue, turn);
   g_object_notify_by_pspec (G_OBJECT (self), session_props[PROP_TURNS]);
   session_notify_queued (self);
+  /* Queued behind another: on disk, so that a restart or a crash runs
+   * it all the same (a turn that starts now is written as it starts). */
+  if (self->current != NULL || g_queue_get_length (&self->queue) > 1)
+    session_persist (self);
   session_schedule_kick (self);
   return turn->number;
 }

@@ -105,6 +105,7 @@ session_touch (AbSession *self)
 void
 session_notify_queued (AbSession *self)
 {
+  self->queued_dirty = TRUE; /* the record's copy is made again */
   g_object_notify_by_pspec (G_OBJECT (self), session_props[PROP_QUEUED]);
 }
 
@@ -310,9 +311,9 @@ ab_session_detach_agent (AbSession *self)
   if (self->conn == NULL)
     return;
   session_flush_updates (self);
-  /* Prompts not yet started are not handed over: their callers hear so. */
-  session_drop_queue (self, "interrupted",
-                      _ ("agentbroker restarted before this prompt started"));
+  /* Prompts not yet started go over in the record, as many as fit; the
+   * callers of the others hear so. */
+  session_drop_unrecorded_queue (self);
   if (self->current != NULL && self->current->prompt_sent
       && ab_acp_connection_get_prompt_id (self->conn) != 0)
     {
@@ -331,8 +332,13 @@ ab_session_detach_agent (AbSession *self)
   g_clear_handle_id (&self->inactivity_source, g_source_remove);
   /* The record names the turn handed over, and the last number of the
    * stream; the next instance ends the turn, numbering right after. */
-  ab_session_seal_stream (self);
+  self->stream_sealed = TRUE;
+  session_persist (self);
   g_clear_pointer (&self->current, session_turn_free);
+  /* The queued prompts are the next instance's now: none starts here
+   * (the record's copy of the queue stays as written). */
+  g_queue_clear_full (&self->queue, (GDestroyNotify)session_turn_free);
+  g_clear_handle_id (&self->kick_source, g_source_remove);
   g_free (self->handed_text);
   g_free (self->handed_sender);
   g_free (self->handed_permission_rpc_id);
@@ -391,6 +397,10 @@ ab_session_go_on (AbSession *self)
 {
   g_return_if_fail (AB_IS_SESSION (self));
 
+  /* Prompts an earlier instance queued start now that their callers
+   * can hear of them. */
+  if (!g_queue_is_empty (&self->queue))
+    session_schedule_kick (self);
   if (self->conn == NULL)
     return;
   ab_acp_connection_go_on (self->conn);
@@ -737,6 +747,7 @@ ab_session_finalize (GObject *object)
   AbSession *self = AB_SESSION (object);
 
   g_queue_clear_full (&self->queue, (GDestroyNotify)session_turn_free);
+  g_clear_pointer (&self->queued_node, json_node_unref);
   g_queue_clear_full (&self->waiters, (GDestroyNotify)session_waiter_free);
   g_queue_clear_full (&self->endings, (GDestroyNotify)session_turn_free);
   g_clear_pointer (&self->current, session_turn_free);
@@ -877,6 +888,7 @@ ab_session_new_from_record (const AbSessionRecord *record, AbConfig *config,
   if (record->stream_seq != 0)
     session_stream_init (self, record->stream_seq);
   self->stream_inherited = TRUE;
+  session_take_queued (self, record);
 
   if (record->running_turn != 0 && record->handed_over)
     {

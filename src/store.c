@@ -43,6 +43,7 @@ ab_session_record_free (AbSessionRecord *record)
   g_free (record->running_sender);
   g_free (record->permission_rpc_id);
   g_free (record->permission_params);
+  g_clear_pointer (&record->queued, json_node_unref);
   g_free (record);
 }
 
@@ -103,6 +104,11 @@ ab_session_record_to_json (const AbSessionRecord *r)
     INT ("interrupted_turn", r->interrupted_turn);
   if (r->stream_seq != 0)
     INT ("stream_seq", r->stream_seq);
+  if (r->queued != NULL)
+    {
+      json_builder_set_member_name (b, "queued");
+      json_builder_add_value (b, json_node_copy (r->queued));
+    }
   json_builder_set_member_name (b, "interrupted_reported");
   json_builder_add_boolean_value (b, r->interrupted_reported);
   json_builder_end_object (b);
@@ -359,6 +365,7 @@ ab_session_record_parse_full (const char *data, gsize len, gboolean fast,
   g_auto (Members) ms = { 0 };
   gint64 version, owner, created, activity, turns, last_turn, running;
   gint64 interrupted, rpc_id, stream_seq;
+  JsonNode *queued;
 
   if (len > AB_STORE_MAX_RECORD_BYTES)
     {
@@ -384,6 +391,22 @@ ab_session_record_parse_full (const char *data, gsize len, gboolean fast,
           return NULL;
         }
       members_from_json (json_node_get_object (root), &ms);
+      /* Only json-glib reads an array: the fast path leaves records
+       * with one to it. */
+      queued = json_object_get_member (json_node_get_object (root), "queued");
+      if (queued != NULL
+          && (!JSON_NODE_HOLDS_ARRAY (queued)
+              || json_array_get_length (json_node_get_array (queued))
+                     > AB_STORE_MAX_QUEUED))
+        {
+          g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                       _ ("field 'queued' is not an array of at most %d "
+                          "prompts"),
+                       AB_STORE_MAX_QUEUED);
+          return NULL;
+        }
+      if (queued != NULL)
+        r->queued = json_node_copy (queued);
     }
 
   if (!get_int (&ms, M_VERSION, 0, G_MAXINT, &version, error))
@@ -601,6 +624,7 @@ record_copy (const AbSessionRecord *r)
   copy->running_sender = g_strdup (r->running_sender);
   copy->permission_rpc_id = g_strdup (r->permission_rpc_id);
   copy->permission_params = g_strdup (r->permission_params);
+  copy->queued = r->queued != NULL ? json_node_copy (r->queued) : NULL;
   return copy;
 }
 

@@ -3,11 +3,15 @@
 #pragma once
 
 #include <glib.h>
+#include <json-glib/json-glib.h>
 
 G_BEGIN_DECLS
 
-/* Largest record file read back; a record holds at most one prompt. */
+/* Largest record file read back; a record holds the running prompt and
+ * queued ones up to AB_STORE_MAX_QUEUED_BYTES. */
 #define AB_STORE_MAX_RECORD_BYTES (8 * 1024 * 1024)
+#define AB_STORE_MAX_QUEUED_BYTES (3 * 1024 * 1024)
+#define AB_STORE_MAX_QUEUED 10000
 
 typedef struct
 {
@@ -38,6 +42,10 @@ typedef struct
   /* The stream's numbers: the last one given, or a reservation above
    * it; the next instance gives numbers above this one. */
   guint64 stream_seq;
+  /* The prompts queued behind the running turn, oldest first: a JSON
+   * array of {turn, text, content?, sender?} (session-record.c reads
+   * it), or NULL. */
+  JsonNode *queued;
 } AbSessionRecord;
 
 void ab_session_record_free (AbSessionRecord *record);

@@ -403,6 +403,91 @@ test_stream (Fixture *f, gconstpointer data)
   g_assert_cmpuint (later->stream_seq, >, last);
 }
 
+/* A restart hands the queued prompts over in the record, with their
+ * callers; a session made from it runs them in order, once the daemon
+ * owns its name, and the turn whose agent did not survive ends
+ * interrupted. */
+static void
+test_queue_handover (Fixture *f, gconstpointer data)
+{
+  g_autoptr (AbSessionRecord) record = NULL;
+  g_autoptr (AbSession) next = NULL;
+  gboolean suspended = FALSE;
+  JsonArray *queued;
+  AbFakeAgent *a, *b;
+
+  prompt (f, "one");
+  a = agent (f, 0);
+  wait_logged (a, "session/prompt one (record: running 1)");
+  prompt (f, "two");
+  prompt (f, "three");
+  AB_ITERATE_UNTIL (ab_session_get_queued (f->session) == 2, WAIT_MS);
+  ab_session_detach_agent (f->session);
+
+  record = load_record (f);
+  g_assert_true (record->handed_over);
+  g_assert_cmpuint (record->running_turn, ==, 1);
+  g_assert_cmpuint (record->turns, ==, 3);
+  g_assert_nonnull (record->queued);
+  queued = json_node_get_array (record->queued);
+  g_assert_cmpuint (json_array_get_length (queued), ==, 2);
+  g_assert_cmpstr (json_object_get_string_member (
+                       json_array_get_object_element (queued, 1), "sender"),
+                   ==, ":1.1");
+
+  next = ab_session_new_from_record (record, f->config, f->state_dir);
+  ab_session_set_launcher (next, AB_AGENT_LAUNCHER (f->launcher));
+  g_string_truncate (f->events, 0);
+  f->ended = 0;
+  watch (f, next);
+  g_assert_cmpuint (ab_session_get_queued (next), ==, 2);
+  /* Nothing runs before the daemon owns its name. */
+  for (guint i = 0; i < 10; i++)
+    g_main_context_iteration (NULL, FALSE);
+  g_assert_cmpuint (ab_fake_launcher_get_launches (f->launcher), ==, 1);
+
+  ab_session_forget_handover (next);
+  ab_session_go_on (next);
+  b = agent (f, 1);
+  wait_logged (b, "session/prompt two (record: running 2)");
+  ab_fake_agent_finish_prompt (b, "end_turn");
+  wait_logged (b, "session/prompt three (record: running 3)");
+  ab_fake_agent_finish_prompt (b, "end_turn");
+  wait_ended (f, 2);
+  assert_events (f, "ended 2 end_turn\n"
+                    "ended 3 end_turn\n");
+  g_assert_cmpuint (ab_session_get_last_turn (next), ==, 3);
+
+  ab_session_suspend_async (next, "test over", on_suspended, &suspended);
+  AB_ITERATE_UNTIL (suspended, WAIT_MS);
+}
+
+/* A queue too big for the record: what does not fit ends interrupted at
+ * the restart, and the rest goes over. */
+static void
+test_queue_handover_bounded (Fixture *f, gconstpointer data)
+{
+  g_autoptr (AbSessionRecord) record = NULL;
+  g_autofree char *big = g_strnfill (AB_SESSION_MAX_PROMPT_BYTES - 64, 'q');
+  AbFakeAgent *a;
+
+  prompt (f, "one");
+  a = agent (f, 0);
+  wait_logged (a, "session/prompt one (record: running 1)");
+  for (guint i = 0; i < 4; i++)
+    prompt (f, big);
+  AB_ITERATE_UNTIL (ab_session_get_queued (f->session) == 4, WAIT_MS);
+  g_log_set_always_fatal (G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+  ab_session_detach_agent (f->session);
+  /* 3 MiB hold three prompts of almost 1 MiB each. */
+  AB_ITERATE_UNTIL (f->ended == 1, WAIT_MS);
+  assert_events (f, "ended 5 interrupted (dropped)\n");
+  record = load_record (f);
+  g_assert_nonnull (record->queued);
+  g_assert_cmpuint (
+      json_array_get_length (json_node_get_array (record->queued)), ==, 3);
+}
+
 /* Cancel: the queued turns end at once without running, the turn in
  * flight once the agent answers the session/cancel sent to it. */
 static void
@@ -765,6 +850,8 @@ main (int argc, char **argv)
               fixture_teardown)
   ADD ("queue-order", NULL, test_queue_order);
   ADD ("stream", NULL, test_stream);
+  ADD ("queue-handover", NULL, test_queue_handover);
+  ADD ("queue-handover-bounded", NULL, test_queue_handover_bounded);
   ADD ("cancel", NULL, test_cancel);
   ADD ("permission/ask", "    permissions: ask\n", test_permission_ask);
   ADD ("permission/allow", "    permissions: allow\n", test_permission_policy);
