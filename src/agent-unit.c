@@ -9,13 +9,12 @@
 #include <unistd.h>
 #include <sys/wait.h>
 
-#include <systemd/sd-daemon.h>
-
 #include <glib/gi18n.h>
 #include <glib/gstdio.h>
 
 #include "agent-unit.h"
 #include "error.h"
+#include "fd-store.h"
 
 #define SYSTEMD_NAME "org.freedesktop.systemd1"
 #define SYSTEMD_PATH "/org/freedesktop/systemd1"
@@ -86,15 +85,7 @@ static void
 forget_stored (AbAgentUnit *self)
 {
   for (gsize i = 0; self->stored != NULL && self->stored[i] != NULL; i++)
-    {
-      g_autofree char *message
-          = g_strdup_printf ("FDSTOREREMOVE=1\nFDNAME=%s", self->stored[i]);
-      int r = sd_notify (0, message);
-
-      if (r < 0)
-        g_debug ("unit %s: FDSTOREREMOVE of %s: %s", self->name,
-                 self->stored[i], g_strerror (-r));
-    }
+    ab_fd_store_remove (self->stored[i]);
   g_clear_pointer (&self->stored, g_strfreev);
 }
 
@@ -616,8 +607,8 @@ store_unread (AbAgentUnit *self, GBytes *unread)
   gsize len;
   const char *data = g_bytes_get_data (unread, &len);
   g_autofree char *name = NULL;
-  g_autofree char *message = NULL;
-  int fd, r;
+  g_autoptr (GError) error = NULL;
+  int fd;
 
   if (len == 0 || self->stored == NULL || self->stored[0] == NULL
       || !g_str_has_suffix (self->stored[0], "-in"))
@@ -634,11 +625,9 @@ store_unread (AbAgentUnit *self, GBytes *unread)
         close (fd);
       return;
     }
-  message = g_strdup_printf ("FDSTORE=1\nFDPOLL=0\nFDNAME=%s", name);
-  r = sd_pid_notify_with_fds (0, 0, message, &fd, 1);
-  if (r < 0)
+  if (!ab_fd_store_add (fd, name, FALSE, &error))
     g_warning ("unit %s: cannot keep %zu bytes of its output: %s", self->name,
-               len, g_strerror (-r));
+               len, error->message);
   close (fd);
 }
 

@@ -20,6 +20,7 @@
 #include "agent-process.h"
 #include "agent-unit.h"
 #include "error.h"
+#include "fd-store.h"
 #include "jsonrpc.h"
 #include "systemd-launcher.h"
 #include "systemd-unit-name.h"
@@ -75,11 +76,10 @@ stored_name (const char *hash, const char *end)
 static void
 store_fd (int fd, const char *name)
 {
-  g_autofree char *message = g_strdup_printf ("FDSTORE=1\nFDNAME=%s", name);
-  int r = sd_pid_notify_with_fds (0, 0, message, &fd, 1);
+  g_autoptr (GError) error = NULL;
 
-  if (r < 0)
-    g_warning ("cannot keep %s in the fd store: %s", name, g_strerror (-r));
+  if (!ab_fd_store_add (fd, name, TRUE, &error))
+    g_warning ("cannot keep %s in the fd store: %s", name, error->message);
 }
 
 static void launcher_iface_init (AbAgentLauncherInterface *iface);
@@ -95,7 +95,6 @@ take_unread (Kept *kept, gsize max)
 {
   g_autoptr (GByteArray) data = g_byte_array_new ();
   g_autofree char *name = NULL;
-  g_autofree char *message = NULL;
   char buffer[65536];
   ssize_t n;
 
@@ -107,9 +106,20 @@ take_unread (Kept *kept, gsize max)
     g_byte_array_append (data, (const guint8 *)buffer, (guint)n);
   close (g_steal_fd (&kept->unread_fd));
   name = stored_name (kept->hash, "unread");
-  message = g_strdup_printf ("FDSTOREREMOVE=1\nFDNAME=%s", name);
-  sd_notify (0, message);
+  ab_fd_store_remove (name);
   return g_byte_array_free_to_bytes (g_steal_pointer (&data));
+}
+
+/* Asks the manager to stop @unit, whatever the answer; only while the
+ * daemon starts, before its main loop serves anyone. */
+static void
+stop_unit_sync (GDBusConnection *bus, const char *unit)
+{
+  g_autoptr (GVariant) reply = g_dbus_connection_call_sync (
+      bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+      "org.freedesktop.systemd1.Manager", "StopUnit",
+      g_variant_new ("(ss)", unit, "replace"), NULL, G_DBUS_CALL_FLAGS_NONE,
+      5000, NULL, NULL);
 }
 
 /* Lets go of a kept agent no session goes on with: its pipes leave the
@@ -125,21 +135,13 @@ forget_kept (AbSystemdLauncher *self, const char *hash)
   for (gsize i = 0; i < G_N_ELEMENTS (ends); i++)
     {
       g_autofree char *name = stored_name (hash, ends[i]);
-      g_autofree char *message
-          = g_strdup_printf ("FDSTOREREMOVE=1\nFDNAME=%s", name);
 
-      sd_notify (0, message);
+      ab_fd_store_remove (name);
     }
   if (kept->unit != NULL)
     {
-      g_autoptr (GVariant) reply = NULL;
-
       g_message ("stopping %s: no session goes on with it", kept->unit);
-      reply = g_dbus_connection_call_sync (
-          self->bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-          "org.freedesktop.systemd1.Manager", "StopUnit",
-          g_variant_new ("(ss)", kept->unit, "replace"), NULL,
-          G_DBUS_CALL_FLAGS_NONE, 5000, NULL, NULL);
+      stop_unit_sync (self->bus, kept->unit);
     }
   g_hash_table_remove (self->kept, hash);
 }
@@ -666,13 +668,7 @@ stop_leftovers (AbSystemdLauncher *self, gint64 wait_usec)
   g_message ("stopping %u agent unit(s) a previous instance left running",
              left->len);
   for (guint i = 0; i < left->len; i++)
-    {
-      g_autoptr (GVariant) reply = g_dbus_connection_call_sync (
-          bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-          "org.freedesktop.systemd1.Manager", "StopUnit",
-          g_variant_new ("(ss)", (const char *)left->pdata[i], "replace"), NULL,
-          G_DBUS_CALL_FLAGS_NONE, 5000, NULL, NULL);
-    }
+    stop_unit_sync (bus, left->pdata[i]);
   while (g_get_monotonic_time () < deadline)
     {
       g_autoptr (GPtrArray) still = running_session_units (bus);
@@ -814,10 +810,7 @@ ab_systemd_passed_fds_close (GHashTable *passed)
   g_hash_table_iter_init (&iter, passed);
   while (g_hash_table_iter_next (&iter, &key, &value))
     {
-      g_autofree char *message
-          = g_strdup_printf ("FDSTOREREMOVE=1\nFDNAME=%s", (const char *)key);
-
-      sd_notify (0, message);
+      ab_fd_store_remove (key);
       close (GPOINTER_TO_INT (value));
     }
   g_hash_table_unref (passed);

@@ -3,7 +3,7 @@
 # The lifecycle under real systemd (agentbrokerd(8)): systemctl reload
 # while turns stream, agentctl drain and resume, a reload that changes one
 # agent profile, a reload with a broken configuration, systemctl restart
-# with 20 sessions, SIGKILL mid-turn, a watchdog kill, a stop deadline
+# with 20 sessions, SIGKILL mid-turn, a watchdog kill mid-turn, a stop deadline
 # shorter than a turn, and a corrupted session record.
 set -uo pipefail
 . /ab-tests/lib.sh
@@ -418,13 +418,24 @@ wait_prompts 20 k1n
 check_answer "cli:k1 carries on with its history (the cut prompt included)" k1n \
     "I remember 2 earlier prompts in this session"
 
-# --- watchdog -------------------------------------------------------------
-diag "watchdog: SIGSTOP the main process"
+# --- watchdog, mid-turn ----------------------------------------------------
+# The daemon misses its watchdog (WatchdogSec=3s) while a turn streams
+# numbered chunks: systemd kills it and Restart=on-failure brings it back.
+# The turn then either completes with every chunk or ends interrupted
+# after an unbroken run of them; which one it was is asserted, and a gap
+# or a repeat fails either way.
+diag "watchdog: SIGSTOP the main process while a turn streams"
+ctl prompt cli:wd hello >/dev/null
+wd_pid=$(session_field cli:wd pid)
+wd_chunks() { grep -oE '[0-9]+ t=' "$work/wd.out" | tr -dc '0-9\n'; }
+wd_streaming() { [ "$(wd_chunks | wc -l)" -ge 50 ]; }
+bg_prompt wd cli:wd pace 100 1500
+check "a turn streams numbered chunks (pace 100 1500)" wait_until 30 wd_streaming
 count=$(session_count)
 pid=$(main_pid)
 restarts=$(unit_prop $ab_unit NRestarts)
 journal_mark "$cursor"
-sigstop_main "SIGSTOP the main process" "$pid"
+sigstop_main "SIGSTOP the main process mid-turn" "$pid"
 check "the watchdog kills the stopped daemon and systemd restarts it" \
     wait_until 90 restarted
 # journal_since moves the cursor: read once.
@@ -433,6 +444,38 @@ check "the journal says: Watchdog timeout" grep -q 'Watchdog timeout' <<<"$journ
 check "the journal says: Failed with result 'watchdog'" \
     grep -q "Failed with result 'watchdog'" <<<"$journal"
 check_eq "every session is back" "$count" "$(session_count)"
+check "the streaming turn's prompt ends" wait_prompts 60 wd
+got=$(wd_chunks | wc -l)
+wd_outcome="exit status $(rc_of wd), $got chunks"
+if [ "$(rc_of wd)" = 0 ] && wd_chunks | cmp -s - <(seq 1 1500); then
+    wd_outcome=completed
+elif [ "$(rc_of wd)" = 3 ] && grep -q "turn ended: interrupted" "$work/wd.err" &&
+    [ "$got" -lt 1500 ] && wd_chunks | cmp -s - <(seq 1 "$got"); then
+    wd_outcome=interrupted
+fi
+diag "the watchdog-killed turn: $wd_outcome after $got of 1500 chunks; $(head -c 300 "$work/wd.err")"
+case $wd_outcome in
+completed) ok "the watchdog-killed turn completed: all 1500 chunks, each once, in order" ;;
+interrupted) ok "the watchdog-killed turn ended interrupted, told, after chunks 1..$got each once in order (no silent gap)" ;;
+*)
+    not_ok "the watchdog-killed turn completes whole or ends interrupted after an unbroken run of chunks"
+    diag "first difference: $(wd_chunks | cmp - <(seq 1 1500) 2>&1)" \
+        "twice: $(wd_chunks | sort -n | uniq -d | head -n 20 | tr '\n' ' ')"
+    ;;
+esac
+wd_reason=end_turn
+[ "$wd_outcome" = interrupted ] && wd_reason=interrupted
+check_eq "the session records the turn as it ended" "2 $wd_reason" \
+    "$(ctl --json show cli:wd | jq -r '"\(.last_turn) \(.last_reason)"')"
+if [ "${AB_LAUNCHER:-}" = systemd ]; then
+    check_eq "the agent kept its process through the watchdog kill" "$wd_pid" \
+        "$(session_field cli:wd pid)"
+fi
+bg_prompt wdn cli:wd echo after the watchdog
+wait_prompts 30 wdn
+check_answer "cli:wd answers its next prompt" wdn "after the watchdog"
+check "nothing of the cut turn comes with the next answer" \
+    bash -c "! grep -qE '[0-9]+ t=' '$work/wdn.out'"
 bg_prompt w1 cli:r06 after the watchdog
 wait_prompts 20 w1
 check_answer "a session resumes with its history" w1 \
@@ -443,6 +486,7 @@ diag "a stop deadline (timeouts.drain 2s) shorter than a running turn (sleep 30)
 write_config 2s "/usr/bin/env, AGENTBROKER_X=1, $demo" 63
 check "systemctl reload (timeouts.drain 2s)" systemctl reload $ab_unit
 ctl prompt cli:keep hello >/dev/null
+keep_pid=$(session_field cli:keep pid)
 bg_prompt dl cli:deadline sleep 30
 wait_until 30 started dl
 t0=$(date +%s%N)
@@ -476,6 +520,13 @@ check "the drains are in the journal at their MESSAGE_ID" \
 
 check "systemctl stop" systemctl stop $ab_unit
 elapsed=$((($(date +%s%N) - t0) / 1000000))
+# Stop is not restart: with launcher: systemd every agent's unit has ended
+# by the time the stop returns; none waits for a next instance.
+if [ "${AB_LAUNCHER:-}" = systemd ]; then
+    check_eq "no agentbroker-session-*.service unit is left after the stop" "" \
+        "$(systemctl list-units --all --no-legend --plain 'agentbroker-session-*')"
+    check "cli:keep's agent has exited" bash -c "! kill -0 '$keep_pid'"
+fi
 stop_limit=$(systemd-analyze timespan "$(unit_prop $ab_unit TimeoutStopUSec)" |
     sed -n 's/^ *μs: *//p')
 stop_limit=$((${stop_limit:-60000000} / 1000))
@@ -497,6 +548,7 @@ diag "record of cli:r10: $bad"
 check "the record of cli:r10 is found" test -n "$bad"
 printf '{"thread": "cli:r10", garbage\n\x00\x01' >"$bad"
 snapshot "$work/corrupt.before"
+journal_mark "$work/start.cursor"
 check "the daemon starts" systemctl start $ab_unit
 check "unit active (running)" unit_running $ab_unit
 check "the bad record is set aside as .corrupt" test -f "$bad.corrupt" -a ! -e "$bad"
@@ -517,6 +569,20 @@ bg_prompt keep cli:keep "what do you remember"
 wait_prompts 20 keep
 check_answer "cli:keep resumes with its history" keep \
     "I remember 1 earlier prompt in this session"
+if [ "${AB_LAUNCHER:-}" = systemd ]; then
+    # The fd store did not outlive the stop: the new instance went on with
+    # no agent of the old one, and cli:keep's history came to a new agent
+    # through session/load. (journalctl moves a --cursor-file on: one copy
+    # per read.)
+    cp "$work/start.cursor" "$work/start.cursor2"
+    daemon_log=$(journal_since "$work/start.cursor" -u $ab_unit)
+    agent_log=$(journal_since "$work/start.cursor2" -u "$(ctl show -p Unit --value cli:keep)")
+    check "after stop and start the daemon took no agent back" \
+        bash -c "! grep -qE 'going on with the agent|of the previous instance still run' <<<\"\$1\"" _ "$daemon_log"
+    check "cli:keep runs on a new agent" test "$(session_field cli:keep pid)" != "$keep_pid"
+    check "the new agent was given the history through session/load" \
+        grep -q "loaded session" <<<"$agent_log"
+fi
 check "systemctl stop" systemctl stop $ab_unit
 check_eq "Result=success" success "$(unit_prop $ab_unit Result)"
 
