@@ -61,7 +61,7 @@ typedef struct
   guint gone_source;      /* the broker left: how long to wait for it */
   char *follow_thread;    /* watched again at a new broker, or NULL */
   GHashTable *stream_seq; /* session path → the last stream number */
-  gboolean lost;          /* WatchFrom() said signals were missed */
+  gboolean report_gaps;   /* say when WatchFrom() finds signals missing */
   gulong closed_handler;
   guint sigint_source;
   gboolean done;
@@ -133,11 +133,13 @@ on_watched_again (GObject *source, GAsyncResult *result, gpointer user_data)
       G_DBUS_CONNECTION (source), result, &error);
   gboolean complete = TRUE;
 
-  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+  /* A prompter hears its own turn from the new instance directly: what
+   * the session's stream may lack is not its business. */
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED)
+      || !wait->report_gaps)
     return;
   if (reply == NULL)
     {
-      wait->lost = TRUE;
       stream_break (&wait->stream);
       g_dbus_error_strip_remote_error (error);
       fail (_ ("cannot watch thread %s again: %s"), wait->follow_thread,
@@ -148,7 +150,6 @@ on_watched_again (GObject *source, GAsyncResult *result, gpointer user_data)
     g_variant_get (reply, "(b)", &complete);
   if (complete)
     return;
-  wait->lost = TRUE;
   stream_break (&wait->stream);
   fail (_ ("some updates of thread %s were lost while agentbroker "
            "restarted"),
@@ -320,11 +321,7 @@ prompt_turn_ended (AbPrompt *prompt, const char *reason, const char *message)
       else
         fail (_ ("turn ended: %s"), reason);
     }
-  /* A turn that ended well, but not every update of it reached us. */
-  if (prompt->wait.lost && g_str_equal (reason, "end_turn"))
-    wait_finish (&prompt->wait, EXIT_FAILURE);
-  else
-    wait_finish (&prompt->wait, reason_exit_status (reason));
+  wait_finish (&prompt->wait, reason_exit_status (reason));
 }
 
 static void
@@ -807,6 +804,7 @@ verb_watch (AbCtl *ctl, int argc, char **argv)
       G_DBUS_SIGNAL_FLAGS_NONE, watch_on_broker_signal, &watch, NULL);
   watch.wait.follow_thread
       = g_strdup (watch.thread != NULL ? watch.thread : "*");
+  watch.wait.report_gaps = TRUE;
   watch.wait.sigint_source
       = g_unix_signal_add (SIGINT, watch_on_sigint, &watch);
   sigterm_source = g_unix_signal_add (SIGTERM, watch_on_sigint, &watch);

@@ -127,8 +127,9 @@ struct _AbSession
   char *handed_sender;
   gint64 handed_rpc_id;
   gboolean handing_over;
-  char *handed_permission_rpc_id; /* JSON, or NULL */
-  char *handed_permission_params; /* JSON, or NULL */
+  /* the permission requests of that turn waiting for an answer: an
+   * array of {rpc_id, params}, each JSON text, or NULL */
+  JsonNode *handed_permissions;
 
   /* record writes not yet on disk, and the ended turns whose TurnEnded
    * waits for one, oldest first */
@@ -207,8 +208,8 @@ void session_set_state (AbSession *self, AbSessionState state);
 void session_touch (AbSession *self);
 void session_turn_free (AbTurn *turn);
 void session_adopt_turn (AbSession *self);
-void session_hand_over_permission (AbSession *self);
-void session_ask_handed_permission (AbSession *self);
+void session_hand_over_permissions (AbSession *self);
+void session_ask_handed_permissions (AbSession *self);
 void session_waiter_free (StartWaiter *waiter);
 
 /* session-record.c: the record on disk */

@@ -246,10 +246,7 @@ session_fill_record (AbSession *self, AbSessionRecord *record)
     .running_sender = self->handing_over && self->current != NULL
                           ? self->current->sender
                           : NULL,
-    .permission_rpc_id
-    = self->handing_over ? self->handed_permission_rpc_id : NULL,
-    .permission_params
-    = self->handing_over ? self->handed_permission_params : NULL,
+    .permissions = self->handing_over ? self->handed_permissions : NULL,
     .stream_seq = session_stream_reserve (self),
     .queued = session_queued_node (self, NULL),
   };

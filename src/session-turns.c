@@ -167,61 +167,96 @@ session_on_permission_request (AbAcpConnection *conn, JsonNode *id,
                  p->id, json, self->current->sender, seq);
 }
 
-/* At a restart: the first request waiting for an answer goes to the next
- * instance with the turn (the agent still waits for it), unanswered; any
- * other is denied. */
-void
-session_hand_over_permission (AbSession *self)
+static gint
+compare_permission_ids (gconstpointer a, gconstpointer b)
 {
+  guint64 x = g_ascii_strtoull ((*(PendingPermission **)a)->id, NULL, 10);
+  guint64 y = g_ascii_strtoull ((*(PendingPermission **)b)->id, NULL, 10);
+
+  return x < y ? -1 : x > y;
+}
+
+/* At a restart: the requests waiting for an answer go to the next
+ * instance with the turn (the agent still waits for them), unanswered,
+ * in the order they came. */
+void
+session_hand_over_permissions (AbSession *self)
+{
+  g_autoptr (GPtrArray) all = g_ptr_array_new ();
+  g_autoptr (JsonBuilder) b = json_builder_new ();
   GHashTableIter iter;
   gpointer value;
-  PendingPermission *first = NULL;
 
   g_hash_table_iter_init (&iter, self->permissions);
   while (g_hash_table_iter_next (&iter, NULL, &value))
-    {
-      PendingPermission *p = value;
-
-      if (first == NULL
-          || g_ascii_strtoull (p->id, NULL, 10)
-                 < g_ascii_strtoull (first->id, NULL, 10))
-        first = p;
-    }
-  if (first == NULL)
+    g_ptr_array_add (all, value);
+  if (all->len == 0)
     return;
-  g_free (self->handed_permission_rpc_id);
-  g_free (self->handed_permission_params);
-  self->handed_permission_rpc_id = json_to_string (first->rpc_id, FALSE);
-  self->handed_permission_params = json_to_string (first->params, FALSE);
-  g_hash_table_remove (self->permissions, first->id);
+  g_ptr_array_sort (all, compare_permission_ids);
+  json_builder_begin_array (b);
+  for (guint i = 0; i < all->len; i++)
+    {
+      PendingPermission *p = g_ptr_array_index (all, i);
+      g_autofree char *rpc_id = json_to_string (p->rpc_id, FALSE);
+      g_autofree char *params = json_to_string (p->params, FALSE);
+
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "rpc_id");
+      json_builder_add_string_value (b, rpc_id);
+      json_builder_set_member_name (b, "params");
+      json_builder_add_string_value (b, params);
+      json_builder_end_object (b);
+      g_hash_table_remove (self->permissions, p->id);
+    }
+  json_builder_end_array (b);
+  g_clear_pointer (&self->handed_permissions, json_node_unref);
+  self->handed_permissions = json_builder_get_root (b);
 }
 
-/* The request handed over is asked again, of the prompter, once the
- * clients can hear this instance. */
-void
-session_ask_handed_permission (AbSession *self)
+/* One request handed over, asked again; FALSE if it is unreadable. */
+static gboolean
+ask_handed_permission (AbSession *self, JsonNode *handed)
 {
-  g_autofree char *id_json = g_steal_pointer (&self->handed_permission_rpc_id);
-  g_autofree char *params_json
-      = g_steal_pointer (&self->handed_permission_params);
   g_autoptr (JsonParser) id_parser = json_parser_new ();
   g_autoptr (JsonParser) params_parser = json_parser_new ();
+  const char *id_json, *params_json;
   JsonNode *id, *params;
+  JsonObject *o;
 
-  if (id_json == NULL || params_json == NULL || self->conn == NULL)
-    return;
+  if (!JSON_NODE_HOLDS_OBJECT (handed))
+    return FALSE;
+  o = json_node_get_object (handed);
+  id_json = json_object_get_string_member_with_default (o, "rpc_id", NULL);
+  params_json = json_object_get_string_member_with_default (o, "params", NULL);
+  if (id_json == NULL || params_json == NULL || strlen (id_json) > 256
+      || strlen (params_json) > 1024 * 1024)
+    return FALSE;
   id = ab_json_parse_untrusted (id_parser, id_json, strlen (id_json), NULL);
   params = ab_json_parse_untrusted (params_parser, params_json,
                                     strlen (params_json), NULL);
   if (id == NULL || params == NULL || JSON_NODE_HOLDS_OBJECT (id)
-      || JSON_NODE_HOLDS_ARRAY (id))
-    {
-      g_warning ("session %s: the permission request handed over is "
-                 "unreadable; it stays unanswered",
-                 self->thread);
-      return;
-    }
+      || JSON_NODE_HOLDS_ARRAY (id) || !JSON_NODE_HOLDS_OBJECT (params))
+    return FALSE;
   session_on_permission_request (self->conn, id, params, self);
+  return TRUE;
+}
+
+/* The requests handed over are asked again, of the prompter, once the
+ * clients can hear this instance. */
+void
+session_ask_handed_permissions (AbSession *self)
+{
+  g_autoptr (JsonNode) handed = g_steal_pointer (&self->handed_permissions);
+  JsonArray *array;
+
+  if (handed == NULL || self->conn == NULL || !JSON_NODE_HOLDS_ARRAY (handed))
+    return;
+  array = json_node_get_array (handed);
+  for (guint i = 0; i < json_array_get_length (array); i++)
+    if (!ask_handed_permission (self, json_array_get_element (array, i)))
+      g_warning ("session %s: permission request %u handed over is "
+                 "unreadable; it stays unanswered",
+                 self->thread, i + 1);
 }
 
 gboolean

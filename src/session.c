@@ -319,7 +319,7 @@ ab_session_detach_agent (AbSession *self)
     {
       self->handing_over = TRUE;
       self->handed_rpc_id = ab_acp_connection_get_prompt_id (self->conn);
-      session_hand_over_permission (self);
+      session_hand_over_permissions (self);
     }
   else if (self->current != NULL)
     session_end_turn (self, "interrupted",
@@ -341,8 +341,7 @@ ab_session_detach_agent (AbSession *self)
   g_clear_handle_id (&self->kick_source, g_source_remove);
   g_free (self->handed_text);
   g_free (self->handed_sender);
-  g_free (self->handed_permission_rpc_id);
-  g_free (self->handed_permission_params);
+  g_clear_pointer (&self->handed_permissions, json_node_unref);
   self->handing_over = FALSE;
   session_set_state (self, AB_SESSION_STATE_SUSPENDED);
   g_object_notify_by_pspec (G_OBJECT (self), session_props[PROP_PID]);
@@ -363,8 +362,7 @@ ab_session_forget_handover (AbSession *self)
   self->handed_turn = 0;
   g_clear_pointer (&self->handed_text, g_free);
   g_clear_pointer (&self->handed_sender, g_free);
-  g_clear_pointer (&self->handed_permission_rpc_id, g_free);
-  g_clear_pointer (&self->handed_permission_params, g_free);
+  g_clear_pointer (&self->handed_permissions, json_node_unref);
   g_message ("session %s: turn %" G_GUINT64_FORMAT " was handed over, but "
              "its agent is gone: interrupted",
              self->thread, self->interrupted_turn);
@@ -404,7 +402,7 @@ ab_session_go_on (AbSession *self)
   if (self->conn == NULL)
     return;
   ab_acp_connection_go_on (self->conn);
-  session_ask_handed_permission (self);
+  session_ask_handed_permissions (self);
 }
 
 void
@@ -748,6 +746,7 @@ ab_session_finalize (GObject *object)
 
   g_queue_clear_full (&self->queue, (GDestroyNotify)session_turn_free);
   g_clear_pointer (&self->queued_node, json_node_unref);
+  g_clear_pointer (&self->handed_permissions, json_node_unref);
   g_queue_clear_full (&self->waiters, (GDestroyNotify)session_waiter_free);
   g_queue_clear_full (&self->endings, (GDestroyNotify)session_turn_free);
   g_clear_pointer (&self->current, session_turn_free);
@@ -865,6 +864,29 @@ ab_session_new (const char *thread, const char *agent, uid_t owner,
   return self;
 }
 
+/* The permission requests a record hands over, as an array of
+ * {rpc_id, params} (a record of an earlier version names one). */
+static JsonNode *
+handed_permissions_of (const AbSessionRecord *record)
+{
+  g_autoptr (JsonBuilder) b = NULL;
+
+  if (record->permissions != NULL)
+    return json_node_copy (record->permissions);
+  if (record->permission_rpc_id == NULL || record->permission_params == NULL)
+    return NULL;
+  b = json_builder_new ();
+  json_builder_begin_array (b);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "rpc_id");
+  json_builder_add_string_value (b, record->permission_rpc_id);
+  json_builder_set_member_name (b, "params");
+  json_builder_add_string_value (b, record->permission_params);
+  json_builder_end_object (b);
+  json_builder_end_array (b);
+  return json_builder_get_root (b);
+}
+
 /* A session of the previous instance, suspended until its next prompt. */
 AbSession *
 ab_session_new_from_record (const AbSessionRecord *record, AbConfig *config,
@@ -899,8 +921,7 @@ ab_session_new_from_record (const AbSessionRecord *record, AbConfig *config,
       self->handed_text = g_strdup (record->running_text);
       self->handed_sender = g_strdup (record->running_sender);
       self->handed_rpc_id = record->running_rpc_id;
-      self->handed_permission_rpc_id = g_strdup (record->permission_rpc_id);
-      self->handed_permission_params = g_strdup (record->permission_params);
+      self->handed_permissions = handed_permissions_of (record);
     }
   else if (record->running_turn != 0)
     {

@@ -44,6 +44,7 @@ ab_session_record_free (AbSessionRecord *record)
   g_free (record->permission_rpc_id);
   g_free (record->permission_params);
   g_clear_pointer (&record->queued, json_node_unref);
+  g_clear_pointer (&record->permissions, json_node_unref);
   g_free (record);
 }
 
@@ -108,6 +109,11 @@ ab_session_record_to_json (const AbSessionRecord *r)
     {
       json_builder_set_member_name (b, "queued");
       json_builder_add_value (b, json_node_copy (r->queued));
+    }
+  if (r->running_turn != 0 && r->handed_over && r->permissions != NULL)
+    {
+      json_builder_set_member_name (b, "permissions");
+      json_builder_add_value (b, json_node_copy (r->permissions));
     }
   json_builder_set_member_name (b, "interrupted_reported");
   json_builder_add_boolean_value (b, r->interrupted_reported);
@@ -365,7 +371,7 @@ ab_session_record_parse_full (const char *data, gsize len, gboolean fast,
   g_auto (Members) ms = { 0 };
   gint64 version, owner, created, activity, turns, last_turn, running;
   gint64 interrupted, rpc_id, stream_seq;
-  JsonNode *queued;
+  JsonNode *queued, *permissions;
 
   if (len > AB_STORE_MAX_RECORD_BYTES)
     {
@@ -407,6 +413,21 @@ ab_session_record_parse_full (const char *data, gsize len, gboolean fast,
         }
       if (queued != NULL)
         r->queued = json_node_copy (queued);
+      permissions
+          = json_object_get_member (json_node_get_object (root), "permissions");
+      if (permissions != NULL
+          && (!JSON_NODE_HOLDS_ARRAY (permissions)
+              || json_array_get_length (json_node_get_array (permissions))
+                     > AB_STORE_MAX_PERMISSIONS))
+        {
+          g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
+                       _ ("field 'permissions' is not an array of at most %d "
+                          "requests"),
+                       AB_STORE_MAX_PERMISSIONS);
+          return NULL;
+        }
+      if (permissions != NULL)
+        r->permissions = json_node_copy (permissions);
     }
 
   if (!get_int (&ms, M_VERSION, 0, G_MAXINT, &version, error))
@@ -625,6 +646,8 @@ record_copy (const AbSessionRecord *r)
   copy->permission_rpc_id = g_strdup (r->permission_rpc_id);
   copy->permission_params = g_strdup (r->permission_params);
   copy->queued = r->queued != NULL ? json_node_copy (r->queued) : NULL;
+  copy->permissions
+      = r->permissions != NULL ? json_node_copy (r->permissions) : NULL;
   return copy;
 }
 

@@ -12,6 +12,7 @@ G_BEGIN_DECLS
 #define AB_STORE_MAX_RECORD_BYTES (8 * 1024 * 1024)
 #define AB_STORE_MAX_QUEUED_BYTES (3 * 1024 * 1024)
 #define AB_STORE_MAX_QUEUED 10000
+#define AB_STORE_MAX_PERMISSIONS 8
 
 typedef struct
 {
@@ -46,6 +47,11 @@ typedef struct
    * array of {turn, text, content?, sender?} (session-record.c reads
    * it), or NULL. */
   JsonNode *queued;
+  /* Every permission request of the running turn waiting for an answer
+   * at a restart: a JSON array of {rpc_id, params}, each JSON text, or
+   * NULL.  (An earlier version kept one, in permission_rpc_id and
+   * permission_params.) */
+  JsonNode *permissions;
 } AbSessionRecord;
 
 void ab_session_record_free (AbSessionRecord *record);

@@ -488,6 +488,53 @@ test_queue_handover_bounded (Fixture *f, gconstpointer data)
       json_array_get_length (json_node_get_array (record->queued)), ==, 3);
 }
 
+/* A restart hands over every request waiting for an answer, in the
+ * order they came, unanswered: the agent still waits for them. */
+static void
+test_permission_handover (Fixture *f, gconstpointer data)
+{
+  g_autoptr (AbSessionRecord) record = NULL;
+  JsonArray *handed;
+  AbFakeAgent *a;
+
+  prompt (f, "edit");
+  a = agent (f, 0);
+  wait_logged (a, "session/prompt edit (record: running 1)");
+  ab_fake_agent_ask_permission (a);
+  AB_ITERATE_UNTIL (f->request != NULL, WAIT_MS);
+  g_clear_pointer (&f->request, g_free);
+  ab_fake_agent_ask_permission (a);
+  AB_ITERATE_UNTIL (f->request != NULL, WAIT_MS);
+  ab_session_detach_agent (f->session);
+  for (guint i = 0; i < 10; i++)
+    g_main_context_iteration (NULL, FALSE);
+  g_assert_false (ab_fake_agent_has_logged (a, "permission selected no"));
+  g_assert_false (ab_fake_agent_has_logged (a, "permission cancelled"));
+
+  record = load_record (f);
+  g_assert_true (record->handed_over);
+  g_assert_nonnull (record->permissions);
+  handed = json_node_get_array (record->permissions);
+  g_assert_cmpuint (json_array_get_length (handed), ==, 2);
+  for (guint i = 0; i < 2; i++)
+    {
+      JsonObject *o = json_array_get_object_element (handed, i);
+
+      g_assert_nonnull (strstr (json_object_get_string_member (o, "params"),
+                                "\"optionId\":\"yes\""));
+      g_assert_nonnull (json_object_get_string_member (o, "rpc_id"));
+    }
+  /* In the order the agent asked: its request ids grow. */
+  g_assert_cmpint (
+      g_ascii_strtoll (json_object_get_string_member (
+                           json_array_get_object_element (handed, 0), "rpc_id"),
+                       NULL, 10),
+      <,
+      g_ascii_strtoll (json_object_get_string_member (
+                           json_array_get_object_element (handed, 1), "rpc_id"),
+                       NULL, 10));
+}
+
 /* Cancel: the queued turns end at once without running, the turn in
  * flight once the agent answers the session/cancel sent to it. */
 static void
@@ -854,6 +901,8 @@ main (int argc, char **argv)
   ADD ("queue-handover-bounded", NULL, test_queue_handover_bounded);
   ADD ("cancel", NULL, test_cancel);
   ADD ("permission/ask", "    permissions: ask\n", test_permission_ask);
+  ADD ("permission/handover", "    permissions: ask\n",
+       test_permission_handover);
   ADD ("permission/allow", "    permissions: allow\n", test_permission_policy);
   ADD ("permission/deny", "    permissions: deny\n", test_permission_policy);
   ADD ("lost-then-respawn", NULL, test_lost_then_respawn);

@@ -406,6 +406,39 @@ test_handed_over (void)
   g_assert_no_error (error);
   g_assert_false (no_id->handed_over);
 
+  /* Every pending permission request goes over, as an array; more than
+   * a session can have waiting is refused, by name. */
+  for (guint n = 2; n <= 9; n += 7)
+    {
+      g_autoptr (GString) text = g_string_new (
+          "{\"version\":1,\"thread\":\"cli:x\",\"agent\":\"demo\","
+          "\"cwd\":\"/\",\"turns\":1,\"running_turn\":1,"
+          "\"handed_over\":true,\"running_rpc_id\":5,\"permissions\":[");
+      g_autoptr (AbSessionRecord) many = NULL;
+      g_autofree char *again = NULL;
+
+      for (guint i = 0; i < n; i++)
+        g_string_append_printf (text, "%s{\"rpc_id\":\"%u\",\"params\":\"{}\"}",
+                                i > 0 ? "," : "", i + 6);
+      g_string_append (text, "]}");
+      many = ab_session_record_parse (text->str, text->len, &error);
+      if (n > AB_STORE_MAX_PERMISSIONS)
+        {
+          g_assert_null (many);
+          g_assert_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT);
+          g_assert_nonnull (strstr (error->message, "permissions"));
+          g_clear_error (&error);
+          continue;
+        }
+      g_assert_no_error (error);
+      g_assert_cmpuint (
+          json_array_get_length (json_node_get_array (many->permissions)), ==,
+          n);
+      /* and written back as read */
+      again = ab_session_record_to_json (many);
+      g_assert_nonnull (strstr (again, "\"rpc_id\":\"7\""));
+    }
+
   /* A stream number below zero is refused, by name. */
   for (guint fast = 0; fast < 2; fast++)
     {

@@ -377,7 +377,7 @@ else
     diag "twice: $(grep -oE '[0-9]+ t=' /tmp/watch.out | tr -dc '0-9\n' | sort -n | uniq -d | tr '\n' ' ' | head -c 200)"
 fi
 check "the watcher saw the turn end once" test "$(grep -c 'ended: end_turn' /tmp/watch.out)" -eq 1
-check "the watcher was not told of lost updates" sh -c '! grep -q "were lost" /tmp/watch.err'
+check "the watcher was not told of lost updates" sh -c '! grep -q "were lost" /tmp/watch.out'
 
 # --- a prompt queued behind a running turn goes over too --------------------------
 ctl_as bob prompt test:bob "pace 50 200" >/tmp/first.out 2>/tmp/first.err &
