@@ -162,6 +162,7 @@ struct _AbSession
   gboolean stream_sealed;    /* the record keeps the last number given */
   GQueue replay;             /* AbStreamEvent * */
   gsize replay_bytes;
+  guint replay_expiry; /* drops the signals kept too long */
 
   GHashTable *permissions; /* id → PendingPermission */
   guint permission_counter;

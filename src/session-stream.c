@@ -54,6 +54,7 @@ session_stream_init (AbSession *self, guint64 last)
 void
 session_stream_clear (AbSession *self)
 {
+  g_clear_handle_id (&self->replay_expiry, g_source_remove);
   g_queue_clear_full (&self->replay, (GDestroyNotify)stream_event_free);
   self->replay_bytes = 0;
 }
@@ -75,6 +76,45 @@ session_stream_reserve (AbSession *self)
   return self->stream_written;
 }
 
+static void
+drop_oldest (AbSession *self)
+{
+  AbStreamEvent *old = g_queue_pop_head (&self->replay);
+
+  self->replay_bytes -= stream_event_size (old);
+  stream_event_free (old);
+}
+
+static gboolean on_replay_expiry (gpointer user_data);
+
+/* The signals kept longer than AB_SESSION_REPLAY_SECONDS go; a session
+ * that streamed once and went quiet holds none for long. */
+static void
+expire (AbSession *self)
+{
+  const gint64 window = (gint64)AB_SESSION_REPLAY_SECONDS * G_USEC_PER_SEC;
+  gint64 now = g_get_monotonic_time ();
+  const AbStreamEvent *oldest;
+
+  while ((oldest = g_queue_peek_head (&self->replay)) != NULL
+         && now - oldest->kept >= window)
+    drop_oldest (self);
+  if (oldest != NULL && self->replay_expiry == 0)
+    self->replay_expiry = g_timeout_add_seconds (
+        (guint)((oldest->kept + window - now) / G_USEC_PER_SEC) + 1,
+        on_replay_expiry, self);
+}
+
+static gboolean
+on_replay_expiry (gpointer user_data)
+{
+  AbSession *self = user_data;
+
+  self->replay_expiry = 0;
+  expire (self);
+  return G_SOURCE_REMOVE;
+}
+
 /* Numbers @event, keeps it (dropping the oldest beyond the bounds) and
  * returns its number. */
 static guint64
@@ -92,17 +132,14 @@ stream_keep (AbSession *self, AbStreamEvent *event)
   if (event->kind == AB_STREAM_UPDATE
       && self->stream_seq + STREAM_RESERVE_AHEAD / 2 > self->stream_reserved)
     session_persist (self);
+  event->kept = g_get_monotonic_time ();
   self->replay_bytes += stream_event_size (event);
   g_queue_push_tail (&self->replay, event);
   while (self->replay.length > AB_SESSION_REPLAY_SIGNALS
          || (self->replay_bytes > AB_SESSION_REPLAY_BYTES
              && self->replay.length > 1))
-    {
-      AbStreamEvent *old = g_queue_pop_head (&self->replay);
-
-      self->replay_bytes -= stream_event_size (old);
-      stream_event_free (old);
-    }
+    drop_oldest (self);
+  expire (self);
   return event->seq;
 }
 

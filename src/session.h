@@ -74,6 +74,8 @@ G_DECLARE_FINAL_TYPE (AbSession, ab_session, AB, SESSION, GObject)
  * at most this many, and this many bytes. */
 #define AB_SESSION_REPLAY_SIGNALS 1024u
 #define AB_SESSION_REPLAY_BYTES (256 * 1024)
+/* …and none older than this many seconds. */
+#define AB_SESSION_REPLAY_SECONDS 300
 
 /* One streaming signal of a session, as ab_session_replay() gives it. */
 typedef enum
@@ -91,6 +93,7 @@ typedef struct
   char **updates; /* AB_STREAM_UPDATE */
   char *first;    /* the reason, or the request id */
   char *second;   /* the message, or the request's JSON */
+  gint64 kept;    /* monotonic µs when kept */
 } AbStreamEvent;
 
 typedef void (*AbStreamFunc) (const AbStreamEvent *event, gpointer user_data);
