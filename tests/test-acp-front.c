@@ -154,6 +154,15 @@ static const BadContent bad_contents[] = {
     "block 0 (resource) needs an object" },
   { "[{\"type\":\"resource_link\",\"uri\":\"x\"}]",
     "block 0 (resource_link) needs a string \"name\"" },
+  /* found by fuzz/fuzz-content: json-glib quotes a bad string in its
+   * message, here a lone surrogate, as invalid UTF-8; and a type name cut
+   * to 64 bytes can end inside a character */
+  { "[{\"type\":\"text\",\"text\":\"\\ud83d^\"x}]", "not JSON" },
+  { "[{\"type\":\""
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    "\xc3\xa9\"}]",
+    "unknown type "
+    "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'" },
 };
 
 static void
@@ -173,6 +182,7 @@ test_content_refused (Fixture *fx, gconstpointer data)
       ab_assert_error_named (error, AB_ERROR_INVALID_ARGUMENT,
                              "org.agentbroker.Error.InvalidArgument");
       g_test_message ("%s: %s", bad_contents[i].content, error->message);
+      g_assert_true (g_utf8_validate (error->message, -1, NULL));
       g_assert_nonnull (strstr (error->message, bad_contents[i].message));
     }
 
