@@ -501,6 +501,28 @@ permission_requested (Front *f, FrontSession *session, guint64 turn,
   send_message (f, message);
 }
 
+/* Whether the signal's arguments begin with the types @leading (one
+ * character each): later versions of the broker may append arguments. */
+static gboolean
+args_begin_with (GVariant *parameters, const char *leading)
+{
+  gsize n = strlen (leading);
+
+  if (!g_variant_is_of_type (parameters, G_VARIANT_TYPE_TUPLE)
+      || g_variant_n_children (parameters) < n)
+    return FALSE;
+  for (gsize i = 0; i < n; i++)
+    {
+      g_autoptr (GVariant) child = g_variant_get_child_value (parameters, i);
+      const char *type = g_variant_get_type_string (child);
+
+      if (leading[i] == 'a' ? !g_str_equal (type, "as")
+                            : type[0] != leading[i] || type[1] != '\0')
+        return FALSE;
+    }
+  return TRUE;
+}
+
 /* TurnEnded and PermissionRequested, once every turn number is known. */
 static void
 handle_turn_signal (Front *f, FrontSession *session, const char *member,
@@ -509,18 +531,15 @@ handle_turn_signal (Front *f, FrontSession *session, const char *member,
   const char *a, *b;
   guint64 turn;
 
-  if (g_str_equal (member, "TurnEnded")
-      && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tss)")))
-    {
-      g_variant_get (parameters, "(t&s&s)", &turn, &a, &b);
-      turn_ended (f, session, turn, a, b);
-    }
-  else if (g_str_equal (member, "PermissionRequested")
-           && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tss)")))
-    {
-      g_variant_get (parameters, "(t&s&s)", &turn, &a, &b);
-      permission_requested (f, session, turn, a, b);
-    }
+  if (!args_begin_with (parameters, "tss"))
+    return;
+  g_variant_get_child (parameters, 0, "t", &turn);
+  g_variant_get_child (parameters, 1, "&s", &a);
+  g_variant_get_child (parameters, 2, "&s", &b);
+  if (g_str_equal (member, "TurnEnded"))
+    turn_ended (f, session, turn, a, b);
+  else if (g_str_equal (member, "PermissionRequested"))
+    permission_requested (f, session, turn, a, b);
 }
 
 static void
@@ -533,13 +552,13 @@ on_session_signal (GDBusConnection *connection, const char *sender,
 
   if (session == NULL)
     return;
-  if (g_str_equal (member, "Update")
-      && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tas)")))
+  if (g_str_equal (member, "Update"))
     {
       g_autofree const char **updates = NULL;
-      guint64 turn;
 
-      g_variant_get (parameters, "(t^a&s)", &turn, &updates);
+      if (!args_begin_with (parameters, "ta"))
+        return;
+      g_variant_get_child (parameters, 1, "^a&s", &updates);
       for (gsize i = 0; updates[i] != NULL; i++)
         relay_update (f, session, updates[i]);
       return;

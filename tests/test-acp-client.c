@@ -7,7 +7,11 @@
  * with an image, asked for permissions and cancelled by one client
  * process; resumed by a second one in the same broker session (the same
  * agent process); loaded by a third, which gets the conversation
- * replayed and goes on; deleted by a fourth.
+ * replayed and goes on; deleted by a fourth.  Then the same against the
+ * agent on the same SDK (tests/sdk-agent/agent.mjs) as the profile's
+ * agent: what that agent says it remembers is checked by the client, and
+ * its own history file by the test, across a resume, a daemon restart
+ * and a load.
  *
  * Needs node and `npm ci` run in tests/acp-client (of the build tree, or
  * of the source tree); without them the test skips, or fails under
@@ -15,6 +19,7 @@
  */
 #include "config.h"
 
+#include <signal.h>
 #include <string.h>
 
 #include <json-glib/json-glib.h>
@@ -29,6 +34,7 @@ typedef struct
   PeerFixture p;
   char *node;
   char *client;
+  char *sdk_agent;
 } Fixture;
 
 static void
@@ -38,6 +44,8 @@ fixture_up (Fixture *fx, gconstpointer data)
   fx->node = g_find_program_in_path ("node");
   fx->client = peer_find_installed ("acp-client", "client.mjs",
                                     "@agentclientprotocol/sdk/package.json");
+  fx->sdk_agent = peer_find_installed ("sdk-agent", "agent.mjs",
+                                       "@agentclientprotocol/sdk/package.json");
 }
 
 static void
@@ -46,6 +54,7 @@ fixture_down (Fixture *fx, gconstpointer data)
   peer_fixture_down (&fx->p);
   g_free (fx->node);
   g_free (fx->client);
+  g_free (fx->sdk_agent);
 }
 
 static gboolean
@@ -170,6 +179,97 @@ test_client (Fixture *fx, gconstpointer data)
   g_assert_false (g_file_test (transcript, G_FILE_TEST_EXISTS));
 }
 
+/* The prompts the SDK agent keeps in its own history file of the
+ * session, joined with '|'. */
+static char *
+sdk_agent_prompts (Fixture *fx, const char *thread)
+{
+  g_autofree char *cwd = ab_session_s (&fx->p.d, thread, "cwd");
+  g_autofree char *acp = ab_session_s (&fx->p.d, thread, "acp_session");
+  g_autofree char *name = g_strconcat (acp, ".json", NULL);
+  g_autofree char *file = g_build_filename (cwd, ".sdk-agent", name, NULL);
+  g_autofree char *text = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) history = NULL;
+  g_autoptr (GString) prompts = g_string_new (NULL);
+  JsonArray *entries;
+
+  g_assert_true (g_file_get_contents (file, &text, NULL, &error));
+  g_assert_no_error (error);
+  history = json_from_string (text, &error);
+  g_assert_no_error (error);
+  g_assert_true (JSON_NODE_HOLDS_ARRAY (history));
+  entries = json_node_get_array (history);
+  for (guint i = 0; i < json_array_get_length (entries); i++)
+    {
+      JsonObject *entry = json_array_get_object_element (entries, i);
+
+      if (g_str_equal (json_object_get_string_member (entry, "role"), "user"))
+        g_string_append_printf (prompts, "%s%s", prompts->len > 0 ? "|" : "",
+                                json_object_get_string_member (entry, "text"));
+    }
+  return g_strdup (prompts->str);
+}
+
+static void
+test_sdk_agent (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *yaml = NULL, *session = NULL, *resumed = NULL;
+  g_autofree char *loaded = NULL, *acp = NULL, *prompts = NULL;
+  guint32 pid;
+
+  if (!have_client (fx))
+    return;
+  if (fx->sdk_agent == NULL)
+    {
+      peer_unavailable ("tests/sdk-agent/node_modules is missing: run "
+                        "`npm ci` in tests/sdk-agent");
+      return;
+    }
+  yaml = g_strdup_printf ("default_agent: sdk\n"
+                          "agents:\n"
+                          "  sdk:\n"
+                          "    command: ['%s', '%s']\n"
+                          "timeouts:\n"
+                          "  drain: 2s\n"
+                          "  kill: 2s\n",
+                          fx->node, fx->sdk_agent);
+  peer_fixture_start (&fx->p, yaml);
+
+  session = run_phase (fx, "sdk-first", NULL);
+  pid = ab_session_u (&fx->p.d, session, "pid");
+  g_assert_cmpuint (pid, >, 0);
+  g_assert_cmpuint (ab_session_u (&fx->p.d, session, "turns"), ==, 3);
+  acp = ab_session_s (&fx->p.d, session, "acp_session");
+  g_assert_true (g_str_has_prefix (acp, "sdk-"));
+  prompts = sdk_agent_prompts (fx, session);
+  g_assert_cmpstr (prompts, ==, "hello sdk|stream 500|sleep 30");
+
+  /* A new client resumes: the same agent process goes on. */
+  resumed = run_phase (fx, "sdk-resume", session);
+  g_assert_cmpstr (resumed, ==, session);
+  g_assert_cmpuint (ab_session_u (&fx->p.d, session, "pid"), ==, pid);
+  g_assert_cmpuint (ab_session_u (&fx->p.d, session, "turns"), ==, 4);
+
+  /* The daemon restarts between two clients: the front door's load
+   * replays the broker's transcript, and the agent, started anew, got
+   * its own session back (session/load on the agent's side). */
+  g_assert_cmpint (ab_daemon_fixture_stop (&fx->p.d, SIGTERM), ==, 0);
+  AB_WAIT_FOR (ab_process_gone (pid), 10000);
+  peer_fixture_start (&fx->p, NULL);
+  loaded = run_phase (fx, "sdk-load", session);
+  g_assert_cmpstr (loaded, ==, session);
+  g_assert_cmpuint (ab_session_u (&fx->p.d, session, "pid"), !=, pid);
+  g_clear_pointer (&prompts, g_free);
+  prompts = sdk_agent_prompts (fx, session);
+  g_assert_cmpstr (prompts, ==,
+                   "hello sdk|stream 500|sleep 30|after the resume|after the "
+                   "load");
+  g_clear_pointer (&acp, g_free);
+  acp = ab_session_s (&fx->p.d, session, "acp_session");
+  g_assert_true (g_str_has_prefix (acp, "sdk-"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -178,5 +278,7 @@ main (int argc, char **argv)
   ab_test_bus_up ();
   g_test_add ("/acp-client/first-resume-load-delete", Fixture, NULL, fixture_up,
               test_client, fixture_down);
+  g_test_add ("/acp-client/sdk-agent", Fixture, NULL, fixture_up,
+              test_sdk_agent, fixture_down);
   return ab_test_run ();
 }

@@ -22,6 +22,19 @@
 //   node client.mjs delete SESSION -- agentctl --user acp
 //       session/delete SESSION; resuming it again is resource-not-found.
 //
+// Against a broker whose profile runs tests/sdk-agent (the official SDK's
+// agent), with what that agent reports of its own memory checked:
+//   node client.mjs sdk-first -- agentctl --user acp
+//       initialize; session/new; a prompt the agent answers remembering
+//       nothing; a prompt streaming 500
+//       chunks in order; a prompt cancelled with session/cancel.
+//   node client.mjs sdk-resume SESSION -- agentctl --user acp
+//       initialize names the SDK agent (the broker has seen it now);
+//       session/resume with no replay; the agent remembers the 3 prompts.
+//   node client.mjs sdk-load SESSION -- agentctl --user acp
+//       session/load replays the 4 prompts and the 500 chunks in order;
+//       the agent then remembers the 4 prompts.
+//
 // Each step prints "ok - WHAT"; the last line is "result JSON".  Exits 0
 // when every check held, 1 otherwise (the reason on stderr).
 
@@ -258,7 +271,96 @@ async function remove(agent) {
   return { sessionId };
 }
 
-const phases = { first, resume, load, delete: remove };
+// ---- the official SDK's agent behind the front door ----
+
+const SDK_STREAM = 500;
+
+function checkSdkAgent(init) {
+  check(
+    init._meta?.agentbroker?.agentInfo?.name === "agentbroker-sdk-agent",
+    "initialize: the profile's agent is the SDK agent, as the broker saw it",
+  );
+  check(init.agentCapabilities?.promptCapabilities?.image === false, "initialize: the SDK agent takes no images");
+}
+
+// A prompt the SDK agent answers with what it remembers; its answer.
+async function sdkRemembers(agent, sessionId, said, earlier, last) {
+  const { answer, chunks } = await prompt(agent, sessionId, [text(said)]);
+  const memory =
+    `I remember ${earlier} earlier prompt${earlier === 1 ? "" : "s"} in this session` +
+    (last === undefined ? ". " : `; the last one was "${last}". `);
+  check(answer.stopReason === "end_turn", `"${said}": end_turn`);
+  check(chunks[0] === "sdk-agent: ", `"${said}": the SDK agent answers (${chunks[0]})`);
+  check(chunks.join("") === `sdk-agent: ${memory}You said: "${said}".`, `"${said}": the agent reports: ${chunks.join("")}`);
+}
+
+async function sdkFirst(agent) {
+  const { sessionId } = await agent.request(acp.methods.agent.session.new, { cwd: "/", mcpServers: [] });
+  check(typeof sessionId === "string" && sessionId.startsWith("acp:"), `session/new: ${sessionId}`);
+  await sdkRemembers(agent, sessionId, "hello sdk", 0, undefined);
+
+  const { answer, chunks } = await prompt(agent, sessionId, [text(`stream ${SDK_STREAM}`)]);
+  check(answer.stopReason === "end_turn", "stream: end_turn");
+  check(chunks.length === SDK_STREAM, `stream: ${SDK_STREAM} chunks (${chunks.length})`);
+  check(
+    chunks.every((c, i) => c === `${i + 1} `),
+    "stream: chunk i is i, in order",
+  );
+
+  // The SDK agent sleeps until cancelled.
+  const start = updates.length;
+  const running = agent.request(acp.methods.agent.session.prompt, { sessionId, prompt: [text("sleep 30")] });
+  await waitFor(() => chunksSince(start).length > 0, "the first chunk of sleep");
+  check(chunksSince(start)[0] === "sdk-agent: sleeping 30 s", "sleep: the agent's first chunk");
+  await agent.notify(acp.methods.agent.session.cancel, { sessionId });
+  check((await running).stopReason === "cancelled", "cancel: cancelled");
+  return { sessionId };
+}
+
+async function sdkResume(agent, init) {
+  const sessionId = sessionArg;
+  checkSdkAgent(init);
+  const before = updates.length;
+  await agent.request(acp.methods.agent.session.resume, { sessionId, cwd: "/", mcpServers: [] });
+  check(updates.length === before, "session/resume: nothing replayed");
+  await sdkRemembers(agent, sessionId, "after the resume", 3, "sleep 30");
+  return { sessionId };
+}
+
+async function sdkLoad(agent, init) {
+  const sessionId = sessionArg;
+  checkSdkAgent(init);
+  const before = updates.length;
+  await agent.request(acp.methods.agent.session.load, { sessionId, cwd: "/", mcpServers: [] });
+  const history = updates.slice(before);
+  check(history.every((n) => n.sessionId === sessionId), "session/load: about this session");
+  const prompts = history
+    .filter((n) => n.update.sessionUpdate === "user_message_chunk")
+    .map((n) => n.update.content.text);
+  check(
+    JSON.stringify(prompts) === JSON.stringify(["hello sdk", `stream ${SDK_STREAM}`, "sleep 30", "after the resume"]),
+    `session/load: the prompts, in order (${JSON.stringify(prompts)})`,
+  );
+  const streamed = history.findIndex((n) => n.update.content?.text === `stream ${SDK_STREAM}`);
+  const chunks = history
+    .slice(streamed + 1)
+    .filter((n) => n.update.sessionUpdate === "agent_message_chunk")
+    .slice(0, SDK_STREAM)
+    .map((n) => n.update.content.text);
+  check(chunks.every((c, i) => c === `${i + 1} `), `session/load: the ${SDK_STREAM} chunks, in order`);
+  await sdkRemembers(agent, sessionId, "after the load", 4, "after the resume");
+  return { sessionId };
+}
+
+const phases = {
+  first,
+  resume,
+  load,
+  delete: remove,
+  "sdk-first": sdkFirst,
+  "sdk-resume": sdkResume,
+  "sdk-load": sdkLoad,
+};
 if (!phases[phase]) {
   console.error(`unknown phase ${phase}`);
   process.exit(2);
