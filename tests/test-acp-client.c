@@ -161,12 +161,17 @@ test_client (Fixture *fx, gconstpointer data)
   resumed = run_phase (fx, "resume", session);
   g_assert_cmpstr (resumed, ==, session);
   g_assert_cmpuint (ab_session_u (&fx->p.d, session, "pid"), ==, pid);
-  g_assert_cmpuint (ab_session_u (&fx->p.d, session, "turns"), ==, 6);
+  g_assert_cmpuint (ab_session_u (&fx->p.d, session, "turns"), ==, 7);
+  {
+    g_autofree char *title = ab_session_s (&fx->p.d, session, "title");
+
+    g_assert_cmpstr (title, ==, "A refactor, titled");
+  }
 
   loaded = run_phase (fx, "load", session);
   g_assert_cmpstr (loaded, ==, session);
   g_assert_cmpuint (ab_session_u (&fx->p.d, session, "pid"), ==, pid);
-  g_assert_cmpuint (ab_session_u (&fx->p.d, session, "turns"), ==, 7);
+  g_assert_cmpuint (ab_session_u (&fx->p.d, session, "turns"), ==, 8);
 
   deleted = run_phase (fx, "delete", session);
   g_assert_cmpstr (deleted, ==, session);

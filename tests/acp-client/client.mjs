@@ -12,7 +12,9 @@
 //   node client.mjs resume SESSION -- agentctl --user acp
 //       a new client: initialize (the agent's prompt capabilities are
 //       known now); session/list shows SESSION; session/resume SESSION
-//       with no replay; a prompt goes on in the same broker session;
+//       with no replay; a prompt goes on in the same broker session; the
+//       agent titles it and session/list shows the title; session/new
+//       answers with the modes and options the agent gave;
 //       session/set_mode and session/set_config_option reach the agent;
 //       session/close; a prompt on the closed session is refused.
 //   node client.mjs load SESSION -- agentctl --user acp
@@ -134,8 +136,11 @@ async function prompt(agent, sessionId, blocks) {
 const text = (t) => ({ type: "text", text: t });
 
 async function first(agent) {
-  const { sessionId } = await agent.request(acp.methods.agent.session.new, { cwd: "/", mcpServers: [] });
+  const created = await agent.request(acp.methods.agent.session.new, { cwd: "/", mcpServers: [] });
+  const { sessionId } = created;
   check(typeof sessionId === "string" && sessionId.startsWith("acp:"), `session/new: ${sessionId}`);
+  // The profile's agent has never run on this broker: nothing to tell.
+  check(created.modes === undefined && created.configOptions === undefined, "session/new: no modes yet");
 
   // 1000 chunks, in order, none lost.
   let { answer, chunks } = await prompt(agent, sessionId, [text("stream 1000 16")]);
@@ -201,6 +206,34 @@ async function resume(agent, init) {
   const { answer, chunks } = await prompt(agent, sessionId, [text("echo after the resume")]);
   check(answer.stopReason === "end_turn", "resumed prompt: end_turn");
   check(chunks.join("") === "echo after the resume", "resumed prompt: answered");
+  // The agent titles the session: session/list says so.
+  const titled = await prompt(agent, sessionId, [text("title A refactor, titled")]);
+  check(titled.chunks.join("") === "title set", "title: the agent set it");
+  const relisted = await agent.request(acp.methods.agent.session.list, {});
+  check(
+    relisted.sessions.find((s) => s.sessionId === sessionId)?.title === "A refactor, titled",
+    "session/list: the title the agent gave",
+  );
+  // A new session: the modes and options the profile's agent gave the
+  // last session it opened (here: the one resumed, at its first start).
+  const fresh = await agent.request(acp.methods.agent.session.new, { cwd: "/", mcpServers: [] });
+  check(
+    fresh.modes?.currentModeId === "ask" &&
+      JSON.stringify(fresh.modes.availableModes.map((m) => m.id)) === JSON.stringify(["ask", "code"]),
+    "session/new: the agent's modes",
+  );
+  check(
+    fresh.configOptions?.length === 1 &&
+      fresh.configOptions[0].id === "model" &&
+      fresh.configOptions[0].currentValue === "demo-small",
+    "session/new: the agent's config options",
+  );
+  check(
+    (await agent.request(acp.methods.agent.session.list, {})).sessions.find((s) => s.sessionId === fresh.sessionId)
+      ?.title === undefined,
+    "session/list: no title where the agent gave none",
+  );
+  await agent.request(acp.methods.agent.session.delete, { sessionId: fresh.sessionId });
   // Mode and configuration options reach the agent.
   const modeFrom = updates.length;
   await agent.request(acp.methods.agent.session.setMode, { sessionId, modeId: "code" });
@@ -241,7 +274,15 @@ async function load(agent, init) {
     .map((n) => n.update.content.text);
   check(
     JSON.stringify(prompts) ===
-      JSON.stringify(["stream 1000 16", "blocks", "permission", "permission", "sleep 30", "echo after the resume"]),
+      JSON.stringify([
+        "stream 1000 16",
+        "blocks",
+        "permission",
+        "permission",
+        "sleep 30",
+        "echo after the resume",
+        "title A refactor, titled",
+      ]),
     `session/load: the prompts, in order (${JSON.stringify(prompts)})`,
   );
   const image = history.find((n) => n.update.sessionUpdate === "user_message_chunk" && n.update.content.type === "image");
