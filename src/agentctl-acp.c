@@ -366,25 +366,35 @@ session_detach (Front *f, FrontSession *session)
 
 /* ---- the stream of a session --------------------------------------------- */
 
-/* One update (JSON text from the broker) as session/update, as it is. */
+/* One update (JSON text from the broker) as a session/update line, as it
+ * is, appended to @lines (without its last newline). */
 static void
-relay_update (Front *f, FrontSession *session, const char *update)
+append_update (GString *lines, FrontSession *session, const char *update)
 {
-  g_autoptr (GString) line = g_string_new (NULL);
-
   if (!ab_json_is_valid (update, strlen (update), AB_JSON_MAX_DEPTH))
     {
       g_debug ("an update of %s is not JSON; dropped", session->thread);
       return;
     }
+  if (lines->len > 0)
+    g_string_append_c (lines, '\n');
   /* Thread ids need no escaping: the broker accepts [A-Za-z0-9._:/@+-]. */
-  g_string_append_printf (line,
+  g_string_append_printf (lines,
                           "{\"jsonrpc\":\"2.0\",\"method\":\"session/update\","
                           "\"params\":{\"sessionId\":\"%s\",\"update\":",
                           session->thread);
-  g_string_append (line, update);
-  g_string_append (line, "}}");
-  write_line (f, line->str, line->len);
+  g_string_append (lines, update);
+  g_string_append (lines, "}}");
+}
+
+static void
+relay_update (Front *f, FrontSession *session, const char *update)
+{
+  g_autoptr (GString) line = g_string_new (NULL);
+
+  append_update (line, session, update);
+  if (line->len > 0)
+    write_line (f, line->str, line->len);
 }
 
 static FrontPrompt *
@@ -558,11 +568,18 @@ on_session_signal (GDBusConnection *connection, const char *sender,
     {
       g_autofree const char **updates = NULL;
 
+      g_autoptr (GString) lines = NULL;
+
       if (!args_begin_with (parameters, "ta"))
         return;
       g_variant_get_child (parameters, 1, "^a&s", &updates);
+      /* The updates of one signal leave in one write: a client reading
+       * line by line gets them in as few reads as the agent's. */
+      lines = g_string_new (NULL);
       for (gsize i = 0; updates[i] != NULL; i++)
-        relay_update (f, session, updates[i]);
+        append_update (lines, session, updates[i]);
+      if (lines->len > 0)
+        write_line (f, lines->str, lines->len);
       return;
     }
   /* Until PromptContent() names its turn, what belongs to a turn
