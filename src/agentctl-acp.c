@@ -79,6 +79,7 @@ typedef struct
   GQueue prompts;   /* FrontPrompt *, in the order sent */
   guint unnumbered; /* PromptContent() calls not yet answered */
   GPtrArray *early; /* (sv): TurnEnded, PermissionRequested meanwhile */
+  guint loading;    /* session/load calls waiting for the transcript */
 } FrontSession;
 
 /* A session/request_permission sent to the client. */
@@ -115,8 +116,8 @@ typedef struct
   Front *front;
   JsonNode *id; /* NULL for a notification */
   char *thread;
-  guint64 serial;    /* the FrontPrompt of a PromptContent() call */
-  GVariant *entries; /* session/load: the transcript to replay */
+  guint64 serial; /* the FrontPrompt of a PromptContent() call */
+  gboolean fresh; /* session/load: the session was not open here before */
 } FrontCall;
 
 static FrontCall *
@@ -134,7 +135,6 @@ static void
 call_free (FrontCall *call)
 {
   g_clear_pointer (&call->id, json_node_unref);
-  g_clear_pointer (&call->entries, g_variant_unref);
   g_free (call->thread);
   g_free (call);
 }
@@ -570,7 +570,8 @@ on_session_signal (GDBusConnection *connection, const char *sender,
 
       g_autoptr (GString) lines = NULL;
 
-      if (!args_begin_with (parameters, "ta"))
+      /* In the transcript being read: replayed from there. */
+      if (session->loading > 0 || !args_begin_with (parameters, "ta"))
         return;
       g_variant_get_child (parameters, 1, "^a&s", &updates);
       /* The updates of one signal leave in one write: a client reading
@@ -923,53 +924,72 @@ replay_entry (Front *f, FrontSession *session, const char *entry)
     }
 }
 
+/* The transcript, read after the watch began: every update the session
+ * sent before the broker read it is in it, and every update this
+ * connection got before its answer was sent before that (the broker
+ * reads it on its main loop, where it writes it and sends the updates,
+ * and answers at once); those were dropped (session->loading).  What
+ * comes after the answer follows the replay: the live updates of a
+ * running turn, none twice and none missed. */
+static void
+on_transcript (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (FrontCall) call = user_data;
+  Front *f = call->front;
+  g_autoptr (GError) error = NULL;
+  g_auto (GStrv) entries = NULL;
+  FrontSession *session = g_hash_table_lookup (f->sessions, call->thread);
+  gboolean ok;
+
+  ok = ab_dbus_broker1_call_get_transcript_finish (AB_DBUS_BROKER1 (source),
+                                                   &entries, result, &error);
+  /* Closed meanwhile: the client has had its answer. */
+  if (session == NULL)
+    {
+      send_error (f, call->id, RPC_INVALID_REQUEST,
+                  "the session was closed while it was loaded", NULL);
+      return;
+    }
+  if (session->loading > 0)
+    session->loading--;
+  if (!ok)
+    {
+      /* The broker's answer to whether the caller may read it: no such
+       * session is ACP's resource-not-found. */
+      if (call->fresh)
+        session_detach (f, session);
+      send_broker_error (f, call->id, error);
+      return;
+    }
+  for (gsize i = 0; entries[i] != NULL; i++)
+    replay_entry (f, session, entries[i]);
+  send_empty_result (f, call->id);
+}
+
 static void
 on_load_watched (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  g_autoptr (FrontCall) call = user_data;
+  FrontCall *call = user_data;
   g_autoptr (GError) error = NULL;
   FrontSession *session;
-  GVariantIter iter;
-  const char *entry;
 
   if (!ab_dbus_broker1_call_watch_finish (AB_DBUS_BROKER1 (source), result,
                                           &error))
     {
       send_broker_error (call->front, call->id, error);
-      return;
-    }
-  session = session_attach (call->front, call->thread);
-  g_variant_iter_init (&iter, call->entries);
-  while (g_variant_iter_next (&iter, "&s", &entry))
-    replay_entry (call->front, session, entry);
-  send_empty_result (call->front, call->id);
-}
-
-/* The transcript is the broker's answer to whether the caller may read
- * the session (no such session is ACP's resource-not-found). */
-static void
-on_transcript (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  FrontCall *call = user_data;
-  g_autoptr (GError) error = NULL;
-  g_auto (GStrv) entries = NULL;
-
-  if (!ab_dbus_broker1_call_get_transcript_finish (AB_DBUS_BROKER1 (source),
-                                                   &entries, result, &error))
-    {
-      send_broker_error (call->front, call->id, error);
       call_free (call);
       return;
     }
-  call->entries = g_variant_ref_sink (
-      g_variant_new_strv ((const char *const *)entries, -1));
-  ab_dbus_broker1_call_watch (call->front->ctl->broker, call->thread, NULL,
-                              on_load_watched, call);
+  call->fresh = !g_hash_table_contains (call->front->sessions, call->thread);
+  session = session_attach (call->front, call->thread);
+  session->loading++;
+  ab_dbus_broker1_call_get_transcript (call->front->ctl->broker, call->thread,
+                                       NULL, on_transcript, call);
 }
 
-/* Reattaches and replays the conversation from the broker's transcript
- * (pool.transcript_bytes); updates the session sends between the
- * transcript and the watch are not seen: load an idle session. */
+/* Reattaches (Watch(), which also admits a thread that has no session
+ * yet) and replays the conversation from the broker's transcript
+ * (pool.transcript_bytes), then what the session sends next. */
 static void
 do_load (Front *f, JsonNode *id, JsonObject *params)
 {
@@ -980,8 +1000,8 @@ do_load (Front *f, JsonNode *id, JsonObject *params)
   if (!g_hash_table_contains (f->sessions, thread)
       && !check_workspace (f, id, params))
     return;
-  ab_dbus_broker1_call_get_transcript (f->ctl->broker, thread, NULL,
-                                       on_transcript, call_new (f, id, thread));
+  ab_dbus_broker1_call_watch (f->ctl->broker, thread, NULL, on_load_watched,
+                              call_new (f, id, thread));
 }
 
 /* microseconds since the epoch as ISO 8601, or NULL for 0 */

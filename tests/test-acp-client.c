@@ -78,7 +78,8 @@ have_client (Fixture *fx)
  * that every check of it held, and returns the member @key of its
  * result. */
 static char *
-run_phase (Fixture *fx, const char *phase, const char *session)
+run_phase_with (Fixture *fx, const char *phase, const char *session,
+                const char *extra)
 {
   g_autofree char *agentctl = ab_test_program ("agentctl");
   g_autoptr (GPtrArray) argv = g_ptr_array_new ();
@@ -93,6 +94,8 @@ run_phase (Fixture *fx, const char *phase, const char *session)
   g_ptr_array_add (argv, (char *)phase);
   if (session != NULL)
     g_ptr_array_add (argv, (char *)session);
+  if (extra != NULL)
+    g_ptr_array_add (argv, (char *)extra);
   g_ptr_array_add (argv, "--");
   g_ptr_array_add (argv, agentctl);
   g_ptr_array_add (argv, "--user");
@@ -113,6 +116,12 @@ run_phase (Fixture *fx, const char *phase, const char *session)
   g_assert_no_error (error);
   return g_strdup (json_object_get_string_member (json_node_get_object (result),
                                                   "sessionId"));
+}
+
+static char *
+run_phase (Fixture *fx, const char *phase, const char *session)
+{
+  return run_phase_with (fx, phase, session, NULL);
 }
 
 /* Where the daemon keeps the transcript of @thread. */
@@ -275,6 +284,38 @@ test_sdk_agent (Fixture *fx, gconstpointer data)
   g_assert_true (g_str_has_prefix (acp, "sdk-"));
 }
 
+/* session/load while a turn streams: the replay, then that turn's live
+ * updates, none missed and none twice (the gate holds the turn until the
+ * loading client is there, however slow the machine). */
+static void
+test_load_running_turn (Fixture *fx, gconstpointer data)
+{
+  const char *thread = "cli:live";
+  g_autofree char *gate = NULL, *waiting = NULL, *prompt = NULL;
+  g_autofree char *loaded = NULL;
+  guint64 turn;
+  AbTurn *t;
+
+  if (!have_client (fx))
+    return;
+  peer_fixture_start (&fx->p, "default_agent: demo\n"
+                              "agents:\n"
+                              "  demo:\n"
+                              "    command: [agentbroker-demo-agent]\n");
+  gate = ab_gate_path (&fx->p.d, "live");
+  waiting = ab_gate_prompt (&fx->p.d, "live");
+  prompt = g_strconcat (waiting, " pace 2000 3000", NULL);
+  turn = ab_prompt (fx->p.d.connection, fx->p.c, thread, prompt);
+  AB_WAIT_FOR (ab_turn_has_update (fx->p.c, thread, turn), 20000);
+
+  loaded = run_phase_with (fx, "load-live", thread, gate);
+  g_assert_cmpstr (loaded, ==, thread);
+  t = ab_wait_turn (fx->p.c, thread, turn, 20000);
+  g_assert_cmpstr (t->reason, ==, "end_turn");
+  /* the prompter saw the same turn: its first chunk, then the 3000 */
+  g_assert_cmpuint (t->chunks->len, ==, 3001);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -283,6 +324,8 @@ main (int argc, char **argv)
   ab_test_bus_up ();
   g_test_add ("/acp-client/first-resume-load-delete", Fixture, NULL, fixture_up,
               test_client, fixture_down);
+  g_test_add ("/acp-client/load-running-turn", Fixture, NULL, fixture_up,
+              test_load_running_turn, fixture_down);
   g_test_add ("/acp-client/sdk-agent", Fixture, NULL, fixture_up,
               test_sdk_agent, fixture_down);
   return ab_test_run ();

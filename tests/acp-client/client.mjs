@@ -24,6 +24,13 @@
 //   node client.mjs delete SESSION -- agentctl --user acp
 //       session/delete SESSION; resuming it again is resource-not-found.
 //
+//   node client.mjs load-live SESSION GATE -- agentctl --user acp
+//       SESSION has a turn waiting (the demo agent's "gate GATE pace 2000
+//       3000", prompted by someone else): this client opens the gate, and
+//       while the chunks flow, session/load replays the turn so far and
+//       the rest follows live: 3000 chunks in order, none missed, none
+//       twice.
+//
 // Against a broker whose profile runs tests/sdk-agent (the official SDK's
 // agent), with what that agent reports of its own memory checked:
 //   node client.mjs sdk-first -- agentctl --user acp
@@ -42,6 +49,7 @@
 
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
 import { Readable, Writable } from "node:stream";
 
 import * as acp from "@agentclientprotocol/sdk";
@@ -52,8 +60,10 @@ if (dash < 0 || dash + 1 >= process.argv.length) {
   process.exit(2);
 }
 const [phase, sessionArg] = process.argv.slice(2, dash);
+// load-live's gate is process.argv[4], before the "--"
 const command = process.argv.slice(dash + 1);
 const TURN_MS = 30000;
+const [LIVE_RATE, LIVE_N] = [2000, 3000]; // load-live's stream
 
 const updates = []; // every session/update received, in order
 const permissionAnswers = []; // the optionId this client picks, in order
@@ -300,6 +310,34 @@ async function load(agent, init) {
   return { sessionId };
 }
 
+async function loadLive(agent) {
+  const [sessionId, gate] = [sessionArg, process.argv[4]];
+  // The turn streams from now on, LIVE_N chunks at LIVE_RATE a second.
+  writeFileSync(gate, "");
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  await agent.request(acp.methods.agent.session.load, { sessionId, cwd: "/", mcpServers: [] });
+  const replayed = updates.length;
+  const history = updates.map((n) => n.update);
+  check(
+    history.some((u) => u.sessionUpdate === "user_message_chunk" && u.content.text === `gate ${gate} pace ${LIVE_RATE} ${LIVE_N}`),
+    "session/load: the running turn's prompt",
+  );
+  check(
+    history.some((u) => u.sessionUpdate === "agent_message_chunk" && u.content.text === `waiting for ${gate}`),
+    "session/load: the running turn's first update",
+  );
+  const numbered = () => chunksSince(0).filter((c) => /^[0-9]+ /.test(c));
+  await waitFor(() => numbered().some((c) => c.startsWith(`${LIVE_N} `)), `the turn's last chunk`);
+  const all = numbered();
+  const replayedChunks = chunksSince(0).length - chunksSince(replayed).length;
+  console.log(`# ${replayedChunks} chunks replayed, ${chunksSince(replayed).length} live`);
+  check(
+    all.length === LIVE_N && all.every((c, i) => c.startsWith(`${i + 1} `)),
+    `replayed, then live: the turn's ${LIVE_N} chunks in order, none missed, none twice (${all.length})`,
+  );
+  return { sessionId, live: chunksSince(replayed).length };
+}
+
 async function remove(agent) {
   const sessionId = sessionArg;
   await agent.request(acp.methods.agent.session.delete, { sessionId });
@@ -398,6 +436,7 @@ const phases = {
   resume,
   load,
   delete: remove,
+  "load-live": loadLive,
   "sdk-first": sdkFirst,
   "sdk-resume": sdkResume,
   "sdk-load": sdkLoad,
