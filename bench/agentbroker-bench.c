@@ -23,6 +23,9 @@
  *   first      Prompt on a new thread → first Update vs the bench spawning
  *              and handshaking the demo agent itself
  *   drain      Drain() reply after the last turn's TurnEnded
+ *   acp        the official SDK's client (node) reading `stream N` through
+ *              `agentctl acp` next to the same client reading the demo
+ *              agent itself, in turns (acp_proxy_vs_direct)
  *   scale      RSS, ListSessions and Reload() at 1,000 running sessions;
  *              start and ListSessions with 10,000 suspended records;
  *              each ListSessions also timed with an sd-bus client that
@@ -42,6 +45,7 @@
 #include <json-glib/json-glib.h>
 #include <systemd/sd-bus.h>
 
+#include "bench-acp.h"
 #include "bench-direct.h"
 #include "bench-sink.h"
 #include "bench-util.h"
@@ -69,6 +73,7 @@ typedef struct
   guint suspended_records;
   guint start_runs; /* starts with and without the records */
   guint call_reps;  /* round trips per ListSessions/GetAll figure */
+  guint64 acp_n;    /* updates per ACP client run */
 } BenchPlan;
 
 typedef struct
@@ -77,6 +82,7 @@ typedef struct
   char *self_path;
   char *daemon_path;
   char *agent_path;
+  char *builddir;
   char *bus_address;
   GDBusConnection *connection;
   sd_bus *wire; /* a client that leaves replies undecoded */
@@ -854,6 +860,44 @@ bench_drain (Bench *b)
     }
 }
 
+/* ---- the ACP front door ---------------------------------------------- */
+
+/* The SDK client reading the demo agent through `agentctl acp` and
+ * directly, one run of each in turn, so that both see the same machine:
+ * the ratio of each pair is a sample of acp_proxy_vs_direct.  The client
+ * (node, validating every message) is the slower reader here, as it is
+ * for an editor. */
+static void
+bench_acp (Bench *b)
+{
+  g_autofree char *node = NULL, *script = NULL, *why = NULL;
+  g_autofree char *agentctl
+      = g_build_filename (b->builddir, "src", "agentctl", NULL);
+  g_autofree char *cwd = g_build_filename (b->tmpdir, "acp-direct", NULL);
+  const char *const proxy[] = { agentctl, "--user", "acp", NULL };
+  const char *const direct[] = { b->agent_path, NULL };
+
+  if (!bench_acp_find (b->builddir, &node, &script, &why))
+    {
+      g_printerr ("acp: not measured: %s\n", why);
+      return;
+    }
+  g_mkdir_with_parents (cwd, 0700);
+  for (guint r = 0; r < b->plan.runs; r++)
+    {
+      double through = bench_acp_rate (node, script, b->bus_address, "/",
+                                       b->plan.acp_n, proxy);
+      double alone = bench_acp_rate (node, script, b->bus_address, cwd,
+                                     b->plan.acp_n, direct);
+
+      if (isnan (through) || isnan (alone))
+        continue;
+      add (b, "acp_proxy_rate", through);
+      add (b, "acp_direct_rate", alone);
+      add (b, "acp_proxy_vs_direct", through / alone);
+    }
+}
+
 /* ---- scale: 1,000 running sessions --------------------------------------- */
 
 static gboolean
@@ -1288,6 +1332,9 @@ report (Bench *b, gboolean json)
   print_row (b, "Drain() after last TurnEnded (ms)", "drain_return_ms", NULL,
              "drain_return_ms", "<= 10 ms",
              median (b, "drain_return_ms") <= 10);
+  print_row (b, "ACP client via agentctl acp (upd/s)", "acp_proxy_rate",
+             "acp_direct_rate", "acp_proxy_vs_direct", ">= 0.8 × agent direct",
+             median (b, "acp_proxy_vs_direct") >= 0.8);
   printf ("(relay batching: %.1f updates per Update signal with 1 session; "
           "1000 agents spawned in %.1f s)\n",
           r1 > 0 ? b->plan.stream_n / median (b, "relay_messages_per_run_1")
@@ -1307,6 +1354,7 @@ report (Bench *b, gboolean json)
         "list_1000_ms",          "list_10000_suspended_ms",
         "list_10000_vs_dict",    "reload_1000_added_ms",
         "start_10000_added_ms",  "drain_return_ms",
+        "acp_proxy_vs_direct",
       };
 
       json_builder_begin_object (jb);
@@ -1391,6 +1439,7 @@ plan_init (BenchPlan *p, gboolean quick, gboolean smoke)
   p->suspended_records = 10000;
   p->start_runs = smoke ? 1 : quick ? 2 : 3;
   p->call_reps = smoke ? 1 : quick ? 5 : 20;
+  p->acp_n = smoke ? 2000 : quick ? 20000 : 50000;
 }
 
 int
@@ -1407,7 +1456,8 @@ main (int argc, char **argv)
     { "json", 0, 0, G_OPTION_ARG_NONE, &json,
       "End with one JSON object on a line of its own", NULL },
     { "only", 0, 0, G_OPTION_ARG_STRING, &only,
-      "Comma-separated parts: relay,latency,first,drain,running,suspended",
+      "Comma-separated parts: relay,latency,first,drain,acp,running,"
+      "suspended",
       "PARTS" },
     { NULL },
   };
@@ -1444,12 +1494,13 @@ main (int argc, char **argv)
       return 2;
     }
   parts = g_strsplit (
-      only != NULL ? only : "relay,latency,first,drain,running,suspended", ",",
-      -1);
+      only != NULL ? only : "relay,latency,first,drain,acp,running,suspended",
+      ",", -1);
 
   raise_fd_limit ();
   plan_init (&b.plan, quick, smoke);
   builddir = find_builddir (argv[0]);
+  b.builddir = builddir;
   b.self_path = g_file_read_link ("/proc/self/exe", NULL);
   b.daemon_path = g_build_filename (builddir, "src", "agentbrokerd", NULL);
   b.agent_path
@@ -1507,6 +1558,11 @@ main (int argc, char **argv)
     {
       g_printerr ("bench: drain ...\n");
       bench_drain (&b);
+    }
+  if (g_strv_contains ((const char *const *)parts, "acp"))
+    {
+      g_printerr ("bench: ACP front door ...\n");
+      bench_acp (&b);
     }
   bench_daemon_stop (d, 60000);
   if (g_strv_contains ((const char *const *)parts, "running"))

@@ -3,7 +3,8 @@
  *
  * The input is one message body from a hostile agent, parsed the way the
  * JSON-RPC connection parses a line, then given to every helper that
- * reads a field out of an agent's answer: the initialize result, a
+ * reads a field out of an agent's answer: the initialize result (and its
+ * description with a session/new result's modes and options), a
  * session/new result, a session/prompt result, a permission request and
  * an update.  Whatever these return travels on to D-Bus clients, so it
  * must be valid UTF-8 and within its documented bounds.  (The line
@@ -58,6 +59,35 @@ check_permission (JsonNode *params)
     }
 }
 
+/* What ListProfiles tells of the agent: its initialize answer and a
+ * session/new answer (here the same message) described, a JSON object
+ * whose session setup stays within its bound. */
+static void
+check_description (JsonNode *root)
+{
+  g_autofree char *description = ab_acp_describe_agent (root);
+  g_autoptr (JsonNode) parsed = NULL;
+  JsonObject *object;
+
+  ab_acp_describe_session (&description, root);
+  check_utf8 (description);
+  parsed = json_from_string (description, NULL);
+  if (parsed == NULL || !JSON_NODE_HOLDS_OBJECT (parsed))
+    abort ();
+  object = json_node_get_object (parsed);
+  for (const char *const *name
+       = (const char *const[]){ "modes", "configOptions", NULL };
+       *name != NULL; name++)
+    if (json_object_has_member (object, *name))
+      {
+        g_autofree char *text
+            = json_to_string (json_object_get_member (object, *name), FALSE);
+
+        if (strlen (text) > AB_ACP_MAX_SESSION_SETUP_BYTES)
+          abort ();
+      }
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
@@ -78,6 +108,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   ab_acp_agent_can_load (root);
   auth = ab_acp_describe_auth_methods (root);
   check_utf8 (auth);
+  check_description (root);
 
   session_id = ab_acp_session_id_from_result (root);
   if (session_id != NULL

@@ -174,6 +174,7 @@ on_session_new (GObject *source, GAsyncResult *result, gpointer user_data)
               _ ("agent answered session/new without a valid sessionId"));
       return;
     }
+  ab_acp_describe_session (&s->started->agent, reply);
   finish (task, id);
 }
 
@@ -208,6 +209,7 @@ on_session_load (GObject *source, GAsyncResult *result, gpointer user_data)
       new_session (task);
       return;
     }
+  ab_acp_describe_session (&s->started->agent, reply);
   finish (task, g_strdup (s->resume));
 }
 

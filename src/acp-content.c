@@ -10,6 +10,23 @@
 #include "error.h"
 #include "json-text.h"
 
+/* how much of a caller's unknown type name an error message quotes */
+#define MAX_QUOTED_BYTES 64
+
+/* The length of the longest prefix of UTF-8 @s within @max bytes that ends
+ * at a character boundary: an error message must stay UTF-8. */
+static int
+utf8_prefix (const char *s, gsize max)
+{
+  gsize len = strnlen (s, max + 1);
+  const char *end;
+
+  if (len <= max)
+    return (int)len;
+  end = g_utf8_find_prev_char (s, s + max + 1);
+  return end != NULL ? (int)(end - s) : 0;
+}
+
 static gboolean
 has_string (JsonObject *object, const char *name)
 {
@@ -83,9 +100,9 @@ check_block (JsonNode *node, guint index, GString *text, GError **error)
   if (required == NULL)
     {
       g_set_error (error, AB_ERROR, AB_ERROR_INVALID_ARGUMENT,
-                   _ ("content block %u has the unknown type '%.64s'; known: "
+                   _ ("content block %u has the unknown type '%.*s'; known: "
                       "text, image, audio, resource, resource_link"),
-                   index, type);
+                   index, utf8_prefix (type, MAX_QUOTED_BYTES), type);
       return FALSE;
     }
   for (const char *const *name = required; *name != NULL; name++)

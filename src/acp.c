@@ -220,6 +220,43 @@ ab_acp_describe_agent (JsonNode *initialize_result)
   return json_to_string (root, FALSE);
 }
 
+void
+ab_acp_describe_session (char **description, JsonNode *session_result)
+{
+  static const struct
+  {
+    const char *name;
+    JsonNodeType type;
+  } members[]
+      = { { "modes", JSON_NODE_OBJECT }, { "configOptions", JSON_NODE_ARRAY } };
+  JsonObject *result = object_or_null (session_result);
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (JsonNode) root = NULL;
+  JsonObject *object;
+
+  if (result == NULL || *description == NULL
+      || !json_parser_load_from_data (parser, *description, -1, NULL)
+      || (root = json_parser_steal_root (parser)) == NULL
+      || !JSON_NODE_HOLDS_OBJECT (root))
+    return;
+  object = json_node_get_object (root);
+  for (gsize i = 0; i < G_N_ELEMENTS (members); i++)
+    {
+      JsonNode *member = json_object_get_member (result, members[i].name);
+      g_autofree char *text = NULL;
+
+      json_object_remove_member (object, members[i].name);
+      if (member == NULL || JSON_NODE_TYPE (member) != members[i].type)
+        continue;
+      text = json_to_string (member, FALSE);
+      if (strlen (text) <= AB_ACP_MAX_SESSION_SETUP_BYTES)
+        json_object_set_member (object, members[i].name,
+                                json_node_copy (member));
+    }
+  g_free (*description);
+  *description = json_to_string (root, FALSE);
+}
+
 char *
 ab_acp_describe_auth_methods (JsonNode *initialize_result)
 {

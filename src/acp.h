@@ -28,6 +28,13 @@ char *ab_acp_describe_auth_methods (JsonNode *initialize_result);
  * the answer's "agentInfo" and "agentCapabilities" objects, those it has
  * (free it). */
 char *ab_acp_describe_agent (JsonNode *initialize_result);
+/* Adds to *@description (ab_acp_describe_agent()'s, replaced) the
+ * "modes" object and the "configOptions" array of a session/new or
+ * session/load answer, those it has, each at most
+ * AB_ACP_MAX_SESSION_SETUP_BYTES long as JSON (a longer one is left
+ * out): what the agent offers a new session. */
+#define AB_ACP_MAX_SESSION_SETUP_BYTES (32 * 1024)
+void ab_acp_describe_session (char **description, JsonNode *session_result);
 char *ab_acp_session_id_from_result (JsonNode *new_session_result);
 char *ab_acp_stop_reason (JsonNode *prompt_result);
 

@@ -46,6 +46,8 @@
 #define AB_FRONT_MAX_ASKS 64
 /* Prompts of one session waiting for their turn's end. */
 #define AB_FRONT_MAX_PROMPTS 64
+/* The longest session title passed on (the broker keeps 256 bytes). */
+#define AB_FRONT_MAX_TITLE_BYTES 1024
 /* Threads this front door names begin so: session/list shows them. */
 #define AB_FRONT_THREAD_PREFIX "acp:"
 
@@ -77,6 +79,7 @@ typedef struct
   GQueue prompts;   /* FrontPrompt *, in the order sent */
   guint unnumbered; /* PromptContent() calls not yet answered */
   GPtrArray *early; /* (sv): TurnEnded, PermissionRequested meanwhile */
+  guint loading;    /* session/load calls waiting for the transcript */
 } FrontSession;
 
 /* A session/request_permission sent to the client. */
@@ -113,8 +116,8 @@ typedef struct
   Front *front;
   JsonNode *id; /* NULL for a notification */
   char *thread;
-  guint64 serial;    /* the FrontPrompt of a PromptContent() call */
-  GVariant *entries; /* session/load: the transcript to replay */
+  guint64 serial; /* the FrontPrompt of a PromptContent() call */
+  gboolean fresh; /* session/load: the session was not open here before */
 } FrontCall;
 
 static FrontCall *
@@ -132,7 +135,6 @@ static void
 call_free (FrontCall *call)
 {
   g_clear_pointer (&call->id, json_node_unref);
-  g_clear_pointer (&call->entries, g_variant_unref);
   g_free (call->thread);
   g_free (call);
 }
@@ -364,25 +366,35 @@ session_detach (Front *f, FrontSession *session)
 
 /* ---- the stream of a session --------------------------------------------- */
 
-/* One update (JSON text from the broker) as session/update, as it is. */
+/* One update (JSON text from the broker) as a session/update line, as it
+ * is, appended to @lines (without its last newline). */
 static void
-relay_update (Front *f, FrontSession *session, const char *update)
+append_update (GString *lines, FrontSession *session, const char *update)
 {
-  g_autoptr (GString) line = g_string_new (NULL);
-
   if (!ab_json_is_valid (update, strlen (update), AB_JSON_MAX_DEPTH))
     {
       g_debug ("an update of %s is not JSON; dropped", session->thread);
       return;
     }
+  if (lines->len > 0)
+    g_string_append_c (lines, '\n');
   /* Thread ids need no escaping: the broker accepts [A-Za-z0-9._:/@+-]. */
-  g_string_append_printf (line,
+  g_string_append_printf (lines,
                           "{\"jsonrpc\":\"2.0\",\"method\":\"session/update\","
                           "\"params\":{\"sessionId\":\"%s\",\"update\":",
                           session->thread);
-  g_string_append (line, update);
-  g_string_append (line, "}}");
-  write_line (f, line->str, line->len);
+  g_string_append (lines, update);
+  g_string_append (lines, "}}");
+}
+
+static void
+relay_update (Front *f, FrontSession *session, const char *update)
+{
+  g_autoptr (GString) line = g_string_new (NULL);
+
+  append_update (line, session, update);
+  if (line->len > 0)
+    write_line (f, line->str, line->len);
 }
 
 static FrontPrompt *
@@ -501,6 +513,28 @@ permission_requested (Front *f, FrontSession *session, guint64 turn,
   send_message (f, message);
 }
 
+/* Whether the signal's arguments begin with the types @leading (one
+ * character each): later versions of the broker may append arguments. */
+static gboolean
+args_begin_with (GVariant *parameters, const char *leading)
+{
+  gsize n = strlen (leading);
+
+  if (!g_variant_is_of_type (parameters, G_VARIANT_TYPE_TUPLE)
+      || g_variant_n_children (parameters) < n)
+    return FALSE;
+  for (gsize i = 0; i < n; i++)
+    {
+      g_autoptr (GVariant) child = g_variant_get_child_value (parameters, i);
+      const char *type = g_variant_get_type_string (child);
+
+      if (leading[i] == 'a' ? !g_str_equal (type, "as")
+                            : type[0] != leading[i] || type[1] != '\0')
+        return FALSE;
+    }
+  return TRUE;
+}
+
 /* TurnEnded and PermissionRequested, once every turn number is known. */
 static void
 handle_turn_signal (Front *f, FrontSession *session, const char *member,
@@ -509,18 +543,15 @@ handle_turn_signal (Front *f, FrontSession *session, const char *member,
   const char *a, *b;
   guint64 turn;
 
-  if (g_str_equal (member, "TurnEnded")
-      && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tsst)")))
-    {
-      g_variant_get (parameters, "(t&s&st)", &turn, &a, &b, NULL);
-      turn_ended (f, session, turn, a, b);
-    }
-  else if (g_str_equal (member, "PermissionRequested")
-           && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tsst)")))
-    {
-      g_variant_get (parameters, "(t&s&st)", &turn, &a, &b, NULL);
-      permission_requested (f, session, turn, a, b);
-    }
+  if (!args_begin_with (parameters, "tss"))
+    return;
+  g_variant_get_child (parameters, 0, "t", &turn);
+  g_variant_get_child (parameters, 1, "&s", &a);
+  g_variant_get_child (parameters, 2, "&s", &b);
+  if (g_str_equal (member, "TurnEnded"))
+    turn_ended (f, session, turn, a, b);
+  else if (g_str_equal (member, "PermissionRequested"))
+    permission_requested (f, session, turn, a, b);
 }
 
 static void
@@ -533,15 +564,23 @@ on_session_signal (GDBusConnection *connection, const char *sender,
 
   if (session == NULL)
     return;
-  if (g_str_equal (member, "Update")
-      && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(tast)")))
+  if (g_str_equal (member, "Update"))
     {
       g_autofree const char **updates = NULL;
-      guint64 turn;
 
-      g_variant_get (parameters, "(t^a&st)", &turn, &updates, NULL);
+      g_autoptr (GString) lines = NULL;
+
+      /* In the transcript being read: replayed from there. */
+      if (session->loading > 0 || !args_begin_with (parameters, "ta"))
+        return;
+      g_variant_get_child (parameters, 1, "^a&s", &updates);
+      /* The updates of one signal leave in one write: a client reading
+       * line by line gets them in as few reads as the agent's. */
+      lines = g_string_new (NULL);
       for (gsize i = 0; updates[i] != NULL; i++)
-        relay_update (f, session, updates[i]);
+        append_update (lines, session, updates[i]);
+      if (lines->len > 0)
+        write_line (f, lines->str, lines->len);
       return;
     }
   /* Until PromptContent() names its turn, what belongs to a turn
@@ -572,122 +611,38 @@ replay_early (Front *f, FrontSession *session)
 
 /* ---- requests ------------------------------------------------------------ */
 
-/* The promptCapabilities of the profile's agent as it advertised them,
- * its booleans only: a client validates what it gets. */
-static JsonNode *
-prompt_capabilities (JsonObject *agent)
+/* The profile this front door creates sessions of (--agent, or the
+ * broker's default) in a ListProfiles() answer: its name and its agent as
+ * the broker last saw it (NULL if never), or FALSE, with the names of
+ * all the profiles in @names. */
+static gboolean
+find_profile (Front *f, GVariant *profiles, const char **name_out,
+              JsonNode **agent_out, GString *names)
 {
-  static const char *const names[] = { "image", "audio", "embeddedContext" };
-  JsonObject *caps = json_object_new ();
-  JsonObject *seen = NULL;
-  JsonNode *node;
-  JsonNode *root = json_node_new (JSON_NODE_OBJECT);
+  GVariantIter iter;
+  const char *name;
+  GVariant *dict;
 
-  node = agent != NULL ? json_object_get_member (agent, "agentCapabilities")
-                       : NULL;
-  if (node != NULL && JSON_NODE_HOLDS_OBJECT (node))
+  g_variant_iter_init (&iter, profiles);
+  while (g_variant_iter_next (&iter, "(&s@a{sv})", &name, &dict))
     {
-      node = json_object_get_member (json_node_get_object (node),
-                                     "promptCapabilities");
-      if (node != NULL && JSON_NODE_HOLDS_OBJECT (node))
-        seen = json_node_get_object (node);
+      g_autoptr (GVariant) owned = dict;
+      gboolean is_default = FALSE;
+      const char *agent = "";
+
+      if (names != NULL)
+        g_string_append_printf (names, "%s%s", names->len > 0 ? ", " : "",
+                                name);
+      g_variant_lookup (dict, "default", "b", &is_default);
+      if (f->profile != NULL ? !g_str_equal (f->profile, name) : !is_default)
+        continue;
+      g_variant_lookup (dict, "agent", "&s", &agent);
+      /* @name stays valid: @profiles holds it */
+      *name_out = name;
+      *agent_out = acp_parse_agent (agent);
+      return TRUE;
     }
-  for (gsize i = 0; i < G_N_ELEMENTS (names); i++)
-    {
-      JsonNode *value
-          = seen != NULL ? json_object_get_member (seen, names[i]) : NULL;
-
-      json_object_set_boolean_member (
-          caps, names[i],
-          value != NULL && JSON_NODE_HOLDS_VALUE (value)
-              && json_node_get_value_type (value) == G_TYPE_BOOLEAN
-              && json_node_get_boolean (value));
-    }
-  json_node_take_object (root, caps);
-  return root;
-}
-
-/* The profile's agent as the broker last saw it: an object, or NULL. */
-static JsonNode *
-parse_agent (const char *description)
-{
-  g_autoptr (JsonParser) parser = json_parser_new ();
-  g_autoptr (JsonNode) root = NULL;
-
-  if (*description == '\0')
-    return NULL;
-  root = ab_json_parse_untrusted (parser, description, strlen (description),
-                                  NULL);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
-    return NULL;
-  return g_steal_pointer (&root);
-}
-
-static JsonNode *
-initialize_result (const char *profile, JsonObject *agent)
-{
-  g_autoptr (JsonBuilder) b = json_builder_new ();
-  JsonNode *info
-      = agent != NULL ? json_object_get_member (agent, "agentInfo") : NULL;
-
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "protocolVersion");
-  json_builder_add_int_value (b, 1);
-  json_builder_set_member_name (b, "agentCapabilities");
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "loadSession");
-  json_builder_add_boolean_value (b, TRUE);
-  json_builder_set_member_name (b, "promptCapabilities");
-  json_builder_add_value (b, prompt_capabilities (agent));
-  json_builder_set_member_name (b, "mcpCapabilities");
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "http");
-  json_builder_add_boolean_value (b, FALSE);
-  json_builder_set_member_name (b, "sse");
-  json_builder_add_boolean_value (b, FALSE);
-  json_builder_end_object (b);
-  json_builder_set_member_name (b, "sessionCapabilities");
-  json_builder_begin_object (b);
-  for (const char *const *name
-       = (const char *const[]){ "list", "resume", "close", "delete", NULL };
-       *name != NULL; name++)
-    {
-      json_builder_set_member_name (b, *name);
-      json_builder_begin_object (b);
-      json_builder_end_object (b);
-    }
-  json_builder_end_object (b);
-  json_builder_end_object (b);
-
-  json_builder_set_member_name (b, "agentInfo");
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "name");
-  json_builder_add_string_value (b, "agentbroker");
-  json_builder_set_member_name (b, "title");
-  json_builder_add_string_value (b, profile);
-  json_builder_set_member_name (b, "version");
-  json_builder_add_string_value (b, PACKAGE_VERSION);
-  json_builder_end_object (b);
-  json_builder_set_member_name (b, "authMethods");
-  json_builder_begin_array (b);
-  json_builder_end_array (b);
-
-  /* What stands behind the broker: the profile and its agent. */
-  json_builder_set_member_name (b, "_meta");
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "agentbroker");
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "profile");
-  json_builder_add_string_value (b, profile);
-  if (info != NULL && JSON_NODE_HOLDS_OBJECT (info))
-    {
-      json_builder_set_member_name (b, "agentInfo");
-      json_builder_add_value (b, json_node_copy (info));
-    }
-  json_builder_end_object (b);
-  json_builder_end_object (b);
-  json_builder_end_object (b);
-  return json_builder_get_root (b);
+  return FALSE;
 }
 
 static void
@@ -698,9 +653,8 @@ on_profiles (GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr (GVariant) profiles = NULL;
   g_autoptr (GError) error = NULL;
   g_autoptr (GString) names = g_string_new (NULL);
-  GVariantIter iter;
+  g_autoptr (JsonNode) seen = NULL;
   const char *name;
-  GVariant *dict;
 
   f->initializing = FALSE;
   if (!ab_dbus_broker1_call_list_profiles_finish (AB_DBUS_BROKER1 (source),
@@ -709,25 +663,13 @@ on_profiles (GObject *source, GAsyncResult *result, gpointer user_data)
       send_broker_error (f, call->id, error);
       return;
     }
-  g_variant_iter_init (&iter, profiles);
-  while (g_variant_iter_next (&iter, "(&s@a{sv})", &name, &dict))
+  if (find_profile (f, profiles, &name, &seen, names))
     {
-      g_autoptr (GVariant) owned = dict;
-      g_autoptr (JsonNode) seen = NULL;
-      gboolean is_default = FALSE;
-      const char *agent = "";
-
-      g_string_append_printf (names, "%s%s", names->len > 0 ? ", " : "", name);
-      g_variant_lookup (dict, "default", "b", &is_default);
-      if (f->profile != NULL ? !g_str_equal (f->profile, name) : !is_default)
-        continue;
-      g_variant_lookup (dict, "agent", "&s", &agent);
-      seen = parse_agent (agent);
       f->initialized = TRUE;
-      send_result (f, call->id,
-                   initialize_result (name, seen != NULL
-                                                ? json_node_get_object (seen)
-                                                : NULL));
+      send_result (
+          f, call->id,
+          acp_initialize_result (
+              name, seen != NULL ? json_node_get_object (seen) : NULL));
       return;
     }
   send_error_printf (f, call->id, RPC_INVALID_PARAMS,
@@ -800,25 +742,46 @@ check_workspace (Front *f, JsonNode *id, JsonObject *params)
   return TRUE;
 }
 
+/* The answer to session/new: the session, and the modes and options the
+ * profile's agent gave the last session it opened (its agent starts with
+ * the first prompt; what it offers is known from its last start). */
+static void
+on_new_profiles (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (FrontCall) call = user_data;
+  g_autoptr (GVariant) profiles = NULL;
+  g_autoptr (JsonNode) seen = NULL;
+  g_autoptr (JsonNode) answer = json_node_new (JSON_NODE_OBJECT);
+  JsonObject *object = json_object_new ();
+  const char *name;
+
+  json_object_set_string_member (object, "sessionId", call->thread);
+  if (ab_dbus_broker1_call_list_profiles_finish (AB_DBUS_BROKER1 (source),
+                                                 &profiles, result, NULL)
+      && find_profile (call->front, profiles, &name, &seen, NULL)
+      && seen != NULL)
+    acp_add_session_setup (object, json_node_get_object (seen));
+  json_node_take_object (answer, object);
+  /* A new session's agent has not started: nothing of it was missed. */
+  session_attach (call->front, call->thread);
+  send_result (call->front, call->id, g_steal_pointer (&answer));
+}
+
 static void
 on_new_watched (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  g_autoptr (FrontCall) call = user_data;
+  FrontCall *call = user_data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (JsonNode) answer = json_node_new (JSON_NODE_OBJECT);
-  JsonObject *object;
 
   if (!ab_dbus_broker1_call_watch_finish (AB_DBUS_BROKER1 (source), result,
                                           &error))
     {
       send_broker_error (call->front, call->id, error);
+      call_free (call);
       return;
     }
-  session_attach (call->front, call->thread);
-  object = json_object_new ();
-  json_object_set_string_member (object, "sessionId", call->thread);
-  json_node_take_object (answer, object);
-  send_result (call->front, call->id, g_steal_pointer (&answer));
+  ab_dbus_broker1_call_list_profiles (call->front->ctl->broker, NULL,
+                                      on_new_profiles, call);
 }
 
 static void
@@ -961,53 +924,72 @@ replay_entry (Front *f, FrontSession *session, const char *entry)
     }
 }
 
+/* The transcript, read after the watch began: every update the session
+ * sent before the broker read it is in it, and every update this
+ * connection got before its answer was sent before that (the broker
+ * reads it on its main loop, where it writes it and sends the updates,
+ * and answers at once); those were dropped (session->loading).  What
+ * comes after the answer follows the replay: the live updates of a
+ * running turn, none twice and none missed. */
+static void
+on_transcript (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (FrontCall) call = user_data;
+  Front *f = call->front;
+  g_autoptr (GError) error = NULL;
+  g_auto (GStrv) entries = NULL;
+  FrontSession *session = g_hash_table_lookup (f->sessions, call->thread);
+  gboolean ok;
+
+  ok = ab_dbus_broker1_call_get_transcript_finish (AB_DBUS_BROKER1 (source),
+                                                   &entries, result, &error);
+  /* Closed meanwhile: the client has had its answer. */
+  if (session == NULL)
+    {
+      send_error (f, call->id, RPC_INVALID_REQUEST,
+                  "the session was closed while it was loaded", NULL);
+      return;
+    }
+  if (session->loading > 0)
+    session->loading--;
+  if (!ok)
+    {
+      /* The broker's answer to whether the caller may read it: no such
+       * session is ACP's resource-not-found. */
+      if (call->fresh)
+        session_detach (f, session);
+      send_broker_error (f, call->id, error);
+      return;
+    }
+  for (gsize i = 0; entries[i] != NULL; i++)
+    replay_entry (f, session, entries[i]);
+  send_empty_result (f, call->id);
+}
+
 static void
 on_load_watched (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  g_autoptr (FrontCall) call = user_data;
+  FrontCall *call = user_data;
   g_autoptr (GError) error = NULL;
   FrontSession *session;
-  GVariantIter iter;
-  const char *entry;
 
   if (!ab_dbus_broker1_call_watch_finish (AB_DBUS_BROKER1 (source), result,
                                           &error))
     {
       send_broker_error (call->front, call->id, error);
-      return;
-    }
-  session = session_attach (call->front, call->thread);
-  g_variant_iter_init (&iter, call->entries);
-  while (g_variant_iter_next (&iter, "&s", &entry))
-    replay_entry (call->front, session, entry);
-  send_empty_result (call->front, call->id);
-}
-
-/* The transcript is the broker's answer to whether the caller may read
- * the session (no such session is ACP's resource-not-found). */
-static void
-on_transcript (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  FrontCall *call = user_data;
-  g_autoptr (GError) error = NULL;
-  g_auto (GStrv) entries = NULL;
-
-  if (!ab_dbus_broker1_call_get_transcript_finish (AB_DBUS_BROKER1 (source),
-                                                   &entries, result, &error))
-    {
-      send_broker_error (call->front, call->id, error);
       call_free (call);
       return;
     }
-  call->entries = g_variant_ref_sink (
-      g_variant_new_strv ((const char *const *)entries, -1));
-  ab_dbus_broker1_call_watch (call->front->ctl->broker, call->thread, NULL,
-                              on_load_watched, call);
+  call->fresh = !g_hash_table_contains (call->front->sessions, call->thread);
+  session = session_attach (call->front, call->thread);
+  session->loading++;
+  ab_dbus_broker1_call_get_transcript (call->front->ctl->broker, call->thread,
+                                       NULL, on_transcript, call);
 }
 
-/* Reattaches and replays the conversation from the broker's transcript
- * (pool.transcript_bytes); updates the session sends between the
- * transcript and the watch are not seen: load an idle session. */
+/* Reattaches (Watch(), which also admits a thread that has no session
+ * yet) and replays the conversation from the broker's transcript
+ * (pool.transcript_bytes), then what the session sends next. */
 static void
 do_load (Front *f, JsonNode *id, JsonObject *params)
 {
@@ -1018,8 +1000,8 @@ do_load (Front *f, JsonNode *id, JsonObject *params)
   if (!g_hash_table_contains (f->sessions, thread)
       && !check_workspace (f, id, params))
     return;
-  ab_dbus_broker1_call_get_transcript (f->ctl->broker, thread, NULL,
-                                       on_transcript, call_new (f, id, thread));
+  ab_dbus_broker1_call_watch (f->ctl->broker, thread, NULL, on_load_watched,
+                              call_new (f, id, thread));
 }
 
 /* microseconds since the epoch as ISO 8601, or NULL for 0 */
@@ -1034,13 +1016,91 @@ iso_time (guint64 usec)
   return time != NULL ? g_date_time_format_iso8601 (time) : NULL;
 }
 
+/* A session/list being answered: the front door's sessions, each waiting
+ * for its title (GetSession()), and the listing itself. */
+typedef struct
+{
+  FrontCall *call;
+  JsonArray *sessions; /* of SessionInfo objects */
+  guint pending;
+} FrontList;
+
+typedef struct
+{
+  FrontList *list;
+  JsonObject *info; /* in list->sessions */
+} FrontListed;
+
+static void
+list_step_done (FrontList *list)
+{
+  g_autoptr (JsonNode) answer = NULL;
+  JsonObject *object;
+
+  if (--list->pending > 0)
+    return;
+  object = json_object_new ();
+  json_object_set_array_member (object, "sessions", list->sessions);
+  answer = json_node_new (JSON_NODE_OBJECT);
+  json_node_take_object (answer, object);
+  send_result (list->call->front, list->call->id, g_steal_pointer (&answer));
+  call_free (list->call);
+  g_free (list);
+}
+
+/* The title the agent gave the session, where it gave one (a session
+ * removed meanwhile is listed without). */
+static void
+on_listed_title (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  FrontListed *listed = user_data;
+  g_autoptr (GVariant) dict = NULL;
+  const char *title;
+
+  if (ab_dbus_broker1_call_get_session_finish (AB_DBUS_BROKER1 (source), &dict,
+                                               result, NULL)
+      && g_variant_lookup (dict, "title", "&s", &title) && *title != '\0'
+      && strlen (title) <= AB_FRONT_MAX_TITLE_BYTES)
+    json_object_set_string_member (listed->info, "title", title);
+  list_step_done (listed->list);
+  g_free (listed);
+}
+
+/* ACP's SessionInfo of one ListSessions() entry. */
+static JsonObject *
+session_info (GVariant *entry)
+{
+  g_autoptr (GVariant) thread = g_variant_get_child_value (entry, 0);
+  g_autoptr (GVariant) agent = g_variant_get_child_value (entry, 1);
+  g_autoptr (GVariant) cwd = g_variant_get_child_value (entry, 5);
+  g_autoptr (GVariant) last = g_variant_get_child_value (entry, 7);
+  g_autofree char *updated = iso_time (g_variant_get_uint64 (last));
+  JsonObject *info = json_object_new ();
+  JsonObject *meta = json_object_new ();
+  JsonObject *ours = json_object_new ();
+  const char *dir = g_variant_get_string (cwd, NULL);
+
+  json_object_set_string_member (info, "sessionId",
+                                 g_variant_get_string (thread, NULL));
+  /* A session whose agent never started has no directory yet. */
+  json_object_set_string_member (info, "cwd",
+                                 g_str_has_prefix (dir, "/") ? dir : "/");
+  if (updated != NULL)
+    json_object_set_string_member (info, "updatedAt", updated);
+  json_object_set_string_member (ours, "profile",
+                                 g_variant_get_string (agent, NULL));
+  json_object_set_object_member (meta, "agentbroker", ours);
+  json_object_set_object_member (info, "_meta", meta);
+  return info;
+}
+
 static void
 on_listed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr (FrontCall) call = user_data;
   g_autoptr (GVariant) sessions = NULL;
   g_autoptr (GError) error = NULL;
-  g_autoptr (JsonBuilder) b = json_builder_new ();
+  FrontList *list;
   GVariantIter iter;
   GVariant *entry;
 
@@ -1050,49 +1110,30 @@ on_listed (GObject *source, GAsyncResult *result, gpointer user_data)
       send_broker_error (call->front, call->id, error);
       return;
     }
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "sessions");
-  json_builder_begin_array (b);
+  list = g_new0 (FrontList, 1);
+  list->call = g_steal_pointer (&call);
+  list->sessions = json_array_new ();
+  list->pending = 1;
   g_variant_iter_init (&iter, sessions);
   while ((entry = g_variant_iter_next_value (&iter)) != NULL)
     {
       g_autoptr (GVariant) owned = entry;
       g_autoptr (GVariant) thread = g_variant_get_child_value (entry, 0);
-      g_autoptr (GVariant) agent = g_variant_get_child_value (entry, 1);
-      g_autoptr (GVariant) cwd = g_variant_get_child_value (entry, 5);
-      g_autoptr (GVariant) last = g_variant_get_child_value (entry, 7);
-      g_autofree char *updated = iso_time (g_variant_get_uint64 (last));
+      FrontListed *listed;
 
       if (!g_str_has_prefix (g_variant_get_string (thread, NULL),
                              AB_FRONT_THREAD_PREFIX))
         continue;
-      json_builder_begin_object (b);
-      json_builder_set_member_name (b, "sessionId");
-      json_builder_add_string_value (b, g_variant_get_string (thread, NULL));
-      /* A session whose agent never started has no directory yet. */
-      json_builder_set_member_name (b, "cwd");
-      json_builder_add_string_value (
-          b, g_str_has_prefix (g_variant_get_string (cwd, NULL), "/")
-                 ? g_variant_get_string (cwd, NULL)
-                 : "/");
-      if (updated != NULL)
-        {
-          json_builder_set_member_name (b, "updatedAt");
-          json_builder_add_string_value (b, updated);
-        }
-      json_builder_set_member_name (b, "_meta");
-      json_builder_begin_object (b);
-      json_builder_set_member_name (b, "agentbroker");
-      json_builder_begin_object (b);
-      json_builder_set_member_name (b, "profile");
-      json_builder_add_string_value (b, g_variant_get_string (agent, NULL));
-      json_builder_end_object (b);
-      json_builder_end_object (b);
-      json_builder_end_object (b);
+      listed = g_new0 (FrontListed, 1);
+      listed->list = list;
+      listed->info = session_info (entry);
+      json_array_add_object_element (list->sessions, listed->info);
+      list->pending++;
+      ab_dbus_broker1_call_get_session (list->call->front->ctl->broker,
+                                        g_variant_get_string (thread, NULL),
+                                        NULL, on_listed_title, listed);
     }
-  json_builder_end_array (b);
-  json_builder_end_object (b);
-  send_result (call->front, call->id, json_builder_get_root (b));
+  list_step_done (list);
 }
 
 /* The caller's own sessions of this front door; the client's cwd filter

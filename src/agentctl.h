@@ -154,6 +154,17 @@ int verb_watch (AbCtl *ctl, int argc, char **argv);
 
 int verb_acp (AbCtl *ctl, int argc, char **argv);
 
+/* ---- agentctl-acp-info.c ------------------------------------------- */
+
+/* ListProfiles' "agent" of a profile as an object; NULL if none. */
+JsonNode *acp_parse_agent (const char *description);
+/* The front door's initialize answer for @profile, whose agent @agent
+ * (may be NULL) describes. */
+JsonNode *acp_initialize_result (const char *profile, JsonObject *agent);
+/* Adds to a session/new @answer the "modes" and "configOptions" @agent
+ * (may be NULL) last gave a session, those of ACP's shape. */
+void acp_add_session_setup (JsonObject *answer, JsonObject *agent);
+
 /* ---- agentctl-control.c -------------------------------------------- */
 
 int verb_cancel (AbCtl *ctl, int argc, char **argv);

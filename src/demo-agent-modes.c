@@ -378,6 +378,18 @@ turn_plan (DemoTurn *turn, const char *mode_text, const char *prompt)
     {
       turn_add_text (turn, 0, prompt);
     }
+  else if (g_str_equal (word, "title"))
+    {
+      JsonObject *update = json_object_new ();
+      const char *title = prompt + strspn (prompt, " \t\r\n") + strlen (word);
+
+      json_object_set_string_member (update, "sessionUpdate",
+                                     "session_info_update");
+      json_object_set_string_member (update, "title",
+                                     title + strspn (title, " \t\r\n"));
+      turn_add_update (turn, 0, update);
+      turn_add_text (turn, 0, "title set");
+    }
   else if (g_str_equal (word, "env"))
     {
       g_autofree char *text = describe_environment ();

@@ -53,6 +53,8 @@
  *   error             JSON-RPC error -32603 "demo failure" to session/prompt
  *   stderr N          N lines on stderr, then the default answer
  *   echo              one chunk with exactly the prompt text
+ *   title TEXT        a session_info_update with the title TEXT (the rest
+ *                     of the prompt), then one chunk "title set"
  *   blocks            one chunk per content block of the prompt, saying
  *                     what arrived: "block I: text T", "block I: image
  *                     MIME N bytes sha256 HEX" (of the decoded data; the
@@ -65,9 +67,11 @@
  *   fork-child        spawn `sleep 1000` in our process group and report its
  *                     pid in a chunk (teardown must kill the group)
  *
- * session/set_mode takes the modes "ask" and "code" (and says so with a
- * current_mode_update), session/set_config_option the option "model" with
- * the values "demo-small" and "demo-large".
+ * session/new and session/load answer with the modes "ask" (current) and
+ * "code" and the option "model" ("demo-small"); session/set_mode takes
+ * those modes (and says so with a current_mode_update),
+ * session/set_config_option the option "model" with the values
+ * "demo-small" and "demo-large".
  *
  * AGENTBROKER_DEMO_MODE holds a comma-separated list.  A prompt mode in it
  * (e.g. "stream 100 64") applies to every prompt whatever its text; these
@@ -234,6 +238,58 @@ session_params_cwd (JsonNode *id, JsonObject *params)
   return cwd;
 }
 
+/* The option "model" with its values, @value current: what session/new,
+ * session/load and session/set_config_option answer. */
+static JsonArray *
+config_options_new (const char *value)
+{
+  static const char *const values[] = { "demo-small", "demo-large" };
+  JsonObject *model = json_object_new ();
+  JsonArray *choices = json_array_new ();
+  JsonArray *options = json_array_new ();
+
+  for (guint i = 0; i < G_N_ELEMENTS (values); i++)
+    {
+      JsonObject *choice = json_object_new ();
+
+      json_object_set_string_member (choice, "value", values[i]);
+      json_object_set_string_member (choice, "name", values[i]);
+      json_array_add_object_element (choices, choice);
+    }
+  json_object_set_string_member (model, "id", "model");
+  json_object_set_string_member (model, "name", "Model");
+  json_object_set_string_member (model, "type", "select");
+  json_object_set_string_member (model, "currentValue", value);
+  json_object_set_array_member (model, "options", choices);
+  json_array_add_object_element (options, model);
+  return options;
+}
+
+/* A session's setup as session/new and session/load answer it: the
+ * modes "ask" (current) and "code", and the option "model". */
+static void
+add_session_setup (JsonObject *result)
+{
+  static const char *const modes[][2]
+      = { { "ask", "Ask" }, { "code", "Code" } };
+  JsonObject *state = json_object_new ();
+  JsonArray *available = json_array_new ();
+
+  for (guint i = 0; i < G_N_ELEMENTS (modes); i++)
+    {
+      JsonObject *mode = json_object_new ();
+
+      json_object_set_string_member (mode, "id", modes[i][0]);
+      json_object_set_string_member (mode, "name", modes[i][1]);
+      json_array_add_object_element (available, mode);
+    }
+  json_object_set_string_member (state, "currentModeId", "ask");
+  json_object_set_array_member (state, "availableModes", available);
+  json_object_set_object_member (result, "modes", state);
+  json_object_set_array_member (result, "configOptions",
+                                config_options_new ("demo-small"));
+}
+
 static void
 handle_session_new (JsonNode *id, JsonObject *params)
 {
@@ -255,6 +311,7 @@ handle_session_new (JsonNode *id, JsonObject *params)
 
   result = json_object_new ();
   json_object_set_string_member (result, "sessionId", session_id);
+  add_session_setup (result);
   send_result (id, object_node (result));
   demo_log ("new session %s in %s", session_id, cwd);
   send_available_commands (session_id);
@@ -314,7 +371,12 @@ handle_session_load (JsonNode *id, JsonObject *params)
                                          : "user_message_chunk",
                                      entry->text));
     }
-  send_empty_result (id);
+  {
+    JsonObject *result = json_object_new ();
+
+    add_session_setup (result);
+    send_result (id, object_node (result));
+  }
   demo_log ("loaded session %s (%u entries) in %s", session_id,
             session->history->len, cwd);
   send_available_commands (session_id);
@@ -421,8 +483,7 @@ handle_set_config_option (JsonNode *id, JsonObject *params)
   const char *value
       = json_object_get_string_member_with_default (params, "value", "");
   static const char *const values[] = { "demo-small", "demo-large", NULL };
-  JsonObject *result, *model;
-  JsonArray *options, *choices;
+  JsonObject *result;
 
   if (session == NULL)
     return;
@@ -433,25 +494,9 @@ handle_set_config_option (JsonNode *id, JsonObject *params)
                   NULL);
       return;
     }
-  choices = json_array_new ();
-  for (guint i = 0; values[i] != NULL; i++)
-    {
-      JsonObject *choice = json_object_new ();
-
-      json_object_set_string_member (choice, "value", values[i]);
-      json_object_set_string_member (choice, "name", values[i]);
-      json_array_add_object_element (choices, choice);
-    }
-  model = json_object_new ();
-  json_object_set_string_member (model, "id", "model");
-  json_object_set_string_member (model, "name", "Model");
-  json_object_set_string_member (model, "type", "select");
-  json_object_set_string_member (model, "currentValue", value);
-  json_object_set_array_member (model, "options", choices);
-  options = json_array_new ();
-  json_array_add_object_element (options, model);
   result = json_object_new ();
-  json_object_set_array_member (result, "configOptions", options);
+  json_object_set_array_member (result, "configOptions",
+                                config_options_new (value));
   send_result (id, object_node (result));
 }
 

@@ -81,6 +81,7 @@ ab_json_parse_untrusted (JsonParser *parser, const char *data, gsize len,
                          GError **error)
 {
   g_autoptr (JsonNode) root = NULL;
+  g_autoptr (GError) parse_error = NULL;
 
   if (ab_json_too_deep (data, len, AB_JSON_MAX_DEPTH))
     {
@@ -88,8 +89,21 @@ ab_json_parse_untrusted (JsonParser *parser, const char *data, gsize len,
                    "JSON nested deeper than %u levels", AB_JSON_MAX_DEPTH);
       return NULL;
     }
-  if (!json_parser_load_from_data (parser, data, (gssize)len, error))
-    return NULL;
+  if (!json_parser_load_from_data (parser, data, (gssize)len, &parse_error))
+    {
+      /* json-glib quotes the offending token in its message, decoded: a
+       * lone surrogate escape there is not UTF-8, and the message goes on
+       * to D-Bus callers and the journal */
+      if (!g_utf8_validate (parse_error->message, -1, NULL))
+        {
+          char *valid = g_utf8_make_valid (parse_error->message, -1);
+
+          g_free (parse_error->message);
+          parse_error->message = valid;
+        }
+      g_propagate_error (error, g_steal_pointer (&parse_error));
+      return NULL;
+    }
   root = json_parser_steal_root (parser);
   if (root == NULL)
     {

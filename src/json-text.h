@@ -25,8 +25,8 @@ gboolean ab_json_node_is_utf8 (JsonNode *node);
 
 /* Parses JSON text from an untrusted source: nesting deeper than
  * AB_JSON_MAX_DEPTH and string escapes that decode to invalid UTF-8 are
- * errors (JSON_PARSER_ERROR) like a syntax error. Returns the root,
- * transfer full. */
+ * errors (JSON_PARSER_ERROR) like a syntax error; an error's message is
+ * UTF-8. Returns the root, transfer full. */
 JsonNode *ab_json_parse_untrusted (JsonParser *parser, const char *data,
                                    gsize len, GError **error);
 

@@ -218,7 +218,7 @@ ab_session_details (AbSession *session)
 {
   GVariant *cached = ab_session_to_variant (session);
   gsize n = g_variant_n_children (cached);
-  g_autofree GVariant **entries = g_new (GVariant *, n + 4);
+  g_autofree GVariant **entries = g_new (GVariant *, n + 5);
   GVariant *details;
   AbAgentUsage usage;
 
@@ -238,7 +238,11 @@ ab_session_details (AbSession *session)
   entries[n + 3] = g_variant_new_dict_entry (
       g_variant_new_string ("tasks"),
       g_variant_new_variant (g_variant_new_uint64 (usage.tasks)));
-  details = g_variant_new_array (G_VARIANT_TYPE ("{sv}"), entries, n + 4);
+  entries[n + 4]
+      = g_variant_new_dict_entry (g_variant_new_string ("title"),
+                                  g_variant_new_variant (g_variant_new_string (
+                                      ab_session_get_title (session))));
+  details = g_variant_new_array (G_VARIANT_TYPE ("{sv}"), entries, n + 5);
   /* The array took its own references to the cached dictionary's entries. */
   for (gsize i = 0; i < n; i++)
     g_variant_unref (entries[i]);

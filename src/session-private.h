@@ -96,6 +96,7 @@ struct _AbSession
   AbAcpConnection *conn;    /* the agent serving the session */
   AbAcpConnection *closing; /* the agent being stopped */
   char *acp_session;
+  char *title; /* session_info_update's, or NULL */
   gboolean history_lost;
   gboolean restart_pending; /* the profile changed: new agent next turn */
   guint handshake_source;

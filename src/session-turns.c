@@ -4,9 +4,50 @@
 
 #include <string.h>
 
+#include "json-text.h"
 #include "session-private.h"
 
 /* ---- the stream ------------------------------------------------------ */
+
+/* The title of a session_info_update (ACP: a string, or null to clear
+ * it), kept cut to AB_SESSION_MAX_TITLE_BYTES.  Other updates pass by
+ * with a search of their text. */
+static void
+note_title (AbSession *self, const char *json)
+{
+  g_autoptr (JsonParser) parser = NULL;
+  g_autoptr (JsonNode) root = NULL;
+  JsonObject *update;
+  JsonNode *title;
+
+  if (json == NULL || strstr (json, "session_info_update") == NULL)
+    return;
+  parser = json_parser_new ();
+  root = ab_json_parse_untrusted (parser, json, strlen (json), NULL);
+  update = root != NULL && JSON_NODE_HOLDS_OBJECT (root)
+               ? json_node_get_object (root)
+               : NULL;
+  if (update == NULL
+      || g_strcmp0 (json_object_get_string_member_with_default (
+                        update, "sessionUpdate", NULL),
+                    "session_info_update")
+             != 0
+      || (title = json_object_get_member (update, "title")) == NULL)
+    return;
+  g_clear_pointer (&self->title, g_free);
+  if (JSON_NODE_HOLDS_VALUE (title)
+      && json_node_get_value_type (title) == G_TYPE_STRING)
+    {
+      const char *text = json_node_get_string (title);
+      gsize len = strlen (text);
+
+      if (len > AB_SESSION_MAX_TITLE_BYTES)
+        len = (gsize)(g_utf8_find_prev_char (
+                          text, text + AB_SESSION_MAX_TITLE_BYTES + 1)
+                      - text);
+      self->title = g_strndup (text, len);
+    }
+}
 
 void
 session_flush_updates (AbSession *self)
@@ -21,6 +62,8 @@ session_flush_updates (AbSession *self)
 
   batch = g_steal_pointer (&self->pending_updates);
   self->pending_updates = g_ptr_array_new_with_free_func (g_free);
+  for (guint i = 0; i < batch->len; i++)
+    note_title (self, batch->pdata[i]);
   g_ptr_array_add (batch, NULL);
   if (self->current != NULL && self->current->number == self->pending_turn)
     sender = self->current->sender;

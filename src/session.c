@@ -552,6 +552,12 @@ ab_session_get_acp_session (AbSession *self)
   return self->acp_session != NULL ? self->acp_session : "";
 }
 
+const char *
+ab_session_get_title (AbSession *self)
+{
+  return self->title != NULL ? self->title : "";
+}
+
 guint64
 ab_session_get_turns (AbSession *self)
 {
@@ -764,6 +770,7 @@ ab_session_finalize (GObject *object)
   g_free (self->store_dir);
   ab_transcript_free (self->transcript);
   g_free (self->acp_session);
+  g_free (self->title);
   g_free (self->failure);
   g_free (self->last_reason);
   dict_cache_clear (&self->dict);

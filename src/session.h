@@ -134,6 +134,11 @@ guint ab_session_get_pid (AbSession *self);
 const char *ab_session_get_unit (AbSession *self);
 void ab_session_get_usage (AbSession *self, AbAgentUsage *usage);
 const char *ab_session_get_acp_session (AbSession *self);
+/* The title the agent last gave the session (ACP session_info_update),
+ * at most AB_SESSION_MAX_TITLE_BYTES, UTF-8; "" if none (kept while the
+ * daemon runs). */
+#define AB_SESSION_MAX_TITLE_BYTES 256
+const char *ab_session_get_title (AbSession *self);
 guint64 ab_session_get_turns (AbSession *self);
 /* The number and reason of the last turn that ended; 0 and NULL before
  * the first. */

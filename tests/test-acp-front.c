@@ -88,6 +88,40 @@ prompt_content (Fixture *fx, const char *thread, const char *content,
 
 /* ---- PromptContent ------------------------------------------------------ */
 
+/* The title an agent gives its session (session_info_update) is kept,
+ * cut to 256 bytes at a character boundary, and replaced by the next. */
+static void
+test_session_title (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (GString) long_title = g_string_new ("title ");
+  g_autofree char *title = NULL;
+  guint64 turn;
+
+  turn = ab_prompt (fx->d.connection, fx->c, "cli:titled", "echo untitled");
+  ab_wait_turn (fx->c, "cli:titled", turn, TURN_TIMEOUT_MS);
+  title = ab_session_s (&fx->d, "cli:titled", "title");
+  g_assert_cmpstr (title, ==, "");
+
+  turn = ab_prompt (fx->d.connection, fx->c, "cli:titled",
+                    "title Fixing the parser");
+  ab_wait_turn (fx->c, "cli:titled", turn, TURN_TIMEOUT_MS);
+  g_clear_pointer (&title, g_free);
+  title = ab_session_s (&fx->d, "cli:titled", "title");
+  g_assert_cmpstr (title, ==, "Fixing the parser");
+
+  /* "a" then 200 two-byte characters: 256 bytes end inside one */
+  g_string_append_c (long_title, 'a');
+  for (int i = 0; i < 200; i++)
+    g_string_append (long_title, "\xc3\xa9");
+  turn = ab_prompt (fx->d.connection, fx->c, "cli:titled", long_title->str);
+  ab_wait_turn (fx->c, "cli:titled", turn, TURN_TIMEOUT_MS);
+  g_clear_pointer (&title, g_free);
+  title = ab_session_s (&fx->d, "cli:titled", "title");
+  g_assert_cmpuint (strlen (title), ==, 255);
+  g_assert_true (g_utf8_validate (title, -1, NULL));
+  g_assert_true (g_str_has_prefix (title, "a\xc3\xa9"));
+}
+
 static void
 test_content_blocks (Fixture *fx, gconstpointer data)
 {
@@ -154,6 +188,15 @@ static const BadContent bad_contents[] = {
     "block 0 (resource) needs an object" },
   { "[{\"type\":\"resource_link\",\"uri\":\"x\"}]",
     "block 0 (resource_link) needs a string \"name\"" },
+  /* found by fuzz/fuzz-content: json-glib quotes a bad string in its
+   * message, here a lone surrogate, as invalid UTF-8; and a type name cut
+   * to 64 bytes can end inside a character */
+  { "[{\"type\":\"text\",\"text\":\"\\ud83d^\"x}]", "not JSON" },
+  { "[{\"type\":\""
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    "\xc3\xa9\"}]",
+    "unknown type "
+    "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'" },
 };
 
 static void
@@ -173,6 +216,7 @@ test_content_refused (Fixture *fx, gconstpointer data)
       ab_assert_error_named (error, AB_ERROR_INVALID_ARGUMENT,
                              "org.agentbroker.Error.InvalidArgument");
       g_test_message ("%s: %s", bad_contents[i].content, error->message);
+      g_assert_true (g_utf8_validate (error->message, -1, NULL));
       g_assert_nonnull (strstr (error->message, bad_contents[i].message));
     }
 
@@ -275,6 +319,15 @@ test_list_profiles (Fixture *fx, gconstpointer data)
                                         "agentCapabilities");
   g_assert_true (json_object_get_boolean_member (
       json_object_get_object_member (caps, "promptCapabilities"), "image"));
+  /* What it offered the session it opened: its modes and options. */
+  g_assert_cmpstr (
+      json_object_get_string_member (
+          json_object_get_object_member (json_node_get_object (agent), "modes"),
+          "currentModeId"),
+      ==, "ask");
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (
+                        json_node_get_object (agent), "configOptions")),
+                    ==, 1);
   /* The other profile's agent has still not started. */
   g_clear_pointer (&other, g_variant_unref);
   other = profile_dict (fx, "other");
@@ -1028,6 +1081,7 @@ main (int argc, char **argv)
 
 #define ADD(name, func, data)                                                  \
   g_test_add ("/acp-front/" name, Fixture, data, fixture_up, func, fixture_down)
+  ADD ("session-title", test_session_title, NULL);
   ADD ("prompt-content/blocks", test_content_blocks, NULL);
   ADD ("prompt-content/refused", test_content_refused, NULL);
   ADD ("list-profiles", test_list_profiles, NULL);

@@ -305,6 +305,30 @@ test_depth (void)
     }
 }
 
+/* json-glib quotes a bad string constant in its error message as it
+ * decoded it, a lone surrogate as bytes that are not UTF-8 (found by
+ * fuzz/fuzz-content); the message goes on to D-Bus callers. */
+static void
+test_error_utf8 (void)
+{
+  static const char *const texts[] = {
+    "{\"a\":\"\\ud83d^\"x}",
+    "[{\"type\":\"text\",\"text\":\"\\udc00^\"x}]",
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (texts); i++)
+    {
+      g_autoptr (JsonParser) parser = json_parser_new ();
+      g_autoptr (GError) error = NULL;
+      g_autoptr (JsonNode) root = ab_json_parse_untrusted (
+          parser, texts[i], strlen (texts[i]), &error);
+
+      g_assert_null (root);
+      g_assert_true (error != NULL && error->domain == JSON_PARSER_ERROR);
+      g_assert_true (g_utf8_validate (error->message, -1, NULL));
+    }
+}
+
 /* Byte-level mutations of the lines above, from a fixed seed. */
 static void
 test_mutations (void)
@@ -417,6 +441,7 @@ main (int argc, char **argv)
   g_test_add_func ("/json-text/plain-updates", test_plain_updates);
   g_test_add_func ("/json-text/doubtful-lines", test_doubtful_lines);
   g_test_add_func ("/json-text/depth", test_depth);
+  g_test_add_func ("/json-text/error-utf8", test_error_utf8);
   g_test_add_func ("/json-text/mutations", test_mutations);
   g_test_add_func ("/json-text/readers", test_readers);
   return g_test_run ();

@@ -17,6 +17,9 @@
 //                   and the previous prompt; end_turn
 //   "sleep N"     → one chunk, then waits N seconds; session/cancel ends the
 //                   turn with stopReason "cancelled"
+//   "stream N"    → N chunks "1 ", "2 ", … "N " (at most 100000), written
+//                   as fast as the connection takes them; session/cancel
+//                   stops them
 //
 // Run: node agent.mjs   (speaks ACP on stdin/stdout, logs on stderr)
 
@@ -156,6 +159,12 @@ const app = acp
         const seconds = Number(words[1] ?? 1) || 0;
         await say(`sdk-agent: sleeping ${seconds} s`);
         await sleep(seconds * 1000, undefined, { signal: abort.signal });
+      } else if (words[0] === "stream") {
+        const count = Math.min(Math.max(Number(words[1] ?? 1) || 0, 0), 100000);
+        for (let i = 1; i <= count; i++) {
+          if (abort.signal.aborted) throw abort.signal.reason;
+          await say(`${i} `);
+        }
       } else {
         const pieces = [
           "sdk-agent: ",
