@@ -237,6 +237,7 @@ session_fill_record (AbSession *self, AbSessionRecord *record)
     .turns = self->turns,
     .last_turn = self->last_turn,
     .last_reason = self->last_reason,
+    .title = self->title,
     .running_turn = self->current != NULL ? self->current->number : 0,
     .running_text = self->current != NULL ? self->current->text : NULL,
     .interrupted_turn = self->interrupted_turn,

@@ -19,6 +19,7 @@ note_title (AbSession *self, const char *json)
   g_autoptr (JsonNode) root = NULL;
   JsonObject *update;
   JsonNode *title;
+  g_autofree char *old = NULL;
 
   if (json == NULL || strstr (json, "session_info_update") == NULL)
     return;
@@ -34,7 +35,7 @@ note_title (AbSession *self, const char *json)
              != 0
       || (title = json_object_get_member (update, "title")) == NULL)
     return;
-  g_clear_pointer (&self->title, g_free);
+  old = g_steal_pointer (&self->title);
   if (JSON_NODE_HOLDS_VALUE (title)
       && json_node_get_value_type (title) == G_TYPE_STRING)
     {
@@ -47,6 +48,9 @@ note_title (AbSession *self, const char *json)
                       - text);
       self->title = g_strndup (text, len);
     }
+  /* Kept in the record, so that a restart keeps it too. */
+  if (g_strcmp0 (old, self->title) != 0)
+    session_persist (self);
 }
 
 void

@@ -911,6 +911,7 @@ ab_session_new_from_record (const AbSessionRecord *record, AbConfig *config,
   self->turns = record->turns;
   self->last_turn = record->last_turn;
   self->last_reason = g_strdup (record->last_reason);
+  self->title = g_strdup (record->title);
   self->interrupted_turn = record->interrupted_turn;
   self->interrupted_reported = record->interrupted_reported;
   /* A record without numbers predates them: the creation time does. */

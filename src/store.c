@@ -39,6 +39,7 @@ ab_session_record_free (AbSessionRecord *record)
   g_free (record->cwd);
   g_free (record->acp_session);
   g_free (record->last_reason);
+  g_free (record->title);
   g_free (record->running_text);
   g_free (record->running_sender);
   g_free (record->permission_rpc_id);
@@ -83,6 +84,8 @@ ab_session_record_to_json (const AbSessionRecord *r)
   INT ("last_turn", r->last_turn);
   if (r->last_reason != NULL)
     STR ("last_reason", r->last_reason);
+  if (r->title != NULL)
+    STR ("title", r->title);
   if (r->running_turn != 0)
     {
       INT ("running_turn", r->running_turn);
@@ -151,6 +154,7 @@ enum
   M_PERMISSION_RPC_ID,
   M_PERMISSION_PARAMS,
   M_STREAM_SEQ,
+  M_TITLE,
   N_MEMBERS
 };
 
@@ -176,6 +180,7 @@ static const char *const member_names[N_MEMBERS] = {
   [M_PERMISSION_RPC_ID] = "permission_rpc_id",
   [M_PERMISSION_PARAMS] = "permission_params",
   [M_STREAM_SEQ] = "stream_seq",
+  [M_TITLE] = "title",
 };
 
 /* A member as read, before it is checked. */
@@ -444,6 +449,8 @@ ab_session_record_parse_full (const char *data, gsize len, gboolean fast,
       || !get_string (&ms, M_CWD, TRUE, 4096, &r->cwd, error)
       || !get_string (&ms, M_ACP_SESSION, FALSE, 1024, &r->acp_session, error)
       || !get_string (&ms, M_LAST_REASON, FALSE, 64, &r->last_reason, error)
+      || !get_string (&ms, M_TITLE, FALSE, AB_STORE_MAX_TITLE_BYTES, &r->title,
+                      error)
       || !get_string (&ms, M_RUNNING_TEXT, FALSE, 1024 * 1024, &r->running_text,
                       error)
       || !get_int (&ms, M_OWNER, 0, G_MAXUINT32, &owner, error)
@@ -641,6 +648,7 @@ record_copy (const AbSessionRecord *r)
   copy->cwd = g_strdup (r->cwd);
   copy->acp_session = g_strdup (r->acp_session);
   copy->last_reason = g_strdup (r->last_reason);
+  copy->title = g_strdup (r->title);
   copy->running_text = g_strdup (r->running_text);
   copy->running_sender = g_strdup (r->running_sender);
   copy->permission_rpc_id = g_strdup (r->permission_rpc_id);

@@ -13,6 +13,8 @@ G_BEGIN_DECLS
 #define AB_STORE_MAX_QUEUED_BYTES (3 * 1024 * 1024)
 #define AB_STORE_MAX_QUEUED 10000
 #define AB_STORE_MAX_PERMISSIONS 8
+/* A title longer than this is refused (the session keeps 256 bytes). */
+#define AB_STORE_MAX_TITLE_BYTES 1024
 
 typedef struct
 {
@@ -26,6 +28,7 @@ typedef struct
   guint64 turns;
   guint64 last_turn;
   char *last_reason;        /* NULL if no turn ended yet */
+  char *title;              /* the agent's title for it, or NULL */
   guint64 running_turn;     /* the turn in flight when written, or 0 */
   char *running_text;       /* its prompt, for resend_interrupted */
   guint64 interrupted_turn; /* cut off by an earlier instance, or 0 */

@@ -94,7 +94,9 @@ static void
 test_session_title (Fixture *fx, gconstpointer data)
 {
   g_autoptr (GString) long_title = g_string_new ("title ");
+  g_autoptr (GError) error = NULL;
   g_autofree char *title = NULL;
+  g_autofree char *again = NULL;
   guint64 turn;
 
   turn = ab_prompt (fx->d.connection, fx->c, "cli:titled", "echo untitled");
@@ -120,6 +122,14 @@ test_session_title (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (strlen (title), ==, 255);
   g_assert_true (g_utf8_validate (title, -1, NULL));
   g_assert_true (g_str_has_prefix (title, "a\xc3\xa9"));
+
+  /* The record keeps it: a restart does too. */
+  g_assert_cmpint (ab_daemon_fixture_stop (&fx->d, SIGTERM), ==, 0);
+  ab_daemon_fixture_start (&fx->d, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&again, g_free);
+  again = ab_session_s (&fx->d, "cli:titled", "title");
+  g_assert_cmpstr (again, ==, title);
 }
 
 static void

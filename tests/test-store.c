@@ -361,6 +361,7 @@ test_handed_over (void)
     .permission_rpc_id = (char *)"7",
     .permission_params = (char *)"{\"sessionId\":\"s-1\"}",
     .stream_seq = G_GUINT64_CONSTANT (1764870000004242),
+    .title = (char *)"Fixing the \"parser\" \xc3\xa9",
   };
   g_autofree char *json = ab_session_record_to_json (&handed);
   g_autoptr (GError) error = NULL;
@@ -379,11 +380,13 @@ test_handed_over (void)
   g_assert_cmpstr (back->permission_rpc_id, ==, "7");
   g_assert_cmpstr (back->permission_params, ==, handed.permission_params);
   g_assert_cmpuint (back->stream_seq, ==, handed.stream_seq);
+  g_assert_cmpstr (back->title, ==, handed.title);
   /* json-glib reads it the same */
   slow = ab_session_record_parse_full (json, strlen (json), FALSE, &error);
   g_assert_no_error (error);
   g_assert_cmpint (slow->running_rpc_id, ==, handed.running_rpc_id);
   g_assert_cmpuint (slow->stream_seq, ==, handed.stream_seq);
+  g_assert_cmpstr (slow->title, ==, handed.title);
   g_assert_cmpstr (slow->running_sender, ==, ":1.42");
 
   bad_json
