@@ -390,6 +390,17 @@ turn_plan (DemoTurn *turn, const char *mode_text, const char *prompt)
 
       turn_add_text (turn, 0, text);
     }
+  else if (g_str_equal (word, "opened"))
+    {
+      const char *last;
+      guint earlier = session_count_prompts (turn->session, &last);
+      g_autofree char *text = g_strdup_printf (
+          "opened by %s %u",
+          turn->session->opened_by != NULL ? turn->session->opened_by : "?",
+          earlier);
+
+      turn_add_text (turn, 0, text);
+    }
   else if (g_str_equal (word, "fork-child"))
     {
       g_autofree char *text = fork_grandchild ();

@@ -385,6 +385,45 @@ test_lost_then_respawn (Fixture *f, gconstpointer data)
   wait_ended (f, 2);
 }
 
+/* The same with an agent that advertises sessionCapabilities.resume: the
+ * new agent resumes the ACP session (nothing replayed, nothing lost) and
+ * the watchers hear only the new turn. */
+static void
+test_lost_then_resume (Fixture *f, gconstpointer data)
+{
+  AbFakeAgent *a, *b;
+
+  g_log_set_always_fatal (G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+
+  ab_fake_launcher_set_resume (f->launcher, TRUE);
+  prompt (f, "first");
+  a = agent (f, 0);
+  wait_logged (a, "session/prompt first (record: running 1)");
+  ab_fake_agent_send_text (a, "one");
+  AB_ITERATE_UNTIL (strstr (f->events->str, "update 1 one") != NULL, WAIT_MS);
+  ab_fake_agent_exit (a);
+  wait_ended (f, 1);
+  assert_events (f, "update 1 one\n"
+                    "ended 1 agent-exited\n");
+  AB_ITERATE_UNTIL (
+      ab_session_get_state (f->session) == AB_SESSION_STATE_FAILED, WAIT_MS);
+
+  prompt (f, "second");
+  b = agent (f, 1);
+  wait_logged (b, "session/prompt second (record: running 2)");
+  assert_log (b, "initialize\n"
+                 "session/resume fake-1\n"
+                 "session/prompt second (record: running 2)");
+  g_assert_cmpstr (ab_session_get_acp_session (f->session), ==, "fake-1");
+  ab_fake_agent_send_text (b, "two");
+  ab_fake_agent_finish_prompt (b, "end_turn");
+  wait_ended (f, 2);
+  assert_events (f, "update 1 one\n"
+                    "ended 1 agent-exited\n"
+                    "update 2 two\n"
+                    "ended 2 end_turn\n");
+}
+
 /* A launch that fails refuses the prompt waiting for it, naming why. */
 static void
 test_launch_fails (Fixture *f, gconstpointer data)
@@ -619,6 +658,7 @@ main (int argc, char **argv)
   ADD ("permission/allow", "    permissions: allow\n", test_permission_policy);
   ADD ("permission/deny", "    permissions: deny\n", test_permission_policy);
   ADD ("lost-then-respawn", NULL, test_lost_then_respawn);
+  ADD ("lost-then-resume", NULL, test_lost_then_resume);
   ADD ("launch-fails", NULL, test_launch_fails);
   ADD ("profile-change", NULL, test_profile_change);
   ADD ("suspend", NULL, test_suspend);
