@@ -647,6 +647,7 @@ take_update (AbAcpConnection *self, const AbJsonSpan *kind, char *json)
     .json = json,
     .session_level = span_is (kind, "available_commands_update")
                      || span_is (kind, "current_mode_update"),
+    .usage = span_is (kind, "usage_update"),
   };
 
   g_array_append_val (self->batch, update);

@@ -92,6 +92,8 @@ typedef struct
    * current mode): agents send these right after session/new, racing
    * the first prompt. */
   gboolean session_level;
+  /* A usage_update (ab_acp_read_usage() reads it). */
+  gboolean usage;
 } AbAcpUpdate;
 
 #define AB_TYPE_ACP_CONNECTION (ab_acp_connection_get_type ())

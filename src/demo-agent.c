@@ -64,6 +64,9 @@
  *   alloc N           allocate and touch N MiB (default 64), kept until exit
  *   fork-child        spawn `sleep 1000` in our process group and report its
  *                     pid in a chunk (teardown must kill the group)
+ *   raw-update JSON   JSON (the rest of the prompt) as the "update" object
+ *                     of one session/update, as it is; a chunk
+ *                     "raw-update: not an object" if it is none
  *   opened            one chunk "opened by METHOD N": the request that
  *                     opened the session in this process (session/new,
  *                     session/load or session/resume) and the number of
@@ -83,6 +86,9 @@
  *                      is served either way: the session's history is read
  *                      back from its transcript, nothing is replayed)
  *   refuse-resume      `session/resume` fails with a JSON-RPC error
+ *   usage              a usage_update before the end of each turn: 1000
+ *                      tokens used (of 200000) and 0.25 USD per prompt the
+ *                      session remembers
  *   ignore-stdin-eof   keep running after stdin closes
  *   ignore-sigterm     ignore SIGTERM (only SIGKILL stops us)
  *
@@ -684,6 +690,8 @@ parse_mode_env (void)
         agent.resume = TRUE;
       else if (g_str_equal (item, "refuse-resume"))
         agent.refuse_resume = TRUE;
+      else if (g_str_equal (item, "usage"))
+        agent.usage = TRUE;
       else if (g_str_equal (item, "ignore-stdin-eof"))
         agent.ignore_stdin_eof = TRUE;
       else if (g_str_equal (item, "ignore-sigterm"))
@@ -741,13 +749,15 @@ main (int argc, char **argv)
       "  env               environment and cwd\n"
       "  alloc N           allocate and touch N MiB, kept until exit\n"
       "  fork-child        leave `sleep 1000` behind in the process group\n"
+      "  raw-update JSON   send JSON as a session/update's update object\n"
       "  opened            which request opened the session, and the\n"
       "                    earlier prompts remembered\n"
       "  anything else     a short streamed answer with a tool call\n"
       "\n"
       "AGENTBROKER_DEMO_MODE (comma-separated): a prompt mode for every\n"
       "prompt, and/or refuse-initialize, refuse-load, resume (advertise\n"
-      "session/resume), refuse-resume, ignore-stdin-eof, ignore-sigterm.\n");
+      "session/resume), refuse-resume, usage (a usage_update ending each\n"
+      "turn), ignore-stdin-eof, ignore-sigterm.\n");
   g_option_context_add_main_entries (context, entries, NULL);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     {

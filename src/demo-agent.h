@@ -101,6 +101,7 @@ typedef struct
   gboolean refuse_load;
   gboolean resume; /* advertise sessionCapabilities.resume */
   gboolean refuse_resume;
+  gboolean usage; /* a usage_update at the end of each turn */
   gboolean ignore_stdin_eof;
   guint stdin_source;
   /* ids of "permission-flood" requests, whose answers nobody waits for */

@@ -440,8 +440,15 @@ ab_fake_agent_is_closed (AbFakeAgent *agent)
 void
 ab_fake_agent_send_text (AbFakeAgent *agent, const char *text)
 {
-  g_autoptr (JsonBuilder) b = json_builder_new ();
   g_autofree char *update = ab_acp_text_update (text);
+
+  ab_fake_agent_send_update (agent, update);
+}
+
+void
+ab_fake_agent_send_update (AbFakeAgent *agent, const char *update)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
 
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "sessionId");

@@ -52,6 +52,9 @@ gboolean ab_fake_agent_is_closed (AbFakeAgent *agent);
 
 /* An agent_message_chunk of @text in the open session. */
 void ab_fake_agent_send_text (AbFakeAgent *agent, const char *text);
+/* A session/update in the open session with @update (JSON text) as it
+ * is. */
+void ab_fake_agent_send_update (AbFakeAgent *agent, const char *update);
 /* Answers the oldest waiting prompt with @stop_reason. */
 void ab_fake_agent_finish_prompt (AbFakeAgent *agent, const char *stop_reason);
 /* session/request_permission with the options "yes" (allow_once) and

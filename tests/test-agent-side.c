@@ -2,7 +2,9 @@
 /* agentbroker tests — what the broker does with the agent side of ACP 1,
  * through the daemon on a private bus: a new agent process for an existing
  * session resumes its ACP session when the agent advertises
- * sessionCapabilities.resume (else loads it).
+ * sessionCapabilities.resume (else loads it); what the agent's
+ * usage_update says is kept as the session's ContextUsed, ContextSize,
+ * Cost and CostCurrency.
  *
  * The agent is agentbroker-demo-agent; its "opened" mode says which
  * request opened the session in its process and how many earlier prompts
@@ -158,6 +160,117 @@ test_reopen (Fixture *fx, gconstpointer data)
   g_assert_cmpstr (first_again, ==, acp_session);
 }
 
+/* A property of the thread's Session1, read with Properties.Get. */
+static GVariant *
+session_property (Fixture *fx, const char *thread, const char *name)
+{
+  g_autofree char *path = ab_session_path (thread);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = g_dbus_connection_call_sync (
+      fx->d.connection, AB_BUS_NAME, path, "org.freedesktop.DBus.Properties",
+      "Get", g_variant_new ("(ss)", AB_SESSION_IFACE, name),
+      G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE, AB_CALL_TIMEOUT_MS, NULL,
+      &error);
+  GVariant *value;
+
+  g_assert_no_error (error);
+  g_variant_get (reply, "(v)", &value);
+  return value;
+}
+
+static guint64
+session_property_t (Fixture *fx, const char *thread, const char *name)
+{
+  g_autoptr (GVariant) value = session_property (fx, thread, name);
+
+  return g_variant_get_uint64 (value);
+}
+
+/* GetSession's and the properties' usage of @thread are these. */
+static void
+assert_usage (Fixture *fx, const char *thread, guint64 used, guint64 size,
+              double cost, const char *currency)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) dict = ab_get_session (&fx->d, thread, &error);
+  g_autoptr (GVariant) cost_value = NULL;
+  g_autoptr (GVariant) currency_value = NULL;
+  guint64 t;
+  double d;
+  const char *s;
+
+  g_assert_no_error (error);
+  g_assert_true (g_variant_lookup (dict, "context_used", "t", &t));
+  g_assert_cmpuint (t, ==, used);
+  g_assert_true (g_variant_lookup (dict, "context_size", "t", &t));
+  g_assert_cmpuint (t, ==, size);
+  g_assert_true (g_variant_lookup (dict, "cost", "d", &d));
+  g_assert_cmpfloat (d, ==, cost);
+  g_assert_true (g_variant_lookup (dict, "cost_currency", "&s", &s));
+  g_assert_cmpstr (s, ==, currency);
+
+  /* The properties follow within a second (changes are signalled at most
+   * once a second); all four change together. */
+  AB_WAIT_FOR (session_property_t (fx, thread, "ContextUsed") == used, 5000);
+  g_assert_cmpuint (session_property_t (fx, thread, "ContextSize"), ==, size);
+  cost_value = session_property (fx, thread, "Cost");
+  g_assert_cmpfloat (g_variant_get_double (cost_value), ==, cost);
+  currency_value = session_property (fx, thread, "CostCurrency");
+  g_assert_cmpstr (g_variant_get_string (currency_value, NULL), ==, currency);
+}
+
+/* The demo agent's usage_update at each turn's end: kept, shown by
+ * GetSession and the properties, and relayed as it is. */
+static void
+test_usage (Fixture *fx, gconstpointer data)
+{
+  const char *thread = "cli:usage";
+  AbTurn *rec;
+  gboolean relayed = FALSE;
+
+  start_daemon (fx, "usage");
+  rec = prompt_ok (fx, thread, "echo one");
+  g_assert_cmpstr (rec->text->str, ==, "echo one");
+  for (guint i = 0; i < rec->updates->len; i++)
+    relayed |= g_str_equal (rec->updates->pdata[i],
+                            "{\"sessionUpdate\":\"usage_update\",\"used\":1000,"
+                            "\"size\":200000,\"cost\":{\"amount\":0.25,"
+                            "\"currency\":\"USD\"}}");
+  g_assert_true (relayed);
+  assert_usage (fx, thread, 1000, 200000, 0.25, "USD");
+  prompt_ok (fx, thread, "echo two");
+  assert_usage (fx, thread, 2000, 200000, 0.5, "USD");
+}
+
+/* An agent's usage_update with wrong values changes nothing; a session
+ * without one says unknown. */
+static void
+test_usage_hostile (Fixture *fx, gconstpointer data)
+{
+  const char *thread = "cli:usage-hostile";
+  AbTurn *rec;
+
+  start_daemon (fx, NULL);
+  prompt_ok (fx, thread, "echo none yet");
+  assert_usage (fx, thread, G_MAXUINT64, G_MAXUINT64, -1, "");
+  rec = prompt_ok (fx, thread,
+                   "raw-update {\"sessionUpdate\":\"usage_update\","
+                   "\"used\":7,\"size\":70,\"cost\":{\"amount\":1,"
+                   "\"currency\":\"EUR\"}}");
+  g_assert_cmpuint (rec->updates->len, ==, 1);
+  assert_usage (fx, thread, 7, 70, 1, "EUR");
+  prompt_ok (fx, thread,
+             "raw-update {\"sessionUpdate\":\"usage_update\",\"used\":-7,"
+             "\"size\":\"70\",\"cost\":{\"amount\":1e300,\"currency\":"
+             "\"EUR\"}}");
+  prompt_ok (fx, thread,
+             "raw-update {\"sessionUpdate\":\"usage_update\",\"used\":"
+             "99999999999999999999,\"size\":[],\"cost\":{\"amount\":2,"
+             "\"currency\":\"<script>\"}}");
+  prompt_ok (fx, thread, "raw-update {\"sessionUpdate\":\"usage_update\"}");
+  assert_usage (fx, thread, 7, 70, 1, "EUR");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -169,6 +282,8 @@ main (int argc, char **argv)
   ADD ("reopen/resume", test_reopen, &resume_case);
   ADD ("reopen/load", test_reopen, &load_case);
   ADD ("reopen/resume-refused", test_reopen, &resume_refused_case);
+  ADD ("usage", test_usage, NULL);
+  ADD ("usage/hostile", test_usage_hostile, NULL);
 #undef ADD
 
   (void)ab_error_quark ();
