@@ -8,6 +8,7 @@
 #include <json-glib/json-glib.h>
 
 #include "acp-usage.h"
+#include "json-text.h"
 
 /* Integers a double holds exactly: an agent in JavaScript may write a
  * count as 1e6. */
@@ -123,13 +124,11 @@ gboolean
 ab_acp_read_usage (const char *update, gsize len, AbAcpUsage *usage)
 {
   g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (JsonNode) root
+      = ab_json_parse_untrusted (parser, update, len, NULL);
   AbAcpUsage before = *usage;
-  JsonNode *root;
   JsonObject *object;
 
-  if (!json_parser_load_from_data (parser, update, (gssize)len, NULL))
-    return FALSE;
-  root = json_parser_get_root (parser);
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
     return FALSE;
   object = json_node_get_object (root);
