@@ -225,6 +225,7 @@ static void
 test_usage (Fixture *fx, gconstpointer data)
 {
   const char *thread = "cli:usage";
+  g_autofree char *out = NULL, *err = NULL;
   AbTurn *rec;
   gboolean relayed = FALSE;
 
@@ -240,6 +241,15 @@ test_usage (Fixture *fx, gconstpointer data)
   assert_usage (fx, thread, 1000, 200000, 0.25, "USD");
   prompt_ok (fx, thread, "echo two");
   assert_usage (fx, thread, 2000, 200000, 0.5, "USD");
+
+  /* agentctl shows them as systemctl would, unknown as [not set] */
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "show", "-p",
+                                    "ContextUsed,ContextSize,Cost,CostCurrency",
+                                    thread, NULL),
+                   ==, 0);
+  g_assert_cmpstr (out, ==,
+                   "ContextUsed=2000\nContextSize=200000\nCost=0.5\n"
+                   "CostCurrency=USD\n");
 }
 
 /* An agent's usage_update with wrong values changes nothing; a session
@@ -248,11 +258,19 @@ static void
 test_usage_hostile (Fixture *fx, gconstpointer data)
 {
   const char *thread = "cli:usage-hostile";
+  g_autofree char *out = NULL, *err = NULL;
   AbTurn *rec;
 
   start_daemon (fx, NULL);
   prompt_ok (fx, thread, "echo none yet");
   assert_usage (fx, thread, G_MAXUINT64, G_MAXUINT64, -1, "");
+  g_assert_cmpint (ab_run_agentctl (&fx->d, &out, &err, "show", "-p",
+                                    "ContextUsed,ContextSize,Cost,CostCurrency",
+                                    thread, NULL),
+                   ==, 0);
+  g_assert_cmpstr (out, ==,
+                   "ContextUsed=[not set]\nContextSize=[not set]\n"
+                   "Cost=[not set]\nCostCurrency=\n");
   rec = prompt_ok (fx, thread,
                    "raw-update {\"sessionUpdate\":\"usage_update\","
                    "\"used\":7,\"size\":70,\"cost\":{\"amount\":1,"
