@@ -6,9 +6,9 @@
  * reads a field out of an agent's answer: the initialize result (and its
  * description with a session/new result's modes and options), a
  * session/new result, a session/prompt result, a permission request and
- * an update.  Whatever these return travels on to D-Bus clients, so it
- * must be valid UTF-8 and within its documented bounds.  (The line
- * reader and the dispatcher in front of them have their own target,
+ * an update (and a usage_update's values).  Whatever these return travels on to
+ * D-Bus clients, so it must be valid UTF-8 and within its documented bounds.
+ * (The line reader and the dispatcher in front of them have their own target,
  * fuzz-jsonrpc.)
  */
 #include "config.h"
@@ -19,6 +19,7 @@
 
 #include <json-glib/json-glib.h>
 
+#include "acp-usage.h"
 #include "acp.h"
 #include "json-text.h"
 
@@ -88,6 +89,26 @@ check_description (JsonNode *root)
       }
 }
 
+/* What a usage_update leaves in a session is unknown or in bounds. */
+static void
+check_usage (const uint8_t *data, size_t size)
+{
+  AbAcpUsage usage;
+  gsize len;
+
+  ab_acp_usage_init (&usage);
+  ab_acp_read_usage ((const char *)data, size, &usage);
+  if (usage.cost != AB_ACP_COST_UNKNOWN
+      && !(usage.cost >= 0 && usage.cost <= AB_ACP_COST_MAX))
+    abort ();
+  len = strlen (usage.currency);
+  if ((len == 0) != (usage.cost == AB_ACP_COST_UNKNOWN)
+      || strspn (usage.currency, "abcdefghijklmnopqrstuvwxyz"
+                                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+             != len)
+    abort ();
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
@@ -99,6 +120,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   g_autofree char *reason = NULL;
   g_autofree char *update = NULL;
 
+  check_usage (data, size);
   root = ab_json_parse_untrusted (parser, (const char *)data, size, &error);
   if ((root == NULL) == (error == NULL))
     abort ();

@@ -23,7 +23,7 @@ struct _AbAcpConnection
   AbJsonRpc *rpc;
   AbAgentHandle *agent;   /* or NULL: a test's agent */
   char *session_id;       /* the ACP session open or being loaded */
-  gboolean loading;       /* session/load runs: its updates replay history */
+  gboolean loading;       /* session/load or resume runs: not news */
   gboolean started;       /* the handshake was asked for */
   gboolean adopted;       /* an earlier instance's agent: no handshake */
   gboolean reading;       /* the agent's output is read */
@@ -213,20 +213,73 @@ on_session_load (GObject *source, GAsyncResult *result, gpointer user_data)
   finish (task, g_strdup (s->resume));
 }
 
-/* session/load when there is a conversation to resume and the agent can,
- * else session/new (and the history is lost). */
+static void
+load_session (GTask *task)
+{
+  AbAcpConnection *self = g_task_get_source_object (task);
+  Start *s = g_task_get_task_data (task);
+
+  self->loading = TRUE;
+  ab_jsonrpc_call (self->rpc, "session/load",
+                   ab_acp_load_session_params (s->resume, s->cwd), NULL,
+                   on_session_load, g_object_ref (task));
+}
+
+/* A refused resume falls back to a load, then to a new session. */
+static void
+on_session_resume (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  AbAcpConnection *self = g_task_get_source_object (task);
+  Start *s = g_task_get_task_data (task);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) reply = NULL;
+
+  if (!step_answered (task, result, &reply, &error))
+    return;
+  self->loading = FALSE;
+  if (reply != NULL)
+    {
+      s->started->resumed = TRUE;
+      finish (task, g_strdup (s->resume));
+      return;
+    }
+  g_message ("session %s: session/resume of %s failed (%s); %s", s->thread,
+             s->resume, error->message,
+             s->started->can_load ? "loading it"
+                                  : "starting a new ACP session");
+  if (s->started->can_load)
+    {
+      load_session (task);
+      return;
+    }
+  s->started->history_lost = TRUE;
+  new_session (task);
+}
+
+/* With a conversation to go on with: session/resume when the agent can
+ * (nothing is replayed), else session/load when it can, else session/new
+ * (and the history is lost).  What arrives before the answer to a resume
+ * is dropped as a load's replay is: a well-behaved agent sends nothing
+ * then, and an agent that replays anyway must not repeat the history to
+ * the watchers. */
 static void
 open_session (GTask *task)
 {
   AbAcpConnection *self = g_task_get_source_object (task);
   Start *s = g_task_get_task_data (task);
 
-  if (s->resume != NULL && s->started->can_load)
+  if (s->resume != NULL && s->started->can_resume)
     {
       self->loading = TRUE;
-      ab_jsonrpc_call (self->rpc, "session/load",
-                       ab_acp_load_session_params (s->resume, s->cwd), NULL,
-                       on_session_load, g_object_ref (task));
+      ab_jsonrpc_call (self->rpc, "session/resume",
+                       ab_acp_resume_session_params (s->resume, s->cwd), NULL,
+                       on_session_resume, g_object_ref (task));
+      return;
+    }
+  if (s->resume != NULL && s->started->can_load)
+    {
+      load_session (task);
       return;
     }
   if (s->resume != NULL)
@@ -277,6 +330,7 @@ on_initialized (GObject *source, GAsyncResult *result, gpointer user_data)
     }
 
   s->started->can_load = ab_acp_agent_can_load (reply);
+  s->started->can_resume = ab_acp_agent_can_resume (reply);
   s->started->auth_methods = ab_acp_describe_auth_methods (reply);
   s->started->agent = ab_acp_describe_agent (reply);
   if (s->auth_method != NULL)
@@ -576,7 +630,8 @@ span_of (const char *text)
 }
 
 /* Whether an update of ACP session @session_id is news: one of the open
- * session's, and not history that session/load replays. */
+ * session's, and not history that session/load replays (nor anything
+ * before the answer to session/resume). */
 static gboolean
 update_wanted (AbAcpConnection *self, const AbJsonSpan *session_id)
 {
@@ -594,6 +649,7 @@ take_update (AbAcpConnection *self, const AbJsonSpan *kind, char *json)
     .json = json,
     .session_level = span_is (kind, "available_commands_update")
                      || span_is (kind, "current_mode_update"),
+    .usage = span_is (kind, "usage_update"),
   };
 
   g_array_append_val (self->batch, update);

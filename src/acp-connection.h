@@ -7,12 +7,15 @@
  * the session's.
  *
  * ab_acp_connection_start_async() runs the handshake: initialize,
- * authenticate when the profile names a method, then session/load of the
- * conversation to resume when the agent can load one, else session/new.
- * It returns the ACP session id, the agent's advertised capabilities and
- * whether the history was lost (a conversation to resume that the agent
- * could not load).  The updates session/load replays are history, not
- * news: they are dropped here.
+ * authenticate when the profile names a method, then, with a conversation
+ * to go on with, session/resume when the agent advertises
+ * sessionCapabilities.resume, else (or when the resume fails)
+ * session/load when it advertises loadSession, else (or when that fails)
+ * session/new.  It returns the ACP session id, the agent's advertised
+ * capabilities and whether the history was lost (a conversation to go on
+ * with that the agent could neither resume nor load).  The updates
+ * session/load replays are history, not news: they are dropped here, and
+ * so is anything an agent sends before it answers session/resume.
  *
  * Signals (emitted from the main loop, never from inside an
  * ab_acp_connection_*() call, and never after
@@ -63,7 +66,7 @@ typedef struct
   const char *agent;       /* the profile's name, for messages */
   const char *thread;      /* for log lines */
   const char *cwd;         /* the agent's working directory */
-  const char *resume;      /* the ACP session to load, or NULL */
+  const char *resume;      /* the ACP session to go on with, or NULL */
   const char *auth_method; /* ACP authenticate methodId, or NULL */
 } AbAcpStartParams;
 
@@ -71,6 +74,8 @@ typedef struct
 {
   char *session_id;      /* the ACP session now open */
   gboolean can_load;     /* the agent advertised loadSession */
+  gboolean can_resume;   /* and sessionCapabilities.resume */
+  gboolean resumed;      /* @resume was resumed: nothing was replayed */
   char *auth_methods;    /* its advertised auth methods, described */
   char *agent;           /* ab_acp_describe_agent() of its initialize */
   gboolean history_lost; /* @resume was given but not loaded */
@@ -87,6 +92,8 @@ typedef struct
    * current mode): agents send these right after session/new, racing
    * the first prompt. */
   gboolean session_level;
+  /* A usage_update (ab_acp_read_usage() reads it). */
+  gboolean usage;
 } AbAcpUpdate;
 
 #define AB_TYPE_ACP_CONNECTION (ab_acp_connection_get_type ())

@@ -98,6 +98,13 @@ ab_acp_load_session_params (const char *session_id, const char *cwd)
   return builder_result (b);
 }
 
+/* session/resume takes what session/load does. */
+JsonNode *
+ab_acp_resume_session_params (const char *session_id, const char *cwd)
+{
+  return ab_acp_load_session_params (session_id, cwd);
+}
+
 JsonNode *
 ab_acp_text_prompt (const char *text)
 {
@@ -197,6 +204,18 @@ ab_acp_agent_can_load (JsonNode *initialize_result)
   return node != NULL && JSON_NODE_HOLDS_VALUE (node)
          && json_node_get_value_type (node) == G_TYPE_BOOLEAN
          && json_node_get_boolean (node);
+}
+
+/* agentCapabilities.sessionCapabilities.resume: an object ({} will do)
+ * says yes; null, absent or anything else no. */
+gboolean
+ab_acp_agent_can_resume (JsonNode *initialize_result)
+{
+  JsonObject *caps
+      = object_member (object_or_null (initialize_result), "agentCapabilities");
+
+  return object_member (object_member (caps, "sessionCapabilities"), "resume")
+         != NULL;
 }
 
 char *

@@ -15,6 +15,8 @@ JsonNode *ab_acp_initialize_params (void);
 JsonNode *ab_acp_authenticate_params (const char *method_id);
 JsonNode *ab_acp_new_session_params (const char *cwd);
 JsonNode *ab_acp_load_session_params (const char *session_id, const char *cwd);
+JsonNode *ab_acp_resume_session_params (const char *session_id,
+                                        const char *cwd);
 /* The ACP content blocks of a prompt that is plain @text. */
 JsonNode *ab_acp_text_prompt (const char *text);
 /* @prompt: transfer full. */
@@ -23,6 +25,8 @@ JsonNode *ab_acp_cancel_params (const char *session_id);
 
 const char *ab_acp_get_string (JsonNode *node, const char *name);
 gboolean ab_acp_agent_can_load (JsonNode *initialize_result);
+/* The agent advertised sessionCapabilities.resume. */
+gboolean ab_acp_agent_can_resume (JsonNode *initialize_result);
 char *ab_acp_describe_auth_methods (JsonNode *initialize_result);
 /* The agent as its initialize answer describes it: a JSON object with
  * the answer's "agentInfo" and "agentCapabilities" objects, those it has

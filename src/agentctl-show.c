@@ -14,12 +14,13 @@
 /* ---- show ---------------------------------------------------------- */
 
 /* The order of ListSessions()'s documentation; unknown keys follow. */
-static const char *const session_keys[]
-    = { "thread",        "agent", "state",       "owner",
-        "cwd",           "pid",   "acp_session", "created",
-        "last_activity", "turns", "queued",      "last_turn",
-        "last_reason",   "path",  "unit",        "memory",
-        "cpu_nsec",      "tasks", NULL };
+static const char *const session_keys[] = {
+  "thread", "agent",         "state",       "owner",         "cwd",
+  "pid",    "acp_session",   "created",     "last_activity", "turns",
+  "queued", "last_turn",     "last_reason", "path",          "unit",
+  "memory", "cpu_nsec",      "tasks",       "context_used",  "context_size",
+  "cost",   "cost_currency", NULL
+};
 
 /* The broker's properties in the order of the interface XML. */
 static const char *const broker_properties[]
@@ -49,6 +50,17 @@ ordered_keys (GVariant *dict, const char *const *order)
     if (!g_strv_contains (order, key))
       g_ptr_array_add (keys, (gpointer)key);
   return keys;
+}
+
+/* A cost (the only double a session has): negative is unknown. */
+static char *
+format_cost (double cost, const char *unknown)
+{
+  char buf[G_ASCII_DTOSTR_BUF_SIZE];
+
+  if (cost < 0)
+    return g_strdup (unknown);
+  return g_strdup (g_ascii_formatd (buf, sizeof buf, "%.10g", cost));
 }
 
 static char *
@@ -83,8 +95,12 @@ format_field (const char *key, GVariant *value)
     return format_bytes (number);
   if (is_number && g_str_equal (key, "cpu_nsec"))
     return format_cpu (number);
-  if (is_number && number == G_MAXUINT64 && g_str_equal (key, "tasks"))
+  if (is_number && number == G_MAXUINT64
+      && (g_str_equal (key, "tasks") || g_str_equal (key, "context_used")
+          || g_str_equal (key, "context_size")))
     return g_strdup ("-");
+  if (g_variant_is_of_type (value, G_VARIANT_TYPE_DOUBLE))
+    return format_cost (g_variant_get_double (value), "-");
   if (is_number && number == 0
       && (g_str_equal (key, "pid") || g_str_equal (key, "last_turn")))
     return g_strdup ("-");
@@ -128,7 +144,8 @@ property_value (const char *name, GVariant *value)
 {
   static const char *const times[]
       = { "Created", "LastActivity", "StartedAt", NULL };
-  static const char *const usage[] = { "Memory", "CpuNsec", "Tasks", NULL };
+  static const char *const usage[]
+      = { "Memory", "CpuNsec", "Tasks", "ContextUsed", "ContextSize", NULL };
   guint64 number;
 
   if (g_variant_is_of_type (value, G_VARIANT_TYPE_BOOLEAN))
@@ -136,6 +153,8 @@ property_value (const char *name, GVariant *value)
   if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING)
       || g_variant_is_of_type (value, G_VARIANT_TYPE_OBJECT_PATH))
     return g_strdup (g_variant_get_string (value, NULL));
+  if (g_variant_is_of_type (value, G_VARIANT_TYPE_DOUBLE))
+    return format_cost (g_variant_get_double (value), "[not set]");
   if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT64))
     number = g_variant_get_uint64 (value);
   else if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT32))

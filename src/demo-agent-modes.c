@@ -402,6 +402,29 @@ turn_plan (DemoTurn *turn, const char *mode_text, const char *prompt)
 
       turn_add_text (turn, 0, text);
     }
+  else if (g_str_equal (word, "raw-update"))
+    {
+      const char *rest
+          = strstr (mode_text, "raw-update") + strlen ("raw-update");
+      g_autoptr (JsonNode) node = json_from_string (rest, NULL);
+
+      if (node != NULL && JSON_NODE_HOLDS_OBJECT (node))
+        turn_add_update (turn, 0,
+                         json_object_ref (json_node_get_object (node)));
+      else
+        turn_add_text (turn, 0, "raw-update: not an object");
+    }
+  else if (g_str_equal (word, "opened"))
+    {
+      const char *last;
+      guint earlier = session_count_prompts (turn->session, &last);
+      g_autofree char *text = g_strdup_printf (
+          "opened by %s %u",
+          turn->session->opened_by != NULL ? turn->session->opened_by : "?",
+          earlier);
+
+      turn_add_text (turn, 0, text);
+    }
   else if (g_str_equal (word, "fork-child"))
     {
       g_autofree char *text = fork_grandchild ();

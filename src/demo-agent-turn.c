@@ -76,6 +76,25 @@ turn_free (DemoTurn *turn)
   g_free (turn);
 }
 
+/* With the flag "usage": what the session has cost so far, made up from
+ * the prompts it remembers (1000 tokens and 0.25 USD each, in a window
+ * of 200000). */
+static void
+send_usage (DemoSession *session)
+{
+  guint prompts = session_count_prompts (session, &(const char *){ NULL });
+  JsonObject *update = json_object_new ();
+  JsonObject *cost = json_object_new ();
+
+  json_object_set_string_member (update, "sessionUpdate", "usage_update");
+  json_object_set_int_member (update, "used", 1000 * (gint64)prompts);
+  json_object_set_int_member (update, "size", 200000);
+  json_object_set_double_member (cost, "amount", 0.25 * prompts);
+  json_object_set_string_member (cost, "currency", "USD");
+  json_object_set_object_member (update, "cost", cost);
+  send_update (session->id, update);
+}
+
 void
 turn_finish (DemoTurn *turn, const char *stop_reason)
 {
@@ -83,6 +102,8 @@ turn_finish (DemoTurn *turn, const char *stop_reason)
 
   if (turn->reply->len > 0)
     session_remember (turn->session, "agent", turn->reply->str);
+  if (agent.usage)
+    send_usage (turn->session);
   json_object_set_string_member (result, "stopReason", stop_reason);
   send_result (turn->request_id, object_node (result));
   demo_log ("turn in session %s ended: %s", turn->session->id, stop_reason);

@@ -66,6 +66,13 @@
  *   alloc N           allocate and touch N MiB (default 64), kept until exit
  *   fork-child        spawn `sleep 1000` in our process group and report its
  *                     pid in a chunk (teardown must kill the group)
+ *   raw-update JSON   JSON (the rest of the prompt) as the "update" object
+ *                     of one session/update, as it is; a chunk
+ *                     "raw-update: not an object" if it is none
+ *   opened            one chunk "opened by METHOD N": the request that
+ *                     opened the session in this process (session/new,
+ *                     session/load or session/resume) and the number of
+ *                     earlier prompts it remembers
  *
  * session/new and session/load answer with the modes "ask" (current) and
  * "code" and the option "model" ("demo-small"); session/set_mode takes
@@ -79,6 +86,13 @@
  *
  *   refuse-initialize  `initialize` fails, a reason goes to stderr, exit 1
  *   refuse-load        `session/load` fails with a JSON-RPC error
+ *   resume             advertise sessionCapabilities.resume (session/resume
+ *                      is served either way: the session's history is read
+ *                      back from its transcript, nothing is replayed)
+ *   refuse-resume      `session/resume` fails with a JSON-RPC error
+ *   usage              a usage_update before the end of each turn: 1000
+ *                      tokens used (of 200000) and 0.25 USD per prompt the
+ *                      session remembers
  *   ignore-stdin-eof   keep running after stdin closes
  *   ignore-sigterm     ignore SIGTERM (only SIGKILL stops us)
  *
@@ -147,6 +161,14 @@ handle_initialize (JsonNode *id, JsonObject *params)
 
   json_object_set_int_member (result, "protocolVersion", 1);
   json_object_set_boolean_member (caps, "loadSession", TRUE);
+  if (agent.resume)
+    {
+      JsonObject *session_caps = json_object_new ();
+
+      json_object_set_object_member (session_caps, "resume",
+                                     json_object_new ());
+      json_object_set_object_member (caps, "sessionCapabilities", session_caps);
+    }
   /* Every kind of block is taken: "blocks" describes each. */
   json_object_set_boolean_member (prompt_caps, "image", TRUE);
   json_object_set_boolean_member (prompt_caps, "audio", TRUE);
@@ -303,6 +325,7 @@ handle_session_new (JsonNode *id, JsonObject *params)
     return;
   session_id = g_strconcat ("demo-", uuid, NULL);
   session = session_new (session_id, cwd);
+  session->opened_by = "session/new";
   /* An empty transcript, so session/load finds the session even before the
    * first prompt. */
   if (!g_file_set_contents (session->log_path, "", 0, NULL))
@@ -317,13 +340,49 @@ handle_session_new (JsonNode *id, JsonObject *params)
   send_available_commands (session_id);
 }
 
-static void
-handle_session_load (JsonNode *id, JsonObject *params)
+/* The session of a session/load or session/resume with its history read
+ * from the transcript, in place of any open one; NULL when @id was
+ * answered with an error. */
+static DemoSession *
+open_existing (JsonNode *id, JsonObject *params, const char *method)
 {
   const char *session_id
       = json_object_get_string_member_with_default (params, "sessionId", NULL);
   const char *cwd;
   g_autoptr (GError) error = NULL;
+  DemoSession *session, *old;
+
+  if (!session_id_is_valid (session_id))
+    {
+      send_error (id, RPC_INVALID_PARAMS, "invalid sessionId", NULL);
+      return NULL;
+    }
+  cwd = session_params_cwd (id, params);
+  if (cwd == NULL)
+    return NULL;
+
+  session = session_new (session_id, cwd);
+  session->opened_by = method;
+  if (!session_read_log (session, &error))
+    {
+      g_autofree char *text
+          = g_strdup_printf ("unknown session \"%s\"", session_id);
+      send_error (id, ACP_RESOURCE_NOT_FOUND, text, error->message);
+      demo_session_free (session);
+      return NULL;
+    }
+  /* A session opened twice in one process: the old turn (if any) loses
+   * its session, so end it first. */
+  old = g_hash_table_lookup (agent.sessions, session_id);
+  if (old != NULL && old->turn != NULL)
+    turn_finish (old->turn, "cancelled");
+  g_hash_table_replace (agent.sessions, session->id, session);
+  return session;
+}
+
+static void
+handle_session_load (JsonNode *id, JsonObject *params)
+{
   DemoSession *session;
 
   if (agent.refuse_load)
@@ -332,40 +391,16 @@ handle_session_load (JsonNode *id, JsonObject *params)
                   "AGENTBROKER_DEMO_MODE contains refuse-load");
       return;
     }
-  if (!session_id_is_valid (session_id))
-    {
-      send_error (id, RPC_INVALID_PARAMS, "invalid sessionId", NULL);
-      return;
-    }
-  cwd = session_params_cwd (id, params);
-  if (cwd == NULL)
+  session = open_existing (id, params, "session/load");
+  if (session == NULL)
     return;
-
-  session = session_new (session_id, cwd);
-  if (!session_read_log (session, &error))
-    {
-      g_autofree char *text
-          = g_strdup_printf ("unknown session \"%s\"", session_id);
-      send_error (id, ACP_RESOURCE_NOT_FOUND, text, error->message);
-      demo_session_free (session);
-      return;
-    }
-  /* A session loaded twice in one process: the old turn (if any) loses its
-   * session, so end it first. */
-  {
-    DemoSession *old = g_hash_table_lookup (agent.sessions, session_id);
-
-    if (old != NULL && old->turn != NULL)
-      turn_finish (old->turn, "cancelled");
-  }
-  g_hash_table_replace (agent.sessions, session->id, session);
 
   /* The spec replays the whole conversation before answering the load. */
   for (guint i = 0; i < session->history->len; i++)
     {
       DemoEntry *entry = g_ptr_array_index (session->history, i);
 
-      send_update (session_id,
+      send_update (session->id,
                    chunk_update_new (g_strcmp0 (entry->role, "agent") == 0
                                          ? "agent_message_chunk"
                                          : "user_message_chunk",
@@ -377,9 +412,30 @@ handle_session_load (JsonNode *id, JsonObject *params)
     add_session_setup (result);
     send_result (id, object_node (result));
   }
-  demo_log ("loaded session %s (%u entries) in %s", session_id,
-            session->history->len, cwd);
-  send_available_commands (session_id);
+  demo_log ("loaded session %s (%u entries) in %s", session->id,
+            session->history->len, session->cwd);
+  send_available_commands (session->id);
+}
+
+/* As a load, but nothing is replayed: the history is only remembered. */
+static void
+handle_session_resume (JsonNode *id, JsonObject *params)
+{
+  DemoSession *session;
+
+  if (agent.refuse_resume)
+    {
+      send_error (id, RPC_INTERNAL_ERROR, "demo agent refuses session/resume",
+                  "AGENTBROKER_DEMO_MODE contains refuse-resume");
+      return;
+    }
+  session = open_existing (id, params, "session/resume");
+  if (session == NULL)
+    return;
+  send_empty_result (id);
+  demo_log ("resumed session %s (%u entries) in %s", session->id,
+            session->history->len, session->cwd);
+  send_available_commands (session->id);
 }
 
 static char *
@@ -603,6 +659,8 @@ handle_line (const char *line, gsize len)
     handle_session_new (id, params);
   else if (g_str_equal (method, "session/load"))
     handle_session_load (id, params);
+  else if (g_str_equal (method, "session/resume"))
+    handle_session_resume (id, params);
   else if (g_str_equal (method, "session/prompt"))
     handle_session_prompt (id, params);
   else if (g_str_equal (method, "session/set_mode"))
@@ -673,6 +731,12 @@ parse_mode_env (void)
         agent.refuse_initialize = TRUE;
       else if (g_str_equal (item, "refuse-load"))
         agent.refuse_load = TRUE;
+      else if (g_str_equal (item, "resume"))
+        agent.resume = TRUE;
+      else if (g_str_equal (item, "refuse-resume"))
+        agent.refuse_resume = TRUE;
+      else if (g_str_equal (item, "usage"))
+        agent.usage = TRUE;
       else if (g_str_equal (item, "ignore-stdin-eof"))
         agent.ignore_stdin_eof = TRUE;
       else if (g_str_equal (item, "ignore-sigterm"))
@@ -730,11 +794,15 @@ main (int argc, char **argv)
       "  env               environment and cwd\n"
       "  alloc N           allocate and touch N MiB, kept until exit\n"
       "  fork-child        leave `sleep 1000` behind in the process group\n"
+      "  raw-update JSON   send JSON as a session/update's update object\n"
+      "  opened            which request opened the session, and the\n"
+      "                    earlier prompts remembered\n"
       "  anything else     a short streamed answer with a tool call\n"
       "\n"
       "AGENTBROKER_DEMO_MODE (comma-separated): a prompt mode for every\n"
-      "prompt, and/or refuse-initialize, refuse-load, ignore-stdin-eof,\n"
-      "ignore-sigterm.\n");
+      "prompt, and/or refuse-initialize, refuse-load, resume (advertise\n"
+      "session/resume), refuse-resume, usage (a usage_update ending each\n"
+      "turn), ignore-stdin-eof, ignore-sigterm.\n");
   g_option_context_add_main_entries (context, entries, NULL);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     {

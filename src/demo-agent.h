@@ -40,8 +40,9 @@ typedef struct
   char *id;
   char *cwd;
   char *log_path;
-  GPtrArray *history; /* of DemoEntry */
-  DemoTurn *turn;     /* the running turn, or NULL */
+  GPtrArray *history;    /* of DemoEntry */
+  const char *opened_by; /* static: the request that opened it here */
+  DemoTurn *turn;        /* the running turn, or NULL */
 } DemoSession;
 
 typedef enum
@@ -98,6 +99,9 @@ typedef struct
   char *forced_mode; /* prompt mode from the environment, or NULL */
   gboolean refuse_initialize;
   gboolean refuse_load;
+  gboolean resume; /* advertise sessionCapabilities.resume */
+  gboolean refuse_resume;
+  gboolean usage; /* a usage_update at the end of each turn */
   gboolean ignore_stdin_eof;
   guint stdin_source;
   /* ids of "permission-flood" requests, whose answers nobody waits for */

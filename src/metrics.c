@@ -406,6 +406,125 @@ render_usage (AbMetrics *self, GString *out)
                        sums, G_STRUCT_OFFSET (AbAgentUsage, tasks), 1);
 }
 
+/* Sums of what the agents' usage_update said, of one profile. */
+typedef struct
+{
+  double used;
+  double size;
+  gboolean used_known;
+  gboolean size_known;
+} TokenSums;
+
+static void
+append_token_series (GString *out, const char *name, const char *help,
+                     GPtrArray *names, GHashTable *sums, gboolean size)
+{
+  append_header (out, name, "gauge", help);
+  for (guint i = 0; i < names->len; i++)
+    {
+      const TokenSums *sum = g_hash_table_lookup (sums, names->pdata[i]);
+
+      if (!(size ? sum->size_known : sum->used_known))
+        continue;
+      g_string_append_printf (out, "%s{profile=\"", name);
+      append_label_value (out, names->pdata[i]);
+      g_string_append (out, "\"} ");
+      append_double (out, size ? sum->size : sum->used);
+      g_string_append_c (out, '\n');
+    }
+}
+
+/* The tokens and the cost the sessions' agents reported (usage_update),
+ * summed by profile (and currency), over every session the daemon has,
+ * running or not. */
+static void
+render_token_usage (AbMetrics *self, GString *out)
+{
+  g_autoptr (GPtrArray) all = ab_pool_list (self->pool);
+  g_autoptr (GHashTable) tokens
+      = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
+  /* "profile\ncurrency" → double */
+  g_autoptr (GHashTable) costs
+      = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_autoptr (GPtrArray) names = g_ptr_array_new ();
+  g_autofree gpointer *keys = NULL;
+  guint n;
+
+  for (guint i = 0; i < all->len; i++)
+    {
+      AbSession *session = g_ptr_array_index (all, i);
+      const char *profile = ab_session_get_agent (session);
+      TokenSums *sum;
+      AbAcpUsage usage;
+
+      ab_session_get_token_usage (session, &usage);
+      if (usage.used == AB_ACP_TOKENS_UNKNOWN
+          && usage.size == AB_ACP_TOKENS_UNKNOWN && usage.currency[0] == '\0')
+        continue;
+      sum = g_hash_table_lookup (tokens, profile);
+      if (sum == NULL)
+        {
+          sum = g_new0 (TokenSums, 1);
+          g_hash_table_insert (tokens, (gpointer)profile, sum);
+          g_ptr_array_add (names, (gpointer)profile);
+        }
+      if (usage.used != AB_ACP_TOKENS_UNKNOWN)
+        {
+          sum->used += (double)usage.used;
+          sum->used_known = TRUE;
+        }
+      if (usage.size != AB_ACP_TOKENS_UNKNOWN)
+        {
+          sum->size += (double)usage.size;
+          sum->size_known = TRUE;
+        }
+      if (usage.currency[0] != '\0')
+        {
+          char *key = g_strconcat (profile, "\n", usage.currency, NULL);
+          double *cost = g_hash_table_lookup (costs, key);
+
+          if (cost == NULL)
+            {
+              cost = g_new0 (double, 1);
+              g_hash_table_insert (costs, key, cost);
+            }
+          else
+            g_free (key);
+          *cost += usage.cost;
+        }
+    }
+  g_ptr_array_sort (names, compare_strings);
+
+  append_token_series (out, "agentbroker_profile_context_tokens",
+                       "Tokens in the agents' context windows as their last "
+                       "usage_update said, by profile.",
+                       names, tokens, FALSE);
+  append_token_series (out, "agentbroker_profile_context_size_tokens",
+                       "Size of the agents' context windows in tokens as "
+                       "their last usage_update said, by profile.",
+                       names, tokens, TRUE);
+
+  append_header (out, "agentbroker_profile_cost", "gauge",
+                 "Cumulative cost of the sessions as their agents' last "
+                 "usage_update said, by profile and currency.");
+  keys = g_hash_table_get_keys_as_array (costs, &n);
+  qsort (keys, n, sizeof (gpointer), compare_strings);
+  for (guint i = 0; i < n; i++)
+    {
+      const char *currency = strchr (keys[i], '\n') + 1;
+      g_autofree char *profile
+          = g_strndup (keys[i], currency - 1 - (const char *)keys[i]);
+
+      g_string_append (out, "agentbroker_profile_cost{profile=\"");
+      append_label_value (out, profile);
+      g_string_append (out, "\",currency=\"");
+      append_label_value (out, currency);
+      g_string_append (out, "\"} ");
+      append_double (out, *(double *)g_hash_table_lookup (costs, keys[i]));
+      g_string_append_c (out, '\n');
+    }
+}
+
 static void
 append_counter (GString *out, const char *name, const char *help, guint64 value)
 {
@@ -504,6 +623,7 @@ ab_metrics_render (AbMetrics *self)
 
   render_turns (self, config, out);
   render_usage (self, out);
+  render_token_usage (self, out);
 
   append_header (out, "agentbroker_prompts_refused_total", "counter",
                  "Prompts refused, by error.");

@@ -8,6 +8,44 @@
 
 /* ---- the agent's messages ---------------------------------------------- */
 
+static void
+notify_token_usage (AbSession *self)
+{
+  self->usage_notified = g_get_monotonic_time ();
+  g_object_notify_by_pspec (G_OBJECT (self), session_props[PROP_TOKEN_USAGE]);
+}
+
+static gboolean
+on_usage_due (gpointer user_data)
+{
+  AbSession *self = user_data;
+
+  self->usage_source = 0;
+  notify_token_usage (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* A usage_update: its values are kept (the update itself goes on to the
+ * watchers as every other).  An agent may send one with every chunk: a
+ * change is notified at most once a second, and the last one always. */
+static void
+take_usage (AbSession *self, const char *json)
+{
+  gint64 since;
+
+  if (json == NULL
+      || !ab_acp_read_usage (json, strlen (json), &self->token_usage))
+    return;
+  if (self->usage_source != 0)
+    return;
+  since = g_get_monotonic_time () - self->usage_notified;
+  if (self->usage_notified == 0 || since >= G_USEC_PER_SEC)
+    notify_token_usage (self);
+  else
+    self->usage_source = g_timeout_add (
+        (guint)((G_USEC_PER_SEC - since) / 1000) + 1, on_usage_due, self);
+}
+
 /* Updates read together leave together, as soon as the connection has
  * them: a slow agent's update leaves alone, without waiting for another
  * turn of the main loop. Those about the session go as turn 0. */
@@ -20,6 +58,8 @@ on_update (AbAcpConnection *conn, GArray *updates, AbSession *self)
     {
       AbAcpUpdate *update = &g_array_index (updates, AbAcpUpdate, i);
 
+      if (update->usage)
+        take_usage (self, update->json);
       session_queue_update (self,
                             self->current != NULL && !update->session_level
                                 ? self->current->number

@@ -213,36 +213,48 @@ ab_session_list_entry (AbSession *session)
   return g_variant_new_tuple (fields, G_N_ELEMENTS (fields));
 }
 
+static GVariant *
+details_entry (const char *key, GVariant *value)
+{
+  return g_variant_new_dict_entry (g_variant_new_string (key),
+                                   g_variant_new_variant (value));
+}
+
+/* The keys after ListSessions' own. */
+#define N_DETAILS 9
+
 GVariant *
 ab_session_details (AbSession *session)
 {
   GVariant *cached = ab_session_to_variant (session);
   gsize n = g_variant_n_children (cached);
-  g_autofree GVariant **entries = g_new (GVariant *, n + 5);
+  g_autofree GVariant **entries = g_new (GVariant *, n + N_DETAILS);
   GVariant *details;
   AbAgentUsage usage;
+  AbAcpUsage tokens;
 
   ab_session_get_usage (session, &usage);
+  ab_session_get_token_usage (session, &tokens);
   for (gsize i = 0; i < n; i++)
     entries[i] = g_variant_get_child_value (cached, i);
-  entries[n] = g_variant_new_dict_entry (
-      g_variant_new_string ("unit"),
-      g_variant_new_variant (
-          g_variant_new_string (or_empty (ab_session_get_unit (session)))));
-  entries[n + 1] = g_variant_new_dict_entry (
-      g_variant_new_string ("memory"),
-      g_variant_new_variant (g_variant_new_uint64 (usage.memory_bytes)));
-  entries[n + 2] = g_variant_new_dict_entry (
-      g_variant_new_string ("cpu_nsec"),
-      g_variant_new_variant (g_variant_new_uint64 (usage.cpu_nsec)));
-  entries[n + 3] = g_variant_new_dict_entry (
-      g_variant_new_string ("tasks"),
-      g_variant_new_variant (g_variant_new_uint64 (usage.tasks)));
+  entries[n] = details_entry (
+      "unit", g_variant_new_string (or_empty (ab_session_get_unit (session))));
+  entries[n + 1]
+      = details_entry ("memory", g_variant_new_uint64 (usage.memory_bytes));
+  entries[n + 2]
+      = details_entry ("cpu_nsec", g_variant_new_uint64 (usage.cpu_nsec));
+  entries[n + 3] = details_entry ("tasks", g_variant_new_uint64 (usage.tasks));
   entries[n + 4]
-      = g_variant_new_dict_entry (g_variant_new_string ("title"),
-                                  g_variant_new_variant (g_variant_new_string (
-                                      ab_session_get_title (session))));
-  details = g_variant_new_array (G_VARIANT_TYPE ("{sv}"), entries, n + 5);
+      = details_entry ("context_used", g_variant_new_uint64 (tokens.used));
+  entries[n + 5]
+      = details_entry ("context_size", g_variant_new_uint64 (tokens.size));
+  entries[n + 6] = details_entry ("cost", g_variant_new_double (tokens.cost));
+  entries[n + 7]
+      = details_entry ("cost_currency", g_variant_new_string (tokens.currency));
+  entries[n + 8] = details_entry (
+      "title", g_variant_new_string (ab_session_get_title (session)));
+  details
+      = g_variant_new_array (G_VARIANT_TYPE ("{sv}"), entries, n + N_DETAILS);
   /* The array took its own references to the cached dictionary's entries. */
   for (gsize i = 0; i < n; i++)
     g_variant_unref (entries[i]);

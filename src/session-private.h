@@ -12,6 +12,7 @@
 #include <glib/gi18n.h>
 
 #include "acp-connection.h"
+#include "acp-usage.h"
 #include "acp.h"
 #include "agent-launcher.h"
 #include "error.h"
@@ -170,6 +171,12 @@ struct _AbSession
   guint64 permissions_over_cap; /* denied at once this turn: too many */
 
   GPtrArray *suspend_tasks; /* GTask *, completed when the agent is gone */
+
+  /* what the agent's usage_update said last, and when "token-usage" was
+   * notified (monotonic µs) or will be */
+  AbAcpUsage token_usage;
+  gint64 usage_notified;
+  guint usage_source;
 };
 
 enum
@@ -184,6 +191,7 @@ enum
   PROP_LAST_TURN,
   PROP_LAST_REASON,
   PROP_CWD,
+  PROP_TOKEN_USAGE,
   N_PROPS
 };
 

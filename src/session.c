@@ -558,6 +558,12 @@ ab_session_get_title (AbSession *self)
   return self->title != NULL ? self->title : "";
 }
 
+void
+ab_session_get_token_usage (AbSession *self, AbAcpUsage *usage)
+{
+  *usage = self->token_usage;
+}
+
 guint64
 ab_session_get_turns (AbSession *self)
 {
@@ -719,6 +725,9 @@ ab_session_get_property (GObject *object, guint prop_id, GValue *value,
     case PROP_CWD:
       g_value_set_string (value, self->cwd != NULL ? self->cwd : "");
       break;
+    case PROP_TOKEN_USAGE:
+      g_value_set_uint64 (value, self->token_usage.used);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -734,6 +743,7 @@ ab_session_dispose (GObject *object)
   g_clear_handle_id (&self->grace_source, g_source_remove);
   g_clear_handle_id (&self->inactivity_source, g_source_remove);
   g_clear_handle_id (&self->handshake_source, g_source_remove);
+  g_clear_handle_id (&self->usage_source, g_source_remove);
   g_hash_table_remove_all (self->permissions);
   if (self->conn != NULL)
     {
@@ -806,6 +816,8 @@ ab_session_class_init (AbSessionClass *klass)
   session_props[PROP_LAST_REASON]
       = g_param_spec_string ("last-reason", NULL, NULL, "", flags);
   session_props[PROP_CWD] = g_param_spec_string ("cwd", NULL, NULL, "", flags);
+  session_props[PROP_TOKEN_USAGE] = g_param_spec_uint64 (
+      "token-usage", NULL, NULL, 0, G_MAXUINT64, AB_ACP_TOKENS_UNKNOWN, flags);
   g_object_class_install_properties (object_class, N_PROPS, session_props);
 
   /* (turn, updates, recipient, seq): recipient is the prompting
@@ -842,6 +854,7 @@ ab_session_init (AbSession *self)
   g_queue_init (&self->queue);
   g_queue_init (&self->waiters);
   g_queue_init (&self->endings);
+  ab_acp_usage_init (&self->token_usage);
 }
 
 AbSession *

@@ -38,7 +38,9 @@
  *
  * Properties, read-only, notified on change: "state" (as
  * ab_session_state_to_string()), "pid" (0 while no agent runs),
- * "acp-session", "last-activity", "turns", "queued".
+ * "acp-session", "last-activity", "turns", "queued"; "token-usage"
+ * (the tokens in use, read the rest with ab_session_get_token_usage()),
+ * notified at most once a second, the last change always.
  */
 #pragma once
 
@@ -47,6 +49,7 @@
 #include <gio/gio.h>
 #include <json-glib/json-glib.h>
 
+#include "acp-usage.h"
 #include "agent-usage.h"
 
 #include "ab-config.h"
@@ -135,10 +138,14 @@ const char *ab_session_get_unit (AbSession *self);
 void ab_session_get_usage (AbSession *self, AbAgentUsage *usage);
 const char *ab_session_get_acp_session (AbSession *self);
 /* The title the agent last gave the session (ACP session_info_update),
- * at most AB_SESSION_MAX_TITLE_BYTES, UTF-8; "" if none (kept while the
- * daemon runs). */
+ * at most AB_SESSION_MAX_TITLE_BYTES, UTF-8; "" if none (kept in the
+ * record). */
 #define AB_SESSION_MAX_TITLE_BYTES 256
 const char *ab_session_get_title (AbSession *self);
+/* What the agent's last usage_update said: its tokens and the cost of the
+ * session (unknown values as acp-usage.h says).  Kept while the daemon
+ * runs, across the session's agents. */
+void ab_session_get_token_usage (AbSession *self, AbAcpUsage *usage);
 guint64 ab_session_get_turns (AbSession *self);
 /* The number and reason of the last turn that ended; 0 and NULL before
  * the first. */

@@ -32,6 +32,7 @@ struct _AbFakeLauncher
   guint sessions; /* ACP sessions opened, for their ids */
   gboolean as_units;
   AbAgentUsage usage;
+  gboolean can_resume;
 };
 
 /* ---- an agent "unit": a handle with a name and a usage ------------------ */
@@ -230,9 +231,14 @@ on_request (AbJsonRpc *rpc, const char *method, JsonNode *id, JsonNode *params,
   if (g_str_equal (method, "initialize"))
     {
       log_line (agent, "initialize");
-      ab_jsonrpc_reply (agent->rpc, id,
-                        parse ("{\"protocolVersion\":1,\"agentCapabilities\":"
-                               "{\"loadSession\":true}}"));
+      ab_jsonrpc_reply (
+          agent->rpc, id,
+          parse (agent->launcher->can_resume
+                     ? "{\"protocolVersion\":1,\"agentCapabilities\":"
+                       "{\"loadSession\":true,\"sessionCapabilities\":"
+                       "{\"resume\":{}}}}"
+                     : "{\"protocolVersion\":1,\"agentCapabilities\":"
+                       "{\"loadSession\":true}}"));
     }
   else if (g_str_equal (method, "session/new"))
     {
@@ -248,6 +254,12 @@ on_request (AbJsonRpc *rpc, const char *method, JsonNode *id, JsonNode *params,
     {
       agent->session_id = g_strdup (ab_acp_get_string (params, "sessionId"));
       log_line (agent, "session/load %s", agent->session_id);
+      ab_jsonrpc_reply (agent->rpc, id, NULL);
+    }
+  else if (g_str_equal (method, "session/resume"))
+    {
+      agent->session_id = g_strdup (ab_acp_get_string (params, "sessionId"));
+      log_line (agent, "session/resume %s", agent->session_id);
       ab_jsonrpc_reply (agent->rpc, id, NULL);
     }
   else if (g_str_equal (method, "session/prompt"))
@@ -366,6 +378,12 @@ ab_fake_launcher_fail_next (AbFakeLauncher *self, const char *message)
   self->fail_next = g_strdup (message);
 }
 
+void
+ab_fake_launcher_set_resume (AbFakeLauncher *self, gboolean can_resume)
+{
+  self->can_resume = can_resume;
+}
+
 guint
 ab_fake_launcher_get_launches (AbFakeLauncher *self)
 {
@@ -422,8 +440,15 @@ ab_fake_agent_is_closed (AbFakeAgent *agent)
 void
 ab_fake_agent_send_text (AbFakeAgent *agent, const char *text)
 {
-  g_autoptr (JsonBuilder) b = json_builder_new ();
   g_autofree char *update = ab_acp_text_update (text);
+
+  ab_fake_agent_send_update (agent, update);
+}
+
+void
+ab_fake_agent_send_update (AbFakeAgent *agent, const char *update)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
 
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "sessionId");

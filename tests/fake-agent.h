@@ -5,10 +5,11 @@
  * No process and no bus: each launch makes a socketpair, gives the
  * session an AbAcpConnection on one end and plays the agent on the other
  * with an AbJsonRpc of its own.  The agent answers the handshake by
- * itself (it can load sessions), keeps each session/prompt until the test
+ * itself (it can load sessions, and resume them when told to advertise
+ * it), keeps each session/prompt until the test
  * answers it, and logs what it was sent, one line per message:
  *
- *   "initialize", "session/new", "session/load ID",
+ *   "initialize", "session/new", "session/load ID", "session/resume ID",
  *   "session/prompt TEXT (record: running N)", "session/cancel",
  *   "permission selected OPTION", "permission cancelled"
  *
@@ -34,6 +35,8 @@ void ab_fake_launcher_fail_next (AbFakeLauncher *self, const char *message);
  * and using @usage (NULL: plain agents again). */
 void ab_fake_launcher_set_usage (AbFakeLauncher *self,
                                  const AbAgentUsage *usage);
+/* The agents launched from now on advertise sessionCapabilities.resume. */
+void ab_fake_launcher_set_resume (AbFakeLauncher *self, gboolean can_resume);
 guint ab_fake_launcher_get_launches (AbFakeLauncher *self);
 /* The agent of launch @i (0: the first); owned by the launcher. */
 AbFakeAgent *ab_fake_launcher_get_agent (AbFakeLauncher *self, guint i);
@@ -49,6 +52,9 @@ gboolean ab_fake_agent_is_closed (AbFakeAgent *agent);
 
 /* An agent_message_chunk of @text in the open session. */
 void ab_fake_agent_send_text (AbFakeAgent *agent, const char *text);
+/* A session/update in the open session with @update (JSON text) as it
+ * is. */
+void ab_fake_agent_send_update (AbFakeAgent *agent, const char *update);
 /* Answers the oldest waiting prompt with @stop_reason. */
 void ab_fake_agent_finish_prompt (AbFakeAgent *agent, const char *stop_reason);
 /* session/request_permission with the options "yes" (allow_once) and

@@ -15,8 +15,8 @@
 # regular build's `make check` already does, and add no memory checking.
 #
 # VALGRIND_BUILDDIR, a regular build (ASan and valgrind exclude each
-# other), runs test-daemon, test-sessions and test-lifecycle with
-# agentbrokerd under
+# other), runs test-daemon, test-sessions, test-lifecycle and
+# test-agent-side with agentbrokerd under
 # `valgrind --error-exitcode=1 --leak-check=full` (AB_TEST_DAEMON_WRAPPER,
 # see tests/daemon-fixture.c, which fails a test whose daemon log holds a
 # sanitizer or valgrind report, whatever the exit status).
@@ -74,7 +74,8 @@ if [ -n "$vg" ]; then
 --suppressions=$top/tests/valgrind.supp"
     # test-hostile is left to ASan: its bounds on the daemon's RSS would
     # measure valgrind's own shadow memory.
-    vg_tests="tests/test-daemon tests/test-sessions tests/test-lifecycle"
+    vg_tests="tests/test-daemon tests/test-sessions tests/test-lifecycle \
+tests/test-agent-side"
     echo "run-sanitizers: valgrind: $vg_tests"
     if ! make -C "$vg" -j"$jobs" check TESTS="$vg_tests"; then
         show_failures "$vg"

@@ -262,6 +262,9 @@ wait_batches (Fixture *f, guint n)
 #define INIT_LOADS                                                             \
   "\"result\":{\"protocolVersion\":1,\"agentCapabilities\":"                   \
   "{\"loadSession\":true}}"
+#define INIT_RESUMES                                                           \
+  "\"result\":{\"protocolVersion\":1,\"agentCapabilities\":"                   \
+  "{\"loadSession\":true,\"sessionCapabilities\":{\"resume\":{}}}}"
 #define AGENT_ERROR "\"error\":{\"code\":-32603,\"message\":\"no\"}"
 
 /* initialize, session/new: the new session's id, nothing lost. */
@@ -355,6 +358,108 @@ test_cannot_load (Fixture *f, gconstpointer data)
   wait_done (f);
   g_assert_cmpstr (f->started->session_id, ==, "s3");
   g_assert_true (f->started->history_lost);
+}
+
+/* An agent that advertises sessionCapabilities.resume (and can load too):
+ * session/resume with the session, the cwd and no MCP servers, never
+ * session/load; the same id, nothing lost, and only what comes after the
+ * answer is news. */
+static void
+test_resume (Fixture *f, gconstpointer data)
+{
+  g_autofree char *params = NULL;
+  g_autofree char *line = NULL;
+  g_autofree char *seen = NULL;
+  gint64 id;
+
+  start (f, "old", NULL);
+  g_free (expect_request (f, "initialize", &id));
+  answer (f, id, INIT_RESUMES);
+  params = expect_request (f, "session/resume", &id);
+  g_assert_cmpstr (params, ==,
+                   "{\"sessionId\":\"old\",\"cwd\":\"/work/dir\","
+                   "\"mcpServers\":[]}");
+  /* an agent that replays anyway: not repeated to anyone */
+  line = update_line ("old", "agent_message_chunk", "history");
+  send_line (f, line);
+  answer (f, id, "\"result\":{}");
+  wait_done (f);
+  g_assert_no_error (f->error);
+  g_assert_cmpstr (f->started->session_id, ==, "old");
+  g_assert_true (f->started->resumed);
+  g_assert_true (f->started->can_resume);
+  g_assert_false (f->started->history_lost);
+  g_free (line);
+  line = update_line ("old", "agent_message_chunk", "news");
+  send_line (f, line);
+  wait_batches (f, 1);
+  seen = updates_seen (f);
+  g_assert_cmpstr (seen, ==,
+                   "{\"sessionUpdate\":\"agent_message_chunk\",\"content\":"
+                   "{\"type\":\"text\",\"text\":\"news\"}} |");
+  /* nothing else was asked of the agent */
+  g_assert_cmpuint (f->from_client->len, ==, 0);
+}
+
+/* session/resume refused: session/load next when the agent can load,
+ * else a new session and the history lost. */
+static void
+test_resume_refused (Fixture *f, gconstpointer data)
+{
+  gint64 id;
+
+  start (f, "old", NULL);
+  g_free (expect_request (f, "initialize", &id));
+  answer (f, id, INIT_RESUMES);
+  g_free (expect_request (f, "session/resume", &id));
+  answer (f, id, AGENT_ERROR);
+  g_free (expect_request (f, "session/load", &id));
+  answer (f, id, "\"result\":{}");
+  wait_done (f);
+  g_assert_no_error (f->error);
+  g_assert_cmpstr (f->started->session_id, ==, "old");
+  g_assert_false (f->started->resumed);
+  g_assert_false (f->started->history_lost);
+}
+
+static void
+test_resume_refused_no_load (Fixture *f, gconstpointer data)
+{
+  gint64 id;
+
+  start (f, "old", NULL);
+  g_free (expect_request (f, "initialize", &id));
+  answer (f, id,
+          "\"result\":{\"protocolVersion\":1,\"agentCapabilities\":"
+          "{\"sessionCapabilities\":{\"resume\":{}}}}");
+  g_free (expect_request (f, "session/resume", &id));
+  answer (f, id, AGENT_ERROR);
+  g_free (expect_request (f, "session/new", &id));
+  answer (f, id, "\"result\":{\"sessionId\":\"s4\"}");
+  wait_done (f);
+  g_assert_no_error (f->error);
+  g_assert_cmpstr (f->started->session_id, ==, "s4");
+  g_assert_true (f->started->history_lost);
+}
+
+/* "resume": null, false or a string is no resume capability. */
+static void
+test_resume_not_advertised (Fixture *f, gconstpointer data)
+{
+  gint64 id;
+
+  start (f, "old", NULL);
+  g_free (expect_request (f, "initialize", &id));
+  answer (f, id,
+          "\"result\":{\"protocolVersion\":1,\"agentCapabilities\":"
+          "{\"loadSession\":true,\"sessionCapabilities\":{\"resume\":"
+          "true}}}");
+  g_free (expect_request (f, "session/load", &id));
+  answer (f, id, "\"result\":{}");
+  wait_done (f);
+  g_assert_no_error (f->error);
+  g_assert_false (f->started->can_resume);
+  g_assert_cmpstr (f->started->session_id, ==, "old");
 }
 
 /* A refusal names the step and the agent's reason; session/new refused by
@@ -630,6 +735,10 @@ main (int argc, char **argv)
   ADD ("load", test_load);
   ADD ("load-refused", test_load_refused);
   ADD ("cannot-load", test_cannot_load);
+  ADD ("resume", test_resume);
+  ADD ("resume-refused", test_resume_refused);
+  ADD ("resume-refused-no-load", test_resume_refused_no_load);
+  ADD ("resume-not-advertised", test_resume_not_advertised);
   ADD ("refused", test_refused);
   ADD ("initialize-refused", test_initialize_refused);
   ADD ("connection-lost", test_connection_lost);

@@ -667,6 +667,45 @@ test_lost_then_respawn (Fixture *f, gconstpointer data)
   wait_ended (f, 2);
 }
 
+/* The same with an agent that advertises sessionCapabilities.resume: the
+ * new agent resumes the ACP session (nothing replayed, nothing lost) and
+ * the watchers hear only the new turn. */
+static void
+test_lost_then_resume (Fixture *f, gconstpointer data)
+{
+  AbFakeAgent *a, *b;
+
+  g_log_set_always_fatal (G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+
+  ab_fake_launcher_set_resume (f->launcher, TRUE);
+  prompt (f, "first");
+  a = agent (f, 0);
+  wait_logged (a, "session/prompt first (record: running 1)");
+  ab_fake_agent_send_text (a, "one");
+  AB_ITERATE_UNTIL (strstr (f->events->str, "update 1 one") != NULL, WAIT_MS);
+  ab_fake_agent_exit (a);
+  wait_ended (f, 1);
+  assert_events (f, "update 1 one\n"
+                    "ended 1 agent-exited\n");
+  AB_ITERATE_UNTIL (
+      ab_session_get_state (f->session) == AB_SESSION_STATE_FAILED, WAIT_MS);
+
+  prompt (f, "second");
+  b = agent (f, 1);
+  wait_logged (b, "session/prompt second (record: running 2)");
+  assert_log (b, "initialize\n"
+                 "session/resume fake-1\n"
+                 "session/prompt second (record: running 2)");
+  g_assert_cmpstr (ab_session_get_acp_session (f->session), ==, "fake-1");
+  ab_fake_agent_send_text (b, "two");
+  ab_fake_agent_finish_prompt (b, "end_turn");
+  wait_ended (f, 2);
+  assert_events (f, "update 1 one\n"
+                    "ended 1 agent-exited\n"
+                    "update 2 two\n"
+                    "ended 2 end_turn\n");
+}
+
 /* A launch that fails refuses the prompt waiting for it, naming why. */
 static void
 test_launch_fails (Fixture *f, gconstpointer data)
@@ -887,6 +926,208 @@ test_usage (Fixture *f, gconstpointer data)
     }
 }
 
+/* ---- usage_update ------------------------------------------------------- */
+
+/* ab_acp_read_usage() on what an agent may send: each field taken when
+ * valid, left as it was otherwise. */
+static void
+test_usage_update_parse (Fixture *f, gconstpointer data)
+{
+  static const struct
+  {
+    const char *json;
+    gboolean changed;
+    guint64 used, size;
+    double cost;
+    const char *currency;
+  } cases[] = {
+    { "{\"sessionUpdate\":\"usage_update\",\"used\":10,\"size\":100,"
+      "\"cost\":{\"amount\":0.5,\"currency\":\"USD\"}}",
+      TRUE, 10, 100, 0.5, "USD" },
+    /* missing fields and a null cost: the rest stays */
+    { "{\"used\":20}", TRUE, 20, 100, 0.5, "USD" },
+    { "{\"size\":200,\"cost\":null}", TRUE, 20, 200, 0.5, "USD" },
+    /* wrong types, negative, wrapped-around and fractional counts */
+    { "{\"used\":\"30\",\"size\":true}", FALSE, 20, 200, 0.5, "USD" },
+    { "{\"used\":-1,\"size\":99999999999999999999}", FALSE, 20, 200, 0.5,
+      "USD" },
+    { "{\"used\":1.5,\"size\":[1]}", FALSE, 20, 200, 0.5, "USD" },
+    { "{\"used\":{\"n\":1},\"size\":null}", FALSE, 20, 200, 0.5, "USD" },
+    /* a count written as a double, and the largest integer */
+    { "{\"used\":1e6}", TRUE, 1000000, 200, 0.5, "USD" },
+    { "{\"size\":9223372036854775807}", TRUE, 1000000,
+      G_GUINT64_CONSTANT (9223372036854775807), 0.5, "USD" },
+    { "{\"used\":1e300}", FALSE, 1000000,
+      G_GUINT64_CONSTANT (9223372036854775807), 0.5, "USD" },
+    /* a cost must come whole and sane */
+    { "{\"cost\":{\"amount\":-1,\"currency\":\"USD\"}}", FALSE, 1000000,
+      G_GUINT64_CONSTANT (9223372036854775807), 0.5, "USD" },
+    { "{\"cost\":{\"amount\":1e16,\"currency\":\"USD\"}}", FALSE, 1000000,
+      G_GUINT64_CONSTANT (9223372036854775807), 0.5, "USD" },
+    { "{\"cost\":{\"amount\":2}}", FALSE, 1000000,
+      G_GUINT64_CONSTANT (9223372036854775807), 0.5, "USD" },
+    { "{\"cost\":{\"amount\":2,\"currency\":\"\"}}", FALSE, 1000000,
+      G_GUINT64_CONSTANT (9223372036854775807), 0.5, "USD" },
+    { "{\"cost\":{\"amount\":2,\"currency\":\"US D\\n\"}}", FALSE, 1000000,
+      G_GUINT64_CONSTANT (9223372036854775807), 0.5, "USD" },
+    { "{\"cost\":{\"amount\":2,\"currency\":\"12345678901234567\"}}", FALSE,
+      1000000, G_GUINT64_CONSTANT (9223372036854775807), 0.5, "USD" },
+    { "{\"cost\":{\"amount\":\"2\",\"currency\":\"USD\"}}", FALSE, 1000000,
+      G_GUINT64_CONSTANT (9223372036854775807), 0.5, "USD" },
+    { "{\"cost\":\"free\"}", FALSE, 1000000,
+      G_GUINT64_CONSTANT (9223372036854775807), 0.5, "USD" },
+    { "{\"cost\":{\"amount\":3,\"currency\":\"credits\"}}", TRUE, 1000000,
+      G_GUINT64_CONSTANT (9223372036854775807), 3, "credits" },
+    /* not an object at all, or not JSON */
+    { "[1,2]", FALSE, 1000000, G_GUINT64_CONSTANT (9223372036854775807), 3,
+      "credits" },
+    { "{\"used\":", FALSE, 1000000, G_GUINT64_CONSTANT (9223372036854775807), 3,
+      "credits" },
+  };
+  AbAcpUsage usage;
+
+  ab_acp_usage_init (&usage);
+  g_assert_cmpuint (usage.used, ==, AB_ACP_TOKENS_UNKNOWN);
+  g_assert_cmpuint (usage.size, ==, AB_ACP_TOKENS_UNKNOWN);
+  g_assert_cmpfloat (usage.cost, ==, AB_ACP_COST_UNKNOWN);
+  g_assert_cmpstr (usage.currency, ==, "");
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_test_message ("%s", cases[i].json);
+      g_assert_cmpint (
+          ab_acp_read_usage (cases[i].json, strlen (cases[i].json), &usage), ==,
+          cases[i].changed);
+      g_assert_cmpuint (usage.used, ==, cases[i].used);
+      g_assert_cmpuint (usage.size, ==, cases[i].size);
+      g_assert_cmpfloat (usage.cost, ==, cases[i].cost);
+      g_assert_cmpstr (usage.currency, ==, cases[i].currency);
+    }
+}
+
+typedef struct
+{
+  guint notified;
+  guint64 last_notified; /* the tokens used when last notified */
+  GPtrArray *relayed;    /* the usage_updates the session signalled */
+} UsageWatch;
+
+static void
+on_token_usage (AbSession *session, GParamSpec *pspec, UsageWatch *w)
+{
+  AbAcpUsage usage;
+
+  ab_session_get_token_usage (session, &usage);
+  w->notified++;
+  w->last_notified = usage.used;
+}
+
+static void
+on_raw_update (AbSession *session, guint64 turn, const char *const *updates,
+               const char *recipient, UsageWatch *w)
+{
+  for (guint i = 0; updates[i] != NULL; i++)
+    if (strstr (updates[i], "usage_update") != NULL)
+      g_ptr_array_add (w->relayed, g_strdup (updates[i]));
+}
+
+static guint64
+tokens_used (AbSession *session)
+{
+  AbAcpUsage usage;
+
+  ab_session_get_token_usage (session, &usage);
+  return usage.used;
+}
+
+/* The agents' usage_update reaches the session (its hostile fields
+ * ignored), is notified, relayed as it is, and summed by profile and
+ * currency in /metrics. */
+static void
+test_token_usage (Fixture *f, gconstpointer data)
+{
+  g_autoptr (AbBroker) broker = ab_broker_new (NULL, f->config, f->state_dir);
+  AbPool *pool = ab_broker_get_pool (broker);
+  const char *const threads[] = { "test:t1", "test:t2" };
+  g_autoptr (GPtrArray) relayed = g_ptr_array_new_with_free_func (g_free);
+  UsageWatch w = { 0, 0, relayed };
+  g_autoptr (AbMetrics) metrics = NULL;
+  g_autofree char *text = NULL;
+  AbSession *s1;
+  AbAcpUsage usage;
+
+  ab_broker_set_launcher (broker, AB_AGENT_LAUNCHER (f->launcher), "direct");
+  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+    {
+      Call call = { 0 };
+
+      ab_pool_prompt_async (pool, threads[i], "hi", "fake", 1000, ":1.1",
+                            on_pool_prompted, &call);
+      AB_ITERATE_UNTIL (call.done, WAIT_MS);
+      g_assert_no_error (call.error);
+      wait_logged (agent (f, i), "session/prompt hi (record: running 1)");
+    }
+  s1 = ab_pool_lookup (pool, threads[0]);
+  ab_session_get_token_usage (s1, &usage);
+  g_assert_cmpuint (usage.used, ==, AB_ACP_TOKENS_UNKNOWN);
+  g_signal_connect (s1, "notify::token-usage", G_CALLBACK (on_token_usage), &w);
+  g_signal_connect (s1, "update", G_CALLBACK (on_raw_update), &w);
+
+  ab_fake_agent_send_update (
+      agent (f, 0), "{\"sessionUpdate\":\"usage_update\",\"used\":5000,"
+                    "\"size\":200000,\"cost\":{\"amount\":1.5,"
+                    "\"currency\":\"USD\"}}");
+  ab_fake_agent_send_update (agent (f, 1),
+                             "{\"sessionUpdate\":\"usage_update\",\"used\":100,"
+                             "\"size\":1000,\"cost\":{\"amount\":2,"
+                             "\"currency\":\"credits\"}}");
+  ab_fake_agent_send_update (
+      agent (f, 0), "{\"sessionUpdate\":\"usage_update\",\"used\":\"lots\","
+                    "\"size\":-1,\"cost\":{\"amount\":-3,\"currency\":"
+                    "\"USD\"}}");
+  ab_fake_agent_send_update (agent (f, 0), "{\"sessionUpdate\":"
+                                           "\"usage_update\",\"used\":6000}");
+  AB_ITERATE_UNTIL (relayed->len == 3, WAIT_MS);
+  g_assert_cmpstr (relayed->pdata[1], ==,
+                   "{\"sessionUpdate\":\"usage_update\",\"used\":\"lots\","
+                   "\"size\":-1,\"cost\":{\"amount\":-3,\"currency\":"
+                   "\"USD\"}}");
+  ab_session_get_token_usage (s1, &usage);
+  g_assert_cmpuint (usage.used, ==, 6000);
+  g_assert_cmpuint (usage.size, ==, 200000);
+  g_assert_cmpfloat (usage.cost, ==, 1.5);
+  g_assert_cmpstr (usage.currency, ==, "USD");
+  /* Whatever was held back, the last change is notified. */
+  AB_ITERATE_UNTIL (w.last_notified == 6000, WAIT_MS);
+  g_assert_cmpuint (w.notified, >=, 1);
+  g_assert_cmpuint (w.notified, <=, 3);
+
+  AB_ITERATE_UNTIL (tokens_used (ab_pool_lookup (pool, threads[1])) == 100,
+                    WAIT_MS);
+  metrics = ab_metrics_new (broker);
+  text = ab_metrics_render (metrics);
+  g_assert_nonnull (strstr (
+      text, "\nagentbroker_profile_context_tokens{profile=\"fake\"} 6100\n"));
+  g_assert_nonnull (strstr (
+      text,
+      "\nagentbroker_profile_context_size_tokens{profile=\"fake\"} 201000\n"));
+  g_assert_nonnull (strstr (text, "\nagentbroker_profile_cost{profile="
+                                  "\"fake\",currency=\"USD\"} 1.5\n"));
+  g_assert_nonnull (strstr (text, "\nagentbroker_profile_cost{profile="
+                                  "\"fake\",currency=\"credits\"} 2\n"));
+
+  g_signal_handlers_disconnect_by_data (s1, &w);
+  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+    {
+      Call removed = { 0 };
+
+      ab_fake_agent_finish_prompt (agent (f, i), "end_turn");
+      ab_pool_remove_async (pool, threads[i], "removed", on_pool_removed,
+                            &removed);
+      AB_ITERATE_UNTIL (removed.done, WAIT_MS);
+      g_assert_no_error (removed.error);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -906,11 +1147,14 @@ main (int argc, char **argv)
   ADD ("permission/allow", "    permissions: allow\n", test_permission_policy);
   ADD ("permission/deny", "    permissions: deny\n", test_permission_policy);
   ADD ("lost-then-respawn", NULL, test_lost_then_respawn);
+  ADD ("lost-then-resume", NULL, test_lost_then_resume);
   ADD ("launch-fails", NULL, test_launch_fails);
   ADD ("profile-change", NULL, test_profile_change);
   ADD ("suspend", NULL, test_suspend);
   ADD ("pool", NULL, test_pool);
   ADD ("usage", NULL, test_usage);
+  ADD ("usage-update/parse", NULL, test_usage_update_parse);
+  ADD ("usage-update/session", NULL, test_token_usage);
 #undef ADD
   g_test_add ("/session/inactivity", Fixture, NULL, inactivity_setup,
               test_inactivity, fixture_teardown);
