@@ -1023,7 +1023,7 @@ on_token_usage (AbSession *session, GParamSpec *pspec, UsageWatch *w)
 
 static void
 on_raw_update (AbSession *session, guint64 turn, const char *const *updates,
-               const char *recipient, UsageWatch *w)
+               const char *recipient, guint64 seq, UsageWatch *w)
 {
   for (guint i = 0; updates[i] != NULL; i++)
     if (strstr (updates[i], "usage_update") != NULL)
