@@ -143,42 +143,41 @@ stream_keep (AbSession *self, AbStreamEvent *event)
   return event->seq;
 }
 
+/* A new signal of @kind, numbered and kept. */
+static guint64
+stream_add (AbSession *self, AbStreamKind kind, guint64 turn,
+            const char *const *updates, const char *first, const char *second)
+{
+  AbStreamEvent *event = g_new0 (AbStreamEvent, 1);
+
+  event->kind = kind;
+  event->turn = turn;
+  event->updates = g_strdupv ((char **)updates);
+  event->first = g_strdup (first);
+  event->second = g_strdup (second);
+  return stream_keep (self, event);
+}
+
 guint64
 session_stream_update (AbSession *self, guint64 turn,
                        const char *const *updates)
 {
-  AbStreamEvent *event = g_new0 (AbStreamEvent, 1);
-
-  event->kind = AB_STREAM_UPDATE;
-  event->turn = turn;
-  event->updates = g_strdupv ((char **)updates);
-  return stream_keep (self, event);
+  return stream_add (self, AB_STREAM_UPDATE, turn, updates, NULL, NULL);
 }
 
 guint64
 session_stream_turn_ended (AbSession *self, guint64 turn, const char *reason,
                            const char *message)
 {
-  AbStreamEvent *event = g_new0 (AbStreamEvent, 1);
-
-  event->kind = AB_STREAM_TURN_ENDED;
-  event->turn = turn;
-  event->first = g_strdup (reason);
-  event->second = g_strdup (message);
-  return stream_keep (self, event);
+  return stream_add (self, AB_STREAM_TURN_ENDED, turn, NULL, reason, message);
 }
 
 guint64
 session_stream_permission (AbSession *self, guint64 turn, const char *request,
                            const char *json)
 {
-  AbStreamEvent *event = g_new0 (AbStreamEvent, 1);
-
-  event->kind = AB_STREAM_PERMISSION_REQUESTED;
-  event->turn = turn;
-  event->first = g_strdup (request);
-  event->second = g_strdup (json);
-  return stream_keep (self, event);
+  return stream_add (self, AB_STREAM_PERMISSION_REQUESTED, turn, NULL, request,
+                     json);
 }
 
 void
