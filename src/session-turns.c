@@ -48,8 +48,10 @@ note_title (AbSession *self, const char *json)
                       - text);
       self->title = g_strndup (text, len);
     }
-  /* Kept in the record, so that a restart keeps it too. */
-  if (g_strcmp0 (old, self->title) != 0)
+  /* Kept in the record, so that a restart keeps it too: now during a
+   * turn, else with the next record (one written now would not name a
+   * prompt waiting for the agent). */
+  if (g_strcmp0 (old, self->title) != 0 && self->current != NULL)
     session_persist (self);
 }
 
@@ -751,9 +753,12 @@ session_accept_turn (AbSession *self, const char *text, JsonNode *content,
   g_queue_push_tail (&self->queue, turn);
   g_object_notify_by_pspec (G_OBJECT (self), session_props[PROP_TURNS]);
   session_notify_queued (self);
-  /* Queued behind another: on disk, so that a restart or a crash runs
-   * it all the same (a turn that starts now is written as it starts). */
-  if (self->current != NULL || g_queue_get_length (&self->queue) > 1)
+  /* Queued behind a running turn: on disk, so that a restart or a crash
+   * runs it all the same.  Without one, the turn about to start writes
+   * the queue with it; a record written now would not name the prompt
+   * that may be waiting for the agent (session_record_waiting_prompt()),
+   * which the agent may see meanwhile. */
+  if (self->current != NULL)
     session_persist (self);
   session_schedule_kick (self);
   return turn->number;
